@@ -1,0 +1,103 @@
+//! Applying an ordered batch of transactions: the unit a node commits.
+
+use ed25519_dalek::{Signature, VerifyingKey};
+use serde::{Deserialize, Serialize};
+
+use crate::apply::{apply_verified, Event};
+use crate::{ChaincodeError, Genesis, OrgId, Overlay, Result, SignedTx, State, StateRoot, TxId, WriteSet};
+
+/// What the chaincode knows of the block a transaction is in.
+#[derive(Debug, Clone)]
+pub struct BlockCtx<'a> {
+    pub genesis: &'a Genesis,
+    pub height: u64,
+    /// The block's timestamp; the only clock the chaincode sees.
+    pub time_ms: i64,
+    pub proposer: OrgId,
+}
+
+/// One transaction's verdict, recorded in the block like Fabric's validity bitmap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxOutcome {
+    pub tx_id: TxId,
+    pub result: Result<Vec<Event>, ChaincodeError>,
+}
+
+impl TxOutcome {
+    pub fn verdict(&self) -> Verdict {
+        match &self.result {
+            Ok(_) => Verdict::Valid,
+            Err(e) => Verdict::Invalid(e.to_string()),
+        }
+    }
+}
+
+/// A transaction's verdict as stored in a block.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Verdict {
+    Valid,
+    /// The chaincode's reason, identical on every node.
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockOutcome {
+    pub outcomes: Vec<TxOutcome>,
+    /// Everything the valid transactions wrote, to commit atomically.
+    pub writes: WriteSet,
+    pub state_root: StateRoot,
+}
+
+/// Signatures are checked in fixed-size chunks so that every node, given the
+/// same block, makes exactly the same batch calls.
+const SIG_BATCH: usize = 256;
+
+/// Checks every signature of `txs`, batch-verifying where it can: a chunk
+/// that passes as a batch is valid as a whole; a chunk that fails is checked
+/// one by one to find the culprits.
+pub fn verify_signatures(genesis: &Genesis, txs: &[SignedTx]) -> Vec<Result<(), ChaincodeError>> {
+    let mut out = Vec::with_capacity(txs.len());
+    for chunk in txs.chunks(SIG_BATCH) {
+        let parsed: Vec<Result<(VerifyingKey, Signature)>> = chunk.iter().map(|t| t.key_and_signature(genesis)).collect();
+        if parsed.iter().all(|p| p.is_ok()) {
+            let bodies: Vec<Vec<u8>> = chunk.iter().map(|t| t.body.canonical_bytes()).collect();
+            let msgs: Vec<&[u8]> = bodies.iter().map(|b| b.as_slice()).collect();
+            let (keys, sigs): (Vec<_>, Vec<_>) = parsed.iter().map(|p| *p.as_ref().expect("checked")).unzip();
+            if ed25519_dalek::verify_batch(&msgs, &sigs, &keys).is_ok() {
+                out.extend(chunk.iter().map(|_| Ok(())));
+                continue;
+            }
+        }
+        out.extend(chunk.iter().map(|t| t.verify(genesis)));
+    }
+    out
+}
+
+/// Applies `txs` in order over `base`. Invalid transactions are recorded with
+/// their reason and leave no writes; an `Err` means the state backend failed
+/// and the block must not be committed.
+pub fn apply_block<S: State + ?Sized>(base: &S, ctx: &BlockCtx, txs: &[SignedTx], prev_root: StateRoot) -> Result<BlockOutcome> {
+    let sigs = verify_signatures(ctx.genesis, txs);
+    let mut block = Overlay::new(base);
+    let mut outcomes = Vec::with_capacity(txs.len());
+    for (tx, sig) in txs.iter().zip(sigs) {
+        let tx_id = tx.id();
+        let result = sig.and_then(|()| {
+            let mut overlay = Overlay::new(&block);
+            let events = apply_verified(&mut overlay, tx, tx_id, ctx)?;
+            Ok((events, overlay.into_writes()))
+        });
+        let result = match result {
+            Ok((events, writes)) => {
+                block.absorb(writes);
+                Ok(events)
+            }
+            Err(e) if e.is_fatal() => return Err(e),
+            Err(e) => Err(e),
+        };
+        outcomes.push(TxOutcome { tx_id, result });
+    }
+    let writes = block.into_writes();
+    let state_root = prev_root.fold(&writes);
+    Ok(BlockOutcome { outcomes, writes, state_root })
+}

@@ -1,0 +1,33 @@
+//! The pure, deterministic state machine of leasehold.
+//!
+//! Everything a ledger decides lives here: who the organisations are, what a
+//! dataset and a lease are, and which transaction is allowed when. The crate
+//! does no I/O, reads no clock and draws no randomness: time arrives only as
+//! [`BlockCtx::time_ms`], state only through the [`State`] trait. The node
+//! backs that trait with RocksDB; tests back it with a `BTreeMap`.
+//!
+//! The entry points are [`apply`] for one transaction and [`apply_block`] for
+//! an ordered batch, which returns the write set and the new state root.
+
+mod apply;
+mod block;
+pub mod canonical;
+mod error;
+pub mod keys;
+mod lease;
+pub mod query;
+mod run;
+mod state;
+pub mod time;
+mod tx;
+mod types;
+
+pub use apply::{apply, Event};
+pub use block::{apply_block, verify_signatures, BlockCtx, BlockOutcome, TxOutcome, Verdict};
+pub use error::ChaincodeError;
+pub use state::{MemState, Overlay, State, StateRoot, WriteSet};
+pub use tx::{Payload, SignedTx, TxBody, TxId};
+pub use types::*;
+
+/// Result alias used throughout the crate.
+pub type Result<T, E = ChaincodeError> = std::result::Result<T, E>;

@@ -1,0 +1,187 @@
+//! Read-only queries the API needs, over any [`State`].
+
+use std::collections::{BTreeSet, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{keys, AccessRecord, Dataset, DatasetRef, HistoryEntry, Lease, LeaseStatus, Result, Run, State, TxId};
+
+/// Upper bound on any one listing, whatever the caller asks for.
+pub const MAX_PAGE: usize = 1000;
+/// Upper bound on the datasets a lineage walk visits.
+pub const MAX_LINEAGE: usize = 1000;
+
+pub fn dataset(state: &impl State, id: &str) -> Result<Option<Dataset>> {
+    keys::get(state, &keys::dataset(id))
+}
+
+pub fn dataset_version(state: &impl State, id: &str, version: u32) -> Result<Option<Dataset>> {
+    keys::get(state, &keys::dataset_version(id, version))
+}
+
+/// Every version of a dataset, oldest first.
+pub fn dataset_versions(state: &impl State, id: &str) -> Result<Vec<Dataset>> {
+    let prefix = format!("dsv/{id}/").into_bytes();
+    state.scan_prefix(&prefix, MAX_PAGE)?.iter().map(|(k, v)| decode(k, v)).collect()
+}
+
+pub fn lease(state: &impl State, id: &str) -> Result<Option<Lease>> {
+    keys::get(state, &keys::lease(id))
+}
+
+pub fn run(state: &impl State, id: &str) -> Result<Option<Run>> {
+    keys::get(state, &keys::run(id))
+}
+
+/// The height a valid transaction was committed at.
+pub fn tx_height(state: &impl State, id: &TxId) -> Result<Option<u64>> {
+    keys::get(state, &keys::tx(id))
+}
+
+fn decode<T: serde::de::DeserializeOwned>(k: &[u8], v: &[u8]) -> Result<T> {
+    crate::canonical::from_bytes(v, &String::from_utf8_lossy(k))
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DatasetFilter {
+    pub owner: Option<String>,
+    pub tag: Option<String>,
+    /// Case-insensitive substring of title, description or a tag.
+    pub text: Option<String>,
+    pub include_retired: bool,
+    /// Resume after this id (the last id of the previous page).
+    pub after: Option<String>,
+    pub limit: usize,
+}
+
+/// Datasets matching `f`, in id order, at most `f.limit` (capped at [`MAX_PAGE`]).
+pub fn datasets(state: &impl State, f: &DatasetFilter) -> Result<Vec<Dataset>> {
+    let limit = f.limit.clamp(1, MAX_PAGE);
+    let ids: Vec<String> = match (&f.owner, &f.tag) {
+        (Some(o), _) => index_ids(state, &keys::idx_owner(o, ""))?,
+        (None, Some(t)) => index_ids(state, &keys::idx_tag(t, ""))?,
+        (None, None) => state.scan_prefix(b"ds/", usize::MAX)?.iter().map(|(k, _)| keys::last_segment(k)).collect(),
+    };
+    let text = f.text.as_ref().map(|t| t.to_lowercase());
+    let mut out = Vec::new();
+    for id in ids.into_iter().filter(|id| f.after.as_ref().is_none_or(|a| id > a)) {
+        let Some(ds) = dataset(state, &id)? else { continue };
+        let tag_ok = f.tag.as_ref().is_none_or(|t| ds.spec.tags.contains(t));
+        let text_ok = text.as_ref().is_none_or(|t| {
+            ds.spec.title.to_lowercase().contains(t)
+                || ds.spec.description.to_lowercase().contains(t)
+                || ds.spec.tags.iter().any(|g| g.to_lowercase().contains(t))
+        });
+        if tag_ok && text_ok && (f.include_retired || !ds.retired) {
+            out.push(ds);
+            if out.len() == limit {
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn index_ids(state: &impl State, prefix: &[u8]) -> Result<Vec<String>> {
+    Ok(state.scan_prefix(prefix, usize::MAX)?.iter().map(|(k, _)| keys::last_segment(k)).collect())
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct LeaseFilter {
+    pub dataset: Option<String>,
+    pub lessee: Option<String>,
+    pub owner: Option<String>,
+    pub status: Option<LeaseStatus>,
+    pub after: Option<String>,
+    pub limit: usize,
+}
+
+/// Leases matching `f`, with status judged at block time `now_ms`.
+pub fn leases(state: &impl State, f: &LeaseFilter, now_ms: i64) -> Result<Vec<Lease>> {
+    let limit = f.limit.clamp(1, MAX_PAGE);
+    let ids = match (&f.dataset, &f.lessee, &f.owner) {
+        (Some(d), _, _) => index_ids(state, &keys::idx_lease_by_dataset(d, ""))?,
+        (None, Some(o), _) => index_ids(state, &keys::idx_lease_by_lessee(o, ""))?,
+        (None, None, Some(o)) => index_ids(state, &keys::idx_lease_by_owner(o, ""))?,
+        (None, None, None) => state.scan_prefix(b"lease/", usize::MAX)?.iter().map(|(k, _)| keys::last_segment(k)).collect(),
+    };
+    let mut out = Vec::new();
+    for id in ids.into_iter().filter(|id| f.after.as_ref().is_none_or(|a| id > a)) {
+        let Some(l) = lease(state, &id)? else { continue };
+        let ok = f.lessee.as_ref().is_none_or(|o| &l.lessee == o)
+            && f.owner.as_ref().is_none_or(|o| &l.owner == o)
+            && f.status.is_none_or(|s| l.status_at(now_ms) == s);
+        if ok {
+            out.push(l);
+            if out.len() == limit {
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The lease through which `org` may use `dataset` at time `now_ms`, if any.
+pub fn active_lease(state: &impl State, org: &str, dataset: &str, now_ms: i64) -> Result<Option<Lease>> {
+    let f = LeaseFilter {
+        dataset: Some(dataset.into()),
+        lessee: Some(org.into()),
+        status: Some(LeaseStatus::Active),
+        limit: 1,
+        ..Default::default()
+    };
+    Ok(leases(state, &f, now_ms)?.into_iter().next())
+}
+
+/// Every recorded version of `kind` (`dataset`, `lease`, `run` or `access`)
+/// `id`, oldest first, each with the transaction that wrote it.
+pub fn history(state: &impl State, kind: &str, id: &str) -> Result<Vec<HistoryEntry>> {
+    state.scan_prefix(&keys::history_prefix(kind, id), MAX_PAGE)?.iter().map(|(k, v)| decode(k, v)).collect()
+}
+
+/// The audit trail of metadata reads under a lease.
+pub fn access_log(state: &impl State, lease_id: &str) -> Result<Vec<AccessRecord>> {
+    history(state, "access", lease_id)?
+        .iter()
+        .map(|e| crate::canonical::from_bytes(&e.record, "access record"))
+        .collect()
+}
+
+/// One step of a lineage: a dataset version and what it was derived from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineageNode {
+    pub dataset: DatasetRef,
+    pub owner: String,
+    pub title: String,
+    pub run_id: Option<String>,
+    pub workflow_hash: Option<String>,
+    /// Empty for a root.
+    pub inputs: Vec<DatasetRef>,
+}
+
+/// Walks provenance from `id`'s current version back to its roots,
+/// breadth first, visiting each version once and at most [`MAX_LINEAGE`].
+pub fn lineage(state: &impl State, id: &str) -> Result<Vec<LineageNode>> {
+    let Some(head) = dataset(state, id)? else { return Ok(Vec::new()) };
+    let mut queue = VecDeque::from([DatasetRef { id: head.id, version: head.version }]);
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    while let Some(r) = queue.pop_front() {
+        if out.len() == MAX_LINEAGE || !seen.insert(r.clone()) {
+            continue;
+        }
+        let Some(ds) = dataset_version(state, &r.id, r.version)? else { continue };
+        let prov = ds.provenance.clone();
+        let inputs = prov.as_ref().map(|p| p.inputs.clone()).unwrap_or_default();
+        queue.extend(inputs.iter().cloned());
+        out.push(LineageNode {
+            dataset: r,
+            owner: ds.owner,
+            title: ds.spec.title,
+            run_id: prov.as_ref().map(|p| p.run_id.clone()),
+            workflow_hash: prov.map(|p| hex::encode(p.workflow_hash)),
+            inputs,
+        });
+    }
+    Ok(out)
+}

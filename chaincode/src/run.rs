@@ -1,0 +1,109 @@
+//! Workflow runs and the provenance of what they publish.
+
+use crate::apply::{load_dataset, Event, TxCtx};
+use crate::{keys, lease, ChaincodeError, DatasetRef, Hash32, Provenance, Result, Run, RunStatus, State};
+
+const MAX_RUN_LEASES: usize = 64;
+const MAX_RUN_INPUTS: usize = 256;
+
+fn load(state: &impl State, id: &str) -> Result<Run> {
+    keys::get(state, &keys::run(id))?.ok_or_else(|| ChaincodeError::NotFound { kind: "run", id: id.into() })
+}
+
+fn store(state: &mut impl State, ctx: &TxCtx, run: &Run) -> Result<()> {
+    keys::put(state, keys::run(&run.id), run);
+    ctx.record_history(state, "run", &run.id, run)
+}
+
+pub(crate) fn start(
+    state: &mut impl State,
+    ctx: &TxCtx,
+    run_id: &str,
+    workflow_hash: &Hash32,
+    lease_ids: &[String],
+    inputs: &[DatasetRef],
+) -> Result<Event> {
+    keys::valid_id("run_id", run_id)?;
+    if state.get(&keys::run(run_id))?.is_some() {
+        return Err(ChaincodeError::AlreadyExists { kind: "run", id: run_id.into() });
+    }
+    if lease_ids.len() > MAX_RUN_LEASES || inputs.len() > MAX_RUN_INPUTS {
+        return Err(ChaincodeError::invalid("lease_ids", format!("at most {MAX_RUN_LEASES} leases and {MAX_RUN_INPUTS} inputs")));
+    }
+    let leases = lease_ids.iter().map(|id| lease::require_active_for(state, ctx, id)).collect::<Result<Vec<_>>>()?;
+    for input in inputs {
+        let ds = load_dataset(state, &input.id)?;
+        if state.get(&keys::dataset_version(&input.id, input.version))?.is_none() {
+            return Err(ChaincodeError::NotFound { kind: "dataset version", id: format!("{}@{}", input.id, input.version) });
+        }
+        if ds.owner != ctx.org && !leases.iter().any(|l| l.dataset_id == input.id) {
+            return Err(ChaincodeError::invalid(
+                "inputs",
+                format!("dataset {:?} is neither owned by {:?} nor covered by one of the run's leases", input.id, ctx.org),
+            ));
+        }
+    }
+    let run = Run {
+        id: run_id.into(),
+        org: ctx.org.into(),
+        workflow_hash: *workflow_hash,
+        lease_ids: lease_ids.to_vec(),
+        inputs: inputs.to_vec(),
+        status: RunStatus::Running,
+        output_hash: None,
+        started_at_ms: ctx.now(),
+        finished_at_ms: None,
+    };
+    store(state, ctx, &run)?;
+    Ok(Event::RunStarted { run_id: run_id.into() })
+}
+
+pub(crate) fn finish(
+    state: &mut impl State,
+    ctx: &TxCtx,
+    run_id: &str,
+    status: RunStatus,
+    output_hash: &Option<Hash32>,
+) -> Result<Event> {
+    let mut run = load(state, run_id)?;
+    if run.org != ctx.org {
+        return Err(ChaincodeError::NotOwner { owner: run.org, org: ctx.org.into(), action: "finish the run" });
+    }
+    if run.status != RunStatus::Running {
+        return Err(ChaincodeError::RunState {
+            run: run.id,
+            status: run.status.as_str().into(),
+            action: "finish",
+            needs: "running",
+        });
+    }
+    if status == RunStatus::Running {
+        return Err(ChaincodeError::invalid("status", "a finished run cannot be 'running'"));
+    }
+    run.status = status;
+    run.output_hash = *output_hash;
+    run.finished_at_ms = Some(ctx.now());
+    store(state, ctx, &run)?;
+    Ok(Event::RunFinished { run_id: run_id.into() })
+}
+
+/// The provenance of a dataset published from `run_id`: the run must be
+/// this org's, have succeeded, and have produced exactly `content_hash`.
+pub(crate) fn provenance_for(state: &impl State, ctx: &TxCtx, run_id: &str, content_hash: &Hash32) -> Result<Provenance> {
+    let run = load(state, run_id)?;
+    if run.org != ctx.org {
+        return Err(ChaincodeError::Provenance(format!("run {run_id:?} belongs to {:?}, not {:?}", run.org, ctx.org)));
+    }
+    if run.status != RunStatus::Succeeded {
+        return Err(ChaincodeError::Provenance(format!(
+            "run {run_id:?} is {}; only a succeeded run can be published",
+            run.status.as_str()
+        )));
+    }
+    if run.output_hash.as_ref() != Some(content_hash) {
+        return Err(ChaincodeError::Provenance(format!(
+            "content hash does not match the output hash recorded by run {run_id:?}"
+        )));
+    }
+    Ok(Provenance { run_id: run.id, workflow_hash: run.workflow_hash, inputs: run.inputs })
+}

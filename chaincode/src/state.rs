@@ -1,0 +1,184 @@
+//! The key-value state the chaincode runs over, and the overlay that makes a
+//! transaction all-or-nothing.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use sha2::{Digest, Sha256};
+
+use crate::{Hash32, Result};
+
+/// Writes of a transaction or block, in key order: `None` deletes.
+pub type WriteSet = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// A key-value store seen by the chaincode.
+pub trait State {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
+    /// Entries whose key starts with `prefix`, in key order, at most `limit`.
+    fn scan_prefix(&self, prefix: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
+    fn put(&mut self, key: Vec<u8>, value: Vec<u8>);
+    fn delete(&mut self, key: Vec<u8>);
+}
+
+/// An in-memory state for tests and tools.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemState {
+    pub map: BTreeMap<Vec<u8>, Vec<u8>>,
+}
+
+impl MemState {
+    pub fn apply_writes(&mut self, writes: WriteSet) {
+        for (k, v) in writes {
+            match v {
+                Some(v) => self.map.insert(k, v),
+                None => self.map.remove(&k),
+            };
+        }
+    }
+}
+
+fn prefix_range<'a, V>(map: &'a BTreeMap<Vec<u8>, V>, prefix: &[u8]) -> impl Iterator<Item = (&'a Vec<u8>, &'a V)> {
+    let prefix = prefix.to_vec();
+    map.range::<Vec<u8>, _>((Bound::Included(prefix.clone()), Bound::Unbounded))
+        .take_while(move |(k, _)| k.starts_with(&prefix))
+}
+
+impl State for MemState {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.map.get(key).cloned())
+    }
+
+    fn scan_prefix(&self, prefix: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        Ok(prefix_range(&self.map, prefix).take(limit).map(|(k, v)| (k.clone(), v.clone())).collect())
+    }
+
+    fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.map.insert(key, value);
+    }
+
+    fn delete(&mut self, key: Vec<u8>) {
+        self.map.remove(&key);
+    }
+}
+
+/// Buffers writes over a base state. Reads see the buffered writes first.
+/// Dropping the overlay discards them; that is how a rejected transaction
+/// leaves no trace.
+pub struct Overlay<'a, S: State + ?Sized> {
+    base: &'a S,
+    writes: WriteSet,
+}
+
+impl<'a, S: State + ?Sized> Overlay<'a, S> {
+    pub fn new(base: &'a S) -> Self {
+        Self { base, writes: WriteSet::new() }
+    }
+
+    pub fn into_writes(self) -> WriteSet {
+        self.writes
+    }
+
+    /// Folds a nested overlay's writes into this one.
+    pub fn absorb(&mut self, writes: WriteSet) {
+        self.writes.extend(writes);
+    }
+}
+
+impl<S: State + ?Sized> State for Overlay<'_, S> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        match self.writes.get(key) {
+            Some(v) => Ok(v.clone()),
+            None => self.base.get(key),
+        }
+    }
+
+    fn scan_prefix(&self, prefix: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        // Overlays live for one block, so scanning the base in full and
+        // merging is cheap; the limit applies to the merged view.
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = self.base.scan_prefix(prefix, usize::MAX)?.into_iter().collect();
+        for (k, v) in prefix_range(&self.writes, prefix) {
+            match v {
+                Some(v) => merged.insert(k.clone(), v.clone()),
+                None => merged.remove(k),
+            };
+        }
+        Ok(merged.into_iter().take(limit).collect())
+    }
+
+    fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.writes.insert(key, Some(value));
+    }
+
+    fn delete(&mut self, key: Vec<u8>) {
+        self.writes.insert(key, None);
+    }
+}
+
+/// A commitment to the state that two nodes can compare.
+///
+/// Recomputing a hash over the whole state at every block would cost O(state)
+/// per block, so the root is chained instead: each block's root hashes the
+/// previous root with that block's write set in key order. Two nodes that
+/// applied the same blocks from the same genesis have the same root, and a
+/// node whose state diverged at any block has a different root from then on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct StateRoot(pub Hash32);
+
+impl StateRoot {
+    /// The root before any block: a hash of the genesis document's bytes.
+    pub fn genesis(genesis_bytes: &[u8]) -> Self {
+        Self(Sha256::new().chain_update(b"leasehold/state-root/genesis/v1").chain_update(genesis_bytes).finalize().into())
+    }
+
+    pub fn fold(self, writes: &WriteSet) -> Self {
+        let mut h = Sha256::new().chain_update(b"leasehold/state-root/v1").chain_update(self.0);
+        for (k, v) in writes {
+            h.update((k.len() as u64).to_le_bytes());
+            h.update(k);
+            match v {
+                Some(v) => {
+                    h.update([1]);
+                    h.update((v.len() as u64).to_le_bytes());
+                    h.update(v);
+                }
+                None => h.update([0]),
+            }
+        }
+        Self(h.finalize().into())
+    }
+
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlay_reads_its_own_writes_and_drops_on_discard() {
+        let mut base = MemState::default();
+        base.put(b"a/1".to_vec(), b"x".to_vec());
+        base.put(b"a/2".to_vec(), b"y".to_vec());
+        let mut o = Overlay::new(&base);
+        o.put(b"a/3".to_vec(), b"z".to_vec());
+        o.delete(b"a/1".to_vec());
+        assert_eq!(o.get(b"a/1").unwrap(), None);
+        let keys: Vec<_> = o.scan_prefix(b"a/", 10).unwrap().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, vec![b"a/2".to_vec(), b"a/3".to_vec()]);
+        assert_eq!(o.scan_prefix(b"a/", 1).unwrap().len(), 1);
+        drop(o);
+        assert_eq!(base.get(b"a/1").unwrap(), Some(b"x".to_vec()));
+    }
+
+    #[test]
+    fn root_depends_on_every_write_and_its_order_in_the_chain() {
+        let g = StateRoot::genesis(b"g");
+        let w1: WriteSet = [(b"k".to_vec(), Some(b"v".to_vec()))].into();
+        let w2: WriteSet = [(b"k".to_vec(), None)].into();
+        assert_ne!(g.fold(&w1), g.fold(&w2));
+        assert_ne!(g.fold(&w1).fold(&w2), g.fold(&w2).fold(&w1));
+        assert_eq!(g.fold(&w1), StateRoot::genesis(b"g").fold(&w1.clone()));
+    }
+}

@@ -1,0 +1,143 @@
+//! Signed transactions: an envelope, its canonical bytes, its id and its
+//! signature.
+
+use std::fmt;
+
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::{canonical, ChaincodeError, DatasetRef, DatasetSpec, Genesis, Hash32, OrgId, RunStatus};
+
+/// sha256 of a transaction body's canonical bytes.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TxId(pub Hash32);
+
+impl TxId {
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    pub fn from_hex(s: &str) -> Option<Self> {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(s, &mut out).ok()?;
+        Some(Self(out))
+    }
+}
+
+impl fmt::Display for TxId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for TxId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TxId({})", self.to_hex())
+    }
+}
+
+/// What a transaction asks the ledger to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Payload {
+    /// Register a dataset. With `derived_from_run`, it is a published result
+    /// and its provenance is taken from that run.
+    RegisterDataset { id: String, spec: DatasetSpec, derived_from_run: Option<String> },
+    /// A new version with a whole new spec (owner only).
+    UpdateDataset { id: String, spec: DatasetSpec },
+    RetireDataset { id: String },
+    RequestLease { lease_id: String, dataset_id: String, duration_ms: u64, purpose: String },
+    GrantLease { lease_id: String, duration_ms: u64, wrapped_key: Vec<u8> },
+    DenyLease { lease_id: String, reason: String },
+    ReleaseLease { lease_id: String },
+    RevokeLease { lease_id: String, reason: String },
+    ExtendLease { lease_id: String, extra_ms: u64 },
+    StartRun { run_id: String, workflow_hash: Hash32, lease_ids: Vec<String>, inputs: Vec<DatasetRef> },
+    FinishRun { run_id: String, status: RunStatus, output_hash: Option<Hash32> },
+    /// Audit: the lessee's node decrypted the lease's metadata for `reader`.
+    RecordAccess { lease_id: String, reader: String },
+}
+
+impl Payload {
+    /// Short name for logs and the API.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::RegisterDataset { .. } => "register_dataset",
+            Self::UpdateDataset { .. } => "update_dataset",
+            Self::RetireDataset { .. } => "retire_dataset",
+            Self::RequestLease { .. } => "request_lease",
+            Self::GrantLease { .. } => "grant_lease",
+            Self::DenyLease { .. } => "deny_lease",
+            Self::ReleaseLease { .. } => "release_lease",
+            Self::RevokeLease { .. } => "revoke_lease",
+            Self::ExtendLease { .. } => "extend_lease",
+            Self::StartRun { .. } => "start_run",
+            Self::FinishRun { .. } => "finish_run",
+            Self::RecordAccess { .. } => "record_access",
+        }
+    }
+}
+
+/// The signed part of a transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxBody {
+    pub network_id: String,
+    pub org: OrgId,
+    /// Per-org; must be fresh (see [`crate::NetworkPolicy::nonce_window`]).
+    pub nonce: u64,
+    pub created_at_ms: i64,
+    pub payload: Payload,
+}
+
+impl TxBody {
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        canonical::to_bytes(self)
+    }
+
+    pub fn id(&self) -> TxId {
+        TxId(Sha256::digest(self.canonical_bytes()).into())
+    }
+
+    pub fn sign(self, key: &SigningKey) -> SignedTx {
+        let signature = key.sign(&self.canonical_bytes()).to_bytes().to_vec();
+        SignedTx { body: self, signature }
+    }
+}
+
+/// A body and the ed25519 signature of its canonical bytes by `body.org`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedTx {
+    pub body: TxBody,
+    /// 64 bytes; a `Vec` so a malformed length is a rejection, not a decode failure.
+    pub signature: Vec<u8>,
+}
+
+impl SignedTx {
+    pub fn id(&self) -> TxId {
+        self.body.id()
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        canonical::to_bytes(self)
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, ChaincodeError> {
+        canonical::from_bytes(bytes, "signed transaction")
+    }
+
+    /// The signer's key and the parsed signature, or why they are unusable.
+    pub(crate) fn key_and_signature(&self, genesis: &Genesis) -> Result<(VerifyingKey, Signature), ChaincodeError> {
+        let org = genesis.org(&self.body.org).ok_or_else(|| ChaincodeError::UnknownOrg(self.body.org.clone()))?;
+        let bad = || ChaincodeError::BadSignature { org: self.body.org.clone() };
+        let key = VerifyingKey::from_bytes(&org.signing_key).map_err(|_| bad())?;
+        let sig: [u8; 64] = self.signature.as_slice().try_into().map_err(|_| bad())?;
+        Ok((key, Signature::from_bytes(&sig)))
+    }
+
+    /// Checks the signature against the genesis key of `body.org`.
+    pub fn verify(&self, genesis: &Genesis) -> Result<(), ChaincodeError> {
+        let (key, sig) = self.key_and_signature(genesis)?;
+        key.verify(&self.body.canonical_bytes(), &sig)
+            .map_err(|_| ChaincodeError::BadSignature { org: self.body.org.clone() })
+    }
+}
