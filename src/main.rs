@@ -1,5 +1,103 @@
-//! The `leasehold` binary: a thin shell over `leasehold-node`.
+//! The `leasehold` binary: parses the command line and wires the node and
+//! its REST API together. Everything of substance lives in the crates.
+
+mod bench;
+
+use std::path::Path;
+
+use anyhow::Context;
+use clap::Parser;
+use leasehold_node::cli::{Cli, Command};
+use leasehold_node::config::NodeConfig;
 
 fn main() -> anyhow::Result<()> {
-    anyhow::bail!("leasehold: the node has not landed yet; see README.md")
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,openraft=warn,libp2p=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Runtime::new()?;
+    match cli.command {
+        Command::Init {
+            orgs,
+            out,
+            network_id,
+            host,
+            p2p_ports,
+            api_ports,
+        } => {
+            let default = |base: u16| (0..orgs as u16).map(|i| base + i).collect::<Vec<_>>();
+            let opts = leasehold_node::init::InitOptions {
+                orgs,
+                network_id,
+                host,
+                p2p_ports: if p2p_ports.is_empty() {
+                    default(7051)
+                } else {
+                    p2p_ports
+                },
+                api_ports: if api_ports.is_empty() {
+                    default(8081)
+                } else {
+                    api_ports
+                },
+                now_ms: leasehold_node::now_ms(),
+            };
+            leasehold_node::init::init(&out, &opts)?;
+            println!("initialised {orgs} organisations under {}", out.display());
+            Ok(())
+        }
+        Command::Start { config } => rt.block_on(start(&config)),
+        Command::Verify { data_dir } => {
+            let v = leasehold_node::verify::verify(&data_dir)?;
+            println!(
+                "ok: {} blocks verified; head {} state root {}",
+                v.height, v.head_hash, v.state_root
+            );
+            Ok(())
+        }
+        Command::Status { url } => rt.block_on(async {
+            let status: serde_json::Value = reqwest::get(format!("{url}/v1/status"))
+                .await?
+                .error_for_status()?
+                .json()
+                .await?;
+            println!("{}", serde_json::to_string_pretty(&status)?);
+            Ok(())
+        }),
+        Command::Bench(args) => rt.block_on(bench::run(args)),
+    }
+}
+
+async fn start(config: &Path) -> anyhow::Result<()> {
+    let cfg = NodeConfig::load(config)?;
+    let listener = tokio::net::TcpListener::bind(&cfg.api_listen)
+        .await
+        .with_context(|| format!("binding the API address {}", cfg.api_listen))?;
+    let (node, tasks) = leasehold_node::start(cfg.clone()).await?;
+    println!(
+        "leasehold node {} up: api http://{} p2p {}",
+        cfg.org,
+        listener.local_addr()?,
+        cfg.p2p_listen
+    );
+    let state = leasehold_api::AppState { node: node.clone() };
+    leasehold_api::serve(listener, state, shutdown_signal()).await?;
+    tracing::info!("shutting down");
+    node.shutdown().await;
+    tasks.abort();
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
 }

@@ -4,7 +4,9 @@ use ed25519_dalek::{Signature, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
 use crate::apply::{apply_verified, Event};
-use crate::{ChaincodeError, Genesis, OrgId, Overlay, Result, SignedTx, State, StateRoot, TxId, WriteSet};
+use crate::{
+    ChaincodeError, Genesis, OrgId, Overlay, Result, SignedTx, StateRead, StateRoot, TxId, WriteSet,
+};
 
 /// What the chaincode knows of the block a transaction is in.
 #[derive(Debug, Clone)]
@@ -58,11 +60,13 @@ const SIG_BATCH: usize = 256;
 pub fn verify_signatures(genesis: &Genesis, txs: &[SignedTx]) -> Vec<Result<(), ChaincodeError>> {
     let mut out = Vec::with_capacity(txs.len());
     for chunk in txs.chunks(SIG_BATCH) {
-        let parsed: Vec<Result<(VerifyingKey, Signature)>> = chunk.iter().map(|t| t.key_and_signature(genesis)).collect();
+        let parsed: Vec<Result<(VerifyingKey, Signature)>> =
+            chunk.iter().map(|t| t.key_and_signature(genesis)).collect();
         if parsed.iter().all(|p| p.is_ok()) {
             let bodies: Vec<Vec<u8>> = chunk.iter().map(|t| t.body.canonical_bytes()).collect();
             let msgs: Vec<&[u8]> = bodies.iter().map(|b| b.as_slice()).collect();
-            let (keys, sigs): (Vec<_>, Vec<_>) = parsed.iter().map(|p| *p.as_ref().expect("checked")).unzip();
+            let (keys, sigs): (Vec<_>, Vec<_>) =
+                parsed.iter().map(|p| *p.as_ref().expect("checked")).unzip();
             if ed25519_dalek::verify_batch(&msgs, &sigs, &keys).is_ok() {
                 out.extend(chunk.iter().map(|_| Ok(())));
                 continue;
@@ -76,7 +80,12 @@ pub fn verify_signatures(genesis: &Genesis, txs: &[SignedTx]) -> Vec<Result<(), 
 /// Applies `txs` in order over `base`. Invalid transactions are recorded with
 /// their reason and leave no writes; an `Err` means the state backend failed
 /// and the block must not be committed.
-pub fn apply_block<S: State + ?Sized>(base: &S, ctx: &BlockCtx, txs: &[SignedTx], prev_root: StateRoot) -> Result<BlockOutcome> {
+pub fn apply_block<S: StateRead + ?Sized>(
+    base: &S,
+    ctx: &BlockCtx,
+    txs: &[SignedTx],
+    prev_root: StateRoot,
+) -> Result<BlockOutcome> {
     let sigs = verify_signatures(ctx.genesis, txs);
     let mut block = Overlay::new(base);
     let mut outcomes = Vec::with_capacity(txs.len());
@@ -99,5 +108,9 @@ pub fn apply_block<S: State + ?Sized>(base: &S, ctx: &BlockCtx, txs: &[SignedTx]
     }
     let writes = block.into_writes();
     let state_root = prev_root.fold(&writes);
-    Ok(BlockOutcome { outcomes, writes, state_root })
+    Ok(BlockOutcome {
+        outcomes,
+        writes,
+        state_root,
+    })
 }

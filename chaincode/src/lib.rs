@@ -25,7 +25,7 @@ mod types;
 pub use apply::{apply, Event};
 pub use block::{apply_block, verify_signatures, BlockCtx, BlockOutcome, TxOutcome, Verdict};
 pub use error::ChaincodeError;
-pub use state::{MemState, Overlay, State, StateRoot, WriteSet};
+pub use state::{MemState, Overlay, State, StateRead, StateRoot, WriteSet};
 pub use tx::{Payload, SignedTx, TxBody, TxId};
 pub use types::*;
 

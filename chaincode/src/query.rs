@@ -4,37 +4,44 @@ use std::collections::{BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{keys, AccessRecord, Dataset, DatasetRef, HistoryEntry, Lease, LeaseStatus, Result, Run, State, TxId};
+use crate::{
+    keys, AccessRecord, Dataset, DatasetRef, HistoryEntry, Lease, LeaseStatus, Result, Run,
+    StateRead, TxId,
+};
 
 /// Upper bound on any one listing, whatever the caller asks for.
 pub const MAX_PAGE: usize = 1000;
 /// Upper bound on the datasets a lineage walk visits.
 pub const MAX_LINEAGE: usize = 1000;
 
-pub fn dataset(state: &impl State, id: &str) -> Result<Option<Dataset>> {
+pub fn dataset(state: &impl StateRead, id: &str) -> Result<Option<Dataset>> {
     keys::get(state, &keys::dataset(id))
 }
 
-pub fn dataset_version(state: &impl State, id: &str, version: u32) -> Result<Option<Dataset>> {
+pub fn dataset_version(state: &impl StateRead, id: &str, version: u32) -> Result<Option<Dataset>> {
     keys::get(state, &keys::dataset_version(id, version))
 }
 
 /// Every version of a dataset, oldest first.
-pub fn dataset_versions(state: &impl State, id: &str) -> Result<Vec<Dataset>> {
+pub fn dataset_versions(state: &impl StateRead, id: &str) -> Result<Vec<Dataset>> {
     let prefix = format!("dsv/{id}/").into_bytes();
-    state.scan_prefix(&prefix, MAX_PAGE)?.iter().map(|(k, v)| decode(k, v)).collect()
+    state
+        .scan_prefix(&prefix, MAX_PAGE)?
+        .iter()
+        .map(|(k, v)| decode(k, v))
+        .collect()
 }
 
-pub fn lease(state: &impl State, id: &str) -> Result<Option<Lease>> {
+pub fn lease(state: &impl StateRead, id: &str) -> Result<Option<Lease>> {
     keys::get(state, &keys::lease(id))
 }
 
-pub fn run(state: &impl State, id: &str) -> Result<Option<Run>> {
+pub fn run(state: &impl StateRead, id: &str) -> Result<Option<Run>> {
     keys::get(state, &keys::run(id))
 }
 
 /// The height a valid transaction was committed at.
-pub fn tx_height(state: &impl State, id: &TxId) -> Result<Option<u64>> {
+pub fn tx_height(state: &impl StateRead, id: &TxId) -> Result<Option<u64>> {
     keys::get(state, &keys::tx(id))
 }
 
@@ -55,17 +62,26 @@ pub struct DatasetFilter {
 }
 
 /// Datasets matching `f`, in id order, at most `f.limit` (capped at [`MAX_PAGE`]).
-pub fn datasets(state: &impl State, f: &DatasetFilter) -> Result<Vec<Dataset>> {
+pub fn datasets(state: &impl StateRead, f: &DatasetFilter) -> Result<Vec<Dataset>> {
     let limit = f.limit.clamp(1, MAX_PAGE);
     let ids: Vec<String> = match (&f.owner, &f.tag) {
         (Some(o), _) => index_ids(state, &keys::idx_owner(o, ""))?,
         (None, Some(t)) => index_ids(state, &keys::idx_tag(t, ""))?,
-        (None, None) => state.scan_prefix(b"ds/", usize::MAX)?.iter().map(|(k, _)| keys::last_segment(k)).collect(),
+        (None, None) => state
+            .scan_prefix(b"ds/", usize::MAX)?
+            .iter()
+            .map(|(k, _)| keys::last_segment(k))
+            .collect(),
     };
     let text = f.text.as_ref().map(|t| t.to_lowercase());
     let mut out = Vec::new();
-    for id in ids.into_iter().filter(|id| f.after.as_ref().is_none_or(|a| id > a)) {
-        let Some(ds) = dataset(state, &id)? else { continue };
+    for id in ids
+        .into_iter()
+        .filter(|id| f.after.as_ref().is_none_or(|a| id > a))
+    {
+        let Some(ds) = dataset(state, &id)? else {
+            continue;
+        };
         let tag_ok = f.tag.as_ref().is_none_or(|t| ds.spec.tags.contains(t));
         let text_ok = text.as_ref().is_none_or(|t| {
             ds.spec.title.to_lowercase().contains(t)
@@ -82,8 +98,12 @@ pub fn datasets(state: &impl State, f: &DatasetFilter) -> Result<Vec<Dataset>> {
     Ok(out)
 }
 
-fn index_ids(state: &impl State, prefix: &[u8]) -> Result<Vec<String>> {
-    Ok(state.scan_prefix(prefix, usize::MAX)?.iter().map(|(k, _)| keys::last_segment(k)).collect())
+fn index_ids(state: &impl StateRead, prefix: &[u8]) -> Result<Vec<String>> {
+    Ok(state
+        .scan_prefix(prefix, usize::MAX)?
+        .iter()
+        .map(|(k, _)| keys::last_segment(k))
+        .collect())
 }
 
 #[derive(Debug, Clone, Default)]
@@ -97,17 +117,26 @@ pub struct LeaseFilter {
 }
 
 /// Leases matching `f`, with status judged at block time `now_ms`.
-pub fn leases(state: &impl State, f: &LeaseFilter, now_ms: i64) -> Result<Vec<Lease>> {
+pub fn leases(state: &impl StateRead, f: &LeaseFilter, now_ms: i64) -> Result<Vec<Lease>> {
     let limit = f.limit.clamp(1, MAX_PAGE);
     let ids = match (&f.dataset, &f.lessee, &f.owner) {
         (Some(d), _, _) => index_ids(state, &keys::idx_lease_by_dataset(d, ""))?,
         (None, Some(o), _) => index_ids(state, &keys::idx_lease_by_lessee(o, ""))?,
         (None, None, Some(o)) => index_ids(state, &keys::idx_lease_by_owner(o, ""))?,
-        (None, None, None) => state.scan_prefix(b"lease/", usize::MAX)?.iter().map(|(k, _)| keys::last_segment(k)).collect(),
+        (None, None, None) => state
+            .scan_prefix(b"lease/", usize::MAX)?
+            .iter()
+            .map(|(k, _)| keys::last_segment(k))
+            .collect(),
     };
     let mut out = Vec::new();
-    for id in ids.into_iter().filter(|id| f.after.as_ref().is_none_or(|a| id > a)) {
-        let Some(l) = lease(state, &id)? else { continue };
+    for id in ids
+        .into_iter()
+        .filter(|id| f.after.as_ref().is_none_or(|a| id > a))
+    {
+        let Some(l) = lease(state, &id)? else {
+            continue;
+        };
         let ok = f.lessee.as_ref().is_none_or(|o| &l.lessee == o)
             && f.owner.as_ref().is_none_or(|o| &l.owner == o)
             && f.status.is_none_or(|s| l.status_at(now_ms) == s);
@@ -122,7 +151,12 @@ pub fn leases(state: &impl State, f: &LeaseFilter, now_ms: i64) -> Result<Vec<Le
 }
 
 /// The lease through which `org` may use `dataset` at time `now_ms`, if any.
-pub fn active_lease(state: &impl State, org: &str, dataset: &str, now_ms: i64) -> Result<Option<Lease>> {
+pub fn active_lease(
+    state: &impl StateRead,
+    org: &str,
+    dataset: &str,
+    now_ms: i64,
+) -> Result<Option<Lease>> {
     let f = LeaseFilter {
         dataset: Some(dataset.into()),
         lessee: Some(org.into()),
@@ -135,12 +169,16 @@ pub fn active_lease(state: &impl State, org: &str, dataset: &str, now_ms: i64) -
 
 /// Every recorded version of `kind` (`dataset`, `lease`, `run` or `access`)
 /// `id`, oldest first, each with the transaction that wrote it.
-pub fn history(state: &impl State, kind: &str, id: &str) -> Result<Vec<HistoryEntry>> {
-    state.scan_prefix(&keys::history_prefix(kind, id), MAX_PAGE)?.iter().map(|(k, v)| decode(k, v)).collect()
+pub fn history(state: &impl StateRead, kind: &str, id: &str) -> Result<Vec<HistoryEntry>> {
+    state
+        .scan_prefix(&keys::history_prefix(kind, id), MAX_PAGE)?
+        .iter()
+        .map(|(k, v)| decode(k, v))
+        .collect()
 }
 
 /// The audit trail of metadata reads under a lease.
-pub fn access_log(state: &impl State, lease_id: &str) -> Result<Vec<AccessRecord>> {
+pub fn access_log(state: &impl StateRead, lease_id: &str) -> Result<Vec<AccessRecord>> {
     history(state, "access", lease_id)?
         .iter()
         .map(|e| crate::canonical::from_bytes(&e.record, "access record"))
@@ -161,16 +199,23 @@ pub struct LineageNode {
 
 /// Walks provenance from `id`'s current version back to its roots,
 /// breadth first, visiting each version once and at most [`MAX_LINEAGE`].
-pub fn lineage(state: &impl State, id: &str) -> Result<Vec<LineageNode>> {
-    let Some(head) = dataset(state, id)? else { return Ok(Vec::new()) };
-    let mut queue = VecDeque::from([DatasetRef { id: head.id, version: head.version }]);
+pub fn lineage(state: &impl StateRead, id: &str) -> Result<Vec<LineageNode>> {
+    let Some(head) = dataset(state, id)? else {
+        return Ok(Vec::new());
+    };
+    let mut queue = VecDeque::from([DatasetRef {
+        id: head.id,
+        version: head.version,
+    }]);
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
     while let Some(r) = queue.pop_front() {
         if out.len() == MAX_LINEAGE || !seen.insert(r.clone()) {
             continue;
         }
-        let Some(ds) = dataset_version(state, &r.id, r.version)? else { continue };
+        let Some(ds) = dataset_version(state, &r.id, r.version)? else {
+            continue;
+        };
         let prov = ds.provenance.clone();
         let inputs = prov.as_ref().map(|p| p.inputs.clone()).unwrap_or_default();
         queue.extend(inputs.iter().cloned());

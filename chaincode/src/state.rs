@@ -11,11 +11,16 @@ use crate::{Hash32, Result};
 /// Writes of a transaction or block, in key order: `None` deletes.
 pub type WriteSet = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 
-/// A key-value store seen by the chaincode.
-pub trait State {
+/// The read side of the key-value state: all that queries and block
+/// application need from a backend.
+pub trait StateRead {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
     /// Entries whose key starts with `prefix`, in key order, at most `limit`.
     fn scan_prefix(&self, prefix: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
+}
+
+/// A key-value state the chaincode writes to.
+pub trait State: StateRead {
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>);
     fn delete(&mut self, key: Vec<u8>);
 }
@@ -37,21 +42,29 @@ impl MemState {
     }
 }
 
-fn prefix_range<'a, V>(map: &'a BTreeMap<Vec<u8>, V>, prefix: &[u8]) -> impl Iterator<Item = (&'a Vec<u8>, &'a V)> {
+fn prefix_range<'a, V>(
+    map: &'a BTreeMap<Vec<u8>, V>,
+    prefix: &[u8],
+) -> impl Iterator<Item = (&'a Vec<u8>, &'a V)> {
     let prefix = prefix.to_vec();
     map.range::<Vec<u8>, _>((Bound::Included(prefix.clone()), Bound::Unbounded))
         .take_while(move |(k, _)| k.starts_with(&prefix))
 }
 
-impl State for MemState {
+impl StateRead for MemState {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         Ok(self.map.get(key).cloned())
     }
 
     fn scan_prefix(&self, prefix: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        Ok(prefix_range(&self.map, prefix).take(limit).map(|(k, v)| (k.clone(), v.clone())).collect())
+        Ok(prefix_range(&self.map, prefix)
+            .take(limit)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
     }
+}
 
+impl State for MemState {
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
         self.map.insert(key, value);
     }
@@ -64,14 +77,17 @@ impl State for MemState {
 /// Buffers writes over a base state. Reads see the buffered writes first.
 /// Dropping the overlay discards them; that is how a rejected transaction
 /// leaves no trace.
-pub struct Overlay<'a, S: State + ?Sized> {
+pub struct Overlay<'a, S: StateRead + ?Sized> {
     base: &'a S,
     writes: WriteSet,
 }
 
-impl<'a, S: State + ?Sized> Overlay<'a, S> {
+impl<'a, S: StateRead + ?Sized> Overlay<'a, S> {
     pub fn new(base: &'a S) -> Self {
-        Self { base, writes: WriteSet::new() }
+        Self {
+            base,
+            writes: WriteSet::new(),
+        }
     }
 
     pub fn into_writes(self) -> WriteSet {
@@ -84,7 +100,7 @@ impl<'a, S: State + ?Sized> Overlay<'a, S> {
     }
 }
 
-impl<S: State + ?Sized> State for Overlay<'_, S> {
+impl<S: StateRead + ?Sized> StateRead for Overlay<'_, S> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         match self.writes.get(key) {
             Some(v) => Ok(v.clone()),
@@ -95,7 +111,11 @@ impl<S: State + ?Sized> State for Overlay<'_, S> {
     fn scan_prefix(&self, prefix: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         // Overlays live for one block, so scanning the base in full and
         // merging is cheap; the limit applies to the merged view.
-        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = self.base.scan_prefix(prefix, usize::MAX)?.into_iter().collect();
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = self
+            .base
+            .scan_prefix(prefix, usize::MAX)?
+            .into_iter()
+            .collect();
         for (k, v) in prefix_range(&self.writes, prefix) {
             match v {
                 Some(v) => merged.insert(k.clone(), v.clone()),
@@ -104,7 +124,9 @@ impl<S: State + ?Sized> State for Overlay<'_, S> {
         }
         Ok(merged.into_iter().take(limit).collect())
     }
+}
 
+impl<S: StateRead + ?Sized> State for Overlay<'_, S> {
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
         self.writes.insert(key, Some(value));
     }
@@ -127,11 +149,19 @@ pub struct StateRoot(pub Hash32);
 impl StateRoot {
     /// The root before any block: a hash of the genesis document's bytes.
     pub fn genesis(genesis_bytes: &[u8]) -> Self {
-        Self(Sha256::new().chain_update(b"leasehold/state-root/genesis/v1").chain_update(genesis_bytes).finalize().into())
+        Self(
+            Sha256::new()
+                .chain_update(b"leasehold/state-root/genesis/v1")
+                .chain_update(genesis_bytes)
+                .finalize()
+                .into(),
+        )
     }
 
     pub fn fold(self, writes: &WriteSet) -> Self {
-        let mut h = Sha256::new().chain_update(b"leasehold/state-root/v1").chain_update(self.0);
+        let mut h = Sha256::new()
+            .chain_update(b"leasehold/state-root/v1")
+            .chain_update(self.0);
         for (k, v) in writes {
             h.update((k.len() as u64).to_le_bytes());
             h.update(k);
@@ -165,7 +195,12 @@ mod tests {
         o.put(b"a/3".to_vec(), b"z".to_vec());
         o.delete(b"a/1".to_vec());
         assert_eq!(o.get(b"a/1").unwrap(), None);
-        let keys: Vec<_> = o.scan_prefix(b"a/", 10).unwrap().into_iter().map(|(k, _)| k).collect();
+        let keys: Vec<_> = o
+            .scan_prefix(b"a/", 10)
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
         assert_eq!(keys, vec![b"a/2".to_vec(), b"a/3".to_vec()]);
         assert_eq!(o.scan_prefix(b"a/", 1).unwrap().len(), 1);
         drop(o);

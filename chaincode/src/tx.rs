@@ -7,7 +7,9 @@ use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::{canonical, ChaincodeError, DatasetRef, DatasetSpec, Genesis, Hash32, OrgId, RunStatus};
+use crate::{
+    canonical, ChaincodeError, DatasetRef, DatasetSpec, Genesis, Hash32, OrgId, RunStatus,
+};
 
 /// sha256 of a transaction body's canonical bytes.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -42,20 +44,61 @@ impl fmt::Debug for TxId {
 pub enum Payload {
     /// Register a dataset. With `derived_from_run`, it is a published result
     /// and its provenance is taken from that run.
-    RegisterDataset { id: String, spec: DatasetSpec, derived_from_run: Option<String> },
+    RegisterDataset {
+        id: String,
+        spec: DatasetSpec,
+        derived_from_run: Option<String>,
+    },
     /// A new version with a whole new spec (owner only).
-    UpdateDataset { id: String, spec: DatasetSpec },
-    RetireDataset { id: String },
-    RequestLease { lease_id: String, dataset_id: String, duration_ms: u64, purpose: String },
-    GrantLease { lease_id: String, duration_ms: u64, wrapped_key: Vec<u8> },
-    DenyLease { lease_id: String, reason: String },
-    ReleaseLease { lease_id: String },
-    RevokeLease { lease_id: String, reason: String },
-    ExtendLease { lease_id: String, extra_ms: u64 },
-    StartRun { run_id: String, workflow_hash: Hash32, lease_ids: Vec<String>, inputs: Vec<DatasetRef> },
-    FinishRun { run_id: String, status: RunStatus, output_hash: Option<Hash32> },
+    UpdateDataset {
+        id: String,
+        spec: DatasetSpec,
+    },
+    RetireDataset {
+        id: String,
+    },
+    RequestLease {
+        lease_id: String,
+        dataset_id: String,
+        duration_ms: u64,
+        purpose: String,
+    },
+    GrantLease {
+        lease_id: String,
+        duration_ms: u64,
+        wrapped_key: Vec<u8>,
+    },
+    DenyLease {
+        lease_id: String,
+        reason: String,
+    },
+    ReleaseLease {
+        lease_id: String,
+    },
+    RevokeLease {
+        lease_id: String,
+        reason: String,
+    },
+    ExtendLease {
+        lease_id: String,
+        extra_ms: u64,
+    },
+    StartRun {
+        run_id: String,
+        workflow_hash: Hash32,
+        lease_ids: Vec<String>,
+        inputs: Vec<DatasetRef>,
+    },
+    FinishRun {
+        run_id: String,
+        status: RunStatus,
+        output_hash: Option<Hash32>,
+    },
     /// Audit: the lessee's node decrypted the lease's metadata for `reader`.
-    RecordAccess { lease_id: String, reader: String },
+    RecordAccess {
+        lease_id: String,
+        reader: String,
+    },
 }
 
 impl Payload {
@@ -100,7 +143,10 @@ impl TxBody {
 
     pub fn sign(self, key: &SigningKey) -> SignedTx {
         let signature = key.sign(&self.canonical_bytes()).to_bytes().to_vec();
-        SignedTx { body: self, signature }
+        SignedTx {
+            body: self,
+            signature,
+        }
     }
 }
 
@@ -126,9 +172,16 @@ impl SignedTx {
     }
 
     /// The signer's key and the parsed signature, or why they are unusable.
-    pub(crate) fn key_and_signature(&self, genesis: &Genesis) -> Result<(VerifyingKey, Signature), ChaincodeError> {
-        let org = genesis.org(&self.body.org).ok_or_else(|| ChaincodeError::UnknownOrg(self.body.org.clone()))?;
-        let bad = || ChaincodeError::BadSignature { org: self.body.org.clone() };
+    pub(crate) fn key_and_signature(
+        &self,
+        genesis: &Genesis,
+    ) -> Result<(VerifyingKey, Signature), ChaincodeError> {
+        let org = genesis
+            .org(&self.body.org)
+            .ok_or_else(|| ChaincodeError::UnknownOrg(self.body.org.clone()))?;
+        let bad = || ChaincodeError::BadSignature {
+            org: self.body.org.clone(),
+        };
         let key = VerifyingKey::from_bytes(&org.signing_key).map_err(|_| bad())?;
         let sig: [u8; 64] = self.signature.as_slice().try_into().map_err(|_| bad())?;
         Ok((key, Signature::from_bytes(&sig)))
@@ -138,6 +191,8 @@ impl SignedTx {
     pub fn verify(&self, genesis: &Genesis) -> Result<(), ChaincodeError> {
         let (key, sig) = self.key_and_signature(genesis)?;
         key.verify(&self.body.canonical_bytes(), &sig)
-            .map_err(|_| ChaincodeError::BadSignature { org: self.body.org.clone() })
+            .map_err(|_| ChaincodeError::BadSignature {
+                org: self.body.org.clone(),
+            })
     }
 }

@@ -1,1 +1,20 @@
+//! The leasehold daemon library: RocksDB storage, openraft ordering over
+//! libp2p, hash-chained blocks, and the CLI's node-side commands.
+//!
+//! It knows no HTTP: `leasehold-api` drives a node through [`NodeHandle`].
 
+pub mod block;
+pub mod cli;
+pub mod config;
+mod error;
+pub mod init;
+pub mod ledger;
+pub mod node;
+pub mod raft;
+mod status;
+pub mod store;
+pub mod verify;
+
+pub use error::{NodeError, Result};
+pub use node::{now_ms, start, NodeHandle, Submission, Tasks};
+pub use status::Status;

@@ -1,0 +1,187 @@
+//! Ledger endpoints: status, raw transaction submission, blocks, txs.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use leasehold_chaincode::{canonical, SignedTx, TxId, Verdict};
+use leasehold_node::block::Block;
+use leasehold_node::{Status, Submission};
+use serde::{Deserialize, Serialize};
+
+use crate::{ApiError, AppState};
+
+/// Most transactions in one submission.
+const MAX_SUBMIT_TXS: usize = 10_000;
+/// Most blocks in one listing.
+const MAX_BLOCKS: u64 = 100;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/status", get(status))
+        .route("/v1/txs", post(submit))
+        .route("/v1/txs/{id}", get(tx))
+        .route("/v1/blocks", get(blocks))
+        .route("/v1/blocks/{height}", get(block))
+}
+
+async fn status(State(s): State<AppState>) -> Json<Status> {
+    Json(s.node.status().await)
+}
+
+#[derive(Deserialize)]
+struct SubmitQuery {
+    wait_ms: Option<u64>,
+}
+
+/// Body: the canonical encoding of a `Vec<SignedTx>`. Answers 200 when every
+/// tx committed, 202 when some are still pending.
+async fn submit(
+    State(s): State<AppState>,
+    Query(q): Query<SubmitQuery>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Vec<Submission>>), ApiError> {
+    let txs: Vec<SignedTx> = canonical::from_bytes(&body, "body").map_err(|e| {
+        ApiError::bad(
+            "body",
+            format!("not a canonical list of signed transactions: {e}"),
+        )
+    })?;
+    if txs.is_empty() || txs.len() > MAX_SUBMIT_TXS {
+        return Err(ApiError::bad(
+            "body",
+            format!("submit 1 to {MAX_SUBMIT_TXS} transactions"),
+        ));
+    }
+    let wait = q
+        .wait_ms
+        .map(std::time::Duration::from_millis)
+        .unwrap_or_else(|| s.commit_wait());
+    let out = s
+        .node
+        .submit(txs, wait.min(std::time::Duration::from_secs(60)))
+        .await;
+    let pending = out.iter().any(|o| matches!(o, Submission::Pending { .. }));
+    Ok((
+        if pending {
+            StatusCode::ACCEPTED
+        } else {
+            StatusCode::OK
+        },
+        Json(out),
+    ))
+}
+
+#[derive(Serialize)]
+pub struct TxView {
+    pub tx_id: String,
+    pub org: String,
+    pub nonce: u64,
+    pub kind: &'static str,
+    pub created_at_ms: i64,
+    pub valid: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct BlockView {
+    pub height: u64,
+    pub hash: String,
+    pub prev_hash: String,
+    pub time_ms: i64,
+    pub proposer: String,
+    pub state_root: String,
+    pub txs: Vec<TxView>,
+}
+
+fn tx_view(tx: &SignedTx, verdict: &Verdict) -> TxView {
+    let (valid, reason) = match verdict {
+        Verdict::Valid => (true, None),
+        Verdict::Invalid(r) => (false, Some(r.clone())),
+    };
+    TxView {
+        tx_id: tx.id().to_hex(),
+        org: tx.body.org.clone(),
+        nonce: tx.body.nonce,
+        kind: tx.body.payload.kind(),
+        created_at_ms: tx.body.created_at_ms,
+        valid,
+        reason,
+    }
+}
+
+fn block_view(b: &Block) -> BlockView {
+    BlockView {
+        height: b.header.height,
+        hash: hex::encode(b.hash()),
+        prev_hash: hex::encode(b.header.prev_hash),
+        time_ms: b.header.time_ms,
+        proposer: b.header.proposer.clone(),
+        state_root: hex::encode(b.header.state_root),
+        txs: b
+            .txs
+            .iter()
+            .zip(&b.verdicts)
+            .map(|(t, v)| tx_view(t, v))
+            .collect(),
+    }
+}
+
+async fn block(
+    State(s): State<AppState>,
+    Path(height): Path<u64>,
+) -> Result<Json<BlockView>, ApiError> {
+    let b = s
+        .node
+        .ledger()
+        .store
+        .block(height)?
+        .ok_or_else(|| ApiError::NotFound(format!("no block at height {height}")))?;
+    Ok(Json(block_view(&b)))
+}
+
+#[derive(Deserialize)]
+struct BlocksQuery {
+    from: Option<u64>,
+    limit: Option<u64>,
+}
+
+async fn blocks(
+    State(s): State<AppState>,
+    Query(q): Query<BlocksQuery>,
+) -> Result<Json<Vec<BlockView>>, ApiError> {
+    let from = q.from.unwrap_or(1).max(1);
+    let limit = q.limit.unwrap_or(20).clamp(1, MAX_BLOCKS);
+    let head = s.node.ledger().head().height;
+    let mut out = Vec::new();
+    for h in from..=head.min(from.saturating_add(limit - 1)) {
+        if let Some(b) = s.node.ledger().store.block(h)? {
+            out.push(block_view(&b));
+        }
+    }
+    Ok(Json(out))
+}
+
+#[derive(Serialize)]
+struct TxLookup {
+    height: u64,
+    index: u32,
+    #[serde(flatten)]
+    tx: TxView,
+}
+
+async fn tx(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<TxLookup>, ApiError> {
+    let tx_id =
+        TxId::from_hex(&id).ok_or_else(|| ApiError::bad("id", "a tx id is 64 hex characters"))?;
+    let not_found = || ApiError::NotFound(format!("no committed valid transaction {id}"));
+    let (height, index) = s.node.lookup_tx(&tx_id)?.ok_or_else(not_found)?;
+    let b = s.node.ledger().store.block(height)?.ok_or_else(not_found)?;
+    let i = index as usize;
+    Ok(Json(TxLookup {
+        height,
+        index,
+        tx: tx_view(&b.txs[i], &b.verdicts[i]),
+    }))
+}

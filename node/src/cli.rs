@@ -1,0 +1,72 @@
+//! The command line. The binary parses it and dispatches; node-side commands
+//! live here, client commands in the binary.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "leasehold",
+    version,
+    about = "Share data between organisations under a signed, replicated ledger of time-limited leases."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create keys, a shared genesis and a node config per organisation.
+    Init {
+        #[arg(long, default_value_t = 3)]
+        orgs: usize,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value = "leasehold-testnet")]
+        network_id: String,
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Comma-separated p2p ports, one per org (default 7051, 7052, ...).
+        #[arg(long, value_delimiter = ',')]
+        p2p_ports: Vec<u16>,
+        /// Comma-separated API ports, one per org (default 8081, 8082, ...).
+        #[arg(long, value_delimiter = ',')]
+        api_ports: Vec<u16>,
+    },
+    /// Run a node until SIGTERM or Ctrl-C.
+    Start {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Re-check a stopped node's chain offline: hashes, signatures, state roots.
+    Verify {
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// Print a node's status as JSON.
+    Status {
+        /// The node's API base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8081")]
+        url: String,
+    },
+    /// Measure committed tx/s and commit latency against a running network.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// The testnet directory written by `init` (for the org keys and configs).
+    #[arg(long, default_value = "testnet")]
+    pub net: PathBuf,
+    /// Offered loads in tx/s; 0 means saturation.
+    #[arg(long, value_delimiter = ',', default_value = "1000,5000,0")]
+    pub rates: Vec<u64>,
+    /// Seconds per load level.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Transactions per HTTP request.
+    #[arg(long, default_value_t = 200)]
+    pub batch: usize,
+}

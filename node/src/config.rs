@@ -1,0 +1,150 @@
+//! The node's TOML config and its key files.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use ed25519_dalek::SigningKey;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{NodeError, Result};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    pub org: String,
+    /// Paths are relative to the config file's directory unless absolute.
+    pub data_dir: PathBuf,
+    pub genesis: PathBuf,
+    pub keys_dir: PathBuf,
+    pub p2p_listen: String,
+    pub api_listen: String,
+    pub peers: Vec<PeerConfig>,
+    #[serde(default)]
+    pub block: BlockConfig,
+    #[serde(default)]
+    pub raft: RaftConfig,
+    /// How long a write waits for its commit before answering "pending".
+    #[serde(default = "default_commit_wait_ms")]
+    pub commit_wait_ms: u64,
+}
+
+fn default_commit_wait_ms() -> u64 {
+    5_000
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    pub org: String,
+    pub peer_id: String,
+    pub addr: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockConfig {
+    /// A block is cut when it holds this many transactions...
+    pub max_txs: usize,
+    /// ...or when this long has passed since its first transaction arrived.
+    pub timeout_ms: u64,
+    /// Proposals in flight through raft at once.
+    pub max_inflight: usize,
+    /// Transactions waiting to be ordered; beyond this, submissions are refused.
+    pub mempool_capacity: usize,
+}
+
+impl Default for BlockConfig {
+    fn default() -> Self {
+        Self {
+            max_txs: 2_000,
+            timeout_ms: 10,
+            max_inflight: 4,
+            mempool_capacity: 100_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RaftConfig {
+    pub heartbeat_ms: u64,
+    pub election_min_ms: u64,
+    pub election_max_ms: u64,
+    /// Build a snapshot after this many applied entries.
+    pub snapshot_every: u64,
+}
+
+impl Default for RaftConfig {
+    fn default() -> Self {
+        Self {
+            heartbeat_ms: 100,
+            election_min_ms: 500,
+            election_max_ms: 1000,
+            snapshot_every: 2_000,
+        }
+    }
+}
+
+impl NodeConfig {
+    /// Reads a config and makes its relative paths absolute.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = fs::read_to_string(path).map_err(|e| NodeError::file(path, e))?;
+        let mut cfg: NodeConfig = toml::from_str(&text).map_err(|e| NodeError::file(path, e))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in [&mut cfg.data_dir, &mut cfg.genesis, &mut cfg.keys_dir] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        Ok(cfg)
+    }
+
+    pub fn signing_key(&self) -> Result<SigningKey> {
+        Ok(SigningKey::from_bytes(&read_secret(
+            &self.keys_dir.join(SIGNING_KEY_FILE),
+        )?))
+    }
+
+    pub fn x25519_secret(&self) -> Result<[u8; 32]> {
+        read_secret(&self.keys_dir.join(X25519_KEY_FILE))
+    }
+
+    pub fn p2p_keypair(&self) -> Result<libp2p::identity::Keypair> {
+        let secret = read_secret(&self.keys_dir.join(P2P_KEY_FILE))?;
+        libp2p::identity::Keypair::ed25519_from_bytes(secret)
+            .map_err(|e| NodeError::Config(e.to_string()))
+    }
+}
+
+pub const SIGNING_KEY_FILE: &str = "signing.key";
+pub const X25519_KEY_FILE: &str = "x25519.key";
+pub const P2P_KEY_FILE: &str = "p2p.key";
+
+/// Writes a secret as hex to a new file that only its owner can read.
+pub fn write_secret(path: &Path, secret: &[u8; 32]) -> Result<()> {
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| NodeError::file(path, e))?;
+    f.write_all(hex::encode(secret).as_bytes())
+        .map_err(|e| NodeError::file(path, e))
+}
+
+/// Reads a hex secret, refusing a file that others can read.
+pub fn read_secret(path: &Path) -> Result<[u8; 32]> {
+    let meta = fs::metadata(path).map_err(|e| NodeError::file(path, e))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(NodeError::file(
+            path,
+            "key file is readable by group or others; chmod 600 it",
+        ));
+    }
+    let text = fs::read_to_string(path).map_err(|e| NodeError::file(path, e))?;
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(text.trim(), &mut out).map_err(|e| NodeError::file(path, e))?;
+    Ok(out)
+}

@@ -1,0 +1,42 @@
+use thiserror::Error;
+
+/// Everything that can go wrong in a node.
+#[derive(Debug, Error)]
+pub enum NodeError {
+    #[error("storage: {0}")]
+    Storage(#[from] rocksdb::Error),
+    #[error("cannot decode {what}: {reason}")]
+    Decode { what: String, reason: String },
+    #[error("{path}: {reason}")]
+    File { path: String, reason: String },
+    #[error("config: {0}")]
+    Config(String),
+    #[error("chaincode: {0}")]
+    Chaincode(#[from] leasehold_chaincode::ChaincodeError),
+    #[error("network: {0}")]
+    Network(#[from] leasehold_network::NetworkError),
+    #[error("raft: {0}")]
+    Raft(String),
+    #[error("the node is overloaded: {0}")]
+    Busy(String),
+    #[error("verification failed at height {height}: {reason}")]
+    Verify { height: u64, reason: String },
+}
+
+impl NodeError {
+    pub(crate) fn decode(what: impl Into<String>, e: impl std::fmt::Display) -> Self {
+        Self::Decode {
+            what: what.into(),
+            reason: e.to_string(),
+        }
+    }
+
+    pub(crate) fn file(path: &std::path::Path, e: impl std::fmt::Display) -> Self {
+        Self::File {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        }
+    }
+}
+
+pub type Result<T, E = NodeError> = std::result::Result<T, E>;

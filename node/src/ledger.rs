@@ -1,0 +1,144 @@
+//! The committed ledger as the rest of the node sees it: the store, the
+//! genesis, the head, and receipts for transactions waiting to commit.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use leasehold_chaincode::{Genesis, TxId, Verdict, WriteSet};
+use rocksdb::WriteBatch;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{oneshot, watch};
+
+use crate::block::{head_after, Block, Head};
+use crate::error::{NodeError, Result};
+use crate::raft::{LogId, StoredMembership};
+use crate::store::{encode, Store, CF_META};
+
+/// Where and how a transaction was committed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    pub height: u64,
+    pub index: u32,
+    pub verdict: Verdict,
+}
+
+pub struct Ledger {
+    pub store: Store,
+    pub genesis: Genesis,
+    pub genesis_bytes: Vec<u8>,
+    head: watch::Sender<Head>,
+    waiters: Mutex<HashMap<TxId, Vec<oneshot::Sender<Receipt>>>>,
+}
+
+impl Ledger {
+    /// Opens the ledger in `store`, recording the genesis on first use and
+    /// refusing a store that was made for another genesis.
+    pub fn open(store: Store, genesis_bytes: Vec<u8>) -> Result<Self> {
+        let genesis: Genesis =
+            serde_json::from_slice(&genesis_bytes).map_err(|e| NodeError::decode("genesis", e))?;
+        match store.get::<Vec<u8>>(CF_META, b"genesis")? {
+            Some(stored) if stored != genesis_bytes => {
+                return Err(NodeError::Config(
+                    "the data dir belongs to a different genesis".into(),
+                ))
+            }
+            Some(_) => {}
+            None => store.put_sync(CF_META, b"genesis", &genesis_bytes)?,
+        }
+        let head = store
+            .head()?
+            .unwrap_or_else(|| Head::genesis(&genesis_bytes, &genesis));
+        Ok(Self {
+            store,
+            genesis,
+            genesis_bytes,
+            head: watch::channel(head).0,
+            waiters: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn head(&self) -> Head {
+        *self.head.borrow()
+    }
+
+    pub fn watch_head(&self) -> watch::Receiver<Head> {
+        self.head.subscribe()
+    }
+
+    /// Re-reads the head after the store was replaced (snapshot install).
+    pub fn reload_head(&self) -> Result<()> {
+        let head = self
+            .store
+            .head()?
+            .unwrap_or_else(|| Head::genesis(&self.genesis_bytes, &self.genesis));
+        self.head.send_replace(head);
+        Ok(())
+    }
+
+    /// A receiver that resolves when `id` is committed on this node.
+    pub fn wait_for(&self, id: TxId) -> oneshot::Receiver<Receipt> {
+        let (tx, rx) = oneshot::channel();
+        self.waiters
+            .lock()
+            .expect("waiters lock")
+            .entry(id)
+            .or_default()
+            .push(tx);
+        rx
+    }
+
+    /// Drops waiters whose receivers are gone (timed-out submitters).
+    pub fn prune_waiters(&self) {
+        self.waiters.lock().expect("waiters lock").retain(|_, v| {
+            v.retain(|s| !s.is_closed());
+            !v.is_empty()
+        });
+    }
+
+    /// Commits a block with its writes and the raft log id it came from, in
+    /// one write batch, then advances the head and resolves receipts.
+    pub fn commit_block(&self, block: &Block, writes: &WriteSet, applied: &LogId) -> Result<()> {
+        let head = head_after(block);
+        let mut batch = WriteBatch::default();
+        self.store.stage_block(&mut batch, block, writes, &head);
+        batch.put_cf(self.store.cf(CF_META), b"applied", encode(&Some(*applied)));
+        self.store.db().write(batch)?;
+        self.head.send_replace(head);
+        self.notify(block);
+        Ok(())
+    }
+
+    /// Records an applied raft entry that made no block.
+    pub fn commit_applied(
+        &self,
+        applied: &LogId,
+        membership: Option<&StoredMembership>,
+    ) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.store.cf(CF_META), b"applied", encode(&Some(*applied)));
+        if let Some(m) = membership {
+            batch.put_cf(self.store.cf(CF_META), b"membership", encode(m));
+        }
+        self.store.db().write(batch)?;
+        Ok(())
+    }
+
+    fn notify(&self, block: &Block) {
+        let mut waiters = self.waiters.lock().expect("waiters lock");
+        if waiters.is_empty() {
+            return;
+        }
+        for (i, (tx, verdict)) in block.txs.iter().zip(&block.verdicts).enumerate() {
+            if let Some(list) = waiters.remove(&tx.id()) {
+                let receipt = Receipt {
+                    height: block.header.height,
+                    index: i as u32,
+                    verdict: verdict.clone(),
+                };
+                for w in list {
+                    let _ = w.send(receipt.clone());
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,422 @@
+//! A running node: raft, network, block cutting, and the handle the API uses.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ed25519_dalek::SigningKey;
+use leasehold_chaincode::{verify_signatures, Payload, SignedTx, TxBody, TxId};
+use leasehold_network::{Inbound, PeerId};
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::BasicNode;
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use crate::block::Proposal;
+use crate::config::NodeConfig;
+use crate::error::{NodeError, Result};
+use crate::ledger::{Ledger, Receipt};
+use crate::raft::{LogStore, Network, NodeId, Raft, Rpc, RpcReply, StateMachine};
+use crate::store::{decode, encode, Store};
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+/// What became of one submitted transaction.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Submission {
+    /// Committed on this node; the verdict says whether it was valid.
+    Committed { tx_id: String, receipt: Receipt },
+    /// Accepted for ordering, but not committed within the wait.
+    Pending { tx_id: String },
+    /// Refused before ordering (bad signature, wrong network, duplicate, busy).
+    Rejected { tx_id: String, reason: String },
+}
+
+pub(crate) struct Inner {
+    pub cfg: NodeConfig,
+    pub ledger: Arc<Ledger>,
+    pub raft: Raft,
+    pub net: leasehold_network::Client,
+    pub node_id: NodeId,
+    pub key: SigningKey,
+    pub mempool: mpsc::Sender<SignedTx>,
+    pub peer_of_node: HashMap<NodeId, PeerId>,
+    pub org_of_peer: HashMap<PeerId, String>,
+    nonce: AtomicU64,
+}
+
+/// The cloneable handle to a running node.
+#[derive(Clone)]
+pub struct NodeHandle {
+    pub(crate) inner: Arc<Inner>,
+}
+
+/// Background tasks of a node; abort them to stop it.
+pub struct Tasks(Vec<JoinHandle<()>>);
+
+impl Tasks {
+    pub fn abort(self) {
+        for t in self.0 {
+            t.abort();
+        }
+    }
+}
+
+fn raft_config(cfg: &NodeConfig) -> Result<Arc<openraft::Config>> {
+    let c = openraft::Config {
+        cluster_name: "leasehold".into(),
+        heartbeat_interval: cfg.raft.heartbeat_ms,
+        election_timeout_min: cfg.raft.election_min_ms,
+        election_timeout_max: cfg.raft.election_max_ms,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(cfg.raft.snapshot_every),
+        max_in_snapshot_log_to_keep: 500,
+        // Each entry is a whole block; keep one append message bounded.
+        max_payload_entries: 16,
+        ..Default::default()
+    };
+    Ok(Arc::new(
+        c.validate().map_err(|e| NodeError::Config(e.to_string()))?,
+    ))
+}
+
+/// Starts a node from its config: opens storage, joins the network, starts raft.
+pub async fn start(cfg: NodeConfig) -> Result<(NodeHandle, Tasks)> {
+    let genesis_bytes =
+        std::fs::read(&cfg.genesis).map_err(|e| NodeError::file(&cfg.genesis, e))?;
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| NodeError::file(&cfg.data_dir, e))?;
+    let store = Store::open(&cfg.data_dir.join("ledger"))?;
+    let ledger = Arc::new(Ledger::open(store.clone(), genesis_bytes)?);
+    let genesis = &ledger.genesis;
+    let node_id = genesis
+        .orgs
+        .iter()
+        .position(|o| o.id == cfg.org)
+        .ok_or_else(|| NodeError::Config(format!("org {} is not in the genesis", cfg.org)))?
+        as NodeId
+        + 1;
+    let key = cfg.signing_key()?;
+    if genesis.orgs[node_id as usize - 1].signing_key != key.verifying_key().to_bytes() {
+        return Err(NodeError::Config(
+            "the signing key does not match the genesis".into(),
+        ));
+    }
+    let parse_peer = |s: &str| {
+        s.parse::<PeerId>()
+            .map_err(|e| NodeError::Config(format!("peer id {s}: {e}")))
+    };
+    let mut peer_of_node = HashMap::new();
+    let mut org_of_peer = HashMap::new();
+    for (i, o) in genesis.orgs.iter().enumerate() {
+        let p = parse_peer(&o.peer_id)?;
+        peer_of_node.insert(i as NodeId + 1, p);
+        org_of_peer.insert(p, o.id.clone());
+    }
+    let parse_addr = |s: &str| {
+        s.parse()
+            .map_err(|e| NodeError::Config(format!("address {s}: {e}")))
+    };
+    let peers = cfg
+        .peers
+        .iter()
+        .map(|p| Ok((parse_peer(&p.peer_id)?, parse_addr(&p.addr)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let (net, event_loop, inbound) = leasehold_network::new(leasehold_network::Config {
+        keypair: cfg.p2p_keypair()?,
+        listen: parse_addr(&cfg.p2p_listen)?,
+        peers,
+        allowed: peer_of_node.values().copied().collect(),
+        request_timeout_ms: 10_000,
+        redial_interval_ms: 500,
+    })?;
+    let mut tasks = vec![tokio::spawn(event_loop.run())];
+
+    let network = Network {
+        client: net.clone(),
+        peers: peer_of_node.clone(),
+    };
+    let raft = Raft::new(
+        node_id,
+        raft_config(&cfg)?,
+        network,
+        LogStore::new(store.clone()),
+        StateMachine::new(ledger.clone()),
+    )
+    .await
+    .map_err(|e| NodeError::Raft(e.to_string()))?;
+    let members: BTreeMap<NodeId, BasicNode> = peer_of_node
+        .iter()
+        .map(|(id, p)| {
+            (
+                *id,
+                BasicNode {
+                    addr: p.to_string(),
+                },
+            )
+        })
+        .collect();
+    // Every node proposes the same initial membership; on a node that is
+    // already initialised this is refused, which is what we want.
+    if let Err(e) = raft.initialize(members).await {
+        debug!("raft initialise: {e}");
+    }
+    let (mempool, pending) = mpsc::channel(cfg.block.mempool_capacity);
+    let first_nonce = (now_ms() as u64).saturating_mul(1000);
+    let inner = Arc::new(Inner {
+        cfg,
+        ledger,
+        raft,
+        net,
+        node_id,
+        key,
+        mempool,
+        peer_of_node,
+        org_of_peer,
+        nonce: AtomicU64::new(first_nonce),
+    });
+    tasks.push(tokio::spawn(serve_inbound(inner.clone(), inbound)));
+    tasks.push(tokio::spawn(cut_blocks(inner.clone(), pending)));
+    tasks.push(tokio::spawn(prune_waiters(inner.clone())));
+    info!(org = %inner.cfg.org, node_id, "node started");
+    Ok((NodeHandle { inner }, Tasks(tasks)))
+}
+
+async fn prune_waiters(inner: Arc<Inner>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        inner.ledger.prune_waiters();
+    }
+}
+
+async fn serve_inbound(inner: Arc<Inner>, mut inbound: mpsc::Receiver<Inbound>) {
+    while let Some(req) = inbound.recv().await {
+        let inner = inner.clone();
+        tokio::spawn(async move {
+            let reply = match decode::<Rpc>(&req.bytes, "rpc") {
+                Ok(rpc) => handle_rpc(&inner, rpc).await,
+                Err(e) => {
+                    warn!(peer = %req.peer, "undecodable rpc: {e}");
+                    return;
+                }
+            };
+            let _ = inner.net.respond(req.reply, encode(&reply)).await;
+        });
+    }
+}
+
+async fn handle_rpc(inner: &Inner, rpc: Rpc) -> RpcReply {
+    match rpc {
+        Rpc::Append(r) => RpcReply::Append(inner.raft.append_entries(r).await),
+        Rpc::Vote(r) => RpcReply::Vote(inner.raft.vote(r).await),
+        Rpc::Snapshot(r) => RpcReply::Snapshot(inner.raft.install_snapshot(r).await),
+        Rpc::Forward(txs) => RpcReply::Forward(accept_forwarded(inner, txs)),
+    }
+}
+
+fn accept_forwarded(inner: &Inner, txs: Vec<SignedTx>) -> Result<(), String> {
+    if inner.leader() != Some(inner.node_id) {
+        return Err("not the leader".into());
+    }
+    for tx in txs {
+        inner
+            .mempool
+            .try_send(tx)
+            .map_err(|_| "leader mempool is full".to_string())?;
+    }
+    Ok(())
+}
+
+/// Gathers pending txs into batches: a batch closes at `max_txs` or
+/// `timeout_ms` after its first tx, whichever comes first.
+async fn cut_blocks(inner: Arc<Inner>, mut pending: mpsc::Receiver<SignedTx>) {
+    let inflight = Arc::new(Semaphore::new(inner.cfg.block.max_inflight));
+    let max = inner.cfg.block.max_txs;
+    let wait = Duration::from_millis(inner.cfg.block.timeout_ms);
+    while let Some(first) = pending.recv().await {
+        let mut batch = vec![first];
+        let deadline = tokio::time::Instant::now() + wait;
+        while batch.len() < max {
+            match tokio::time::timeout_at(deadline, pending.recv()).await {
+                Ok(Some(tx)) => batch.push(tx),
+                _ => break,
+            }
+        }
+        let Ok(permit) = inflight.clone().acquire_owned().await else {
+            return;
+        };
+        let inner = inner.clone();
+        tokio::spawn(async move {
+            dispatch(&inner, batch).await;
+            drop(permit);
+        });
+    }
+}
+
+/// Gets a batch ordered: proposed if this node leads, else forwarded to the
+/// leader. Retries across leader changes for a bounded time; submitters whose
+/// txs are dropped see "pending" and may resubmit (a tx id commits once).
+async fn dispatch(inner: &Inner, batch: Vec<SignedTx>) {
+    const GIVE_UP_AFTER: Duration = Duration::from_secs(10);
+    let start = tokio::time::Instant::now();
+    while start.elapsed() < GIVE_UP_AFTER {
+        match inner.leader() {
+            Some(leader) if leader == inner.node_id => {
+                let p = Proposal::new(
+                    &inner.ledger.genesis,
+                    &inner.cfg.org,
+                    &inner.key,
+                    now_ms(),
+                    batch.clone(),
+                );
+                match inner.raft.client_write(p).await {
+                    Ok(_) => return,
+                    Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {}
+                    Err(e) => warn!("proposal failed: {e}"),
+                }
+            }
+            Some(leader) => {
+                let peer = inner.peer_of_node[&leader];
+                match inner
+                    .net
+                    .request(peer, encode(&Rpc::Forward(batch.clone())))
+                    .await
+                {
+                    Ok(bytes) => match decode::<RpcReply>(&bytes, "forward reply") {
+                        Ok(RpcReply::Forward(Ok(()))) => return,
+                        Ok(RpcReply::Forward(Err(e))) => debug!("leader refused batch: {e}"),
+                        _ => warn!("unexpected reply to forward"),
+                    },
+                    Err(e) => debug!("forward failed: {e}"),
+                }
+            }
+            None => {}
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    warn!(
+        txs = batch.len(),
+        "dropping a batch: no leader accepted it in time"
+    );
+}
+
+impl Inner {
+    pub fn leader(&self) -> Option<NodeId> {
+        self.raft.metrics().borrow().current_leader
+    }
+}
+
+impl NodeHandle {
+    pub fn config(&self) -> &NodeConfig {
+        &self.inner.cfg
+    }
+
+    pub fn ledger(&self) -> &Arc<Ledger> {
+        &self.inner.ledger
+    }
+
+    pub fn org(&self) -> &str {
+        &self.inner.cfg.org
+    }
+
+    /// Signs `payload` as this node's org with a fresh nonce.
+    pub fn sign(&self, payload: Payload) -> SignedTx {
+        let body = TxBody {
+            network_id: self.inner.ledger.genesis.network_id.clone(),
+            org: self.inner.cfg.org.clone(),
+            nonce: self.inner.nonce.fetch_add(1, Ordering::Relaxed),
+            created_at_ms: now_ms(),
+            payload,
+        };
+        body.sign(&self.inner.key)
+    }
+
+    /// Submits signed transactions and waits up to `wait` for each to commit
+    /// on this node. Signatures and network are checked before ordering, so
+    /// a forged tx costs the network nothing; the chaincode checks them again
+    /// when every node applies the block.
+    pub async fn submit(&self, txs: Vec<SignedTx>, wait: Duration) -> Vec<Submission> {
+        let ledger = &self.inner.ledger;
+        let sigs = verify_signatures(&ledger.genesis, &txs);
+        let mut waiting = Vec::with_capacity(txs.len());
+        let mut out: Vec<Option<Submission>> = vec![None; txs.len()];
+        for (i, (tx, sig)) in txs.into_iter().zip(sigs).enumerate() {
+            let id = tx.id();
+            let reject = |reason: String| {
+                Some(Submission::Rejected {
+                    tx_id: id.to_hex(),
+                    reason,
+                })
+            };
+            if tx.body.network_id != ledger.genesis.network_id {
+                out[i] = reject(format!(
+                    "transaction is for network {:?}",
+                    tx.body.network_id
+                ));
+            } else if let Err(e) = sig {
+                out[i] = reject(e.to_string());
+            } else if let Ok(Some((h, _))) = ledger.store.tx_location(&id) {
+                out[i] = reject(format!(
+                    "transaction {id} was already committed at height {h}"
+                ));
+            } else {
+                let rx = ledger.wait_for(id);
+                match self.inner.mempool.try_send(tx) {
+                    Ok(()) => waiting.push((i, id, rx)),
+                    Err(_) => out[i] = reject("the node is overloaded; retry later".into()),
+                }
+            }
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        for (i, id, rx) in waiting {
+            out[i] = Some(match tokio::time::timeout_at(deadline, rx).await {
+                Ok(Ok(receipt)) => Submission::Committed {
+                    tx_id: id.to_hex(),
+                    receipt,
+                },
+                _ => Submission::Pending { tx_id: id.to_hex() },
+            });
+        }
+        out.into_iter()
+            .map(|s| s.expect("every tx has an outcome"))
+            .collect()
+    }
+
+    pub fn leader_org(&self) -> Option<String> {
+        let leader = self.inner.leader()?;
+        self.inner
+            .ledger
+            .genesis
+            .orgs
+            .get(leader as usize - 1)
+            .map(|o| o.id.clone())
+    }
+
+    /// Orgs whose nodes this node is connected to.
+    pub async fn connected_orgs(&self) -> Vec<String> {
+        let peers = self.inner.net.connected_peers().await.unwrap_or_default();
+        let mut orgs: Vec<String> = peers
+            .iter()
+            .filter_map(|p| self.inner.org_of_peer.get(p).cloned())
+            .collect();
+        orgs.sort();
+        orgs
+    }
+
+    pub fn lookup_tx(&self, id: &TxId) -> Result<Option<(u64, u32)>> {
+        self.inner.ledger.store.tx_location(id)
+    }
+
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.inner.raft.shutdown().await {
+            warn!("raft shutdown: {e}");
+        }
+    }
+}

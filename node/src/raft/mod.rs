@@ -1,0 +1,52 @@
+//! openraft adapters: log storage, state machine and network. openraft is the
+//! consensus engine; this module only stores what it asks and carries its
+//! messages over `leasehold-network`.
+
+mod log_store;
+mod network;
+mod state_machine;
+
+use std::io::Cursor;
+
+use openraft::{AnyError, BasicNode, StorageError, StorageIOError};
+use serde::{Deserialize, Serialize};
+
+use crate::block::Proposal;
+
+pub use log_store::LogStore;
+pub use network::{Network, Rpc, RpcReply};
+pub use state_machine::StateMachine;
+
+/// Node ids are 1-based positions in the genesis org list.
+pub type NodeId = u64;
+
+/// What applying one raft entry produced.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied {
+    /// The block height, for entries that carried a proposal.
+    pub height: Option<u64>,
+}
+
+openraft::declare_raft_types!(
+    pub TypeConfig:
+        D = Proposal,
+        R = Applied,
+        NodeId = NodeId,
+        Node = BasicNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+);
+
+pub type Raft = openraft::Raft<TypeConfig>;
+pub type Entry = openraft::Entry<TypeConfig>;
+pub type LogId = openraft::LogId<NodeId>;
+pub type StoredMembership = openraft::StoredMembership<NodeId, BasicNode>;
+pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, BasicNode>;
+
+pub(crate) fn read_err(e: impl std::fmt::Display) -> StorageError<NodeId> {
+    StorageIOError::read(AnyError::error(e)).into()
+}
+
+pub(crate) fn write_err(e: impl std::fmt::Display) -> StorageError<NodeId> {
+    StorageIOError::write(AnyError::error(e)).into()
+}

@@ -1,0 +1,220 @@
+//! RocksDB: one database, a column family per concern.
+//!
+//! | cf | key | value |
+//! | --- | --- | --- |
+//! | `raft_log` | log index (u64 BE) | raft entry |
+//! | `raft_meta` | `vote`, `committed`, `purged`, `snapshot` | raft metadata |
+//! | `blocks` | height (u64 BE) | [`Block`] |
+//! | `txs` | tx id | (height, position) |
+//! | `state` | chaincode key | chaincode value |
+//! | `indexes` | chaincode `idx/...` key | empty |
+//! | `meta` | `head`, `applied`, `membership`, `genesis` | node metadata |
+//!
+//! A block, its state changes, its tx index entries and the applied raft log
+//! id are written in one `WriteBatch` ([`Store::commit_block`]).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use leasehold_chaincode::{ChaincodeError, StateRead, TxId, WriteSet};
+use rocksdb::{ColumnFamily, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::block::{Block, Head};
+use crate::error::{NodeError, Result};
+
+pub const CF_RAFT_LOG: &str = "raft_log";
+pub const CF_RAFT_META: &str = "raft_meta";
+pub const CF_BLOCKS: &str = "blocks";
+pub const CF_TXS: &str = "txs";
+pub const CF_STATE: &str = "state";
+pub const CF_INDEXES: &str = "indexes";
+pub const CF_META: &str = "meta";
+const ALL_CFS: [&str; 7] = [
+    CF_RAFT_LOG,
+    CF_RAFT_META,
+    CF_BLOCKS,
+    CF_TXS,
+    CF_STATE,
+    CF_INDEXES,
+    CF_META,
+];
+/// The column families a snapshot carries: the ledger, not the raft log.
+pub const LEDGER_CFS: [&str; 5] = [CF_BLOCKS, CF_TXS, CF_STATE, CF_INDEXES, CF_META];
+
+/// Where a committed tx is.
+pub type TxLocation = (u64, u32);
+
+pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    bincode::serialize(v).expect("in-memory serialisation")
+}
+
+pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
+    bincode::deserialize(bytes).map_err(|e| NodeError::decode(what, e))
+}
+
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<DB>,
+}
+
+impl Store {
+    pub fn open(dir: &Path) -> Result<Self> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.increase_parallelism(2);
+        let db = DB::open_cf(&opts, dir, ALL_CFS)?;
+        Ok(Self { db: Arc::new(db) })
+    }
+
+    /// Opens without taking the write lock, for offline checks.
+    pub fn open_read_only(dir: &Path) -> Result<Self> {
+        let db = DB::open_cf_for_read_only(&Options::default(), dir, ALL_CFS, false)?;
+        Ok(Self { db: Arc::new(db) })
+    }
+
+    pub fn cf(&self, name: &str) -> &ColumnFamily {
+        self.db
+            .cf_handle(name)
+            .expect("column family opened in Store::open")
+    }
+
+    pub fn db(&self) -> &DB {
+        &self.db
+    }
+
+    pub fn get<T: DeserializeOwned>(&self, cf: &str, key: &[u8]) -> Result<Option<T>> {
+        match self.db.get_pinned_cf(self.cf(cf), key)? {
+            Some(v) => decode(&v, &format!("{cf}/{}", String::from_utf8_lossy(key))).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes durably: raft metadata must survive a crash once acknowledged.
+    pub fn put_sync<T: Serialize>(&self, cf: &str, key: &[u8], value: &T) -> Result<()> {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db.put_cf_opt(self.cf(cf), key, encode(value), &wo)?;
+        Ok(())
+    }
+
+    pub fn write_sync(&self, batch: WriteBatch) -> Result<()> {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db.write_opt(batch, &wo)?;
+        Ok(())
+    }
+
+    pub fn head(&self) -> Result<Option<Head>> {
+        self.get(CF_META, b"head")
+    }
+
+    pub fn block(&self, height: u64) -> Result<Option<Block>> {
+        match self
+            .db
+            .get_pinned_cf(self.cf(CF_BLOCKS), height.to_be_bytes())?
+        {
+            Some(v) => Block::from_bytes(&v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    pub fn tx_location(&self, id: &TxId) -> Result<Option<TxLocation>> {
+        self.get(CF_TXS, &id.0)
+    }
+
+    /// Adds a block and everything it changed to `batch`.
+    pub fn stage_block(
+        &self,
+        batch: &mut WriteBatch,
+        block: &Block,
+        writes: &WriteSet,
+        head: &Head,
+    ) {
+        batch.put_cf(
+            self.cf(CF_BLOCKS),
+            block.header.height.to_be_bytes(),
+            block.to_bytes(),
+        );
+        for (i, tx) in block.txs.iter().enumerate() {
+            if block.verdicts[i] == leasehold_chaincode::Verdict::Valid {
+                let loc: TxLocation = (block.header.height, i as u32);
+                batch.put_cf(self.cf(CF_TXS), tx.id().0, encode(&loc));
+            }
+        }
+        for (k, v) in writes {
+            let cf = self.cf(state_cf(k));
+            match v {
+                Some(v) => batch.put_cf(cf, k, v),
+                None => batch.delete_cf(cf, k),
+            }
+        }
+        batch.put_cf(self.cf(CF_META), b"head", encode(head));
+    }
+
+    /// All entries of a column family, for snapshots.
+    pub fn dump(
+        &self,
+        snapshot: &rocksdb::Snapshot,
+        cf: &str,
+    ) -> Result<Vec<(Box<[u8]>, Box<[u8]>)>> {
+        let mut ro = rocksdb::ReadOptions::default();
+        ro.set_snapshot(snapshot);
+        let iter = self
+            .db
+            .iterator_cf_opt(self.cf(cf), ro, IteratorMode::Start);
+        iter.map(|r| r.map_err(NodeError::from)).collect()
+    }
+
+    /// Deletes every key of a column family into `batch`.
+    pub fn stage_clear(&self, batch: &mut WriteBatch, cf: &str) -> Result<()> {
+        for item in self.db.iterator_cf(self.cf(cf), IteratorMode::Start) {
+            let (k, _) = item?;
+            batch.delete_cf(self.cf(cf), k);
+        }
+        Ok(())
+    }
+}
+
+/// Chaincode keys under `idx/` are secondary indexes and live in their own cf.
+fn state_cf(key: &[u8]) -> &'static str {
+    if key.starts_with(b"idx/") {
+        CF_INDEXES
+    } else {
+        CF_STATE
+    }
+}
+
+fn storage_err(e: rocksdb::Error) -> ChaincodeError {
+    ChaincodeError::Storage(e.to_string())
+}
+
+/// The committed chaincode state, read straight from RocksDB.
+impl StateRead for Store {
+    fn get(&self, key: &[u8]) -> leasehold_chaincode::Result<Option<Vec<u8>>> {
+        self.db
+            .get_cf(self.cf(state_cf(key)), key)
+            .map_err(storage_err)
+    }
+
+    fn scan_prefix(
+        &self,
+        prefix: &[u8],
+        limit: usize,
+    ) -> leasehold_chaincode::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let iter = self.db.iterator_cf(
+            self.cf(state_cf(prefix)),
+            IteratorMode::From(prefix, Direction::Forward),
+        );
+        let mut out = Vec::new();
+        for item in iter {
+            let (k, v) = item.map_err(storage_err)?;
+            if !k.starts_with(prefix) || out.len() == limit {
+                break;
+            }
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+}

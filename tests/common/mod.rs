@@ -1,0 +1,243 @@
+//! A real three-node network for integration tests: `leasehold` processes on
+//! loopback ports the OS hands out, in a temporary directory.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use leasehold_chaincode::{canonical, AccessPolicy, Approval, DatasetSpec, KeyEnvelope, Payload, SealedMetadata, SignedTx, TxBody};
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_leasehold");
+
+/// Ports the OS says are free now. Holding all listeners until every port is
+/// chosen keeps one test from picking the same port twice.
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind")).collect();
+    listeners.iter().map(|l| l.local_addr().unwrap().port()).collect()
+}
+
+pub struct NodeProc {
+    pub org: String,
+    pub dir: PathBuf,
+    pub url: String,
+    pub child: Option<Child>,
+    pub key: ed25519_dalek::SigningKey,
+}
+
+pub struct TestNet {
+    pub dir: tempfile::TempDir,
+    pub nodes: Vec<NodeProc>,
+    pub network_id: String,
+    pub http: reqwest::Client,
+    nonce: u64,
+}
+
+impl TestNet {
+    /// Initialises and starts `n` orgs, and waits until they agree on a leader.
+    pub async fn start(n: usize) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ports = free_ports(2 * n);
+        let join = |p: &[u16]| p.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(",");
+        let out = Command::new(BIN)
+            .args(["init", "--orgs", &n.to_string(), "--out"])
+            .arg(dir.path())
+            .args(["--p2p-ports", &join(&ports[..n]), "--api-ports", &join(&ports[n..])])
+            .output()
+            .expect("run init");
+        assert!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));
+        let genesis: Value = serde_json::from_slice(&std::fs::read(dir.path().join("genesis.json")).unwrap()).unwrap();
+        let mut nodes = Vec::new();
+        for i in 0..n {
+            let org = format!("org{}", i + 1);
+            let ndir = dir.path().join(&org);
+            let secret = leasehold_node::config::read_secret(&ndir.join("keys/signing.key")).unwrap();
+            nodes.push(NodeProc {
+                org,
+                dir: ndir,
+                url: format!("http://127.0.0.1:{}", ports[n + i]),
+                child: None,
+                key: ed25519_dalek::SigningKey::from_bytes(&secret),
+            });
+        }
+        let mut net = TestNet {
+            dir,
+            nodes,
+            network_id: genesis["network_id"].as_str().unwrap().to_string(),
+            http: reqwest::Client::new(),
+            nonce: leasehold_node::now_ms() as u64 * 1000,
+        };
+        for i in 0..n {
+            net.spawn(i);
+        }
+        net.wait_for_leader(Duration::from_secs(30)).await;
+        net
+    }
+
+    pub fn spawn(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(node.dir.join("node.log")).unwrap();
+        let child = Command::new(BIN)
+            .args(["start", "--config"])
+            .arg(node.dir.join("node.toml"))
+            .env("RUST_LOG", "info,openraft=warn,libp2p=warn")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn node");
+        node.child = Some(child);
+    }
+
+    /// SIGKILL: the node gets no chance to clean up.
+    pub fn kill9(&mut self, i: usize) {
+        if let Some(mut c) = self.nodes[i].child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(&mut self, i: usize) {
+        if let Some(mut c) = self.nodes[i].child.take() {
+            Command::new("kill").args(["-TERM", &c.id().to_string()]).status().unwrap();
+            let status = c.wait().unwrap();
+            assert!(status.success(), "node {} exited with {status} on SIGTERM", self.nodes[i].org);
+        }
+    }
+
+    pub fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(self.nodes[i].dir.join("node.log")).unwrap_or_default()
+    }
+
+    pub async fn status(&self, i: usize) -> Option<Value> {
+        let r = self.http.get(format!("{}/v1/status", self.nodes[i].url)).timeout(Duration::from_secs(2)).send().await.ok()?;
+        r.json().await.ok()
+    }
+
+    pub fn running(&self) -> Vec<usize> {
+        (0..self.nodes.len()).filter(|i| self.nodes[*i].child.is_some()).collect()
+    }
+
+    /// Waits until every running node names the same leader; returns its index.
+    pub async fn wait_for_leader(&self, within: Duration) -> usize {
+        let start = Instant::now();
+        while start.elapsed() < within {
+            let mut leaders = Vec::new();
+            for i in self.running() {
+                leaders.push(self.status(i).await.and_then(|s| s["leader"].as_str().map(String::from)));
+            }
+            if let Some(Some(l)) = leaders.first() {
+                if leaders.iter().all(|x| x.as_deref() == Some(l.as_str())) {
+                    if let Some(i) = self.nodes.iter().position(|n| &n.org == l) {
+                        if self.nodes[i].child.is_some() {
+                            return i;
+                        }
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no agreed leader within {within:?}; log of org1:\n{}", self.log(0));
+    }
+
+    /// Waits until every running node reports the same height, head and
+    /// state root, at least `min_height`; returns that status.
+    pub async fn wait_converged(&self, min_height: u64, within: Duration) -> Value {
+        let start = Instant::now();
+        let mut last = Vec::new();
+        while start.elapsed() < within {
+            last.clear();
+            for i in self.running() {
+                last.push(self.status(i).await);
+            }
+            let key = |s: &Option<Value>| s.as_ref().map(|s| (s["height"].as_u64(), s["head_hash"].clone(), s["state_root"].clone()));
+            let first = key(&last[0]);
+            if let Some((Some(h), _, _)) = &first {
+                if *h >= min_height && last.iter().all(|s| key(s) == first) {
+                    return last[0].clone().unwrap();
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("nodes did not converge within {within:?}: {last:?}");
+    }
+
+    pub fn sign(&mut self, org: usize, payload: Payload) -> SignedTx {
+        self.nonce += 1;
+        let body = TxBody {
+            network_id: self.network_id.clone(),
+            org: self.nodes[org].org.clone(),
+            nonce: self.nonce,
+            created_at_ms: leasehold_node::now_ms(),
+            payload,
+        };
+        body.sign(&self.nodes[org].key)
+    }
+
+    /// Posts raw signed txs to node `i`; returns the HTTP status and the
+    /// per-tx outcomes.
+    pub async fn submit(&self, i: usize, txs: &[SignedTx], wait_ms: u64) -> reqwest::Result<(u16, Vec<Value>)> {
+        let r = self
+            .http
+            .post(format!("{}/v1/txs?wait_ms={wait_ms}", self.nodes[i].url))
+            .body(canonical::to_bytes(&txs.to_vec()))
+            .timeout(Duration::from_millis(wait_ms + 5_000))
+            .send()
+            .await?;
+        let status = r.status().as_u16();
+        Ok((status, r.json().await?))
+    }
+
+    pub async fn get(&self, i: usize, path: &str) -> (u16, Value) {
+        let r = self.http.get(format!("{}{path}", self.nodes[i].url)).send().await.expect("get");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub fn data_dir(&self, i: usize) -> PathBuf {
+        self.nodes[i].dir.join("data")
+    }
+}
+
+impl Drop for TestNet {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.kill9(i);
+        }
+    }
+}
+
+/// A dataset owned by org1 that org2 and org3 lease automatically.
+pub fn auto_dataset(id: &str) -> Payload {
+    let allowed = vec!["org2".to_string(), "org3".to_string()];
+    Payload::RegisterDataset {
+        id: id.into(),
+        spec: DatasetSpec {
+            title: format!("dataset {id}"),
+            description: String::new(),
+            tags: vec!["test".into()],
+            content_hash: [1; 32],
+            size_bytes: 1,
+            public_metadata: "{}".into(),
+            private_metadata: SealedMetadata { nonce: [0; 12], ciphertext: vec![0; 32] },
+            policy: AccessPolicy { allowed_orgs: allowed.clone(), max_lease_ms: 3_600_000, approval: Approval::Automatic, exclusive: false },
+            envelopes: allowed.iter().map(|o| KeyEnvelope { org: o.clone(), wrapped: vec![1; 60] }).collect(),
+        },
+        derived_from_run: None,
+    }
+}
+
+pub fn lease_request(lease: &str, dataset: &str) -> Payload {
+    Payload::RequestLease { lease_id: lease.into(), dataset_id: dataset.into(), duration_ms: 600_000, purpose: "test".into() }
+}
+
+pub fn is_committed_valid(v: &Value) -> bool {
+    v["status"] == "committed" && v["receipt"]["verdict"] == "Valid"
+}
+
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
