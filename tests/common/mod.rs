@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use leasehold_chaincode::{canonical, AccessPolicy, Approval, DatasetSpec, KeyEnvelope, Payload, SealedMetadata, SignedTx, TxBody};
+use leasehold_chaincode::{
+    canonical, AccessPolicy, Approval, DatasetSpec, KeyEnvelope, Payload, SealedMetadata, SignedTx,
+    TxBody,
+};
 use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_leasehold");
@@ -15,8 +18,13 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_leasehold");
 /// Ports the OS says are free now. Holding all listeners until every port is
 /// chosen keeps one test from picking the same port twice.
 pub fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind")).collect();
-    listeners.iter().map(|l| l.local_addr().unwrap().port()).collect()
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
 }
 
 pub struct NodeProc {
@@ -40,20 +48,37 @@ impl TestNet {
     pub async fn start(n: usize) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let ports = free_ports(2 * n);
-        let join = |p: &[u16]| p.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(",");
+        let join = |p: &[u16]| {
+            p.iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
         let out = Command::new(BIN)
             .args(["init", "--orgs", &n.to_string(), "--out"])
             .arg(dir.path())
-            .args(["--p2p-ports", &join(&ports[..n]), "--api-ports", &join(&ports[n..])])
+            .args([
+                "--p2p-ports",
+                &join(&ports[..n]),
+                "--api-ports",
+                &join(&ports[n..]),
+            ])
             .output()
             .expect("run init");
-        assert!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));
-        let genesis: Value = serde_json::from_slice(&std::fs::read(dir.path().join("genesis.json")).unwrap()).unwrap();
+        assert!(
+            out.status.success(),
+            "init failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let genesis: Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("genesis.json")).unwrap())
+                .unwrap();
         let mut nodes = Vec::new();
         for i in 0..n {
             let org = format!("org{}", i + 1);
             let ndir = dir.path().join(&org);
-            let secret = leasehold_node::config::read_secret(&ndir.join("keys/signing.key")).unwrap();
+            let secret =
+                leasehold_node::config::read_secret(&ndir.join("keys/signing.key")).unwrap();
             nodes.push(NodeProc {
                 org,
                 dir: ndir,
@@ -78,7 +103,11 @@ impl TestNet {
 
     pub fn spawn(&mut self, i: usize) {
         let node = &mut self.nodes[i];
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(node.dir.join("node.log")).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(node.dir.join("node.log"))
+            .unwrap();
         let child = Command::new(BIN)
             .args(["start", "--config"])
             .arg(node.dir.join("node.toml"))
@@ -102,9 +131,16 @@ impl TestNet {
     /// SIGTERM and wait for a clean exit.
     pub fn stop(&mut self, i: usize) {
         if let Some(mut c) = self.nodes[i].child.take() {
-            Command::new("kill").args(["-TERM", &c.id().to_string()]).status().unwrap();
+            Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status()
+                .unwrap();
             let status = c.wait().unwrap();
-            assert!(status.success(), "node {} exited with {status} on SIGTERM", self.nodes[i].org);
+            assert!(
+                status.success(),
+                "node {} exited with {status} on SIGTERM",
+                self.nodes[i].org
+            );
         }
     }
 
@@ -113,12 +149,20 @@ impl TestNet {
     }
 
     pub async fn status(&self, i: usize) -> Option<Value> {
-        let r = self.http.get(format!("{}/v1/status", self.nodes[i].url)).timeout(Duration::from_secs(2)).send().await.ok()?;
+        let r = self
+            .http
+            .get(format!("{}/v1/status", self.nodes[i].url))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .ok()?;
         r.json().await.ok()
     }
 
     pub fn running(&self) -> Vec<usize> {
-        (0..self.nodes.len()).filter(|i| self.nodes[*i].child.is_some()).collect()
+        (0..self.nodes.len())
+            .filter(|i| self.nodes[*i].child.is_some())
+            .collect()
     }
 
     /// Waits until every running node names the same leader; returns its index.
@@ -127,7 +171,11 @@ impl TestNet {
         while start.elapsed() < within {
             let mut leaders = Vec::new();
             for i in self.running() {
-                leaders.push(self.status(i).await.and_then(|s| s["leader"].as_str().map(String::from)));
+                leaders.push(
+                    self.status(i)
+                        .await
+                        .and_then(|s| s["leader"].as_str().map(String::from)),
+                );
             }
             if let Some(Some(l)) = leaders.first() {
                 if leaders.iter().all(|x| x.as_deref() == Some(l.as_str())) {
@@ -140,7 +188,10 @@ impl TestNet {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("no agreed leader within {within:?}; log of org1:\n{}", self.log(0));
+        panic!(
+            "no agreed leader within {within:?}; log of org1:\n{}",
+            self.log(0)
+        );
     }
 
     /// Waits until every running node reports the same height, head and
@@ -153,7 +204,15 @@ impl TestNet {
             for i in self.running() {
                 last.push(self.status(i).await);
             }
-            let key = |s: &Option<Value>| s.as_ref().map(|s| (s["height"].as_u64(), s["head_hash"].clone(), s["state_root"].clone()));
+            let key = |s: &Option<Value>| {
+                s.as_ref().map(|s| {
+                    (
+                        s["height"].as_u64(),
+                        s["head_hash"].clone(),
+                        s["state_root"].clone(),
+                    )
+                })
+            };
             let first = key(&last[0]);
             if let Some((Some(h), _, _)) = &first {
                 if *h >= min_height && last.iter().all(|s| key(s) == first) {
@@ -179,7 +238,12 @@ impl TestNet {
 
     /// Posts raw signed txs to node `i`; returns the HTTP status and the
     /// per-tx outcomes.
-    pub async fn submit(&self, i: usize, txs: &[SignedTx], wait_ms: u64) -> reqwest::Result<(u16, Vec<Value>)> {
+    pub async fn submit(
+        &self,
+        i: usize,
+        txs: &[SignedTx],
+        wait_ms: u64,
+    ) -> reqwest::Result<(u16, Vec<Value>)> {
         let r = self
             .http
             .post(format!("{}/v1/txs?wait_ms={wait_ms}", self.nodes[i].url))
@@ -192,7 +256,12 @@ impl TestNet {
     }
 
     pub async fn get(&self, i: usize, path: &str) -> (u16, Value) {
-        let r = self.http.get(format!("{}{path}", self.nodes[i].url)).send().await.expect("get");
+        let r = self
+            .http
+            .get(format!("{}{path}", self.nodes[i].url))
+            .send()
+            .await
+            .expect("get");
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
@@ -222,16 +291,35 @@ pub fn auto_dataset(id: &str) -> Payload {
             content_hash: [1; 32],
             size_bytes: 1,
             public_metadata: "{}".into(),
-            private_metadata: SealedMetadata { nonce: [0; 12], ciphertext: vec![0; 32] },
-            policy: AccessPolicy { allowed_orgs: allowed.clone(), max_lease_ms: 3_600_000, approval: Approval::Automatic, exclusive: false },
-            envelopes: allowed.iter().map(|o| KeyEnvelope { org: o.clone(), wrapped: vec![1; 60] }).collect(),
+            private_metadata: SealedMetadata {
+                nonce: [0; 12],
+                ciphertext: vec![0; 32],
+            },
+            policy: AccessPolicy {
+                allowed_orgs: allowed.clone(),
+                max_lease_ms: 3_600_000,
+                approval: Approval::Automatic,
+                exclusive: false,
+            },
+            envelopes: allowed
+                .iter()
+                .map(|o| KeyEnvelope {
+                    org: o.clone(),
+                    wrapped: vec![1; 60],
+                })
+                .collect(),
         },
         derived_from_run: None,
     }
 }
 
 pub fn lease_request(lease: &str, dataset: &str) -> Payload {
-    Payload::RequestLease { lease_id: lease.into(), dataset_id: dataset.into(), duration_ms: 600_000, purpose: "test".into() }
+    Payload::RequestLease {
+        lease_id: lease.into(),
+        dataset_id: dataset.into(),
+        duration_ms: 600_000,
+        purpose: "test".into(),
+    }
 }
 
 pub fn is_committed_valid(v: &Value) -> bool {
