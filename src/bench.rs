@@ -154,7 +154,7 @@ fn lease_txs(
         .map(|i| {
             let lessee = &orgs[1 + i % (orgs.len() - 1)];
             let payload = Payload::RequestLease {
-                lease_id: format!("b{level}-{i}"),
+                lease_id: format!("{dataset}-{level}-{i}"),
                 dataset_id: dataset.into(),
                 duration_ms: 600_000,
                 purpose: "bench".into(),

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Stops the nodes that scripts/testnet-up.sh started, by pid, with SIGTERM.
+# The data stays in ./testnet; delete that directory for a fresh network.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+stopped=0
+for pidfile in testnet/*/pid; do
+  [ -f "$pidfile" ] || continue
+  pid=$(cat "$pidfile")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid"
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+    stopped=$((stopped + 1))
+  fi
+  rm -f "$pidfile"
+done
+echo "stopped $stopped node(s)"
