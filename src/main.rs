@@ -7,7 +7,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use clap::Parser;
-use leasehold_node::cli::{Cli, Command};
+use leasehold_node::cli::{Cli, Command, UserCommand};
 use leasehold_node::config::NodeConfig;
 
 fn main() -> anyhow::Result<()> {
@@ -22,29 +22,14 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let rt = tokio::runtime::Runtime::new()?;
     match cli.command {
-        Command::Init {
-            orgs,
-            out,
-            network_id,
-            host,
-            p2p_ports,
-            api_ports,
-        } => {
+        Command::Init { orgs, out, network_id, host, p2p_ports, api_ports } => {
             let default = |base: u16| (0..orgs as u16).map(|i| base + i).collect::<Vec<_>>();
             let opts = leasehold_node::init::InitOptions {
                 orgs,
                 network_id,
                 host,
-                p2p_ports: if p2p_ports.is_empty() {
-                    default(7051)
-                } else {
-                    p2p_ports
-                },
-                api_ports: if api_ports.is_empty() {
-                    default(8081)
-                } else {
-                    api_ports
-                },
+                p2p_ports: if p2p_ports.is_empty() { default(7051) } else { p2p_ports },
+                api_ports: if api_ports.is_empty() { default(8081) } else { api_ports },
                 now_ms: leasehold_node::now_ms(),
             };
             leasehold_node::init::init(&out, &opts)?;
@@ -54,22 +39,23 @@ fn main() -> anyhow::Result<()> {
         Command::Start { config } => rt.block_on(start(&config)),
         Command::Verify { data_dir } => {
             let v = leasehold_node::verify::verify(&data_dir)?;
-            println!(
-                "ok: {} blocks verified; head {} state root {}",
-                v.height, v.head_hash, v.state_root
-            );
+            println!("ok: {} blocks verified; head {} state root {}", v.height, v.head_hash, v.state_root);
             Ok(())
         }
         Command::Status { url } => rt.block_on(async {
-            let status: serde_json::Value = reqwest::get(format!("{url}/v1/status"))
-                .await?
-                .error_for_status()?
-                .json()
-                .await?;
+            let status: serde_json::Value =
+                reqwest::get(format!("{url}/v1/status")).await?.error_for_status()?.json().await?;
             println!("{}", serde_json::to_string_pretty(&status)?);
             Ok(())
         }),
         Command::Bench(args) => rt.block_on(bench::run(args)),
+        Command::User { command: UserCommand::Add { config, name, role } } => {
+            let cfg = NodeConfig::load(&config)?;
+            let token =
+                leasehold_node::users::UserStore::new(&cfg.data_dir).add(&name, role, leasehold_node::now_ms())?;
+            println!("{token}");
+            Ok(())
+        }
     }
 }
 
@@ -79,13 +65,8 @@ async fn start(config: &Path) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding the API address {}", cfg.api_listen))?;
     let (node, tasks) = leasehold_node::start(cfg.clone()).await?;
-    println!(
-        "leasehold node {} up: api http://{} p2p {}",
-        cfg.org,
-        listener.local_addr()?,
-        cfg.p2p_listen
-    );
-    let state = leasehold_api::AppState { node: node.clone() };
+    println!("leasehold node {} up: api http://{} p2p {}", cfg.org, listener.local_addr()?, cfg.p2p_listen);
+    let state = leasehold_api::AppState::new(node.clone())?;
     leasehold_api::serve(listener, state, shutdown_signal()).await?;
     tracing::info!("shutting down");
     node.shutdown().await;
@@ -94,8 +75,7 @@ async fn start(config: &Path) -> anyhow::Result<()> {
 }
 
 async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
     tokio::select! {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}

@@ -17,35 +17,21 @@ async fn a_thousand_signed_txs_over_three_nodes_converge() {
     assert_eq!(code, 200, "{out:?}");
     assert!(is_committed_valid(&out[0]), "{out:?}");
     // 1,000 lease requests signed by org2 and org3, sent to all three nodes.
-    let txs: Vec<_> = (0..1000)
-        .map(|i| net.sign(1 + i % 2, lease_request(&format!("l{i}"), "ds")))
-        .collect();
+    let txs: Vec<_> = (0..1000).map(|i| net.sign(1 + i % 2, lease_request(&format!("l{i}"), "ds"))).collect();
     let mut handles = Vec::new();
     for (n, chunk) in txs.chunks(100).enumerate() {
-        let (http, url, chunk) = (
-            net.http.clone(),
-            net.nodes[n % 3].url.clone(),
-            chunk.to_vec(),
-        );
+        let (http, url, chunk) = (net.http.clone(), net.nodes[n % 3].url.clone(), chunk.to_vec());
+        let token = net.nodes[n % 3].token.clone();
         handles.push(tokio::spawn(async move {
             let body = leasehold_chaincode::canonical::to_bytes(&chunk);
-            let r = http
-                .post(format!("{url}/v1/txs?wait_ms=20000"))
-                .body(body)
-                .send()
-                .await
-                .unwrap();
+            let r =
+                http.post(format!("{url}/v1/txs?wait_ms=20000")).bearer_auth(token).body(body).send().await.unwrap();
             r.json::<Vec<serde_json::Value>>().await.unwrap()
         }));
     }
     let mut valid = 0;
     for h in handles {
-        valid += h
-            .await
-            .unwrap()
-            .iter()
-            .filter(|v| is_committed_valid(v))
-            .count();
+        valid += h.await.unwrap().iter().filter(|v| is_committed_valid(v)).count();
     }
     assert_eq!(valid, 1000, "every tx commits valid");
     let status = net.wait_converged(2, Duration::from_secs(20)).await;
@@ -58,9 +44,7 @@ async fn a_thousand_signed_txs_over_three_nodes_converge() {
         seen.insert((body["height"].as_u64(), body["index"].as_u64()));
     }
     assert_eq!(seen.len(), 1);
-    let (_, leases) = net
-        .get(2, &format!("/v1/blocks/{}", status["height"]))
-        .await;
+    let (_, leases) = net.get(2, &format!("/v1/blocks/{}", status["height"])).await;
     assert_eq!(leases["hash"], status["head_hash"]);
 }
 
@@ -73,10 +57,7 @@ async fn a_tx_with_a_bad_signature_is_never_committed_as_valid() {
         let (code, out) = net.submit(i, &[forged.clone()], 3_000).await.unwrap();
         assert_eq!(code, 200);
         assert_eq!(out[0]["status"], "rejected", "{out:?}");
-        assert!(out[0]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("signature does not verify"));
+        assert!(out[0]["reason"].as_str().unwrap().contains("signature does not verify"));
         // Signed by another org's key, claiming to be org2.
         let mut body = net.sign(1, lease_request(&format!("g{i}"), "ds")).body;
         body.nonce += 1;
@@ -96,44 +77,29 @@ async fn a_tx_with_a_bad_signature_is_never_committed_as_valid() {
 async fn killing_the_leader_under_load_loses_no_acknowledged_tx() {
     let mut net = TestNet::start(3).await;
     let setup = net.sign(0, auto_dataset("ds"));
-    assert!(is_committed_valid(
-        &net.submit(0, &[setup], 10_000).await.unwrap().1[0]
-    ));
+    assert!(is_committed_valid(&net.submit(0, &[setup], 10_000).await.unwrap().1[0]));
     let leader = net.wait_for_leader(Duration::from_secs(10)).await;
     let followers: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
     // Pre-sign the load so the submitter only sends.
     let batches: Vec<Vec<_>> = (0..60)
-        .map(|b| {
-            (0..50)
-                .map(|i| net.sign(1 + (b + i) % 2, lease_request(&format!("k{b}-{i}"), "ds")))
-                .collect()
-        })
+        .map(|b| (0..50).map(|i| net.sign(1 + (b + i) % 2, lease_request(&format!("k{b}-{i}"), "ds"))).collect())
         .collect();
     let acked = Arc::new(Mutex::new(Vec::<String>::new()));
-    let urls: Vec<String> = followers
-        .iter()
-        .map(|i| net.nodes[*i].url.clone())
-        .collect();
+    let urls: Vec<(String, String)> =
+        followers.iter().map(|i| (net.nodes[*i].url.clone(), net.nodes[*i].token.clone())).collect();
     let (http, acked2) = (net.http.clone(), acked.clone());
     let load = tokio::spawn(async move {
         for (b, batch) in batches.into_iter().enumerate() {
             let body = leasehold_chaincode::canonical::to_bytes(&batch);
-            let url = &urls[b % urls.len()];
-            let Ok(r) = http
-                .post(format!("{url}/v1/txs?wait_ms=15000"))
-                .body(body)
-                .send()
-                .await
+            let (url, token) = &urls[b % urls.len()];
+            let Ok(r) = http.post(format!("{url}/v1/txs?wait_ms=15000")).bearer_auth(token).body(body).send().await
             else {
                 continue;
             };
             let Ok(out) = r.json::<Vec<serde_json::Value>>().await else {
                 continue;
             };
-            let ok = out
-                .iter()
-                .filter(|v| is_committed_valid(v))
-                .map(|v| v["tx_id"].as_str().unwrap().to_string());
+            let ok = out.iter().filter(|v| is_committed_valid(v)).map(|v| v["tx_id"].as_str().unwrap().to_string());
             acked2.lock().unwrap().extend(ok);
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -147,14 +113,8 @@ async fn killing_the_leader_under_load_loses_no_acknowledged_tx() {
     // The new leader commits: a fresh tx goes through within seconds.
     let probe = net.sign(2, lease_request("after-failover", "ds"));
     let (_, out) = net.submit(new_leader, &[probe], 10_000).await.unwrap();
-    assert!(
-        is_committed_valid(&out[0]),
-        "new leader did not commit: {out:?}"
-    );
-    assert!(
-        killed_at.elapsed() < Duration::from_secs(10),
-        "failover took {failover:?}"
-    );
+    assert!(is_committed_valid(&out[0]), "new leader did not commit: {out:?}");
+    assert!(killed_at.elapsed() < Duration::from_secs(10), "failover took {failover:?}");
     load.await.unwrap();
     let acked = acked.lock().unwrap().clone();
     assert!(acked.len() > 1000, "only {} txs acknowledged", acked.len());
@@ -176,44 +136,22 @@ async fn killing_the_leader_under_load_loses_no_acknowledged_tx() {
 async fn verify_names_the_height_of_a_corrupted_block() {
     let mut net = TestNet::start(3).await;
     let setup = net.sign(0, auto_dataset("ds"));
-    assert!(is_committed_valid(
-        &net.submit(0, &[setup], 10_000).await.unwrap().1[0]
-    ));
+    assert!(is_committed_valid(&net.submit(0, &[setup], 10_000).await.unwrap().1[0]));
     for b in 0..5 {
-        let txs: Vec<_> = (0..20)
-            .map(|i| net.sign(1, lease_request(&format!("v{b}-{i}"), "ds")))
-            .collect();
+        let txs: Vec<_> = (0..20).map(|i| net.sign(1, lease_request(&format!("v{b}-{i}"), "ds"))).collect();
         net.submit(b % 3, &txs, 10_000).await.unwrap();
     }
     let status = net.wait_converged(3, Duration::from_secs(20)).await;
     net.stop(1);
     let dir = net.data_dir(1);
-    let verify = || {
-        std::process::Command::new(BIN)
-            .args(["verify", "--data-dir", path_str(&dir)])
-            .output()
-            .unwrap()
-    };
+    let verify = || std::process::Command::new(BIN).args(["verify", "--data-dir", path_str(&dir)]).output().unwrap();
     let ok = verify();
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
     assert!(String::from_utf8_lossy(&ok.stdout).contains(status["head_hash"].as_str().unwrap()));
     // Flip one byte inside the block at height 2.
     {
-        let cfs = [
-            "raft_log",
-            "raft_meta",
-            "blocks",
-            "txs",
-            "state",
-            "indexes",
-            "meta",
-        ];
-        let db =
-            rocksdb::DB::open_cf(&rocksdb::Options::default(), dir.join("ledger"), cfs).unwrap();
+        let cfs = ["raft_log", "raft_meta", "blocks", "txs", "state", "indexes", "meta"];
+        let db = rocksdb::DB::open_cf(&rocksdb::Options::default(), dir.join("ledger"), cfs).unwrap();
         let cf = db.cf_handle("blocks").unwrap();
         let mut bytes = db.get_cf(cf, 2u64.to_be_bytes()).unwrap().unwrap();
         let at = bytes.len() - 40;
@@ -232,22 +170,10 @@ async fn a_node_refuses_peers_outside_the_genesis() {
     // A stranger with a fresh identity dials the node's p2p port.
     let ports = free_ports(1);
     let node_cfg = std::fs::read_to_string(net.nodes[0].dir.join("node.toml")).unwrap();
-    let p2p: String = node_cfg
-        .lines()
-        .find(|l| l.starts_with("p2p_listen"))
-        .unwrap()
-        .split('"')
-        .nth(1)
-        .unwrap()
-        .into();
+    let p2p: String = node_cfg.lines().find(|l| l.starts_with("p2p_listen")).unwrap().split('"').nth(1).unwrap().into();
     let genesis: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(net.dir.path().join("genesis.json")).unwrap())
-            .unwrap();
-    let peer_id: leasehold_network::PeerId = genesis["orgs"][0]["peer_id"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+        serde_json::from_slice(&std::fs::read(net.dir.path().join("genesis.json")).unwrap()).unwrap();
+    let peer_id: leasehold_network::PeerId = genesis["orgs"][0]["peer_id"].as_str().unwrap().parse().unwrap();
     let (client, event_loop, _inbound) = leasehold_network::new(leasehold_network::Config {
         keypair: leasehold_network::Keypair::generate_ed25519(),
         listen: format!("/ip4/127.0.0.1/tcp/{}", ports[0]).parse().unwrap(),
@@ -261,10 +187,6 @@ async fn a_node_refuses_peers_outside_the_genesis() {
     let res = client.request(peer_id, b"hello".to_vec()).await;
     assert!(res.is_err(), "a stranger's request was answered");
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(
-        net.log(0).contains("refused incoming connection"),
-        "refusal not logged:\n{}",
-        net.log(0)
-    );
+    assert!(net.log(0).contains("refused incoming connection"), "refusal not logged:\n{}", net.log(0));
     assert_eq!(net.status(0).await.unwrap()["peers"], serde_json::json!([]));
 }

@@ -1,50 +1,66 @@
-//! One error type for the API, rendered as RFC 9457 problem details.
+//! One error type for the API, rendered as RFC 9457 problem details:
+//! `application/problem+json` with `type`, `title`, `status`, `detail`, and
+//! `field` when one field is at fault.
 
+use axum::extract::rejection::JsonRejection;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use leasehold_chaincode::ChaincodeError;
 use serde::Serialize;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{detail}")]
-    BadRequest {
-        field: Option<String>,
-        detail: String,
-    },
+    BadRequest { field: Option<String>, detail: String },
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("{detail}")]
+    Unprocessable { field: Option<String>, detail: String },
+    #[error("{0}")]
+    Unavailable(String),
     #[error("{0}")]
     Internal(String),
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Problem {
     #[serde(rename = "type")]
-    kind: &'a str,
-    title: &'a str,
-    status: u16,
-    detail: String,
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<&'a str>,
+    pub field: Option<String>,
 }
 
 impl ApiError {
     pub fn bad(field: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self::BadRequest {
-            field: Some(field.into()),
-            detail: detail.into(),
-        }
+        Self::BadRequest { field: Some(field.into()), detail: detail.into() }
+    }
+
+    pub fn invalid(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::Unprocessable { field: Some(field.into()), detail: detail.into() }
     }
 
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
             Self::BadRequest { .. } => (StatusCode::BAD_REQUEST, "bad-request", "Bad request"),
+            Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
-            Self::Internal(_) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "Internal error",
-            ),
+            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict with the ledger"),
+            Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too-large", "Request body too large"),
+            Self::Unprocessable { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid", "Invalid field"),
+            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Unavailable"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
         }
     }
 }
@@ -55,9 +71,55 @@ impl From<leasehold_node::NodeError> for ApiError {
     }
 }
 
-impl From<leasehold_chaincode::ChaincodeError> for ApiError {
-    fn from(e: leasehold_chaincode::ChaincodeError) -> Self {
-        Self::Internal(e.to_string())
+/// The chaincode's verdicts, as HTTP: who may not (403), what is not there
+/// (404), what conflicts with the ledger's state (409), what is malformed (422).
+impl From<ChaincodeError> for ApiError {
+    fn from(e: ChaincodeError) -> Self {
+        let detail = e.to_string();
+        match e {
+            ChaincodeError::NotFound { .. } => Self::NotFound(detail),
+            ChaincodeError::NotOwner { .. }
+            | ChaincodeError::NotAllowedByPolicy { .. }
+            | ChaincodeError::NotLessee { .. } => Self::Forbidden(detail),
+            ChaincodeError::InvalidField { field, .. } => Self::Unprocessable { field: Some(field.into()), detail },
+            ChaincodeError::DurationExceedsPolicy { .. } => {
+                Self::Unprocessable { field: Some("duration_ms".into()), detail }
+            }
+            ChaincodeError::Storage(_) | ChaincodeError::Corrupt { .. } => Self::Internal(detail),
+            ChaincodeError::WrongNetwork { .. }
+            | ChaincodeError::UnknownOrg(_)
+            | ChaincodeError::BadSignature { .. }
+            | ChaincodeError::OutsideTimeWindow { .. } => Self::BadRequest { field: None, detail },
+            _ => Self::Conflict(detail),
+        }
+    }
+}
+
+/// serde names the culprit as "missing field `x`", "unknown field `x`" or a
+/// path prefix "a.b: ..."; the problem's `field` carries it.
+fn field_of(text: &str) -> Option<String> {
+    let msg = text.split("target type: ").nth(1).unwrap_or(text);
+    if let Some(rest) = msg.split("field `").nth(1) {
+        return rest.split('`').next().map(String::from);
+    }
+    let path = msg.split(": ").next()?;
+    (!path.contains(' ')).then(|| path.to_string())
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        let text = r.body_text();
+        match r {
+            JsonRejection::JsonDataError(_) => Self::Unprocessable { field: field_of(&text), detail: text },
+            JsonRejection::JsonSyntaxError(_) => {
+                Self::BadRequest { field: Some("body".into()), detail: format!("malformed JSON: {text}") }
+            }
+            JsonRejection::MissingJsonContentType(_) => {
+                Self::BadRequest { field: Some("content-type".into()), detail: text }
+            }
+            JsonRejection::BytesRejection(_) => Self::TooLarge(text),
+            _ => Self::BadRequest { field: None, detail: text },
+        }
     }
 }
 
@@ -65,22 +127,37 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, kind, title) = self.parts();
         let field = match &self {
-            Self::BadRequest { field, .. } => field.as_deref(),
+            Self::BadRequest { field, .. } | Self::Unprocessable { field, .. } => field.clone(),
             _ => None,
         };
         let body = Problem {
-            kind,
-            title,
+            kind: kind.into(),
+            title: title.into(),
             status: status.as_u16(),
             detail: self.to_string(),
             field,
         };
         let json = serde_json::to_vec(&body).expect("problem serialises");
-        (
-            status,
-            [(header::CONTENT_TYPE, "application/problem+json")],
-            json,
-        )
-            .into_response()
+        (status, [(header::CONTENT_TYPE, "application/problem+json")], json).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_the_field_serde_complains_about() {
+        let f = |s| super::field_of(s);
+        assert_eq!(
+            f("Failed to deserialize the JSON body into the target type: missing field `title` at line 1"),
+            Some("title".into())
+        );
+        assert_eq!(
+            f("Failed to deserialize the JSON body into the target type: unknown field `x`, expected one of"),
+            Some("x".into())
+        );
+        assert_eq!(
+            f("Failed to deserialize the JSON body into the target type: policy.max_lease_ms: invalid type"),
+            Some("policy.max_lease_ms".into())
+        );
     }
 }

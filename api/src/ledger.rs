@@ -10,6 +10,10 @@ use leasehold_node::block::Block;
 use leasehold_node::{Status, Submission};
 use serde::{Deserialize, Serialize};
 
+use leasehold_node::users::Role;
+use utoipa::ToSchema;
+
+use crate::auth::Caller;
 use crate::{ApiError, AppState};
 
 /// Most transactions in one submission.
@@ -26,54 +30,39 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/blocks/{height}", get(block))
 }
 
-async fn status(State(s): State<AppState>) -> Json<Status> {
+/// Public: scripts and monitors poll it without a token.
+#[utoipa::path(get, path = "/v1/status", responses((status = 200, description = "org, height, head_hash, state_root, leader, peers")))]
+pub async fn status(State(s): State<AppState>) -> Json<Status> {
     Json(s.node.status().await)
 }
 
 #[derive(Deserialize)]
-struct SubmitQuery {
+pub struct SubmitQuery {
     wait_ms: Option<u64>,
 }
 
 /// Body: the canonical encoding of a `Vec<SignedTx>`. Answers 200 when every
 /// tx committed, 202 when some are still pending.
-async fn submit(
+#[utoipa::path(post, path = "/v1/txs", request_body(content = Vec<u8>, content_type = "application/octet-stream"), responses((status = 200, description = "every tx committed"), (status = 202, description = "some still pending")), security(("bearer" = [])))]
+pub async fn submit(
     State(s): State<AppState>,
+    caller: Caller,
     Query(q): Query<SubmitQuery>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Vec<Submission>>), ApiError> {
-    let txs: Vec<SignedTx> = canonical::from_bytes(&body, "body").map_err(|e| {
-        ApiError::bad(
-            "body",
-            format!("not a canonical list of signed transactions: {e}"),
-        )
-    })?;
+    caller.require(Role::Member)?;
+    let txs: Vec<SignedTx> = canonical::from_bytes(&body, "body")
+        .map_err(|e| ApiError::bad("body", format!("not a canonical list of signed transactions: {e}")))?;
     if txs.is_empty() || txs.len() > MAX_SUBMIT_TXS {
-        return Err(ApiError::bad(
-            "body",
-            format!("submit 1 to {MAX_SUBMIT_TXS} transactions"),
-        ));
+        return Err(ApiError::bad("body", format!("submit 1 to {MAX_SUBMIT_TXS} transactions")));
     }
-    let wait = q
-        .wait_ms
-        .map(std::time::Duration::from_millis)
-        .unwrap_or_else(|| s.commit_wait());
-    let out = s
-        .node
-        .submit(txs, wait.min(std::time::Duration::from_secs(60)))
-        .await;
+    let wait = q.wait_ms.map(std::time::Duration::from_millis).unwrap_or_else(|| s.commit_wait());
+    let out = s.node.submit(txs, wait.min(std::time::Duration::from_secs(60))).await;
     let pending = out.iter().any(|o| matches!(o, Submission::Pending { .. }));
-    Ok((
-        if pending {
-            StatusCode::ACCEPTED
-        } else {
-            StatusCode::OK
-        },
-        Json(out),
-    ))
+    Ok((if pending { StatusCode::ACCEPTED } else { StatusCode::OK }, Json(out)))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct TxView {
     pub tx_id: String,
     pub org: String,
@@ -85,7 +74,7 @@ pub struct TxView {
     pub reason: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct BlockView {
     pub height: u64,
     pub hash: String,
@@ -120,19 +109,17 @@ fn block_view(b: &Block) -> BlockView {
         time_ms: b.header.time_ms,
         proposer: b.header.proposer.clone(),
         state_root: hex::encode(b.header.state_root),
-        txs: b
-            .txs
-            .iter()
-            .zip(&b.verdicts)
-            .map(|(t, v)| tx_view(t, v))
-            .collect(),
+        txs: b.txs.iter().zip(&b.verdicts).map(|(t, v)| tx_view(t, v)).collect(),
     }
 }
 
-async fn block(
+#[utoipa::path(get, path = "/v1/blocks/{height}", responses((status = 200, body = BlockView), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn block(
     State(s): State<AppState>,
+    caller: Caller,
     Path(height): Path<u64>,
 ) -> Result<Json<BlockView>, ApiError> {
+    caller.require(Role::Viewer)?;
     let b = s
         .node
         .ledger()
@@ -143,15 +130,19 @@ async fn block(
 }
 
 #[derive(Deserialize)]
-struct BlocksQuery {
+#[serde(deny_unknown_fields)]
+pub struct BlocksQuery {
     from: Option<u64>,
     limit: Option<u64>,
 }
 
-async fn blocks(
+#[utoipa::path(get, path = "/v1/blocks", params(("from" = Option<u64>, Query), ("limit" = Option<u64>, Query)), responses((status = 200, body = Vec<BlockView>)), security(("bearer" = [])))]
+pub async fn blocks(
     State(s): State<AppState>,
+    caller: Caller,
     Query(q): Query<BlocksQuery>,
 ) -> Result<Json<Vec<BlockView>>, ApiError> {
+    caller.require(Role::Viewer)?;
     let from = q.from.unwrap_or(1).max(1);
     let limit = q.limit.unwrap_or(20).clamp(1, MAX_BLOCKS);
     let head = s.node.ledger().head().height;
@@ -165,23 +156,20 @@ async fn blocks(
 }
 
 #[derive(Serialize)]
-struct TxLookup {
+pub struct TxLookup {
     height: u64,
     index: u32,
     #[serde(flatten)]
     tx: TxView,
 }
 
-async fn tx(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<TxLookup>, ApiError> {
-    let tx_id =
-        TxId::from_hex(&id).ok_or_else(|| ApiError::bad("id", "a tx id is 64 hex characters"))?;
+#[utoipa::path(get, path = "/v1/txs/{id}", responses((status = 200, body = TxView), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn tx(State(s): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<TxLookup>, ApiError> {
+    caller.require(Role::Viewer)?;
+    let tx_id = TxId::from_hex(&id).ok_or_else(|| ApiError::bad("id", "a tx id is 64 hex characters"))?;
     let not_found = || ApiError::NotFound(format!("no committed valid transaction {id}"));
     let (height, index) = s.node.lookup_tx(&tx_id)?.ok_or_else(not_found)?;
     let b = s.node.ledger().store.block(height)?.ok_or_else(not_found)?;
     let i = index as usize;
-    Ok(Json(TxLookup {
-        height,
-        index,
-        tx: tx_view(&b.txs[i], &b.verdicts[i]),
-    }))
+    Ok(Json(TxLookup { height, index, tx: tx_view(&b.txs[i], &b.verdicts[i]) }))
 }

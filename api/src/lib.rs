@@ -1,17 +1,33 @@
 //! The leasehold REST API, versioned under `/v1`.
 //!
-//! [`app`] builds the router over a [`NodeHandle`]; the binary serves it on
-//! the node's configured address. Errors are `application/problem+json`.
+//! [`app`] builds the router over an [`AppState`]; the binary serves it on
+//! the node's configured address. Every error is `application/problem+json`.
+//! The API acts for its own org only: it holds that org's X25519 secret (to
+//! unwrap keys granted to it) and its data keys (in an encrypted keystore),
+//! and no other org's secrets.
 
+mod admin;
+mod auth;
+pub mod crypto;
+mod datasets;
 mod error;
+mod keystore;
+mod leases;
 mod ledger;
+pub mod openapi;
+mod views;
+mod write;
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::DefaultBodyLimit;
 use axum::Router;
+use leasehold_node::users::UserStore;
 use leasehold_node::NodeHandle;
 
-pub use error::ApiError;
+pub use error::{ApiError, Problem};
+pub use keystore::Keystore;
 
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
@@ -19,9 +35,23 @@ pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 #[derive(Clone)]
 pub struct AppState {
     pub node: NodeHandle,
+    pub users: Arc<UserStore>,
+    pub keystore: Arc<Keystore>,
+    x25519_secret: [u8; 32],
 }
 
 impl AppState {
+    pub fn new(node: NodeHandle) -> Result<Self, ApiError> {
+        let cfg = node.config();
+        let x25519_secret = cfg.x25519_secret()?;
+        Ok(Self {
+            users: Arc::new(UserStore::new(&cfg.data_dir)),
+            keystore: Arc::new(Keystore::open(&cfg.data_dir, &x25519_secret)?),
+            x25519_secret,
+            node,
+        })
+    }
+
     pub fn commit_wait(&self) -> Duration {
         Duration::from_millis(self.node.config().commit_wait_ms)
     }
@@ -30,9 +60,11 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(ledger::routes())
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(
-            MAX_BODY_BYTES,
-        ))
+        .merge(datasets::routes())
+        .merge(leases::routes())
+        .merge(admin::routes())
+        .merge(openapi::routes())
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
 
@@ -42,7 +74,5 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
 }

@@ -4,53 +4,25 @@ use serde::{Deserialize, Serialize};
 
 use crate::time::rfc3339;
 use crate::{
-    keys, lease, run, BlockCtx, ChaincodeError, Dataset, DatasetSpec, HistoryEntry, Overlay,
-    Payload, Result, SignedTx, State, StateRead, TxId,
+    keys, lease, run, BlockCtx, ChaincodeError, Dataset, DatasetSpec, HistoryEntry, Overlay, Payload, Result, SignedTx,
+    State, StateRead, TxId,
 };
 
 /// What a valid transaction did, for subscribers such as the lease monitor.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Event {
-    DatasetRegistered {
-        id: String,
-        version: u32,
-    },
-    DatasetUpdated {
-        id: String,
-        version: u32,
-    },
-    DatasetRetired {
-        id: String,
-    },
-    LeaseRequested {
-        lease_id: String,
-    },
-    LeaseGranted {
-        lease_id: String,
-        expires_at_ms: i64,
-    },
-    LeaseDenied {
-        lease_id: String,
-    },
-    LeaseReleased {
-        lease_id: String,
-    },
-    LeaseRevoked {
-        lease_id: String,
-    },
-    LeaseExtended {
-        lease_id: String,
-        expires_at_ms: i64,
-    },
-    RunStarted {
-        run_id: String,
-    },
-    RunFinished {
-        run_id: String,
-    },
-    AccessRecorded {
-        lease_id: String,
-    },
+    DatasetRegistered { id: String, version: u32 },
+    DatasetUpdated { id: String, version: u32 },
+    DatasetRetired { id: String },
+    LeaseRequested { lease_id: String },
+    LeaseGranted { lease_id: String, expires_at_ms: i64 },
+    LeaseDenied { lease_id: String },
+    LeaseReleased { lease_id: String },
+    LeaseRevoked { lease_id: String },
+    LeaseExtended { lease_id: String, expires_at_ms: i64 },
+    RunStarted { run_id: String },
+    RunFinished { run_id: String },
+    AccessRecorded { lease_id: String },
 }
 
 /// Context of one transaction inside a block.
@@ -66,13 +38,7 @@ impl TxCtx<'_> {
     }
 
     /// Appends `record` to the history of `kind/id`.
-    pub fn record_history<T: Serialize>(
-        &self,
-        state: &mut impl State,
-        kind: &str,
-        id: &str,
-        record: &T,
-    ) -> Result<()> {
+    pub fn record_history<T: Serialize>(&self, state: &mut impl State, kind: &str, id: &str, record: &T) -> Result<()> {
         let count_key = keys::history_count(kind, id);
         let seq: u32 = keys::get(state, &count_key)?.unwrap_or(0);
         let entry = HistoryEntry {
@@ -106,57 +72,28 @@ pub fn apply<S: State>(state: &mut S, tx: &SignedTx, ctx: &BlockCtx) -> Result<V
 
 /// Applies a transaction whose signature is already known to be good. On
 /// error the caller must discard `state`'s writes (it is an overlay).
-pub(crate) fn apply_verified(
-    state: &mut impl State,
-    tx: &SignedTx,
-    tx_id: TxId,
-    ctx: &BlockCtx,
-) -> Result<Vec<Event>> {
+pub(crate) fn apply_verified(state: &mut impl State, tx: &SignedTx, tx_id: TxId, ctx: &BlockCtx) -> Result<Vec<Event>> {
     check_envelope(state, tx, &tx_id, ctx)?;
-    let tcx = TxCtx {
-        block: ctx,
-        org: &tx.body.org,
-        tx_id,
-    };
+    let tcx = TxCtx { block: ctx, org: &tx.body.org, tx_id };
     let event = match &tx.body.payload {
-        Payload::RegisterDataset {
-            id,
-            spec,
-            derived_from_run,
-        } => register(state, &tcx, id, spec, derived_from_run)?,
+        Payload::RegisterDataset { id, spec, derived_from_run } => register(state, &tcx, id, spec, derived_from_run)?,
         Payload::UpdateDataset { id, spec } => update(state, &tcx, id, spec)?,
         Payload::RetireDataset { id } => retire(state, &tcx, id)?,
-        Payload::RequestLease {
-            lease_id,
-            dataset_id,
-            duration_ms,
-            purpose,
-        } => lease::request(state, &tcx, lease_id, dataset_id, *duration_ms, purpose)?,
-        Payload::GrantLease {
-            lease_id,
-            duration_ms,
-            wrapped_key,
-        } => lease::grant(state, &tcx, lease_id, *duration_ms, wrapped_key)?,
+        Payload::RequestLease { lease_id, dataset_id, duration_ms, purpose } => {
+            lease::request(state, &tcx, lease_id, dataset_id, *duration_ms, purpose)?
+        }
+        Payload::GrantLease { lease_id, duration_ms, wrapped_key } => {
+            lease::grant(state, &tcx, lease_id, *duration_ms, wrapped_key)?
+        }
         Payload::DenyLease { lease_id, reason } => lease::deny(state, &tcx, lease_id, reason)?,
         Payload::ReleaseLease { lease_id } => lease::release(state, &tcx, lease_id)?,
         Payload::RevokeLease { lease_id, reason } => lease::revoke(state, &tcx, lease_id, reason)?,
-        Payload::ExtendLease { lease_id, extra_ms } => {
-            lease::extend(state, &tcx, lease_id, *extra_ms)?
+        Payload::ExtendLease { lease_id, extra_ms } => lease::extend(state, &tcx, lease_id, *extra_ms)?,
+        Payload::StartRun { run_id, workflow_hash, lease_ids, inputs } => {
+            run::start(state, &tcx, run_id, workflow_hash, lease_ids, inputs)?
         }
-        Payload::StartRun {
-            run_id,
-            workflow_hash,
-            lease_ids,
-            inputs,
-        } => run::start(state, &tcx, run_id, workflow_hash, lease_ids, inputs)?,
-        Payload::FinishRun {
-            run_id,
-            status,
-            output_hash,
-        } => run::finish(state, &tcx, run_id, *status, output_hash)?,
-        Payload::RecordAccess { lease_id, reader } => {
-            lease::record_access(state, &tcx, lease_id, reader)?
-        }
+        Payload::FinishRun { run_id, status, output_hash } => run::finish(state, &tcx, run_id, *status, output_hash)?,
+        Payload::RecordAccess { lease_id, reader } => lease::record_access(state, &tcx, lease_id, reader)?,
     };
     keys::put(state, keys::tx(&tx_id), &ctx.height);
     let nonce_key = keys::nonce(&tx.body.org);
@@ -165,19 +102,11 @@ pub(crate) fn apply_verified(
     Ok(vec![event])
 }
 
-fn check_envelope(
-    state: &impl StateRead,
-    tx: &SignedTx,
-    tx_id: &TxId,
-    ctx: &BlockCtx,
-) -> Result<()> {
+fn check_envelope(state: &impl StateRead, tx: &SignedTx, tx_id: &TxId, ctx: &BlockCtx) -> Result<()> {
     let body = &tx.body;
     let g = ctx.genesis;
     if body.network_id != g.network_id {
-        return Err(ChaincodeError::WrongNetwork {
-            expected: g.network_id.clone(),
-            got: body.network_id.clone(),
-        });
+        return Err(ChaincodeError::WrongNetwork { expected: g.network_id.clone(), got: body.network_id.clone() });
     }
     if g.org(&body.org).is_none() {
         return Err(ChaincodeError::UnknownOrg(body.org.clone()));
@@ -194,20 +123,13 @@ fn check_envelope(
     let max: u64 = keys::get(state, &keys::nonce(&body.org))?.unwrap_or(0);
     let floor = max.saturating_sub(g.policy.nonce_window);
     if max >= g.policy.nonce_window && body.nonce <= floor {
-        return Err(ChaincodeError::StaleNonce {
-            org: body.org.clone(),
-            nonce: body.nonce,
-            floor,
-        });
+        return Err(ChaincodeError::StaleNonce { org: body.org.clone(), nonce: body.nonce, floor });
     }
     Ok(())
 }
 
 pub(crate) fn load_dataset(state: &impl StateRead, id: &str) -> Result<Dataset> {
-    keys::get(state, &keys::dataset(id))?.ok_or_else(|| ChaincodeError::NotFound {
-        kind: "dataset",
-        id: id.into(),
-    })
+    keys::get(state, &keys::dataset(id))?.ok_or_else(|| ChaincodeError::NotFound { kind: "dataset", id: id.into() })
 }
 
 fn validate_spec(ctx: &TxCtx, spec: &DatasetSpec) -> Result<()> {
@@ -216,10 +138,7 @@ fn validate_spec(ctx: &TxCtx, spec: &DatasetSpec) -> Result<()> {
             return Err(ChaincodeError::invalid(field, "must not be empty"));
         }
         if s.len() > max {
-            return Err(ChaincodeError::invalid(
-                field,
-                format!("is {} bytes, the limit is {max}", s.len()),
-            ));
+            return Err(ChaincodeError::invalid(field, format!("is {} bytes, the limit is {max}", s.len())));
         }
         Ok(())
     };
@@ -233,20 +152,14 @@ fn validate_spec(ctx: &TxCtx, spec: &DatasetSpec) -> Result<()> {
         keys::valid_id("tags", tag)?;
     }
     if spec.private_metadata.ciphertext.len() > 64 * 1024 + 16 {
-        return Err(ChaincodeError::invalid(
-            "private_metadata",
-            "ciphertext exceeds 64 KiB",
-        ));
+        return Err(ChaincodeError::invalid("private_metadata", "ciphertext exceeds 64 KiB"));
     }
     let g = ctx.block.genesis;
     let p = &spec.policy;
     if p.max_lease_ms == 0 || p.max_lease_ms > g.policy.max_lease_ms {
         return Err(ChaincodeError::invalid(
             "policy.max_lease_ms",
-            format!(
-                "must be between 1 and the network maximum of {} ms",
-                g.policy.max_lease_ms
-            ),
+            format!("must be between 1 and the network maximum of {} ms", g.policy.max_lease_ms),
         ));
     }
     for org in &p.allowed_orgs {
@@ -259,18 +172,11 @@ fn validate_spec(ctx: &TxCtx, spec: &DatasetSpec) -> Result<()> {
     }
     for env in &spec.envelopes {
         if !p.allowed_orgs.contains(&env.org) {
-            return Err(ChaincodeError::invalid(
-                "envelopes",
-                format!("{:?} is not an allowed org", env.org),
-            ));
+            return Err(ChaincodeError::invalid("envelopes", format!("{:?} is not an allowed org", env.org)));
         }
     }
     if p.approval == crate::Approval::Automatic {
-        if let Some(missing) = p
-            .allowed_orgs
-            .iter()
-            .find(|o| !spec.envelopes.iter().any(|e| &e.org == *o))
-        {
+        if let Some(missing) = p.allowed_orgs.iter().find(|o| !spec.envelopes.iter().any(|e| &e.org == *o)) {
             return Err(ChaincodeError::invalid(
                 "envelopes",
                 format!("automatic approval needs a key envelope for every allowed org; {missing:?} has none"),
@@ -307,10 +213,7 @@ fn register(
 ) -> Result<Event> {
     keys::valid_id("id", id)?;
     if state.get(&keys::dataset(id))?.is_some() {
-        return Err(ChaincodeError::AlreadyExists {
-            kind: "dataset",
-            id: id.into(),
-        });
+        return Err(ChaincodeError::AlreadyExists { kind: "dataset", id: id.into() });
     }
     validate_spec(ctx, spec)?;
     let provenance = match derived_from_run {
@@ -329,25 +232,13 @@ fn register(
     };
     index_dataset(state, &ds, true);
     store_dataset(state, ctx, &ds)?;
-    Ok(Event::DatasetRegistered {
-        id: id.into(),
-        version: 1,
-    })
+    Ok(Event::DatasetRegistered { id: id.into(), version: 1 })
 }
 
-fn owned_live_dataset(
-    state: &impl StateRead,
-    ctx: &TxCtx,
-    id: &str,
-    action: &'static str,
-) -> Result<Dataset> {
+fn owned_live_dataset(state: &impl StateRead, ctx: &TxCtx, id: &str, action: &'static str) -> Result<Dataset> {
     let ds = load_dataset(state, id)?;
     if ds.owner != ctx.org {
-        return Err(ChaincodeError::NotOwner {
-            owner: ds.owner,
-            org: ctx.org.into(),
-            action,
-        });
+        return Err(ChaincodeError::NotOwner { owner: ds.owner, org: ctx.org.into(), action });
     }
     if ds.retired {
         return Err(ChaincodeError::Retired(id.into()));
@@ -359,27 +250,15 @@ fn update(state: &mut impl State, ctx: &TxCtx, id: &str, spec: &DatasetSpec) -> 
     let old = owned_live_dataset(state, ctx, id, "update the dataset")?;
     validate_spec(ctx, spec)?;
     index_dataset(state, &old, false);
-    let ds = Dataset {
-        version: old.version + 1,
-        spec: spec.clone(),
-        updated_at_ms: ctx.now(),
-        ..old
-    };
+    let ds = Dataset { version: old.version + 1, spec: spec.clone(), updated_at_ms: ctx.now(), ..old };
     index_dataset(state, &ds, true);
     store_dataset(state, ctx, &ds)?;
-    Ok(Event::DatasetUpdated {
-        id: id.into(),
-        version: ds.version,
-    })
+    Ok(Event::DatasetUpdated { id: id.into(), version: ds.version })
 }
 
 fn retire(state: &mut impl State, ctx: &TxCtx, id: &str) -> Result<Event> {
     let ds = owned_live_dataset(state, ctx, id, "retire the dataset")?;
-    let ds = Dataset {
-        retired: true,
-        updated_at_ms: ctx.now(),
-        ..ds
-    };
+    let ds = Dataset { retired: true, updated_at_ms: ctx.now(), ..ds };
     keys::put(state, keys::dataset(id), &ds);
     ctx.record_history(state, "dataset", id, &ds)?;
     Ok(Event::DatasetRetired { id: id.into() })

@@ -4,9 +4,7 @@ use ed25519_dalek::{Signature, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
 use crate::apply::{apply_verified, Event};
-use crate::{
-    ChaincodeError, Genesis, OrgId, Overlay, Result, SignedTx, StateRead, StateRoot, TxId, WriteSet,
-};
+use crate::{ChaincodeError, Genesis, OrgId, Overlay, Result, SignedTx, StateRead, StateRoot, TxId, WriteSet};
 
 /// What the chaincode knows of the block a transaction is in.
 #[derive(Debug, Clone)]
@@ -65,8 +63,7 @@ pub fn verify_signatures(genesis: &Genesis, txs: &[SignedTx]) -> Vec<Result<(), 
         if parsed.iter().all(|p| p.is_ok()) {
             let bodies: Vec<Vec<u8>> = chunk.iter().map(|t| t.body.canonical_bytes()).collect();
             let msgs: Vec<&[u8]> = bodies.iter().map(|b| b.as_slice()).collect();
-            let (keys, sigs): (Vec<_>, Vec<_>) =
-                parsed.iter().map(|p| *p.as_ref().expect("checked")).unzip();
+            let (keys, sigs): (Vec<_>, Vec<_>) = parsed.iter().map(|p| *p.as_ref().expect("checked")).unzip();
             if ed25519_dalek::verify_batch(&msgs, &sigs, &keys).is_ok() {
                 out.extend(chunk.iter().map(|_| Ok(())));
                 continue;
@@ -108,9 +105,5 @@ pub fn apply_block<S: StateRead + ?Sized>(
     }
     let writes = block.into_writes();
     let state_root = prev_root.fold(&writes);
-    Ok(BlockOutcome {
-        outcomes,
-        writes,
-        state_root,
-    })
+    Ok(BlockOutcome { outcomes, writes, state_root })
 }

@@ -13,29 +13,19 @@ use serde::{de::DeserializeOwned, Serialize};
 use crate::ChaincodeError;
 
 fn options() -> impl Options {
-    bincode::DefaultOptions::new()
-        .with_fixint_encoding()
-        .with_little_endian()
-        .reject_trailing_bytes()
+    bincode::DefaultOptions::new().with_fixint_encoding().with_little_endian().reject_trailing_bytes()
 }
 
 /// Encodes a value canonically.
 pub fn to_bytes<T: Serialize>(value: &T) -> Vec<u8> {
     // Serialising our own types into a Vec cannot fail: no maps of unknown
     // length, no custom serialisers that error.
-    options()
-        .serialize(value)
-        .expect("canonical encoding of a ledger type")
+    options().serialize(value).expect("canonical encoding of a ledger type")
 }
 
 /// Decodes canonical bytes, naming `what` in the error.
 pub fn from_bytes<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, ChaincodeError> {
-    options()
-        .deserialize(bytes)
-        .map_err(|e| ChaincodeError::Corrupt {
-            key: what.to_string(),
-            reason: e.to_string(),
-        })
+    options().deserialize(bytes).map_err(|e| ChaincodeError::Corrupt { key: what.to_string(), reason: e.to_string() })
 }
 
 #[cfg(test)]
@@ -49,9 +39,7 @@ mod tests {
             org: "o".into(),
             nonce: 7,
             created_at_ms: 1,
-            payload: Payload::ReleaseLease {
-                lease_id: "L".into(),
-            },
+            payload: Payload::ReleaseLease { lease_id: "L".into() },
         };
         let bytes = super::to_bytes(&body);
         let expected: Vec<u8> = [
@@ -68,10 +56,7 @@ mod tests {
 
     #[test]
     fn round_trips_and_rejects_trailing_bytes() {
-        let r = DatasetRef {
-            id: "d".into(),
-            version: 3,
-        };
+        let r = DatasetRef { id: "d".into(), version: 3 };
         let mut bytes = super::to_bytes(&r);
         assert_eq!(super::from_bytes::<DatasetRef>(&bytes, "r").unwrap(), r);
         bytes.push(0);

@@ -14,15 +14,10 @@ pub enum ChaincodeError {
     BadSignature { org: String },
     #[error("transaction {0} was already committed (replay)")]
     Replay(String),
-    #[error(
-        "nonce {nonce} of {org:?} is stale: nonces at or below {floor} are no longer accepted"
-    )]
+    #[error("nonce {nonce} of {org:?} is stale: nonces at or below {floor} are no longer accepted")]
     StaleNonce { org: String, nonce: u64, floor: u64 },
     #[error("transaction was created at {created_at}, outside the accepted window around block time {block_time}")]
-    OutsideTimeWindow {
-        created_at: String,
-        block_time: String,
-    },
+    OutsideTimeWindow { created_at: String, block_time: String },
     #[error("field {field:?} is invalid: {reason}")]
     InvalidField { field: &'static str, reason: String },
     #[error("{kind} {id:?} does not exist")]
@@ -30,49 +25,25 @@ pub enum ChaincodeError {
     #[error("{kind} {id:?} already exists")]
     AlreadyExists { kind: &'static str, id: String },
     #[error("only the owner {owner:?} may {action}; {org:?} is not the owner")]
-    NotOwner {
-        owner: String,
-        org: String,
-        action: &'static str,
-    },
+    NotOwner { owner: String, org: String, action: &'static str },
     #[error("dataset {0:?} is retired")]
     Retired(String),
     #[error("{org:?} is not allowed by the policy of dataset {dataset:?}")]
     NotAllowedByPolicy { org: String, dataset: String },
-    #[error("a lease of {requested_ms} ms exceeds the maximum of {max_ms} ms allowed by the policy of dataset {dataset:?}")]
-    DurationExceedsPolicy {
-        dataset: String,
-        requested_ms: u64,
-        max_ms: u64,
-    },
+    #[error(
+        "a lease of {requested_ms} ms exceeds the maximum of {max_ms} ms allowed by the policy of dataset {dataset:?}"
+    )]
+    DurationExceedsPolicy { dataset: String, requested_ms: u64, max_ms: u64 },
     #[error("dataset {dataset:?} is leased exclusively by lease {lease:?} until {until}")]
-    ExclusiveConflict {
-        dataset: String,
-        lease: String,
-        until: String,
-    },
+    ExclusiveConflict { dataset: String, lease: String, until: String },
     #[error("lease {lease:?} is {status}; {action} needs it to be {needs}")]
-    LeaseState {
-        lease: String,
-        status: String,
-        action: &'static str,
-        needs: &'static str,
-    },
+    LeaseState { lease: String, status: String, action: &'static str, needs: &'static str },
     #[error("lease {lease:?} expired at {expired_at}")]
     LeaseExpired { lease: String, expired_at: String },
     #[error("lease {lease:?} is held by {lessee:?}, not by {org:?}")]
-    NotLessee {
-        lease: String,
-        lessee: String,
-        org: String,
-    },
+    NotLessee { lease: String, lessee: String, org: String },
     #[error("run {run:?} is {status}; {action} needs it to be {needs}")]
-    RunState {
-        run: String,
-        status: String,
-        action: &'static str,
-        needs: &'static str,
-    },
+    RunState { run: String, status: String, action: &'static str, needs: &'static str },
     #[error("{0}")]
     Provenance(String),
     #[error("state backend failed: {0}")]
@@ -83,10 +54,7 @@ pub enum ChaincodeError {
 
 impl ChaincodeError {
     pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
-        Self::InvalidField {
-            field,
-            reason: reason.into(),
-        }
+        Self::InvalidField { field, reason: reason.into() }
     }
 
     /// Whether the error means the ledger itself is broken rather than the

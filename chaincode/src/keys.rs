@@ -71,10 +71,7 @@ pub fn last_segment(key: &[u8]) -> String {
     s.rsplit('/').next().unwrap_or_default().to_string()
 }
 
-pub fn get<T: DeserializeOwned>(
-    state: &(impl StateRead + ?Sized),
-    key: &[u8],
-) -> Result<Option<T>> {
+pub fn get<T: DeserializeOwned>(state: &(impl StateRead + ?Sized), key: &[u8]) -> Result<Option<T>> {
     match state.get(key)? {
         Some(bytes) => canonical::from_bytes(&bytes, &String::from_utf8_lossy(key)).map(Some),
         None => Ok(None),

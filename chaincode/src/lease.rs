@@ -3,17 +3,13 @@
 use crate::apply::{load_dataset, Event, TxCtx};
 use crate::time::rfc3339;
 use crate::{
-    keys, AccessRecord, Approval, ChaincodeError, Dataset, Lease, LeaseState, LeaseStatus, Result,
-    State, StateRead,
+    keys, AccessRecord, Approval, ChaincodeError, Dataset, Lease, LeaseState, LeaseStatus, Result, State, StateRead,
 };
 
 const MAX_WRAPPED_KEY_BYTES: usize = 4096;
 
 pub(crate) fn load(state: &impl StateRead, id: &str) -> Result<Lease> {
-    keys::get(state, &keys::lease(id))?.ok_or_else(|| ChaincodeError::NotFound {
-        kind: "lease",
-        id: id.into(),
-    })
+    keys::get(state, &keys::lease(id))?.ok_or_else(|| ChaincodeError::NotFound { kind: "lease", id: id.into() })
 }
 
 fn store(state: &mut impl State, ctx: &TxCtx, lease: &Lease) -> Result<()> {
@@ -22,33 +18,19 @@ fn store(state: &mut impl State, ctx: &TxCtx, lease: &Lease) -> Result<()> {
 }
 
 /// The lease's status error for an action that needs it `needs`.
-fn wrong_state(
-    lease: &Lease,
-    now: i64,
-    action: &'static str,
-    needs: &'static str,
-) -> ChaincodeError {
+fn wrong_state(lease: &Lease, now: i64, action: &'static str, needs: &'static str) -> ChaincodeError {
     match lease.status_at(now) {
         LeaseStatus::Expired => ChaincodeError::LeaseExpired {
             lease: lease.id.clone(),
             expired_at: rfc3339(lease.expires_at_ms.unwrap_or_default()),
         },
-        s => ChaincodeError::LeaseState {
-            lease: lease.id.clone(),
-            status: s.as_str().into(),
-            action,
-            needs,
-        },
+        s => ChaincodeError::LeaseState { lease: lease.id.clone(), status: s.as_str().into(), action, needs },
     }
 }
 
 fn require_owner(lease: &Lease, ctx: &TxCtx, action: &'static str) -> Result<()> {
     if lease.owner != ctx.org {
-        return Err(ChaincodeError::NotOwner {
-            owner: lease.owner.clone(),
-            org: ctx.org.into(),
-            action,
-        });
+        return Err(ChaincodeError::NotOwner { owner: lease.owner.clone(), org: ctx.org.into(), action });
     }
     Ok(())
 }
@@ -66,10 +48,7 @@ fn require_lessee(lease: &Lease, ctx: &TxCtx) -> Result<()> {
 
 fn check_duration(ds: &Dataset, duration_ms: u64) -> Result<()> {
     if duration_ms == 0 {
-        return Err(ChaincodeError::invalid(
-            "duration_ms",
-            "must be greater than zero",
-        ));
+        return Err(ChaincodeError::invalid("duration_ms", "must be greater than zero"));
     }
     if duration_ms > ds.spec.policy.max_lease_ms {
         return Err(ChaincodeError::DurationExceedsPolicy {
@@ -82,12 +61,7 @@ fn check_duration(ds: &Dataset, duration_ms: u64) -> Result<()> {
 }
 
 /// Under an exclusive policy, no other lease of the dataset may be active.
-fn check_exclusive(
-    state: &impl StateRead,
-    ctx: &TxCtx,
-    ds: &Dataset,
-    lease_id: &str,
-) -> Result<()> {
+fn check_exclusive(state: &impl StateRead, ctx: &TxCtx, ds: &Dataset, lease_id: &str) -> Result<()> {
     if !ds.spec.policy.exclusive {
         return Ok(());
     }
@@ -104,13 +78,7 @@ fn check_exclusive(
     Ok(())
 }
 
-fn activate(
-    lease: &mut Lease,
-    ctx: &TxCtx,
-    ds: &Dataset,
-    duration_ms: u64,
-    wrapped_key: Vec<u8>,
-) -> i64 {
+fn activate(lease: &mut Lease, ctx: &TxCtx, ds: &Dataset, duration_ms: u64, wrapped_key: Vec<u8>) -> i64 {
     let expires = ctx.now().saturating_add(duration_ms as i64);
     lease.state = LeaseState::Granted;
     lease.dataset_version = Some(ds.version);
@@ -131,10 +99,7 @@ pub(crate) fn request(
 ) -> Result<Event> {
     keys::valid_id("lease_id", lease_id)?;
     if state.get(&keys::lease(lease_id))?.is_some() {
-        return Err(ChaincodeError::AlreadyExists {
-            kind: "lease",
-            id: lease_id.into(),
-        });
+        return Err(ChaincodeError::AlreadyExists { kind: "lease", id: lease_id.into() });
     }
     if purpose.len() > 1000 {
         return Err(ChaincodeError::invalid("purpose", "at most 1000 bytes"));
@@ -144,16 +109,10 @@ pub(crate) fn request(
         return Err(ChaincodeError::Retired(ds.id));
     }
     if ds.owner == ctx.org {
-        return Err(ChaincodeError::invalid(
-            "dataset_id",
-            "an owner does not lease its own dataset",
-        ));
+        return Err(ChaincodeError::invalid("dataset_id", "an owner does not lease its own dataset"));
     }
     if !ds.spec.policy.allowed_orgs.iter().any(|o| o == ctx.org) {
-        return Err(ChaincodeError::NotAllowedByPolicy {
-            org: ctx.org.into(),
-            dataset: ds.id,
-        });
+        return Err(ChaincodeError::NotAllowedByPolicy { org: ctx.org.into(), dataset: ds.id });
     }
     check_duration(&ds, duration_ms)?;
     let mut lease = Lease {
@@ -174,22 +133,11 @@ pub(crate) fn request(
     };
     let event = if ds.spec.policy.approval == Approval::Automatic {
         check_exclusive(state, ctx, &ds, lease_id)?;
-        let env = ds
-            .spec
-            .envelopes
-            .iter()
-            .find(|e| e.org == ctx.org)
-            .map(|e| e.wrapped.clone())
-            .unwrap_or_default();
+        let env = ds.spec.envelopes.iter().find(|e| e.org == ctx.org).map(|e| e.wrapped.clone()).unwrap_or_default();
         let expires_at_ms = activate(&mut lease, ctx, &ds, duration_ms, env);
-        Event::LeaseGranted {
-            lease_id: lease_id.into(),
-            expires_at_ms,
-        }
+        Event::LeaseGranted { lease_id: lease_id.into(), expires_at_ms }
     } else {
-        Event::LeaseRequested {
-            lease_id: lease_id.into(),
-        }
+        Event::LeaseRequested { lease_id: lease_id.into() }
     };
     state.put(keys::idx_lease_by_dataset(&ds.id, lease_id), Vec::new());
     state.put(keys::idx_lease_by_lessee(ctx.org, lease_id), Vec::new());
@@ -211,10 +159,7 @@ pub(crate) fn grant(
         return Err(wrong_state(&lease, ctx.now(), "grant", "requested"));
     }
     if wrapped_key.is_empty() || wrapped_key.len() > MAX_WRAPPED_KEY_BYTES {
-        return Err(ChaincodeError::invalid(
-            "wrapped_key",
-            format!("must be 1 to {MAX_WRAPPED_KEY_BYTES} bytes"),
-        ));
+        return Err(ChaincodeError::invalid("wrapped_key", format!("must be 1 to {MAX_WRAPPED_KEY_BYTES} bytes")));
     }
     let ds = load_dataset(state, &lease.dataset_id)?;
     if ds.retired {
@@ -224,10 +169,7 @@ pub(crate) fn grant(
     check_exclusive(state, ctx, &ds, lease_id)?;
     let expires_at_ms = activate(&mut lease, ctx, &ds, duration_ms, wrapped_key.to_vec());
     store(state, ctx, &lease)?;
-    Ok(Event::LeaseGranted {
-        lease_id: lease_id.into(),
-        expires_at_ms,
-    })
+    Ok(Event::LeaseGranted { lease_id: lease_id.into(), expires_at_ms })
 }
 
 fn required_reason(reason: &str) -> Result<()> {
@@ -237,12 +179,7 @@ fn required_reason(reason: &str) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn deny(
-    state: &mut impl State,
-    ctx: &TxCtx,
-    lease_id: &str,
-    reason: &str,
-) -> Result<Event> {
+pub(crate) fn deny(state: &mut impl State, ctx: &TxCtx, lease_id: &str, reason: &str) -> Result<Event> {
     let mut lease = load(state, lease_id)?;
     require_owner(&lease, ctx, "deny the lease")?;
     required_reason(reason)?;
@@ -253,39 +190,22 @@ pub(crate) fn deny(
     lease.reason = Some(reason.into());
     lease.updated_at_ms = ctx.now();
     store(state, ctx, &lease)?;
-    Ok(Event::LeaseDenied {
-        lease_id: lease_id.into(),
-    })
+    Ok(Event::LeaseDenied { lease_id: lease_id.into() })
 }
 
 pub(crate) fn release(state: &mut impl State, ctx: &TxCtx, lease_id: &str) -> Result<Event> {
     let mut lease = load(state, lease_id)?;
     require_lessee(&lease, ctx)?;
-    if !matches!(
-        lease.status_at(ctx.now()),
-        LeaseStatus::Active | LeaseStatus::Requested
-    ) {
-        return Err(wrong_state(
-            &lease,
-            ctx.now(),
-            "release",
-            "requested or active",
-        ));
+    if !matches!(lease.status_at(ctx.now()), LeaseStatus::Active | LeaseStatus::Requested) {
+        return Err(wrong_state(&lease, ctx.now(), "release", "requested or active"));
     }
     lease.state = LeaseState::Released;
     lease.updated_at_ms = ctx.now();
     store(state, ctx, &lease)?;
-    Ok(Event::LeaseReleased {
-        lease_id: lease_id.into(),
-    })
+    Ok(Event::LeaseReleased { lease_id: lease_id.into() })
 }
 
-pub(crate) fn revoke(
-    state: &mut impl State,
-    ctx: &TxCtx,
-    lease_id: &str,
-    reason: &str,
-) -> Result<Event> {
+pub(crate) fn revoke(state: &mut impl State, ctx: &TxCtx, lease_id: &str, reason: &str) -> Result<Event> {
     let mut lease = load(state, lease_id)?;
     require_owner(&lease, ctx, "revoke the lease")?;
     required_reason(reason)?;
@@ -296,33 +216,20 @@ pub(crate) fn revoke(
     lease.reason = Some(reason.into());
     lease.updated_at_ms = ctx.now();
     store(state, ctx, &lease)?;
-    Ok(Event::LeaseRevoked {
-        lease_id: lease_id.into(),
-    })
+    Ok(Event::LeaseRevoked { lease_id: lease_id.into() })
 }
 
-pub(crate) fn extend(
-    state: &mut impl State,
-    ctx: &TxCtx,
-    lease_id: &str,
-    extra_ms: u64,
-) -> Result<Event> {
+pub(crate) fn extend(state: &mut impl State, ctx: &TxCtx, lease_id: &str, extra_ms: u64) -> Result<Event> {
     let mut lease = load(state, lease_id)?;
     require_owner(&lease, ctx, "extend the lease")?;
     if lease.status_at(ctx.now()) != LeaseStatus::Active {
         return Err(wrong_state(&lease, ctx.now(), "extend", "active"));
     }
     if extra_ms == 0 {
-        return Err(ChaincodeError::invalid(
-            "extra_ms",
-            "must be greater than zero",
-        ));
+        return Err(ChaincodeError::invalid("extra_ms", "must be greater than zero"));
     }
     let ds = load_dataset(state, &lease.dataset_id)?;
-    let (granted, expires) = (
-        lease.granted_at_ms.unwrap_or_default(),
-        lease.expires_at_ms.unwrap_or_default(),
-    );
+    let (granted, expires) = (lease.granted_at_ms.unwrap_or_default(), lease.expires_at_ms.unwrap_or_default());
     // The policy bounds the whole lease, not each extension, or a chain of
     // small extensions would defeat it.
     let total_ms = (expires - granted) as u64 + extra_ms;
@@ -331,18 +238,11 @@ pub(crate) fn extend(
     lease.expires_at_ms = Some(expires_at_ms);
     lease.updated_at_ms = ctx.now();
     store(state, ctx, &lease)?;
-    Ok(Event::LeaseExtended {
-        lease_id: lease_id.into(),
-        expires_at_ms,
-    })
+    Ok(Event::LeaseExtended { lease_id: lease_id.into(), expires_at_ms })
 }
 
 /// Requires `lease_id` to be held by the tx's org and active now.
-pub(crate) fn require_active_for(
-    state: &impl StateRead,
-    ctx: &TxCtx,
-    lease_id: &str,
-) -> Result<Lease> {
+pub(crate) fn require_active_for(state: &impl StateRead, ctx: &TxCtx, lease_id: &str) -> Result<Lease> {
     let lease = load(state, lease_id)?;
     require_lessee(&lease, ctx)?;
     if lease.status_at(ctx.now()) != LeaseStatus::Active {
@@ -351,12 +251,7 @@ pub(crate) fn require_active_for(
     Ok(lease)
 }
 
-pub(crate) fn record_access(
-    state: &mut impl State,
-    ctx: &TxCtx,
-    lease_id: &str,
-    reader: &str,
-) -> Result<Event> {
+pub(crate) fn record_access(state: &mut impl State, ctx: &TxCtx, lease_id: &str, reader: &str) -> Result<Event> {
     let lease = require_active_for(state, ctx, lease_id)?;
     if reader.is_empty() || reader.len() > 200 {
         return Err(ChaincodeError::invalid("reader", "must be 1 to 200 bytes"));
@@ -370,7 +265,5 @@ pub(crate) fn record_access(
         tx_id: ctx.tx_id,
     };
     ctx.record_history(state, "access", lease_id, &record)?;
-    Ok(Event::AccessRecorded {
-        lease_id: lease_id.into(),
-    })
+    Ok(Event::AccessRecorded { lease_id: lease_id.into() })
 }

@@ -4,10 +4,7 @@ use std::collections::{BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{
-    keys, AccessRecord, Dataset, DatasetRef, HistoryEntry, Lease, LeaseStatus, Result, Run,
-    StateRead, TxId,
-};
+use crate::{keys, AccessRecord, Dataset, DatasetRef, HistoryEntry, Lease, LeaseStatus, Result, Run, StateRead, TxId};
 
 /// Upper bound on any one listing, whatever the caller asks for.
 pub const MAX_PAGE: usize = 1000;
@@ -25,11 +22,7 @@ pub fn dataset_version(state: &impl StateRead, id: &str, version: u32) -> Result
 /// Every version of a dataset, oldest first.
 pub fn dataset_versions(state: &impl StateRead, id: &str) -> Result<Vec<Dataset>> {
     let prefix = format!("dsv/{id}/").into_bytes();
-    state
-        .scan_prefix(&prefix, MAX_PAGE)?
-        .iter()
-        .map(|(k, v)| decode(k, v))
-        .collect()
+    state.scan_prefix(&prefix, MAX_PAGE)?.iter().map(|(k, v)| decode(k, v)).collect()
 }
 
 pub fn lease(state: &impl StateRead, id: &str) -> Result<Option<Lease>> {
@@ -67,18 +60,11 @@ pub fn datasets(state: &impl StateRead, f: &DatasetFilter) -> Result<Vec<Dataset
     let ids: Vec<String> = match (&f.owner, &f.tag) {
         (Some(o), _) => index_ids(state, &keys::idx_owner(o, ""))?,
         (None, Some(t)) => index_ids(state, &keys::idx_tag(t, ""))?,
-        (None, None) => state
-            .scan_prefix(b"ds/", usize::MAX)?
-            .iter()
-            .map(|(k, _)| keys::last_segment(k))
-            .collect(),
+        (None, None) => state.scan_prefix(b"ds/", usize::MAX)?.iter().map(|(k, _)| keys::last_segment(k)).collect(),
     };
     let text = f.text.as_ref().map(|t| t.to_lowercase());
     let mut out = Vec::new();
-    for id in ids
-        .into_iter()
-        .filter(|id| f.after.as_ref().is_none_or(|a| id > a))
-    {
+    for id in ids.into_iter().filter(|id| f.after.as_ref().is_none_or(|a| id > a)) {
         let Some(ds) = dataset(state, &id)? else {
             continue;
         };
@@ -99,11 +85,7 @@ pub fn datasets(state: &impl StateRead, f: &DatasetFilter) -> Result<Vec<Dataset
 }
 
 fn index_ids(state: &impl StateRead, prefix: &[u8]) -> Result<Vec<String>> {
-    Ok(state
-        .scan_prefix(prefix, usize::MAX)?
-        .iter()
-        .map(|(k, _)| keys::last_segment(k))
-        .collect())
+    Ok(state.scan_prefix(prefix, usize::MAX)?.iter().map(|(k, _)| keys::last_segment(k)).collect())
 }
 
 #[derive(Debug, Clone, Default)]
@@ -123,17 +105,12 @@ pub fn leases(state: &impl StateRead, f: &LeaseFilter, now_ms: i64) -> Result<Ve
         (Some(d), _, _) => index_ids(state, &keys::idx_lease_by_dataset(d, ""))?,
         (None, Some(o), _) => index_ids(state, &keys::idx_lease_by_lessee(o, ""))?,
         (None, None, Some(o)) => index_ids(state, &keys::idx_lease_by_owner(o, ""))?,
-        (None, None, None) => state
-            .scan_prefix(b"lease/", usize::MAX)?
-            .iter()
-            .map(|(k, _)| keys::last_segment(k))
-            .collect(),
+        (None, None, None) => {
+            state.scan_prefix(b"lease/", usize::MAX)?.iter().map(|(k, _)| keys::last_segment(k)).collect()
+        }
     };
     let mut out = Vec::new();
-    for id in ids
-        .into_iter()
-        .filter(|id| f.after.as_ref().is_none_or(|a| id > a))
-    {
+    for id in ids.into_iter().filter(|id| f.after.as_ref().is_none_or(|a| id > a)) {
         let Some(l) = lease(state, &id)? else {
             continue;
         };
@@ -151,12 +128,7 @@ pub fn leases(state: &impl StateRead, f: &LeaseFilter, now_ms: i64) -> Result<Ve
 }
 
 /// The lease through which `org` may use `dataset` at time `now_ms`, if any.
-pub fn active_lease(
-    state: &impl StateRead,
-    org: &str,
-    dataset: &str,
-    now_ms: i64,
-) -> Result<Option<Lease>> {
+pub fn active_lease(state: &impl StateRead, org: &str, dataset: &str, now_ms: i64) -> Result<Option<Lease>> {
     let f = LeaseFilter {
         dataset: Some(dataset.into()),
         lessee: Some(org.into()),
@@ -170,11 +142,7 @@ pub fn active_lease(
 /// Every recorded version of `kind` (`dataset`, `lease`, `run` or `access`)
 /// `id`, oldest first, each with the transaction that wrote it.
 pub fn history(state: &impl StateRead, kind: &str, id: &str) -> Result<Vec<HistoryEntry>> {
-    state
-        .scan_prefix(&keys::history_prefix(kind, id), MAX_PAGE)?
-        .iter()
-        .map(|(k, v)| decode(k, v))
-        .collect()
+    state.scan_prefix(&keys::history_prefix(kind, id), MAX_PAGE)?.iter().map(|(k, v)| decode(k, v)).collect()
 }
 
 /// The audit trail of metadata reads under a lease.
@@ -203,10 +171,7 @@ pub fn lineage(state: &impl StateRead, id: &str) -> Result<Vec<LineageNode>> {
     let Some(head) = dataset(state, id)? else {
         return Ok(Vec::new());
     };
-    let mut queue = VecDeque::from([DatasetRef {
-        id: head.id,
-        version: head.version,
-    }]);
+    let mut queue = VecDeque::from([DatasetRef { id: head.id, version: head.version }]);
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
     while let Some(r) = queue.pop_front() {

@@ -1,19 +1,13 @@
 //! Workflow runs and the provenance of what they publish.
 
 use crate::apply::{load_dataset, Event, TxCtx};
-use crate::{
-    keys, lease, ChaincodeError, DatasetRef, Hash32, Provenance, Result, Run, RunStatus, State,
-    StateRead,
-};
+use crate::{keys, lease, ChaincodeError, DatasetRef, Hash32, Provenance, Result, Run, RunStatus, State, StateRead};
 
 const MAX_RUN_LEASES: usize = 64;
 const MAX_RUN_INPUTS: usize = 256;
 
 fn load(state: &impl StateRead, id: &str) -> Result<Run> {
-    keys::get(state, &keys::run(id))?.ok_or_else(|| ChaincodeError::NotFound {
-        kind: "run",
-        id: id.into(),
-    })
+    keys::get(state, &keys::run(id))?.ok_or_else(|| ChaincodeError::NotFound { kind: "run", id: id.into() })
 }
 
 fn store(state: &mut impl State, ctx: &TxCtx, run: &Run) -> Result<()> {
@@ -31,10 +25,7 @@ pub(crate) fn start(
 ) -> Result<Event> {
     keys::valid_id("run_id", run_id)?;
     if state.get(&keys::run(run_id))?.is_some() {
-        return Err(ChaincodeError::AlreadyExists {
-            kind: "run",
-            id: run_id.into(),
-        });
+        return Err(ChaincodeError::AlreadyExists { kind: "run", id: run_id.into() });
     }
     if lease_ids.len() > MAX_RUN_LEASES || inputs.len() > MAX_RUN_INPUTS {
         return Err(ChaincodeError::invalid(
@@ -42,16 +33,10 @@ pub(crate) fn start(
             format!("at most {MAX_RUN_LEASES} leases and {MAX_RUN_INPUTS} inputs"),
         ));
     }
-    let leases = lease_ids
-        .iter()
-        .map(|id| lease::require_active_for(state, ctx, id))
-        .collect::<Result<Vec<_>>>()?;
+    let leases = lease_ids.iter().map(|id| lease::require_active_for(state, ctx, id)).collect::<Result<Vec<_>>>()?;
     for input in inputs {
         let ds = load_dataset(state, &input.id)?;
-        if state
-            .get(&keys::dataset_version(&input.id, input.version))?
-            .is_none()
-        {
+        if state.get(&keys::dataset_version(&input.id, input.version))?.is_none() {
             return Err(ChaincodeError::NotFound {
                 kind: "dataset version",
                 id: format!("{}@{}", input.id, input.version),
@@ -79,9 +64,7 @@ pub(crate) fn start(
         finished_at_ms: None,
     };
     store(state, ctx, &run)?;
-    Ok(Event::RunStarted {
-        run_id: run_id.into(),
-    })
+    Ok(Event::RunStarted { run_id: run_id.into() })
 }
 
 pub(crate) fn finish(
@@ -93,11 +76,7 @@ pub(crate) fn finish(
 ) -> Result<Event> {
     let mut run = load(state, run_id)?;
     if run.org != ctx.org {
-        return Err(ChaincodeError::NotOwner {
-            owner: run.org,
-            org: ctx.org.into(),
-            action: "finish the run",
-        });
+        return Err(ChaincodeError::NotOwner { owner: run.org, org: ctx.org.into(), action: "finish the run" });
     }
     if run.status != RunStatus::Running {
         return Err(ChaincodeError::RunState {
@@ -108,18 +87,13 @@ pub(crate) fn finish(
         });
     }
     if status == RunStatus::Running {
-        return Err(ChaincodeError::invalid(
-            "status",
-            "a finished run cannot be 'running'",
-        ));
+        return Err(ChaincodeError::invalid("status", "a finished run cannot be 'running'"));
     }
     run.status = status;
     run.output_hash = *output_hash;
     run.finished_at_ms = Some(ctx.now());
     store(state, ctx, &run)?;
-    Ok(Event::RunFinished {
-        run_id: run_id.into(),
-    })
+    Ok(Event::RunFinished { run_id: run_id.into() })
 }
 
 /// The provenance of a dataset published from `run_id`: the run must be
@@ -132,10 +106,7 @@ pub(crate) fn provenance_for(
 ) -> Result<Provenance> {
     let run = load(state, run_id)?;
     if run.org != ctx.org {
-        return Err(ChaincodeError::Provenance(format!(
-            "run {run_id:?} belongs to {:?}, not {:?}",
-            run.org, ctx.org
-        )));
+        return Err(ChaincodeError::Provenance(format!("run {run_id:?} belongs to {:?}, not {:?}", run.org, ctx.org)));
     }
     if run.status != RunStatus::Succeeded {
         return Err(ChaincodeError::Provenance(format!(
@@ -148,9 +119,5 @@ pub(crate) fn provenance_for(
             "content hash does not match the output hash recorded by run {run_id:?}"
         )));
     }
-    Ok(Provenance {
-        run_id: run.id,
-        workflow_hash: run.workflow_hash,
-        inputs: run.inputs,
-    })
+    Ok(Provenance { run_id: run.id, workflow_hash: run.workflow_hash, inputs: run.inputs })
 }

@@ -42,10 +42,7 @@ impl MemState {
     }
 }
 
-fn prefix_range<'a, V>(
-    map: &'a BTreeMap<Vec<u8>, V>,
-    prefix: &[u8],
-) -> impl Iterator<Item = (&'a Vec<u8>, &'a V)> {
+fn prefix_range<'a, V>(map: &'a BTreeMap<Vec<u8>, V>, prefix: &[u8]) -> impl Iterator<Item = (&'a Vec<u8>, &'a V)> {
     let prefix = prefix.to_vec();
     map.range::<Vec<u8>, _>((Bound::Included(prefix.clone()), Bound::Unbounded))
         .take_while(move |(k, _)| k.starts_with(&prefix))
@@ -57,10 +54,7 @@ impl StateRead for MemState {
     }
 
     fn scan_prefix(&self, prefix: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        Ok(prefix_range(&self.map, prefix)
-            .take(limit)
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect())
+        Ok(prefix_range(&self.map, prefix).take(limit).map(|(k, v)| (k.clone(), v.clone())).collect())
     }
 }
 
@@ -84,10 +78,7 @@ pub struct Overlay<'a, S: StateRead + ?Sized> {
 
 impl<'a, S: StateRead + ?Sized> Overlay<'a, S> {
     pub fn new(base: &'a S) -> Self {
-        Self {
-            base,
-            writes: WriteSet::new(),
-        }
+        Self { base, writes: WriteSet::new() }
     }
 
     pub fn into_writes(self) -> WriteSet {
@@ -111,11 +102,7 @@ impl<S: StateRead + ?Sized> StateRead for Overlay<'_, S> {
     fn scan_prefix(&self, prefix: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         // Overlays live for one block, so scanning the base in full and
         // merging is cheap; the limit applies to the merged view.
-        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = self
-            .base
-            .scan_prefix(prefix, usize::MAX)?
-            .into_iter()
-            .collect();
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = self.base.scan_prefix(prefix, usize::MAX)?.into_iter().collect();
         for (k, v) in prefix_range(&self.writes, prefix) {
             match v {
                 Some(v) => merged.insert(k.clone(), v.clone()),
@@ -159,9 +146,7 @@ impl StateRoot {
     }
 
     pub fn fold(self, writes: &WriteSet) -> Self {
-        let mut h = Sha256::new()
-            .chain_update(b"leasehold/state-root/v1")
-            .chain_update(self.0);
+        let mut h = Sha256::new().chain_update(b"leasehold/state-root/v1").chain_update(self.0);
         for (k, v) in writes {
             h.update((k.len() as u64).to_le_bytes());
             h.update(k);
@@ -195,12 +180,7 @@ mod tests {
         o.put(b"a/3".to_vec(), b"z".to_vec());
         o.delete(b"a/1".to_vec());
         assert_eq!(o.get(b"a/1").unwrap(), None);
-        let keys: Vec<_> = o
-            .scan_prefix(b"a/", 10)
-            .unwrap()
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect();
+        let keys: Vec<_> = o.scan_prefix(b"a/", 10).unwrap().into_iter().map(|(k, _)| k).collect();
         assert_eq!(keys, vec![b"a/2".to_vec(), b"a/3".to_vec()]);
         assert_eq!(o.scan_prefix(b"a/", 1).unwrap().len(), 1);
         drop(o);

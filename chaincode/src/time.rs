@@ -16,10 +16,7 @@ pub fn rfc3339(ms: TimeMs) -> String {
 mod tests {
     #[test]
     fn formats_utc_with_millis() {
-        assert_eq!(
-            super::rfc3339(1_795_469_400_123),
-            "2026-11-23T21:30:00.123Z"
-        );
+        assert_eq!(super::rfc3339(1_795_469_400_123), "2026-11-23T21:30:00.123Z");
         assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00.000Z");
     }
 }

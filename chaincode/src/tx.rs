@@ -7,9 +7,7 @@ use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::{
-    canonical, ChaincodeError, DatasetRef, DatasetSpec, Genesis, Hash32, OrgId, RunStatus,
-};
+use crate::{canonical, ChaincodeError, DatasetRef, DatasetSpec, Genesis, Hash32, OrgId, RunStatus};
 
 /// sha256 of a transaction body's canonical bytes.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -143,10 +141,7 @@ impl TxBody {
 
     pub fn sign(self, key: &SigningKey) -> SignedTx {
         let signature = key.sign(&self.canonical_bytes()).to_bytes().to_vec();
-        SignedTx {
-            body: self,
-            signature,
-        }
+        SignedTx { body: self, signature }
     }
 }
 
@@ -172,16 +167,9 @@ impl SignedTx {
     }
 
     /// The signer's key and the parsed signature, or why they are unusable.
-    pub(crate) fn key_and_signature(
-        &self,
-        genesis: &Genesis,
-    ) -> Result<(VerifyingKey, Signature), ChaincodeError> {
-        let org = genesis
-            .org(&self.body.org)
-            .ok_or_else(|| ChaincodeError::UnknownOrg(self.body.org.clone()))?;
-        let bad = || ChaincodeError::BadSignature {
-            org: self.body.org.clone(),
-        };
+    pub(crate) fn key_and_signature(&self, genesis: &Genesis) -> Result<(VerifyingKey, Signature), ChaincodeError> {
+        let org = genesis.org(&self.body.org).ok_or_else(|| ChaincodeError::UnknownOrg(self.body.org.clone()))?;
+        let bad = || ChaincodeError::BadSignature { org: self.body.org.clone() };
         let key = VerifyingKey::from_bytes(&org.signing_key).map_err(|_| bad())?;
         let sig: [u8; 64] = self.signature.as_slice().try_into().map_err(|_| bad())?;
         Ok((key, Signature::from_bytes(&sig)))
@@ -191,8 +179,6 @@ impl SignedTx {
     pub fn verify(&self, genesis: &Genesis) -> Result<(), ChaincodeError> {
         let (key, sig) = self.key_and_signature(genesis)?;
         key.verify(&self.body.canonical_bytes(), &sig)
-            .map_err(|_| ChaincodeError::BadSignature {
-                org: self.body.org.clone(),
-            })
+            .map_err(|_| ChaincodeError::BadSignature { org: self.body.org.clone() })
     }
 }

@@ -36,11 +36,7 @@ pub struct NetworkPolicy {
 
 impl Default for NetworkPolicy {
     fn default() -> Self {
-        Self {
-            max_lease_ms: 90 * 24 * 3600 * 1000,
-            tx_time_window_ms: 10 * 60 * 1000,
-            nonce_window: 1 << 20,
-        }
+        Self { max_lease_ms: 90 * 24 * 3600 * 1000, tx_time_window_ms: 10 * 60 * 1000, nonce_window: 1 << 20 }
     }
 }
 
@@ -174,16 +170,9 @@ impl LeaseStatus {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [
-            Self::Requested,
-            Self::Active,
-            Self::Expired,
-            Self::Denied,
-            Self::Released,
-            Self::Revoked,
-        ]
-        .into_iter()
-        .find(|v| v.as_str() == s)
+        [Self::Requested, Self::Active, Self::Expired, Self::Denied, Self::Released, Self::Revoked]
+            .into_iter()
+            .find(|v| v.as_str() == s)
     }
 }
 
@@ -229,11 +218,7 @@ impl Lease {
         let at = |t: Option<TimeMs>| rfc3339(t.unwrap_or(self.updated_at_ms));
         match self.status_at(now_ms) {
             LeaseStatus::Active => None,
-            LeaseStatus::Expired => Some(format!(
-                "lease {} expired at {}",
-                self.id,
-                at(self.expires_at_ms)
-            )),
+            LeaseStatus::Expired => Some(format!("lease {} expired at {}", self.id, at(self.expires_at_ms))),
             LeaseStatus::Requested => Some(format!("lease {} has not been granted yet", self.id)),
             LeaseStatus::Denied => Some(format!(
                 "lease {} was denied at {}: {}",
@@ -241,9 +226,7 @@ impl Lease {
                 at(None),
                 self.reason.as_deref().unwrap_or("no reason given")
             )),
-            LeaseStatus::Released => {
-                Some(format!("lease {} was released at {}", self.id, at(None)))
-            }
+            LeaseStatus::Released => Some(format!("lease {} was released at {}", self.id, at(None))),
             LeaseStatus::Revoked => Some(format!(
                 "lease {} was revoked at {}: {}",
                 self.id,

@@ -9,89 +9,43 @@ fn start(run: &str, leases: &[&str], inputs: &[(&str, u32)]) -> Payload {
         run_id: run.into(),
         workflow_hash: [3; 32],
         lease_ids: leases.iter().map(|s| s.to_string()).collect(),
-        inputs: inputs
-            .iter()
-            .map(|(id, v)| DatasetRef {
-                id: id.to_string(),
-                version: *v,
-            })
-            .collect(),
+        inputs: inputs.iter().map(|(id, v)| DatasetRef { id: id.to_string(), version: *v }).collect(),
     }
 }
 
 fn finish(run: &str, status: RunStatus, out: Option<[u8; 32]>) -> Payload {
-    Payload::FinishRun {
-        run_id: run.into(),
-        status,
-        output_hash: out,
-    }
+    Payload::FinishRun { run_id: run.into(), status, output_hash: out }
 }
 
 #[test]
 fn a_run_needs_an_active_lease_held_by_the_runner() {
     let mut net = with_active_lease();
-    assert!(matches!(
-        net.reject(2, T0 + 3000, start("r", &["L1"], &[])),
-        ChaincodeError::NotLessee { .. }
-    ));
+    assert!(matches!(net.reject(2, T0 + 3000, start("r", &["L1"], &[])), ChaincodeError::NotLessee { .. }));
     let late = T0 + 602_000;
     assert_eq!(
-        net.reject(1, late, start("r", &["L1"], &[("iris", 1)]))
-            .to_string(),
+        net.reject(1, late, start("r", &["L1"], &[("iris", 1)])).to_string(),
         "lease \"L1\" expired at 2026-11-23T21:40:02.000Z"
     );
-    assert_eq!(
-        net.reject(1, T0 + 3000, start("r", &["nope"], &[]))
-            .to_string(),
-        "lease \"nope\" does not exist"
-    );
+    assert_eq!(net.reject(1, T0 + 3000, start("r", &["nope"], &[])).to_string(), "lease \"nope\" does not exist");
     let err = net.reject(1, T0 + 3000, start("r", &[], &[("iris", 1)]));
-    assert!(
-        matches!(
-            err,
-            ChaincodeError::InvalidField {
-                field: "inputs",
-                ..
-            }
-        ),
-        "{err}"
-    );
-    assert!(matches!(
-        net.reject(1, T0 + 3000, start("r", &["L1"], &[("iris", 9)])),
-        ChaincodeError::NotFound { .. }
-    ));
-    net.run(1, T0 + 3000, start("r", &["L1"], &[("iris", 1)]))
-        .unwrap();
-    assert!(matches!(
-        net.reject(1, T0 + 3000, start("r", &["L1"], &[])),
-        ChaincodeError::AlreadyExists { .. }
-    ));
+    assert!(matches!(err, ChaincodeError::InvalidField { field: "inputs", .. }), "{err}");
+    assert!(matches!(net.reject(1, T0 + 3000, start("r", &["L1"], &[("iris", 9)])), ChaincodeError::NotFound { .. }));
+    net.run(1, T0 + 3000, start("r", &["L1"], &[("iris", 1)])).unwrap();
+    assert!(matches!(net.reject(1, T0 + 3000, start("r", &["L1"], &[])), ChaincodeError::AlreadyExists { .. }));
 }
 
 #[test]
 fn only_the_runner_finishes_a_run_and_only_once() {
     let mut net = with_active_lease();
-    net.run(1, T0 + 3000, start("r", &["L1"], &[("iris", 1)]))
-        .unwrap();
-    assert!(matches!(
-        net.reject(0, T0 + 4000, finish("r", RunStatus::Failed, None)),
-        ChaincodeError::NotOwner { .. }
-    ));
+    net.run(1, T0 + 3000, start("r", &["L1"], &[("iris", 1)])).unwrap();
+    assert!(matches!(net.reject(0, T0 + 4000, finish("r", RunStatus::Failed, None)), ChaincodeError::NotOwner { .. }));
     assert!(matches!(
         net.reject(1, T0 + 4000, finish("r", RunStatus::Running, None)),
         ChaincodeError::InvalidField { .. }
     ));
-    net.run(
-        1,
-        T0 + 4000,
-        finish("r", RunStatus::Succeeded, Some([5; 32])),
-    )
-    .unwrap();
+    net.run(1, T0 + 4000, finish("r", RunStatus::Succeeded, Some([5; 32]))).unwrap();
     let err = net.reject(1, T0 + 5000, finish("r", RunStatus::Failed, None));
-    assert_eq!(
-        err.to_string(),
-        "run \"r\" is succeeded; finish needs it to be running"
-    );
+    assert_eq!(err.to_string(), "run \"r\" is succeeded; finish needs it to be running");
     let run = query::run(&net.state, "r").unwrap().unwrap();
     assert_eq!(
         (run.status, run.output_hash, run.finished_at_ms),
@@ -103,58 +57,23 @@ fn published(net: &mut Net, id: &str, run: &str, hash: [u8; 32]) -> Payload {
     let _ = net;
     let s = DatasetSpec {
         content_hash: hash,
-        ..spec(
-            "K-means of Iris",
-            &["derived"],
-            policy(&[2], HOUR, Approval::Owner, false),
-        )
+        ..spec("K-means of Iris", &["derived"], policy(&[2], HOUR, Approval::Owner, false))
     };
-    Payload::RegisterDataset {
-        id: id.into(),
-        spec: s,
-        derived_from_run: Some(run.into()),
-    }
+    Payload::RegisterDataset { id: id.into(), spec: s, derived_from_run: Some(run.into()) }
 }
 
 #[test]
 fn publishing_records_provenance_and_lineage_walks_back_to_the_root() {
     let mut net = with_active_lease();
-    net.run(
-        1,
-        T0 + 3000,
-        register(
-            "own",
-            spec("Own", &[], policy(&[], HOUR, Approval::Owner, false)),
-        ),
-    )
-    .unwrap();
-    net.run(
-        1,
-        T0 + 3000,
-        start("r", &["L1"], &[("iris", 1), ("own", 1)]),
-    )
-    .unwrap();
+    net.run(1, T0 + 3000, register("own", spec("Own", &[], policy(&[], HOUR, Approval::Owner, false)))).unwrap();
+    net.run(1, T0 + 3000, start("r", &["L1"], &[("iris", 1), ("own", 1)])).unwrap();
     let p = published(&mut net, "kmeans", "r", [5; 32]);
-    assert!(
-        matches!(net.reject(1, T0 + 3500, p), ChaincodeError::Provenance(_)),
-        "a running run cannot be published"
-    );
-    net.run(
-        1,
-        T0 + 4000,
-        finish("r", RunStatus::Succeeded, Some([5; 32])),
-    )
-    .unwrap();
+    assert!(matches!(net.reject(1, T0 + 3500, p), ChaincodeError::Provenance(_)), "a running run cannot be published");
+    net.run(1, T0 + 4000, finish("r", RunStatus::Succeeded, Some([5; 32]))).unwrap();
     let p = published(&mut net, "kmeans", "r", [6; 32]);
-    assert!(net
-        .reject(1, T0 + 5000, p)
-        .to_string()
-        .contains("does not match the output hash"));
+    assert!(net.reject(1, T0 + 5000, p).to_string().contains("does not match the output hash"));
     let p = published(&mut net, "kmeans", "r", [5; 32]);
-    assert!(net
-        .reject(2, T0 + 5000, p)
-        .to_string()
-        .contains("belongs to \"org2\""));
+    assert!(net.reject(2, T0 + 5000, p).to_string().contains("belongs to \"org2\""));
     let p = published(&mut net, "kmeans", "r", [5; 32]);
     net.run(1, T0 + 5000, p).unwrap();
     let prov = net.dataset("kmeans").provenance.unwrap();
@@ -169,109 +88,42 @@ fn publishing_records_provenance_and_lineage_walks_back_to_the_root() {
 #[test]
 fn a_failed_run_cannot_be_published() {
     let mut net = with_active_lease();
-    net.run(1, T0 + 3000, start("r", &["L1"], &[("iris", 1)]))
-        .unwrap();
-    net.run(1, T0 + 4000, finish("r", RunStatus::Failed, None))
-        .unwrap();
+    net.run(1, T0 + 3000, start("r", &["L1"], &[("iris", 1)])).unwrap();
+    net.run(1, T0 + 4000, finish("r", RunStatus::Failed, None)).unwrap();
     let p = published(&mut net, "k", "r", [5; 32]);
-    assert_eq!(
-        net.reject(1, T0 + 5000, p).to_string(),
-        "run \"r\" is failed; only a succeeded run can be published"
-    );
+    assert_eq!(net.reject(1, T0 + 5000, p).to_string(), "run \"r\" is failed; only a succeeded run can be published");
 }
 
 #[test]
 fn metadata_reads_are_audited_only_under_an_active_lease() {
     let mut net = with_active_lease();
-    let access = |r: &str| Payload::RecordAccess {
-        lease_id: "L1".into(),
-        reader: r.into(),
-    };
-    assert!(matches!(
-        net.reject(2, T0 + 3000, access("eve")),
-        ChaincodeError::NotLessee { .. }
-    ));
+    let access = |r: &str| Payload::RecordAccess { lease_id: "L1".into(), reader: r.into() };
+    assert!(matches!(net.reject(2, T0 + 3000, access("eve")), ChaincodeError::NotLessee { .. }));
     net.run(1, T0 + 3000, access("alice")).unwrap();
-    assert!(matches!(
-        net.reject(1, T0 + 602_000, access("alice")),
-        ChaincodeError::LeaseExpired { .. }
-    ));
+    assert!(matches!(net.reject(1, T0 + 602_000, access("alice")), ChaincodeError::LeaseExpired { .. }));
     let log = query::access_log(&net.state, "L1").unwrap();
     assert_eq!(log.len(), 1);
-    assert_eq!(
-        (log[0].reader.as_str(), log[0].org.as_str(), log[0].time_ms),
-        ("alice", "org2", T0 + 3000)
-    );
+    assert_eq!((log[0].reader.as_str(), log[0].org.as_str(), log[0].time_ms), ("alice", "org2", T0 + 3000));
 }
 
 #[test]
 fn datasets_are_found_by_owner_tag_and_text_with_pagination() {
     let mut net = Net::new();
-    for (i, (id, owner, tags)) in [
-        ("a", 0, vec!["x"]),
-        ("b", 0, vec!["y"]),
-        ("c", 1, vec!["x"]),
-        ("d", 2, vec![]),
-    ]
-    .iter()
-    .enumerate()
+    for (i, (id, owner, tags)) in
+        [("a", 0, vec!["x"]), ("b", 0, vec!["y"]), ("c", 1, vec!["x"]), ("d", 2, vec![])].iter().enumerate()
     {
-        let title = if *id == "c" {
-            "Census of Cats".to_string()
-        } else {
-            format!("Set {i}")
-        };
-        net.run(
-            *owner,
-            T0,
-            register(
-                id,
-                spec(&title, tags, policy(&[], HOUR, Approval::Owner, false)),
-            ),
-        )
-        .unwrap();
+        let title = if *id == "c" { "Census of Cats".to_string() } else { format!("Set {i}") };
+        net.run(*owner, T0, register(id, spec(&title, tags, policy(&[], HOUR, Approval::Owner, false)))).unwrap();
     }
     let q = |f: query::DatasetFilter| {
-        query::datasets(&net.state, &f)
-            .unwrap()
-            .into_iter()
-            .map(|d| d.id)
-            .collect::<Vec<_>>()
+        query::datasets(&net.state, &f).unwrap().into_iter().map(|d| d.id).collect::<Vec<_>>()
     };
-    let base = || query::DatasetFilter {
-        limit: 10,
-        ..Default::default()
-    };
-    assert_eq!(
-        q(query::DatasetFilter {
-            owner: Some("org1".into()),
-            ..base()
-        }),
-        ["a", "b"]
-    );
-    assert_eq!(
-        q(query::DatasetFilter {
-            tag: Some("x".into()),
-            ..base()
-        }),
-        ["a", "c"]
-    );
-    assert_eq!(
-        q(query::DatasetFilter {
-            text: Some("cats".into()),
-            ..base()
-        }),
-        ["c"]
-    );
+    let base = || query::DatasetFilter { limit: 10, ..Default::default() };
+    assert_eq!(q(query::DatasetFilter { owner: Some("org1".into()), ..base() }), ["a", "b"]);
+    assert_eq!(q(query::DatasetFilter { tag: Some("x".into()), ..base() }), ["a", "c"]);
+    assert_eq!(q(query::DatasetFilter { text: Some("cats".into()), ..base() }), ["c"]);
     assert_eq!(q(query::DatasetFilter { limit: 2, ..base() }), ["a", "b"]);
-    assert_eq!(
-        q(query::DatasetFilter {
-            limit: 2,
-            after: Some("b".into()),
-            ..base()
-        }),
-        ["c", "d"]
-    );
+    assert_eq!(q(query::DatasetFilter { limit: 2, after: Some("b".into()), ..base() }), ["c", "d"]);
 }
 
 #[test]
@@ -279,70 +131,23 @@ fn leases_are_found_by_dataset_lessee_owner_and_status() {
     let mut net = with_active_lease();
     net.run(2, T0 + 3000, request("L2", "iris", 1000)).unwrap();
     let q = |f: query::LeaseFilter, t| {
-        query::leases(&net.state, &f, t)
-            .unwrap()
-            .into_iter()
-            .map(|l| l.id)
-            .collect::<Vec<_>>()
+        query::leases(&net.state, &f, t).unwrap().into_iter().map(|l| l.id).collect::<Vec<_>>()
     };
-    let base = || query::LeaseFilter {
-        limit: 10,
-        ..Default::default()
-    };
-    assert_eq!(
-        q(
-            query::LeaseFilter {
-                dataset: Some("iris".into()),
-                ..base()
-            },
-            T0
-        ),
-        ["L1", "L2"]
-    );
-    assert_eq!(
-        q(
-            query::LeaseFilter {
-                lessee: Some("org3".into()),
-                ..base()
-            },
-            T0
-        ),
-        ["L2"]
-    );
-    assert_eq!(
-        q(
-            query::LeaseFilter {
-                owner: Some("org1".into()),
-                ..base()
-            },
-            T0
-        ),
-        ["L1", "L2"]
-    );
-    let active = query::LeaseFilter {
-        status: Some(LeaseStatus::Active),
-        ..base()
-    };
+    let base = || query::LeaseFilter { limit: 10, ..Default::default() };
+    assert_eq!(q(query::LeaseFilter { dataset: Some("iris".into()), ..base() }, T0), ["L1", "L2"]);
+    assert_eq!(q(query::LeaseFilter { lessee: Some("org3".into()), ..base() }, T0), ["L2"]);
+    assert_eq!(q(query::LeaseFilter { owner: Some("org1".into()), ..base() }, T0), ["L1", "L2"]);
+    let active = query::LeaseFilter { status: Some(LeaseStatus::Active), ..base() };
     assert_eq!(q(active.clone(), T0 + 3000), ["L1"]);
     assert!(q(active, T0 + 602_000).is_empty());
-    let expired = query::LeaseFilter {
-        status: Some(LeaseStatus::Expired),
-        ..base()
-    };
+    let expired = query::LeaseFilter { status: Some(LeaseStatus::Expired), ..base() };
     assert_eq!(q(expired, T0 + 602_000), ["L1"]);
 }
 
 #[test]
 fn a_block_records_invalid_txs_with_their_reason_and_applies_the_rest() {
     let mut net = Net::new();
-    let good = net.tx(
-        0,
-        T0,
-        register(
-            "iris",
-            spec("Iris", &[], policy(&[1], HOUR, Approval::Owner, false)),
-        ),
-    );
+    let good = net.tx(0, T0, register("iris", spec("Iris", &[], policy(&[1], HOUR, Approval::Owner, false))));
     let mut forged = net.tx(1, T0, request("L", "iris", 1000));
     forged.signature = net.tx(2, T0, request("L", "iris", 1000)).signature;
     let dup = good.clone();
@@ -353,22 +158,9 @@ fn a_block_records_invalid_txs_with_their_reason_and_applies_the_rest() {
     let out = apply_block(&net.state, &ctx, &txs, root0).unwrap();
     let verdicts: Vec<Verdict> = out.outcomes.iter().map(|o| o.verdict()).collect();
     assert_eq!(verdicts[0], Verdict::Valid);
-    assert_eq!(
-        verdicts[1],
-        Verdict::Invalid("signature does not verify against the signing key of \"org2\"".into())
-    );
-    assert_eq!(
-        verdicts[2],
-        Verdict::Invalid(format!(
-            "transaction {} was already committed (replay)",
-            good.id()
-        ))
-    );
-    assert_eq!(
-        verdicts[3],
-        Verdict::Valid,
-        "a later tx sees the earlier ones in the same block"
-    );
+    assert_eq!(verdicts[1], Verdict::Invalid("signature does not verify against the signing key of \"org2\"".into()));
+    assert_eq!(verdicts[2], Verdict::Invalid(format!("transaction {} was already committed (replay)", good.id())));
+    assert_eq!(verdicts[3], Verdict::Valid, "a later tx sees the earlier ones in the same block");
     assert_ne!(out.state_root, root0);
     let again = apply_block(&net.state, &ctx, &txs, root0).unwrap();
     assert_eq!(again.state_root, out.state_root);
@@ -378,24 +170,10 @@ fn a_block_records_invalid_txs_with_their_reason_and_applies_the_rest() {
 #[test]
 fn batch_verification_finds_the_one_bad_signature_among_many() {
     let mut net = Net::new();
-    let mut txs: Vec<SignedTx> = (0..300)
-        .map(|i| {
-            net.tx(
-                i % 3,
-                T0,
-                Payload::ReleaseLease {
-                    lease_id: format!("x{i}"),
-                },
-            )
-        })
-        .collect();
+    let mut txs: Vec<SignedTx> =
+        (0..300).map(|i| net.tx(i % 3, T0, Payload::ReleaseLease { lease_id: format!("x{i}") })).collect();
     txs[277].signature[0] ^= 1;
     let v = verify_signatures(&net.genesis, &txs);
-    let bad: Vec<usize> = v
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| r.is_err())
-        .map(|(i, _)| i)
-        .collect();
+    let bad: Vec<usize> = v.iter().enumerate().filter(|(_, r)| r.is_err()).map(|(i, _)| i).collect();
     assert_eq!(bad, [277]);
 }

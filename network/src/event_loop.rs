@@ -5,9 +5,7 @@ use std::collections::{HashMap, HashSet};
 use futures::StreamExt;
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{
-    allow_block_list, noise, request_response as rr, tcp, yamux, Multiaddr, PeerId, Swarm,
-};
+use libp2p::{allow_block_list, noise, request_response as rr, tcp, yamux, Multiaddr, PeerId, Swarm};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
@@ -44,34 +42,21 @@ impl EventLoop {
             .with_max_concurrent_streams(1024);
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(config.keypair)
             .with_tokio()
-            .with_tcp(
-                tcp::Config::default().nodelay(true),
-                noise::Config::new,
-                yamux::Config::default,
-            )
+            .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
             .map_err(|e| setup(&e))?
             .with_behaviour(|_| Behaviour {
                 allowed: allow_block_list::Behaviour::default(),
-                rpc: rr::Behaviour::with_codec(
-                    BytesCodec,
-                    [(PROTOCOL, rr::ProtocolSupport::Full)],
-                    rr_config,
-                ),
+                rpc: rr::Behaviour::with_codec(BytesCodec, [(PROTOCOL, rr::ProtocolSupport::Full)], rr_config),
             })
             .map_err(|e| setup(&e))?
-            .with_swarm_config(|c| {
-                c.with_idle_connection_timeout(std::time::Duration::from_secs(24 * 3600))
-            })
+            .with_swarm_config(|c| c.with_idle_connection_timeout(std::time::Duration::from_secs(24 * 3600)))
             .build();
         for peer in &config.allowed {
             swarm.behaviour_mut().allowed.allow_peer(*peer);
         }
         swarm
             .listen_on(config.listen.clone())
-            .map_err(|e| NetworkError::Listen {
-                addr: config.listen.to_string(),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| NetworkError::Listen { addr: config.listen.to_string(), reason: e.to_string() })?;
         let me = *swarm.local_peer_id();
         let peers = config.peers.into_iter().filter(|(p, _)| *p != me).collect();
         Ok(Self {
@@ -103,9 +88,7 @@ impl EventLoop {
     fn redial(&mut self) {
         for (peer, addr) in &self.peers {
             if !self.connected.contains(peer) {
-                let opts = DialOpts::peer_id(*peer)
-                    .addresses(vec![addr.clone()])
-                    .build();
+                let opts = DialOpts::peer_id(*peer).addresses(vec![addr.clone()]).build();
                 if let Err(e) = self.swarm.dial(opts) {
                     debug!(%peer, "dial failed: {e}");
                 }
@@ -114,22 +97,14 @@ impl EventLoop {
     }
 
     fn address_of(&self, peer: &PeerId) -> Vec<Multiaddr> {
-        self.peers
-            .iter()
-            .filter(|(p, _)| p == peer)
-            .map(|(_, a)| a.clone())
-            .collect()
+        self.peers.iter().filter(|(p, _)| p == peer).map(|(_, a)| a.clone()).collect()
     }
 
     fn on_command(&mut self, cmd: Command) {
         match cmd {
             Command::Request { peer, bytes, done } => {
                 let addrs = self.address_of(&peer);
-                let id = self
-                    .swarm
-                    .behaviour_mut()
-                    .rpc
-                    .send_request_with_addresses(&peer, bytes, addrs);
+                let id = self.swarm.behaviour_mut().rpc.send_request_with_addresses(&peer, bytes, addrs);
                 self.pending.insert(id, (peer, done));
             }
             Command::Respond { reply, bytes } => {
@@ -153,19 +128,11 @@ impl EventLoop {
                     info!(peer = %peer_id, "peer connected");
                 }
             }
-            SwarmEvent::ConnectionClosed {
-                peer_id,
-                num_established: 0,
-                ..
-            } => {
+            SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
                 self.connected.remove(&peer_id);
                 info!(peer = %peer_id, "peer disconnected");
             }
-            SwarmEvent::IncomingConnectionError {
-                send_back_addr,
-                error,
-                ..
-            } => {
+            SwarmEvent::IncomingConnectionError { send_back_addr, error, .. } => {
                 warn!(from = %send_back_addr, "refused incoming connection: {error}");
             }
             SwarmEvent::NewListenAddr { address, .. } => info!(%address, "listening"),
@@ -175,48 +142,22 @@ impl EventLoop {
 
     async fn on_rpc_event(&mut self, event: rr::Event<Vec<u8>, Vec<u8>>) {
         match event {
-            rr::Event::Message {
-                peer,
-                message:
-                    rr::Message::Request {
-                        request, channel, ..
-                    },
-                ..
-            } => {
-                let inbound = Inbound {
-                    peer,
-                    bytes: request,
-                    reply: Reply(channel),
-                };
+            rr::Event::Message { peer, message: rr::Message::Request { request, channel, .. }, .. } => {
+                let inbound = Inbound { peer, bytes: request, reply: Reply(channel) };
                 // Bounded: when the node falls behind, this applies back-pressure
                 // to the swarm rather than buffering without limit.
                 if self.inbound.send(inbound).await.is_err() {
                     debug!("inbound receiver dropped");
                 }
             }
-            rr::Event::Message {
-                message:
-                    rr::Message::Response {
-                        request_id,
-                        response,
-                    },
-                ..
-            } => {
+            rr::Event::Message { message: rr::Message::Response { request_id, response }, .. } => {
                 if let Some((_, done)) = self.pending.remove(&request_id) {
                     let _ = done.send(Ok(response));
                 }
             }
-            rr::Event::OutboundFailure {
-                peer,
-                request_id,
-                error,
-                ..
-            } => {
+            rr::Event::OutboundFailure { peer, request_id, error, .. } => {
                 if let Some((_, done)) = self.pending.remove(&request_id) {
-                    let _ = done.send(Err(NetworkError::Request {
-                        peer,
-                        reason: error.to_string(),
-                    }));
+                    let _ = done.send(Err(NetworkError::Request { peer, reason: error.to_string() }));
                 }
             }
             rr::Event::InboundFailure { peer, error, .. } => {

@@ -62,21 +62,10 @@ pub struct Inbound {
 pub struct Reply(libp2p::request_response::ResponseChannel<Vec<u8>>);
 
 pub(crate) enum Command {
-    Request {
-        peer: PeerId,
-        bytes: Vec<u8>,
-        done: oneshot::Sender<Result<Vec<u8>, NetworkError>>,
-    },
-    Respond {
-        reply: Reply,
-        bytes: Vec<u8>,
-    },
-    Peers {
-        done: oneshot::Sender<Vec<PeerId>>,
-    },
-    ListenAddrs {
-        done: oneshot::Sender<Vec<Multiaddr>>,
-    },
+    Request { peer: PeerId, bytes: Vec<u8>, done: oneshot::Sender<Result<Vec<u8>, NetworkError>> },
+    Respond { reply: Reply, bytes: Vec<u8> },
+    Peers { done: oneshot::Sender<Vec<PeerId>> },
+    ListenAddrs { done: oneshot::Sender<Vec<Multiaddr>> },
 }
 
 /// A cheap, cloneable handle to the event loop.
@@ -117,10 +106,7 @@ impl Client {
     }
 
     async fn send(&self, cmd: Command) -> Result<(), NetworkError> {
-        self.commands
-            .send(cmd)
-            .await
-            .map_err(|_| NetworkError::Stopped)
+        self.commands.send(cmd).await.map_err(|_| NetworkError::Stopped)
     }
 }
 
@@ -130,14 +116,7 @@ pub fn new(config: Config) -> Result<(Client, EventLoop, mpsc::Receiver<Inbound>
     let (in_tx, in_rx) = mpsc::channel(QUEUE_DEPTH);
     let local_peer_id = config.keypair.public().to_peer_id();
     let event_loop = EventLoop::new(config, cmd_rx, in_tx)?;
-    Ok((
-        Client {
-            commands: cmd_tx,
-            local_peer_id,
-        },
-        event_loop,
-        in_rx,
-    ))
+    Ok((Client { commands: cmd_tx, local_peer_id }, event_loop, in_rx))
 }
 
 pub(crate) fn timeout(ms: u64) -> Duration {

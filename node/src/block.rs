@@ -8,8 +8,7 @@
 
 use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
 use leasehold_chaincode::{
-    apply_block, canonical, BlockCtx, Genesis, Hash32, SignedTx, StateRead, StateRoot, Verdict,
-    WriteSet,
+    apply_block, canonical, BlockCtx, Genesis, Hash32, SignedTx, StateRead, StateRoot, Verdict, WriteSet,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -44,55 +43,23 @@ pub fn txs_root(txs: &[SignedTx]) -> Hash32 {
 }
 
 fn proposal_bytes(network_id: &str, proposer: &str, time_ms: i64, txs_root: Hash32) -> Vec<u8> {
-    canonical::to_bytes(&ProposalSigned {
-        domain: "leasehold/proposal/v1",
-        network_id,
-        proposer,
-        time_ms,
-        txs_root,
-    })
+    canonical::to_bytes(&ProposalSigned { domain: "leasehold/proposal/v1", network_id, proposer, time_ms, txs_root })
 }
 
 impl Proposal {
-    pub fn new(
-        genesis: &Genesis,
-        proposer: &str,
-        key: &SigningKey,
-        time_ms: i64,
-        txs: Vec<SignedTx>,
-    ) -> Self {
+    pub fn new(genesis: &Genesis, proposer: &str, key: &SigningKey, time_ms: i64, txs: Vec<SignedTx>) -> Self {
         let bytes = proposal_bytes(&genesis.network_id, proposer, time_ms, txs_root(&txs));
-        Self {
-            proposer: proposer.into(),
-            time_ms,
-            txs,
-            signature: key.sign(&bytes).to_bytes().to_vec(),
-        }
+        Self { proposer: proposer.into(), time_ms, txs, signature: key.sign(&bytes).to_bytes().to_vec() }
     }
 
     pub fn verify(&self, genesis: &Genesis) -> Result<(), String> {
-        let org = genesis
-            .org(&self.proposer)
-            .ok_or_else(|| format!("proposer {:?} is not a member", self.proposer))?;
+        let org = genesis.org(&self.proposer).ok_or_else(|| format!("proposer {:?} is not a member", self.proposer))?;
         let key = VerifyingKey::from_bytes(&org.signing_key).map_err(|e| e.to_string())?;
-        let sig: [u8; 64] = self
-            .signature
-            .as_slice()
-            .try_into()
-            .map_err(|_| "signature is not 64 bytes".to_string())?;
-        let bytes = proposal_bytes(
-            &genesis.network_id,
-            &self.proposer,
-            self.time_ms,
-            txs_root(&self.txs),
-        );
+        let sig: [u8; 64] =
+            self.signature.as_slice().try_into().map_err(|_| "signature is not 64 bytes".to_string())?;
+        let bytes = proposal_bytes(&genesis.network_id, &self.proposer, self.time_ms, txs_root(&self.txs));
         key.verify(&bytes, &ed25519_dalek::Signature::from_bytes(&sig))
-            .map_err(|_| {
-                format!(
-                    "proposal signature does not verify against {:?}",
-                    self.proposer
-                )
-            })
+            .map_err(|_| format!("proposal signature does not verify against {:?}", self.proposer))
     }
 }
 
@@ -165,33 +132,17 @@ impl Block {
 /// Derives the next block from a proposal over `state`. Deterministic: every
 /// node gets the same block and writes. A proposal whose signature fails
 /// yields a block in which every tx is invalid with that reason.
-pub fn build(
-    state: &impl StateRead,
-    genesis: &Genesis,
-    head: &Head,
-    p: &Proposal,
-) -> Result<(Block, WriteSet)> {
+pub fn build(state: &impl StateRead, genesis: &Genesis, head: &Head, p: &Proposal) -> Result<(Block, WriteSet)> {
     let time_ms = p.time_ms.max(head.time_ms);
-    let ctx = BlockCtx {
-        genesis,
-        height: head.height + 1,
-        time_ms,
-        proposer: p.proposer.clone(),
-    };
+    let ctx = BlockCtx { genesis, height: head.height + 1, time_ms, proposer: p.proposer.clone() };
     let (verdicts, writes, root) = match p.verify(genesis) {
         Ok(()) => {
             let out = apply_block(state, &ctx, &p.txs, head.state_root)?;
-            (
-                out.outcomes.iter().map(|o| o.verdict()).collect(),
-                out.writes,
-                out.state_root,
-            )
+            (out.outcomes.iter().map(|o| o.verdict()).collect(), out.writes, out.state_root)
         }
-        Err(reason) => (
-            vec![Verdict::Invalid(reason); p.txs.len()],
-            WriteSet::new(),
-            head.state_root.fold(&WriteSet::new()),
-        ),
+        Err(reason) => {
+            (vec![Verdict::Invalid(reason); p.txs.len()], WriteSet::new(), head.state_root.fold(&WriteSet::new()))
+        }
     };
     let header = BlockHeader {
         height: ctx.height,

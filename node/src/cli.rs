@@ -51,6 +51,11 @@ pub enum Command {
         #[arg(long, default_value = "http://127.0.0.1:8081")]
         url: String,
     },
+    /// Manage the org's local API users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
     /// Measure committed tx/s and commit latency against a running network.
     Bench(BenchArgs),
 }
@@ -69,4 +74,17 @@ pub struct BenchArgs {
     /// Transactions per HTTP request.
     #[arg(long, default_value_t = 200)]
     pub batch: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user and print its bearer token (shown once, stored hashed).
+    Add {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_enum)]
+        role: crate::users::Role,
+    },
 }

@@ -57,12 +57,7 @@ pub struct BlockConfig {
 
 impl Default for BlockConfig {
     fn default() -> Self {
-        Self {
-            max_txs: 2_000,
-            timeout_ms: 10,
-            max_inflight: 4,
-            mempool_capacity: 100_000,
-        }
+        Self { max_txs: 2_000, timeout_ms: 10, max_inflight: 4, mempool_capacity: 100_000 }
     }
 }
 
@@ -78,12 +73,7 @@ pub struct RaftConfig {
 
 impl Default for RaftConfig {
     fn default() -> Self {
-        Self {
-            heartbeat_ms: 100,
-            election_min_ms: 500,
-            election_max_ms: 1000,
-            snapshot_every: 2_000,
-        }
+        Self { heartbeat_ms: 100, election_min_ms: 500, election_max_ms: 1000, snapshot_every: 2_000 }
     }
 }
 
@@ -102,9 +92,7 @@ impl NodeConfig {
     }
 
     pub fn signing_key(&self) -> Result<SigningKey> {
-        Ok(SigningKey::from_bytes(&read_secret(
-            &self.keys_dir.join(SIGNING_KEY_FILE),
-        )?))
+        Ok(SigningKey::from_bytes(&read_secret(&self.keys_dir.join(SIGNING_KEY_FILE))?))
     }
 
     pub fn x25519_secret(&self) -> Result<[u8; 32]> {
@@ -113,8 +101,7 @@ impl NodeConfig {
 
     pub fn p2p_keypair(&self) -> Result<libp2p::identity::Keypair> {
         let secret = read_secret(&self.keys_dir.join(P2P_KEY_FILE))?;
-        libp2p::identity::Keypair::ed25519_from_bytes(secret)
-            .map_err(|e| NodeError::Config(e.to_string()))
+        libp2p::identity::Keypair::ed25519_from_bytes(secret).map_err(|e| NodeError::Config(e.to_string()))
     }
 }
 
@@ -130,18 +117,14 @@ pub fn write_secret(path: &Path, secret: &[u8; 32]) -> Result<()> {
         .mode(0o600)
         .open(path)
         .map_err(|e| NodeError::file(path, e))?;
-    f.write_all(hex::encode(secret).as_bytes())
-        .map_err(|e| NodeError::file(path, e))
+    f.write_all(hex::encode(secret).as_bytes()).map_err(|e| NodeError::file(path, e))
 }
 
 /// Reads a hex secret, refusing a file that others can read.
 pub fn read_secret(path: &Path) -> Result<[u8; 32]> {
     let meta = fs::metadata(path).map_err(|e| NodeError::file(path, e))?;
     if meta.permissions().mode() & 0o077 != 0 {
-        return Err(NodeError::file(
-            path,
-            "key file is readable by group or others; chmod 600 it",
-        ));
+        return Err(NodeError::file(path, "key file is readable by group or others; chmod 600 it"));
     }
     let text = fs::read_to_string(path).map_err(|e| NodeError::file(path, e))?;
     let mut out = [0u8; 32];

@@ -25,17 +25,11 @@ pub enum NodeError {
 
 impl NodeError {
     pub(crate) fn decode(what: impl Into<String>, e: impl std::fmt::Display) -> Self {
-        Self::Decode {
-            what: what.into(),
-            reason: e.to_string(),
-        }
+        Self::Decode { what: what.into(), reason: e.to_string() }
     }
 
     pub(crate) fn file(path: &std::path::Path, e: impl std::fmt::Display) -> Self {
-        Self::File {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        }
+        Self::File { path: path.display().to_string(), reason: e.to_string() }
     }
 }
 

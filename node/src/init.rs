@@ -2,6 +2,8 @@
 //! (Fabric's cryptogen and configtxgen in one step).
 
 use std::fs;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use ed25519_dalek::SigningKey;
@@ -10,8 +12,7 @@ use rand::rngs::OsRng;
 use rand::RngCore;
 
 use crate::config::{
-    write_secret, BlockConfig, NodeConfig, PeerConfig, RaftConfig, P2P_KEY_FILE, SIGNING_KEY_FILE,
-    X25519_KEY_FILE,
+    write_secret, BlockConfig, NodeConfig, PeerConfig, RaftConfig, P2P_KEY_FILE, SIGNING_KEY_FILE, X25519_KEY_FILE,
 };
 use crate::error::{NodeError, Result};
 
@@ -42,9 +43,7 @@ pub fn init(out: &Path, opts: &InitOptions) -> Result<()> {
         return Err(NodeError::Config("--orgs must be between 1 and 64".into()));
     }
     if opts.p2p_ports.len() != opts.orgs || opts.api_ports.len() != opts.orgs {
-        return Err(NodeError::Config(
-            "need one p2p port and one api port per org".into(),
-        ));
+        return Err(NodeError::Config("need one p2p port and one api port per org".into()));
     }
     let genesis_path = out.join("genesis.json");
     if genesis_path.exists() {
@@ -53,25 +52,16 @@ pub fn init(out: &Path, opts: &InitOptions) -> Result<()> {
             genesis_path.display()
         )));
     }
-    let keys: Vec<OrgKeys> = (0..opts.orgs)
-        .map(|_| OrgKeys {
-            signing: random32(),
-            x25519: random32(),
-            p2p: random32(),
-        })
-        .collect();
+    let keys: Vec<OrgKeys> =
+        (0..opts.orgs).map(|_| OrgKeys { signing: random32(), x25519: random32(), p2p: random32() }).collect();
     let mut orgs = Vec::new();
     for (i, k) in keys.iter().enumerate() {
-        let p2p = libp2p::identity::Keypair::ed25519_from_bytes(k.p2p)
-            .map_err(|e| NodeError::Config(e.to_string()))?;
+        let p2p = libp2p::identity::Keypair::ed25519_from_bytes(k.p2p).map_err(|e| NodeError::Config(e.to_string()))?;
         orgs.push(OrgInfo {
             id: format!("org{}", i + 1),
             name: format!("Organisation {}", i + 1),
-            signing_key: SigningKey::from_bytes(&k.signing)
-                .verifying_key()
-                .to_bytes(),
-            x25519_key: x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(k.x25519))
-                .to_bytes(),
+            signing_key: SigningKey::from_bytes(&k.signing).verifying_key().to_bytes(),
+            x25519_key: x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(k.x25519)).to_bytes(),
             peer_id: p2p.public().to_peer_id().to_string(),
         });
     }
@@ -90,13 +80,7 @@ pub fn init(out: &Path, opts: &InitOptions) -> Result<()> {
     Ok(())
 }
 
-fn write_org(
-    out: &Path,
-    i: usize,
-    k: &OrgKeys,
-    genesis: &Genesis,
-    opts: &InitOptions,
-) -> Result<()> {
+fn write_org(out: &Path, i: usize, k: &OrgKeys, genesis: &Genesis, opts: &InitOptions) -> Result<()> {
     let org = &genesis.orgs[i];
     let dir = out.join(&org.id);
     let keys_dir = dir.join("keys");
@@ -110,11 +94,7 @@ fn write_org(
         .iter()
         .enumerate()
         .filter(|(j, _)| *j != i)
-        .map(|(j, o)| PeerConfig {
-            org: o.id.clone(),
-            peer_id: o.peer_id.clone(),
-            addr: addr(j),
-        })
+        .map(|(j, o)| PeerConfig { org: o.id.clone(), peer_id: o.peer_id.clone(), addr: addr(j) })
         .collect();
     let cfg = NodeConfig {
         org: org.id.clone(),
@@ -129,9 +109,18 @@ fn write_org(
         commit_wait_ms: 5_000,
     };
     let path = dir.join("node.toml");
-    fs::write(
-        &path,
-        toml::to_string_pretty(&cfg).expect("config serialises"),
-    )
-    .map_err(|e| NodeError::file(&path, e))
+    fs::write(&path, toml::to_string_pretty(&cfg).expect("config serialises"))
+        .map_err(|e| NodeError::file(&path, e))?;
+    // One admin per org; its token goes where scripts/testnet-up.sh shows it.
+    let data_dir = dir.join("data");
+    fs::create_dir_all(&data_dir).map_err(|e| NodeError::file(&data_dir, e))?;
+    let token = crate::users::UserStore::new(&data_dir).add("admin", crate::users::Role::Admin, opts.now_ms)?;
+    let token_path = dir.join("admin.token");
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&token_path)
+        .map_err(|e| NodeError::file(&token_path, e))?;
+    f.write_all(token.as_bytes()).map_err(|e| NodeError::file(&token_path, e))
 }

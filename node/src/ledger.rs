@@ -34,27 +34,16 @@ impl Ledger {
     /// Opens the ledger in `store`, recording the genesis on first use and
     /// refusing a store that was made for another genesis.
     pub fn open(store: Store, genesis_bytes: Vec<u8>) -> Result<Self> {
-        let genesis: Genesis =
-            serde_json::from_slice(&genesis_bytes).map_err(|e| NodeError::decode("genesis", e))?;
+        let genesis: Genesis = serde_json::from_slice(&genesis_bytes).map_err(|e| NodeError::decode("genesis", e))?;
         match store.get::<Vec<u8>>(CF_META, b"genesis")? {
             Some(stored) if stored != genesis_bytes => {
-                return Err(NodeError::Config(
-                    "the data dir belongs to a different genesis".into(),
-                ))
+                return Err(NodeError::Config("the data dir belongs to a different genesis".into()))
             }
             Some(_) => {}
             None => store.put_sync(CF_META, b"genesis", &genesis_bytes)?,
         }
-        let head = store
-            .head()?
-            .unwrap_or_else(|| Head::genesis(&genesis_bytes, &genesis));
-        Ok(Self {
-            store,
-            genesis,
-            genesis_bytes,
-            head: watch::channel(head).0,
-            waiters: Mutex::new(HashMap::new()),
-        })
+        let head = store.head()?.unwrap_or_else(|| Head::genesis(&genesis_bytes, &genesis));
+        Ok(Self { store, genesis, genesis_bytes, head: watch::channel(head).0, waiters: Mutex::new(HashMap::new()) })
     }
 
     pub fn head(&self) -> Head {
@@ -67,10 +56,7 @@ impl Ledger {
 
     /// Re-reads the head after the store was replaced (snapshot install).
     pub fn reload_head(&self) -> Result<()> {
-        let head = self
-            .store
-            .head()?
-            .unwrap_or_else(|| Head::genesis(&self.genesis_bytes, &self.genesis));
+        let head = self.store.head()?.unwrap_or_else(|| Head::genesis(&self.genesis_bytes, &self.genesis));
         self.head.send_replace(head);
         Ok(())
     }
@@ -78,12 +64,7 @@ impl Ledger {
     /// A receiver that resolves when `id` is committed on this node.
     pub fn wait_for(&self, id: TxId) -> oneshot::Receiver<Receipt> {
         let (tx, rx) = oneshot::channel();
-        self.waiters
-            .lock()
-            .expect("waiters lock")
-            .entry(id)
-            .or_default()
-            .push(tx);
+        self.waiters.lock().expect("waiters lock").entry(id).or_default().push(tx);
         rx
     }
 
@@ -109,11 +90,7 @@ impl Ledger {
     }
 
     /// Records an applied raft entry that made no block.
-    pub fn commit_applied(
-        &self,
-        applied: &LogId,
-        membership: Option<&StoredMembership>,
-    ) -> Result<()> {
+    pub fn commit_applied(&self, applied: &LogId, membership: Option<&StoredMembership>) -> Result<()> {
         let mut batch = WriteBatch::default();
         batch.put_cf(self.store.cf(CF_META), b"applied", encode(&Some(*applied)));
         if let Some(m) = membership {
@@ -130,11 +107,7 @@ impl Ledger {
         }
         for (i, (tx, verdict)) in block.txs.iter().zip(&block.verdicts).enumerate() {
             if let Some(list) = waiters.remove(&tx.id()) {
-                let receipt = Receipt {
-                    height: block.header.height,
-                    index: i as u32,
-                    verdict: verdict.clone(),
-                };
+                let receipt = Receipt { height: block.header.height, index: i as u32, verdict: verdict.clone() };
                 for w in list {
                     let _ = w.send(receipt.clone());
                 }

@@ -13,6 +13,7 @@ pub mod node;
 pub mod raft;
 mod status;
 pub mod store;
+pub mod users;
 pub mod verify;
 
 pub use error::{NodeError, Result};

@@ -22,10 +22,7 @@ use crate::raft::{LogStore, Network, NodeId, Raft, Rpc, RpcReply, StateMachine};
 use crate::store::{decode, encode, Store};
 
 pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
 }
 
 /// What became of one submitted transaction.
@@ -82,15 +79,12 @@ fn raft_config(cfg: &NodeConfig) -> Result<Arc<openraft::Config>> {
         max_payload_entries: 16,
         ..Default::default()
     };
-    Ok(Arc::new(
-        c.validate().map_err(|e| NodeError::Config(e.to_string()))?,
-    ))
+    Ok(Arc::new(c.validate().map_err(|e| NodeError::Config(e.to_string()))?))
 }
 
 /// Starts a node from its config: opens storage, joins the network, starts raft.
 pub async fn start(cfg: NodeConfig) -> Result<(NodeHandle, Tasks)> {
-    let genesis_bytes =
-        std::fs::read(&cfg.genesis).map_err(|e| NodeError::file(&cfg.genesis, e))?;
+    let genesis_bytes = std::fs::read(&cfg.genesis).map_err(|e| NodeError::file(&cfg.genesis, e))?;
     std::fs::create_dir_all(&cfg.data_dir).map_err(|e| NodeError::file(&cfg.data_dir, e))?;
     let store = Store::open(&cfg.data_dir.join("ledger"))?;
     let ledger = Arc::new(Ledger::open(store.clone(), genesis_bytes)?);
@@ -104,14 +98,9 @@ pub async fn start(cfg: NodeConfig) -> Result<(NodeHandle, Tasks)> {
         + 1;
     let key = cfg.signing_key()?;
     if genesis.orgs[node_id as usize - 1].signing_key != key.verifying_key().to_bytes() {
-        return Err(NodeError::Config(
-            "the signing key does not match the genesis".into(),
-        ));
+        return Err(NodeError::Config("the signing key does not match the genesis".into()));
     }
-    let parse_peer = |s: &str| {
-        s.parse::<PeerId>()
-            .map_err(|e| NodeError::Config(format!("peer id {s}: {e}")))
-    };
+    let parse_peer = |s: &str| s.parse::<PeerId>().map_err(|e| NodeError::Config(format!("peer id {s}: {e}")));
     let mut peer_of_node = HashMap::new();
     let mut org_of_peer = HashMap::new();
     for (i, o) in genesis.orgs.iter().enumerate() {
@@ -119,15 +108,9 @@ pub async fn start(cfg: NodeConfig) -> Result<(NodeHandle, Tasks)> {
         peer_of_node.insert(i as NodeId + 1, p);
         org_of_peer.insert(p, o.id.clone());
     }
-    let parse_addr = |s: &str| {
-        s.parse()
-            .map_err(|e| NodeError::Config(format!("address {s}: {e}")))
-    };
-    let peers = cfg
-        .peers
-        .iter()
-        .map(|p| Ok((parse_peer(&p.peer_id)?, parse_addr(&p.addr)?)))
-        .collect::<Result<Vec<_>>>()?;
+    let parse_addr = |s: &str| s.parse().map_err(|e| NodeError::Config(format!("address {s}: {e}")));
+    let peers =
+        cfg.peers.iter().map(|p| Ok((parse_peer(&p.peer_id)?, parse_addr(&p.addr)?))).collect::<Result<Vec<_>>>()?;
     let (net, event_loop, inbound) = leasehold_network::new(leasehold_network::Config {
         keypair: cfg.p2p_keypair()?,
         listen: parse_addr(&cfg.p2p_listen)?,
@@ -138,10 +121,7 @@ pub async fn start(cfg: NodeConfig) -> Result<(NodeHandle, Tasks)> {
     })?;
     let mut tasks = vec![tokio::spawn(event_loop.run())];
 
-    let network = Network {
-        client: net.clone(),
-        peers: peer_of_node.clone(),
-    };
+    let network = Network { client: net.clone(), peers: peer_of_node.clone() };
     let raft = Raft::new(
         node_id,
         raft_config(&cfg)?,
@@ -151,17 +131,8 @@ pub async fn start(cfg: NodeConfig) -> Result<(NodeHandle, Tasks)> {
     )
     .await
     .map_err(|e| NodeError::Raft(e.to_string()))?;
-    let members: BTreeMap<NodeId, BasicNode> = peer_of_node
-        .iter()
-        .map(|(id, p)| {
-            (
-                *id,
-                BasicNode {
-                    addr: p.to_string(),
-                },
-            )
-        })
-        .collect();
+    let members: BTreeMap<NodeId, BasicNode> =
+        peer_of_node.iter().map(|(id, p)| (*id, BasicNode { addr: p.to_string() })).collect();
     // Every node proposes the same initial membership; on a node that is
     // already initialised this is refused, which is what we want.
     if let Err(e) = raft.initialize(members).await {
@@ -226,10 +197,7 @@ fn accept_forwarded(inner: &Inner, txs: Vec<SignedTx>) -> Result<(), String> {
         return Err("not the leader".into());
     }
     for tx in txs {
-        inner
-            .mempool
-            .try_send(tx)
-            .map_err(|_| "leader mempool is full".to_string())?;
+        inner.mempool.try_send(tx).map_err(|_| "leader mempool is full".to_string())?;
     }
     Ok(())
 }
@@ -269,13 +237,7 @@ async fn dispatch(inner: &Inner, batch: Vec<SignedTx>) {
     while start.elapsed() < GIVE_UP_AFTER {
         match inner.leader() {
             Some(leader) if leader == inner.node_id => {
-                let p = Proposal::new(
-                    &inner.ledger.genesis,
-                    &inner.cfg.org,
-                    &inner.key,
-                    now_ms(),
-                    batch.clone(),
-                );
+                let p = Proposal::new(&inner.ledger.genesis, &inner.cfg.org, &inner.key, now_ms(), batch.clone());
                 match inner.raft.client_write(p).await {
                     Ok(_) => return,
                     Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {}
@@ -284,11 +246,7 @@ async fn dispatch(inner: &Inner, batch: Vec<SignedTx>) {
             }
             Some(leader) => {
                 let peer = inner.peer_of_node[&leader];
-                match inner
-                    .net
-                    .request(peer, encode(&Rpc::Forward(batch.clone())))
-                    .await
-                {
+                match inner.net.request(peer, encode(&Rpc::Forward(batch.clone()))).await {
                     Ok(bytes) => match decode::<RpcReply>(&bytes, "forward reply") {
                         Ok(RpcReply::Forward(Ok(()))) => return,
                         Ok(RpcReply::Forward(Err(e))) => debug!("leader refused batch: {e}"),
@@ -301,10 +259,7 @@ async fn dispatch(inner: &Inner, batch: Vec<SignedTx>) {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    warn!(
-        txs = batch.len(),
-        "dropping a batch: no leader accepted it in time"
-    );
+    warn!(txs = batch.len(), "dropping a batch: no leader accepted it in time");
 }
 
 impl Inner {
@@ -349,23 +304,13 @@ impl NodeHandle {
         let mut out: Vec<Option<Submission>> = vec![None; txs.len()];
         for (i, (tx, sig)) in txs.into_iter().zip(sigs).enumerate() {
             let id = tx.id();
-            let reject = |reason: String| {
-                Some(Submission::Rejected {
-                    tx_id: id.to_hex(),
-                    reason,
-                })
-            };
+            let reject = |reason: String| Some(Submission::Rejected { tx_id: id.to_hex(), reason });
             if tx.body.network_id != ledger.genesis.network_id {
-                out[i] = reject(format!(
-                    "transaction is for network {:?}",
-                    tx.body.network_id
-                ));
+                out[i] = reject(format!("transaction is for network {:?}", tx.body.network_id));
             } else if let Err(e) = sig {
                 out[i] = reject(e.to_string());
             } else if let Ok(Some((h, _))) = ledger.store.tx_location(&id) {
-                out[i] = reject(format!(
-                    "transaction {id} was already committed at height {h}"
-                ));
+                out[i] = reject(format!("transaction {id} was already committed at height {h}"));
             } else {
                 let rx = ledger.wait_for(id);
                 match self.inner.mempool.try_send(tx) {
@@ -377,35 +322,22 @@ impl NodeHandle {
         let deadline = tokio::time::Instant::now() + wait;
         for (i, id, rx) in waiting {
             out[i] = Some(match tokio::time::timeout_at(deadline, rx).await {
-                Ok(Ok(receipt)) => Submission::Committed {
-                    tx_id: id.to_hex(),
-                    receipt,
-                },
+                Ok(Ok(receipt)) => Submission::Committed { tx_id: id.to_hex(), receipt },
                 _ => Submission::Pending { tx_id: id.to_hex() },
             });
         }
-        out.into_iter()
-            .map(|s| s.expect("every tx has an outcome"))
-            .collect()
+        out.into_iter().map(|s| s.expect("every tx has an outcome")).collect()
     }
 
     pub fn leader_org(&self) -> Option<String> {
         let leader = self.inner.leader()?;
-        self.inner
-            .ledger
-            .genesis
-            .orgs
-            .get(leader as usize - 1)
-            .map(|o| o.id.clone())
+        self.inner.ledger.genesis.orgs.get(leader as usize - 1).map(|o| o.id.clone())
     }
 
     /// Orgs whose nodes this node is connected to.
     pub async fn connected_orgs(&self) -> Vec<String> {
         let peers = self.inner.net.connected_peers().await.unwrap_or_default();
-        let mut orgs: Vec<String> = peers
-            .iter()
-            .filter_map(|p| self.inner.org_of_peer.get(p).cloned())
-            .collect();
+        let mut orgs: Vec<String> = peers.iter().filter_map(|p| self.inner.org_of_peer.get(p).cloned()).collect();
         orgs.sort();
         orgs
     }

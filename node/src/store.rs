@@ -30,15 +30,7 @@ pub const CF_TXS: &str = "txs";
 pub const CF_STATE: &str = "state";
 pub const CF_INDEXES: &str = "indexes";
 pub const CF_META: &str = "meta";
-const ALL_CFS: [&str; 7] = [
-    CF_RAFT_LOG,
-    CF_RAFT_META,
-    CF_BLOCKS,
-    CF_TXS,
-    CF_STATE,
-    CF_INDEXES,
-    CF_META,
-];
+const ALL_CFS: [&str; 7] = [CF_RAFT_LOG, CF_RAFT_META, CF_BLOCKS, CF_TXS, CF_STATE, CF_INDEXES, CF_META];
 /// The column families a snapshot carries: the ledger, not the raft log.
 pub const LEDGER_CFS: [&str; 5] = [CF_BLOCKS, CF_TXS, CF_STATE, CF_INDEXES, CF_META];
 
@@ -75,9 +67,7 @@ impl Store {
     }
 
     pub fn cf(&self, name: &str) -> &ColumnFamily {
-        self.db
-            .cf_handle(name)
-            .expect("column family opened in Store::open")
+        self.db.cf_handle(name).expect("column family opened in Store::open")
     }
 
     pub fn db(&self) -> &DB {
@@ -111,10 +101,7 @@ impl Store {
     }
 
     pub fn block(&self, height: u64) -> Result<Option<Block>> {
-        match self
-            .db
-            .get_pinned_cf(self.cf(CF_BLOCKS), height.to_be_bytes())?
-        {
+        match self.db.get_pinned_cf(self.cf(CF_BLOCKS), height.to_be_bytes())? {
             Some(v) => Block::from_bytes(&v).map(Some),
             None => Ok(None),
         }
@@ -125,18 +112,8 @@ impl Store {
     }
 
     /// Adds a block and everything it changed to `batch`.
-    pub fn stage_block(
-        &self,
-        batch: &mut WriteBatch,
-        block: &Block,
-        writes: &WriteSet,
-        head: &Head,
-    ) {
-        batch.put_cf(
-            self.cf(CF_BLOCKS),
-            block.header.height.to_be_bytes(),
-            block.to_bytes(),
-        );
+    pub fn stage_block(&self, batch: &mut WriteBatch, block: &Block, writes: &WriteSet, head: &Head) {
+        batch.put_cf(self.cf(CF_BLOCKS), block.header.height.to_be_bytes(), block.to_bytes());
         for (i, tx) in block.txs.iter().enumerate() {
             if block.verdicts[i] == leasehold_chaincode::Verdict::Valid {
                 let loc: TxLocation = (block.header.height, i as u32);
@@ -154,16 +131,10 @@ impl Store {
     }
 
     /// All entries of a column family, for snapshots.
-    pub fn dump(
-        &self,
-        snapshot: &rocksdb::Snapshot,
-        cf: &str,
-    ) -> Result<Vec<(Box<[u8]>, Box<[u8]>)>> {
+    pub fn dump(&self, snapshot: &rocksdb::Snapshot, cf: &str) -> Result<Vec<(Box<[u8]>, Box<[u8]>)>> {
         let mut ro = rocksdb::ReadOptions::default();
         ro.set_snapshot(snapshot);
-        let iter = self
-            .db
-            .iterator_cf_opt(self.cf(cf), ro, IteratorMode::Start);
+        let iter = self.db.iterator_cf_opt(self.cf(cf), ro, IteratorMode::Start);
         iter.map(|r| r.map_err(NodeError::from)).collect()
     }
 
@@ -193,20 +164,11 @@ fn storage_err(e: rocksdb::Error) -> ChaincodeError {
 /// The committed chaincode state, read straight from RocksDB.
 impl StateRead for Store {
     fn get(&self, key: &[u8]) -> leasehold_chaincode::Result<Option<Vec<u8>>> {
-        self.db
-            .get_cf(self.cf(state_cf(key)), key)
-            .map_err(storage_err)
+        self.db.get_cf(self.cf(state_cf(key)), key).map_err(storage_err)
     }
 
-    fn scan_prefix(
-        &self,
-        prefix: &[u8],
-        limit: usize,
-    ) -> leasehold_chaincode::Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let iter = self.db.iterator_cf(
-            self.cf(state_cf(prefix)),
-            IteratorMode::From(prefix, Direction::Forward),
-        );
+    fn scan_prefix(&self, prefix: &[u8], limit: usize) -> leasehold_chaincode::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let iter = self.db.iterator_cf(self.cf(state_cf(prefix)), IteratorMode::From(prefix, Direction::Forward));
         let mut out = Vec::new();
         for item in iter {
             let (k, v) = item.map_err(storage_err)?;

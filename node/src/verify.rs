@@ -21,11 +21,9 @@ pub struct Verified {
 /// The error names the first height that does not check out.
 pub fn verify(data_dir: &Path) -> Result<Verified> {
     let store = Store::open_read_only(&data_dir.join("ledger"))?;
-    let genesis_bytes: Vec<u8> = store
-        .get(CF_META, b"genesis")?
-        .ok_or_else(|| NodeError::Config("no genesis in this data dir".into()))?;
-    let genesis: Genesis =
-        serde_json::from_slice(&genesis_bytes).map_err(|e| NodeError::decode("genesis", e))?;
+    let genesis_bytes: Vec<u8> =
+        store.get(CF_META, b"genesis")?.ok_or_else(|| NodeError::Config("no genesis in this data dir".into()))?;
+    let genesis: Genesis = serde_json::from_slice(&genesis_bytes).map_err(|e| NodeError::decode("genesis", e))?;
     let stored_head = store.head()?;
     let mut head = Head::genesis(&genesis_bytes, &genesis);
     let mut state = MemState::default();
@@ -38,8 +36,8 @@ pub fn verify(data_dir: &Path) -> Result<Verified> {
             Err(e) => return Err(bad(e.to_string())),
         };
         check_block(&stored, &head, &genesis).map_err(bad)?;
-        let (rebuilt, writes) = block::build(&state, &genesis, &head, &block::proposal_of(&stored))
-            .map_err(|e| bad(e.to_string()))?;
+        let (rebuilt, writes) =
+            block::build(&state, &genesis, &head, &block::proposal_of(&stored)).map_err(|e| bad(e.to_string()))?;
         if rebuilt != stored {
             return Err(bad(describe_mismatch(&stored, &rebuilt)));
         }
@@ -48,17 +46,10 @@ pub fn verify(data_dir: &Path) -> Result<Verified> {
     }
     if let Some(h) = stored_head {
         if h != head {
-            return Err(NodeError::Verify {
-                height: last,
-                reason: "stored head does not match the chain".into(),
-            });
+            return Err(NodeError::Verify { height: last, reason: "stored head does not match the chain".into() });
         }
     }
-    Ok(Verified {
-        height: head.height,
-        head_hash: hex::encode(head.hash),
-        state_root: head.state_root.to_hex(),
-    })
+    Ok(Verified { height: head.height, head_hash: hex::encode(head.hash), state_root: head.state_root.to_hex() })
 }
 
 fn check_block(b: &Block, prev: &Head, genesis: &Genesis) -> Result<(), String> {

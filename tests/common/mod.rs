@@ -8,8 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use leasehold_chaincode::{
-    canonical, AccessPolicy, Approval, DatasetSpec, KeyEnvelope, Payload, SealedMetadata, SignedTx,
-    TxBody,
+    canonical, AccessPolicy, Approval, DatasetSpec, KeyEnvelope, Payload, SealedMetadata, SignedTx, TxBody,
 };
 use serde_json::Value;
 
@@ -18,13 +17,8 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_leasehold");
 /// Ports the OS says are free now. Holding all listeners until every port is
 /// chosen keeps one test from picking the same port twice.
 pub fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
+    let listeners: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind")).collect();
+    listeners.iter().map(|l| l.local_addr().unwrap().port()).collect()
 }
 
 pub struct NodeProc {
@@ -33,6 +27,8 @@ pub struct NodeProc {
     pub url: String,
     pub child: Option<Child>,
     pub key: ed25519_dalek::SigningKey,
+    /// The admin bearer token `init` wrote.
+    pub token: String,
 }
 
 pub struct TestNet {
@@ -48,43 +44,27 @@ impl TestNet {
     pub async fn start(n: usize) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let ports = free_ports(2 * n);
-        let join = |p: &[u16]| {
-            p.iter()
-                .map(|p| p.to_string())
-                .collect::<Vec<_>>()
-                .join(",")
-        };
+        let join = |p: &[u16]| p.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(",");
         let out = Command::new(BIN)
             .args(["init", "--orgs", &n.to_string(), "--out"])
             .arg(dir.path())
-            .args([
-                "--p2p-ports",
-                &join(&ports[..n]),
-                "--api-ports",
-                &join(&ports[n..]),
-            ])
+            .args(["--p2p-ports", &join(&ports[..n]), "--api-ports", &join(&ports[n..])])
             .output()
             .expect("run init");
-        assert!(
-            out.status.success(),
-            "init failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let genesis: Value =
-            serde_json::from_slice(&std::fs::read(dir.path().join("genesis.json")).unwrap())
-                .unwrap();
+        assert!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));
+        let genesis: Value = serde_json::from_slice(&std::fs::read(dir.path().join("genesis.json")).unwrap()).unwrap();
         let mut nodes = Vec::new();
         for i in 0..n {
             let org = format!("org{}", i + 1);
             let ndir = dir.path().join(&org);
-            let secret =
-                leasehold_node::config::read_secret(&ndir.join("keys/signing.key")).unwrap();
+            let secret = leasehold_node::config::read_secret(&ndir.join("keys/signing.key")).unwrap();
             nodes.push(NodeProc {
                 org,
-                dir: ndir,
+                dir: ndir.clone(),
                 url: format!("http://127.0.0.1:{}", ports[n + i]),
                 child: None,
                 key: ed25519_dalek::SigningKey::from_bytes(&secret),
+                token: std::fs::read_to_string(ndir.join("admin.token")).unwrap(),
             });
         }
         let mut net = TestNet {
@@ -103,11 +83,7 @@ impl TestNet {
 
     pub fn spawn(&mut self, i: usize) {
         let node = &mut self.nodes[i];
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(node.dir.join("node.log"))
-            .unwrap();
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(node.dir.join("node.log")).unwrap();
         let child = Command::new(BIN)
             .args(["start", "--config"])
             .arg(node.dir.join("node.toml"))
@@ -131,16 +107,9 @@ impl TestNet {
     /// SIGTERM and wait for a clean exit.
     pub fn stop(&mut self, i: usize) {
         if let Some(mut c) = self.nodes[i].child.take() {
-            Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
-                .status()
-                .unwrap();
+            Command::new("kill").args(["-TERM", &c.id().to_string()]).status().unwrap();
             let status = c.wait().unwrap();
-            assert!(
-                status.success(),
-                "node {} exited with {status} on SIGTERM",
-                self.nodes[i].org
-            );
+            assert!(status.success(), "node {} exited with {status} on SIGTERM", self.nodes[i].org);
         }
     }
 
@@ -160,9 +129,7 @@ impl TestNet {
     }
 
     pub fn running(&self) -> Vec<usize> {
-        (0..self.nodes.len())
-            .filter(|i| self.nodes[*i].child.is_some())
-            .collect()
+        (0..self.nodes.len()).filter(|i| self.nodes[*i].child.is_some()).collect()
     }
 
     /// Waits until every running node names the same leader; returns its index.
@@ -171,11 +138,7 @@ impl TestNet {
         while start.elapsed() < within {
             let mut leaders = Vec::new();
             for i in self.running() {
-                leaders.push(
-                    self.status(i)
-                        .await
-                        .and_then(|s| s["leader"].as_str().map(String::from)),
-                );
+                leaders.push(self.status(i).await.and_then(|s| s["leader"].as_str().map(String::from)));
             }
             if let Some(Some(l)) = leaders.first() {
                 if leaders.iter().all(|x| x.as_deref() == Some(l.as_str())) {
@@ -188,10 +151,7 @@ impl TestNet {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!(
-            "no agreed leader within {within:?}; log of org1:\n{}",
-            self.log(0)
-        );
+        panic!("no agreed leader within {within:?}; log of org1:\n{}", self.log(0));
     }
 
     /// Waits until every running node reports the same height, head and
@@ -205,13 +165,7 @@ impl TestNet {
                 last.push(self.status(i).await);
             }
             let key = |s: &Option<Value>| {
-                s.as_ref().map(|s| {
-                    (
-                        s["height"].as_u64(),
-                        s["head_hash"].clone(),
-                        s["state_root"].clone(),
-                    )
-                })
+                s.as_ref().map(|s| (s["height"].as_u64(), s["head_hash"].clone(), s["state_root"].clone()))
             };
             let first = key(&last[0]);
             if let Some((Some(h), _, _)) = &first {
@@ -238,15 +192,11 @@ impl TestNet {
 
     /// Posts raw signed txs to node `i`; returns the HTTP status and the
     /// per-tx outcomes.
-    pub async fn submit(
-        &self,
-        i: usize,
-        txs: &[SignedTx],
-        wait_ms: u64,
-    ) -> reqwest::Result<(u16, Vec<Value>)> {
+    pub async fn submit(&self, i: usize, txs: &[SignedTx], wait_ms: u64) -> reqwest::Result<(u16, Vec<Value>)> {
         let r = self
             .http
             .post(format!("{}/v1/txs?wait_ms={wait_ms}", self.nodes[i].url))
+            .bearer_auth(&self.nodes[i].token)
             .body(canonical::to_bytes(&txs.to_vec()))
             .timeout(Duration::from_millis(wait_ms + 5_000))
             .send()
@@ -256,14 +206,7 @@ impl TestNet {
     }
 
     pub async fn get(&self, i: usize, path: &str) -> (u16, Value) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.nodes[i].url))
-            .send()
-            .await
-            .expect("get");
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
+        self.call(i, "GET", path, None, None).await
     }
 
     pub fn data_dir(&self, i: usize) -> PathBuf {
@@ -291,23 +234,14 @@ pub fn auto_dataset(id: &str) -> Payload {
             content_hash: [1; 32],
             size_bytes: 1,
             public_metadata: "{}".into(),
-            private_metadata: SealedMetadata {
-                nonce: [0; 12],
-                ciphertext: vec![0; 32],
-            },
+            private_metadata: SealedMetadata { nonce: [0; 12], ciphertext: vec![0; 32] },
             policy: AccessPolicy {
                 allowed_orgs: allowed.clone(),
                 max_lease_ms: 3_600_000,
                 approval: Approval::Automatic,
                 exclusive: false,
             },
-            envelopes: allowed
-                .iter()
-                .map(|o| KeyEnvelope {
-                    org: o.clone(),
-                    wrapped: vec![1; 60],
-                })
-                .collect(),
+            envelopes: allowed.iter().map(|o| KeyEnvelope { org: o.clone(), wrapped: vec![1; 60] }).collect(),
         },
         derived_from_run: None,
     }
@@ -328,4 +262,26 @@ pub fn is_committed_valid(v: &Value) -> bool {
 
 pub fn path_str(p: &Path) -> &str {
     p.to_str().unwrap()
+}
+
+impl TestNet {
+    /// A JSON request to node `i` as `token` (the admin's when `None`).
+    pub async fn call(
+        &self,
+        i: usize,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let url = format!("{}{path}", self.nodes[i].url);
+        let mut req =
+            self.http.request(method.parse().unwrap(), url).bearer_auth(token.unwrap_or(&self.nodes[i].token));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
 }

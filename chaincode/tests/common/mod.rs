@@ -21,9 +21,7 @@ pub fn org(i: usize) -> String {
 
 impl Net {
     pub fn new() -> Self {
-        let keys: Vec<SigningKey> = (0..3)
-            .map(|i| SigningKey::from_bytes(&[i as u8 + 1; 32]))
-            .collect();
+        let keys: Vec<SigningKey> = (0..3).map(|i| SigningKey::from_bytes(&[i as u8 + 1; 32])).collect();
         let orgs = keys
             .iter()
             .enumerate()
@@ -39,18 +37,9 @@ impl Net {
             network_id: "test-net".into(),
             created_at_ms: T0,
             orgs,
-            policy: NetworkPolicy {
-                max_lease_ms: 30 * 24 * HOUR,
-                ..NetworkPolicy::default()
-            },
+            policy: NetworkPolicy { max_lease_ms: 30 * 24 * HOUR, ..NetworkPolicy::default() },
         };
-        Self {
-            genesis,
-            keys,
-            state: MemState::default(),
-            nonce: 0,
-            height: 0,
-        }
+        Self { genesis, keys, state: MemState::default(), nonce: 0, height: 0 }
     }
 
     pub fn body(&mut self, org_ix: usize, at: i64, payload: Payload) -> TxBody {
@@ -70,23 +59,13 @@ impl Net {
     }
 
     pub fn ctx(&self, at: i64) -> BlockCtx<'_> {
-        BlockCtx {
-            genesis: &self.genesis,
-            height: self.height,
-            time_ms: at,
-            proposer: "org1".into(),
-        }
+        BlockCtx { genesis: &self.genesis, height: self.height, time_ms: at, proposer: "org1".into() }
     }
 
     pub fn submit(&mut self, tx: &SignedTx, at: i64) -> Result<Vec<Event>> {
         self.height += 1;
         let genesis = self.genesis.clone();
-        let ctx = BlockCtx {
-            genesis: &genesis,
-            height: self.height,
-            time_ms: at,
-            proposer: "org1".into(),
-        };
+        let ctx = BlockCtx { genesis: &genesis, height: self.height, time_ms: at, proposer: "org1".into() };
         apply(&mut self.state, tx, &ctx)
     }
 
@@ -99,33 +78,22 @@ impl Net {
     /// Like `run`, and asserts that a rejection left the state untouched.
     pub fn reject(&mut self, org_ix: usize, at: i64, payload: Payload) -> ChaincodeError {
         let before = self.state.clone();
-        let err = self
-            .run(org_ix, at, payload)
-            .expect_err("transaction should be rejected");
+        let err = self.run(org_ix, at, payload).expect_err("transaction should be rejected");
         assert_eq!(before, self.state, "a rejected tx changed state: {err}");
         err
     }
 
     pub fn lease(&self, id: &str) -> Lease {
-        query::lease(&self.state, id)
-            .unwrap()
-            .expect("lease exists")
+        query::lease(&self.state, id).unwrap().expect("lease exists")
     }
 
     pub fn dataset(&self, id: &str) -> Dataset {
-        query::dataset(&self.state, id)
-            .unwrap()
-            .expect("dataset exists")
+        query::dataset(&self.state, id).unwrap().expect("dataset exists")
     }
 }
 
 pub fn policy(allowed: &[usize], max_ms: u64, approval: Approval, exclusive: bool) -> AccessPolicy {
-    AccessPolicy {
-        allowed_orgs: allowed.iter().map(|i| org(*i)).collect(),
-        max_lease_ms: max_ms,
-        approval,
-        exclusive,
-    }
+    AccessPolicy { allowed_orgs: allowed.iter().map(|i| org(*i)).collect(), max_lease_ms: max_ms, approval, exclusive }
 }
 
 pub fn spec(title: &str, tags: &[&str], policy: AccessPolicy) -> DatasetSpec {
@@ -133,10 +101,7 @@ pub fn spec(title: &str, tags: &[&str], policy: AccessPolicy) -> DatasetSpec {
         policy
             .allowed_orgs
             .iter()
-            .map(|o| KeyEnvelope {
-                org: o.clone(),
-                wrapped: format!("key-for-{o}").into_bytes(),
-            })
+            .map(|o| KeyEnvelope { org: o.clone(), wrapped: format!("key-for-{o}").into_bytes() })
             .collect()
     } else {
         Vec::new()
@@ -148,38 +113,22 @@ pub fn spec(title: &str, tags: &[&str], policy: AccessPolicy) -> DatasetSpec {
         content_hash: [7; 32],
         size_bytes: 4551,
         public_metadata: "{\"rows\":150}".into(),
-        private_metadata: SealedMetadata {
-            nonce: [1; 12],
-            ciphertext: vec![9; 48],
-        },
+        private_metadata: SealedMetadata { nonce: [1; 12], ciphertext: vec![9; 48] },
         policy,
         envelopes,
     }
 }
 
 pub fn register(id: &str, spec: DatasetSpec) -> Payload {
-    Payload::RegisterDataset {
-        id: id.into(),
-        spec,
-        derived_from_run: None,
-    }
+    Payload::RegisterDataset { id: id.into(), spec, derived_from_run: None }
 }
 
 pub fn request(lease: &str, ds: &str, ms: u64) -> Payload {
-    Payload::RequestLease {
-        lease_id: lease.into(),
-        dataset_id: ds.into(),
-        duration_ms: ms,
-        purpose: "k-means".into(),
-    }
+    Payload::RequestLease { lease_id: lease.into(), dataset_id: ds.into(), duration_ms: ms, purpose: "k-means".into() }
 }
 
 pub fn grant(lease: &str, ms: u64) -> Payload {
-    Payload::GrantLease {
-        lease_id: lease.into(),
-        duration_ms: ms,
-        wrapped_key: vec![42; 60],
-    }
+    Payload::GrantLease { lease_id: lease.into(), duration_ms: ms, wrapped_key: vec![42; 60] }
 }
 
 /// org1 owns `iris` (org2 and org3 allowed, owner approval, max 1 h);
@@ -189,18 +138,10 @@ pub fn with_requested_lease() -> Net {
     net.run(
         0,
         T0,
-        register(
-            "iris",
-            spec(
-                "Iris",
-                &["flowers", "tabular"],
-                policy(&[1, 2], HOUR, Approval::Owner, false),
-            ),
-        ),
+        register("iris", spec("Iris", &["flowers", "tabular"], policy(&[1, 2], HOUR, Approval::Owner, false))),
     )
     .unwrap();
-    net.run(1, T0 + 1000, request("L1", "iris", HOUR / 2))
-        .unwrap();
+    net.run(1, T0 + 1000, request("L1", "iris", HOUR / 2)).unwrap();
     net
 }
 

@@ -20,10 +20,7 @@ impl LogStore {
         Self { store }
     }
 
-    fn meta<T: serde::de::DeserializeOwned>(
-        &self,
-        key: &[u8],
-    ) -> Result<Option<T>, StorageError<NodeId>> {
+    fn meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError<NodeId>> {
         self.store.get(CF_RAFT_META, key).map_err(read_err)
     }
 
@@ -53,11 +50,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         let cf = self.store.cf(CF_RAFT_LOG);
         let from = start.to_be_bytes();
         let mut out = Vec::new();
-        for item in self
-            .store
-            .db()
-            .iterator_cf(cf, IteratorMode::From(&from, Direction::Forward))
-        {
+        for item in self.store.db().iterator_cf(cf, IteratorMode::From(&from, Direction::Forward)) {
             let (k, v) = item.map_err(read_err)?;
             let index = u64::from_be_bytes(k.as_ref().try_into().map_err(read_err)?);
             if !range.contains(&index) {
@@ -75,10 +68,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError<NodeId>> {
         let last_purged_log_id: Option<LogId> = self.meta(b"purged")?;
         let last_log_id = self.last_entry_id()?.or(last_purged_log_id);
-        Ok(LogState {
-            last_purged_log_id,
-            last_log_id,
-        })
+        Ok(LogState { last_purged_log_id, last_log_id })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -86,33 +76,22 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError<NodeId>> {
-        self.store
-            .put_sync(CF_RAFT_META, b"vote", vote)
-            .map_err(write_err)
+        self.store.put_sync(CF_RAFT_META, b"vote", vote).map_err(write_err)
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError<NodeId>> {
         self.meta(b"vote")
     }
 
-    async fn save_committed(
-        &mut self,
-        committed: Option<LogId>,
-    ) -> Result<(), StorageError<NodeId>> {
-        self.store
-            .put_sync(CF_RAFT_META, b"committed", &committed)
-            .map_err(write_err)
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError<NodeId>> {
+        self.store.put_sync(CF_RAFT_META, b"committed", &committed).map_err(write_err)
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError<NodeId>> {
         Ok(self.meta::<Option<LogId>>(b"committed")?.flatten())
     }
 
-    async fn append<I>(
-        &mut self,
-        entries: I,
-        callback: LogFlushed<TypeConfig>,
-    ) -> Result<(), StorageError<NodeId>>
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError<NodeId>>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -123,10 +102,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             batch.put_cf(cf, e.log_id.index.to_be_bytes(), encode(&e));
         }
         let result = self.store.write_sync(batch);
-        let io = result
-            .as_ref()
-            .map(|_| ())
-            .map_err(|e| std::io::Error::other(e.to_string()));
+        let io = result.as_ref().map(|_| ()).map_err(|e| std::io::Error::other(e.to_string()));
         callback.log_io_completed(io);
         result.map_err(write_err)
     }
@@ -142,11 +118,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError<NodeId>> {
         let mut batch = WriteBatch::default();
         batch.put_cf(self.store.cf(CF_RAFT_META), b"purged", encode(&log_id));
-        batch.delete_range_cf(
-            self.store.cf(CF_RAFT_LOG),
-            0u64.to_be_bytes(),
-            (log_id.index + 1).to_be_bytes(),
-        );
+        batch.delete_range_cf(self.store.cf(CF_RAFT_LOG), 0u64.to_be_bytes(), (log_id.index + 1).to_be_bytes());
         self.store.write_sync(batch).map_err(write_err)
     }
 }

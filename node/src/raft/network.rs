@@ -5,13 +5,11 @@ use std::collections::HashMap;
 
 use leasehold_chaincode::SignedTx;
 use leasehold_network::{Client, PeerId};
-use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
-};
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
-    VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
 };
 use openraft::BasicNode;
 use serde::{Deserialize, Serialize};
@@ -56,11 +54,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerConnection;
 
     async fn new_client(&mut self, target: NodeId, _node: &BasicNode) -> Self::Network {
-        PeerConnection {
-            client: self.client.clone(),
-            target,
-            peer: self.peers.get(&target).copied(),
-        }
+        PeerConnection { client: self.client.clone(), target, peer: self.peers.get(&target).copied() }
     }
 }
 
@@ -69,29 +63,20 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 struct Failure(String);
 
 impl PeerConnection {
-    async fn call<E: std::error::Error>(
-        &self,
-        rpc: &Rpc,
-    ) -> Result<RpcReply, RPCError<NodeId, BasicNode, E>> {
+    async fn call<E: std::error::Error>(&self, rpc: &Rpc) -> Result<RpcReply, RPCError<NodeId, BasicNode, E>> {
         let peer = self.peer.ok_or_else(|| {
-            RPCError::Unreachable(Unreachable::new(&Failure(format!(
-                "node {} is not in the genesis",
-                self.target
-            ))))
+            RPCError::Unreachable(Unreachable::new(&Failure(format!("node {} is not in the genesis", self.target))))
         })?;
         let bytes = self
             .client
             .request(peer, encode(rpc))
             .await
             .map_err(|e| RPCError::Unreachable(Unreachable::new(&Failure(e.to_string()))))?;
-        decode(&bytes, "rpc reply")
-            .map_err(|e| RPCError::Network(NetworkError::new(&Failure(e.to_string()))))
+        decode(&bytes, "rpc reply").map_err(|e| RPCError::Network(NetworkError::new(&Failure(e.to_string()))))
     }
 
     fn unexpected<E: std::error::Error>() -> RPCError<NodeId, BasicNode, E> {
-        RPCError::Network(NetworkError::new(&Failure(
-            "peer answered a different rpc".into(),
-        )))
+        RPCError::Network(NetworkError::new(&Failure("peer answered a different rpc".into())))
     }
 
     fn remote<E: std::error::Error>(&self, e: E) -> RPCError<NodeId, BasicNode, E> {
@@ -115,10 +100,8 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         &mut self,
         rpc: InstallSnapshotRequest<TypeConfig>,
         _option: RPCOption,
-    ) -> Result<
-        InstallSnapshotResponse<NodeId>,
-        RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
-    > {
+    ) -> Result<InstallSnapshotResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>>
+    {
         match self.call(&Rpc::Snapshot(rpc)).await? {
             RpcReply::Snapshot(r) => r.map_err(|e| self.remote(e)),
             _ => Err(Self::unexpected()),

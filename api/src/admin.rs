@@ -1,0 +1,96 @@
+//! Users and history.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use leasehold_chaincode::query;
+use leasehold_node::users::Role;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::{Caller, JsonBody};
+use crate::{ApiError, AppState};
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/v1/users", post(add_user)).route("/v1/history/{kind}/{id}", get(history))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    pub name: String,
+    /// viewer, member or admin.
+    #[schema(value_type = String)]
+    pub role: Role,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UserCreated {
+    pub name: String,
+    #[schema(value_type = String)]
+    pub role: Role,
+    /// Shown once; the node keeps only its hash.
+    pub token: String,
+}
+
+#[utoipa::path(post, path = "/v1/users", request_body = NewUser, responses((status = 201, body = UserCreated), (status = 403, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn add_user(
+    s: State<AppState>,
+    caller: Caller,
+    JsonBody(u): JsonBody<NewUser>,
+) -> Result<(StatusCode, Json<UserCreated>), ApiError> {
+    caller.require(Role::Admin)?;
+    let token =
+        s.users.add(&u.name, u.role, leasehold_node::now_ms()).map_err(|e| ApiError::invalid("name", e.to_string()))?;
+    Ok((StatusCode::CREATED, Json(UserCreated { name: u.name, role: u.role, token })))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HistoryView {
+    pub tx_id: String,
+    pub height: u64,
+    pub at: String,
+    /// The record as that transaction left it.
+    #[schema(value_type = Object)]
+    pub record: serde_json::Value,
+}
+
+fn record_json(kind: &str, bytes: &[u8], now: i64) -> Result<serde_json::Value, ApiError> {
+    use leasehold_chaincode::{canonical::from_bytes, Dataset, Lease, Run};
+    let v = match kind {
+        "dataset" => serde_json::to_value(crate::views::DatasetView::from(&from_bytes::<Dataset>(bytes, kind)?)),
+        "lease" => serde_json::to_value(crate::views::LeaseView::at(&from_bytes::<Lease>(bytes, kind)?, now)),
+        _ => serde_json::to_value(from_bytes::<Run>(bytes, kind)?),
+    };
+    v.map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+#[utoipa::path(get, path = "/v1/history/{kind}/{id}", responses((status = 200, body = Vec<HistoryView>), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn history(
+    s: State<AppState>,
+    caller: Caller,
+    Path((kind, id)): Path<(String, String)>,
+) -> Result<Json<Vec<HistoryView>>, ApiError> {
+    caller.require(Role::Viewer)?;
+    if !matches!(kind.as_str(), "dataset" | "lease" | "run") {
+        return Err(ApiError::bad("kind", format!("{kind:?} is not dataset, lease or run")));
+    }
+    let entries = query::history(&s.node.ledger().store, &kind, &id)?;
+    if entries.is_empty() {
+        return Err(ApiError::NotFound(format!("no history for {kind} {id:?}")));
+    }
+    let now = crate::write::ledger_now(&s);
+    entries
+        .iter()
+        .map(|e| {
+            Ok(HistoryView {
+                tx_id: e.tx_id.to_hex(),
+                height: e.height,
+                at: leasehold_chaincode::time::rfc3339(e.time_ms),
+                record: record_json(&kind, &e.record, now)?,
+            })
+        })
+        .collect::<Result<_, ApiError>>()
+        .map(Json)
+}

@@ -1,0 +1,295 @@
+//! Dataset endpoints: catalog, registration with encrypted private metadata,
+//! new versions, retirement.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use leasehold_chaincode::query::{self, DatasetFilter};
+use leasehold_chaincode::{AccessPolicy, Approval, Dataset, DatasetSpec, KeyEnvelope, Payload};
+use leasehold_node::users::Role;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::{Caller, JsonBody};
+use crate::crypto::{self, DataKey};
+use crate::views::{DatasetView, LineageView, PolicyView, WriteView};
+use crate::write::write;
+use crate::{ApiError, AppState};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/datasets", get(list).post(create))
+        .route("/v1/datasets/{id}", get(show).patch(update).delete(retire))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    owner: Option<String>,
+    tag: Option<String>,
+    /// Case-insensitive text in title, description or tags.
+    q: Option<String>,
+    /// The last id of the previous page.
+    after: Option<String>,
+    limit: Option<usize>,
+    #[serde(default)]
+    include_retired: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DatasetPage {
+    pub items: Vec<DatasetView>,
+    /// Pass as `after` for the next page; absent on the last page.
+    pub next: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/datasets", params(ListQuery), responses((status = 200, body = DatasetPage)), security(("bearer" = [])))]
+pub async fn list(s: State<AppState>, caller: Caller, q: Query<ListQuery>) -> Result<Json<DatasetPage>, ApiError> {
+    caller.require(Role::Viewer)?;
+    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    let f = DatasetFilter {
+        owner: q.owner.clone(),
+        tag: q.tag.clone(),
+        text: q.q.clone(),
+        include_retired: q.include_retired,
+        after: q.after.clone(),
+        limit,
+    };
+    let items: Vec<DatasetView> = query::datasets(&s.node.ledger().store, &f)?.iter().map(DatasetView::from).collect();
+    let next = (items.len() == limit).then(|| items.last().map(|d| d.id.clone())).flatten();
+    Ok(Json(DatasetPage { items, next }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DatasetDetail {
+    #[serde(flatten)]
+    pub dataset: DatasetView,
+    pub versions: Vec<VersionView>,
+    pub lineage: Vec<LineageView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct VersionView {
+    pub version: u32,
+    pub title: String,
+    pub content_hash: String,
+    pub updated_at: String,
+}
+
+#[utoipa::path(get, path = "/v1/datasets/{id}", responses((status = 200, body = DatasetDetail), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn show(s: State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<DatasetDetail>, ApiError> {
+    caller.require(Role::Viewer)?;
+    let store = &s.node.ledger().store;
+    let ds = query::dataset(store, &id)?.ok_or_else(|| ApiError::NotFound(format!("dataset {id:?} does not exist")))?;
+    let versions = query::dataset_versions(store, &id)?
+        .iter()
+        .map(|v| VersionView {
+            version: v.version,
+            title: v.spec.title.clone(),
+            content_hash: hex::encode(v.spec.content_hash),
+            updated_at: leasehold_chaincode::time::rfc3339(v.updated_at_ms),
+        })
+        .collect();
+    let lineage = query::lineage(store, &id)?.into_iter().map(LineageView::from).collect();
+    Ok(Json(DatasetDetail { dataset: (&ds).into(), versions, lineage }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewDataset {
+    /// Generated from the title when absent.
+    pub id: Option<String>,
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub policy: PolicyView,
+    /// sha256 (hex) of the dataset's canonical file manifest.
+    pub content_hash: Option<String>,
+    #[serde(default)]
+    pub size_bytes: u64,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub public_metadata: serde_json::Value,
+    /// Location, credentials, schema: stored on the ledger only encrypted.
+    #[schema(value_type = Object)]
+    pub private_metadata: serde_json::Value,
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetPatch {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub tags: Option<Vec<String>>,
+    pub policy: Option<PolicyView>,
+    pub content_hash: Option<String>,
+    pub size_bytes: Option<u64>,
+    #[schema(value_type = Option<Object>)]
+    pub public_metadata: Option<serde_json::Value>,
+    #[schema(value_type = Option<Object>)]
+    pub private_metadata: Option<serde_json::Value>,
+}
+
+fn policy_from(p: &PolicyView) -> Result<AccessPolicy, ApiError> {
+    let approval = match p.approval.as_str() {
+        "owner" => Approval::Owner,
+        "automatic" => Approval::Automatic,
+        other => return Err(ApiError::invalid("policy.approval", format!("{other:?} is not 'owner' or 'automatic'"))),
+    };
+    Ok(AccessPolicy {
+        allowed_orgs: p.allowed_orgs.clone(),
+        max_lease_ms: p.max_lease_ms,
+        approval,
+        exclusive: p.exclusive,
+    })
+}
+
+fn content_hash(h: &Option<String>) -> Result<[u8; 32], ApiError> {
+    match h {
+        None => Ok([0; 32]),
+        Some(h) => {
+            let mut out = [0u8; 32];
+            hex::decode_to_slice(h, &mut out)
+                .map_err(|_| ApiError::invalid("content_hash", "must be 64 hex characters"))?;
+            Ok(out)
+        }
+    }
+}
+
+/// Key envelopes for every allowed org, when grants are automatic.
+fn envelopes(
+    s: &AppState,
+    policy: &AccessPolicy,
+    dataset_id: &str,
+    key: &DataKey,
+) -> Result<Vec<KeyEnvelope>, ApiError> {
+    if policy.approval != Approval::Automatic {
+        return Ok(Vec::new());
+    }
+    let genesis = &s.node.ledger().genesis;
+    policy
+        .allowed_orgs
+        .iter()
+        .map(|org| {
+            let info = genesis.org(org).ok_or_else(|| {
+                ApiError::invalid("policy.allowed_orgs", format!("{org:?} is not a member of the network"))
+            })?;
+            Ok(KeyEnvelope { org: org.clone(), wrapped: crypto::wrap_key(key, &info.x25519_key, dataset_id, org) })
+        })
+        .collect()
+}
+
+fn slug(title: &str) -> String {
+    let base: String = title.to_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+    let base: String = base.split('-').filter(|p| !p.is_empty()).collect::<Vec<_>>().join("-");
+    let suffix = hex::encode(&crypto::new_data_key()[..4]);
+    format!("{}-{suffix}", if base.is_empty() { "dataset" } else { &base[..base.len().min(48)] })
+}
+
+fn to_json_text(field: &'static str, v: &serde_json::Value) -> Result<String, ApiError> {
+    serde_json::to_string(v).map_err(|e| ApiError::invalid(field, e.to_string()))
+}
+
+fn committed_view(s: &AppState, id: &str) -> Option<DatasetView> {
+    query::dataset(&s.node.ledger().store, id).ok().flatten().as_ref().map(DatasetView::from)
+}
+
+#[utoipa::path(post, path = "/v1/datasets", request_body = NewDataset, responses((status = 201, body = WriteView), (status = 202, body = WriteView), (status = 422, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn create(
+    s: State<AppState>,
+    caller: Caller,
+    JsonBody(req): JsonBody<NewDataset>,
+) -> Result<(StatusCode, Json<WriteView>), ApiError> {
+    caller.require(Role::Admin)?;
+    let id = req.id.clone().unwrap_or_else(|| slug(&req.title));
+    let policy = policy_from(&req.policy)?;
+    let key = crypto::new_data_key();
+    let private = to_json_text("private_metadata", &req.private_metadata)?;
+    let spec = DatasetSpec {
+        title: req.title,
+        description: req.description,
+        tags: req.tags,
+        content_hash: content_hash(&req.content_hash)?,
+        size_bytes: req.size_bytes,
+        public_metadata: to_json_text("public_metadata", &req.public_metadata)?,
+        private_metadata: crypto::seal_metadata(&key, &id, 1, private.as_bytes()),
+        envelopes: envelopes(&s, &policy, &id, &key)?,
+        policy,
+    };
+    // The key is kept before the tx is sent so that no committed dataset is
+    // ever without its key; a key for a rejected tx is harmless.
+    if query::dataset(&s.node.ledger().store, &id)?.is_none() {
+        s.keystore.put(&id, &key)?;
+    }
+    let w = write(&s, Payload::RegisterDataset { id: id.clone(), spec, derived_from_run: None }).await?;
+    Ok((w.status(true), Json(WriteView::new(&w, committed_view(&s, &id)))))
+}
+
+fn owned(s: &AppState, id: &str) -> Result<Dataset, ApiError> {
+    let ds = query::dataset(&s.node.ledger().store, id)?
+        .ok_or_else(|| ApiError::NotFound(format!("dataset {id:?} does not exist")))?;
+    if ds.owner != s.node.org() {
+        return Err(ApiError::Forbidden(format!(
+            "dataset {id:?} belongs to {}; only its owner may change it",
+            ds.owner
+        )));
+    }
+    Ok(ds)
+}
+
+pub(crate) fn data_key(s: &AppState, id: &str) -> Result<DataKey, ApiError> {
+    s.keystore.get(id)?.ok_or_else(|| ApiError::Internal(format!("this node holds no data key for dataset {id:?}")))
+}
+
+#[utoipa::path(patch, path = "/v1/datasets/{id}", request_body = DatasetPatch, responses((status = 200, body = WriteView), (status = 202, body = WriteView), (status = 403, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn update(
+    s: State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(p): JsonBody<DatasetPatch>,
+) -> Result<(StatusCode, Json<WriteView>), ApiError> {
+    caller.require(Role::Admin)?;
+    let old = owned(&s, &id)?;
+    let key = data_key(&s, &id)?;
+    let version = old.version + 1;
+    let private = match &p.private_metadata {
+        Some(v) => to_json_text("private_metadata", v)?.into_bytes(),
+        None => crypto::open_metadata(&key, &id, old.version, &old.spec.private_metadata)
+            .map_err(|e| ApiError::Internal(e.to_string()))?,
+    };
+    let policy = match &p.policy {
+        Some(pv) => policy_from(pv)?,
+        None => old.spec.policy.clone(),
+    };
+    let spec = DatasetSpec {
+        title: p.title.unwrap_or(old.spec.title),
+        description: p.description.unwrap_or(old.spec.description),
+        tags: p.tags.unwrap_or(old.spec.tags),
+        content_hash: if p.content_hash.is_some() { content_hash(&p.content_hash)? } else { old.spec.content_hash },
+        size_bytes: p.size_bytes.unwrap_or(old.spec.size_bytes),
+        public_metadata: match &p.public_metadata {
+            Some(v) => to_json_text("public_metadata", v)?,
+            None => old.spec.public_metadata,
+        },
+        private_metadata: crypto::seal_metadata(&key, &id, version, &private),
+        envelopes: envelopes(&s, &policy, &id, &key)?,
+        policy,
+    };
+    let w = write(&s, Payload::UpdateDataset { id: id.clone(), spec }).await?;
+    Ok((w.status(false), Json(WriteView::new(&w, committed_view(&s, &id)))))
+}
+
+#[utoipa::path(delete, path = "/v1/datasets/{id}", responses((status = 200, body = WriteView), (status = 403, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn retire(
+    s: State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<WriteView>), ApiError> {
+    caller.require(Role::Admin)?;
+    owned(&s, &id)?;
+    let w = write(&s, Payload::RetireDataset { id: id.clone() }).await?;
+    Ok((w.status(false), Json(WriteView::new(&w, committed_view(&s, &id)))))
+}

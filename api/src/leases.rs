@@ -1,0 +1,290 @@
+//! Lease endpoints, and the one place private metadata is decrypted.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use leasehold_chaincode::query::{self, LeaseFilter};
+use leasehold_chaincode::{Lease, LeaseStatus, Payload};
+use leasehold_node::users::Role;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::{Caller, JsonBody};
+use crate::crypto;
+use crate::datasets::data_key;
+use crate::views::{LeaseView, WriteView};
+use crate::write::{ledger_now, write};
+use crate::{ApiError, AppState};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/datasets/{id}/leases", post(request))
+        .route("/v1/leases", get(list))
+        .route("/v1/leases/{id}", get(show))
+        .route("/v1/leases/{id}/grant", post(grant))
+        .route("/v1/leases/{id}/deny", post(deny))
+        .route("/v1/leases/{id}/revoke", post(revoke))
+        .route("/v1/leases/{id}/release", post(release))
+        .route("/v1/leases/{id}/extend", post(extend))
+        .route("/v1/leases/{id}/metadata", get(metadata))
+        .route("/v1/leases/{id}/access-log", get(access_log))
+}
+
+fn load(s: &AppState, id: &str) -> Result<Lease, ApiError> {
+    query::lease(&s.node.ledger().store, id)?.ok_or_else(|| ApiError::NotFound(format!("lease {id:?} does not exist")))
+}
+
+fn reply(s: &AppState, w: crate::write::Written, id: &str, created: bool) -> (StatusCode, Json<WriteView>) {
+    let view = query::lease(&s.node.ledger().store, id).ok().flatten().map(|l| LeaseView::at(&l, ledger_now(s)));
+    (w.status(created), Json(WriteView::new(&w, view)))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LeaseRequest {
+    pub duration_ms: u64,
+    #[serde(default)]
+    pub purpose: String,
+}
+
+#[utoipa::path(post, path = "/v1/datasets/{id}/leases", request_body = LeaseRequest, responses((status = 201, body = WriteView), (status = 403, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn request(
+    s: State<AppState>,
+    caller: Caller,
+    Path(dataset): Path<String>,
+    JsonBody(r): JsonBody<LeaseRequest>,
+) -> Result<(StatusCode, Json<WriteView>), ApiError> {
+    caller.require(Role::Member)?;
+    let id = format!("lease-{}", hex::encode(&crypto::new_data_key()[..8]));
+    let payload = Payload::RequestLease {
+        lease_id: id.clone(),
+        dataset_id: dataset,
+        duration_ms: r.duration_ms,
+        purpose: r.purpose,
+    };
+    let w = write(&s, payload).await?;
+    Ok(reply(&s, w, &id, true))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct LeaseQuery {
+    /// `lessee` (leases this org holds) or `owner` (leases on this org's datasets); both when absent.
+    role: Option<String>,
+    status: Option<String>,
+    dataset: Option<String>,
+    limit: Option<usize>,
+}
+
+#[utoipa::path(get, path = "/v1/leases", params(LeaseQuery), responses((status = 200, body = Vec<LeaseView>)), security(("bearer" = [])))]
+pub async fn list(s: State<AppState>, caller: Caller, q: Query<LeaseQuery>) -> Result<Json<Vec<LeaseView>>, ApiError> {
+    caller.require(Role::Viewer)?;
+    let status = match &q.status {
+        Some(st) => Some(
+            LeaseStatus::parse(st).ok_or_else(|| ApiError::bad("status", format!("{st:?} is not a lease status")))?,
+        ),
+        None => None,
+    };
+    let me = s.node.org().to_string();
+    let roles: Vec<(Option<String>, Option<String>)> = match q.role.as_deref() {
+        Some("lessee") => vec![(Some(me), None)],
+        Some("owner") => vec![(None, Some(me))],
+        None => vec![(Some(me.clone()), None), (None, Some(me))],
+        Some(other) => return Err(ApiError::bad("role", format!("{other:?} is not 'lessee' or 'owner'"))),
+    };
+    let now = ledger_now(&s);
+    let mut out = Vec::new();
+    for (lessee, owner) in roles {
+        let f = LeaseFilter {
+            dataset: q.dataset.clone(),
+            lessee,
+            owner,
+            status,
+            after: None,
+            limit: q.limit.unwrap_or(100),
+        };
+        out.extend(query::leases(&s.node.ledger().store, &f, now)?.iter().map(|l| LeaseView::at(l, now)));
+    }
+    Ok(Json(out))
+}
+
+#[utoipa::path(get, path = "/v1/leases/{id}", responses((status = 200, body = LeaseView), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn show(s: State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<LeaseView>, ApiError> {
+    caller.require(Role::Viewer)?;
+    Ok(Json(LeaseView::at(&load(&s, &id)?, ledger_now(&s))))
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct GrantBody {
+    /// Defaults to the requested duration.
+    pub duration_ms: Option<u64>,
+}
+
+#[utoipa::path(post, path = "/v1/leases/{id}/grant", request_body = GrantBody, responses((status = 200, body = WriteView), (status = 403, body = crate::error::Problem), (status = 409, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn grant(
+    s: State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<WriteView>), ApiError> {
+    caller.require(Role::Admin)?;
+    let lease = load(&s, &id)?;
+    if lease.owner != s.node.org() {
+        return Err(ApiError::Forbidden(format!("only the owner {:?} may grant the lease", lease.owner)));
+    }
+    let lessee =
+        s.node.ledger().genesis.org(&lease.lessee).ok_or_else(|| ApiError::Internal("lessee not in genesis".into()))?;
+    let key = data_key(&s, &lease.dataset_id)?;
+    let wrapped_key = crypto::wrap_key(&key, &lessee.x25519_key, &lease.dataset_id, &lease.lessee);
+    let body: GrantBody = crate::auth::optional_json(&body)?;
+    let duration_ms = body.duration_ms.unwrap_or(lease.requested_ms);
+    let w = write(&s, Payload::GrantLease { lease_id: id.clone(), duration_ms, wrapped_key }).await?;
+    Ok(reply(&s, w, &id, false))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonBody {
+    pub reason: String,
+}
+
+#[utoipa::path(post, path = "/v1/leases/{id}/deny", request_body = ReasonBody, responses((status = 200, body = WriteView)), security(("bearer" = [])))]
+pub async fn deny(
+    s: State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<ReasonBody>,
+) -> Result<(StatusCode, Json<WriteView>), ApiError> {
+    caller.require(Role::Admin)?;
+    let w = write(&s, Payload::DenyLease { lease_id: id.clone(), reason: b.reason }).await?;
+    Ok(reply(&s, w, &id, false))
+}
+
+#[utoipa::path(post, path = "/v1/leases/{id}/revoke", request_body = ReasonBody, responses((status = 200, body = WriteView)), security(("bearer" = [])))]
+pub async fn revoke(
+    s: State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<ReasonBody>,
+) -> Result<(StatusCode, Json<WriteView>), ApiError> {
+    caller.require(Role::Admin)?;
+    let w = write(&s, Payload::RevokeLease { lease_id: id.clone(), reason: b.reason }).await?;
+    Ok(reply(&s, w, &id, false))
+}
+
+#[utoipa::path(post, path = "/v1/leases/{id}/release", responses((status = 200, body = WriteView)), security(("bearer" = [])))]
+pub async fn release(
+    s: State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<WriteView>), ApiError> {
+    caller.require(Role::Member)?;
+    let w = write(&s, Payload::ReleaseLease { lease_id: id.clone() }).await?;
+    Ok(reply(&s, w, &id, false))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExtendBody {
+    pub extra_ms: u64,
+}
+
+#[utoipa::path(post, path = "/v1/leases/{id}/extend", request_body = ExtendBody, responses((status = 200, body = WriteView)), security(("bearer" = [])))]
+pub async fn extend(
+    s: State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<ExtendBody>,
+) -> Result<(StatusCode, Json<WriteView>), ApiError> {
+    caller.require(Role::Admin)?;
+    let w = write(&s, Payload::ExtendLease { lease_id: id.clone(), extra_ms: b.extra_ms }).await?;
+    Ok(reply(&s, w, &id, false))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MetadataView {
+    pub lease_id: String,
+    pub dataset_id: String,
+    pub dataset_version: u32,
+    pub expires_at: String,
+    /// The tx that recorded this read in the ledger's audit trail.
+    pub audit_tx_id: String,
+    #[schema(value_type = Object)]
+    pub private_metadata: serde_json::Value,
+}
+
+/// Decrypts a leased dataset's private metadata for the lessee org, after the
+/// ledger confirms the lease is active: the read is itself a transaction
+/// (`RecordAccess`) that the chaincode rejects once the lease has expired or
+/// been revoked, so the check is made at the block's time, not the node's.
+#[utoipa::path(get, path = "/v1/leases/{id}/metadata", responses((status = 200, body = MetadataView), (status = 403, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn metadata(
+    s: State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<MetadataView>, ApiError> {
+    let user = caller.require(Role::Member)?;
+    let lease = load(&s, &id)?;
+    let me = s.node.org();
+    if lease.lessee != me {
+        return Err(ApiError::Forbidden(format!("lease {id} is held by {}, not by {me}", lease.lessee)));
+    }
+    if let Some(reason) = lease.inactive_reason(ledger_now(&s)) {
+        return Err(ApiError::Forbidden(reason));
+    }
+    let w = write(&s, Payload::RecordAccess { lease_id: id.clone(), reader: user.name.clone() }).await.map_err(
+        |e| match e {
+            ApiError::Conflict(reason) => ApiError::Forbidden(reason),
+            other => other,
+        },
+    )?;
+    if w.height.is_none() {
+        return Err(ApiError::Unavailable("the audit record did not commit in time; nothing was disclosed".into()));
+    }
+    let version = lease.dataset_version.ok_or_else(|| ApiError::Internal("granted lease without a version".into()))?;
+    let ds = query::dataset_version(&s.node.ledger().store, &lease.dataset_id, version)?
+        .ok_or_else(|| ApiError::Internal("leased dataset version is missing".into()))?;
+    let envelope = lease.wrapped_key.as_deref().unwrap_or_default();
+    let internal = |e: crypto::CryptoError| ApiError::Internal(e.to_string());
+    let key = crypto::unwrap_key(envelope, &s.x25519_secret, &lease.dataset_id, me).map_err(internal)?;
+    let plain = crypto::open_metadata(&key, &lease.dataset_id, version, &ds.spec.private_metadata).map_err(internal)?;
+    Ok(Json(MetadataView {
+        lease_id: id,
+        dataset_id: lease.dataset_id,
+        dataset_version: version,
+        expires_at: leasehold_chaincode::time::rfc3339(lease.expires_at_ms.unwrap_or_default()),
+        audit_tx_id: w.tx_id,
+        private_metadata: serde_json::from_slice(&plain).unwrap_or(serde_json::Value::Null),
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AccessView {
+    pub reader: String,
+    pub org: String,
+    pub at: String,
+    pub tx_id: String,
+}
+
+#[utoipa::path(get, path = "/v1/leases/{id}/access-log", responses((status = 200, body = Vec<AccessView>)), security(("bearer" = [])))]
+pub async fn access_log(
+    s: State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<AccessView>>, ApiError> {
+    caller.require(Role::Viewer)?;
+    load(&s, &id)?;
+    let log = query::access_log(&s.node.ledger().store, &id)?;
+    Ok(Json(
+        log.into_iter()
+            .map(|a| AccessView {
+                reader: a.reader,
+                org: a.org,
+                at: leasehold_chaincode::time::rfc3339(a.time_ms),
+                tx_id: a.tx_id.to_hex(),
+            })
+            .collect(),
+    ))
+}

@@ -1,0 +1,169 @@
+//! JSON shapes of ledger records. Ciphertexts and wrapped keys never leave
+//! through these views.
+
+use leasehold_chaincode::query::LineageNode;
+use leasehold_chaincode::time::rfc3339;
+use leasehold_chaincode::{AccessPolicy, Approval, Dataset, Lease};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyView {
+    /// Orgs that may request a lease.
+    pub allowed_orgs: Vec<String>,
+    pub max_lease_ms: u64,
+    /// `owner` (each request is granted or denied) or `automatic`.
+    #[serde(default = "owner")]
+    pub approval: String,
+    #[serde(default)]
+    pub exclusive: bool,
+}
+
+fn owner() -> String {
+    "owner".into()
+}
+
+impl From<&AccessPolicy> for PolicyView {
+    fn from(p: &AccessPolicy) -> Self {
+        Self {
+            allowed_orgs: p.allowed_orgs.clone(),
+            max_lease_ms: p.max_lease_ms,
+            approval: match p.approval {
+                Approval::Automatic => "automatic".into(),
+                Approval::Owner => "owner".into(),
+            },
+            exclusive: p.exclusive,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DatasetView {
+    pub id: String,
+    pub owner: String,
+    pub version: u32,
+    pub title: String,
+    pub description: String,
+    pub tags: Vec<String>,
+    pub content_hash: String,
+    pub size_bytes: u64,
+    #[schema(value_type = Object)]
+    pub public_metadata: serde_json::Value,
+    pub policy: PolicyView,
+    pub retired: bool,
+    pub created_at: String,
+    pub updated_at: String,
+    /// The run this dataset was published from, if derived.
+    pub derived_from_run: Option<String>,
+}
+
+impl From<&Dataset> for DatasetView {
+    fn from(d: &Dataset) -> Self {
+        Self {
+            id: d.id.clone(),
+            owner: d.owner.clone(),
+            version: d.version,
+            title: d.spec.title.clone(),
+            description: d.spec.description.clone(),
+            tags: d.spec.tags.clone(),
+            content_hash: hex::encode(d.spec.content_hash),
+            size_bytes: d.spec.size_bytes,
+            public_metadata: serde_json::from_str(&d.spec.public_metadata).unwrap_or(serde_json::Value::Null),
+            policy: (&d.spec.policy).into(),
+            retired: d.retired,
+            created_at: rfc3339(d.created_at_ms),
+            updated_at: rfc3339(d.updated_at_ms),
+            derived_from_run: d.provenance.as_ref().map(|p| p.run_id.clone()),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LineageView {
+    pub dataset: String,
+    pub version: u32,
+    pub owner: String,
+    pub title: String,
+    pub run_id: Option<String>,
+    pub workflow_hash: Option<String>,
+    /// `id@version` of each input; empty for a root.
+    pub inputs: Vec<String>,
+}
+
+impl From<LineageNode> for LineageView {
+    fn from(n: LineageNode) -> Self {
+        Self {
+            dataset: n.dataset.id,
+            version: n.dataset.version,
+            owner: n.owner,
+            title: n.title,
+            run_id: n.run_id,
+            workflow_hash: n.workflow_hash,
+            inputs: n.inputs.iter().map(|r| format!("{}@{}", r.id, r.version)).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LeaseView {
+    pub id: String,
+    pub dataset_id: String,
+    pub dataset_version: Option<u32>,
+    pub owner: String,
+    pub lessee: String,
+    pub purpose: String,
+    pub requested_ms: u64,
+    /// requested, active, expired, denied, released or revoked, right now.
+    pub status: String,
+    pub granted_at: Option<String>,
+    pub expires_at: Option<String>,
+    pub expires_at_ms: Option<i64>,
+    pub reason: Option<String>,
+    pub requested_at: String,
+    pub updated_at: String,
+}
+
+impl LeaseView {
+    pub fn at(l: &Lease, now_ms: i64) -> Self {
+        Self {
+            id: l.id.clone(),
+            dataset_id: l.dataset_id.clone(),
+            dataset_version: l.dataset_version,
+            owner: l.owner.clone(),
+            lessee: l.lessee.clone(),
+            purpose: l.purpose.clone(),
+            requested_ms: l.requested_ms,
+            status: l.status_at(now_ms).as_str().into(),
+            granted_at: l.granted_at_ms.map(rfc3339),
+            expires_at: l.expires_at_ms.map(rfc3339),
+            expires_at_ms: l.expires_at_ms,
+            reason: l.reason.clone(),
+            requested_at: rfc3339(l.requested_at_ms),
+            updated_at: rfc3339(l.updated_at_ms),
+        }
+    }
+}
+
+/// What a write answers: the tx, and whether it committed within the wait.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WriteView {
+    pub tx_id: String,
+    /// `committed` or `pending`.
+    pub status: String,
+    pub height: Option<u64>,
+    /// The record as committed; absent while pending.
+    #[schema(value_type = Option<Object>)]
+    pub resource: Option<serde_json::Value>,
+}
+
+impl WriteView {
+    pub fn new(w: &crate::write::Written, resource: Option<impl Serialize>) -> Self {
+        Self {
+            tx_id: w.tx_id.clone(),
+            status: if w.height.is_some() { "committed" } else { "pending" }.into(),
+            height: w.height,
+            resource: resource.and_then(|r| serde_json::to_value(r).ok()),
+        }
+    }
+}

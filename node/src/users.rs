@@ -1,0 +1,125 @@
+//! The org's local users: a name, a role, and the sha256 of a bearer token.
+//! Tokens are random, shown once, and never stored in the clear.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{NodeError, Result};
+
+/// What a user may do. Each role includes the ones below it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Reads the catalog and the ledger.
+    Viewer,
+    /// Requests leases, reads leased metadata, runs workflows.
+    Member,
+    /// Manages users and datasets, grants leases.
+    Admin,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub name: String,
+    pub role: Role,
+    pub token_sha256: String,
+    pub created_at_ms: i64,
+}
+
+pub const USERS_FILE: &str = "users.json";
+
+fn hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A fresh random bearer token.
+pub fn new_token() -> String {
+    let mut b = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    format!("lh_{}", hex::encode(b))
+}
+
+/// Users in `<data_dir>/users.json`, re-read when the file changes so that
+/// `leasehold user add` takes effect on a running node.
+pub struct UserStore {
+    path: PathBuf,
+    cache: Mutex<(Option<SystemTime>, Vec<User>)>,
+}
+
+impl UserStore {
+    pub fn new(data_dir: &Path) -> Self {
+        Self { path: data_dir.join(USERS_FILE), cache: Mutex::new((None, Vec::new())) }
+    }
+
+    fn load(&self) -> Result<Vec<User>> {
+        match fs::read(&self.path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| NodeError::file(&self.path, e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(NodeError::file(&self.path, e)),
+        }
+    }
+
+    /// The user a bearer token belongs to.
+    pub fn authenticate(&self, token: &str) -> Result<Option<User>> {
+        let mtime = fs::metadata(&self.path).and_then(|m| m.modified()).ok();
+        let mut cache = self.cache.lock().expect("users lock");
+        if cache.0 != mtime || mtime.is_none() {
+            *cache = (mtime, self.load()?);
+        }
+        let h = hash(token);
+        Ok(cache.1.iter().find(|u| u.token_sha256 == h).cloned())
+    }
+
+    /// Adds a user and returns its token, which is not stored anywhere.
+    pub fn add(&self, name: &str, role: Role, now_ms: i64) -> Result<String> {
+        if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c))
+        {
+            return Err(NodeError::Config("a user name is 1 to 64 of letters, digits, '.', '_', '-', '@'".into()));
+        }
+        let mut users = self.load()?;
+        if users.iter().any(|u| u.name == name) {
+            return Err(NodeError::Config(format!("user {name:?} already exists")));
+        }
+        let token = new_token();
+        users.push(User { name: name.into(), role, token_sha256: hash(&token), created_at_ms: now_ms });
+        let tmp = self.path.with_extension("json.tmp");
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| NodeError::file(&tmp, e))?;
+        f.write_all(&serde_json::to_vec_pretty(&users).expect("users serialise"))
+            .map_err(|e| NodeError::file(&tmp, e))?;
+        fs::rename(&tmp, &self.path).map_err(|e| NodeError::file(&self.path, e))?;
+        Ok(token)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_authenticate_and_are_stored_hashed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = UserStore::new(dir.path());
+        let token = store.add("alice", Role::Member, 1).unwrap();
+        assert_eq!(store.authenticate(&token).unwrap().unwrap().role, Role::Member);
+        assert!(store.authenticate("lh_wrong").unwrap().is_none());
+        let on_disk = fs::read_to_string(dir.path().join(USERS_FILE)).unwrap();
+        assert!(!on_disk.contains(&token), "token stored in the clear");
+        assert!(store.add("alice", Role::Admin, 2).is_err(), "duplicate name accepted");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(fs::metadata(dir.path().join(USERS_FILE)).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+}
