@@ -1,0 +1,279 @@
+//! Router tests: `oneshot` requests, no HTTP socket, against three real
+//! in-process nodes (RocksDB, raft over libp2p on loopback).
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::Router;
+use leasehold_api::{app, AppState};
+use leasehold_node::users::Role;
+use leasehold_node::NodeHandle;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+struct Org {
+    node: NodeHandle,
+    app: Router,
+    admin: String,
+    member: String,
+    viewer: String,
+}
+
+async fn network(dir: &std::path::Path) -> Vec<Org> {
+    let ports: Vec<u16> = {
+        let ls: Vec<_> = (0..6).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+        ls.iter().map(|l| l.local_addr().unwrap().port()).collect()
+    };
+    let opts = leasehold_node::init::InitOptions {
+        orgs: 3,
+        network_id: "router-test".into(),
+        host: "127.0.0.1".into(),
+        p2p_ports: ports[..3].to_vec(),
+        api_ports: ports[3..].to_vec(),
+        now_ms: leasehold_node::now_ms(),
+    };
+    leasehold_node::init::init(dir, &opts).unwrap();
+    let mut orgs = Vec::new();
+    for i in 1..=3 {
+        let odir = dir.join(format!("org{i}"));
+        let cfg = leasehold_node::config::NodeConfig::load(&odir.join("node.toml")).unwrap();
+        let (node, tasks) = leasehold_node::start(cfg).await.unwrap();
+        std::mem::forget(tasks); // the runtime ends with the test
+        let state = AppState::new(node.clone()).unwrap();
+        let now = leasehold_node::now_ms();
+        orgs.push(Org {
+            admin: std::fs::read_to_string(odir.join("admin.token")).unwrap(),
+            member: state.users.add("mia", Role::Member, now).unwrap(),
+            viewer: state.users.add("vic", Role::Viewer, now).unwrap(),
+            app: app(state),
+            node,
+        });
+    }
+    for _ in 0..200 {
+        let mut leaders = Vec::new();
+        for o in &orgs {
+            leaders.push(o.node.leader_org());
+        }
+        if leaders[0].is_some() && leaders.iter().all(|l| *l == leaders[0]) {
+            return orgs;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no leader");
+}
+
+async fn call(
+    app: &Router,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<String>,
+) -> (StatusCode, Value) {
+    let mut req = Request::builder().method(method).uri(path);
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let req = match body {
+        Some(b) => req.header("content-type", "application/json").body(Body::from(b)),
+        None => req.body(Body::empty()),
+    }
+    .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let problem = status.is_client_error() || status.is_server_error();
+    let ctype = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    let bytes = axum::body::to_bytes(resp.into_body(), 64 << 20).await.unwrap();
+    if problem {
+        assert_eq!(ctype, "application/problem+json", "{method} {path}: {}", String::from_utf8_lossy(&bytes));
+    }
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+async fn wait_lease(o: &Org, id: &str, status: &str) {
+    for _ in 0..100 {
+        let (code, l) = call(&o.app, "GET", &format!("/v1/leases/{id}"), Some(&o.viewer), None).await;
+        if code == 200 && l["status"] == status {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    panic!("lease {id} never {status}");
+}
+
+fn dataset_body(id: &str) -> String {
+    json!({
+        "id": id, "title": "Iris", "tags": ["flowers"],
+        "policy": {"allowed_orgs": ["org2"], "max_lease_ms": 60_000},
+        "public_metadata": {"rows": 150},
+        "private_metadata": {"location": "s3://x/iris.csv"},
+    })
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_endpoint_works_for_the_right_role() {
+    let dir = tempfile::tempdir().unwrap();
+    let orgs = network(dir.path()).await;
+    let (o1, o2) = (&orgs[0], &orgs[1]);
+    let (code, _) = call(&o1.app, "GET", "/v1/status", None, None).await;
+    assert_eq!(code, 200, "status is public");
+    let (code, spec) = call(&o1.app, "GET", "/v1/openapi.json", None, None).await;
+    assert_eq!(code, 200);
+    for path in [
+        "/v1/datasets",
+        "/v1/datasets/{id}",
+        "/v1/leases/{id}/metadata",
+        "/v1/leases/{id}/grant",
+        "/v1/history/{kind}/{id}",
+        "/v1/users",
+        "/v1/blocks",
+    ] {
+        assert!(spec["paths"].get(path).is_some(), "openapi lacks {path}");
+    }
+    let (code, created) = call(&o1.app, "POST", "/v1/datasets", Some(&o1.admin), Some(dataset_body("iris"))).await;
+    assert_eq!(code, 201, "{created}");
+    assert_eq!(created["status"], "committed");
+    let (code, patched) =
+        call(&o1.app, "PATCH", "/v1/datasets/iris", Some(&o1.admin), Some(json!({"title": "Iris v2"}).to_string()))
+            .await;
+    assert_eq!((code, patched["resource"]["version"].as_u64()), (StatusCode::OK, Some(2)));
+    let (code, list) = call(&o2.app, "GET", "/v1/datasets?tag=flowers", Some(&o2.viewer), None).await;
+    assert!(code == 200 && list["items"].as_array().unwrap().iter().any(|d| d["id"] == "iris"), "{list}");
+    let (_, detail) = call(&o2.app, "GET", "/v1/datasets/iris", Some(&o2.viewer), None).await;
+    assert_eq!(detail["versions"].as_array().unwrap().len(), 2);
+    let (code, req) = call(
+        &o2.app,
+        "POST",
+        "/v1/datasets/iris/leases",
+        Some(&o2.member),
+        Some(json!({"duration_ms": 30_000}).to_string()),
+    )
+    .await;
+    assert_eq!(code, 201, "{req}");
+    let lease = req["resource"]["id"].as_str().unwrap().to_string();
+    wait_lease(o1, &lease, "requested").await;
+    let (code, mine) = call(&o1.app, "GET", "/v1/leases?role=owner&status=requested", Some(&o1.viewer), None).await;
+    assert!(code == 200 && mine.as_array().unwrap().iter().any(|l| l["id"] == lease));
+    assert_eq!(call(&o1.app, "POST", &format!("/v1/leases/{lease}/grant"), Some(&o1.admin), None).await.0, 200);
+    assert_eq!(
+        call(
+            &o1.app,
+            "POST",
+            &format!("/v1/leases/{lease}/extend"),
+            Some(&o1.admin),
+            Some(json!({"extra_ms": 1000}).to_string())
+        )
+        .await
+        .0,
+        200
+    );
+    wait_lease(o2, &lease, "active").await;
+    let (code, m) = call(&o2.app, "GET", &format!("/v1/leases/{lease}/metadata"), Some(&o2.member), None).await;
+    assert_eq!((code, &m["private_metadata"]), (StatusCode::OK, &json!({"location": "s3://x/iris.csv"})));
+    let (_, log) = call(&o2.app, "GET", &format!("/v1/leases/{lease}/access-log"), Some(&o2.viewer), None).await;
+    assert_eq!(log[0]["reader"], "mia");
+    assert_eq!(call(&o2.app, "POST", &format!("/v1/leases/{lease}/release"), Some(&o2.member), None).await.0, 200);
+    let (_, req) = call(
+        &o2.app,
+        "POST",
+        "/v1/datasets/iris/leases",
+        Some(&o2.member),
+        Some(json!({"duration_ms": 1000}).to_string()),
+    )
+    .await;
+    let l2 = req["resource"]["id"].as_str().unwrap().to_string();
+    wait_lease(o1, &l2, "requested").await;
+    let (code, d) = call(
+        &o1.app,
+        "POST",
+        &format!("/v1/leases/{l2}/deny"),
+        Some(&o1.admin),
+        Some(json!({"reason": "no"}).to_string()),
+    )
+    .await;
+    assert_eq!((code, d["resource"]["status"].as_str()), (StatusCode::OK, Some("denied")));
+    let (_, hist) = call(&o1.app, "GET", &format!("/v1/history/lease/{lease}"), Some(&o1.viewer), None).await;
+    let states: Vec<&str> = hist.as_array().unwrap().iter().map(|h| h["record"]["status"].as_str().unwrap()).collect();
+    assert_eq!(states.len(), 4, "requested, granted, extended, released (reads are in the access log): {hist}");
+    assert_eq!((states[0], states[3]), ("requested", "released"));
+    let (_, blocks) = call(&o1.app, "GET", "/v1/blocks?from=1&limit=2", Some(&o1.viewer), None).await;
+    let tx = blocks[0]["txs"][0]["tx_id"].as_str().unwrap().to_string();
+    assert_eq!(call(&o1.app, "GET", &format!("/v1/txs/{tx}"), Some(&o1.viewer), None).await.0, 200);
+    assert_eq!(call(&o1.app, "GET", "/v1/blocks/1", Some(&o1.viewer), None).await.0, 200);
+    let (code, u) =
+        call(&o1.app, "POST", "/v1/users", Some(&o1.admin), Some(json!({"name": "new", "role": "viewer"}).to_string()))
+            .await;
+    assert_eq!(code, 201);
+    assert_eq!(call(&o1.app, "GET", "/v1/datasets", Some(u["token"].as_str().unwrap()), None).await.0, 200);
+    assert_eq!(call(&o1.app, "DELETE", "/v1/datasets/iris", Some(&o1.admin), None).await.0, 200);
+    assert_eq!(call(&o1.app, "GET", "/v1/docs", None, None).await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_error_is_a_clear_4xx_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let orgs = network(dir.path()).await;
+    let (o1, o2, o3) = (&orgs[0], &orgs[1], &orgs[2]);
+    assert_eq!(call(&o1.app, "POST", "/v1/datasets", Some(&o1.admin), Some(dataset_body("iris"))).await.0, 201);
+    let (_, req) = call(
+        &o2.app,
+        "POST",
+        "/v1/datasets/iris/leases",
+        Some(&o2.member),
+        Some(json!({"duration_ms": 30_000}).to_string()),
+    )
+    .await;
+    let lease = req["resource"]["id"].as_str().unwrap().to_string();
+    wait_lease(o1, &lease, "requested").await;
+    let height = o1.node.ledger().head().height;
+    let big = format!("{{\"title\": \"{}\"}}", "x".repeat(9 * 1024 * 1024));
+    type Case<'a> = (&'a Org, &'a str, String, Option<&'a str>, Option<String>, u16, Option<&'a str>, &'a str);
+    let cases: Vec<Case> = vec![
+        (o1, "GET", "/v1/datasets".into(), None, None, 401, None, "Bearer"),
+        (o1, "GET", "/v1/datasets".into(), Some("lh_nope"), None, 401, None, "not valid"),
+        (o1, "POST", "/v1/datasets".into(), Some(&o1.viewer), Some(dataset_body("d1")), 403, None, "admin role"),
+        (o1, "POST", "/v1/datasets".into(), Some(&o1.member), Some(dataset_body("d1")), 403, None, "admin role"),
+        (o1, "POST", "/v1/datasets".into(), Some(&o1.admin), Some("{\"title\": ".into()), 400, Some("body"), "malformed JSON"),
+        (o1, "POST", "/v1/datasets".into(), Some(&o1.admin), Some(json!({"policy": {"allowed_orgs": [], "max_lease_ms": 1}, "private_metadata": {}}).to_string()), 422, Some("title"), "missing field"),
+        (o1, "POST", "/v1/datasets".into(), Some(&o1.admin), Some(json!({"title": "t", "colour": 1, "policy": {"allowed_orgs": [], "max_lease_ms": 1}, "private_metadata": {}}).to_string()), 422, Some("colour"), "unknown field"),
+        (o1, "POST", "/v1/datasets".into(), Some(&o1.admin), Some(json!({"title": "t", "policy": {"allowed_orgs": [], "max_lease_ms": "soon"}, "private_metadata": {}}).to_string()), 422, Some("policy.max_lease_ms"), "invalid type"),
+        (o1, "POST", "/v1/datasets".into(), Some(&o1.admin), Some(json!({"id": "d2", "title": "t", "policy": {"allowed_orgs": [], "max_lease_ms": 0}, "private_metadata": {}}).to_string()), 422, Some("policy.max_lease_ms"), "between 1"),
+        (o1, "POST", "/v1/datasets".into(), Some(&o1.admin), Some(json!({"id": "d3", "title": "t", "policy": {"allowed_orgs": ["org9"], "max_lease_ms": 5}, "private_metadata": {}}).to_string()), 422, Some("policy.allowed_orgs"), "not a member"),
+        (o1, "POST", "/v1/datasets".into(), Some(&o1.admin), Some(json!({"id": "../x", "title": "t", "policy": {"allowed_orgs": [], "max_lease_ms": 5}, "private_metadata": {}}).to_string()), 422, Some("id"), "letters"),
+        (o1, "POST", "/v1/datasets".into(), Some(&o1.admin), Some(dataset_body("iris")), 409, None, "already exists"),
+        (o1, "POST", "/v1/datasets".into(), Some(&o1.admin), Some(big), 413, None, "length limit"),
+        (o1, "GET", "/v1/datasets/nope".into(), Some(&o1.viewer), None, 404, None, "does not exist"),
+        (o1, "GET", "/v1/leases/nope".into(), Some(&o1.viewer), None, 404, None, "does not exist"),
+        (o2, "POST", "/v1/datasets/nope/leases".into(), Some(&o2.member), Some(json!({"duration_ms": 5}).to_string()), 404, None, "does not exist"),
+        (o2, "POST", "/v1/datasets/iris/leases".into(), Some(&o2.member), Some(json!({"duration_ms": 60_001}).to_string()), 422, Some("duration_ms"), "exceeds the maximum"),
+        (o3, "POST", "/v1/datasets/iris/leases".into(), Some(&o3.member), Some(json!({"duration_ms": 5}).to_string()), 403, None, "not allowed by the policy"),
+        (o2, "POST", "/v1/datasets/iris/leases".into(), Some(&o2.viewer), Some(json!({"duration_ms": 5}).to_string()), 403, None, "member role"),
+        (o2, "PATCH", "/v1/datasets/iris".into(), Some(&o2.admin), Some(json!({"title": "mine"}).to_string()), 403, None, "only its owner"),
+        (o2, "DELETE", "/v1/datasets/iris".into(), Some(&o2.admin), None, 403, None, "only its owner"),
+        (o2, "POST", format!("/v1/leases/{lease}/grant"), Some(&o2.admin), None, 403, None, "only the owner"),
+        (o1, "POST", "/v1/leases/nope/grant".into(), Some(&o1.admin), None, 404, None, "does not exist"),
+        (o1, "POST", format!("/v1/leases/{lease}/grant"), Some(&o1.admin), Some(json!({"duration_ms": 600_000}).to_string()), 422, Some("duration_ms"), "exceeds"),
+        (o1, "POST", format!("/v1/leases/{lease}/deny"), Some(&o1.admin), Some(json!({"reason": ""}).to_string()), 422, Some("reason"), "1 to 1000"),
+        (o1, "POST", format!("/v1/leases/{lease}/revoke"), Some(&o1.admin), Some(json!({"reason": "x"}).to_string()), 409, None, "needs it to be active"),
+        (o3, "POST", format!("/v1/leases/{lease}/release"), Some(&o3.member), None, 403, None, "held by"),
+        (o2, "GET", format!("/v1/leases/{lease}/metadata"), Some(&o2.member), None, 403, None, "not been granted"),
+        (o3, "GET", format!("/v1/leases/{lease}/metadata"), Some(&o3.member), None, 403, None, "held by org2, not by org3"),
+        (o1, "GET", "/v1/txs/zz".into(), Some(&o1.viewer), None, 400, Some("id"), "64 hex"),
+        (o1, "GET", "/v1/leases?status=happy".into(), Some(&o1.viewer), None, 400, Some("status"), "not a lease status"),
+        (o1, "GET", "/v1/history/planet/x".into(), Some(&o1.viewer), None, 400, Some("kind"), "not dataset"),
+        (o1, "POST", "/v1/users".into(), Some(&o1.member), Some(json!({"name": "x", "role": "admin"}).to_string()), 403, None, "admin role"),
+        (o1, "GET", "/v1/blocks/999999".into(), Some(&o1.viewer), None, 404, None, "no block"),
+    ];
+    for (org, method, path, token, body, want, field, detail) in cases {
+        let (code, p) = call(&org.app, method, &path, token, body).await;
+        assert_eq!(code.as_u16(), want, "{method} {path}: {p}");
+        assert_eq!(p["status"].as_u64(), Some(want as u64));
+        assert!(p["detail"].as_str().unwrap_or_default().contains(detail), "{method} {path}: {p}");
+        if let Some(f) = field {
+            assert_eq!(p["field"].as_str(), Some(f), "{method} {path}: {p}");
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(o1.node.ledger().head().height, height, "a rejected request wrote to the ledger");
+}
