@@ -54,7 +54,7 @@ async fn a_tx_with_a_bad_signature_is_never_committed_as_valid() {
     for i in 0..3 {
         let mut forged = net.sign(1, lease_request(&format!("f{i}"), "ds"));
         forged.signature[3] ^= 0x55;
-        let (code, out) = net.submit(i, &[forged.clone()], 3_000).await.unwrap();
+        let (code, out) = net.submit(i, std::slice::from_ref(&forged), 3_000).await.unwrap();
         assert_eq!(code, 200);
         assert_eq!(out[0]["status"], "rejected", "{out:?}");
         assert!(out[0]["reason"].as_str().unwrap().contains("signature does not verify"));
@@ -62,7 +62,7 @@ async fn a_tx_with_a_bad_signature_is_never_committed_as_valid() {
         let mut body = net.sign(1, lease_request(&format!("g{i}"), "ds")).body;
         body.nonce += 1;
         let other = body.sign(&net.nodes[2].key);
-        let (_, out) = net.submit(i, &[other.clone()], 3_000).await.unwrap();
+        let (_, out) = net.submit(i, std::slice::from_ref(&other), 3_000).await.unwrap();
         assert_eq!(out[0]["status"], "rejected");
         for j in 0..3 {
             for tx in [&forged, &other] {

@@ -123,10 +123,8 @@ impl EventLoop {
     async fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
             SwarmEvent::Behaviour(BehaviourEvent::Rpc(event)) => self.on_rpc_event(event).await,
-            SwarmEvent::ConnectionEstablished { peer_id, .. } => {
-                if self.connected.insert(peer_id) {
-                    info!(peer = %peer_id, "peer connected");
-                }
+            SwarmEvent::ConnectionEstablished { peer_id, .. } if self.connected.insert(peer_id) => {
+                info!(peer = %peer_id, "peer connected");
             }
             SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
                 self.connected.remove(&peer_id);

@@ -34,6 +34,9 @@ const ALL_CFS: [&str; 7] = [CF_RAFT_LOG, CF_RAFT_META, CF_BLOCKS, CF_TXS, CF_STA
 /// The column families a snapshot carries: the ledger, not the raft log.
 pub const LEDGER_CFS: [&str; 5] = [CF_BLOCKS, CF_TXS, CF_STATE, CF_INDEXES, CF_META];
 
+/// A raw RocksDB entry.
+pub type KeyValue = (Box<[u8]>, Box<[u8]>);
+
 /// Where a committed tx is.
 pub type TxLocation = (u64, u32);
 
@@ -131,7 +134,7 @@ impl Store {
     }
 
     /// All entries of a column family, for snapshots.
-    pub fn dump(&self, snapshot: &rocksdb::Snapshot, cf: &str) -> Result<Vec<(Box<[u8]>, Box<[u8]>)>> {
+    pub fn dump(&self, snapshot: &rocksdb::Snapshot, cf: &str) -> Result<Vec<KeyValue>> {
         let mut ro = rocksdb::ReadOptions::default();
         ro.set_snapshot(snapshot);
         let iter = self.db.iterator_cf_opt(self.cf(cf), ro, IteratorMode::Start);
