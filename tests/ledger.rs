@@ -190,3 +190,35 @@ async fn a_node_refuses_peers_outside_the_genesis() {
     assert!(net.log(0).contains("refused incoming connection"), "refusal not logged:\n{}", net.log(0));
     assert_eq!(net.status(0).await.unwrap()["peers"], serde_json::json!([]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_far_behind_catches_up_from_a_snapshot() {
+    // Snapshot every 5 entries and keep 2 behind it, so a node that misses
+    // 30 blocks cannot be sent the log and must install a snapshot.
+    let mut net = TestNet::start_with(3, |toml| {
+        *toml = toml.replace("snapshot_every = 20000", "snapshot_every = 5").replace("keep_logs = 1000", "keep_logs = 2");
+    })
+    .await;
+    let setup = net.sign(0, auto_dataset("ds"));
+    assert!(is_committed_valid(&net.submit(0, &[setup], 10_000).await.unwrap().1[0]));
+    let leader = net.wait_for_leader(Duration::from_secs(10)).await;
+    let behind = (leader + 1) % 3;
+    let other = 3 - leader - behind;
+    net.stop(behind);
+    for b in 0..30 {
+        let tx = net.sign(1, lease_request(&format!("s{b}"), "ds"));
+        let (_, out) = net.submit(other, &[tx], 10_000).await.unwrap();
+        assert!(is_committed_valid(&out[0]), "{out:?}");
+    }
+    net.spawn(behind);
+    let status = net.wait_converged(30, Duration::from_secs(30)).await;
+    assert_eq!(net.status(behind).await.unwrap()["state_root"], status["state_root"]);
+    assert!(net.log(behind).contains("installed snapshot"), "caught up without a snapshot:\n{}", net.log(behind));
+    // The caught-up node's chain verifies offline.
+    net.stop(behind);
+    let out = std::process::Command::new(BIN)
+        .args(["verify", "--data-dir", path_str(&net.data_dir(behind))])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -67,13 +67,27 @@ pub struct RaftConfig {
     pub heartbeat_ms: u64,
     pub election_min_ms: u64,
     pub election_max_ms: u64,
-    /// Build a snapshot after this many applied entries.
+    /// Build a snapshot after this many applied entries. A snapshot is a
+    /// full copy of the ledger, so this trades catch-up time for CPU.
     pub snapshot_every: u64,
+    /// Raft log entries kept behind a snapshot, for followers that lag a little.
+    #[serde(default = "default_keep_logs")]
+    pub keep_logs: u64,
+}
+
+fn default_keep_logs() -> u64 {
+    1_000
 }
 
 impl Default for RaftConfig {
     fn default() -> Self {
-        Self { heartbeat_ms: 100, election_min_ms: 500, election_max_ms: 1000, snapshot_every: 2_000 }
+        Self {
+            heartbeat_ms: 100,
+            election_min_ms: 500,
+            election_max_ms: 1000,
+            snapshot_every: 20_000,
+            keep_logs: 1_000,
+        }
     }
 }
 

@@ -74,7 +74,7 @@ fn raft_config(cfg: &NodeConfig) -> Result<Arc<openraft::Config>> {
         election_timeout_min: cfg.raft.election_min_ms,
         election_timeout_max: cfg.raft.election_max_ms,
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(cfg.raft.snapshot_every),
-        max_in_snapshot_log_to_keep: 500,
+        max_in_snapshot_log_to_keep: cfg.raft.keep_logs,
         // Each entry is a whole block; keep one append message bounded.
         max_payload_entries: 16,
         ..Default::default()

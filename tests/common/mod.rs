@@ -42,6 +42,11 @@ pub struct TestNet {
 impl TestNet {
     /// Initialises and starts `n` orgs, and waits until they agree on a leader.
     pub async fn start(n: usize) -> Self {
+        Self::start_with(n, |_| {}).await
+    }
+
+    /// Like `start`, editing each node's TOML config before it starts.
+    pub async fn start_with(n: usize, edit: impl Fn(&mut String)) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let ports = free_ports(2 * n);
         let join = |p: &[u16]| p.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(",");
@@ -57,6 +62,9 @@ impl TestNet {
         for i in 0..n {
             let org = format!("org{}", i + 1);
             let ndir = dir.path().join(&org);
+            let mut toml = std::fs::read_to_string(ndir.join("node.toml")).unwrap();
+            edit(&mut toml);
+            std::fs::write(ndir.join("node.toml"), toml).unwrap();
             let secret = leasehold_node::config::read_secret(&ndir.join("keys/signing.key")).unwrap();
             nodes.push(NodeProc {
                 org,

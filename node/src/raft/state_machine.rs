@@ -121,7 +121,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         batch.put_cf(store.cf(CF_META), b"membership", encode(&meta.last_membership));
         batch.put_cf(store.cf(CF_RAFT_META), b"snapshot", encode(&(meta.clone(), data)));
         store.write_sync(batch).map_err(write_err)?;
-        self.ledger.reload_head().map_err(read_err)
+        self.ledger.reload_head().map_err(read_err)?;
+        tracing::info!(snapshot = %meta.snapshot_id, height = self.ledger.head().height, "installed snapshot");
+        Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
