@@ -7,10 +7,18 @@ use std::path::Path;
 
 use anyhow::Context;
 use clap::Parser;
-use leasehold_node::cli::{Cli, Command, UserCommand};
+use leasehold_node::cli::{Cli, Command, UserCommand, WorkflowCommand};
 use leasehold_node::config::NodeConfig;
 
-fn main() -> anyhow::Result<()> {
+fn main() {
+    // Errors are for the operator: one line with its causes, no backtrace.
+    if let Err(e) = run() {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -49,6 +57,17 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }),
         Command::Bench(args) => rt.block_on(bench::run(args)),
+        Command::Workflow { command: WorkflowCommand::Argo { file, image, url, token_file } } => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let wf = leasehold_node::workflow::Workflow::parse(&text)?;
+            let deadline = match url {
+                Some(url) => Some(rt.block_on(lease_deadline_s(&wf, &url, token_file.as_deref()))?),
+                None => None,
+            };
+            let manifest = leasehold_node::workflow::argo::manifest(&wf, &image, deadline);
+            print!("{}", serde_norway::to_string(&manifest)?);
+            Ok(())
+        }
         Command::User { command: UserCommand::Add { config, name, role } } => {
             let cfg = NodeConfig::load(&config)?;
             let token =
@@ -80,4 +99,34 @@ async fn shutdown_signal() {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
     }
+}
+
+/// Seconds until the earliest expiry among the workflow's leased volumes.
+async fn lease_deadline_s(
+    wf: &leasehold_node::workflow::Workflow,
+    url: &str,
+    token_file: Option<&Path>,
+) -> anyhow::Result<u64> {
+    let token = match token_file {
+        Some(f) => std::fs::read_to_string(f)?.trim().to_string(),
+        None => anyhow::bail!("--url needs --token-file"),
+    };
+    let http = reqwest::Client::new();
+    let mut earliest: Option<i64> = None;
+    for v in wf.jobs.iter().flat_map(|j| &j.volumes) {
+        let lease: serde_json::Value = http
+            .get(format!("{url}/v1/leases/{}", v.id))
+            .bearer_auth(&token)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        anyhow::ensure!(lease["status"] == "active", "volume {}: lease is {}", v.id, lease["status"]);
+        let exp = lease["expires_at_ms"].as_i64().context("lease without expiry")?;
+        earliest = Some(earliest.map_or(exp, |e: i64| e.min(exp)));
+    }
+    let left_ms = earliest.context("the workflow mounts no leased volume")? - leasehold_node::now_ms();
+    anyhow::ensure!(left_ms >= 1000, "the earliest lease expires in under a second");
+    Ok(left_ms as u64 / 1000)
 }

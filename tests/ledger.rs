@@ -196,7 +196,8 @@ async fn a_node_far_behind_catches_up_from_a_snapshot() {
     // Snapshot every 5 entries and keep 2 behind it, so a node that misses
     // 30 blocks cannot be sent the log and must install a snapshot.
     let mut net = TestNet::start_with(3, |toml| {
-        *toml = toml.replace("snapshot_every = 20000", "snapshot_every = 5").replace("keep_logs = 1000", "keep_logs = 2");
+        *toml =
+            toml.replace("snapshot_every = 20000", "snapshot_every = 5").replace("keep_logs = 1000", "keep_logs = 2");
     })
     .await;
     let setup = net.sign(0, auto_dataset("ds"));

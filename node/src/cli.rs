@@ -56,6 +56,11 @@ pub enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Workflow tools.
+    Workflow {
+        #[command(subcommand)]
+        command: WorkflowCommand,
+    },
     /// Measure committed tx/s and commit latency against a running network.
     Bench(BenchArgs),
 }
@@ -86,5 +91,24 @@ pub enum UserCommand {
         name: String,
         #[arg(long, value_enum)]
         role: crate::users::Role,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkflowCommand {
+    /// Validate a workflow.yaml and print the equivalent Argo Workflow manifest.
+    Argo {
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// Image for jobs that name none.
+        #[arg(long, default_value = "python:3.11-slim")]
+        image: String,
+        /// A node's API; with it, each volume's lease is looked up and the
+        /// manifest's deadline is set no later than the earliest expiry.
+        #[arg(long)]
+        url: Option<String>,
+        /// File holding a bearer token for `--url`.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
     },
 }

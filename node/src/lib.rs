@@ -15,6 +15,7 @@ mod status;
 pub mod store;
 pub mod users;
 pub mod verify;
+pub mod workflow;
 
 pub use error::{NodeError, Result};
 pub use node::{now_ms, start, NodeHandle, Submission, Tasks};

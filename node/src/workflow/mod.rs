@@ -1,0 +1,226 @@
+//! `workflow.yaml`, compatible with jupyterflow: `name`, `jobs` (a command
+//! string, or `{command, volumes: [{id, name, path}]}`), `dags` such as
+//! `"1 >> 2"` with jobs numbered from 1. Extensions, all optional: per-job
+//! `env`, `timeout` (seconds) and `image`; top-level `outputs` and
+//! `cmd_mode` (`exec` or `shell`).
+//!
+//! Parsing and validation are pure. Whether a volume's lease is active is a
+//! question for the ledger, so [`Workflow::check_leases`] takes it as a
+//! function.
+
+pub mod argo;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Component, Path};
+
+use petgraph::algo::toposort;
+use petgraph::graph::{DiGraph, NodeIndex};
+use serde::Deserialize;
+
+/// Limits on what one workflow may ask for.
+pub const MAX_JOBS: usize = 256;
+pub const MAX_VOLUMES_PER_JOB: usize = 32;
+
+/// A validation error naming the job (1-based) and field at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{field}: {reason}", job.map(|j| format!("job {j}: ")).unwrap_or_default())]
+pub struct WorkflowError {
+    pub job: Option<usize>,
+    pub field: String,
+    pub reason: String,
+}
+
+fn err(job: Option<usize>, field: &str, reason: impl Into<String>) -> WorkflowError {
+    WorkflowError { job, field: field.into(), reason: reason.into() }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CmdMode {
+    /// The command is split into words and executed directly.
+    #[default]
+    Exec,
+    /// The command is run by `sh -c`.
+    Shell,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Volume {
+    /// A lease id, or a dataset id this org holds an active lease on.
+    pub id: String,
+    pub name: String,
+    /// Absolute mount path inside the job.
+    pub path: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    /// 1-based, as in `dags`.
+    pub number: usize,
+    pub command: String,
+    pub volumes: Vec<Volume>,
+    pub env: BTreeMap<String, String>,
+    pub timeout_s: Option<u64>,
+    pub image: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workflow {
+    pub name: String,
+    pub jobs: Vec<Job>,
+    /// (from, to), 1-based: `to` runs after `from` succeeds.
+    pub edges: Vec<(usize, usize)>,
+    pub outputs: Option<String>,
+    pub cmd_mode: CmdMode,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawJob {
+    Command(String),
+    Full(RawJobFields),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJobFields {
+    command: String,
+    #[serde(default)]
+    volumes: Vec<Volume>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    timeout: Option<u64>,
+    image: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWorkflow {
+    #[serde(default)]
+    name: Option<String>,
+    jobs: Vec<RawJob>,
+    #[serde(default)]
+    dags: Vec<String>,
+    outputs: Option<String>,
+    #[serde(default)]
+    cmd_mode: CmdMode,
+}
+
+/// A mount path must be absolute and must not climb out with `..`.
+pub fn check_mount_path(job: usize, field: &str, path: &str) -> Result<(), WorkflowError> {
+    let p = Path::new(path);
+    if !p.is_absolute() {
+        return Err(err(Some(job), field, format!("{path:?} is not an absolute path")));
+    }
+    if p.components().any(|c| matches!(c, Component::ParentDir)) {
+        return Err(err(Some(job), field, format!("{path:?} escapes with '..'")));
+    }
+    Ok(())
+}
+
+fn parse_edge(line: &str, jobs: usize) -> Result<Vec<(usize, usize)>, WorkflowError> {
+    let nums = line
+        .split(">>")
+        .map(|p| {
+            p.trim().parse::<usize>().map_err(|_| err(None, "dags", format!("{line:?} is not of the form '1 >> 2'")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if nums.len() < 2 {
+        return Err(err(None, "dags", format!("{line:?} is not of the form '1 >> 2'")));
+    }
+    if let Some(n) = nums.iter().find(|n| **n == 0 || **n > jobs) {
+        return Err(err(None, "dags", format!("{line:?} names job {n}, but jobs are numbered 1 to {jobs}")));
+    }
+    Ok(nums.windows(2).map(|w| (w[0], w[1])).collect())
+}
+
+impl Workflow {
+    /// Parses and validates everything that needs no ledger.
+    pub fn parse(yaml: &str) -> Result<Self, WorkflowError> {
+        let raw: RawWorkflow = serde_norway::from_str(yaml).map_err(|e| err(None, "workflow.yaml", e.to_string()))?;
+        if raw.jobs.is_empty() || raw.jobs.len() > MAX_JOBS {
+            return Err(err(None, "jobs", format!("a workflow has 1 to {MAX_JOBS} jobs")));
+        }
+        let jobs = raw.jobs.into_iter().enumerate().map(|(i, j)| Self::job(i + 1, j)).collect::<Result<Vec<_>, _>>()?;
+        let mut edges = Vec::new();
+        for line in &raw.dags {
+            edges.extend(parse_edge(line, jobs.len())?);
+        }
+        if let Some(out) = &raw.outputs {
+            check_mount_path(0, "outputs", out).map_err(|e| WorkflowError { job: None, ..e })?;
+        }
+        let wf = Self {
+            name: raw.name.unwrap_or_else(|| "workflow".into()),
+            jobs,
+            edges,
+            outputs: raw.outputs,
+            cmd_mode: raw.cmd_mode,
+        };
+        wf.order()?;
+        Ok(wf)
+    }
+
+    fn job(number: usize, raw: RawJob) -> Result<Job, WorkflowError> {
+        let f = match raw {
+            RawJob::Command(command) => {
+                RawJobFields { command, volumes: vec![], env: BTreeMap::new(), timeout: None, image: None }
+            }
+            RawJob::Full(f) => f,
+        };
+        if f.command.trim().is_empty() {
+            return Err(err(Some(number), "command", "must not be empty"));
+        }
+        if f.volumes.len() > MAX_VOLUMES_PER_JOB {
+            return Err(err(Some(number), "volumes", format!("at most {MAX_VOLUMES_PER_JOB}")));
+        }
+        let mut paths = HashSet::new();
+        for (v, vol) in f.volumes.iter().enumerate() {
+            let field = format!("volumes[{v}].path");
+            check_mount_path(number, &field, &vol.path)?;
+            if !paths.insert(Path::new(&vol.path).components().collect::<Vec<_>>()) {
+                return Err(err(Some(number), &field, format!("two volumes are mounted at {:?}", vol.path)));
+            }
+            if vol.id.is_empty() {
+                return Err(err(Some(number), &format!("volumes[{v}].id"), "must name a lease or dataset"));
+            }
+        }
+        if f.timeout == Some(0) {
+            return Err(err(Some(number), "timeout", "must be at least 1 second"));
+        }
+        Ok(Job { number, command: f.command, volumes: f.volumes, env: f.env, timeout_s: f.timeout, image: f.image })
+    }
+
+    /// Job numbers in an order that respects every edge; an error names a
+    /// job on a cycle.
+    pub fn order(&self) -> Result<Vec<usize>, WorkflowError> {
+        let mut g: DiGraph<usize, ()> = DiGraph::new();
+        let ix: Vec<NodeIndex> = self.jobs.iter().map(|j| g.add_node(j.number)).collect();
+        for (a, b) in &self.edges {
+            g.add_edge(ix[a - 1], ix[b - 1], ());
+        }
+        toposort(&g, None)
+            .map(|order| order.into_iter().map(|n| g[n]).collect())
+            .map_err(|cycle| err(Some(g[cycle.node_id()]), "dags", "is part of a cycle"))
+    }
+
+    /// Jobs that must succeed before `job` starts.
+    pub fn dependencies(&self, job: usize) -> Vec<usize> {
+        self.edges.iter().filter(|(_, b)| *b == job).map(|(a, _)| *a).collect()
+    }
+
+    /// Checks every volume against the ledger: `active(id)` answers whether
+    /// the lease (or this org's lease on the dataset) named `id` is active,
+    /// and if not, why.
+    pub fn check_leases(&self, active: impl Fn(&str) -> Result<(), String>) -> Result<(), WorkflowError> {
+        for j in &self.jobs {
+            for (v, vol) in j.volumes.iter().enumerate() {
+                active(&vol.id).map_err(|reason| err(Some(j.number), &format!("volumes[{v}].id"), reason))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,94 @@
+use super::*;
+
+const PROTOTYPE: &str = r#"
+jobs:
+- command: 'pwd'
+- command: 'ls /home/jovyan/'
+- command: 'ls -la /home/jovyan/uis'
+  volumes:
+  - id: '6de22e830ce4661cbeb6b9b2167c3f206dd946eb89beecd2f20bb17e85e64995'
+    name: 'uis'
+    path: '/home/jovyan/uis'
+- command: 'ls'
+
+# Job index starts at 1.
+dags:
+- 1 >> 2
+- 1 >> 3
+- 1 >> 4
+"#;
+
+fn parse_err(yaml: &str) -> WorkflowError {
+    Workflow::parse(yaml).expect_err("should be rejected")
+}
+
+#[test]
+fn the_prototypes_workflow_parses_unchanged() {
+    let wf = Workflow::parse(PROTOTYPE).unwrap();
+    assert_eq!(wf.jobs.len(), 4);
+    assert_eq!(wf.edges, vec![(1, 2), (1, 3), (1, 4)]);
+    assert_eq!(wf.jobs[2].volumes[0].path, "/home/jovyan/uis");
+    assert_eq!(wf.order().unwrap()[0], 1);
+    assert_eq!(wf.dependencies(3), vec![1]);
+}
+
+#[test]
+fn plain_strings_extensions_and_chains() {
+    let wf = Workflow::parse(
+        "name: k\ncmd_mode: shell\noutputs: /out\njobs:\n- echo a\n- command: echo b\n  env: {K: '3'}\n  timeout: 5\n  image: python:3.11\n- echo c\ndags: ['1 >> 2 >> 3']\n",
+    )
+    .unwrap();
+    assert_eq!((wf.name.as_str(), wf.cmd_mode, wf.outputs.as_deref()), ("k", CmdMode::Shell, Some("/out")));
+    assert_eq!(wf.edges, vec![(1, 2), (2, 3)]);
+    assert_eq!(wf.jobs[1].env["K"], "3");
+    assert_eq!((wf.jobs[1].timeout_s, wf.jobs[1].image.as_deref()), (Some(5), Some("python:3.11")));
+    assert_eq!(wf.order().unwrap(), vec![1, 2, 3]);
+}
+
+#[test]
+fn an_unknown_job_number_is_named() {
+    let e = parse_err("jobs: [a, b]\ndags: ['1 >> 3']\n");
+    assert_eq!(e.to_string(), "dags: \"1 >> 3\" names job 3, but jobs are numbered 1 to 2");
+    assert_eq!(parse_err("jobs: [a]\ndags: ['0 >> 1']\n").field, "dags");
+    assert!(parse_err("jobs: [a, b]\ndags: ['1 > 2']\n").reason.contains("form"));
+}
+
+#[test]
+fn a_cycle_is_rejected_naming_a_job_on_it() {
+    let e = parse_err("jobs: [a, b, c]\ndags: ['1 >> 2', '2 >> 3', '3 >> 2']\n");
+    assert_eq!(e.field, "dags");
+    assert!(matches!(e.job, Some(2) | Some(3)), "{e}");
+    assert!(e.to_string().contains("cycle"));
+}
+
+#[test]
+fn mount_paths_must_be_absolute_unique_and_not_escape() {
+    let vol = |p: &str| format!("jobs:\n- command: ls\n  volumes:\n  - {{id: L1, name: d, path: '{p}'}}\n");
+    let e = parse_err(&vol("data/iris"));
+    assert_eq!((e.job, e.field.as_str()), (Some(1), "volumes[0].path"));
+    assert!(e.reason.contains("not an absolute path"));
+    let e = parse_err(&vol("/home/../etc"));
+    assert!(e.reason.contains("escapes"), "{e}");
+    let two = "jobs:\n- command: ls\n  volumes:\n  - {id: L1, name: a, path: /d}\n  - {id: L2, name: b, path: /d/}\n";
+    let e = parse_err(two);
+    assert_eq!(e.field, "volumes[1].path");
+    assert!(e.reason.contains("two volumes"));
+    assert!(parse_err("outputs: out\njobs: [a]\n").reason.contains("absolute"));
+}
+
+#[test]
+fn malformed_yaml_and_unknown_fields_are_clear() {
+    assert_eq!(parse_err("jobs: [a\n").field, "workflow.yaml");
+    assert!(parse_err("jobs: [a]\ncolour: red\n").reason.contains("unknown field"));
+    assert!(parse_err("jobs: []\n").reason.contains("1 to"));
+    assert_eq!(parse_err("jobs:\n- command: ' '\n").to_string(), "job 1: command: must not be empty");
+}
+
+#[test]
+fn volumes_without_an_active_lease_are_named() {
+    let wf = Workflow::parse(PROTOTYPE).unwrap();
+    let e = wf.check_leases(|id| Err(format!("lease {id} expired at 2026-11-23T21:40:02.000Z"))).unwrap_err();
+    assert_eq!((e.job, e.field.as_str()), (Some(3), "volumes[0].id"));
+    assert!(e.reason.starts_with("lease 6de22e83"));
+    wf.check_leases(|_| Ok(())).unwrap();
+}
