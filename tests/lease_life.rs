@@ -54,8 +54,16 @@ async fn a_lease_gates_private_metadata_from_grant_to_expiry_and_revocation() {
         )
         .await;
     assert_eq!(code, 201, "{created}");
-    let (code, seen) = net.call(1, "GET", "/v1/datasets/iris", None, None).await;
-    assert_eq!(code, 200);
+    // Committed on org1's node; org2's node applies the same block shortly.
+    let mut seen = Value::Null;
+    for _ in 0..100 {
+        let (code, body) = net.call(1, "GET", "/v1/datasets/iris", None, None).await;
+        if code == 200 {
+            seen = body;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(seen["owner"], "org1");
     assert!(!seen.to_string().contains(SECRET));
 
@@ -86,7 +94,14 @@ async fn a_lease_gates_private_metadata_from_grant_to_expiry_and_revocation() {
         (403, format!("lease {lease} is held by org2, not by org3").as_str())
     );
     // The read is in the audit trail on every node.
-    let (_, log) = net.call(2, "GET", &format!("/v1/leases/{lease}/access-log"), None, None).await;
+    let mut log = Value::Null;
+    for _ in 0..100 {
+        log = net.call(2, "GET", &format!("/v1/leases/{lease}/access-log"), None, None).await.1;
+        if log.as_array().is_some_and(|a| !a.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(log.as_array().map(|a| a.len()), Some(1), "{log}");
     assert_eq!(log[0]["org"], "org2");
 

@@ -48,9 +48,10 @@ pub async fn submit(
     State(s): State<AppState>,
     caller: Caller,
     Query(q): Query<SubmitQuery>,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<(StatusCode, Json<Vec<Submission>>), ApiError> {
     caller.require(Role::Member)?;
+    let body = body.map_err(|e| ApiError::TooLarge(e.body_text()))?;
     let txs: Vec<SignedTx> = canonical::from_bytes(&body, "body")
         .map_err(|e| ApiError::bad("body", format!("not a canonical list of signed transactions: {e}")))?;
     if txs.is_empty() || txs.len() > MAX_SUBMIT_TXS {

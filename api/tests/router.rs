@@ -101,6 +101,19 @@ async fn wait_lease(o: &Org, id: &str, status: &str) {
     panic!("lease {id} never {status}");
 }
 
+/// Writes commit on the node that made them; other nodes apply the block a
+/// moment later.
+async fn wait_dataset(o: &Org, id: &str, version: u64) {
+    for _ in 0..100 {
+        let (code, d) = call(&o.app, "GET", &format!("/v1/datasets/{id}"), Some(&o.viewer), None).await;
+        if code == 200 && d["version"].as_u64() == Some(version) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    panic!("dataset {id} v{version} never arrived");
+}
+
 fn dataset_body(id: &str) -> String {
     json!({
         "id": id, "title": "Iris", "tags": ["flowers"],
@@ -138,6 +151,7 @@ async fn every_endpoint_works_for_the_right_role() {
         call(&o1.app, "PATCH", "/v1/datasets/iris", Some(&o1.admin), Some(json!({"title": "Iris v2"}).to_string()))
             .await;
     assert_eq!((code, patched["resource"]["version"].as_u64()), (StatusCode::OK, Some(2)));
+    wait_dataset(o2, "iris", 2).await;
     let (code, list) = call(&o2.app, "GET", "/v1/datasets?tag=flowers", Some(&o2.viewer), None).await;
     assert!(code == 200 && list["items"].as_array().unwrap().iter().any(|d| d["id"] == "iris"), "{list}");
     let (_, detail) = call(&o2.app, "GET", "/v1/datasets/iris", Some(&o2.viewer), None).await;
@@ -216,6 +230,8 @@ async fn every_error_is_a_clear_4xx_and_changes_nothing() {
     let orgs = network(dir.path()).await;
     let (o1, o2, o3) = (&orgs[0], &orgs[1], &orgs[2]);
     assert_eq!(call(&o1.app, "POST", "/v1/datasets", Some(&o1.admin), Some(dataset_body("iris"))).await.0, 201);
+    wait_dataset(o2, "iris", 1).await;
+    wait_dataset(o3, "iris", 1).await;
     let (_, req) = call(
         &o2.app,
         "POST",
@@ -264,6 +280,8 @@ async fn every_error_is_a_clear_4xx_and_changes_nothing() {
         (o1, "GET", "/v1/history/planet/x".into(), Some(&o1.viewer), None, 400, Some("kind"), "not dataset"),
         (o1, "POST", "/v1/users".into(), Some(&o1.member), Some(json!({"name": "x", "role": "admin"}).to_string()), 403, None, "admin role"),
         (o1, "GET", "/v1/blocks/999999".into(), Some(&o1.viewer), None, 404, None, "no block"),
+        (o1, "POST", "/v1/txs".into(), Some(&o1.member), Some("not a tx".into()), 400, Some("body"), "canonical list"),
+        (o1, "POST", "/v1/txs".into(), Some(&o1.viewer), Some("x".into()), 403, None, "member role"),
     ];
     for (org, method, path, token, body, want, field, detail) in cases {
         let (code, p) = call(&org.app, method, &path, token, body).await;
