@@ -223,3 +223,19 @@ async fn a_node_far_behind_catches_up_from_a_snapshot() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_and_another_signer_for_one_org_do_not_stale_each_others_nonces() {
+    let mut net = TestNet::start(3).await;
+    let setup = net.sign(0, auto_dataset("ds"));
+    assert!(is_committed_valid(&net.submit(0, &[setup], 10_000).await.unwrap().1[0]));
+    // A tool signing for org2 with microsecond nonces, a minute ahead of the node's clock.
+    let mut body = net.sign(1, lease_request("tool", "ds")).body;
+    body.nonce = leasehold_node::now_ms() as u64 * 1000 + 60_000_000;
+    let tx = body.sign(&net.nodes[1].key);
+    assert!(is_committed_valid(&net.submit(1, &[tx], 10_000).await.unwrap().1[0]));
+    // org2's own node still signs fresh transactions for org2.
+    let (code, out) =
+        net.call(1, "POST", "/v1/datasets/ds/leases", None, Some(serde_json::json!({"duration_ms": 1000}))).await;
+    assert_eq!(code, 201, "{out}");
+}

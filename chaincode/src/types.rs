@@ -31,12 +31,20 @@ pub struct NetworkPolicy {
     /// A tx whose `created_at_ms` is further than this from block time is rejected.
     pub tx_time_window_ms: u64,
     /// Nonces more than this far below an org's highest nonce are stale.
+    /// Signers use microseconds since the epoch as nonces (strictly
+    /// increasing per signer), so independent signers for one org stay
+    /// within the window of each other.
     pub nonce_window: u64,
 }
 
 impl Default for NetworkPolicy {
     fn default() -> Self {
-        Self { max_lease_ms: 90 * 24 * 3600 * 1000, tx_time_window_ms: 10 * 60 * 1000, nonce_window: 1 << 20 }
+        Self {
+            max_lease_ms: 90 * 24 * 3600 * 1000,
+            tx_time_window_ms: 10 * 60 * 1000,
+            // Ten minutes of microsecond nonces, matching the time window.
+            nonce_window: 10 * 60 * 1_000_000,
+        }
     }
 }
 

@@ -281,12 +281,22 @@ impl NodeHandle {
         &self.inner.cfg.org
     }
 
+    /// Microseconds since the epoch, strictly increasing across calls: the
+    /// convention every signer for an org follows, so that nonces from the
+    /// node, the bench and other tools stay within the chaincode's window.
+    fn next_nonce(&self) -> u64 {
+        let now_us = now_ms() as u64 * 1000;
+        let prev = self.inner.nonce.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |p| Some((p + 1).max(now_us)));
+        let prev = prev.unwrap_or_else(|p| p);
+        (prev + 1).max(now_us)
+    }
+
     /// Signs `payload` as this node's org with a fresh nonce.
     pub fn sign(&self, payload: Payload) -> SignedTx {
         let body = TxBody {
             network_id: self.inner.ledger.genesis.network_id.clone(),
             org: self.inner.cfg.org.clone(),
-            nonce: self.inner.nonce.fetch_add(1, Ordering::Relaxed),
+            nonce: self.next_nonce(),
             created_at_ms: now_ms(),
             payload,
         };
