@@ -4,7 +4,7 @@ use std::collections::{BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{keys, AccessRecord, Dataset, DatasetRef, HistoryEntry, Lease, LeaseStatus, Result, Run, StateRead, TxId};
+use crate::{keys, AccessRecord, Dataset, DatasetRef, HistoryEntry, Lease, LeaseStatus, Result, Run, StateRead};
 
 /// Upper bound on any one listing, whatever the caller asks for.
 pub const MAX_PAGE: usize = 1000;
@@ -31,11 +31,6 @@ pub fn lease(state: &impl StateRead, id: &str) -> Result<Option<Lease>> {
 
 pub fn run(state: &impl StateRead, id: &str) -> Result<Option<Run>> {
     keys::get(state, &keys::run(id))
-}
-
-/// The height a valid transaction was committed at.
-pub fn tx_height(state: &impl StateRead, id: &TxId) -> Result<Option<u64>> {
-    keys::get(state, &keys::tx(id))
 }
 
 fn decode<T: serde::de::DeserializeOwned>(k: &[u8], v: &[u8]) -> Result<T> {

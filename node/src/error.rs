@@ -17,8 +17,6 @@ pub enum NodeError {
     Network(#[from] leasehold_network::NetworkError),
     #[error("raft: {0}")]
     Raft(String),
-    #[error("the node is overloaded: {0}")]
-    Busy(String),
     #[error("verification failed at height {height}: {reason}")]
     Verify { height: u64, reason: String },
 }
