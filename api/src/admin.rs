@@ -80,7 +80,7 @@ pub async fn history(
     if entries.is_empty() {
         return Err(ApiError::NotFound(format!("no history for {kind} {id:?}")));
     }
-    let now = crate::write::ledger_now(&s);
+    let now = s.node.ledger_now();
     entries
         .iter()
         .map(|e| {

@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::{Caller, JsonBody};
 use crate::crypto::{self, DataKey};
 use crate::views::{DatasetView, LineageView, PolicyView, WriteView};
-use crate::write::write;
+use crate::write::{status, write};
 use crate::{ApiError, AppState};
 
 pub fn routes() -> Router<AppState> {
@@ -225,7 +225,7 @@ pub async fn create(
         s.keystore.put(&id, &key)?;
     }
     let w = write(&s, Payload::RegisterDataset { id: id.clone(), spec, derived_from_run: None }).await?;
-    Ok((w.status(true), Json(WriteView::new(&w, committed_view(&s, &id)))))
+    Ok((status(&w, true), Json(WriteView::new(&w, committed_view(&s, &id)))))
 }
 
 fn owned(s: &AppState, id: &str) -> Result<Dataset, ApiError> {
@@ -279,7 +279,7 @@ pub async fn update(
         policy,
     };
     let w = write(&s, Payload::UpdateDataset { id: id.clone(), spec }).await?;
-    Ok((w.status(false), Json(WriteView::new(&w, committed_view(&s, &id)))))
+    Ok((status(&w, false), Json(WriteView::new(&w, committed_view(&s, &id)))))
 }
 
 #[utoipa::path(delete, path = "/v1/datasets/{id}", responses((status = 200, body = WriteView), (status = 403, body = crate::error::Problem)), security(("bearer" = [])))]
@@ -291,5 +291,5 @@ pub async fn retire(
     caller.require(Role::Admin)?;
     owned(&s, &id)?;
     let w = write(&s, Payload::RetireDataset { id: id.clone() }).await?;
-    Ok((w.status(false), Json(WriteView::new(&w, committed_view(&s, &id)))))
+    Ok((status(&w, false), Json(WriteView::new(&w, committed_view(&s, &id)))))
 }

@@ -67,7 +67,15 @@ impl ApiError {
 
 impl From<leasehold_node::NodeError> for ApiError {
     fn from(e: leasehold_node::NodeError) -> Self {
-        Self::Internal(e.to_string())
+        use leasehold_node::NodeError as N;
+        match e {
+            N::Chaincode(e) => e.into(),
+            N::Workflow(w) => Self::Unprocessable { field: Some(w.field_path()), detail: w.to_string() },
+            N::NotFound(d) => Self::NotFound(d),
+            N::Conflict(d) => Self::Conflict(d),
+            N::Unavailable(d) => Self::Unavailable(d),
+            other => Self::Internal(other.to_string()),
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use crate::auth::{Caller, JsonBody};
 use crate::crypto;
 use crate::datasets::data_key;
 use crate::views::{LeaseView, WriteView};
-use crate::write::{ledger_now, write};
+use crate::write::{status, write};
 use crate::{ApiError, AppState};
 
 pub fn routes() -> Router<AppState> {
@@ -36,8 +36,8 @@ fn load(s: &AppState, id: &str) -> Result<Lease, ApiError> {
 }
 
 fn reply(s: &AppState, w: crate::write::Written, id: &str, created: bool) -> (StatusCode, Json<WriteView>) {
-    let view = query::lease(&s.node.ledger().store, id).ok().flatten().map(|l| LeaseView::at(&l, ledger_now(s)));
-    (w.status(created), Json(WriteView::new(&w, view)))
+    let view = query::lease(&s.node.ledger().store, id).ok().flatten().map(|l| LeaseView::at(&l, s.node.ledger_now()));
+    (status(&w, created), Json(WriteView::new(&w, view)))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -93,7 +93,7 @@ pub async fn list(s: State<AppState>, caller: Caller, q: Query<LeaseQuery>) -> R
         None => vec![(Some(me.clone()), None), (None, Some(me))],
         Some(other) => return Err(ApiError::bad("role", format!("{other:?} is not 'lessee' or 'owner'"))),
     };
-    let now = ledger_now(&s);
+    let now = s.node.ledger_now();
     let mut out = Vec::new();
     for (lessee, owner) in roles {
         let f = LeaseFilter {
@@ -112,7 +112,7 @@ pub async fn list(s: State<AppState>, caller: Caller, q: Query<LeaseQuery>) -> R
 #[utoipa::path(get, path = "/v1/leases/{id}", responses((status = 200, body = LeaseView), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn show(s: State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<LeaseView>, ApiError> {
     caller.require(Role::Viewer)?;
-    Ok(Json(LeaseView::at(&load(&s, &id)?, ledger_now(&s))))
+    Ok(Json(LeaseView::at(&load(&s, &id)?, s.node.ledger_now())))
 }
 
 #[derive(Deserialize, ToSchema, Default)]
@@ -231,7 +231,7 @@ pub async fn metadata(
     if lease.lessee != me {
         return Err(ApiError::Forbidden(format!("lease {id} is held by {}, not by {me}", lease.lessee)));
     }
-    if let Some(reason) = lease.inactive_reason(ledger_now(&s)) {
+    if let Some(reason) = lease.inactive_reason(s.node.ledger_now()) {
         return Err(ApiError::Forbidden(reason));
     }
     let w = write(&s, Payload::RecordAccess { lease_id: id.clone(), reader: user.name.clone() }).await.map_err(

@@ -28,6 +28,38 @@ pub struct NodeConfig {
     /// How long a write waits for its commit before answering "pending".
     #[serde(default = "default_commit_wait_ms")]
     pub commit_wait_ms: u64,
+    #[serde(default)]
+    pub workflow: WorkflowConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkflowConfig {
+    /// Jobs of one run that may run at once.
+    pub max_parallel_jobs: usize,
+    /// Runs that may be queued or running at once on this node.
+    pub max_active_runs: usize,
+    /// A job's timeout when its workflow names none, and the most it may name.
+    pub default_job_timeout_s: u64,
+    pub max_job_timeout_s: u64,
+    /// How often a running workflow's leases are checked against the ledger.
+    pub lease_check_interval_ms: u64,
+    /// Run jobs without bubblewrap when it is missing. Off by default: the
+    /// jobs would see the node's network and files. Each run records it.
+    pub allow_unsandboxed: bool,
+}
+
+impl Default for WorkflowConfig {
+    fn default() -> Self {
+        Self {
+            max_parallel_jobs: 2,
+            max_active_runs: 8,
+            default_job_timeout_s: 3_600,
+            max_job_timeout_s: 86_400,
+            lease_check_interval_ms: 200,
+            allow_unsandboxed: false,
+        }
+    }
 }
 
 fn default_commit_wait_ms() -> u64 {

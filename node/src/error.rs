@@ -17,6 +17,18 @@ pub enum NodeError {
     Network(#[from] leasehold_network::NetworkError),
     #[error("raft: {0}")]
     Raft(String),
+    #[error("data plane: {0}")]
+    Data(String),
+    #[error("{0}")]
+    Workflow(#[from] crate::workflow::WorkflowError),
+    #[error("{0}")]
+    NotFound(String),
+    /// The request conflicts with the state of the ledger or of a run.
+    #[error("{0}")]
+    Conflict(String),
+    /// The node cannot do this now or in this configuration.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("verification failed at height {height}: {reason}")]
     Verify { height: u64, reason: String },
 }

@@ -107,6 +107,7 @@ fn write_org(out: &Path, i: usize, k: &OrgKeys, genesis: &Genesis, opts: &InitOp
         block: BlockConfig::default(),
         raft: RaftConfig::default(),
         commit_wait_ms: 5_000,
+        workflow: Default::default(),
     };
     let path = dir.join("node.toml");
     fs::write(&path, toml::to_string_pretty(&cfg).expect("config serialises"))

@@ -6,6 +6,7 @@
 pub mod block;
 pub mod cli;
 pub mod config;
+pub mod data;
 mod error;
 pub mod init;
 pub mod ledger;
@@ -16,6 +17,7 @@ pub mod store;
 pub mod users;
 pub mod verify;
 pub mod workflow;
+pub mod write;
 
 pub use error::{NodeError, Result};
 pub use node::{now_ms, start, NodeHandle, Submission, Tasks};

@@ -172,7 +172,7 @@ async fn serve_inbound(inner: Arc<Inner>, mut inbound: mpsc::Receiver<Inbound>) 
         let inner = inner.clone();
         tokio::spawn(async move {
             let reply = match decode::<Rpc>(&req.bytes, "rpc") {
-                Ok(rpc) => handle_rpc(&inner, rpc).await,
+                Ok(rpc) => handle_rpc(&inner, req.peer, rpc).await,
                 Err(e) => {
                     warn!(peer = %req.peer, "undecodable rpc: {e}");
                     return;
@@ -183,12 +183,13 @@ async fn serve_inbound(inner: Arc<Inner>, mut inbound: mpsc::Receiver<Inbound>) 
     }
 }
 
-async fn handle_rpc(inner: &Inner, rpc: Rpc) -> RpcReply {
+async fn handle_rpc(inner: &Inner, peer: PeerId, rpc: Rpc) -> RpcReply {
     match rpc {
         Rpc::Append(r) => RpcReply::Append(inner.raft.append_entries(r).await),
         Rpc::Vote(r) => RpcReply::Vote(inner.raft.vote(r).await),
         Rpc::Snapshot(r) => RpcReply::Snapshot(inner.raft.install_snapshot(r).await),
         Rpc::Forward(txs) => RpcReply::Forward(accept_forwarded(inner, txs)),
+        Rpc::Data(req) => RpcReply::Data(crate::data::plane::serve(inner, peer, req)),
     }
 }
 
@@ -266,6 +267,13 @@ impl Inner {
     pub fn leader(&self) -> Option<NodeId> {
         self.raft.metrics().borrow().current_leader
     }
+
+    /// The time a lease is judged at: the later of this node's clock and the
+    /// last block's time, so a lease ends at its expiry even when no block
+    /// has been cut since.
+    pub fn ledger_now(&self) -> i64 {
+        now_ms().max(self.ledger.head().time_ms)
+    }
 }
 
 impl NodeHandle {
@@ -279,6 +287,11 @@ impl NodeHandle {
 
     pub fn org(&self) -> &str {
         &self.inner.cfg.org
+    }
+
+    /// See [`Inner::ledger_now`].
+    pub fn ledger_now(&self) -> i64 {
+        self.inner.ledger_now()
     }
 
     /// Microseconds since the epoch, strictly increasing across calls: the

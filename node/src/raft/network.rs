@@ -25,6 +25,8 @@ pub enum Rpc {
     Snapshot(InstallSnapshotRequest<TypeConfig>),
     /// A follower hands client transactions to the leader.
     Forward(Vec<SignedTx>),
+    /// A lessee asks the owner for a leased dataset's files.
+    Data(crate::data::plane::DataRequest),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -34,6 +36,7 @@ pub enum RpcReply {
     Snapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
     /// `Err` says why the txs were not accepted (e.g. not the leader).
     Forward(Result<(), String>),
+    Data(Result<crate::data::plane::DataReply, String>),
 }
 
 /// Creates a connection handle per raft peer.

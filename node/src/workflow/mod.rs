@@ -9,6 +9,10 @@
 //! function.
 
 pub mod argo;
+pub mod exec;
+pub mod live;
+pub mod runner;
+pub mod sandbox;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Component, Path};
@@ -28,6 +32,17 @@ pub struct WorkflowError {
     pub job: Option<usize>,
     pub field: String,
     pub reason: String,
+}
+
+impl WorkflowError {
+    /// The field as a path into the workflow, e.g. `jobs[1].volumes[0].id`
+    /// for job 2 (the YAML list is 0-based; job numbers are 1-based).
+    pub fn field_path(&self) -> String {
+        match self.job {
+            Some(n) if n > 0 => format!("jobs[{}].{}", n - 1, self.field),
+            _ => self.field.clone(),
+        }
+    }
 }
 
 fn err(job: Option<usize>, field: &str, reason: impl Into<String>) -> WorkflowError {
@@ -107,7 +122,26 @@ struct RawWorkflow {
     cmd_mode: CmdMode,
 }
 
-/// A mount path must be absolute and must not climb out with `..`.
+/// Where the sandbox puts the system and the job's own directories; a
+/// volume or the outputs may not be mounted on or under them.
+pub const RESERVED_PATHS: &[&str] = &[
+    "/",
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/etc",
+    "/proc",
+    "/dev",
+    "/tmp",
+    sandbox::JOB_HOME,
+];
+
+/// A mount path must be absolute, must not climb out with `..`, and must
+/// not cover the sandbox's own directories.
 pub fn check_mount_path(job: usize, field: &str, path: &str) -> Result<(), WorkflowError> {
     let p = Path::new(path);
     if !p.is_absolute() {
@@ -115,6 +149,10 @@ pub fn check_mount_path(job: usize, field: &str, path: &str) -> Result<(), Workf
     }
     if p.components().any(|c| matches!(c, Component::ParentDir)) {
         return Err(err(Some(job), field, format!("{path:?} escapes with '..'")));
+    }
+    let reserved = |r: &&&str| if **r == "/" { p == Path::new("/") } else { p.starts_with(r) };
+    if let Some(r) = RESERVED_PATHS.iter().find(reserved) {
+        return Err(err(Some(job), field, format!("{path:?} would cover the sandbox's {r}")));
     }
     Ok(())
 }
@@ -157,8 +195,22 @@ impl Workflow {
             outputs: raw.outputs,
             cmd_mode: raw.cmd_mode,
         };
+        for j in &wf.jobs {
+            if wf.argv(j).is_none() {
+                return Err(err(Some(j.number), "command", "has unbalanced quotes or no words"));
+            }
+        }
         wf.order()?;
         Ok(wf)
+    }
+
+    /// The job's command as argv: split into words (`exec`), or run by
+    /// `sh -c` (`shell`). `None` when the words do not parse.
+    pub fn argv(&self, job: &Job) -> Option<Vec<String>> {
+        match self.cmd_mode {
+            CmdMode::Exec => shlex::split(&job.command).filter(|w| !w.is_empty()),
+            CmdMode::Shell => Some(vec!["/bin/sh".into(), "-c".into(), job.command.clone()]),
+        }
     }
 
     fn job(number: usize, raw: RawJob) -> Result<Job, WorkflowError> {
@@ -188,6 +240,9 @@ impl Workflow {
         if f.timeout == Some(0) {
             return Err(err(Some(number), "timeout", "must be at least 1 second"));
         }
+        if f.env.keys().any(|k| k.is_empty() || k.contains('=') || k.contains('\0')) {
+            return Err(err(Some(number), "env", "names must be non-empty, without '=' or NUL"));
+        }
         Ok(Job { number, command: f.command, volumes: f.volumes, env: f.env, timeout_s: f.timeout, image: f.image })
     }
 
@@ -212,7 +267,7 @@ impl Workflow {
     /// Checks every volume against the ledger: `active(id)` answers whether
     /// the lease (or this org's lease on the dataset) named `id` is active,
     /// and if not, why.
-    pub fn check_leases(&self, active: impl Fn(&str) -> Result<(), String>) -> Result<(), WorkflowError> {
+    pub fn check_leases(&self, mut active: impl FnMut(&str) -> Result<(), String>) -> Result<(), WorkflowError> {
         for j in &self.jobs {
             for (v, vol) in j.volumes.iter().enumerate() {
                 active(&vol.id).map_err(|reason| err(Some(j.number), &format!("volumes[{v}].id"), reason))?;

@@ -1,0 +1,228 @@
+//! Dataset files on disk: the owner's copies, uploads waiting for their
+//! registration, the lessee's verified cache, and the canonical manifest
+//! whose hash is a dataset version's `content_hash` on the ledger.
+//!
+//! Layout under the node's data dir:
+//! - `uploads/{dataset}/…`: files staged by the owner before registering;
+//! - `datasets/{dataset}/{content_hash}/…`: the owner's files, one
+//!   directory per distinct content, so versions with equal content share it;
+//! - `cache/{lease}/files/…`: a lessee's copy, verified, deleted when the
+//!   lease ends;
+//! - `runs/{run}/`: a run's record, logs, working and output directories.
+
+pub mod plane;
+
+use std::fs;
+use std::io::Read;
+use std::path::{Component, Path, PathBuf};
+
+use leasehold_chaincode::Hash32;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{NodeError, Result};
+
+/// Upper bounds on one dataset's content.
+pub const MAX_FILES: usize = 100_000;
+pub const MAX_PATH_BYTES: usize = 1024;
+
+/// One file of a dataset: its path relative to the dataset root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    pub path: String,
+    pub size_bytes: u64,
+    pub sha256: Hash32,
+}
+
+/// Every file of a dataset, sorted by path.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Manifest {
+    pub files: Vec<FileEntry>,
+}
+
+impl Manifest {
+    /// The content hash: sha256 over a versioned header and one line per
+    /// file, `<sha256 hex> <size> <path>\n`, in path order. Paths cannot
+    /// hold a newline (see [`check_rel_path`]), so the encoding is unambiguous.
+    pub fn hash(&self) -> Hash32 {
+        let mut h = Sha256::new();
+        h.update(b"leasehold-manifest-v1\n");
+        for f in &self.files {
+            h.update(format!("{} {} {}\n", hex::encode(f.sha256), f.size_bytes, f.path).as_bytes());
+        }
+        h.finalize().into()
+    }
+
+    pub fn total_bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.size_bytes).sum()
+    }
+
+    /// Hashes every regular file under `dir`. Symlinks and special files are
+    /// refused: a dataset is plain files, and a link could point anywhere.
+    pub fn of_dir(dir: &Path) -> Result<Self> {
+        let mut files = Vec::new();
+        walk(dir, dir, &mut files)?;
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(Self { files })
+    }
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut Vec<FileEntry>) -> Result<()> {
+    for entry in fs::read_dir(dir).map_err(|e| NodeError::file(dir, e))? {
+        let entry = entry.map_err(|e| NodeError::file(dir, e))?;
+        let path = entry.path();
+        let kind = entry.file_type().map_err(|e| NodeError::file(&path, e))?;
+        if kind.is_dir() {
+            walk(root, &path, out)?;
+        } else if kind.is_file() {
+            if out.len() == MAX_FILES {
+                return Err(NodeError::file(root, format!("more than {MAX_FILES} files")));
+            }
+            let rel = path.strip_prefix(root).expect("walk stays under root").to_string_lossy().into_owned();
+            check_rel_path(&rel).map_err(|e| NodeError::file(&path, e))?;
+            let (size_bytes, sha256) = hash_file(&path)?;
+            out.push(FileEntry { path: rel, size_bytes, sha256 });
+        } else {
+            return Err(NodeError::file(&path, "is neither a regular file nor a directory"));
+        }
+    }
+    Ok(())
+}
+
+/// Size and sha256 of a file, read in bounded chunks.
+pub fn hash_file(path: &Path) -> Result<(u64, Hash32)> {
+    let mut f = fs::File::open(path).map_err(|e| NodeError::file(path, e))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = f.read(&mut buf).map_err(|e| NodeError::file(path, e))?;
+        if n == 0 {
+            return Ok((size, h.finalize().into()));
+        }
+        size += n as u64;
+        h.update(&buf[..n]);
+    }
+}
+
+/// A file path inside a dataset: relative, `/`-separated, no `..`, no
+/// empty or dot components, no control characters.
+pub fn check_rel_path(path: &str) -> std::result::Result<(), String> {
+    if path.is_empty() || path.len() > MAX_PATH_BYTES {
+        return Err(format!("a file path has 1 to {MAX_PATH_BYTES} bytes"));
+    }
+    if path.chars().any(|c| c.is_control() || c == '\\') {
+        return Err(format!("{path:?} holds a control character or a backslash"));
+    }
+    if path.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+        return Err(format!("{path:?} must be relative, without '.', '..' or empty components"));
+    }
+    debug_assert!(Path::new(path).components().all(|c| matches!(c, Component::Normal(_))));
+    Ok(())
+}
+
+/// The places a node keeps dataset files and runs.
+#[derive(Debug, Clone)]
+pub struct DataDirs {
+    root: PathBuf,
+}
+
+impl DataDirs {
+    pub fn new(data_dir: &Path) -> Self {
+        Self { root: data_dir.to_path_buf() }
+    }
+
+    pub fn uploads(&self, dataset: &str) -> PathBuf {
+        self.root.join("uploads").join(dataset)
+    }
+
+    pub fn dataset(&self, dataset: &str, content_hash: &Hash32) -> PathBuf {
+        self.root.join("datasets").join(dataset).join(hex::encode(content_hash))
+    }
+
+    pub fn cache_root(&self) -> PathBuf {
+        self.root.join("cache")
+    }
+
+    pub fn cache(&self, lease: &str) -> PathBuf {
+        self.cache_root().join(lease)
+    }
+
+    pub fn runs_root(&self) -> PathBuf {
+        self.root.join("runs")
+    }
+
+    pub fn run(&self, run: &str) -> PathBuf {
+        self.runs_root().join(run)
+    }
+
+    /// The manifest of the owner's files for `content_hash`, if it holds them.
+    pub fn dataset_manifest(&self, dataset: &str, content_hash: &Hash32) -> Result<Option<Manifest>> {
+        let path = manifest_path(&self.dataset(dataset, content_hash));
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| NodeError::decode("manifest", e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(NodeError::file(&path, e)),
+        }
+    }
+
+    /// Moves a verified directory of files into the owner's store under its
+    /// content hash, with its manifest beside it. Equal content is kept once.
+    pub fn adopt(&self, dataset: &str, from: &Path, manifest: &Manifest) -> Result<PathBuf> {
+        let to = self.dataset(dataset, &manifest.hash());
+        if to.exists() {
+            fs::remove_dir_all(from).map_err(|e| NodeError::file(from, e))?;
+            return Ok(to);
+        }
+        let parent = to.parent().expect("dataset dir has a parent");
+        fs::create_dir_all(parent).map_err(|e| NodeError::file(parent, e))?;
+        let json = serde_json::to_vec(manifest).expect("manifest serialises");
+        fs::write(manifest_path(&to), json).map_err(|e| NodeError::file(&to, e))?;
+        fs::rename(from, &to).map_err(|e| NodeError::file(&to, e))?;
+        Ok(to)
+    }
+}
+
+fn manifest_path(dir: &Path) -> PathBuf {
+    dir.with_extension("manifest.json")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_manifest_hash_covers_paths_sizes_and_contents() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("a/b")).unwrap();
+        fs::write(dir.path().join("a/b/x.csv"), b"1,2\n").unwrap();
+        fs::write(dir.path().join("top.txt"), b"hello").unwrap();
+        let m = Manifest::of_dir(dir.path()).unwrap();
+        assert_eq!(m.files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(), ["a/b/x.csv", "top.txt"]);
+        assert_eq!(m.total_bytes(), 9);
+        let before = m.hash();
+        fs::write(dir.path().join("top.txt"), b"hellO").unwrap();
+        assert_ne!(Manifest::of_dir(dir.path()).unwrap().hash(), before, "content change");
+        fs::write(dir.path().join("top.txt"), b"hello").unwrap();
+        fs::rename(dir.path().join("top.txt"), dir.path().join("top2.txt")).unwrap();
+        assert_ne!(Manifest::of_dir(dir.path()).unwrap().hash(), before, "rename");
+        assert_ne!(Manifest::default().hash(), before);
+    }
+
+    #[test]
+    fn symlinks_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", dir.path().join("link")).unwrap();
+        assert!(Manifest::of_dir(dir.path()).is_err());
+    }
+
+    #[test]
+    fn relative_paths_must_stay_inside() {
+        for bad in ["", "/etc/passwd", "../x", "a/../../x", "a//b", "./a", "a/.", "a\nb", "a\\b"] {
+            assert!(check_rel_path(bad).is_err(), "{bad:?} should be refused");
+        }
+        for good in ["a", "a/b.csv", "dir/sub/file-1_2.txt", "..a", "a.."] {
+            assert!(check_rel_path(good).is_ok(), "{good:?} should be accepted");
+        }
+    }
+}

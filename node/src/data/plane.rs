@@ -1,0 +1,174 @@
+//! The data plane: an owner node serves a leased dataset's files to the
+//! lessee's node over the permissioned p2p network, checking the lease on
+//! the ledger at every request; the lessee verifies everything it receives
+//! against the content hash on the ledger before anything may use it.
+
+use std::fs;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::PathBuf;
+
+use leasehold_chaincode::{query, Lease, LeaseStatus};
+use leasehold_network::PeerId;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{check_rel_path, DataDirs, Manifest};
+use crate::error::{NodeError, Result};
+use crate::node::Inner;
+use crate::raft::{Rpc, RpcReply};
+use crate::store::{decode, encode};
+use crate::NodeHandle;
+
+/// Bytes per chunk request: well under the network's message limit, and
+/// large enough that a round trip per chunk costs little.
+pub const CHUNK_BYTES: u64 = 4 << 20;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum DataRequest {
+    Manifest { lease_id: String },
+    Chunk { lease_id: String, path: String, offset: u64, len: u64 },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum DataReply {
+    Manifest(Manifest),
+    Chunk(Vec<u8>),
+}
+
+/// Answers a lessee's request, or says why not. Runs on the owner's node.
+pub(crate) fn serve(inner: &Inner, from: PeerId, req: DataRequest) -> std::result::Result<DataReply, String> {
+    let requester = inner.org_of_peer.get(&from).ok_or("unknown peer")?;
+    let lease_id = match &req {
+        DataRequest::Manifest { lease_id } | DataRequest::Chunk { lease_id, .. } => lease_id,
+    };
+    let store = &inner.ledger.store;
+    let lease = query::lease(store, lease_id).map_err(|e| e.to_string())?.ok_or("no such lease")?;
+    if lease.owner != inner.cfg.org || &lease.lessee != requester {
+        return Err(format!("lease {lease_id} is not between {} and {requester}", inner.cfg.org));
+    }
+    if let Some(reason) = lease.inactive_reason(inner.ledger_now()) {
+        return Err(reason);
+    }
+    let version = lease.dataset_version.ok_or("lease has no dataset version")?;
+    let ds = query::dataset_version(store, &lease.dataset_id, version)
+        .map_err(|e| e.to_string())?
+        .ok_or("dataset version not found")?;
+    let dirs = DataDirs::new(&inner.cfg.data_dir);
+    let manifest = dirs
+        .dataset_manifest(&ds.id, &ds.spec.content_hash)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("{} holds no files for dataset {} version {version}", inner.cfg.org, ds.id))?;
+    match req {
+        DataRequest::Manifest { .. } => Ok(DataReply::Manifest(manifest)),
+        DataRequest::Chunk { path, offset, len, .. } => {
+            let entry = manifest.files.iter().find(|f| f.path == path).ok_or("no such file in the dataset")?;
+            let len = len.min(CHUNK_BYTES).min(entry.size_bytes.saturating_sub(offset));
+            let file = dirs.dataset(&ds.id, &ds.spec.content_hash).join(&entry.path);
+            read_chunk(&file, offset, len).map_err(|e| e.to_string())
+        }
+    }
+}
+
+fn read_chunk(file: &std::path::Path, offset: u64, len: u64) -> std::io::Result<DataReply> {
+    let mut f = fs::File::open(file)?;
+    f.seek(SeekFrom::Start(offset))?;
+    let mut buf = Vec::with_capacity(len as usize);
+    f.take(len).read_to_end(&mut buf)?;
+    Ok(DataReply::Chunk(buf))
+}
+
+impl NodeHandle {
+    async fn data_request(&self, owner: &str, req: DataRequest) -> Result<DataReply> {
+        let peer = self
+            .inner
+            .org_of_peer
+            .iter()
+            .find(|(_, org)| *org == owner)
+            .map(|(p, _)| *p)
+            .ok_or_else(|| NodeError::Data(format!("org {owner} is not in the genesis")))?;
+        let bytes = self.inner.net.request(peer, encode(&Rpc::Data(req))).await?;
+        match decode::<RpcReply>(&bytes, "data reply")? {
+            RpcReply::Data(Ok(reply)) => Ok(reply),
+            RpcReply::Data(Err(reason)) => Err(NodeError::Data(format!("{owner} refused: {reason}"))),
+            _ => Err(NodeError::Data(format!("{owner} answered a different request"))),
+        }
+    }
+
+    /// Brings a lease's files into this node's cache and returns their
+    /// directory. Each file is checked against its manifest entry and the
+    /// manifest against the ledger's content hash; nothing unverified is
+    /// left where a job could mount it. `progress(done, total)` is called
+    /// after each chunk.
+    pub async fn fetch_lease_data(&self, lease: &Lease, mut progress: impl FnMut(u64, u64)) -> Result<PathBuf> {
+        let dirs = DataDirs::new(&self.inner.cfg.data_dir);
+        let cache = dirs.cache(&lease.id);
+        let files = cache.join("files");
+        if files.exists() {
+            return Ok(files);
+        }
+        let version = lease.dataset_version.ok_or_else(|| NodeError::Data("lease has no dataset version".into()))?;
+        let store = &self.inner.ledger.store;
+        let ds = query::dataset_version(store, &lease.dataset_id, version)?
+            .ok_or_else(|| NodeError::Data(format!("dataset {}@{version} is not on the ledger", lease.dataset_id)))?;
+        let req = DataRequest::Manifest { lease_id: lease.id.clone() };
+        let DataReply::Manifest(manifest) = self.data_request(&lease.owner, req).await? else {
+            return Err(NodeError::Data("expected a manifest".into()));
+        };
+        if manifest.hash() != ds.spec.content_hash {
+            return Err(NodeError::Data(format!(
+                "the manifest from {} does not match the content hash of {}@{version} on the ledger",
+                lease.owner, ds.id
+            )));
+        }
+        let partial = cache.join("partial");
+        let _ = fs::remove_dir_all(&partial);
+        let total = manifest.total_bytes();
+        let mut done = 0;
+        progress(done, total);
+        for entry in &manifest.files {
+            check_rel_path(&entry.path).map_err(NodeError::Data)?;
+            let path = partial.join(&entry.path);
+            fs::create_dir_all(path.parent().expect("has parent")).map_err(|e| NodeError::file(&path, e))?;
+            let mut out = fs::File::create(&path).map_err(|e| NodeError::file(&path, e))?;
+            let mut hasher = Sha256::new();
+            let mut offset = 0;
+            while offset < entry.size_bytes {
+                let req = DataRequest::Chunk {
+                    lease_id: lease.id.clone(),
+                    path: entry.path.clone(),
+                    offset,
+                    len: CHUNK_BYTES,
+                };
+                let DataReply::Chunk(bytes) = self.data_request(&lease.owner, req).await? else {
+                    return Err(NodeError::Data("expected a chunk".into()));
+                };
+                if bytes.is_empty() {
+                    return Err(NodeError::Data(format!("{} ended early", entry.path)));
+                }
+                hasher.update(&bytes);
+                out.write_all(&bytes).map_err(|e| NodeError::file(&path, e))?;
+                offset += bytes.len() as u64;
+                done += bytes.len() as u64;
+                progress(done, total);
+            }
+            let digest: [u8; 32] = hasher.finalize().into();
+            if offset != entry.size_bytes || digest != entry.sha256 {
+                let _ = fs::remove_dir_all(&partial);
+                return Err(NodeError::Data(format!("{} does not match its hash in the manifest", entry.path)));
+            }
+        }
+        fs::create_dir_all(&partial).map_err(|e| NodeError::file(&partial, e))?;
+        fs::rename(&partial, &files).map_err(|e| NodeError::file(&files, e))?;
+        Ok(files)
+    }
+
+    /// Whether `lease` is active now, by the ledger's records and the later
+    /// of this node's clock and the last block's time.
+    pub fn lease_status_now(&self, lease_id: &str) -> Result<Option<(Lease, LeaseStatus)>> {
+        let now = self.inner.ledger_now();
+        Ok(query::lease(&self.inner.ledger.store, lease_id)?.map(|l| {
+            let s = l.status_at(now);
+            (l, s)
+        }))
+    }
+}

@@ -1,0 +1,212 @@
+//! The local executor: runs a plan's jobs in dependency order, independent
+//! jobs in parallel up to a limit, each in the sandbox, with its output
+//! captured line by line into the run's log. A failed job stops the jobs
+//! that depend on it; a stop (cancel, lease expiry or revocation) kills
+//! every running job at once and ends the queued ones.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use super::live::{LiveRun, Status, Stop, Stream, MAX_LINE_BYTES};
+use super::sandbox::{command, JobCommand, Mount, Sandbox};
+use crate::now_ms;
+
+#[derive(Debug, Clone)]
+pub struct JobSpec {
+    pub number: usize,
+    pub argv: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub mounts: Vec<Mount>,
+    pub deps: Vec<usize>,
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// In an order that respects every dependency.
+    pub jobs: Vec<JobSpec>,
+    pub max_parallel: usize,
+    pub sandbox: Sandbox,
+    pub output_path: String,
+}
+
+struct JobEnd {
+    status: Status,
+    exit_code: Option<i32>,
+    error: Option<String>,
+}
+
+/// Runs `plan` to the end and returns the run's status and, unless it
+/// succeeded, why not. Job records and the log are updated as it goes.
+pub async fn execute(plan: &Plan, run: &Arc<LiveRun>) -> (Status, Option<String>) {
+    let mut status: HashMap<usize, Status> = plan.jobs.iter().map(|j| (j.number, Status::Queued)).collect();
+    let mut running = JoinSet::new();
+    let mut first_failure: Option<String> = None;
+    loop {
+        if let Some(stop) = run.stopped() {
+            let queued: Vec<usize> =
+                plan.jobs.iter().map(|j| j.number).filter(|n| status[n] == Status::Queued).collect();
+            for n in queued {
+                finish(run, &mut status, n, stop.status(), None, Some(stop.reason().into()));
+            }
+        } else {
+            schedule(plan, run, &mut status, &mut running);
+        }
+        match running.join_next().await {
+            None => break,
+            Some(Ok((number, end))) => {
+                let JobEnd { status: s, exit_code, error } = end;
+                if s == Status::Failed && first_failure.is_none() {
+                    first_failure = Some(format!("job {number} failed: {}", error.as_deref().unwrap_or("")));
+                }
+                finish(run, &mut status, number, s, exit_code, error);
+            }
+            Some(Err(e)) => tracing::error!("a job task panicked: {e}"),
+        }
+    }
+    match run.stopped() {
+        Some(stop) => (stop.status(), Some(stop.reason().into())),
+        None if status.values().all(|s| *s == Status::Succeeded) => (Status::Succeeded, None),
+        None => (Status::Failed, first_failure),
+    }
+}
+
+/// Ends jobs whose dependencies did not succeed, then starts ready jobs
+/// while there is room.
+fn schedule(
+    plan: &Plan,
+    run: &Arc<LiveRun>,
+    status: &mut HashMap<usize, Status>,
+    running: &mut JoinSet<(usize, JobEnd)>,
+) {
+    for job in &plan.jobs {
+        if status[&job.number] != Status::Queued {
+            continue;
+        }
+        if let Some(d) = job.deps.iter().find(|d| status[*d].is_final() && status[*d] != Status::Succeeded) {
+            let why = format!("not started: job {d} did not succeed");
+            finish(run, status, job.number, Status::Cancelled, None, Some(why));
+        } else if job.deps.iter().all(|d| status[d] == Status::Succeeded) && running.len() < plan.max_parallel {
+            status.insert(job.number, Status::Running);
+            let (job, run, plan) = (job.clone(), run.clone(), plan.clone());
+            running.spawn(async move { (job.number, run_job(&plan, &job, &run).await) });
+        }
+    }
+}
+
+fn finish(
+    run: &LiveRun,
+    status: &mut HashMap<usize, Status>,
+    number: usize,
+    s: Status,
+    exit_code: Option<i32>,
+    error: Option<String>,
+) {
+    status.insert(number, s);
+    let line = match (&error, exit_code) {
+        (Some(e), _) => format!("job {number} {}: {e}", as_word(s)),
+        (None, Some(c)) => format!("job {number} {} (exit code {c})", as_word(s)),
+        (None, None) => format!("job {number} {}", as_word(s)),
+    };
+    run.log(Some(number), Stream::Runner, &line);
+    run.update_job(number, |j| {
+        j.status = s;
+        j.exit_code = exit_code;
+        j.error = error;
+        if j.started_at_ms.is_some() {
+            j.finished_at_ms = Some(now_ms());
+        }
+    });
+}
+
+fn as_word(s: Status) -> String {
+    serde_json::to_value(s).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+}
+
+async fn run_job(plan: &Plan, job: &JobSpec, run: &Arc<LiveRun>) -> JobEnd {
+    let (work_dir, output_dir) = (run.work_dir(), run.output_dir());
+    let spec = JobCommand {
+        argv: &job.argv,
+        env: &job.env,
+        mounts: &job.mounts,
+        work_dir: &work_dir,
+        output_dir: &output_dir,
+        output_path: &plan.output_path,
+    };
+    run.update_job(job.number, |j| {
+        j.status = Status::Running;
+        j.started_at_ms = Some(now_ms());
+    });
+    run.log(Some(job.number), Stream::Runner, &format!("job {} started: {}", job.number, job.argv.join(" ")));
+    let mut child = match command(&plan.sandbox, &spec).spawn() {
+        Ok(c) => c,
+        Err(e) => return JobEnd { status: Status::Failed, exit_code: None, error: Some(format!("cannot start: {e}")) },
+    };
+    let pumps = [
+        child.stdout.take().map(|o| tokio::spawn(pump(o, run.clone(), job.number, Stream::Stdout))),
+        child.stderr.take().map(|e| tokio::spawn(pump(e, run.clone(), job.number, Stream::Stderr))),
+    ];
+    let pid = child.id();
+    let mut stop = run.stop_signal();
+    let exited = tokio::select! {
+        r = child.wait() => Ok(r),
+        _ = tokio::time::sleep(Duration::from_millis(job.timeout_ms)) => {
+            let error = format!("timed out after {} s", job.timeout_ms / 1000);
+            Err(JobEnd { status: Status::Failed, exit_code: None, error: Some(error) })
+        }
+        s = stopped(&mut stop) => Err(JobEnd { status: s.status(), exit_code: None, error: Some(s.reason().into()) }),
+    };
+    let end = match exited {
+        Ok(Ok(s)) if s.success() => JobEnd { status: Status::Succeeded, exit_code: Some(0), error: None },
+        Ok(Ok(s)) => match s.code() {
+            Some(c) => JobEnd { status: Status::Failed, exit_code: Some(c), error: Some(format!("exit code {c}")) },
+            None => JobEnd { status: Status::Failed, exit_code: None, error: Some(format!("ended by {s}")) },
+        },
+        Ok(Err(e)) => JobEnd { status: Status::Failed, exit_code: None, error: Some(e.to_string()) },
+        Err(killed) => {
+            // Not yet reaped, so the group id is still ours: kill the whole
+            // group, so that a shell's children die with it.
+            if let Some(pid) = pid {
+                let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+            }
+            killed
+        }
+    };
+    let _ = child.wait().await;
+    for p in pumps.into_iter().flatten() {
+        let _ = tokio::time::timeout(Duration::from_secs(2), p).await;
+    }
+    end
+}
+
+pub(crate) async fn stopped(rx: &mut watch::Receiver<Option<Stop>>) -> Stop {
+    loop {
+        if let Some(s) = rx.borrow_and_update().clone() {
+            return s;
+        }
+        if rx.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+    }
+}
+
+/// Copies a stream into the run's log a line at a time, splitting lines
+/// longer than the limit rather than holding them whole.
+async fn pump(out: impl AsyncRead + Unpin, run: Arc<LiveRun>, job: usize, stream: Stream) {
+    let mut reader = BufReader::new(out);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match (&mut reader).take(MAX_LINE_BYTES as u64).read_until(b'\n', &mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => run.log(Some(job), stream, &String::from_utf8_lossy(&buf)),
+        }
+    }
+}

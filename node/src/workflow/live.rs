@@ -1,0 +1,281 @@
+//! A run as it happens: its record (persisted as `run.json` at each change),
+//! its log (kept in memory for streaming and appended to `logs.jsonl`), and
+//! the stop signal that cancellation and the lease monitor pull.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use leasehold_chaincode::{DatasetRef, RunStatus};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::error::{NodeError, Result};
+use crate::now_ms;
+
+/// Log lines kept in memory per run, and bytes per line; beyond these the
+/// log says how much it dropped.
+pub const MAX_LOG_LINES: usize = 100_000;
+pub const MAX_LINE_BYTES: usize = 16 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+    Expired,
+    Revoked,
+}
+
+impl Status {
+    pub fn is_final(self) -> bool {
+        !matches!(self, Self::Queued | Self::Running)
+    }
+
+    pub fn to_ledger(self) -> RunStatus {
+        match self {
+            Self::Queued | Self::Running => RunStatus::Running,
+            Self::Succeeded => RunStatus::Succeeded,
+            Self::Failed => RunStatus::Failed,
+            Self::Cancelled => RunStatus::Cancelled,
+            Self::Expired => RunStatus::Expired,
+            Self::Revoked => RunStatus::Revoked,
+        }
+    }
+}
+
+/// Why a run was stopped from outside.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stop {
+    Cancelled(String),
+    Expired(String),
+    Revoked(String),
+}
+
+impl Stop {
+    pub fn status(&self) -> Status {
+        match self {
+            Self::Cancelled(_) => Status::Cancelled,
+            Self::Expired(_) => Status::Expired,
+            Self::Revoked(_) => Status::Revoked,
+        }
+    }
+
+    pub fn reason(&self) -> &str {
+        match self {
+            Self::Cancelled(r) | Self::Expired(r) | Self::Revoked(r) => r,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRecord {
+    pub number: usize,
+    pub command: String,
+    pub depends_on: Vec<usize>,
+    pub status: Status,
+    pub exit_code: Option<i32>,
+    pub started_at_ms: Option<i64>,
+    pub finished_at_ms: Option<i64>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub id: String,
+    pub name: String,
+    pub org: String,
+    pub submitted_by: String,
+    pub status: Status,
+    /// Why it failed or was stopped.
+    pub reason: Option<String>,
+    /// How jobs were isolated; says so plainly when they were not.
+    pub sandbox: String,
+    pub workflow_hash: String,
+    pub leases: Vec<String>,
+    pub inputs: Vec<DatasetRef>,
+    pub jobs: Vec<JobRecord>,
+    pub created_at_ms: i64,
+    pub finished_at_ms: Option<i64>,
+    /// Content hash of the output directory, for a succeeded run.
+    pub output_hash: Option<String>,
+    pub start_tx: Option<String>,
+    pub finish_tx: Option<String>,
+    /// The dataset the outputs were published as.
+    pub published_as: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+    /// What the runner itself reports: data transfers, job starts and ends.
+    Runner,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    pub seq: u64,
+    pub time_ms: i64,
+    pub job: Option<usize>,
+    pub stream: Stream,
+    pub text: String,
+}
+
+struct Log {
+    lines: Vec<LogLine>,
+    next_seq: u64,
+    file: Option<fs::File>,
+}
+
+pub struct LiveRun {
+    dir: PathBuf,
+    record: Mutex<RunRecord>,
+    log: Mutex<Log>,
+    /// Bumped on every change to the record or the log.
+    changed: watch::Sender<u64>,
+    stop: watch::Sender<Option<Stop>>,
+}
+
+fn write_json(path: &Path, v: &impl Serialize) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, serde_json::to_vec_pretty(v).expect("serialisable")).map_err(|e| NodeError::file(&tmp, e))?;
+    fs::rename(&tmp, path).map_err(|e| NodeError::file(path, e))
+}
+
+impl LiveRun {
+    /// Creates the run's directory (with `work/` and `output/`) and record.
+    pub fn create(dir: &Path, record: RunRecord) -> Result<Arc<Self>> {
+        for d in [dir.join("work"), dir.join("output")] {
+            fs::create_dir_all(&d).map_err(|e| NodeError::file(&d, e))?;
+        }
+        write_json(&dir.join("run.json"), &record)?;
+        let log_path = dir.join("logs.jsonl");
+        let file = fs::OpenOptions::new().create(true).append(true).open(&log_path);
+        let file = file.map_err(|e| NodeError::file(&log_path, e))?;
+        Ok(Self::new(dir, record, Vec::new(), Some(file)))
+    }
+
+    /// A finished run from disk, for listing and log replay after a restart.
+    pub fn load(dir: &Path) -> Result<Arc<Self>> {
+        let path = dir.join("run.json");
+        let bytes = fs::read(&path).map_err(|e| NodeError::file(&path, e))?;
+        let record: RunRecord = serde_json::from_slice(&bytes).map_err(|e| NodeError::decode("run.json", e))?;
+        let text = fs::read_to_string(dir.join("logs.jsonl")).unwrap_or_default();
+        let lines = text.lines().rev().take(MAX_LOG_LINES).filter_map(|l| serde_json::from_str(l).ok());
+        let mut lines: Vec<LogLine> = lines.collect();
+        lines.reverse();
+        Ok(Self::new(dir, record, lines, None))
+    }
+
+    fn new(dir: &Path, record: RunRecord, lines: Vec<LogLine>, file: Option<fs::File>) -> Arc<Self> {
+        let next_seq = lines.last().map_or(0, |l| l.seq + 1);
+        Arc::new(Self {
+            dir: dir.to_path_buf(),
+            record: Mutex::new(record),
+            log: Mutex::new(Log { lines, next_seq, file }),
+            changed: watch::channel(0).0,
+            stop: watch::channel(None).0,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn work_dir(&self) -> PathBuf {
+        self.dir.join("work")
+    }
+
+    pub fn output_dir(&self) -> PathBuf {
+        self.dir.join("output")
+    }
+
+    pub fn record(&self) -> RunRecord {
+        self.record.lock().expect("run record lock").clone()
+    }
+
+    /// Changes the record, persists it and wakes the watchers.
+    pub fn update(&self, f: impl FnOnce(&mut RunRecord)) {
+        let snapshot = {
+            let mut r = self.record.lock().expect("run record lock");
+            f(&mut r);
+            r.clone()
+        };
+        if let Err(e) = write_json(&self.dir.join("run.json"), &snapshot) {
+            tracing::warn!(run = %snapshot.id, "cannot persist the run record: {e}");
+        }
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    pub fn update_job(&self, number: usize, f: impl FnOnce(&mut JobRecord)) {
+        self.update(|r| {
+            if let Some(j) = r.jobs.iter_mut().find(|j| j.number == number) {
+                f(j)
+            }
+        })
+    }
+
+    pub fn log(&self, job: Option<usize>, stream: Stream, text: &str) {
+        let mut text = text.trim_end_matches(['\n', '\r']).to_string();
+        if text.len() > MAX_LINE_BYTES {
+            let mut cut = MAX_LINE_BYTES;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            text.truncate(cut);
+            text.push_str(" …[line truncated]");
+        }
+        {
+            let mut log = self.log.lock().expect("run log lock");
+            let line = LogLine { seq: log.next_seq, time_ms: now_ms(), job, stream, text };
+            log.next_seq += 1;
+            if let Some(f) = &mut log.file {
+                let mut bytes = serde_json::to_vec(&line).expect("serialisable");
+                bytes.push(b'\n');
+                let _ = f.write_all(&bytes);
+            }
+            if log.lines.len() == MAX_LOG_LINES {
+                log.lines.drain(..MAX_LOG_LINES / 10);
+            }
+            log.lines.push(line);
+        }
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// Log lines with `seq >= from` still in memory.
+    pub fn lines_from(&self, from: u64) -> Vec<LogLine> {
+        let log = self.log.lock().expect("run log lock");
+        let start = log.lines.partition_point(|l| l.seq < from);
+        log.lines[start..].to_vec()
+    }
+
+    pub fn watch(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// Asks the run to stop; the first reason given is the one that counts.
+    pub fn stop(&self, why: Stop) -> bool {
+        self.stop.send_if_modified(|s| {
+            if s.is_none() {
+                *s = Some(why);
+                true
+            } else {
+                false
+            }
+        })
+    }
+
+    pub fn stop_signal(&self) -> watch::Receiver<Option<Stop>> {
+        self.stop.subscribe()
+    }
+
+    pub fn stopped(&self) -> Option<Stop> {
+        self.stop.borrow().clone()
+    }
+}

@@ -1,0 +1,247 @@
+//! Runs workflows on this node: checks a workflow against the ledger,
+//! records its start, fetches and verifies the leased data, runs the jobs in
+//! the sandbox, watches the leases while they run, and records the end.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use leasehold_chaincode::{query, DatasetRef, Lease, Payload};
+use sha2::{Digest, Sha256};
+use tracing::{info, warn};
+
+use super::exec::Plan;
+use super::live::{JobRecord, LiveRun, RunRecord, Status, Stop};
+use super::sandbox::{Sandbox, DEFAULT_OUTPUT_PATH};
+use super::Workflow;
+use crate::config::WorkflowConfig;
+use crate::data::DataDirs;
+use crate::error::{NodeError, Result};
+use crate::{now_ms, NodeHandle};
+
+pub struct Runner {
+    node: NodeHandle,
+    cfg: WorkflowConfig,
+    dirs: DataDirs,
+    sandbox: Option<Sandbox>,
+    runs: Mutex<BTreeMap<String, Arc<LiveRun>>>,
+    /// One fetch per lease at a time; concurrent runs share the cache.
+    fetching: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Runner {
+    /// Finds the sandbox, loads the runs kept on disk, and starts the cache
+    /// janitor. Must be called inside a tokio runtime.
+    pub fn start(node: NodeHandle) -> Result<Arc<Self>> {
+        let cfg = node.config().workflow.clone();
+        let dirs = DataDirs::new(&node.config().data_dir);
+        let sandbox = Sandbox::detect().or(cfg.allow_unsandboxed.then_some(Sandbox::Unsandboxed));
+        match &sandbox {
+            Some(s) => info!("workflow sandbox: {}", s.describe()),
+            None => warn!("bubblewrap is missing or cannot create namespaces: this node will refuse to run workflows"),
+        }
+        let runner = Arc::new(Self {
+            node,
+            cfg,
+            dirs,
+            sandbox,
+            runs: Mutex::new(BTreeMap::new()),
+            fetching: Mutex::new(HashMap::new()),
+        });
+        runner.load_runs();
+        tokio::spawn(janitor(runner.clone()));
+        Ok(runner)
+    }
+
+    fn load_runs(self: &Arc<Self>) {
+        let Ok(entries) = std::fs::read_dir(self.dirs.runs_root()) else { return };
+        for dir in entries.flatten().map(|e| e.path()) {
+            match LiveRun::load(&dir) {
+                Ok(run) => {
+                    if !run.record().status.is_final() {
+                        // The node stopped while it ran; its jobs died with it.
+                        run.stop(Stop::Cancelled("the node restarted during the run".into()));
+                        let why = run.stopped().map(|s| s.reason().to_string());
+                        tokio::spawn(self.clone().conclude(run.clone(), Status::Failed, why));
+                    }
+                    self.runs.lock().expect("runs lock").insert(run.record().id, run);
+                }
+                Err(e) => warn!("skipping {}: {e}", dir.display()),
+            }
+        }
+    }
+
+    pub fn sandbox(&self) -> Option<&Sandbox> {
+        self.sandbox.as_ref()
+    }
+
+    pub fn list(&self) -> Vec<RunRecord> {
+        self.runs.lock().expect("runs lock").values().map(|r| r.record()).collect()
+    }
+
+    pub fn get(&self, id: &str) -> Result<Arc<LiveRun>> {
+        let runs = self.runs.lock().expect("runs lock");
+        runs.get(id).cloned().ok_or_else(|| NodeError::NotFound(format!("run {id:?} does not exist on this node")))
+    }
+
+    pub fn cancel(&self, id: &str, by: &str) -> Result<RunRecord> {
+        let run = self.get(id)?;
+        let status = run.record().status;
+        if status.is_final() {
+            return Err(NodeError::Conflict(format!("run {id} has already ended: {}", word(status))));
+        }
+        run.stop(Stop::Cancelled(format!("cancelled by {by}")));
+        Ok(run.record())
+    }
+
+    /// A succeeded, unpublished run's record and output directory.
+    pub fn publishable(&self, id: &str) -> Result<(RunRecord, PathBuf)> {
+        let run = self.get(id)?;
+        let r = run.record();
+        if r.status != Status::Succeeded {
+            return Err(NodeError::Conflict(format!(
+                "run {id} is {}; only a succeeded run is published",
+                word(r.status)
+            )));
+        }
+        if let Some(ds) = &r.published_as {
+            return Err(NodeError::Conflict(format!("run {id} was already published as dataset {ds}")));
+        }
+        Ok((r, run.output_dir()))
+    }
+
+    pub fn mark_published(&self, id: &str, dataset: &str) -> Result<()> {
+        self.get(id)?.update(|r| r.published_as = Some(dataset.into()));
+        Ok(())
+    }
+
+    /// Validates `yaml`, checks every volume's lease, records the start on
+    /// the ledger and starts the run. Nothing is left behind if any step fails.
+    pub async fn submit(self: &Arc<Self>, yaml: &str, submitted_by: &str) -> Result<RunRecord> {
+        let wf = Workflow::parse(yaml)?;
+        let sandbox = self.sandbox.clone().ok_or_else(|| {
+            NodeError::Unavailable(
+                "this node cannot sandbox jobs: install bubblewrap (apt install bubblewrap), \
+                 or set workflow.allow_unsandboxed = true in its config"
+                    .into(),
+            )
+        })?;
+        let active = self.list().iter().filter(|r| !r.status.is_final()).count();
+        if active >= self.cfg.max_active_runs {
+            return Err(NodeError::Unavailable(format!("{active} runs are active, the most this node allows")));
+        }
+        for j in &wf.jobs {
+            if j.timeout_s.is_some_and(|t| t > self.cfg.max_job_timeout_s) {
+                let why = format!("at most {} seconds on this node", self.cfg.max_job_timeout_s);
+                return Err(super::err(Some(j.number), "timeout", why).into());
+            }
+        }
+        let mut leases: BTreeMap<String, Lease> = BTreeMap::new();
+        let mut lease_of_volume: HashMap<String, String> = HashMap::new();
+        wf.check_leases(|id| {
+            let lease = self.resolve_volume(id)?;
+            lease_of_volume.insert(id.into(), lease.id.clone());
+            leases.insert(lease.id.clone(), lease);
+            Ok(())
+        })?;
+        let id = format!("run-{}", hex::encode(rand::random::<[u8; 8]>()));
+        let workflow_hash: [u8; 32] = Sha256::digest(yaml.as_bytes()).into();
+        let inputs: Vec<DatasetRef> = leases
+            .values()
+            .map(|l| DatasetRef { id: l.dataset_id.clone(), version: l.dataset_version.unwrap_or(1) })
+            .collect();
+        let record = self.new_record(&id, &wf, &sandbox, submitted_by, &workflow_hash, &leases, &inputs);
+        let run = LiveRun::create(&self.dirs.run(&id), record)?;
+        let _ = std::fs::write(run.dir().join("workflow.yaml"), yaml);
+        let lease_ids: Vec<String> = leases.keys().cloned().collect();
+        let start = Payload::StartRun { run_id: id.clone(), workflow_hash, lease_ids, inputs };
+        match self.node.write(start).await {
+            Ok(w) if w.height.is_some() => run.update(|r| r.start_tx = Some(w.tx_id)),
+            other => {
+                let _ = std::fs::remove_dir_all(run.dir());
+                return Err(other.err().unwrap_or_else(|| {
+                    NodeError::Unavailable("the ledger did not commit the run's start in time; try again".into())
+                }));
+            }
+        }
+        self.runs.lock().expect("runs lock").insert(id.clone(), run.clone());
+        let plan = Plan {
+            jobs: Vec::new(),
+            max_parallel: self.cfg.max_parallel_jobs.max(1),
+            sandbox,
+            output_path: wf.outputs.clone().unwrap_or_else(|| DEFAULT_OUTPUT_PATH.into()),
+        };
+        tokio::spawn(self.clone().drive(run.clone(), wf, plan, leases, lease_of_volume));
+        Ok(run.record())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn new_record(
+        &self,
+        id: &str,
+        wf: &Workflow,
+        sandbox: &Sandbox,
+        submitted_by: &str,
+        workflow_hash: &[u8; 32],
+        leases: &BTreeMap<String, Lease>,
+        inputs: &[DatasetRef],
+    ) -> RunRecord {
+        let jobs = wf
+            .jobs
+            .iter()
+            .map(|j| JobRecord {
+                number: j.number,
+                command: j.command.clone(),
+                depends_on: wf.dependencies(j.number),
+                status: Status::Queued,
+                exit_code: None,
+                started_at_ms: None,
+                finished_at_ms: None,
+                error: None,
+            })
+            .collect();
+        RunRecord {
+            id: id.into(),
+            name: wf.name.clone(),
+            org: self.node.org().into(),
+            submitted_by: submitted_by.into(),
+            status: Status::Queued,
+            reason: None,
+            sandbox: sandbox.describe(),
+            workflow_hash: hex::encode(workflow_hash),
+            leases: leases.keys().cloned().collect(),
+            inputs: inputs.to_vec(),
+            jobs,
+            created_at_ms: now_ms(),
+            finished_at_ms: None,
+            output_hash: None,
+            start_tx: None,
+            finish_tx: None,
+            published_as: None,
+        }
+    }
+
+    /// A volume id is a lease id, or a dataset this org holds an active lease on.
+    fn resolve_volume(&self, id: &str) -> std::result::Result<Lease, String> {
+        let (store, me, now) = (&self.node.ledger().store, self.node.org(), self.node.ledger_now());
+        if let Some(lease) = query::lease(store, id).map_err(|e| e.to_string())? {
+            if lease.lessee != me {
+                return Err(format!("lease {id} is held by {}, not by {me}", lease.lessee));
+            }
+            return lease.inactive_reason(now).map_or(Ok(lease), Err);
+        }
+        if query::dataset(store, id).map_err(|e| e.to_string())?.is_some() {
+            return query::active_lease(store, me, id, now)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("{me} holds no active lease on dataset {id}"));
+        }
+        Err(format!("no lease or dataset is named {id:?}"))
+    }
+}
+
+fn word(s: Status) -> String {
+    serde_json::to_value(s).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+}
+
+mod drive;
+use drive::janitor;

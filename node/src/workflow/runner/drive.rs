@@ -1,0 +1,202 @@
+//! A run from start to end, the lease monitor beside it, and the janitor
+//! that deletes cached data once its lease has ended.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use leasehold_chaincode::{Lease, LeaseStatus, Payload};
+use tracing::{info, warn};
+
+use super::{word, Runner};
+use crate::data::Manifest;
+use crate::error::{NodeError, Result};
+use crate::now_ms;
+use crate::workflow::exec::{self, stopped, JobSpec, Plan};
+use crate::workflow::live::{LiveRun, Status, Stop, Stream};
+use crate::workflow::sandbox::Mount;
+use crate::workflow::Workflow;
+
+impl Runner {
+    pub(super) async fn drive(
+        self: Arc<Self>,
+        run: Arc<LiveRun>,
+        wf: Workflow,
+        mut plan: Plan,
+        leases: BTreeMap<String, Lease>,
+        lease_of_volume: HashMap<String, String>,
+    ) {
+        run.update(|r| r.status = Status::Running);
+        let interval = Duration::from_millis(self.cfg.lease_check_interval_ms.max(10));
+        let monitor =
+            tokio::spawn(monitor_leases(self.clone(), run.clone(), leases.keys().cloned().collect(), interval));
+        let mut stop = run.stop_signal();
+        let fetched = tokio::select! {
+            r = self.fetch_all(&run, &leases) => r,
+            s = stopped(&mut stop) => Err(NodeError::Data(s.reason().into())),
+        };
+        let (status, reason) = match fetched {
+            Ok(dirs) => {
+                plan.jobs = job_specs(&wf, &self.cfg, &dirs, &lease_of_volume);
+                exec::execute(&plan, &run).await
+            }
+            Err(e) => match run.stopped() {
+                Some(s) => (s.status(), Some(s.reason().into())),
+                None => (Status::Failed, Some(e.to_string())),
+            },
+        };
+        monitor.abort();
+        self.conclude(run, status, reason).await;
+    }
+
+    async fn fetch_all(&self, run: &LiveRun, leases: &BTreeMap<String, Lease>) -> Result<HashMap<String, PathBuf>> {
+        let mut dirs = HashMap::new();
+        for lease in leases.values() {
+            let lock = self.fetching.lock().expect("fetch lock").entry(lease.id.clone()).or_default().clone();
+            let _guard = lock.lock().await;
+            let mut last_pct = None;
+            let what = format!("lease {} (dataset {})", lease.id, lease.dataset_id);
+            let dir = self
+                .node
+                .fetch_lease_data(lease, |done, total| {
+                    let pct = (done * 100).checked_div(total).unwrap_or(100);
+                    // One line per 10%, so that a large transfer shows progress
+                    // without flooding the log.
+                    if last_pct.is_none_or(|p: u64| pct / 10 > p / 10) {
+                        last_pct = Some(pct);
+                        let line = format!("fetching {what}: {} of {} ({pct}%)", mib(done), mib(total));
+                        run.log(None, Stream::Runner, &line);
+                    }
+                })
+                .await?;
+            run.log(None, Stream::Runner, &format!("{what} verified against the ledger; mounted read-only"));
+            dirs.insert(lease.id.clone(), dir);
+        }
+        Ok(dirs)
+    }
+
+    /// Records the end on the ledger and in the run's record.
+    pub(super) async fn conclude(self: Arc<Self>, run: Arc<LiveRun>, status: Status, reason: Option<String>) {
+        let mut status = status;
+        let mut reason = reason;
+        let mut output_hash = None;
+        if status == Status::Succeeded {
+            let out = run.output_dir();
+            match tokio::task::spawn_blocking(move || Manifest::of_dir(&out)).await {
+                Ok(Ok(m)) => output_hash = Some(m.hash()),
+                Ok(Err(e)) => (status, reason) = (Status::Failed, Some(format!("outputs: {e}"))),
+                Err(e) => (status, reason) = (Status::Failed, Some(e.to_string())),
+            }
+        }
+        let id = run.record().id;
+        let finish = Payload::FinishRun { run_id: id.clone(), status: status.to_ledger(), output_hash };
+        let mut finish_tx = None;
+        for attempt in 1..=3 {
+            match self.node.write(finish.clone()).await {
+                Ok(w) => {
+                    finish_tx = Some(w.tx_id);
+                    break;
+                }
+                Err(e) => warn!(run = %id, attempt, "recording the run's end: {e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        run.update(|r| {
+            r.status = status;
+            r.reason = reason.clone();
+            r.finished_at_ms = Some(now_ms());
+            r.output_hash = output_hash.map(hex::encode);
+            r.finish_tx = finish_tx;
+        });
+        let line = match &reason {
+            Some(why) => format!("run {id} {}: {why}", word(status)),
+            None => format!("run {id} {}", word(status)),
+        };
+        run.log(None, Stream::Runner, &line);
+        info!(run = %id, "{line}");
+        if matches!(status, Status::Expired | Status::Revoked) {
+            self.delete_ended_caches();
+        }
+    }
+
+    /// Deletes the cached data of every lease that is no longer active.
+    pub(super) fn delete_ended_caches(&self) {
+        let Ok(entries) = std::fs::read_dir(self.dirs.cache_root()) else { return };
+        for entry in entries.flatten() {
+            let lease_id = entry.file_name().to_string_lossy().into_owned();
+            let active = matches!(self.node.lease_status_now(&lease_id), Ok(Some((_, LeaseStatus::Active))));
+            if !active {
+                match std::fs::remove_dir_all(entry.path()) {
+                    Ok(()) => info!(lease = %lease_id, "deleted the cached data of a lease that has ended"),
+                    Err(e) => warn!(lease = %lease_id, "cannot delete cached data: {e}"),
+                }
+            }
+        }
+    }
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+fn job_specs(
+    wf: &Workflow,
+    cfg: &crate::config::WorkflowConfig,
+    dirs: &HashMap<String, PathBuf>,
+    lease_of_volume: &HashMap<String, String>,
+) -> Vec<JobSpec> {
+    let order = wf.order().expect("validated at submission");
+    order
+        .into_iter()
+        .map(|n| {
+            let job = &wf.jobs[n - 1];
+            let mounts = job
+                .volumes
+                .iter()
+                .map(|v| Mount {
+                    name: v.name.clone(),
+                    host: dirs[&lease_of_volume[&v.id]].clone(),
+                    path: v.path.clone(),
+                })
+                .collect();
+            JobSpec {
+                number: n,
+                argv: wf.argv(job).expect("validated at submission"),
+                env: job.env.clone(),
+                mounts,
+                deps: wf.dependencies(n),
+                timeout_ms: job.timeout_s.unwrap_or(cfg.default_job_timeout_s) * 1000,
+            }
+        })
+        .collect()
+}
+
+/// Stops the run as soon as one of its leases is no longer active: expired
+/// at the ledger's time, or revoked, released or otherwise ended on it.
+async fn monitor_leases(runner: Arc<Runner>, run: Arc<LiveRun>, leases: Vec<String>, interval: Duration) {
+    loop {
+        tokio::time::sleep(interval).await;
+        for id in &leases {
+            let Ok(Some((lease, status))) = runner.node.lease_status_now(id) else { continue };
+            if status == LeaseStatus::Active {
+                continue;
+            }
+            let why = lease.inactive_reason(runner.node.ledger_now()).unwrap_or_default();
+            let stop = if status == LeaseStatus::Expired { Stop::Expired(why) } else { Stop::Revoked(why) };
+            run.log(None, Stream::Runner, &format!("stopping: {}", stop.reason()));
+            run.stop(stop);
+            return;
+        }
+    }
+}
+
+/// Every second, deletes cached data whose lease has ended, whether or not
+/// a run was using it.
+pub(super) async fn janitor(runner: Arc<Runner>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        runner.delete_ended_caches();
+    }
+}
