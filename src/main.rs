@@ -2,6 +2,7 @@
 //! its REST API together. Everything of substance lives in the crates.
 
 mod bench;
+mod run;
 
 use std::path::Path;
 
@@ -57,6 +58,7 @@ fn run() -> anyhow::Result<()> {
             Ok(())
         }),
         Command::Bench(args) => rt.block_on(bench::run(args)),
+        Command::Run { file, url, token_file } => rt.block_on(run::run(&file, &url, &token_file)),
         Command::Workflow { command: WorkflowCommand::Argo { file, image, url, token_file } } => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
             let wf = leasehold_node::workflow::Workflow::parse(&text)?;

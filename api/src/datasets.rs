@@ -3,10 +3,13 @@
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, put};
 use axum::{Json, Router};
 use leasehold_chaincode::query::{self, DatasetFilter};
-use leasehold_chaincode::{AccessPolicy, Approval, Dataset, DatasetSpec, KeyEnvelope, Payload};
+use std::path::PathBuf;
+
+use leasehold_chaincode::{keys, AccessPolicy, Approval, Dataset, DatasetSpec, KeyEnvelope, Payload};
+use leasehold_node::data::Manifest;
 use leasehold_node::users::Role;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -20,6 +23,7 @@ use crate::{ApiError, AppState};
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/datasets", get(list).post(create))
+        .route("/v1/datasets/{id}/files/{*path}", put(crate::files::upload))
         .route("/v1/datasets/{id}", get(show).patch(update).delete(retire))
 }
 
@@ -197,6 +201,15 @@ fn committed_view(s: &AppState, id: &str) -> Option<DatasetView> {
     query::dataset(&s.node.ledger().store, id).ok().flatten().as_ref().map(DatasetView::from)
 }
 
+/// Where a new dataset's files come from.
+pub enum Source {
+    /// Files staged with `PUT /v1/datasets/{id}/files/...`, if any; without
+    /// them the dataset is metadata only.
+    Upload,
+    /// A succeeded run's output directory: the dataset is derived from it.
+    RunOutput { run_id: String, dir: PathBuf },
+}
+
 #[utoipa::path(post, path = "/v1/datasets", request_body = NewDataset, responses((status = 201, body = WriteView), (status = 202, body = WriteView), (status = 422, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn create(
     s: State<AppState>,
@@ -204,19 +217,54 @@ pub async fn create(
     JsonBody(req): JsonBody<NewDataset>,
 ) -> Result<(StatusCode, Json<WriteView>), ApiError> {
     caller.require(Role::Admin)?;
+    let (status, view, _) = register(&s, req, Source::Upload).await?;
+    Ok((status, view))
+}
+
+/// The files' manifest, and the content hash and size they give the spec.
+/// A content hash the client sent must agree with the files.
+async fn files_of(dir: Option<PathBuf>, claimed: &Option<String>) -> Result<Option<(PathBuf, Manifest)>, ApiError> {
+    let Some(dir) = dir else { return Ok(None) };
+    let d = dir.clone();
+    let manifest = tokio::task::spawn_blocking(move || Manifest::of_dir(&d))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    if claimed.is_some() && content_hash(claimed)? != manifest.hash() {
+        return Err(ApiError::invalid("content_hash", "does not match the manifest of the files"));
+    }
+    Ok(Some((dir, manifest)))
+}
+
+/// Registers a dataset, seals its private metadata and, once the ledger has
+/// it, moves its files into the owner's store. Returns the dataset id too.
+pub(crate) async fn register(
+    s: &AppState,
+    req: NewDataset,
+    source: Source,
+) -> Result<(StatusCode, Json<WriteView>, String), ApiError> {
     let id = req.id.clone().unwrap_or_else(|| slug(&req.title));
+    keys::valid_id("id", &id)?;
     let policy = policy_from(&req.policy)?;
+    let (dir, derived_from_run) = match source {
+        Source::Upload => (Some(s.dirs.uploads(&id)).filter(|d| d.exists()), None),
+        Source::RunOutput { run_id, dir } => (Some(dir), Some(run_id)),
+    };
+    let files = files_of(dir, &req.content_hash).await?;
+    let (hash, size_bytes) = match &files {
+        Some((_, m)) => (m.hash(), m.total_bytes()),
+        None => (content_hash(&req.content_hash)?, req.size_bytes),
+    };
     let key = crypto::new_data_key();
     let private = to_json_text("private_metadata", &req.private_metadata)?;
     let spec = DatasetSpec {
         title: req.title,
         description: req.description,
         tags: req.tags,
-        content_hash: content_hash(&req.content_hash)?,
-        size_bytes: req.size_bytes,
+        content_hash: hash,
+        size_bytes,
         public_metadata: to_json_text("public_metadata", &req.public_metadata)?,
         private_metadata: crypto::seal_metadata(&key, &id, 1, private.as_bytes()),
-        envelopes: envelopes(&s, &policy, &id, &key)?,
+        envelopes: envelopes(s, &policy, &id, &key)?,
         policy,
     };
     // The key is kept before the tx is sent so that no committed dataset is
@@ -224,11 +272,14 @@ pub async fn create(
     if query::dataset(&s.node.ledger().store, &id)?.is_none() {
         s.keystore.put(&id, &key)?;
     }
-    let w = write(&s, Payload::RegisterDataset { id: id.clone(), spec, derived_from_run: None }).await?;
-    Ok((status(&w, true), Json(WriteView::new(&w, committed_view(&s, &id)))))
+    let w = write(s, Payload::RegisterDataset { id: id.clone(), spec, derived_from_run }).await?;
+    if let Some((dir, manifest)) = files {
+        s.dirs.adopt(&id, &dir, &manifest)?;
+    }
+    Ok((status(&w, true), Json(WriteView::new(&w, committed_view(s, &id))), id))
 }
 
-fn owned(s: &AppState, id: &str) -> Result<Dataset, ApiError> {
+pub(crate) fn owned(s: &AppState, id: &str) -> Result<Dataset, ApiError> {
     let ds = query::dataset(&s.node.ledger().store, id)?
         .ok_or_else(|| ApiError::NotFound(format!("dataset {id:?} does not exist")))?;
     if ds.owner != s.node.org() {
@@ -264,12 +315,20 @@ pub async fn update(
         Some(pv) => policy_from(pv)?,
         None => old.spec.policy.clone(),
     };
+    let files = files_of(Some(s.dirs.uploads(&id)).filter(|d| d.exists()), &p.content_hash).await?;
+    let (hash, size_bytes) = match &files {
+        Some((_, m)) => (m.hash(), m.total_bytes()),
+        None if p.content_hash.is_some() => {
+            (content_hash(&p.content_hash)?, p.size_bytes.unwrap_or(old.spec.size_bytes))
+        }
+        None => (old.spec.content_hash, p.size_bytes.unwrap_or(old.spec.size_bytes)),
+    };
     let spec = DatasetSpec {
         title: p.title.unwrap_or(old.spec.title),
         description: p.description.unwrap_or(old.spec.description),
         tags: p.tags.unwrap_or(old.spec.tags),
-        content_hash: if p.content_hash.is_some() { content_hash(&p.content_hash)? } else { old.spec.content_hash },
-        size_bytes: p.size_bytes.unwrap_or(old.spec.size_bytes),
+        content_hash: hash,
+        size_bytes,
         public_metadata: match &p.public_metadata {
             Some(v) => to_json_text("public_metadata", v)?,
             None => old.spec.public_metadata,
@@ -279,6 +338,9 @@ pub async fn update(
         policy,
     };
     let w = write(&s, Payload::UpdateDataset { id: id.clone(), spec }).await?;
+    if let Some((dir, manifest)) = files {
+        s.dirs.adopt(&id, &dir, &manifest)?;
+    }
     Ok((status(&w, false), Json(WriteView::new(&w, committed_view(&s, &id)))))
 }
 

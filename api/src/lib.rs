@@ -11,10 +11,12 @@ mod auth;
 pub mod crypto;
 mod datasets;
 mod error;
+mod files;
 mod keystore;
 mod leases;
 mod ledger;
 pub mod openapi;
+mod runs;
 mod views;
 mod write;
 
@@ -23,7 +25,9 @@ use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
+use leasehold_node::data::DataDirs;
 use leasehold_node::users::UserStore;
+use leasehold_node::workflow::runner::Runner;
 use leasehold_node::NodeHandle;
 
 pub use error::{ApiError, Problem};
@@ -37,14 +41,19 @@ pub struct AppState {
     pub node: NodeHandle,
     pub users: Arc<UserStore>,
     pub keystore: Arc<Keystore>,
+    pub runner: Arc<Runner>,
+    pub dirs: DataDirs,
     x25519_secret: [u8; 32],
 }
 
 impl AppState {
+    /// Also starts the node's workflow runner, so it needs a tokio runtime.
     pub fn new(node: NodeHandle) -> Result<Self, ApiError> {
         let cfg = node.config();
         let x25519_secret = cfg.x25519_secret()?;
         Ok(Self {
+            runner: Runner::start(node.clone())?,
+            dirs: DataDirs::new(&cfg.data_dir),
             users: Arc::new(UserStore::new(&cfg.data_dir)),
             keystore: Arc::new(Keystore::open(&cfg.data_dir, &x25519_secret)?),
             x25519_secret,
@@ -63,6 +72,7 @@ pub fn app(state: AppState) -> Router {
         .merge(datasets::routes())
         .merge(leases::routes())
         .merge(admin::routes())
+        .merge(runs::routes())
         .merge(openapi::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)

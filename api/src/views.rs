@@ -167,3 +167,85 @@ impl WriteView {
         }
     }
 }
+
+/// One job of a run.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobView {
+    pub number: usize,
+    pub command: String,
+    pub depends_on: Vec<usize>,
+    /// queued, running, succeeded, failed, cancelled, expired or revoked.
+    pub status: String,
+    pub exit_code: Option<i32>,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub duration_ms: Option<i64>,
+    pub error: Option<String>,
+}
+
+/// A workflow run on this node.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunView {
+    pub id: String,
+    pub name: String,
+    pub org: String,
+    pub submitted_by: String,
+    pub status: String,
+    pub reason: Option<String>,
+    /// How the jobs were isolated.
+    pub sandbox: String,
+    pub workflow_hash: String,
+    pub leases: Vec<String>,
+    /// `dataset@version` for each leased input.
+    pub inputs: Vec<String>,
+    pub jobs: Vec<JobView>,
+    pub created_at: String,
+    pub finished_at: Option<String>,
+    pub output_hash: Option<String>,
+    pub start_tx: Option<String>,
+    pub finish_tx: Option<String>,
+    pub published_as: Option<String>,
+}
+
+fn word(v: impl Serialize) -> String {
+    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+}
+
+impl From<&leasehold_node::workflow::live::RunRecord> for RunView {
+    fn from(r: &leasehold_node::workflow::live::RunRecord) -> Self {
+        let jobs = r
+            .jobs
+            .iter()
+            .map(|j| JobView {
+                number: j.number,
+                command: j.command.clone(),
+                depends_on: j.depends_on.clone(),
+                status: word(j.status),
+                exit_code: j.exit_code,
+                started_at: j.started_at_ms.map(rfc3339),
+                finished_at: j.finished_at_ms.map(rfc3339),
+                duration_ms: j.started_at_ms.zip(j.finished_at_ms).map(|(a, b)| b - a),
+                error: j.error.clone(),
+            })
+            .collect();
+        Self {
+            id: r.id.clone(),
+            name: r.name.clone(),
+            org: r.org.clone(),
+            submitted_by: r.submitted_by.clone(),
+            status: word(r.status),
+            reason: r.reason.clone(),
+            sandbox: r.sandbox.clone(),
+            workflow_hash: r.workflow_hash.clone(),
+            leases: r.leases.clone(),
+            inputs: r.inputs.iter().map(|i| format!("{}@{}", i.id, i.version)).collect(),
+            jobs,
+            created_at: rfc3339(r.created_at_ms),
+            finished_at: r.finished_at_ms.map(rfc3339),
+            output_hash: r.output_hash.clone(),
+            start_tx: r.start_tx.clone(),
+            finish_tx: r.finish_tx.clone(),
+            published_as: r.published_as.clone(),
+        }
+    }
+}

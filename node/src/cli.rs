@@ -61,6 +61,18 @@ pub enum Command {
         #[command(subcommand)]
         command: WorkflowCommand,
     },
+    /// Run a workflow on a node: submit it, print its log as it runs, and
+    /// exit with its status (0 only if it succeeded).
+    Run {
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// The node's API base URL.
+        #[arg(long, env = "LEASEHOLD_URL", default_value = "http://127.0.0.1:8081")]
+        url: String,
+        /// File holding a bearer token of a member or admin of that node.
+        #[arg(long, env = "LEASEHOLD_TOKEN_FILE")]
+        token_file: PathBuf,
+    },
     /// Measure committed tx/s and commit latency against a running network.
     Bench(BenchArgs),
 }

@@ -144,7 +144,10 @@ async fn run_job(plan: &Plan, job: &JobSpec, run: &Arc<LiveRun>) -> JobEnd {
         j.status = Status::Running;
         j.started_at_ms = Some(now_ms());
     });
-    run.log(Some(job.number), Stream::Runner, &format!("job {} started: {}", job.number, job.argv.join(" ")));
+    let command = job.argv.join(" ");
+    let first_line = command.lines().next().unwrap_or_default();
+    let more = if command.contains('\n') { " …" } else { "" };
+    run.log(Some(job.number), Stream::Runner, &format!("job {} started: {first_line}{more}", job.number));
     let mut child = match command(&plan.sandbox, &spec).spawn() {
         Ok(c) => c,
         Err(e) => return JobEnd { status: Status::Failed, exit_code: None, error: Some(format!("cannot start: {e}")) },

@@ -248,6 +248,13 @@ impl LiveRun {
         self.changed.send_modify(|n| *n += 1);
     }
 
+    /// The first line with `seq >= from` still in memory.
+    pub fn line_at_or_after(&self, from: u64) -> Option<LogLine> {
+        let log = self.log.lock().expect("run log lock");
+        let i = log.lines.partition_point(|l| l.seq < from);
+        log.lines.get(i).cloned()
+    }
+
     /// Log lines with `seq >= from` still in memory.
     pub fn lines_from(&self, from: u64) -> Vec<LogLine> {
         let log = self.log.lock().expect("run log lock");

@@ -102,6 +102,12 @@ impl Runner {
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
+        let line = match &reason {
+            Some(why) => format!("run {id} {}: {why}", word(status)),
+            None => format!("run {id} {}", word(status)),
+        };
+        // The line before the status: a log follower ends at the final status.
+        run.log(None, Stream::Runner, &line);
         run.update(|r| {
             r.status = status;
             r.reason = reason.clone();
@@ -109,11 +115,6 @@ impl Runner {
             r.output_hash = output_hash.map(hex::encode);
             r.finish_tx = finish_tx;
         });
-        let line = match &reason {
-            Some(why) => format!("run {id} {}: {why}", word(status)),
-            None => format!("run {id} {}", word(status)),
-        };
-        run.log(None, Stream::Runner, &line);
         info!(run = %id, "{line}");
         if matches!(status, Status::Expired | Status::Revoked) {
             self.delete_ended_caches();

@@ -1,0 +1,79 @@
+//! Staging a dataset's files before registering it (or a new version of
+//! it): the next `POST /v1/datasets` or `PATCH /v1/datasets/{id}` hashes
+//! the staged files into the content hash and moves them into the store.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use futures::StreamExt;
+use leasehold_chaincode::{keys, query};
+use leasehold_node::data::check_rel_path;
+use leasehold_node::users::Role;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+use utoipa::ToSchema;
+
+use crate::auth::Caller;
+use crate::{ApiError, AppState};
+
+/// Largest file accepted in one upload, in bytes.
+pub const MAX_FILE_BYTES: u64 = 4 << 30;
+
+#[derive(Serialize, ToSchema)]
+pub struct StagedFile {
+    pub dataset: String,
+    pub path: String,
+    pub size_bytes: u64,
+    pub sha256: String,
+}
+
+#[utoipa::path(put, path = "/v1/datasets/{id}/files/{path}", request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 201, body = StagedFile), (status = 413, body = crate::error::Problem), (status = 422, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn upload(
+    s: State<AppState>,
+    caller: Caller,
+    Path((id, path)): Path<(String, String)>,
+    body: Body,
+) -> Result<(StatusCode, Json<StagedFile>), ApiError> {
+    caller.require(Role::Admin)?;
+    keys::valid_id("id", &id)?;
+    check_rel_path(&path).map_err(|e| ApiError::invalid("path", e))?;
+    if query::dataset(&s.node.ledger().store, &id)?.is_some() {
+        crate::datasets::owned(&s, &id)?;
+    }
+    let target = s.dirs.uploads(&id).join(&path);
+    let partial =
+        target.with_file_name(format!(".{}.partial", target.file_name().and_then(|n| n.to_str()).unwrap_or("upload")));
+    let parent = target.parent().expect("under the uploads dir");
+    tokio::fs::create_dir_all(parent).await.map_err(|e| ApiError::Internal(e.to_string()))?;
+    match receive(body, &partial).await {
+        Ok((size_bytes, sha256)) => {
+            tokio::fs::rename(&partial, &target).await.map_err(|e| ApiError::Internal(e.to_string()))?;
+            Ok((StatusCode::CREATED, Json(StagedFile { dataset: id, path, size_bytes, sha256 })))
+        }
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&partial).await;
+            Err(e)
+        }
+    }
+}
+
+/// Streams the body to `to`, hashing as it goes, within the size limit.
+async fn receive(body: Body, to: &std::path::Path) -> Result<(u64, String), ApiError> {
+    let mut file = tokio::fs::File::create(to).await.map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut stream = body.into_data_stream();
+    let (mut size, mut hasher) = (0u64, Sha256::new());
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad("body", e.to_string()))?;
+        size += chunk.len() as u64;
+        if size > MAX_FILE_BYTES {
+            return Err(ApiError::TooLarge(format!("a file is at most {MAX_FILE_BYTES} bytes")));
+        }
+        hasher.update(&chunk);
+        file.write_all(&chunk).await.map_err(|e| ApiError::Internal(e.to_string()))?;
+    }
+    file.sync_all().await.map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok((size, hex::encode(hasher.finalize())))
+}

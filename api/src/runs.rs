@@ -1,0 +1,131 @@
+//! Workflow runs: submit a `workflow.yaml`, follow its logs as server-sent
+//! events, cancel it, publish its outputs as a derived dataset.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::stream::{self, Stream};
+use leasehold_node::users::Role;
+use leasehold_node::workflow::live::{LiveRun, RunRecord};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::auth::{Caller, JsonBody};
+use crate::datasets::{register, NewDataset, Source};
+use crate::views::{RunView, WriteView};
+use crate::{ApiError, AppState};
+
+/// Largest workflow.yaml accepted, in bytes.
+pub const MAX_WORKFLOW_BYTES: usize = 256 * 1024;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/runs", get(list).post(submit))
+        .route("/v1/runs/{id}", get(show))
+        .route("/v1/runs/{id}/cancel", post(cancel))
+        .route("/v1/runs/{id}/logs", get(logs))
+        .route("/v1/runs/{id}/publish", post(publish))
+}
+
+#[utoipa::path(post, path = "/v1/runs", request_body(content = String, content_type = "application/yaml", description = "a workflow.yaml"),
+    responses((status = 201, body = RunView), (status = 422, body = crate::error::Problem), (status = 503, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn submit(s: State<AppState>, caller: Caller, body: Bytes) -> Result<(StatusCode, Json<RunView>), ApiError> {
+    let user = caller.require(Role::Member)?;
+    if body.len() > MAX_WORKFLOW_BYTES {
+        return Err(ApiError::TooLarge(format!("a workflow.yaml is at most {MAX_WORKFLOW_BYTES} bytes")));
+    }
+    let yaml = std::str::from_utf8(&body).map_err(|_| ApiError::bad("body", "the workflow is not UTF-8 text"))?;
+    let record = s.runner.submit(yaml, &user.name).await?;
+    Ok((StatusCode::CREATED, Json(RunView::from(&record))))
+}
+
+#[utoipa::path(get, path = "/v1/runs", responses((status = 200, body = Vec<RunView>)), security(("bearer" = [])))]
+pub async fn list(s: State<AppState>, caller: Caller) -> Result<Json<Vec<RunView>>, ApiError> {
+    caller.require(Role::Viewer)?;
+    let mut runs = s.runner.list();
+    runs.sort_by(|a, b| b.created_at_ms.cmp(&a.created_at_ms).then_with(|| a.id.cmp(&b.id)));
+    Ok(Json(runs.iter().map(RunView::from).collect()))
+}
+
+#[utoipa::path(get, path = "/v1/runs/{id}", responses((status = 200, body = RunView), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn show(s: State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<RunView>, ApiError> {
+    caller.require(Role::Viewer)?;
+    Ok(Json(RunView::from(&s.runner.get(&id)?.record())))
+}
+
+#[utoipa::path(post, path = "/v1/runs/{id}/cancel", responses((status = 200, body = RunView), (status = 409, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn cancel(s: State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<RunView>, ApiError> {
+    let user = caller.require(Role::Member)?;
+    Ok(Json(RunView::from(&s.runner.cancel(&id, &user.name)?)))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct LogQuery {
+    /// The first line's sequence number (default 0); `Last-Event-ID` resumes after it.
+    from: Option<u64>,
+}
+
+/// Each line is an event `log` whose id is its sequence number and whose
+/// data is the line as JSON; the stream ends with one event `end` carrying
+/// the run's final record.
+#[utoipa::path(get, path = "/v1/runs/{id}/logs", params(LogQuery), responses((status = 200, content_type = "text/event-stream", body = String)), security(("bearer" = [])))]
+pub async fn logs(
+    s: State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<LogQuery>,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    caller.require(Role::Viewer)?;
+    let run = s.runner.get(&id)?;
+    let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok()?.parse::<u64>().ok()).map(|n| n + 1);
+    let from = resume.or(q.from).unwrap_or(0);
+    Ok(Sse::new(follow(run, from)).keep_alive(KeepAlive::default()))
+}
+
+/// Sends what is there, waits for more, and ends once the run has ended
+/// and every line is out.
+fn follow(run: Arc<LiveRun>, from: u64) -> impl Stream<Item = Result<Event, Infallible>> {
+    stream::unfold(Some((from, run.watch())), move |state| {
+        let run = run.clone();
+        async move {
+            let (next, mut changes) = state?;
+            loop {
+                changes.borrow_and_update();
+                let ended = run.record().status.is_final();
+                if let Some(line) = run.line_at_or_after(next) {
+                    let event = Event::default().event("log").id(line.seq.to_string()).json_data(&line).ok()?;
+                    return Some((Ok(event), Some((line.seq + 1, changes))));
+                }
+                if ended {
+                    let end = Event::default().event("end").json_data(RunView::from(&run.record())).ok()?;
+                    return Some((Ok(end), None));
+                }
+                changes.changed().await.ok()?;
+            }
+        }
+    })
+}
+
+#[utoipa::path(post, path = "/v1/runs/{id}/publish", request_body = NewDataset,
+    responses((status = 201, body = WriteView), (status = 409, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn publish(
+    s: State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<NewDataset>,
+) -> Result<(StatusCode, Json<WriteView>), ApiError> {
+    caller.require(Role::Admin)?;
+    let (record, output): (RunRecord, _) = s.runner.publishable(&id)?;
+    let (status, view, dataset) =
+        register(&s, req, Source::RunOutput { run_id: record.id.clone(), dir: output }).await?;
+    s.runner.mark_published(&id, &dataset)?;
+    Ok((status, view))
+}

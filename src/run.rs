@@ -1,0 +1,110 @@
+//! `leasehold run -f workflow.yaml`: submits a workflow to a node, prints its
+//! log as it happens (data transfers, job output, job ends), and exits with
+//! the run's status. Ctrl-C cancels the run and waits for it to end.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use eventsource_stream::Eventsource;
+use futures::StreamExt;
+use serde_json::Value;
+
+/// Reconnections to the log stream before giving up.
+const MAX_RECONNECTS: u32 = 10;
+
+pub async fn run(file: &Path, url: &str, token_file: &Path) -> anyhow::Result<()> {
+    let yaml = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let token = std::fs::read_to_string(token_file).with_context(|| format!("reading {}", token_file.display()))?;
+    let token = token.trim();
+    let http = reqwest::Client::new();
+    let resp = http
+        .post(format!("{url}/v1/runs"))
+        .bearer_auth(token)
+        .header("content-type", "application/yaml")
+        .body(yaml)
+        .send()
+        .await?;
+    let run = problem_or_json(resp).await?;
+    let id = run["id"].as_str().context("the node answered without a run id")?.to_string();
+    eprintln!(
+        "run {id} started on {} ({} jobs; sandbox: {})",
+        run["org"],
+        run["jobs"].as_array().map_or(0, Vec::len),
+        run["sandbox"]
+    );
+    let end = tokio::select! {
+        end = follow(&http, url, token, &id) => end?,
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("cancelling run {id}...");
+            http.post(format!("{url}/v1/runs/{id}/cancel")).bearer_auth(token).send().await?;
+            follow(&http, url, token, &id).await?
+        }
+    };
+    for job in end["jobs"].as_array().into_iter().flatten() {
+        eprintln!(
+            "  job {}: {} (exit code {}, {} ms)",
+            job["number"],
+            job["status"].as_str().unwrap_or("?"),
+            job["exit_code"],
+            job["duration_ms"]
+        );
+    }
+    match end["status"].as_str() {
+        Some("succeeded") => {
+            println!("run {id} succeeded; outputs {}", end["output_hash"].as_str().unwrap_or("-"));
+            Ok(())
+        }
+        Some(s) => bail!("run {id} {s}: {}", end["reason"].as_str().unwrap_or("no reason given")),
+        None => bail!("run {id} ended without a status"),
+    }
+}
+
+async fn problem_or_json(resp: reqwest::Response) -> anyhow::Result<Value> {
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    if status.is_success() {
+        return Ok(body);
+    }
+    let field = body["field"].as_str().map(|f| format!(" [{f}]")).unwrap_or_default();
+    bail!("{status}{field}: {}", body["detail"].as_str().unwrap_or("no detail"))
+}
+
+/// Prints log events until the `end` event, resuming after a dropped
+/// connection from the last line seen; returns the final run record.
+async fn follow(http: &reqwest::Client, url: &str, token: &str, id: &str) -> anyhow::Result<Value> {
+    let mut next = 0u64;
+    for attempt in 0..=MAX_RECONNECTS {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let resp = http.get(format!("{url}/v1/runs/{id}/logs?from={next}")).bearer_auth(token).send().await;
+        let Ok(resp) = resp else { continue };
+        if !resp.status().is_success() {
+            return problem_or_json(resp).await;
+        }
+        let mut events = resp.bytes_stream().eventsource();
+        while let Some(Ok(event)) = events.next().await {
+            let data: Value = serde_json::from_str(&event.data).unwrap_or(Value::Null);
+            match event.event.as_str() {
+                "log" => {
+                    print_line(&data);
+                    next = data["seq"].as_u64().map_or(next, |s| s + 1);
+                }
+                "end" => return Ok(data),
+                _ => {}
+            }
+        }
+    }
+    bail!("lost the log stream of run {id}; see {url}/v1/runs/{id}")
+}
+
+fn print_line(line: &Value) {
+    let text = line["text"].as_str().unwrap_or("");
+    match (line["stream"].as_str(), line["job"].as_u64()) {
+        (Some("runner"), _) => eprintln!("· {text}"),
+        (Some("stderr"), Some(j)) => eprintln!("[job {j}] {text}"),
+        (_, Some(j)) => println!("[job {j}] {text}"),
+        _ => println!("{text}"),
+    }
+}
