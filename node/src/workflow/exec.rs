@@ -144,9 +144,9 @@ async fn run_job(plan: &Plan, job: &JobSpec, run: &Arc<LiveRun>) -> JobEnd {
         j.status = Status::Running;
         j.started_at_ms = Some(now_ms());
     });
-    let command = job.argv.join(" ");
-    let first_line = command.lines().next().unwrap_or_default();
-    let more = if command.contains('\n') { " …" } else { "" };
+    let line = job.argv.join(" ");
+    let first_line = line.lines().next().unwrap_or_default();
+    let more = if line.contains('\n') { " …" } else { "" };
     run.log(Some(job.number), Stream::Runner, &format!("job {} started: {first_line}{more}", job.number));
     let mut child = match command(&plan.sandbox, &spec).spawn() {
         Ok(c) => c,
