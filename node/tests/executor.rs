@@ -176,7 +176,8 @@ async fn sandboxed(script: &str, volume: &Path) -> (JobRecord, Vec<String>, Arc<
 async fn the_sandbox_reads_volumes_and_writes_only_to_its_own_directories() {
     let vol = tempfile::tempdir().unwrap();
     std::fs::write(vol.path().join("in.txt"), "leased bytes\n").unwrap();
-    let script = "cat /data/v/in.txt; cp /data/v/in.txt $OUTPUT_DIR/out.txt && echo home=$HOME > note && echo $VOLUME_V";
+    let script =
+        "cat /data/v/in.txt; cp /data/v/in.txt $OUTPUT_DIR/out.txt && echo home=$HOME > note && echo $VOLUME_V";
     let (j, lines, live, _d) = sandboxed(script, vol.path()).await;
     assert_eq!(j.status, Status::Succeeded, "{lines:?}");
     assert_eq!(lines, ["leased bytes", "/data/v"]);
@@ -213,7 +214,8 @@ async fn the_sandbox_has_no_network() {
     let (j, lines, _, _d) = sandboxed(&probe, vol.path()).await;
     assert_eq!(j.status, Status::Failed, "{lines:?}");
     assert!(!lines.iter().any(|l| l == "connected"));
-    let (j, _, _, _d) = sandboxed("python3 -c \"import socket; socket.getaddrinfo('example.com', 80)\"", vol.path()).await;
+    let (j, _, _, _d) =
+        sandboxed("python3 -c \"import socket; socket.getaddrinfo('example.com', 80)\"", vol.path()).await;
     assert_eq!(j.status, Status::Failed, "no DNS either");
 }
 

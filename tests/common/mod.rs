@@ -293,3 +293,33 @@ impl TestNet {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 }
+
+impl TestNet {
+    /// A request with a raw body (a workflow.yaml, a file) to node `i` as its admin.
+    pub async fn call_raw(
+        &self,
+        i: usize,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> (u16, Value) {
+        let url = format!("{}{path}", self.nodes[i].url);
+        let req = self.http.request(method.parse().unwrap(), url).bearer_auth(&self.nodes[i].token);
+        let r = req.header("content-type", content_type).body(body).send().await.expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Polls node `i` until the lease has `want` as its status.
+    pub async fn wait_lease(&self, i: usize, lease: &str, want: &str) -> Value {
+        for _ in 0..200 {
+            let (code, l) = self.call(i, "GET", &format!("/v1/leases/{lease}"), None, None).await;
+            if code == 200 && l["status"] == want {
+                return l;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("lease {lease} never became {want} on node {i}");
+    }
+}
