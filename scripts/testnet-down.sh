@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Stops the nodes that scripts/testnet-up.sh started, by pid, with SIGTERM.
-# The data stays in ./testnet; delete that directory for a fresh network.
+# The data stays in ./testnet (or $LEASEHOLD_NET); delete that directory for
+# a fresh network.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+NET=${LEASEHOLD_NET:-testnet}
 stopped=0
-for pidfile in testnet/*/pid; do
+for pidfile in "$NET"/*/pid; do
   [ -f "$pidfile" ] || continue
   pid=$(cat "$pidfile")
   if kill -0 "$pid" 2>/dev/null; then

@@ -2,6 +2,10 @@
 # Builds leasehold, starts a three-organisation network on loopback under
 # ./testnet/, waits until the nodes agree, writes testnet/network.json and
 # runs the demo (skip it with --no-demo). Installs what is missing first.
+#
+# Environment, all optional: LEASEHOLD_BIN (use this binary, do not build),
+# LEASEHOLD_NET (directory, default testnet), LEASEHOLD_P2P_PORTS and
+# LEASEHOLD_API_PORTS (comma-separated, default 7051-7053 and 8081-8083).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=lib/common.sh
@@ -15,7 +19,8 @@ for arg in "$@"; do
   esac
 done
 
-NET=testnet
+NET=${LEASEHOLD_NET:-testnet}
+export LEASEHOLD_NET=$NET
 ORGS=(org1 org2 org3)
 
 running() { [ -f "$NET/$1/pid" ] && kill -0 "$(cat "$NET/$1/pid")" 2>/dev/null; }
@@ -25,6 +30,7 @@ for o in "${ORGS[@]}"; do running "$o" && up=$((up + 1)); done
 if [ "$up" -eq ${#ORGS[@]} ]; then
   log "a network is already running (pids in $NET/*/pid); scripts/testnet-down.sh stops it"
   cat "$NET/network.json"
+  [ "$demo" -eq 0 ] || exec scripts/demo.sh
   exit 0
 elif [ "$up" -gt 0 ]; then
   log "part of a network is running ($up of ${#ORGS[@]} nodes); run scripts/testnet-down.sh first"
@@ -32,12 +38,19 @@ elif [ "$up" -gt 0 ]; then
 fi
 
 ensure_deps
-log "building (the first build compiles RocksDB: about 12 minutes on 2 cores)..."
-cargo build --release --bin leasehold
-BIN="$CARGO_TARGET_DIR/release/leasehold"
+if [ -n "${LEASEHOLD_BIN:-}" ]; then
+  BIN=$LEASEHOLD_BIN
+else
+  log "building (the first build compiles RocksDB: about 20 minutes on 2 cores)..."
+  cargo build --release --bin leasehold
+  BIN="$CARGO_TARGET_DIR/release/leasehold"
+fi
+export LEASEHOLD_BIN=$BIN
 
 if [ ! -f "$NET/genesis.json" ]; then
-  "$BIN" init --orgs ${#ORGS[@]} --out "$NET"
+  "$BIN" init --orgs ${#ORGS[@]} --out "$NET" \
+    ${LEASEHOLD_P2P_PORTS:+--p2p-ports "$LEASEHOLD_P2P_PORTS"} \
+    ${LEASEHOLD_API_PORTS:+--api-ports "$LEASEHOLD_API_PORTS"}
 fi
 
 i=0
@@ -94,9 +107,6 @@ done
 echo "details: $NET/network.json   stop: scripts/testnet-down.sh"
 
 if [ "$demo" -eq 1 ]; then
-  if [ -x scripts/demo.sh ]; then
-    scripts/demo.sh
-  else
-    echo "demo: not available yet (it arrives with the workflow issue); the network is running."
-  fi
+  echo "demo (scripts/demo.sh; about 40 s, most of it waiting for the lease to expire):"
+  scripts/demo.sh
 fi

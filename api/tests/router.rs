@@ -282,6 +282,30 @@ async fn every_error_is_a_clear_4xx_and_changes_nothing() {
         (o1, "GET", "/v1/blocks/999999".into(), Some(&o1.viewer), None, 404, None, "no block"),
         (o1, "POST", "/v1/txs".into(), Some(&o1.member), Some("not a tx".into()), 400, Some("body"), "canonical list"),
         (o1, "POST", "/v1/txs".into(), Some(&o1.viewer), Some("x".into()), 403, None, "member role"),
+        // Workflows: every check names the job and field, and nothing runs.
+        (o2, "POST", "/v1/runs".into(), Some(&o2.viewer), Some("jobs: [ls]".into()), 403, None, "member role"),
+        (o2, "POST", "/v1/runs".into(), Some(&o2.member), Some("jobs: [ls".into()), 422, Some("workflow.yaml"), "line 1"),
+        (o2, "POST", "/v1/runs".into(), Some(&o2.member), Some("jobs: [ls]\nretries: 3".into()), 422, Some("workflow.yaml"), "unknown field `retries`"),
+        (o2, "POST", "/v1/runs".into(), Some(&o2.member), Some("jobs: [a, b]\ndags: ['1 >> 2', '2 >> 1']".into()), 422, Some("dags"), "cycle"),
+        (o2, "POST", "/v1/runs".into(), Some(&o2.member), Some("jobs: [a, b]\ndags: ['1 >> 3']".into()), 422, Some("dags"), "numbered 1 to 2"),
+        (o2, "POST", "/v1/runs".into(), Some(&o2.member), Some(run_yaml(&lease, "/data/../etc")), 422, Some("jobs[0].volumes[0].path"), "escapes with '..'"),
+        (o2, "POST", "/v1/runs".into(), Some(&o2.member), Some(run_yaml(&lease, "data")), 422, Some("jobs[0].volumes[0].path"), "not an absolute path"),
+        (o2, "POST", "/v1/runs".into(), Some(&o2.member), Some(run_yaml(&lease, "/usr/lib")), 422, Some("jobs[0].volumes[0].path"), "cover the sandbox"),
+        (o2, "POST", "/v1/runs".into(), Some(&o2.member), Some(format!("jobs:\n- command: ls\n  volumes: [{{id: {lease}, name: a, path: /d}}, {{id: {lease}, name: b, path: /d/}}]")), 422, Some("jobs[0].volumes[1].path"), "two volumes"),
+        (o2, "POST", "/v1/runs".into(), Some(&o2.member), Some(run_yaml(&lease, "/data")), 422, Some("jobs[0].volumes[0].id"), "not been granted"),
+        (o3, "POST", "/v1/runs".into(), Some(&o3.member), Some(run_yaml(&lease, "/data")), 422, Some("jobs[0].volumes[0].id"), "held by org2, not by org3"),
+        (o3, "POST", "/v1/runs".into(), Some(&o3.member), Some(run_yaml("iris", "/data")), 422, Some("jobs[0].volumes[0].id"), "org3 holds no active lease on dataset iris"),
+        (o2, "POST", "/v1/runs".into(), Some(&o2.member), Some(run_yaml("nope", "/data")), 422, Some("jobs[0].volumes[0].id"), "no lease or dataset"),
+        (o2, "POST", "/v1/runs".into(), Some(&o2.member), Some("x".repeat(300 * 1024)), 413, None, "at most"),
+        (o2, "GET", "/v1/runs/nope".into(), Some(&o2.viewer), None, 404, None, "does not exist"),
+        (o2, "POST", "/v1/runs/nope/cancel".into(), Some(&o2.member), None, 404, None, "does not exist"),
+        (o2, "POST", "/v1/runs/nope/publish".into(), Some(&o2.admin), Some(dataset_body("derived")), 404, None, "does not exist"),
+        (o2, "GET", "/v1/runs/nope/logs".into(), Some(&o2.viewer), None, 404, None, "does not exist"),
+        // File uploads: the owner's admin only, and only inside the dataset.
+        (o1, "PUT", "/v1/datasets/iris/files/a/%2e%2e/%2e%2e/b".into(), Some(&o1.admin), Some("x".into()), 422, Some("path"), "without '.', '..'"),
+        (o1, "PUT", "/v1/datasets/..x/files/a".into(), Some(&o1.admin), Some("x".into()), 422, Some("id"), "letters"),
+        (o1, "PUT", "/v1/datasets/iris/files/a".into(), Some(&o1.member), Some("x".into()), 403, None, "admin role"),
+        (o2, "PUT", "/v1/datasets/iris/files/a".into(), Some(&o2.admin), Some("x".into()), 403, None, "only its owner"),
     ];
     for (org, method, path, token, body, want, field, detail) in cases {
         let (code, p) = call(&org.app, method, &path, token, body).await;
@@ -294,4 +318,13 @@ async fn every_error_is_a_clear_4xx_and_changes_nothing() {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(o1.node.ledger().head().height, height, "a rejected request wrote to the ledger");
+    for o in [o1, o2, o3] {
+        assert_eq!(call(&o.app, "GET", "/v1/runs", Some(&o.viewer), None).await.1, json!([]), "no run was created");
+        assert!(!o.node.config().data_dir.join("uploads/iris").exists(), "no file was staged");
+        assert!(!o.node.config().data_dir.join("runs").read_dir().is_ok_and(|mut d| d.next().is_some()));
+    }
+}
+
+fn run_yaml(volume: &str, path: &str) -> String {
+    format!("jobs:\n- command: ls\n  volumes: [{{id: {volume}, name: v, path: '{path}'}}]\n")
 }

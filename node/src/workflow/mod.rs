@@ -256,7 +256,7 @@ impl Workflow {
         }
         toposort(&g, None)
             .map(|order| order.into_iter().map(|n| g[n]).collect())
-            .map_err(|cycle| err(Some(g[cycle.node_id()]), "dags", "is part of a cycle"))
+            .map_err(|cycle| err(None, "dags", format!("job {} is part of a cycle", g[cycle.node_id()])))
     }
 
     /// Jobs that must succeed before `job` starts.
