@@ -207,9 +207,6 @@ pub struct RunView {
     pub published_as: Option<String>,
 }
 
-fn word(v: impl Serialize) -> String {
-    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
-}
 
 impl From<&leasehold_node::workflow::live::RunRecord> for RunView {
     fn from(r: &leasehold_node::workflow::live::RunRecord) -> Self {
@@ -220,7 +217,7 @@ impl From<&leasehold_node::workflow::live::RunRecord> for RunView {
                 number: j.number,
                 command: j.command.clone(),
                 depends_on: j.depends_on.clone(),
-                status: word(j.status),
+                status: j.status.as_str().into(),
                 exit_code: j.exit_code,
                 started_at: j.started_at_ms.map(rfc3339),
                 finished_at: j.finished_at_ms.map(rfc3339),
@@ -233,7 +230,7 @@ impl From<&leasehold_node::workflow::live::RunRecord> for RunView {
             name: r.name.clone(),
             org: r.org.clone(),
             submitted_by: r.submitted_by.clone(),
-            status: word(r.status),
+            status: r.status.as_str().into(),
             reason: r.reason.clone(),
             sandbox: r.sandbox.clone(),
             workflow_hash: r.workflow_hash.clone(),

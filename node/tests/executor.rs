@@ -30,16 +30,7 @@ fn sh(number: usize, script: &str, deps: &[usize]) -> JobSpec {
 fn live(dir: &Path, jobs: &[JobSpec]) -> Arc<LiveRun> {
     let jobs = jobs
         .iter()
-        .map(|j| JobRecord {
-            number: j.number,
-            command: j.argv.join(" "),
-            depends_on: j.deps.clone(),
-            status: Status::Queued,
-            exit_code: None,
-            started_at_ms: None,
-            finished_at_ms: None,
-            error: None,
-        })
+        .map(|j| JobRecord::queued(j.number, j.argv.join(" "), j.deps.clone()))
         .collect();
     let record = RunRecord {
         id: "run-test".into(),

@@ -111,9 +111,9 @@ fn finish(
 ) {
     status.insert(number, s);
     let line = match (&error, exit_code) {
-        (Some(e), _) => format!("job {number} {}: {e}", as_word(s)),
-        (None, Some(c)) => format!("job {number} {} (exit code {c})", as_word(s)),
-        (None, None) => format!("job {number} {}", as_word(s)),
+        (Some(e), _) => format!("job {number} {}: {e}", s.as_str()),
+        (None, Some(c)) => format!("job {number} {} (exit code {c})", s.as_str()),
+        (None, None) => format!("job {number} {}", s.as_str()),
     };
     run.log(Some(number), Stream::Runner, &line);
     run.update_job(number, |j| {
@@ -126,9 +126,6 @@ fn finish(
     });
 }
 
-fn as_word(s: Status) -> String {
-    serde_json::to_value(s).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
-}
 
 async fn run_job(plan: &Plan, job: &JobSpec, run: &Arc<LiveRun>) -> JobEnd {
     let (work_dir, output_dir) = (run.work_dir(), run.output_dir());

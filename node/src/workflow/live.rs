@@ -32,6 +32,18 @@ pub enum Status {
 }
 
 impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+        }
+    }
+
     pub fn is_final(self) -> bool {
         !matches!(self, Self::Queued | Self::Running)
     }
@@ -82,6 +94,22 @@ pub struct JobRecord {
     pub started_at_ms: Option<i64>,
     pub finished_at_ms: Option<i64>,
     pub error: Option<String>,
+}
+
+impl JobRecord {
+    /// A job that has not started.
+    pub fn queued(number: usize, command: String, depends_on: Vec<usize>) -> Self {
+        Self {
+            number,
+            command,
+            depends_on,
+            status: Status::Queued,
+            exit_code: None,
+            started_at_ms: None,
+            finished_at_ms: None,
+            error: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -88,7 +88,7 @@ impl Runner {
         let run = self.get(id)?;
         let status = run.record().status;
         if status.is_final() {
-            return Err(NodeError::Conflict(format!("run {id} has already ended: {}", word(status))));
+            return Err(NodeError::Conflict(format!("run {id} has already ended: {}", status.as_str())));
         }
         run.stop(Stop::Cancelled(format!("cancelled by {by}")));
         Ok(run.record())
@@ -101,7 +101,7 @@ impl Runner {
         if r.status != Status::Succeeded {
             return Err(NodeError::Conflict(format!(
                 "run {id} is {}; only a succeeded run is published",
-                word(r.status)
+                r.status.as_str()
             )));
         }
         if let Some(ds) = &r.published_as {
@@ -189,16 +189,7 @@ impl Runner {
         let jobs = wf
             .jobs
             .iter()
-            .map(|j| JobRecord {
-                number: j.number,
-                command: j.command.clone(),
-                depends_on: wf.dependencies(j.number),
-                status: Status::Queued,
-                exit_code: None,
-                started_at_ms: None,
-                finished_at_ms: None,
-                error: None,
-            })
+            .map(|j| JobRecord::queued(j.number, j.command.clone(), wf.dependencies(j.number)))
             .collect();
         RunRecord {
             id: id.into(),
@@ -239,9 +230,6 @@ impl Runner {
     }
 }
 
-fn word(s: Status) -> String {
-    serde_json::to_value(s).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
-}
 
 mod drive;
 use drive::janitor;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use leasehold_chaincode::{Lease, LeaseStatus, Payload};
 use tracing::{info, warn};
 
-use super::{word, Runner};
+use super::Runner;
 use crate::data::Manifest;
 use crate::error::{NodeError, Result};
 use crate::now_ms;
@@ -103,8 +103,8 @@ impl Runner {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         let line = match &reason {
-            Some(why) => format!("run {id} {}: {why}", word(status)),
-            None => format!("run {id} {}", word(status)),
+            Some(why) => format!("run {id} {}: {why}", status.as_str()),
+            None => format!("run {id} {}", status.as_str()),
         };
         // The line before the status: a log follower ends at the final status.
         run.log(None, Stream::Runner, &line);
