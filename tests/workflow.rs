@@ -135,8 +135,13 @@ async fn a_lease_expiry_kills_the_running_job_within_a_second_and_deletes_the_ca
     let wait = (expires_ms - leasehold_node::now_ms()).max(0) as u64;
     let expired_at = Instant::now() + Duration::from_millis(wait);
     let (run, seen) = wait_ended(&net, &id).await;
+    // The node's own record says when the job was killed: within a second.
+    let killed_ms = chrono::DateTime::parse_from_rfc3339(run["jobs"][0]["finished_at"].as_str().unwrap())
+        .unwrap()
+        .timestamp_millis();
+    assert!((0..1_000).contains(&(killed_ms - expires_ms)), "killed {} ms after expiry", killed_ms - expires_ms);
     let late = seen.saturating_duration_since(expired_at);
-    assert!(late < Duration::from_millis(1_000), "stopped {late:?} after expiry");
+    assert!(late < Duration::from_secs(3), "the API showed it {late:?} after expiry");
     assert_eq!(run["status"], "expired", "{run}");
     assert!(run["reason"].as_str().unwrap().contains("expired at"), "{run}");
     assert_eq!(run["jobs"][0]["status"], "expired");

@@ -207,7 +207,6 @@ pub struct RunView {
     pub published_as: Option<String>,
 }
 
-
 impl From<&leasehold_node::workflow::live::RunRecord> for RunView {
     fn from(r: &leasehold_node::workflow::live::RunRecord) -> Self {
         let jobs = r

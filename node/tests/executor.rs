@@ -28,10 +28,7 @@ fn sh(number: usize, script: &str, deps: &[usize]) -> JobSpec {
 }
 
 fn live(dir: &Path, jobs: &[JobSpec]) -> Arc<LiveRun> {
-    let jobs = jobs
-        .iter()
-        .map(|j| JobRecord::queued(j.number, j.argv.join(" "), j.deps.clone()))
-        .collect();
+    let jobs = jobs.iter().map(|j| JobRecord::queued(j.number, j.argv.join(" "), j.deps.clone())).collect();
     let record = RunRecord {
         id: "run-test".into(),
         name: "test".into(),

@@ -126,7 +126,6 @@ fn finish(
     });
 }
 
-
 async fn run_job(plan: &Plan, job: &JobSpec, run: &Arc<LiveRun>) -> JobEnd {
     let (work_dir, output_dir) = (run.work_dir(), run.output_dir());
     let spec = JobCommand {

@@ -186,11 +186,8 @@ impl Runner {
         leases: &BTreeMap<String, Lease>,
         inputs: &[DatasetRef],
     ) -> RunRecord {
-        let jobs = wf
-            .jobs
-            .iter()
-            .map(|j| JobRecord::queued(j.number, j.command.clone(), wf.dependencies(j.number)))
-            .collect();
+        let jobs =
+            wf.jobs.iter().map(|j| JobRecord::queued(j.number, j.command.clone(), wf.dependencies(j.number))).collect();
         RunRecord {
             id: id.into(),
             name: wf.name.clone(),
@@ -229,7 +226,6 @@ impl Runner {
         Err(format!("no lease or dataset is named {id:?}"))
     }
 }
-
 
 mod drive;
 use drive::janitor;
