@@ -231,3 +231,18 @@ async fn the_sandbox_cannot_read_the_nodes_keys_or_data_dir() {
     assert!(!lines.iter().any(|l| l.contains("run-test")), "{lines:?}");
     drop(live);
 }
+
+#[tokio::test]
+async fn unsandboxed_mode_runs_on_the_host_and_finds_volumes_by_name() {
+    let vol = tempfile::tempdir().unwrap();
+    std::fs::write(vol.path().join("in.txt"), "host copy\n").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = sh(1, "cat $VOLUME_V/in.txt; echo $HOME", &[]);
+    j.mounts = vec![Mount { name: "v".into(), host: vol.path().to_path_buf(), path: "/data/v".into() }];
+    let live = live(dir.path(), std::slice::from_ref(&j));
+    let p = Plan { jobs: vec![j], max_parallel: 1, sandbox: Sandbox::Unsandboxed, output_path: "/output".into() };
+    assert_eq!(execute(&p, &live).await.0, Status::Succeeded);
+    let home = live.work_dir().display().to_string();
+    assert_eq!(output(&live, 1, Stream::Stdout), ["host copy".to_string(), home]);
+    assert!(Sandbox::Unsandboxed.describe().starts_with("NONE"), "the record says it plainly");
+}
