@@ -194,6 +194,20 @@ async fn tampered_files_are_refused_and_a_revocation_stops_the_run() {
     assert_eq!(run["jobs"][0]["started_at"], Value::Null, "{run}");
     assert!(!net.data_dir(1).join("cache").join(lease_id).join("files").exists());
 
+    // A link in the owner's store to a host file with the very bytes the
+    // ledger expects: no hash would catch it, but the owner never reads
+    // through a link, so nothing of the host file is served.
+    let outside = net.data_dir(0).join("outside.csv");
+    std::fs::write(&outside, DATA).unwrap();
+    std::fs::remove_file(&file).unwrap();
+    std::os::unix::fs::symlink(&outside, &file).unwrap();
+    let (_, run) = submit(&net, &sleeper(lease_id, "1")).await;
+    let (run, _) = wait_ended(&net, run["id"].as_str().unwrap()).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    assert!(run["reason"].as_str().unwrap().contains("a link, not a regular file"), "{run}");
+    assert!(!net.data_dir(1).join("cache").join(lease_id).join("files").exists());
+    std::fs::remove_file(&file).unwrap();
+
     // Restored, it is accepted; then the owner revokes the lease mid-run.
     std::fs::write(&file, DATA).unwrap();
     let marker = format!("{}.{}", 61, std::process::id());

@@ -90,19 +90,31 @@ pub async fn logs(
     Ok(Sse::new(follow(run, from)).keep_alive(KeepAlive::default()))
 }
 
+/// Log text read per batch while following a run.
+const FOLLOW_BATCH_BYTES: usize = 256 * 1024;
+
 /// Sends what is there, waits for more, and ends once the run has ended
-/// and every line is out.
+/// and every line is out. Lines come in batches, read off the runtime's
+/// threads, since an ended run's lines are read from its file.
 fn follow(run: Arc<LiveRun>, from: u64) -> impl Stream<Item = Result<Event, Infallible>> {
-    stream::unfold(Some((from, run.watch())), move |state| {
+    let start = (from, run.watch(), std::collections::VecDeque::new());
+    stream::unfold(Some(start), move |state| {
         let run = run.clone();
         async move {
-            let (next, mut changes) = state?;
+            let (mut next, mut changes, mut batch) = state?;
             loop {
+                if let Some(line) = batch.pop_front() {
+                    let line: leasehold_node::workflow::live::LogLine = line;
+                    next = line.seq + 1;
+                    let event = Event::default().event("log").id(line.seq.to_string()).json_data(&line).ok()?;
+                    return Some((Ok(event), Some((next, changes, batch))));
+                }
                 changes.borrow_and_update();
                 let ended = run.record().status.is_final();
-                if let Some(line) = run.line_at_or_after(next) {
-                    let event = Event::default().event("log").id(line.seq.to_string()).json_data(&line).ok()?;
-                    return Some((Ok(event), Some((line.seq + 1, changes))));
+                let r = run.clone();
+                batch = tokio::task::spawn_blocking(move || r.read_lines(next, FOLLOW_BATCH_BYTES)).await.ok()?.into();
+                if !batch.is_empty() {
+                    continue;
                 }
                 if ended {
                     let end = Event::default().event("end").json_data(RunView::from(&run.record())).ok()?;

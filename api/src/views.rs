@@ -205,6 +205,16 @@ pub struct RunView {
     pub start_tx: Option<String>,
     pub finish_tx: Option<String>,
     pub published_as: Option<String>,
+    /// What the jobs were held to, and by what.
+    pub protections: Vec<ProtectionView>,
+}
+
+/// One protection or limit of a run's sandbox.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProtectionView {
+    pub name: String,
+    pub value: String,
+    pub enforced_by: String,
 }
 
 impl From<&leasehold_node::workflow::live::RunRecord> for RunView {
@@ -242,6 +252,15 @@ impl From<&leasehold_node::workflow::live::RunRecord> for RunView {
             start_tx: r.start_tx.clone(),
             finish_tx: r.finish_tx.clone(),
             published_as: r.published_as.clone(),
+            protections: r
+                .protections
+                .iter()
+                .map(|p| ProtectionView {
+                    name: p.name.clone(),
+                    value: p.value.clone(),
+                    enforced_by: p.enforced_by.clone(),
+                })
+                .collect(),
         }
     }
 }

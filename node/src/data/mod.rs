@@ -54,7 +54,31 @@ impl Manifest {
     }
 
     pub fn total_bytes(&self) -> u64 {
-        self.files.iter().map(|f| f.size_bytes).sum()
+        self.files.iter().fold(0u64, |t, f| t.saturating_add(f.size_bytes))
+    }
+
+    /// What a lessee requires of a manifest before writing any file of it
+    /// (the owner is not trusted either): at most [`MAX_FILES`] entries,
+    /// each a path that stays inside, in strictly increasing order, and no
+    /// file where another entry needs a directory.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        if self.files.len() > MAX_FILES {
+            return Err(format!("the manifest lists more than {MAX_FILES} files"));
+        }
+        for (i, f) in self.files.iter().enumerate() {
+            check_rel_path(&f.path)?;
+            if let Some(next) = self.files.get(i + 1) {
+                if next.path <= f.path {
+                    return Err(format!("{:?} is listed twice or out of order", next.path));
+                }
+            }
+        }
+        let dirs: std::collections::HashSet<&str> =
+            self.files.iter().flat_map(|f| f.path.match_indices('/').map(move |(i, _)| &f.path[..i])).collect();
+        match self.files.iter().find(|f| dirs.contains(f.path.as_str())) {
+            Some(f) => Err(format!("{:?} is both a file and a directory", f.path)),
+            None => Ok(()),
+        }
     }
 
     /// Hashes every regular file under `dir`. Symlinks and special files are
@@ -89,9 +113,26 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<FileEntry>) -> Result<()> {
     Ok(())
 }
 
+/// Opens a regular file for reading without following a link: a link or a
+/// special file put in its place is refused, never read through.
+pub fn open_plain(path: &Path) -> std::io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let not_plain =
+        |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{what}, not a regular file"));
+    let flags = nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK;
+    let f = match fs::OpenOptions::new().read(true).custom_flags(flags).open(path) {
+        Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => return Err(not_plain("a link")),
+        other => other?,
+    };
+    if !f.metadata()?.is_file() {
+        return Err(not_plain("a special file or directory"));
+    }
+    Ok(f)
+}
+
 /// Size and sha256 of a file, read in bounded chunks.
 pub fn hash_file(path: &Path) -> Result<(u64, Hash32)> {
-    let mut f = fs::File::open(path).map_err(|e| NodeError::file(path, e))?;
+    let mut f = open_plain(path).map_err(|e| NodeError::file(path, e))?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut size = 0u64;
@@ -214,6 +255,36 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink("/etc/passwd", dir.path().join("link")).unwrap();
         assert!(Manifest::of_dir(dir.path()).is_err());
+    }
+
+    #[test]
+    fn a_link_put_in_place_of_a_file_is_not_read_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
+        fs::write(&secret, b"host secret").unwrap();
+        std::os::unix::fs::symlink(&secret, dir.path().join("data.csv")).unwrap();
+        assert!(hash_file(&dir.path().join("data.csv")).is_err());
+        assert!(open_plain(&dir.path().join("data.csv")).is_err());
+        assert!(open_plain(Path::new("/dev/null")).is_err(), "a device is not a plain file");
+        assert!(open_plain(&secret).is_ok());
+    }
+
+    #[test]
+    fn a_lessee_refuses_manifests_that_could_escape_or_collide() {
+        let entry = |p: &str| FileEntry { path: p.into(), size_bytes: 1, sha256: [0; 32] };
+        let m = |paths: &[&str]| Manifest { files: paths.iter().map(|p| entry(p)).collect() };
+        assert!(m(&["a/b.csv", "a/c.csv", "b"]).check().is_ok());
+        for (bad, why) in [
+            (m(&["../etc/passwd"]), "escapes"),
+            (m(&["/etc/passwd"]), "absolute"),
+            (m(&["a", "a"]), "twice"),
+            (m(&["b", "a"]), "out of order"),
+            (m(&["a", "a/b"]), "a file and a directory"),
+        ] {
+            assert!(bad.check().is_err(), "{why}: {:?}", bad.files);
+        }
+        let too_many = Manifest { files: (0..=MAX_FILES).map(|i| entry(&format!("f{i:07}"))).collect() };
+        assert!(too_many.check().unwrap_err().contains("more than"));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use leasehold_network::PeerId;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{check_rel_path, DataDirs, Manifest};
+use super::{DataDirs, Manifest};
 use crate::error::{NodeError, Result};
 use crate::node::Inner;
 use crate::raft::{Rpc, RpcReply};
@@ -64,17 +64,34 @@ pub(crate) fn serve(inner: &Inner, from: PeerId, req: DataRequest) -> std::resul
             let entry = manifest.files.iter().find(|f| f.path == path).ok_or("no such file in the dataset")?;
             let len = len.min(CHUNK_BYTES).min(entry.size_bytes.saturating_sub(offset));
             let file = dirs.dataset(&ds.id, &ds.spec.content_hash).join(&entry.path);
-            read_chunk(&file, offset, len).map_err(|e| e.to_string())
+            read_chunk(&file, offset, len).map_err(|e| format!("{}: {e}", entry.path))
         }
     }
 }
 
 fn read_chunk(file: &std::path::Path, offset: u64, len: u64) -> std::io::Result<DataReply> {
-    let mut f = fs::File::open(file)?;
+    let mut f = super::open_plain(file)?;
     f.seek(SeekFrom::Start(offset))?;
     let mut buf = Vec::with_capacity(len as usize);
     f.take(len).read_to_end(&mut buf)?;
     Ok(DataReply::Chunk(buf))
+}
+
+/// Jobs run as their own uid and mount the cache read-only: its files must
+/// be readable to them whatever the node's umask. Nothing here is a link:
+/// the node wrote every entry itself.
+fn readable_by_jobs(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755))?;
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            readable_by_jobs(&entry.path())?;
+        } else {
+            fs::set_permissions(entry.path(), fs::Permissions::from_mode(0o644))?;
+        }
+    }
+    Ok(())
 }
 
 impl NodeHandle {
@@ -120,16 +137,21 @@ impl NodeHandle {
                 lease.owner, ds.id
             )));
         }
+        manifest.check().map_err(|e| NodeError::Data(format!("the manifest from {} is refused: {e}", lease.owner)))?;
         let partial = cache.join("partial");
         let _ = fs::remove_dir_all(&partial);
         let total = manifest.total_bytes();
         let mut done = 0;
         progress(done, total);
         for entry in &manifest.files {
-            check_rel_path(&entry.path).map_err(NodeError::Data)?;
             let path = partial.join(&entry.path);
             fs::create_dir_all(path.parent().expect("has parent")).map_err(|e| NodeError::file(&path, e))?;
-            let mut out = fs::File::create(&path).map_err(|e| NodeError::file(&path, e))?;
+            // A new file, never one that is there already (or a link to one).
+            let mut out = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .map_err(|e| NodeError::file(&path, e))?;
             let mut hasher = Sha256::new();
             let mut offset = 0;
             while offset < entry.size_bytes {
@@ -158,6 +180,7 @@ impl NodeHandle {
             }
         }
         fs::create_dir_all(&partial).map_err(|e| NodeError::file(&partial, e))?;
+        readable_by_jobs(&partial).map_err(|e| NodeError::file(&partial, e))?;
         fs::rename(&partial, &files).map_err(|e| NodeError::file(&files, e))?;
         Ok(files)
     }

@@ -5,18 +5,23 @@
 //! every running job at once and ends the queued ones.
 
 use std::collections::{BTreeMap, HashMap};
+use std::os::unix::process::ExitStatusExt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use super::live::{LiveRun, Status, Stop, Stream, MAX_LINE_BYTES};
-use super::sandbox::{command, JobCommand, Mount, Sandbox};
+use super::sandbox::{Guard, JobCommand, Mount, Sandbox};
 use crate::now_ms;
+
+/// How often a running job's limits are checked.
+pub const WATCH_INTERVAL_MS: u64 = 100;
 
 #[derive(Debug, Clone)]
 pub struct JobSpec {
@@ -35,6 +40,10 @@ pub struct Plan {
     pub max_parallel: usize,
     pub sandbox: Sandbox,
     pub output_path: String,
+    /// Output a job, and all of a run's jobs, may log; past either the job
+    /// is killed and the rest of its output dropped.
+    pub log_job_bytes: u64,
+    pub log_run_bytes: u64,
 }
 
 struct JobEnd {
@@ -128,13 +137,17 @@ fn finish(
 
 async fn run_job(plan: &Plan, job: &JobSpec, run: &Arc<LiveRun>) -> JobEnd {
     let (work_dir, output_dir) = (run.work_dir(), run.output_dir());
+    let id = format!("{}-job{}", run.record().id, job.number);
+    let tmp_dir = run.dir().join("tmp").join(job.number.to_string());
     let spec = JobCommand {
+        id: &id,
         argv: &job.argv,
         env: &job.env,
         mounts: &job.mounts,
         work_dir: &work_dir,
         output_dir: &output_dir,
         output_path: &plan.output_path,
+        tmp_dir: &tmp_dir,
     };
     run.update_job(job.number, |j| {
         j.status = Status::Running;
@@ -144,14 +157,27 @@ async fn run_job(plan: &Plan, job: &JobSpec, run: &Arc<LiveRun>) -> JobEnd {
     let first_line = line.lines().next().unwrap_or_default();
     let more = if line.contains('\n') { " …" } else { "" };
     run.log(Some(job.number), Stream::Runner, &format!("job {} started: {first_line}{more}", job.number));
-    let mut child = match command(&plan.sandbox, &spec).spawn() {
+    let (mut child, guard) = match plan.sandbox.spawn(&spec) {
         Ok(c) => c,
         Err(e) => return JobEnd { status: Status::Failed, exit_code: None, error: Some(format!("cannot start: {e}")) },
     };
+    let guard = Arc::new(guard);
+    // Limits reached, from the watcher and the log pumps: the first one kills the job.
+    let (limit_tx, mut limit_rx) = mpsc::channel::<String>(4);
+    let job_bytes = Arc::new(AtomicU64::new(0));
+    let pump_to = |stream| Pump {
+        run: run.clone(),
+        job: job.number,
+        stream,
+        job_bytes: job_bytes.clone(),
+        limits: (plan.log_job_bytes, plan.log_run_bytes),
+        limit: limit_tx.clone(),
+    };
     let pumps = [
-        child.stdout.take().map(|o| tokio::spawn(pump(o, run.clone(), job.number, Stream::Stdout))),
-        child.stderr.take().map(|e| tokio::spawn(pump(e, run.clone(), job.number, Stream::Stderr))),
+        child.stdout.take().map(|o| tokio::spawn(pump(o, pump_to(Stream::Stdout)))),
+        child.stderr.take().map(|e| tokio::spawn(pump(e, pump_to(Stream::Stderr)))),
     ];
+    let watcher = tokio::spawn(watch_limits(guard.clone(), limit_tx));
     let pid = child.id();
     let mut stop = run.stop_signal();
     let exited = tokio::select! {
@@ -161,13 +187,11 @@ async fn run_job(plan: &Plan, job: &JobSpec, run: &Arc<LiveRun>) -> JobEnd {
             Err(JobEnd { status: Status::Failed, exit_code: None, error: Some(error) })
         }
         s = stopped(&mut stop) => Err(JobEnd { status: s.status(), exit_code: None, error: Some(s.reason().into()) }),
+        Some(why) = limit_rx.recv() => Err(JobEnd { status: Status::Failed, exit_code: None, error: Some(format!("killed: {why}")) }),
     };
+    watcher.abort();
     let end = match exited {
-        Ok(Ok(s)) if s.success() => JobEnd { status: Status::Succeeded, exit_code: Some(0), error: None },
-        Ok(Ok(s)) => match s.code() {
-            Some(c) => JobEnd { status: Status::Failed, exit_code: Some(c), error: Some(format!("exit code {c}")) },
-            None => JobEnd { status: Status::Failed, exit_code: None, error: Some(format!("ended by {s}")) },
-        },
+        Ok(Ok(s)) => ended(s),
         Ok(Err(e)) => JobEnd { status: Status::Failed, exit_code: None, error: Some(e.to_string()) },
         Err(killed) => {
             // Not yet reaped, so the group id is still ours: kill the whole
@@ -179,10 +203,53 @@ async fn run_job(plan: &Plan, job: &JobSpec, run: &Arc<LiveRun>) -> JobEnd {
         }
     };
     let _ = child.wait().await;
+    // A limit reached just before the job ended is still its cause; then
+    // nothing of the job may outlive it.
+    let after = tokio::task::spawn_blocking(move || {
+        let breach = guard.breach();
+        guard.release();
+        breach
+    });
+    let breach = after.await.ok().flatten();
     for p in pumps.into_iter().flatten() {
         let _ = tokio::time::timeout(Duration::from_secs(2), p).await;
     }
-    end
+    let killed_already = end.error.as_deref().is_some_and(|e| e.starts_with("killed:"));
+    match breach {
+        Some(why) if matches!(end.status, Status::Succeeded | Status::Failed) && !killed_already => {
+            JobEnd { status: Status::Failed, exit_code: end.exit_code, error: Some(format!("killed: {why}")) }
+        }
+        _ => end,
+    }
+}
+
+fn ended(s: std::process::ExitStatus) -> JobEnd {
+    match (s.code(), s.signal()) {
+        (Some(0), _) => JobEnd { status: Status::Succeeded, exit_code: Some(0), error: None },
+        (Some(c), _) => JobEnd { status: Status::Failed, exit_code: Some(c), error: Some(format!("exit code {c}")) },
+        (None, Some(sig)) if sig == Signal::SIGXFSZ as i32 => {
+            // The guard then names the limit the file reached.
+            JobEnd {
+                status: Status::Failed,
+                exit_code: None,
+                error: Some("ended by SIGXFSZ: a file reached the size limit".into()),
+            }
+        }
+        _ => JobEnd { status: Status::Failed, exit_code: None, error: Some(format!("ended by {s}")) },
+    }
+}
+
+/// Checks the job's limits until one is reached, and reports it.
+async fn watch_limits(guard: Arc<Guard>, limit: mpsc::Sender<String>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(WATCH_INTERVAL_MS));
+    loop {
+        tick.tick().await;
+        let g = guard.clone();
+        if let Ok(Some(why)) = tokio::task::spawn_blocking(move || g.breach()).await {
+            let _ = limit.send(why).await;
+            return;
+        }
+    }
 }
 
 pub(crate) async fn stopped(rx: &mut watch::Receiver<Option<Stop>>) -> Stop {
@@ -196,16 +263,46 @@ pub(crate) async fn stopped(rx: &mut watch::Receiver<Option<Stop>>) -> Stop {
     }
 }
 
+struct Pump {
+    run: Arc<LiveRun>,
+    job: usize,
+    stream: Stream,
+    /// Shared by the job's stdout and stderr.
+    job_bytes: Arc<AtomicU64>,
+    /// (per job, per run)
+    limits: (u64, u64),
+    limit: mpsc::Sender<String>,
+}
+
 /// Copies a stream into the run's log a line at a time, splitting lines
-/// longer than the limit rather than holding them whole.
-async fn pump(out: impl AsyncRead + Unpin, run: Arc<LiveRun>, job: usize, stream: Stream) {
+/// longer than the limit rather than holding them whole. Past the job's or
+/// the run's log limit it says so once, reports the limit and stops.
+async fn pump(out: impl AsyncRead + Unpin, p: Pump) {
     let mut reader = BufReader::new(out);
     let mut buf = Vec::new();
+    let mib = |b: u64| b >> 20;
     loop {
         buf.clear();
         match (&mut reader).take(MAX_LINE_BYTES as u64).read_until(b'\n', &mut buf).await {
             Ok(0) | Err(_) => return,
-            Ok(_) => run.log(Some(job), stream, &String::from_utf8_lossy(&buf)),
+            Ok(n) => {
+                let job_total = p.job_bytes.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
+                let run_total = p.run.add_output_bytes(n as u64);
+                let over = if job_total > p.limits.0 {
+                    Some(format!("log limit {} MiB per job reached", mib(p.limits.0)))
+                } else if run_total > p.limits.1 {
+                    Some(format!("log limit {} MiB per run reached", mib(p.limits.1)))
+                } else {
+                    None
+                };
+                if let Some(why) = over {
+                    let line = format!("{why}: the rest of job {}'s output is dropped", p.job);
+                    p.run.log(Some(p.job), Stream::Runner, &line);
+                    let _ = p.limit.send(why).await;
+                    return;
+                }
+                p.run.log(Some(p.job), p.stream, &String::from_utf8_lossy(&buf));
+            }
         }
     }
 }

@@ -2,9 +2,11 @@
 //! its log (kept in memory for streaming and appended to `logs.jsonl`), and
 //! the stop signal that cancellation and the lease monitor pull.
 
+use std::collections::VecDeque;
 use std::fs;
-use std::io::Write;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use leasehold_chaincode::{DatasetRef, RunStatus};
@@ -14,10 +16,14 @@ use tokio::sync::watch;
 use crate::error::{NodeError, Result};
 use crate::now_ms;
 
-/// Log lines kept in memory per run, and bytes per line; beyond these the
-/// log says how much it dropped.
-pub const MAX_LOG_LINES: usize = 100_000;
+/// Bytes per log line; a longer line is cut and says so.
 pub const MAX_LINE_BYTES: usize = 16 * 1024;
+/// Log text a running run keeps in memory for its followers; older lines,
+/// and every line of an ended run, are read back from `logs.jsonl`.
+pub const MEMORY_LOG_BYTES: usize = 1 << 20;
+/// How much of `logs.jsonl` is read at a restart to find where it ends:
+/// more than one line's worst case, so the last whole line is in it.
+const LOG_TAIL_BYTES: u64 = 256 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -135,6 +141,9 @@ pub struct RunRecord {
     pub finish_tx: Option<String>,
     /// The dataset the outputs were published as.
     pub published_as: Option<String>,
+    /// What the jobs were held to, and by what.
+    #[serde(default)]
+    pub protections: Vec<super::sandbox::Protection>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,7 +165,9 @@ pub struct LogLine {
 }
 
 struct Log {
-    lines: Vec<LogLine>,
+    /// The newest lines, at most [`MEMORY_LOG_BYTES`] of text.
+    lines: VecDeque<LogLine>,
+    bytes: usize,
     next_seq: u64,
     file: Option<fs::File>,
 }
@@ -168,6 +179,8 @@ pub struct LiveRun {
     /// Bumped on every change to the record or the log.
     changed: watch::Sender<u64>,
     stop: watch::Sender<Option<Stop>>,
+    /// Bytes of job output logged so far, against the run's log limit.
+    output_bytes: AtomicU64,
 }
 
 fn write_json(path: &Path, v: &impl Serialize) -> Result<()> {
@@ -186,29 +199,33 @@ impl LiveRun {
         let log_path = dir.join("logs.jsonl");
         let file = fs::OpenOptions::new().create(true).append(true).open(&log_path);
         let file = file.map_err(|e| NodeError::file(&log_path, e))?;
-        Ok(Self::new(dir, record, Vec::new(), Some(file)))
+        Ok(Self::new(dir, record, 0, Some(file)))
     }
 
     /// A finished run from disk, for listing and log replay after a restart.
+    /// Only the log's tail is read, to learn where it ends.
     pub fn load(dir: &Path) -> Result<Arc<Self>> {
         let path = dir.join("run.json");
         let bytes = fs::read(&path).map_err(|e| NodeError::file(&path, e))?;
         let record: RunRecord = serde_json::from_slice(&bytes).map_err(|e| NodeError::decode("run.json", e))?;
-        let text = fs::read_to_string(dir.join("logs.jsonl")).unwrap_or_default();
-        let lines = text.lines().rev().take(MAX_LOG_LINES).filter_map(|l| serde_json::from_str(l).ok());
-        let mut lines: Vec<LogLine> = lines.collect();
-        lines.reverse();
-        Ok(Self::new(dir, record, lines, None))
+        let log_path = dir.join("logs.jsonl");
+        let next_seq = last_seq(&log_path).map_or(0, |s| s + 1);
+        // A run the node was running when it stopped still logs its end.
+        let file = match record.status.is_final() {
+            true => None,
+            false => fs::OpenOptions::new().append(true).open(&log_path).ok(),
+        };
+        Ok(Self::new(dir, record, next_seq, file))
     }
 
-    fn new(dir: &Path, record: RunRecord, lines: Vec<LogLine>, file: Option<fs::File>) -> Arc<Self> {
-        let next_seq = lines.last().map_or(0, |l| l.seq + 1);
+    fn new(dir: &Path, record: RunRecord, next_seq: u64, file: Option<fs::File>) -> Arc<Self> {
         Arc::new(Self {
             dir: dir.to_path_buf(),
             record: Mutex::new(record),
-            log: Mutex::new(Log { lines, next_seq, file }),
+            log: Mutex::new(Log { lines: VecDeque::new(), bytes: 0, next_seq, file }),
             changed: watch::channel(0).0,
             stop: watch::channel(None).0,
+            output_bytes: AtomicU64::new(0),
         })
     }
 
@@ -268,26 +285,61 @@ impl LiveRun {
                 bytes.push(b'\n');
                 let _ = f.write_all(&bytes);
             }
-            if log.lines.len() == MAX_LOG_LINES {
-                log.lines.drain(..MAX_LOG_LINES / 10);
+            log.bytes += line.text.len();
+            log.lines.push_back(line);
+            while log.bytes > MEMORY_LOG_BYTES {
+                let old = log.lines.pop_front().expect("bytes count lines in memory");
+                log.bytes -= old.text.len();
             }
-            log.lines.push(line);
         }
         self.changed.send_modify(|n| *n += 1);
     }
 
-    /// The first line with `seq >= from` still in memory.
-    pub fn line_at_or_after(&self, from: u64) -> Option<LogLine> {
-        let log = self.log.lock().expect("run log lock");
-        let i = log.lines.partition_point(|l| l.seq < from);
-        log.lines.get(i).cloned()
+    /// Counts `bytes` more of job output and returns the run's total.
+    pub fn add_output_bytes(&self, bytes: u64) -> u64 {
+        self.output_bytes.fetch_add(bytes, Ordering::Relaxed) + bytes
     }
 
-    /// Log lines with `seq >= from` still in memory.
+    /// Lines with `seq >= from`, up to about `max_bytes` of text: from
+    /// memory when it holds them, else from `logs.jsonl`. Blocking.
+    pub fn read_lines(&self, from: u64, max_bytes: usize) -> Vec<LogLine> {
+        {
+            let log = self.log.lock().expect("run log lock");
+            if from >= log.next_seq {
+                return Vec::new();
+            }
+            if log.lines.front().is_some_and(|l| l.seq <= from) {
+                let start = log.lines.partition_point(|l| l.seq < from);
+                let mut taken = 0;
+                return log
+                    .lines
+                    .range(start..)
+                    .take_while(|l| {
+                        let more = taken < max_bytes;
+                        taken += l.text.len();
+                        more
+                    })
+                    .cloned()
+                    .collect();
+            }
+        }
+        read_log_file(&self.dir.join("logs.jsonl"), from, max_bytes)
+    }
+
+    /// Every line with `seq >= from`. Blocking; for tests and small logs.
     pub fn lines_from(&self, from: u64) -> Vec<LogLine> {
-        let log = self.log.lock().expect("run log lock");
-        let start = log.lines.partition_point(|l| l.seq < from);
-        log.lines[start..].to_vec()
+        self.read_lines(from, usize::MAX)
+    }
+
+    /// Frees the log's memory and file once the run has ended; readers go
+    /// to the file from then on.
+    pub fn evict_log(&self) {
+        let mut log = self.log.lock().expect("run log lock");
+        log.lines.clear();
+        log.bytes = 0;
+        if let Some(f) = log.file.take() {
+            let _ = f.sync_data();
+        }
     }
 
     pub fn watch(&self) -> watch::Receiver<u64> {
@@ -313,4 +365,33 @@ impl LiveRun {
     pub fn stopped(&self) -> Option<Stop> {
         self.stop.borrow().clone()
     }
+}
+
+/// Streams `logs.jsonl` from the start, skipping lines before `from`.
+fn read_log_file(path: &Path, from: u64, max_bytes: usize) -> Vec<LogLine> {
+    let Ok(file) = fs::File::open(path) else { return Vec::new() };
+    let mut out = Vec::new();
+    let mut taken = 0;
+    for line in BufReader::new(file).lines() {
+        let Ok(line) = line else { break };
+        let Ok(l) = serde_json::from_str::<LogLine>(&line) else { continue };
+        if l.seq >= from {
+            if taken >= max_bytes {
+                break;
+            }
+            taken += l.text.len();
+            out.push(l);
+        }
+    }
+    out
+}
+
+/// The last whole line's sequence number, read from the file's tail only.
+fn last_seq(path: &Path) -> Option<u64> {
+    let mut f = fs::File::open(path).ok()?;
+    let len = f.metadata().ok()?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(LOG_TAIL_BYTES))).ok()?;
+    let mut tail = Vec::new();
+    f.take(LOG_TAIL_BYTES).read_to_end(&mut tail).ok()?;
+    tail.split(|b| *b == b'\n').rev().find_map(|l| serde_json::from_slice::<LogLine>(l).ok()).map(|l| l.seq)
 }

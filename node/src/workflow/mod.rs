@@ -24,6 +24,8 @@ use serde::Deserialize;
 /// Limits on what one workflow may ask for.
 pub const MAX_JOBS: usize = 256;
 pub const MAX_VOLUMES_PER_JOB: usize = 32;
+pub const MAX_ENV_VARS: usize = 128;
+pub const MAX_ENV_BYTES: usize = 64 * 1024;
 
 /// A validation error naming the job (1-based) and field at fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -147,12 +149,41 @@ pub fn check_mount_path(job: usize, field: &str, path: &str) -> Result<(), Workf
     if !p.is_absolute() {
         return Err(err(Some(job), field, format!("{path:?} is not an absolute path")));
     }
+    if path.len() > 1024 || path.chars().any(|c| c.is_control()) {
+        return Err(err(Some(job), field, "a mount path has at most 1024 bytes and no control characters"));
+    }
     if p.components().any(|c| matches!(c, Component::ParentDir)) {
         return Err(err(Some(job), field, format!("{path:?} escapes with '..'")));
     }
     let reserved = |r: &&&str| if **r == "/" { p == Path::new("/") } else { p.starts_with(r) };
     if let Some(r) = RESERVED_PATHS.iter().find(reserved) {
         return Err(err(Some(job), field, format!("{path:?} would cover the sandbox's {r}")));
+    }
+    Ok(())
+}
+
+/// Names are shell-style identifiers; values hold no NUL. They are set
+/// inside the sandbox only, never on the host's side of it.
+fn check_env(job: usize, env: &BTreeMap<String, String>) -> Result<(), WorkflowError> {
+    if env.len() > MAX_ENV_VARS || env.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>() > MAX_ENV_BYTES {
+        return Err(err(Some(job), "env", format!("at most {MAX_ENV_VARS} variables and {MAX_ENV_BYTES} bytes")));
+    }
+    let ident = |k: &str| {
+        k.len() <= 256
+            && k.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    for (k, v) in env {
+        if !ident(k) {
+            return Err(err(
+                Some(job),
+                &format!("env.{k}"),
+                "a name is letters, digits and '_', not starting with a digit",
+            ));
+        }
+        if v.contains('\0') {
+            return Err(err(Some(job), &format!("env.{k}"), "a value may not hold a NUL byte"));
+        }
     }
     Ok(())
 }
@@ -240,9 +271,7 @@ impl Workflow {
         if f.timeout == Some(0) {
             return Err(err(Some(number), "timeout", "must be at least 1 second"));
         }
-        if f.env.keys().any(|k| k.is_empty() || k.contains('=') || k.contains('\0')) {
-            return Err(err(Some(number), "env", "names must be non-empty, without '=' or NUL"));
-        }
+        check_env(number, &f.env)?;
         Ok(Job { number, command: f.command, volumes: f.volumes, env: f.env, timeout_s: f.timeout, image: f.image })
     }
 

@@ -23,7 +23,8 @@ pub struct Runner {
     node: NodeHandle,
     cfg: WorkflowConfig,
     dirs: DataDirs,
-    sandbox: Option<Sandbox>,
+    /// The sandbox, or the protection this machine lacks.
+    sandbox: std::result::Result<Sandbox, String>,
     runs: Mutex<BTreeMap<String, Arc<LiveRun>>>,
     /// One fetch per lease at a time; concurrent runs share the cache.
     fetching: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -35,10 +36,16 @@ impl Runner {
     pub fn start(node: NodeHandle) -> Result<Arc<Self>> {
         let cfg = node.config().workflow.clone();
         let dirs = DataDirs::new(&node.config().data_dir);
-        let sandbox = Sandbox::detect().or(cfg.allow_unsandboxed.then_some(Sandbox::Unsandboxed));
+        let sandbox = match Sandbox::detect(node.org(), &cfg.limits) {
+            Err(missing) if cfg.allow_unsandboxed => {
+                warn!("{missing}: jobs will run UNSANDBOXED, as workflow.allow_unsandboxed is set");
+                Ok(Sandbox::Unsandboxed)
+            }
+            other => other,
+        };
         match &sandbox {
-            Some(s) => info!("workflow sandbox: {}", s.describe()),
-            None => warn!("bubblewrap is missing or cannot create namespaces: this node will refuse to run workflows"),
+            Ok(s) => info!("workflow sandbox: {}", s.describe()),
+            Err(missing) => warn!("{missing}: this node will refuse to run workflows"),
         }
         let runner = Arc::new(Self {
             node,
@@ -69,10 +76,6 @@ impl Runner {
                 Err(e) => warn!("skipping {}: {e}", dir.display()),
             }
         }
-    }
-
-    pub fn sandbox(&self) -> Option<&Sandbox> {
-        self.sandbox.as_ref()
     }
 
     pub fn list(&self) -> Vec<RunRecord> {
@@ -119,12 +122,11 @@ impl Runner {
     /// the ledger and starts the run. Nothing is left behind if any step fails.
     pub async fn submit(self: &Arc<Self>, yaml: &str, submitted_by: &str) -> Result<RunRecord> {
         let wf = Workflow::parse(yaml)?;
-        let sandbox = self.sandbox.clone().ok_or_else(|| {
-            NodeError::Unavailable(
-                "this node cannot sandbox jobs: install bubblewrap (apt install bubblewrap), \
-                 or set workflow.allow_unsandboxed = true in its config"
-                    .into(),
-            )
+        let sandbox = self.sandbox.clone().map_err(|missing| {
+            NodeError::Unavailable(format!(
+                "this node cannot sandbox jobs: {missing}; fix that, or set \
+                 workflow.allow_unsandboxed = true in its config to run jobs with no protection"
+            ))
         })?;
         let active = self.list().iter().filter(|r| !r.status.is_final()).count();
         if active >= self.cfg.max_active_runs {
@@ -170,6 +172,8 @@ impl Runner {
             max_parallel: self.cfg.max_parallel_jobs.max(1),
             sandbox,
             output_path: wf.outputs.clone().unwrap_or_else(|| DEFAULT_OUTPUT_PATH.into()),
+            log_job_bytes: self.cfg.limits.log_job_mib << 20,
+            log_run_bytes: self.cfg.limits.log_run_mib << 20,
         };
         tokio::spawn(self.clone().drive(run.clone(), wf, plan, leases, lease_of_volume));
         Ok(run.record())
@@ -206,6 +210,7 @@ impl Runner {
             start_tx: None,
             finish_tx: None,
             published_as: None,
+            protections: sandbox.protections(),
         }
     }
 

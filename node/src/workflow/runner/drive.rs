@@ -115,6 +115,7 @@ impl Runner {
             r.output_hash = output_hash.map(hex::encode);
             r.finish_tx = finish_tx;
         });
+        run.evict_log();
         info!(run = %id, "{line}");
         if matches!(status, Status::Expired | Status::Revoked) {
             self.delete_ended_caches();

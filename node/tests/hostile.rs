@@ -1,0 +1,305 @@
+//! Hostile jobs against the real sandbox. Each test makes an attack that
+//! would work without the protection it names, proves where it can that
+//! the attack itself is sound (it works on the host), and then shows that
+//! it fails from inside a job. Markers live outside `/tmp` (which a job
+//! never shares), so that a hidden `/tmp` cannot make a test pass.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::*;
+use leasehold_node::data::Manifest;
+use leasehold_node::workflow::exec::execute;
+use leasehold_node::workflow::live::{LiveRun, Status};
+
+/// A directory on the host that is not under `/tmp`.
+fn host_dir() -> tempfile::TempDir {
+    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
+}
+
+/// A shared library whose constructor writes `marker`, and a shell script
+/// that does the same.
+fn plant_kit(dir: &Path, marker: &Path) {
+    let src = dir.join("evil.c");
+    let code = format!(
+        "#include <stdio.h>\n__attribute__((constructor)) static void pwn(void) {{ FILE *f = fopen(\"{}\", \"w\"); if (f) {{ fputs(\"pwned\", f); fclose(f); }} }}\n",
+        marker.display()
+    );
+    std::fs::write(&src, code).unwrap();
+    let out = std::process::Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(dir.join("evil.so"))
+        .arg(&src)
+        .output()
+        .expect("a C compiler (scripts/test.sh installs one)");
+    assert!(out.status.success(), "cc: {}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(dir.join("evil.sh"), format!("echo pwned > {}\n", marker.display())).unwrap();
+    for f in ["evil.so", "evil.sh"] {
+        std::fs::set_permissions(dir.join(f), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn nothing_in_a_jobs_env_runs_on_the_host() {
+    let Some(sb) = sandbox() else { return };
+    let host = host_dir();
+    let marker = host.path().join("marker");
+    let kit = volume_dir();
+    plant_kit(kit.path(), &marker);
+    // The kit works: loaded by a host process, the library writes the marker.
+    let out = std::process::Command::new("/bin/true").env("LD_PRELOAD", kit.path().join("evil.so")).status().unwrap();
+    assert!(out.success() && marker.exists(), "the planted library runs when a host process loads it");
+    std::fs::remove_file(&marker).unwrap();
+
+    // Job 1 plants the kit in the run's working directory; job 2 points
+    // every variable a loader or shell honours at its host path.
+    let work = host.path().join("run/work");
+    let mut plant = sh(1, "cp /data/v/evil.so /data/v/evil.sh /job/ && chmod 755 /job/evil.*", &[]);
+    plant.mounts = vec![leasehold_node::workflow::sandbox::Mount {
+        name: "v".into(),
+        host: kit.path().to_path_buf(),
+        path: "/data/v".into(),
+    }];
+    let mut use_it = sh(2, "echo ran", &[1]);
+    let w = work.display();
+    use_it.env = BTreeMap::from([
+        ("LD_PRELOAD".into(), format!("{w}/evil.so")),
+        ("LD_LIBRARY_PATH".into(), w.to_string()),
+        ("BASH_ENV".into(), format!("{w}/evil.sh")),
+        ("ENV".into(), format!("{w}/evil.sh")),
+        ("PATH".into(), format!("{w}:/usr/bin:/bin")),
+        ("GCONV_PATH".into(), w.to_string()),
+    ]);
+    let jobs = vec![plant, use_it];
+    let live = live(host.path(), &jobs);
+    let (status, reason) = execute(&plan(sb, jobs, 1), &live).await;
+    assert_eq!(status, Status::Succeeded, "{reason:?} {:?}", all_output(&live, 1));
+    assert!(work.join("evil.so").exists(), "the job did plant the library on the host");
+    assert!(!marker.exists(), "code from a job's env ran on the host");
+}
+
+const PROBE_TCP: &str =
+    "import socket,sys; socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=2); print('connected')";
+const PROBE_UNIX: &str =
+    "import socket,sys; s=socket.socket(socket.AF_UNIX); s.settimeout(2); s.connect(sys.argv[1].replace('@', chr(0))); print('connected')";
+
+fn host_probe(code: &str, arg: &str) -> String {
+    let out = std::process::Command::new("python3").args(["-c", code, arg]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[tokio::test]
+async fn a_job_has_no_network_no_unix_socket_and_no_dns() {
+    use std::os::linux::net::SocketAddrExt;
+    let Some(sb) = sandbox() else { return };
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = tcp.local_addr().unwrap().port().to_string();
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_nonblocking(true).unwrap();
+    let udp_port = udp.local_addr().unwrap().port();
+    let host = host_dir();
+    let sock = host.path().join("node.sock");
+    let _unix = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let name = format!("leasehold-test-{}", std::process::id());
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    let _abstract = std::os::unix::net::UnixListener::bind_addr(&addr).unwrap();
+    // Each probe reaches its listener from the host...
+    assert_eq!(host_probe(PROBE_TCP, &port), "connected");
+    assert_eq!(host_probe(PROBE_UNIX, &sock.display().to_string()), "connected");
+    assert_eq!(host_probe(PROBE_UNIX, &format!("@{name}")), "connected");
+    // ...and none from a job.
+    let q = |s: &str| format!("'{s}'");
+    let script = [
+        format!("python3 -c {} {port}", q(PROBE_TCP)),
+        format!("python3 -c {} {}", q(PROBE_UNIX), sock.display()),
+        format!("python3 -c {} @{name}", q(PROBE_UNIX)),
+        format!("python3 -c \"import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', ('127.0.0.1', {udp_port}))\""),
+        "python3 -c \"import socket; socket.getaddrinfo('example.com', 80); print('resolved')\"".into(),
+    ]
+    .join("; ");
+    let (j, lines, _) = sandboxed(sb, &script, volume_dir().path()).await;
+    assert_eq!(j.status, Status::Failed, "{lines:?}");
+    assert!(!lines.iter().any(|l| l == "connected" || l == "resolved"), "{lines:?}");
+    assert!(udp.recv(&mut [0u8; 16]).is_err(), "no UDP datagram reached the host");
+}
+
+#[tokio::test]
+async fn a_job_cannot_ptrace_make_namespaces_or_mount() {
+    let Some(sb) = sandbox() else { return };
+    let script = r#"sleep 30 & pid=$!
+python3 -c "import ctypes,sys; c=ctypes.CDLL(None, use_errno=True); r=c.ptrace(16, int(sys.argv[1]), 0, 0); print('ptrace', r, ctypes.get_errno())" $pid
+python3 -c "import ctypes; c=ctypes.CDLL(None, use_errno=True); r=c.ptrace(16, 1, 0, 0); print('ptrace1', r, ctypes.get_errno())"
+unshare -U true && echo NAMESPACE-MADE
+unshare -r -m true && echo NAMESPACE-MADE
+python3 -c "import os; os.unshare(os.CLONE_NEWUSER); print('NAMESPACE-MADE')"
+python3 -c "import os; os.unshare(os.CLONE_NEWNET); print('NAMESPACE-MADE')"
+mount -t tmpfs none /job && echo MOUNTED
+grep Seccomp: /proc/self/status
+kill $pid"#;
+    let (_, lines, _) = sandboxed(sb, script, volume_dir().path()).await;
+    assert!(lines.contains(&"ptrace -1 1".to_string()), "ptrace of a sibling: EPERM: {lines:?}");
+    assert!(lines.contains(&"ptrace1 -1 1".to_string()), "ptrace of pid 1: EPERM: {lines:?}");
+    assert!(!lines.iter().any(|l| l.contains("NAMESPACE-MADE") || l.contains("MOUNTED")), "{lines:?}");
+    assert!(lines.iter().any(|l| l.starts_with("Seccomp:") && l.ends_with('2')), "a filter is on: {lines:?}");
+}
+
+#[tokio::test]
+async fn a_job_is_an_unprivileged_uid_with_no_capabilities_and_no_inherited_files() {
+    let Some(sb) = sandbox() else { return };
+    let script =
+        "id -u; id -g; grep -E '^(CapEff|CapPrm|NoNewPrivs):' /proc/self/status; ls /proc/self/fd | tr '\\n' ' '";
+    let (j, lines, _) = sandboxed(sb, script, volume_dir().path()).await;
+    assert_eq!(j.status, Status::Succeeded, "{lines:?}");
+    assert_eq!(lines[..2], ["65534", "65534"], "{lines:?}");
+    assert!(lines.iter().any(|l| l.starts_with("CapEff:") && l.ends_with("0000000000000000")), "{lines:?}");
+    assert!(lines.iter().any(|l| l.starts_with("CapPrm:") && l.ends_with("0000000000000000")), "{lines:?}");
+    assert!(lines.iter().any(|l| l.starts_with("NoNewPrivs:") && l.ends_with('1')), "{lines:?}");
+    // 0-2, and 3 for the directory ls itself reads.
+    let fds: Vec<&str> = lines.last().unwrap().split_whitespace().collect();
+    assert!(fds.iter().all(|fd| ["0", "1", "2", "3"].contains(fd)), "inherited descriptors: {fds:?}");
+}
+
+#[tokio::test]
+async fn a_job_cannot_read_the_nodes_keys_by_any_path() {
+    let Some(sb) = sandbox() else { return };
+    // A stand-in node directory outside /tmp, laid out like a real one, its
+    // key readable by anyone so that only the sandbox stands in the way.
+    let node = host_dir();
+    let keys = node.path().join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    std::fs::write(keys.join("signing.key"), "5ec2e7-key-material").unwrap();
+    std::fs::set_permissions(keys.join("signing.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let key = keys.join("signing.key").display().to_string();
+    assert_eq!(std::fs::read_to_string(&key).unwrap(), "5ec2e7-key-material");
+    let script = format!(
+        "cat {key}; cat /proc/1/root{key}; ls /proc/1/root/; cat ../../keys/signing.key; \
+         for src in $(awk '{{print $4}}' /proc/self/mountinfo); do cat $src/../../keys/signing.key; cat /proc/1/root$src/../../keys/signing.key; done; \
+         cat /job/../run.json; cat /proc/1/root/../run.json"
+    );
+    let mut j = sh(1, &script, &[]);
+    j.timeout_ms = 20_000;
+    let jobs = vec![j];
+    let live = live(node.path(), &jobs);
+    execute(&plan(sb, jobs, 1), &live).await;
+    let lines = all_output(&live, 1);
+    assert!(!lines.iter().any(|l| l.contains("5ec2e7")), "{lines:?}");
+    assert!(!lines.iter().any(|l| l.contains("run-test")), "the run's own record: {lines:?}");
+    assert!(lines.iter().any(|l| l.contains("No such file or directory")), "{lines:?}");
+}
+
+/// Every directory named `name` under the cgroup mounts: a job's group
+/// must be gone once it ends.
+fn cgroups_named(name: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![(PathBuf::from("/sys/fs/cgroup"), 0)];
+    while let Some((d, depth)) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) && depth < 4 {
+                if e.file_name() == name {
+                    found.push(e.path());
+                }
+                stack.push((e.path(), depth + 1));
+            }
+        }
+    }
+    found
+}
+
+/// Runs one hostile job and checks it was killed for `limit`, quickly, with
+/// nothing of it left behind.
+async fn killed_for(script: &str, limit: &str) -> Ran {
+    let sb = sandbox().expect("checked by the caller");
+    let t = Instant::now();
+    let r = run(sb, vec![sh(1, script, &[])], 1).await;
+    let j = job(&r.live, 1);
+    assert_eq!(j.status, Status::Failed, "{:?}", all_output(&r.live, 1));
+    assert_eq!(j.error.as_deref(), Some(format!("killed: {limit}").as_str()), "{:?}", all_output(&r.live, 1));
+    assert!(t.elapsed() < Duration::from_secs(30), "killed within its limit, took {:?}", t.elapsed());
+    let id = format!("{}-job1", r.live.record().id);
+    assert!(cgroups_named(&id).is_empty(), "the job's cgroup is removed: {:?}", cgroups_named(&id));
+    assert!(!r.live.dir().join("tmp/1").exists(), "its /tmp is removed");
+    r
+}
+
+#[tokio::test]
+async fn a_fork_bomb_is_stopped_by_the_process_limit() {
+    if sandbox().is_none() {
+        return;
+    }
+    killed_for("bomb() { bomb | bomb & }; bomb; sleep 20", "process limit 64 reached").await;
+}
+
+#[tokio::test]
+async fn a_memory_bomb_is_stopped_by_the_memory_limit() {
+    if sandbox().is_none() {
+        return;
+    }
+    killed_for("python3 -c \"x = ' ' * (1 << 30); import time; time.sleep(20)\"", "memory limit 128 MiB reached").await;
+}
+
+#[tokio::test]
+async fn filling_tmp_or_the_outputs_is_stopped_by_the_disk_limits() {
+    if sandbox().is_none() {
+        return;
+    }
+    let fill = |path: &str| format!("dd if=/dev/zero of={path} bs=1M count=100000 2>&1; sleep 20");
+    killed_for(&fill("/tmp/fill"), "/tmp limit 16 MiB reached").await;
+    let r =
+        killed_for(&fill("$OUTPUT_DIR/fill"), "disk limit 32 MiB reached in the working and output directories").await;
+    let (bytes, _) = leasehold_node::workflow::sandbox::dir_usage(&r.live.output_dir(), 10);
+    assert!(bytes <= 32 << 20, "one file never passes RLIMIT_FSIZE: {bytes}");
+    killed_for(&fill("/job/fill"), "disk limit 32 MiB reached in the working and output directories").await;
+}
+
+#[tokio::test]
+async fn a_gigabyte_on_stdout_is_cut_at_the_log_limit_and_the_node_holds_little_of_it() {
+    if sandbox().is_none() {
+        return;
+    }
+    let r = killed_for("head -c 1073741824 /dev/zero | tr '\\0' x; sleep 20", "log limit 1 MiB per job reached").await;
+    let file = std::fs::metadata(r.live.dir().join("logs.jsonl")).unwrap().len();
+    assert!(file < 2 << 20, "the log file stops near the limit: {file} bytes");
+    let lines = r.live.lines_from(0);
+    assert!(lines.iter().any(|l| l.text.contains("the rest of job 1's output is dropped")), "it says so once");
+    // Once the run ends, its memory goes, and a restart reads only the tail.
+    r.live.evict_log();
+    let loaded = LiveRun::load(r.live.dir()).unwrap();
+    let last = lines.last().unwrap().seq;
+    assert_eq!(loaded.lines_from(last).len(), 1, "the loaded run reads its log back from the file");
+    // Without the limits, a gigabyte of output would pass through this
+    // process's memory; the peak stays far below it.
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let peak_kib: u64 =
+        status.lines().find_map(|l| l.strip_prefix("VmHWM:")).unwrap().trim().trim_end_matches(" kB").parse().unwrap();
+    assert!(peak_kib < 512 * 1024, "the test process peaked at {peak_kib} KiB");
+}
+
+#[tokio::test]
+async fn the_run_log_limit_stops_the_job_that_crosses_it() {
+    let Some(sb) = sandbox() else { return };
+    // Each job prints 0.9 MiB, under the job limit; the fifth crosses 4 MiB.
+    let print = "head -c 943718 /dev/zero | tr '\\0' y";
+    let jobs: Vec<_> = (1..=5).map(|n| sh(n, print, &if n > 1 { vec![n - 1] } else { vec![] })).collect();
+    let r = run(sb, jobs, 1).await;
+    assert_eq!(job(&r.live, 4).status, Status::Succeeded);
+    assert_eq!(job(&r.live, 5).error.as_deref(), Some("killed: log limit 4 MiB per run reached"));
+}
+
+#[tokio::test]
+async fn a_symlink_a_job_leaves_in_its_outputs_is_never_read_through() {
+    let Some(sb) = sandbox() else { return };
+    let host = host_dir();
+    let secret = host.path().join("secret");
+    std::fs::write(&secret, "5ec2e7").unwrap();
+    let script = format!("ln -s {} $OUTPUT_DIR/secret && ln -s /etc/shadow $OUTPUT_DIR/shadow", secret.display());
+    let (j, lines, r) = sandboxed(sb, &script, volume_dir().path()).await;
+    assert_eq!(j.status, Status::Succeeded, "{lines:?}");
+    let out = r.live.output_dir();
+    assert!(std::fs::symlink_metadata(out.join("secret")).unwrap().file_type().is_symlink());
+    let err = Manifest::of_dir(&out).expect_err("outputs holding a link are refused").to_string();
+    assert!(err.contains("neither a regular file nor a directory"), "{err}");
+}
