@@ -146,8 +146,44 @@ impl IntoResponse for ApiError {
             field,
         };
         let json = serde_json::to_vec(&body).expect("problem serialises");
-        (status, [(header::CONTENT_TYPE, "application/problem+json")], json).into_response()
+        (status, [(header::CONTENT_TYPE, PROBLEM_JSON)], json).into_response()
     }
+}
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Error bodies longer than this are cut when rewritten.
+const MAX_REWRITTEN_BYTES: usize = 16 * 1024;
+
+/// Every error leaves as problem+json, the ones axum itself produces too: a
+/// body over the limit, a query string or path that does not parse, no
+/// such route or method. Their text becomes the `detail`, and the query
+/// parameter at fault the `field`; the status and other headers are kept.
+pub async fn problem_json(res: Response) -> Response {
+    let status = res.status();
+    let is_problem = res.headers().get(header::CONTENT_TYPE).is_some_and(|v| v == PROBLEM_JSON);
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let bytes = axum::body::to_bytes(body, MAX_REWRITTEN_BYTES).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes).trim().to_string();
+    let title = status.canonical_reason().unwrap_or("Error");
+    let field = match text.strip_prefix("Failed to deserialize query string: ") {
+        Some(rest) => field_of(rest),
+        None if text.starts_with("Invalid URL") => Some("path".into()),
+        None => None,
+    };
+    let body = Problem {
+        kind: title.to_lowercase().replace(' ', "-"),
+        title: title.into(),
+        status: status.as_u16(),
+        detail: if text.is_empty() { title.into() } else { text },
+        field,
+    };
+    parts.headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static(PROBLEM_JSON));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(serde_json::to_vec(&body).expect("problem serialises")))
 }
 
 #[cfg(test)]
@@ -167,5 +203,6 @@ mod tests {
             f("Failed to deserialize the JSON body into the target type: policy.max_lease_ms: invalid type"),
             Some("policy.max_lease_ms".into())
         );
+        assert_eq!(f("limit: invalid digit found in string"), Some("limit".into()), "a query string's parameter");
     }
 }

@@ -75,6 +75,7 @@ pub fn app(state: AppState) -> Router {
         .merge(runs::routes())
         .merge(openapi::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::map_response(error::problem_json))
         .with_state(state)
 }
 

@@ -301,6 +301,13 @@ async fn every_error_is_a_clear_4xx_and_changes_nothing() {
         (o2, "POST", "/v1/runs/nope/cancel".into(), Some(&o2.member), None, 404, None, "does not exist"),
         (o2, "POST", "/v1/runs/nope/publish".into(), Some(&o2.admin), Some(dataset_body("derived")), 404, None, "does not exist"),
         (o2, "GET", "/v1/runs/nope/logs".into(), Some(&o2.viewer), None, 404, None, "does not exist"),
+        // What axum itself rejects is problem+json too (`call` checks the type).
+        (o2, "POST", "/v1/runs".into(), Some(&o2.member), Some("x".repeat(9 << 20)), 413, None, "length limit"),
+        (o1, "POST", format!("/v1/leases/{lease}/grant"), Some(&o1.admin), Some("x".repeat(9 << 20)), 413, None, "length limit"),
+        (o1, "GET", "/v1/datasets?limit=-1".into(), Some(&o1.viewer), None, 400, Some("limit"), "invalid digit"),
+        (o1, "GET", "/v1/blocks/abc".into(), Some(&o1.viewer), None, 400, Some("path"), "Cannot parse"),
+        (o1, "GET", "/v1/no-such-route".into(), Some(&o1.viewer), None, 404, None, "Not Found"),
+        (o1, "DELETE", "/v1/status".into(), Some(&o1.viewer), None, 405, None, "Method Not Allowed"),
         // File uploads: the owner's admin only, and only inside the dataset.
         (o1, "PUT", "/v1/datasets/iris/files/a/%2e%2e/%2e%2e/b".into(), Some(&o1.admin), Some("x".into()), 422, Some("path"), "without '.', '..'"),
         (o1, "PUT", "/v1/datasets/..x/files/a".into(), Some(&o1.admin), Some("x".into()), 422, Some("id"), "letters"),

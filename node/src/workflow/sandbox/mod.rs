@@ -229,16 +229,25 @@ for f in /proc/$$/fd/*; do n=${f##*/}; [ "$n" -gt 3 ] && eval "exec $n>&-" 2>/de
 exec "$@""#;
 
 impl Jail {
-    fn namespace_args(&self) -> Vec<&'static str> {
+    fn namespace_args(&self) -> Vec<String> {
         let mut a = vec!["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"];
         a.extend(["--die-with-parent", "--new-session"]);
+        let mut a: Vec<String> = a.into_iter().map(String::from).collect();
         match self.setpriv {
             // Real root makes the mounts; setpriv needs these three to drop uid.
-            Some(_) => a.extend(["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]),
-            None => a.extend(["--unshare-user", "--disable-userns", "--cap-drop", "ALL"]),
-        }
-        if self.setpriv.is_some() {
-            a.extend(["--cap-add", "CAP_SETPCAP"]);
+            Some(_) => a.extend(
+                ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP"]
+                    .map(String::from),
+            ),
+            None => {
+                a.extend(["--unshare-user", "--disable-userns", "--cap-drop", "ALL"].map(String::from));
+                a.extend([
+                    "--uid".into(),
+                    self.limits.job_uid.to_string(),
+                    "--gid".into(),
+                    self.limits.job_gid.to_string(),
+                ]);
+            }
         }
         a
     }
@@ -289,8 +298,6 @@ impl Jail {
         if let Some(setpriv) = &self.setpriv {
             cmd.arg(setpriv).args(["--reuid", &uid.to_string(), "--regid", &gid.to_string()]);
             cmd.args(["--clear-groups", "--bounding-set", "-all", "--inh-caps", "-all", "--no-new-privs", "--"]);
-        } else {
-            cmd.args(["--uid", &uid.to_string(), "--gid", &gid.to_string()]);
         }
         cmd.args(job.argv);
         // The host side gets a fixed environment: nothing of the workflow's.
