@@ -238,7 +238,7 @@ impl JobCgroup {
         }
         // A process forked while the list was read joins the group too, so
         // kill until the group is empty; the pids limit bounds the rounds.
-        for _ in 0..200 {
+        for _ in 0..1000 {
             let pids = self.pids();
             if pids.is_empty() {
                 break;
@@ -246,14 +246,14 @@ impl JobCgroup {
             for p in pids {
                 let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
             }
-            std::thread::sleep(Duration::from_millis(5));
+            std::thread::sleep(Duration::from_millis(1));
         }
         for d in &self.dirs {
-            for _ in 0..100 {
+            for _ in 0..500 {
                 match fs::remove_dir(d) {
                     Ok(()) => break,
                     Err(e) if e.kind() == io::ErrorKind::NotFound => break,
-                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                    Err(_) => std::thread::sleep(Duration::from_millis(1)),
                 }
             }
         }
