@@ -11,9 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use leasehold_chaincode::{
-    canonical, AccessPolicy, Approval, DatasetSpec, KeyEnvelope, Payload, SealedMetadata, SignedTx, TxBody,
-};
+use leasehold_chaincode::{canonical, AccessPolicy, Approval, DatasetSpec, Payload, SealedMetadata, SignedTx, TxBody};
 use leasehold_node::cli::BenchArgs;
 use leasehold_node::config::NodeConfig;
 use leasehold_node::Submission;
@@ -94,7 +92,6 @@ async fn setup(http: &reqwest::Client, orgs: &[Org], signer: &mut Signer, tag: &
             approval: Approval::Automatic,
             exclusive: false,
         },
-        envelopes: allowed.iter().map(|o| KeyEnvelope { org: o.clone(), wrapped: vec![1; 60] }).collect(),
     };
     let tx = signer.sign(&orgs[0], Payload::RegisterDataset { id: id.clone(), spec, derived_from_run: None });
     let out = post(http, (&orgs[0].url, &orgs[0].token), &[tx]).await?;

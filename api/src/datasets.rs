@@ -8,14 +8,13 @@ use axum::{Json, Router};
 use leasehold_chaincode::query::{self, DatasetFilter};
 use std::path::PathBuf;
 
-use leasehold_chaincode::{keys, AccessPolicy, Approval, Dataset, DatasetSpec, KeyEnvelope, Payload};
+use leasehold_chaincode::{keys, AccessPolicy, Approval, Dataset, DatasetSpec, Payload};
 use leasehold_node::data::Manifest;
 use leasehold_node::users::Role;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{Caller, JsonBody};
-use crate::crypto::{self, DataKey};
 use crate::views::{DatasetView, LineageView, PolicyView, WriteView};
 use crate::write::{status, write};
 use crate::{ApiError, AppState};
@@ -163,33 +162,10 @@ fn content_hash(h: &Option<String>) -> Result<[u8; 32], ApiError> {
     }
 }
 
-/// Key envelopes for every allowed org, when grants are automatic.
-fn envelopes(
-    s: &AppState,
-    policy: &AccessPolicy,
-    dataset_id: &str,
-    key: &DataKey,
-) -> Result<Vec<KeyEnvelope>, ApiError> {
-    if policy.approval != Approval::Automatic {
-        return Ok(Vec::new());
-    }
-    let genesis = &s.node.ledger().genesis;
-    policy
-        .allowed_orgs
-        .iter()
-        .map(|org| {
-            let info = genesis.org(org).ok_or_else(|| {
-                ApiError::invalid("policy.allowed_orgs", format!("{org:?} is not a member of the network"))
-            })?;
-            Ok(KeyEnvelope { org: org.clone(), wrapped: crypto::wrap_key(key, &info.x25519_key, dataset_id, org) })
-        })
-        .collect()
-}
-
 fn slug(title: &str) -> String {
     let base: String = title.to_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
     let base: String = base.split('-').filter(|p| !p.is_empty()).collect::<Vec<_>>().join("-");
-    let suffix = hex::encode(&crypto::new_data_key()[..4]);
+    let suffix = hex::encode(rand::random::<[u8; 4]>());
     format!("{}-{suffix}", if base.is_empty() { "dataset" } else { &base[..base.len().min(48)] })
 }
 
@@ -254,7 +230,6 @@ pub(crate) async fn register(
         Some((_, m)) => (m.hash(), m.total_bytes()),
         None => (content_hash(&req.content_hash)?, req.size_bytes),
     };
-    let key = crypto::new_data_key();
     let private = to_json_text("private_metadata", &req.private_metadata)?;
     let spec = DatasetSpec {
         title: req.title,
@@ -263,15 +238,12 @@ pub(crate) async fn register(
         content_hash: hash,
         size_bytes,
         public_metadata: to_json_text("public_metadata", &req.public_metadata)?,
-        private_metadata: crypto::seal_metadata(&key, &id, 1, private.as_bytes()),
-        envelopes: envelopes(s, &policy, &id, &key)?,
+        // Under a key derived from this org's secret for (id, version 1):
+        // nothing is stored, so a rejected or retried registration leaves
+        // no key behind and changes none.
+        private_metadata: s.node.seal_metadata(&id, 1, private.as_bytes()),
         policy,
     };
-    // The key is kept before the tx is sent so that no committed dataset is
-    // ever without its key; a key for a rejected tx is harmless.
-    if query::dataset(&s.node.ledger().store, &id)?.is_none() {
-        s.keystore.put(&id, &key)?;
-    }
     let w = write(s, Payload::RegisterDataset { id: id.clone(), spec, derived_from_run }).await?;
     if let Some((dir, manifest)) = files {
         s.dirs.adopt(&id, &dir, &manifest)?;
@@ -291,10 +263,6 @@ pub(crate) fn owned(s: &AppState, id: &str) -> Result<Dataset, ApiError> {
     Ok(ds)
 }
 
-pub(crate) fn data_key(s: &AppState, id: &str) -> Result<DataKey, ApiError> {
-    s.keystore.get(id)?.ok_or_else(|| ApiError::Internal(format!("this node holds no data key for dataset {id:?}")))
-}
-
 #[utoipa::path(patch, path = "/v1/datasets/{id}", request_body = DatasetPatch, responses((status = 200, body = WriteView), (status = 202, body = WriteView), (status = 403, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn update(
     s: State<AppState>,
@@ -304,12 +272,10 @@ pub async fn update(
 ) -> Result<(StatusCode, Json<WriteView>), ApiError> {
     caller.require(Role::Admin)?;
     let old = owned(&s, &id)?;
-    let key = data_key(&s, &id)?;
     let version = old.version + 1;
     let private = match &p.private_metadata {
         Some(v) => to_json_text("private_metadata", v)?.into_bytes(),
-        None => crypto::open_metadata(&key, &id, old.version, &old.spec.private_metadata)
-            .map_err(|e| ApiError::Internal(e.to_string()))?,
+        None => s.node.open_own_metadata(&id, old.version, &old.spec.private_metadata)?,
     };
     let policy = match &p.policy {
         Some(pv) => policy_from(pv)?,
@@ -333,8 +299,7 @@ pub async fn update(
             Some(v) => to_json_text("public_metadata", v)?,
             None => old.spec.public_metadata,
         },
-        private_metadata: crypto::seal_metadata(&key, &id, version, &private),
-        envelopes: envelopes(&s, &policy, &id, &key)?,
+        private_metadata: s.node.seal_metadata(&id, version, &private),
         policy,
     };
     let w = write(&s, Payload::UpdateDataset { id: id.clone(), spec }).await?;

@@ -72,6 +72,7 @@ impl From<leasehold_node::NodeError> for ApiError {
             N::Chaincode(e) => e.into(),
             N::Workflow(w) => Self::Unprocessable { field: Some(w.field_path()), detail: w.to_string() },
             N::NotFound(d) => Self::NotFound(d),
+            N::Forbidden(d) => Self::Forbidden(d),
             N::Conflict(d) => Self::Conflict(d),
             N::Unavailable(d) => Self::Unavailable(d),
             other => Self::Internal(other.to_string()),

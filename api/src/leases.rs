@@ -11,8 +11,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{Caller, JsonBody};
-use crate::crypto;
-use crate::datasets::data_key;
 use crate::views::{LeaseView, WriteView};
 use crate::write::{status, write};
 use crate::{ApiError, AppState};
@@ -56,7 +54,7 @@ pub async fn request(
     JsonBody(r): JsonBody<LeaseRequest>,
 ) -> Result<(StatusCode, Json<WriteView>), ApiError> {
     caller.require(Role::Member)?;
-    let id = format!("lease-{}", hex::encode(&crypto::new_data_key()[..8]));
+    let id = format!("lease-{}", hex::encode(rand::random::<[u8; 8]>()));
     let payload = Payload::RequestLease {
         lease_id: id.clone(),
         dataset_id: dataset,
@@ -134,13 +132,9 @@ pub async fn grant(
     if lease.owner != s.node.org() {
         return Err(ApiError::Forbidden(format!("only the owner {:?} may grant the lease", lease.owner)));
     }
-    let lessee =
-        s.node.ledger().genesis.org(&lease.lessee).ok_or_else(|| ApiError::Internal("lessee not in genesis".into()))?;
-    let key = data_key(&s, &lease.dataset_id)?;
-    let wrapped_key = crypto::wrap_key(&key, &lessee.x25519_key, &lease.dataset_id, &lease.lessee);
     let body: GrantBody = crate::auth::optional_json(&body)?;
     let duration_ms = body.duration_ms.unwrap_or(lease.requested_ms);
-    let w = write(&s, Payload::GrantLease { lease_id: id.clone(), duration_ms, wrapped_key }).await?;
+    let w = write(&s, Payload::GrantLease { lease_id: id.clone(), duration_ms }).await?;
     Ok(reply(&s, w, &id, false))
 }
 
@@ -209,7 +203,9 @@ pub struct MetadataView {
     pub dataset_id: String,
     pub dataset_version: u32,
     pub expires_at: String,
-    /// The tx that recorded this read in the ledger's audit trail.
+    /// When the owner's node decided to disclose: always before `expires_at`.
+    pub decided_at: String,
+    /// The owner's tx that recorded this read in the ledger's audit trail.
     pub audit_tx_id: String,
     #[schema(value_type = Object)]
     pub private_metadata: serde_json::Value,
@@ -226,37 +222,17 @@ pub async fn metadata(
     Path(id): Path<String>,
 ) -> Result<Json<MetadataView>, ApiError> {
     let user = caller.require(Role::Member)?;
-    let lease = load(&s, &id)?;
-    let me = s.node.org();
-    if lease.lessee != me {
-        return Err(ApiError::Forbidden(format!("lease {id} is held by {}, not by {me}", lease.lessee)));
-    }
-    if let Some(reason) = lease.inactive_reason(s.node.ledger_now()) {
-        return Err(ApiError::Forbidden(reason));
-    }
-    let w = write(&s, Payload::RecordAccess { lease_id: id.clone(), reader: user.name.clone() }).await.map_err(
-        |e| match e {
-            ApiError::Conflict(reason) => ApiError::Forbidden(reason),
-            other => other,
-        },
-    )?;
-    if w.height.is_none() {
-        return Err(ApiError::Unavailable("the audit record did not commit in time; nothing was disclosed".into()));
-    }
-    let version = lease.dataset_version.ok_or_else(|| ApiError::Internal("granted lease without a version".into()))?;
-    let ds = query::dataset_version(&s.node.ledger().store, &lease.dataset_id, version)?
-        .ok_or_else(|| ApiError::Internal("leased dataset version is missing".into()))?;
-    let envelope = lease.wrapped_key.as_deref().unwrap_or_default();
-    let internal = |e: crypto::CryptoError| ApiError::Internal(e.to_string());
-    let key = crypto::unwrap_key(envelope, &s.x25519_secret, &lease.dataset_id, me).map_err(internal)?;
-    let plain = crypto::open_metadata(&key, &lease.dataset_id, version, &ds.spec.private_metadata).map_err(internal)?;
+    // Asked of the owner's node, which checks, audits and decides; nothing
+    // of the answer is kept here.
+    let d = s.node.lease_metadata(&id, &user.name).await?;
     Ok(Json(MetadataView {
-        lease_id: id,
-        dataset_id: lease.dataset_id,
-        dataset_version: version,
-        expires_at: leasehold_chaincode::time::rfc3339(lease.expires_at_ms.unwrap_or_default()),
-        audit_tx_id: w.tx_id,
-        private_metadata: serde_json::from_slice(&plain).unwrap_or(serde_json::Value::Null),
+        lease_id: d.lease_id,
+        dataset_id: d.dataset_id,
+        dataset_version: d.version,
+        expires_at: leasehold_chaincode::time::rfc3339(d.expires_at_ms),
+        decided_at: leasehold_chaincode::time::rfc3339(d.decided_at_ms),
+        audit_tx_id: d.audit_tx_id,
+        private_metadata: serde_json::from_slice(&d.plaintext).unwrap_or(serde_json::Value::Null),
     }))
 }
 

@@ -2,17 +2,15 @@
 //!
 //! [`app`] builds the router over an [`AppState`]; the binary serves it on
 //! the node's configured address. Every error is `application/problem+json`.
-//! The API acts for its own org only: it holds that org's X25519 secret (to
-//! unwrap keys granted to it) and its data keys (in an encrypted keystore),
-//! and no other org's secrets.
+//! The API acts for its own org only and holds no key: metadata is sealed
+//! and disclosed by the node (`leasehold_node::disclose`), and a lessee's
+//! read is answered by the owner's node.
 
 mod admin;
 mod auth;
-pub mod crypto;
 mod datasets;
 mod error;
 mod files;
-mod keystore;
 mod leases;
 mod ledger;
 pub mod openapi;
@@ -31,7 +29,6 @@ use leasehold_node::workflow::runner::Runner;
 use leasehold_node::NodeHandle;
 
 pub use error::{ApiError, Problem};
-pub use keystore::Keystore;
 
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
@@ -40,23 +37,18 @@ pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 pub struct AppState {
     pub node: NodeHandle,
     pub users: Arc<UserStore>,
-    pub keystore: Arc<Keystore>,
     pub runner: Arc<Runner>,
     pub dirs: DataDirs,
-    x25519_secret: [u8; 32],
 }
 
 impl AppState {
     /// Also starts the node's workflow runner, so it needs a tokio runtime.
     pub fn new(node: NodeHandle) -> Result<Self, ApiError> {
         let cfg = node.config();
-        let x25519_secret = cfg.x25519_secret()?;
         Ok(Self {
             runner: Runner::start(node.clone())?,
             dirs: DataDirs::new(&cfg.data_dir),
             users: Arc::new(UserStore::new(&cfg.data_dir)),
-            keystore: Arc::new(Keystore::open(&cfg.data_dir, &x25519_secret)?),
-            x25519_secret,
             node,
         })
     }

@@ -82,9 +82,7 @@ pub(crate) fn apply_verified(state: &mut impl State, tx: &SignedTx, tx_id: TxId,
         Payload::RequestLease { lease_id, dataset_id, duration_ms, purpose } => {
             lease::request(state, &tcx, lease_id, dataset_id, *duration_ms, purpose)?
         }
-        Payload::GrantLease { lease_id, duration_ms, wrapped_key } => {
-            lease::grant(state, &tcx, lease_id, *duration_ms, wrapped_key)?
-        }
+        Payload::GrantLease { lease_id, duration_ms } => lease::grant(state, &tcx, lease_id, *duration_ms)?,
         Payload::DenyLease { lease_id, reason } => lease::deny(state, &tcx, lease_id, reason)?,
         Payload::ReleaseLease { lease_id } => lease::release(state, &tcx, lease_id)?,
         Payload::RevokeLease { lease_id, reason } => lease::revoke(state, &tcx, lease_id, reason)?,
@@ -167,19 +165,6 @@ fn validate_spec(ctx: &TxCtx, spec: &DatasetSpec) -> Result<()> {
             return Err(ChaincodeError::invalid(
                 "policy.allowed_orgs",
                 format!("{org:?} is not a member of the network"),
-            ));
-        }
-    }
-    for env in &spec.envelopes {
-        if !p.allowed_orgs.contains(&env.org) {
-            return Err(ChaincodeError::invalid("envelopes", format!("{:?} is not an allowed org", env.org)));
-        }
-    }
-    if p.approval == crate::Approval::Automatic {
-        if let Some(missing) = p.allowed_orgs.iter().find(|o| !spec.envelopes.iter().any(|e| &e.org == *o)) {
-            return Err(ChaincodeError::invalid(
-                "envelopes",
-                format!("automatic approval needs a key envelope for every allowed org; {missing:?} has none"),
             ));
         }
     }

@@ -6,8 +6,6 @@ use crate::{
     keys, AccessRecord, Approval, ChaincodeError, Dataset, Lease, LeaseState, LeaseStatus, Result, State, StateRead,
 };
 
-const MAX_WRAPPED_KEY_BYTES: usize = 4096;
-
 pub(crate) fn load(state: &impl StateRead, id: &str) -> Result<Lease> {
     keys::get(state, &keys::lease(id))?.ok_or_else(|| ChaincodeError::NotFound { kind: "lease", id: id.into() })
 }
@@ -78,11 +76,10 @@ fn check_exclusive(state: &impl StateRead, ctx: &TxCtx, ds: &Dataset, lease_id: 
     Ok(())
 }
 
-fn activate(lease: &mut Lease, ctx: &TxCtx, ds: &Dataset, duration_ms: u64, wrapped_key: Vec<u8>) -> i64 {
+fn activate(lease: &mut Lease, ctx: &TxCtx, ds: &Dataset, duration_ms: u64) -> i64 {
     let expires = ctx.now().saturating_add(duration_ms as i64);
     lease.state = LeaseState::Granted;
     lease.dataset_version = Some(ds.version);
-    lease.wrapped_key = Some(wrapped_key);
     lease.granted_at_ms = Some(ctx.now());
     lease.expires_at_ms = Some(expires);
     lease.updated_at_ms = ctx.now();
@@ -124,7 +121,6 @@ pub(crate) fn request(
         requested_ms: duration_ms,
         state: LeaseState::Requested,
         dataset_version: None,
-        wrapped_key: None,
         granted_at_ms: None,
         expires_at_ms: None,
         reason: None,
@@ -133,8 +129,7 @@ pub(crate) fn request(
     };
     let event = if ds.spec.policy.approval == Approval::Automatic {
         check_exclusive(state, ctx, &ds, lease_id)?;
-        let env = ds.spec.envelopes.iter().find(|e| e.org == ctx.org).map(|e| e.wrapped.clone()).unwrap_or_default();
-        let expires_at_ms = activate(&mut lease, ctx, &ds, duration_ms, env);
+        let expires_at_ms = activate(&mut lease, ctx, &ds, duration_ms);
         Event::LeaseGranted { lease_id: lease_id.into(), expires_at_ms }
     } else {
         Event::LeaseRequested { lease_id: lease_id.into() }
@@ -146,20 +141,11 @@ pub(crate) fn request(
     Ok(event)
 }
 
-pub(crate) fn grant(
-    state: &mut impl State,
-    ctx: &TxCtx,
-    lease_id: &str,
-    duration_ms: u64,
-    wrapped_key: &[u8],
-) -> Result<Event> {
+pub(crate) fn grant(state: &mut impl State, ctx: &TxCtx, lease_id: &str, duration_ms: u64) -> Result<Event> {
     let mut lease = load(state, lease_id)?;
     require_owner(&lease, ctx, "grant the lease")?;
     if lease.state != LeaseState::Requested {
         return Err(wrong_state(&lease, ctx.now(), "grant", "requested"));
-    }
-    if wrapped_key.is_empty() || wrapped_key.len() > MAX_WRAPPED_KEY_BYTES {
-        return Err(ChaincodeError::invalid("wrapped_key", format!("must be 1 to {MAX_WRAPPED_KEY_BYTES} bytes")));
     }
     let ds = load_dataset(state, &lease.dataset_id)?;
     if ds.retired {
@@ -167,7 +153,7 @@ pub(crate) fn grant(
     }
     check_duration(&ds, duration_ms)?;
     check_exclusive(state, ctx, &ds, lease_id)?;
-    let expires_at_ms = activate(&mut lease, ctx, &ds, duration_ms, wrapped_key.to_vec());
+    let expires_at_ms = activate(&mut lease, ctx, &ds, duration_ms);
     store(state, ctx, &lease)?;
     Ok(Event::LeaseGranted { lease_id: lease_id.into(), expires_at_ms })
 }
@@ -251,15 +237,22 @@ pub(crate) fn require_active_for(state: &impl StateRead, ctx: &TxCtx, lease_id: 
     Ok(lease)
 }
 
+/// The owner records a disclosure to the lessee; the lease must be active
+/// at this block's time, so no disclosure is recorded at or after expiry.
 pub(crate) fn record_access(state: &mut impl State, ctx: &TxCtx, lease_id: &str, reader: &str) -> Result<Event> {
-    let lease = require_active_for(state, ctx, lease_id)?;
+    let lease = load(state, lease_id)?;
+    require_owner(&lease, ctx, "record a disclosure of its metadata")?;
+    if lease.status_at(ctx.now()) != LeaseStatus::Active {
+        return Err(wrong_state(&lease, ctx.now(), "disclose", "active"));
+    }
     if reader.is_empty() || reader.len() > 200 {
         return Err(ChaincodeError::invalid("reader", "must be 1 to 200 bytes"));
     }
     let record = AccessRecord {
         lease_id: lease.id.clone(),
         dataset_id: lease.dataset_id,
-        org: ctx.org.into(),
+        version: lease.dataset_version.unwrap_or(1),
+        org: lease.lessee,
         reader: reader.into(),
         time_ms: ctx.now(),
         tx_id: ctx.tx_id,

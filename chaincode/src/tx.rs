@@ -64,7 +64,6 @@ pub enum Payload {
     GrantLease {
         lease_id: String,
         duration_ms: u64,
-        wrapped_key: Vec<u8>,
     },
     DenyLease {
         lease_id: String,
@@ -92,7 +91,8 @@ pub enum Payload {
         status: RunStatus,
         output_hash: Option<Hash32>,
     },
-    /// Audit: the lessee's node decrypted the lease's metadata for `reader`.
+    /// Audit: the owner's node is about to disclose the lease's metadata to
+    /// `reader`, a user of the lessee. Only the owner signs it.
     RecordAccess {
         lease_id: String,
         reader: String,

@@ -17,7 +17,8 @@ pub struct OrgInfo {
     pub name: String,
     /// ed25519 verifying key for transactions.
     pub signing_key: [u8; 32],
-    /// X25519 public key that data keys are wrapped for.
+    /// X25519 public key. Data keys are derived from the matching secret and
+    /// never leave the owner's node, so nothing is wrapped for it today.
     pub x25519_key: [u8; 32],
     /// libp2p peer id of the org's node; the network admits only these.
     pub peer_id: String,
@@ -66,8 +67,8 @@ impl Genesis {
 /// How a lease on a dataset comes to be granted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Approval {
-    /// A request from a listed org is granted in the same transaction, using
-    /// the key envelope the owner pre-wrapped for that org at registration.
+    /// A request from a listed org is granted in the same transaction. The
+    /// lessee still reads nothing but through the owner's node.
     Automatic,
     /// The owner grants or denies each request.
     Owner,
@@ -89,13 +90,6 @@ pub struct AccessPolicy {
 pub struct SealedMetadata {
     pub nonce: [u8; 12],
     pub ciphertext: Vec<u8>,
-}
-
-/// A data key wrapped for one org's X25519 key. Opaque here.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KeyEnvelope {
-    pub org: OrgId,
-    pub wrapped: Vec<u8>,
 }
 
 /// Where a derived dataset came from.
@@ -126,8 +120,6 @@ pub struct DatasetSpec {
     pub public_metadata: String,
     pub private_metadata: SealedMetadata,
     pub policy: AccessPolicy,
-    /// Required for every allowed org when approval is automatic.
-    pub envelopes: Vec<KeyEnvelope>,
 }
 
 /// One version of a dataset as stored.
@@ -193,9 +185,8 @@ pub struct Lease {
     pub purpose: String,
     pub requested_ms: u64,
     pub state: LeaseState,
-    /// Dataset version whose key was wrapped at grant time.
+    /// The dataset version the grant covers.
     pub dataset_version: Option<u32>,
-    pub wrapped_key: Option<Vec<u8>>,
     pub granted_at_ms: Option<TimeMs>,
     pub expires_at_ms: Option<TimeMs>,
     /// Why it was denied or revoked.
@@ -292,11 +283,14 @@ pub struct HistoryEntry {
     pub record: Vec<u8>,
 }
 
-/// A read of a lease's private metadata, recorded on the ledger for audit.
+/// A disclosure of a lease's private metadata, recorded on the ledger by
+/// the owner's node before it answers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessRecord {
     pub lease_id: String,
     pub dataset_id: String,
+    pub version: u32,
+    /// The lessee org the metadata was disclosed to, and its user.
     pub org: OrgId,
     pub reader: String,
     pub time_ms: TimeMs,

@@ -112,13 +112,6 @@ fn register_rejects_duplicates_and_bad_fields() {
             register("d5", spec("x", &[], AccessPolicy { allowed_orgs: vec!["org9".into()], ..p() })),
             "policy.allowed_orgs",
         ),
-        (
-            register(
-                "d6",
-                DatasetSpec { envelopes: vec![], ..spec("x", &[], policy(&[1], HOUR, Approval::Automatic, false)) },
-            ),
-            "envelopes",
-        ),
     ];
     for (payload, field) in cases {
         match net.reject(0, T0, payload) {

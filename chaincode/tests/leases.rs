@@ -48,8 +48,6 @@ fn only_the_owner_grants() {
 fn a_grant_beyond_the_policy_maximum_is_rejected() {
     let mut net = with_requested_lease();
     assert!(matches!(net.reject(0, T0 + 2000, grant("L1", HOUR + 1)), ChaincodeError::DurationExceedsPolicy { .. }));
-    let empty_key = Payload::GrantLease { lease_id: "L1".into(), duration_ms: 1000, wrapped_key: vec![] };
-    assert!(matches!(net.reject(0, T0 + 2000, empty_key), ChaincodeError::InvalidField { field: "wrapped_key", .. }));
 }
 
 #[test]
@@ -58,7 +56,6 @@ fn a_lease_is_active_only_while_block_time_is_before_expiry() {
     let l = net.lease("L1");
     let exp = T0 + 2000 + 600_000;
     assert_eq!(l.expires_at_ms, Some(exp));
-    assert_eq!(l.wrapped_key.as_deref(), Some(&[42u8; 60][..]));
     assert_eq!(l.dataset_version, Some(1));
     assert_eq!(l.status_at(exp - 1), LeaseStatus::Active);
     assert_eq!(l.status_at(exp), LeaseStatus::Expired, "expiry is exclusive and needs no transaction");
@@ -147,14 +144,14 @@ fn extend_is_owner_only_and_bounded_by_the_policy_over_the_whole_lease() {
 }
 
 #[test]
-fn automatic_approval_grants_on_request_with_the_prewrapped_key() {
+fn automatic_approval_grants_on_request_and_puts_no_key_on_the_ledger() {
     let mut net = Net::new();
     net.run(0, T0, register("auto", spec("A", &[], policy(&[1, 2], HOUR, Approval::Automatic, false)))).unwrap();
     let ev = net.run(2, T0 + 10, request("LA", "auto", 5000)).unwrap();
     assert_eq!(ev, vec![Event::LeaseGranted { lease_id: "LA".into(), expires_at_ms: T0 + 5010 }]);
     let l = net.lease("LA");
     assert_eq!(l.status_at(T0 + 5009), LeaseStatus::Active);
-    assert_eq!(l.wrapped_key.unwrap(), b"key-for-org3".to_vec());
+    assert_eq!(l.dataset_version, Some(1), "the version the owner's node will disclose");
 }
 
 #[test]

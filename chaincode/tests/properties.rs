@@ -132,10 +132,15 @@ fn check_authority(pre: &MemState, signer: &str, op: &Op, now: i64) {
             let owner = query::dataset(pre, &format!("d{ds}")).unwrap().unwrap().owner;
             assert_eq!(owner, signer, "{op:?} by a non-owner");
         }
-        Op::StartRun { lease: i, .. } | Op::Access { lease: i } => {
+        Op::StartRun { lease: i, .. } => {
             let l = lease(*i);
             assert_eq!(l.lessee, signer);
             assert_eq!(l.status_at(now), LeaseStatus::Active, "{op:?} used an inactive lease");
+        }
+        Op::Access { lease: i } => {
+            let l = lease(*i);
+            assert_eq!(l.owner, signer, "only the owner records a disclosure");
+            assert_eq!(l.status_at(now), LeaseStatus::Active, "{op:?} disclosed under an inactive lease");
         }
         _ => {}
     }

@@ -95,15 +95,20 @@ fn a_failed_run_cannot_be_published() {
 }
 
 #[test]
-fn metadata_reads_are_audited_only_under_an_active_lease() {
+fn disclosures_are_recorded_by_the_owner_only_under_an_active_lease() {
     let mut net = with_active_lease();
     let access = |r: &str| Payload::RecordAccess { lease_id: "L1".into(), reader: r.into() };
-    assert!(matches!(net.reject(2, T0 + 3000, access("eve")), ChaincodeError::NotLessee { .. }));
-    net.run(1, T0 + 3000, access("alice")).unwrap();
-    assert!(matches!(net.reject(1, T0 + 602_000, access("alice")), ChaincodeError::LeaseExpired { .. }));
+    assert!(matches!(net.reject(2, T0 + 3000, access("eve")), ChaincodeError::NotOwner { .. }));
+    assert!(
+        matches!(net.reject(1, T0 + 3000, access("eve")), ChaincodeError::NotOwner { .. }),
+        "not the lessee either"
+    );
+    net.run(0, T0 + 3000, access("alice")).unwrap();
+    assert!(matches!(net.reject(0, T0 + 602_000, access("alice")), ChaincodeError::LeaseExpired { .. }));
     let log = query::access_log(&net.state, "L1").unwrap();
     assert_eq!(log.len(), 1);
-    assert_eq!((log[0].reader.as_str(), log[0].org.as_str(), log[0].time_ms), ("alice", "org2", T0 + 3000));
+    let r = &log[0];
+    assert_eq!((r.reader.as_str(), r.org.as_str(), r.version, r.time_ms), ("alice", "org2", 1, T0 + 3000));
 }
 
 #[test]

@@ -23,6 +23,9 @@ pub enum NodeError {
     Workflow(#[from] crate::workflow::WorkflowError),
     #[error("{0}")]
     NotFound(String),
+    /// Who asks may not have this (a lease not held, or not active).
+    #[error("{0}")]
+    Forbidden(String),
     /// The request conflicts with the state of the ledger or of a run.
     #[error("{0}")]
     Conflict(String),

@@ -6,7 +6,9 @@
 pub mod block;
 pub mod cli;
 pub mod config;
+pub mod crypto;
 pub mod data;
+pub mod disclose;
 mod error;
 pub mod init;
 pub mod ledger;

@@ -47,6 +47,8 @@ pub(crate) struct Inner {
     pub mempool: mpsc::Sender<SignedTx>,
     pub peer_of_node: HashMap<NodeId, PeerId>,
     pub org_of_peer: HashMap<PeerId, String>,
+    /// The org's X25519 secret: data keys are derived from it, here only.
+    pub x25519_secret: [u8; 32],
     nonce: AtomicU64,
 }
 
@@ -97,6 +99,7 @@ pub async fn start(cfg: NodeConfig) -> Result<(NodeHandle, Tasks)> {
         as NodeId
         + 1;
     let key = cfg.signing_key()?;
+    let x25519_secret = cfg.x25519_secret()?;
     if genesis.orgs[node_id as usize - 1].signing_key != key.verifying_key().to_bytes() {
         return Err(NodeError::Config("the signing key does not match the genesis".into()));
     }
@@ -150,6 +153,7 @@ pub async fn start(cfg: NodeConfig) -> Result<(NodeHandle, Tasks)> {
         mempool,
         peer_of_node,
         org_of_peer,
+        x25519_secret,
         nonce: AtomicU64::new(first_nonce),
     });
     tasks.push(tokio::spawn(serve_inbound(inner.clone(), inbound)));
@@ -172,7 +176,7 @@ async fn serve_inbound(inner: Arc<Inner>, mut inbound: mpsc::Receiver<Inbound>) 
         let inner = inner.clone();
         tokio::spawn(async move {
             let reply = match decode::<Rpc>(&req.bytes, "rpc") {
-                Ok(rpc) => handle_rpc(&inner, req.peer, rpc).await,
+                Ok(rpc) => handle_rpc(NodeHandle { inner: inner.clone() }, req.peer, rpc).await,
                 Err(e) => {
                     warn!(peer = %req.peer, "undecodable rpc: {e}");
                     return;
@@ -183,13 +187,15 @@ async fn serve_inbound(inner: Arc<Inner>, mut inbound: mpsc::Receiver<Inbound>) 
     }
 }
 
-async fn handle_rpc(inner: &Inner, peer: PeerId, rpc: Rpc) -> RpcReply {
+async fn handle_rpc(node: NodeHandle, peer: PeerId, rpc: Rpc) -> RpcReply {
+    let inner = &node.inner;
     match rpc {
         Rpc::Append(r) => RpcReply::Append(inner.raft.append_entries(r).await),
         Rpc::Vote(r) => RpcReply::Vote(inner.raft.vote(r).await),
         Rpc::Snapshot(r) => RpcReply::Snapshot(inner.raft.install_snapshot(r).await),
         Rpc::Forward(txs) => RpcReply::Forward(accept_forwarded(inner, txs)),
         Rpc::Data(req) => RpcReply::Data(crate::data::plane::serve(inner, peer, req)),
+        Rpc::Metadata(req) => RpcReply::Metadata(crate::disclose::serve(&node, peer, req).await),
     }
 }
 

@@ -7,9 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use leasehold_chaincode::{
-    canonical, AccessPolicy, Approval, DatasetSpec, KeyEnvelope, Payload, SealedMetadata, SignedTx, TxBody,
-};
+use leasehold_chaincode::{canonical, AccessPolicy, Approval, DatasetSpec, Payload, SealedMetadata, SignedTx, TxBody};
 use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_leasehold");
@@ -249,7 +247,6 @@ pub fn auto_dataset(id: &str) -> Payload {
                 approval: Approval::Automatic,
                 exclusive: false,
             },
-            envelopes: allowed.iter().map(|o| KeyEnvelope { org: o.clone(), wrapped: vec![1; 60] }).collect(),
         },
         derived_from_run: None,
     }

@@ -97,15 +97,6 @@ pub fn policy(allowed: &[usize], max_ms: u64, approval: Approval, exclusive: boo
 }
 
 pub fn spec(title: &str, tags: &[&str], policy: AccessPolicy) -> DatasetSpec {
-    let envelopes = if policy.approval == Approval::Automatic {
-        policy
-            .allowed_orgs
-            .iter()
-            .map(|o| KeyEnvelope { org: o.clone(), wrapped: format!("key-for-{o}").into_bytes() })
-            .collect()
-    } else {
-        Vec::new()
-    };
     DatasetSpec {
         title: title.into(),
         description: format!("{title} description"),
@@ -115,7 +106,6 @@ pub fn spec(title: &str, tags: &[&str], policy: AccessPolicy) -> DatasetSpec {
         public_metadata: "{\"rows\":150}".into(),
         private_metadata: SealedMetadata { nonce: [1; 12], ciphertext: vec![9; 48] },
         policy,
-        envelopes,
     }
 }
 
@@ -128,7 +118,7 @@ pub fn request(lease: &str, ds: &str, ms: u64) -> Payload {
 }
 
 pub fn grant(lease: &str, ms: u64) -> Payload {
-    Payload::GrantLease { lease_id: lease.into(), duration_ms: ms, wrapped_key: vec![42; 60] }
+    Payload::GrantLease { lease_id: lease.into(), duration_ms: ms }
 }
 
 /// org1 owns `iris` (org2 and org3 allowed, owner approval, max 1 h);

@@ -95,15 +95,20 @@ fn readable_by_jobs(dir: &std::path::Path) -> std::io::Result<()> {
 }
 
 impl NodeHandle {
-    async fn data_request(&self, owner: &str, req: DataRequest) -> Result<DataReply> {
+    /// Sends `rpc` to the node of `org` and returns the reply's bytes.
+    pub(crate) async fn request_org(&self, org: &str, rpc: Rpc) -> Result<Vec<u8>> {
         let peer = self
             .inner
             .org_of_peer
             .iter()
-            .find(|(_, org)| *org == owner)
+            .find(|(_, o)| *o == org)
             .map(|(p, _)| *p)
-            .ok_or_else(|| NodeError::Data(format!("org {owner} is not in the genesis")))?;
-        let bytes = self.inner.net.request(peer, encode(&Rpc::Data(req))).await?;
+            .ok_or_else(|| NodeError::Data(format!("org {org} is not in the genesis")))?;
+        Ok(self.inner.net.request(peer, encode(&rpc)).await?)
+    }
+
+    async fn data_request(&self, owner: &str, req: DataRequest) -> Result<DataReply> {
+        let bytes = self.request_org(owner, Rpc::Data(req)).await?;
         match decode::<RpcReply>(&bytes, "data reply")? {
             RpcReply::Data(Ok(reply)) => Ok(reply),
             RpcReply::Data(Err(reason)) => Err(NodeError::Data(format!("{owner} refused: {reason}"))),

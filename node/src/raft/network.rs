@@ -27,6 +27,8 @@ pub enum Rpc {
     Forward(Vec<SignedTx>),
     /// A lessee asks the owner for a leased dataset's files.
     Data(crate::data::plane::DataRequest),
+    /// A lessee asks the owner to disclose a lease's private metadata.
+    Metadata(crate::disclose::MetadataRequest),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -37,6 +39,7 @@ pub enum RpcReply {
     /// `Err` says why the txs were not accepted (e.g. not the leader).
     Forward(Result<(), String>),
     Data(Result<crate::data::plane::DataReply, String>),
+    Metadata(Result<crate::disclose::Disclosure, crate::disclose::Refusal>),
 }
 
 /// Creates a connection handle per raft peer.

@@ -1,0 +1,178 @@
+//! Disclosure of a lease's private metadata. The ledger holds the metadata
+//! sealed under a key only the owner's node can derive ([`crate::crypto`]),
+//! so the owner's node alone decides each read, at the moment of the read,
+//! the way it serves file chunks:
+//!
+//! 1. the lessee's node asks the owner's node over the permissioned network;
+//! 2. the owner checks that the lease is active and held by the asking
+//!    peer's org;
+//! 3. it commits the audit record (`RecordAccess`: org, user, lease,
+//!    version, block time), which the chaincode accepts only while the
+//!    lease is active at that block's time;
+//! 4. it checks the lease again after the commit, at the later of its clock
+//!    and the last block time, and only then decrypts and answers.
+//!
+//! The lessee's node relays the answer and keeps no copy. A refusal carries
+//! the owner's reason; an owner that cannot be reached discloses nothing.
+
+use leasehold_chaincode::{query, Lease, Payload, SealedMetadata};
+use leasehold_network::PeerId;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{NodeError, Result};
+use crate::raft::{Rpc, RpcReply};
+use crate::store::decode;
+use crate::{crypto, NodeHandle};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MetadataRequest {
+    pub lease_id: String,
+    /// The lessee's user, for the audit record.
+    pub reader: String,
+}
+
+/// The owner's answer: the plaintext and the record of its disclosure.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Disclosure {
+    pub lease_id: String,
+    pub dataset_id: String,
+    pub version: u32,
+    pub plaintext: Vec<u8>,
+    pub audit_tx_id: String,
+    /// When the owner decided to answer: always before `expires_at_ms`.
+    pub decided_at_ms: i64,
+    pub expires_at_ms: i64,
+}
+
+/// Why the owner did not disclose.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Refusal {
+    Forbidden(String),
+    NotFound(String),
+    Unavailable(String),
+}
+
+impl From<Refusal> for NodeError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::Forbidden(d) => NodeError::Forbidden(d),
+            Refusal::NotFound(d) => NodeError::NotFound(d),
+            Refusal::Unavailable(d) => NodeError::Unavailable(d),
+        }
+    }
+}
+
+impl NodeHandle {
+    fn secret(&self) -> &[u8; 32] {
+        &self.inner.x25519_secret
+    }
+
+    /// Seals `plaintext` as the private metadata of this org's `dataset_id`
+    /// at `version`.
+    pub fn seal_metadata(&self, dataset_id: &str, version: u32, plaintext: &[u8]) -> SealedMetadata {
+        crypto::seal(&crypto::data_key(self.secret(), dataset_id, version), dataset_id, version, plaintext)
+    }
+
+    /// Opens this org's own dataset's metadata (an owner needs no lease).
+    pub fn open_own_metadata(&self, dataset_id: &str, version: u32, sealed: &SealedMetadata) -> Result<Vec<u8>> {
+        crypto::open(&crypto::data_key(self.secret(), dataset_id, version), dataset_id, version, sealed).ok_or_else(
+            || {
+                NodeError::Forbidden(format!(
+                    "the metadata of {dataset_id}@{version} does not open with {}'s key",
+                    self.org()
+                ))
+            },
+        )
+    }
+
+    pub fn lease(&self, lease_id: &str) -> Result<Option<Lease>> {
+        Ok(query::lease(&self.inner.ledger.store, lease_id)?)
+    }
+
+    /// The lessee's side: checks what it can locally (to spare the owner a
+    /// request that must fail), then asks the owner's node.
+    pub async fn lease_metadata(&self, lease_id: &str, reader: &str) -> Result<Disclosure> {
+        let me = self.org();
+        let lease =
+            self.lease(lease_id)?.ok_or_else(|| NodeError::NotFound(format!("lease {lease_id} does not exist")))?;
+        if lease.lessee != me {
+            return Err(NodeError::Forbidden(format!("lease {lease_id} is held by {}, not by {me}", lease.lessee)));
+        }
+        if let Some(reason) = lease.inactive_reason(self.ledger_now()) {
+            return Err(NodeError::Forbidden(reason));
+        }
+        let req = Rpc::Metadata(MetadataRequest { lease_id: lease_id.into(), reader: reader.into() });
+        let unreachable = |e: NodeError| {
+            NodeError::Unavailable(format!("{}'s node cannot be reached ({e}); nothing was disclosed", lease.owner))
+        };
+        let bytes = self.request_org(&lease.owner, req).await.map_err(unreachable)?;
+        match decode::<RpcReply>(&bytes, "metadata reply")? {
+            RpcReply::Metadata(answer) => answer.map_err(NodeError::from),
+            _ => Err(NodeError::Data(format!("{} answered a different request", lease.owner))),
+        }
+    }
+}
+
+/// The owner's side: decides one read of a lease's metadata.
+pub(crate) async fn serve(
+    node: &NodeHandle,
+    from: PeerId,
+    req: MetadataRequest,
+) -> std::result::Result<Disclosure, Refusal> {
+    let me = node.org().to_string();
+    let id = &req.lease_id;
+    let asker = node.inner.org_of_peer.get(&from).cloned().ok_or(Refusal::Forbidden("unknown peer".into()))?;
+    let internal =
+        |e: NodeError| Refusal::Unavailable(format!("{me} cannot read its ledger: {e}; nothing was disclosed"));
+    let lease =
+        node.lease(id).map_err(internal)?.ok_or_else(|| Refusal::NotFound(format!("lease {id} does not exist")))?;
+    if lease.owner != me {
+        return Err(Refusal::NotFound(format!("lease {id} is not on a dataset of {me}")));
+    }
+    if lease.lessee != asker {
+        return Err(Refusal::Forbidden(format!("lease {id} is held by {}, not by {asker}", lease.lessee)));
+    }
+    if let Some(reason) = lease.inactive_reason(node.ledger_now()) {
+        return Err(Refusal::Forbidden(reason));
+    }
+    let audit = node.write(Payload::RecordAccess { lease_id: id.clone(), reader: req.reader.clone() }).await;
+    let audit_tx_id = match audit {
+        Ok(w) if w.height.is_some() => w.tx_id,
+        Ok(_) => {
+            return Err(Refusal::Unavailable(
+                "the audit record was not committed in time; nothing was disclosed".into(),
+            ))
+        }
+        // Expired or revoked between the check and the block: the chaincode's reason.
+        Err(NodeError::Chaincode(e)) => return Err(Refusal::Forbidden(e.to_string())),
+        Err(NodeError::Conflict(reason)) => return Err(Refusal::Forbidden(reason)),
+        Err(e) => {
+            return Err(Refusal::Unavailable(format!(
+                "the audit record could not be written ({e}); nothing was disclosed"
+            )))
+        }
+    };
+    // Decided now, after the commit, and never at or after expiry.
+    let decided_at_ms = node.ledger_now();
+    let lease =
+        node.lease(id).map_err(internal)?.ok_or_else(|| Refusal::NotFound(format!("lease {id} does not exist")))?;
+    if let Some(reason) = lease.inactive_reason(decided_at_ms) {
+        return Err(Refusal::Forbidden(reason));
+    }
+    let version = lease.dataset_version.unwrap_or(1);
+    let ds = query::dataset_version(&node.inner.ledger.store, &lease.dataset_id, version)
+        .map_err(|e| internal(e.into()))?
+        .ok_or_else(|| Refusal::NotFound(format!("dataset {}@{version} is not on the ledger", lease.dataset_id)))?;
+    let plaintext = node
+        .open_own_metadata(&ds.id, version, &ds.spec.private_metadata)
+        .map_err(|e| Refusal::Unavailable(e.to_string()))?;
+    Ok(Disclosure {
+        lease_id: id.clone(),
+        dataset_id: ds.id,
+        version,
+        plaintext,
+        audit_tx_id,
+        decided_at_ms,
+        expires_at_ms: lease.expires_at_ms.unwrap_or_default(),
+    })
+}
