@@ -238,8 +238,12 @@ pub async fn metadata(
 
 #[derive(Serialize, ToSchema)]
 pub struct AccessView {
+    /// The lessee's user and org the metadata was disclosed to.
     pub reader: String,
     pub org: String,
+    /// The dataset version disclosed.
+    pub version: u32,
+    /// Block time of the owner's audit record, before the disclosure.
     pub at: String,
     pub tx_id: String,
 }
@@ -258,6 +262,7 @@ pub async fn access_log(
             .map(|a| AccessView {
                 reader: a.reader,
                 org: a.org,
+                version: a.version,
                 at: leasehold_chaincode::time::rfc3339(a.time_ms),
                 tx_id: a.tx_id.to_hex(),
             })
