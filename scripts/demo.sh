@@ -71,7 +71,7 @@ json 1 POST /v1/datasets "{\"id\":\"$DS\",\"title\":\"Iris (Fisher, 1936)\",\"de
 reg=$BODY
 expect 201 "$reg"
 hash=$(field resource.content_hash <<<"$reg")
-say "org1 registered dataset $DS ($(field size_bytes <<<"$up") bytes, content hash ${hash:0:12}…) with its location, credentials and schema encrypted on the ledger"
+say "org1 registered dataset $DS ($(field size_bytes <<<"$up") bytes, content hash ${hash:0:12}…) with its location, credentials and schema sealed on the ledger under a key only org1's node can derive"
 
 # 2. org2 requests a lease; 3. org1 grants it.
 until_ok 10 found 2 "/v1/datasets/$DS" || fail "org2's node never saw $DS"
@@ -87,11 +87,12 @@ expect 200 "$grant"
 until_ok 10 lease_is 2 "$LEASE" active || fail "the lease never became active on org2's node"
 say "org1 granted lease $LEASE; it expires at $(field resource.expires_at <<<"$grant")"
 
-# 4. org2 reads the decrypted metadata (an audited read on the ledger).
+# 4. org2 asks for the metadata; org1's node checks the lease, records the read on the ledger, and answers.
 api 2 GET "/v1/leases/$LEASE/metadata"
 meta=$BODY
 expect 200 "$meta"
-say "org2 decrypted the private metadata: location $(field private_metadata.location <<<"$meta"), $(python3 -c 'import json,sys; print(len(json.load(sys.stdin)["private_metadata"]["schema"]))' <<<"$meta") schema fields"
+audit=$(field audit_tx_id <<<"$meta")
+say "org1's node disclosed the private metadata to org2 after recording the read (tx ${audit:0:12}…): location $(field private_metadata.location <<<"$meta"), $(python3 -c 'import json,sys; print(len(json.load(sys.stdin)["private_metadata"]["schema"]))' <<<"$meta") schema fields"
 
 # 5. org2 runs the workflow on the leased volume in its own node's sandbox.
 wf="$NET/demo-workflow.yaml"

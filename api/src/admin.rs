@@ -4,7 +4,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use leasehold_chaincode::query;
 use leasehold_node::users::Role;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -76,7 +75,7 @@ pub async fn history(
     if !matches!(kind.as_str(), "dataset" | "lease" | "run") {
         return Err(ApiError::bad("kind", format!("{kind:?} is not dataset, lease or run")));
     }
-    let entries = query::history(&s.node.ledger().store, &kind, &id)?;
+    let entries = s.node.history(&kind, &id)?;
     if entries.is_empty() {
         return Err(ApiError::NotFound(format!("no history for {kind} {id:?}")));
     }

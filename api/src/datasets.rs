@@ -5,7 +5,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, put};
 use axum::{Json, Router};
-use leasehold_chaincode::query::{self, DatasetFilter};
+use leasehold_chaincode::query::DatasetFilter;
 use std::path::PathBuf;
 
 use leasehold_chaincode::{keys, AccessPolicy, Approval, Dataset, DatasetSpec, Payload};
@@ -59,7 +59,7 @@ pub async fn list(s: State<AppState>, caller: Caller, q: Query<ListQuery>) -> Re
         after: q.after.clone(),
         limit,
     };
-    let items: Vec<DatasetView> = query::datasets(&s.node.ledger().store, &f)?.iter().map(DatasetView::from).collect();
+    let items: Vec<DatasetView> = s.node.datasets(&f)?.iter().map(DatasetView::from).collect();
     let next = (items.len() == limit).then(|| items.last().map(|d| d.id.clone())).flatten();
     Ok(Json(DatasetPage { items, next }))
 }
@@ -83,9 +83,10 @@ pub struct VersionView {
 #[utoipa::path(get, path = "/v1/datasets/{id}", responses((status = 200, body = DatasetDetail), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn show(s: State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<DatasetDetail>, ApiError> {
     caller.require(Role::Viewer)?;
-    let store = &s.node.ledger().store;
-    let ds = query::dataset(store, &id)?.ok_or_else(|| ApiError::NotFound(format!("dataset {id:?} does not exist")))?;
-    let versions = query::dataset_versions(store, &id)?
+    let ds = s.node.dataset(&id)?.ok_or_else(|| ApiError::NotFound(format!("dataset {id:?} does not exist")))?;
+    let versions = s
+        .node
+        .dataset_versions(&id)?
         .iter()
         .map(|v| VersionView {
             version: v.version,
@@ -94,7 +95,7 @@ pub async fn show(s: State<AppState>, caller: Caller, Path(id): Path<String>) ->
             updated_at: leasehold_chaincode::time::rfc3339(v.updated_at_ms),
         })
         .collect();
-    let lineage = query::lineage(store, &id)?.into_iter().map(LineageView::from).collect();
+    let lineage = s.node.lineage(&id)?.into_iter().map(LineageView::from).collect();
     Ok(Json(DatasetDetail { dataset: (&ds).into(), versions, lineage }))
 }
 
@@ -174,7 +175,7 @@ fn to_json_text(field: &'static str, v: &serde_json::Value) -> Result<String, Ap
 }
 
 fn committed_view(s: &AppState, id: &str) -> Option<DatasetView> {
-    query::dataset(&s.node.ledger().store, id).ok().flatten().as_ref().map(DatasetView::from)
+    s.node.dataset(id).ok().flatten().as_ref().map(DatasetView::from)
 }
 
 /// Where a new dataset's files come from.
@@ -222,7 +223,7 @@ pub(crate) async fn register(
     keys::valid_id("id", &id)?;
     let policy = policy_from(&req.policy)?;
     let (dir, derived_from_run) = match source {
-        Source::Upload => (Some(s.dirs.uploads(&id)).filter(|d| d.exists()), None),
+        Source::Upload => (Some(s.node.staging_dir(&id)).filter(|d| d.exists()), None),
         Source::RunOutput { run_id, dir } => (Some(dir), Some(run_id)),
     };
     let files = files_of(dir, &req.content_hash).await?;
@@ -246,14 +247,13 @@ pub(crate) async fn register(
     };
     let w = write(s, Payload::RegisterDataset { id: id.clone(), spec, derived_from_run }).await?;
     if let Some((dir, manifest)) = files {
-        s.dirs.adopt(&id, &dir, &manifest)?;
+        s.node.adopt_files(&id, &dir, &manifest)?;
     }
     Ok((status(&w, true), Json(WriteView::new(&w, committed_view(s, &id))), id))
 }
 
 pub(crate) fn owned(s: &AppState, id: &str) -> Result<Dataset, ApiError> {
-    let ds = query::dataset(&s.node.ledger().store, id)?
-        .ok_or_else(|| ApiError::NotFound(format!("dataset {id:?} does not exist")))?;
+    let ds = s.node.dataset(id)?.ok_or_else(|| ApiError::NotFound(format!("dataset {id:?} does not exist")))?;
     if ds.owner != s.node.org() {
         return Err(ApiError::Forbidden(format!(
             "dataset {id:?} belongs to {}; only its owner may change it",
@@ -281,7 +281,7 @@ pub async fn update(
         Some(pv) => policy_from(pv)?,
         None => old.spec.policy.clone(),
     };
-    let files = files_of(Some(s.dirs.uploads(&id)).filter(|d| d.exists()), &p.content_hash).await?;
+    let files = files_of(Some(s.node.staging_dir(&id)).filter(|d| d.exists()), &p.content_hash).await?;
     let (hash, size_bytes) = match &files {
         Some((_, m)) => (m.hash(), m.total_bytes()),
         None if p.content_hash.is_some() => {
@@ -304,7 +304,7 @@ pub async fn update(
     };
     let w = write(&s, Payload::UpdateDataset { id: id.clone(), spec }).await?;
     if let Some((dir, manifest)) = files {
-        s.dirs.adopt(&id, &dir, &manifest)?;
+        s.node.adopt_files(&id, &dir, &manifest)?;
     }
     Ok((status(&w, false), Json(WriteView::new(&w, committed_view(&s, &id)))))
 }

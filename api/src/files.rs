@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use futures::StreamExt;
-use leasehold_chaincode::{keys, query};
+use leasehold_chaincode::keys;
 use leasehold_node::data::check_rel_path;
 use leasehold_node::users::Role;
 use serde::Serialize;
@@ -40,10 +40,10 @@ pub async fn upload(
     caller.require(Role::Admin)?;
     keys::valid_id("id", &id)?;
     check_rel_path(&path).map_err(|e| ApiError::invalid("path", e))?;
-    if query::dataset(&s.node.ledger().store, &id)?.is_some() {
+    if s.node.dataset(&id)?.is_some() {
         crate::datasets::owned(&s, &id)?;
     }
-    let target = s.dirs.uploads(&id).join(&path);
+    let target = s.node.staging_dir(&id).join(&path);
     let partial =
         target.with_file_name(format!(".{}.partial", target.file_name().and_then(|n| n.to_str()).unwrap_or("upload")));
     let parent = target.parent().expect("under the uploads dir");

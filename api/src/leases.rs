@@ -4,7 +4,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use leasehold_chaincode::query::{self, LeaseFilter};
+use leasehold_chaincode::query::LeaseFilter;
 use leasehold_chaincode::{Lease, LeaseStatus, Payload};
 use leasehold_node::users::Role;
 use serde::{Deserialize, Serialize};
@@ -30,11 +30,11 @@ pub fn routes() -> Router<AppState> {
 }
 
 fn load(s: &AppState, id: &str) -> Result<Lease, ApiError> {
-    query::lease(&s.node.ledger().store, id)?.ok_or_else(|| ApiError::NotFound(format!("lease {id:?} does not exist")))
+    s.node.lease(id)?.ok_or_else(|| ApiError::NotFound(format!("lease {id:?} does not exist")))
 }
 
 fn reply(s: &AppState, w: crate::write::Written, id: &str, created: bool) -> (StatusCode, Json<WriteView>) {
-    let view = query::lease(&s.node.ledger().store, id).ok().flatten().map(|l| LeaseView::at(&l, s.node.ledger_now()));
+    let view = s.node.lease(id).ok().flatten().map(|l| LeaseView::at(&l, s.node.ledger_now()));
     (status(&w, created), Json(WriteView::new(&w, view)))
 }
 
@@ -102,7 +102,7 @@ pub async fn list(s: State<AppState>, caller: Caller, q: Query<LeaseQuery>) -> R
             after: None,
             limit: q.limit.unwrap_or(100),
         };
-        out.extend(query::leases(&s.node.ledger().store, &f, now)?.iter().map(|l| LeaseView::at(l, now)));
+        out.extend(s.node.leases(&f)?.iter().map(|l| LeaseView::at(l, now)));
     }
     Ok(Json(out))
 }
@@ -256,7 +256,7 @@ pub async fn access_log(
 ) -> Result<Json<Vec<AccessView>>, ApiError> {
     caller.require(Role::Viewer)?;
     load(&s, &id)?;
-    let log = query::access_log(&s.node.ledger().store, &id)?;
+    let log = s.node.access_log(&id)?;
     Ok(Json(
         log.into_iter()
             .map(|a| AccessView {

@@ -121,12 +121,7 @@ pub async fn block(
     Path(height): Path<u64>,
 ) -> Result<Json<BlockView>, ApiError> {
     caller.require(Role::Viewer)?;
-    let b = s
-        .node
-        .ledger()
-        .store
-        .block(height)?
-        .ok_or_else(|| ApiError::NotFound(format!("no block at height {height}")))?;
+    let b = s.node.block(height)?.ok_or_else(|| ApiError::NotFound(format!("no block at height {height}")))?;
     Ok(Json(block_view(&b)))
 }
 
@@ -146,10 +141,10 @@ pub async fn blocks(
     caller.require(Role::Viewer)?;
     let from = q.from.unwrap_or(1).max(1);
     let limit = q.limit.unwrap_or(20).clamp(1, MAX_BLOCKS);
-    let head = s.node.ledger().head().height;
+    let head = s.node.height();
     let mut out = Vec::new();
     for h in from..=head.min(from.saturating_add(limit - 1)) {
-        if let Some(b) = s.node.ledger().store.block(h)? {
+        if let Some(b) = s.node.block(h)? {
             out.push(block_view(&b));
         }
     }
@@ -169,8 +164,8 @@ pub async fn tx(State(s): State<AppState>, caller: Caller, Path(id): Path<String
     caller.require(Role::Viewer)?;
     let tx_id = TxId::from_hex(&id).ok_or_else(|| ApiError::bad("id", "a tx id is 64 hex characters"))?;
     let not_found = || ApiError::NotFound(format!("no committed valid transaction {id}"));
-    let (height, index) = s.node.lookup_tx(&tx_id)?.ok_or_else(not_found)?;
-    let b = s.node.ledger().store.block(height)?.ok_or_else(not_found)?;
+    let (b, index) = s.node.tx_block(&tx_id)?.ok_or_else(not_found)?;
+    let height = b.header.height;
     let i = index as usize;
     Ok(Json(TxLookup { height, index, tx: tx_view(&b.txs[i], &b.verdicts[i]) }))
 }

@@ -23,9 +23,7 @@ use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
-use leasehold_node::data::DataDirs;
 use leasehold_node::users::UserStore;
-use leasehold_node::workflow::runner::Runner;
 use leasehold_node::NodeHandle;
 
 pub use error::{ApiError, Problem};
@@ -37,20 +35,12 @@ pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 pub struct AppState {
     pub node: NodeHandle,
     pub users: Arc<UserStore>,
-    pub runner: Arc<Runner>,
-    pub dirs: DataDirs,
 }
 
 impl AppState {
-    /// Also starts the node's workflow runner, so it needs a tokio runtime.
     pub fn new(node: NodeHandle) -> Result<Self, ApiError> {
         let cfg = node.config();
-        Ok(Self {
-            runner: Runner::start(node.clone())?,
-            dirs: DataDirs::new(&cfg.data_dir),
-            users: Arc::new(UserStore::new(&cfg.data_dir)),
-            node,
-        })
+        Ok(Self { users: Arc::new(UserStore::new(&cfg.data_dir)), node })
     }
 
     pub fn commit_wait(&self) -> Duration {

@@ -41,14 +41,14 @@ pub async fn submit(s: State<AppState>, caller: Caller, body: Bytes) -> Result<(
         return Err(ApiError::TooLarge(format!("a workflow.yaml is at most {MAX_WORKFLOW_BYTES} bytes")));
     }
     let yaml = std::str::from_utf8(&body).map_err(|_| ApiError::bad("body", "the workflow is not UTF-8 text"))?;
-    let record = s.runner.submit(yaml, &user.name).await?;
+    let record = s.node.runner().submit(yaml, &user.name).await?;
     Ok((StatusCode::CREATED, Json(RunView::from(&record))))
 }
 
 #[utoipa::path(get, path = "/v1/runs", responses((status = 200, body = Vec<RunView>)), security(("bearer" = [])))]
 pub async fn list(s: State<AppState>, caller: Caller) -> Result<Json<Vec<RunView>>, ApiError> {
     caller.require(Role::Viewer)?;
-    let mut runs = s.runner.list();
+    let mut runs = s.node.runner().list();
     runs.sort_by(|a, b| b.created_at_ms.cmp(&a.created_at_ms).then_with(|| a.id.cmp(&b.id)));
     Ok(Json(runs.iter().map(RunView::from).collect()))
 }
@@ -56,13 +56,13 @@ pub async fn list(s: State<AppState>, caller: Caller) -> Result<Json<Vec<RunView
 #[utoipa::path(get, path = "/v1/runs/{id}", responses((status = 200, body = RunView), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn show(s: State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<RunView>, ApiError> {
     caller.require(Role::Viewer)?;
-    Ok(Json(RunView::from(&s.runner.get(&id)?.record())))
+    Ok(Json(RunView::from(&s.node.runner().get(&id)?.record())))
 }
 
 #[utoipa::path(post, path = "/v1/runs/{id}/cancel", responses((status = 200, body = RunView), (status = 409, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn cancel(s: State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<RunView>, ApiError> {
     let user = caller.require(Role::Member)?;
-    Ok(Json(RunView::from(&s.runner.cancel(&id, &user.name)?)))
+    Ok(Json(RunView::from(&s.node.runner().cancel(&id, &user.name)?)))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -84,7 +84,7 @@ pub async fn logs(
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     caller.require(Role::Viewer)?;
-    let run = s.runner.get(&id)?;
+    let run = s.node.runner().get(&id)?;
     let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok()?.parse::<u64>().ok()).map(|n| n + 1);
     let from = resume.or(q.from).unwrap_or(0);
     Ok(Sse::new(follow(run, from)).keep_alive(KeepAlive::default()))
@@ -135,9 +135,9 @@ pub async fn publish(
     JsonBody(req): JsonBody<NewDataset>,
 ) -> Result<(StatusCode, Json<WriteView>), ApiError> {
     caller.require(Role::Admin)?;
-    let (record, output): (RunRecord, _) = s.runner.publishable(&id)?;
+    let (record, output): (RunRecord, _) = s.node.runner().publishable(&id)?;
     let (status, view, dataset) =
         register(&s, req, Source::RunOutput { run_id: record.id.clone(), dir: output }).await?;
-    s.runner.mark_published(&id, &dataset)?;
+    s.node.runner().mark_published(&id, &dataset)?;
     Ok((status, view))
 }

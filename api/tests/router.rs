@@ -242,7 +242,7 @@ async fn every_error_is_a_clear_4xx_and_changes_nothing() {
     .await;
     let lease = req["resource"]["id"].as_str().unwrap().to_string();
     wait_lease(o1, &lease, "requested").await;
-    let height = o1.node.ledger().head().height;
+    let height = o1.node.height();
     let big = format!("{{\"title\": \"{}\"}}", "x".repeat(9 * 1024 * 1024));
     type Case<'a> = (&'a Org, &'a str, String, Option<&'a str>, Option<String>, u16, Option<&'a str>, &'a str);
     let cases: Vec<Case> = vec![
@@ -324,7 +324,7 @@ async fn every_error_is_a_clear_4xx_and_changes_nothing() {
         }
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(o1.node.ledger().head().height, height, "a rejected request wrote to the ledger");
+    assert_eq!(o1.node.height(), height, "a rejected request wrote to the ledger");
     for o in [o1, o2, o3] {
         assert_eq!(call(&o.app, "GET", "/v1/runs", Some(&o.viewer), None).await.1, json!([]), "no run was created");
         assert!(!o.node.config().data_dir.join("uploads/iris").exists(), "no file was staged");

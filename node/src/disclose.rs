@@ -15,7 +15,7 @@
 //! The lessee's node relays the answer and keeps no copy. A refusal carries
 //! the owner's reason; an owner that cannot be reached discloses nothing.
 
-use leasehold_chaincode::{query, Lease, Payload, SealedMetadata};
+use leasehold_chaincode::{query, Payload, SealedMetadata};
 use leasehold_network::PeerId;
 use serde::{Deserialize, Serialize};
 
@@ -83,10 +83,6 @@ impl NodeHandle {
                 ))
             },
         )
-    }
-
-    pub fn lease(&self, lease_id: &str) -> Result<Option<Lease>> {
-        Ok(query::lease(&self.inner.ledger.store, lease_id)?)
     }
 
     /// The lessee's side: checks what it can locally (to spare the owner a

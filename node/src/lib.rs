@@ -14,6 +14,7 @@ pub mod init;
 pub mod ledger;
 pub mod node;
 pub mod raft;
+mod reads;
 mod status;
 pub mod store;
 pub mod users;

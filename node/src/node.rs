@@ -49,6 +49,8 @@ pub(crate) struct Inner {
     pub org_of_peer: HashMap<PeerId, String>,
     /// The org's X25519 secret: data keys are derived from it, here only.
     pub x25519_secret: [u8; 32],
+    /// Set once at start; the runner holds a handle to the node in turn.
+    pub(crate) runner: std::sync::OnceLock<Arc<crate::workflow::runner::Runner>>,
     nonce: AtomicU64,
 }
 
@@ -154,13 +156,20 @@ pub async fn start(cfg: NodeConfig) -> Result<(NodeHandle, Tasks)> {
         peer_of_node,
         org_of_peer,
         x25519_secret,
+        runner: std::sync::OnceLock::new(),
         nonce: AtomicU64::new(first_nonce),
     });
     tasks.push(tokio::spawn(serve_inbound(inner.clone(), inbound)));
     tasks.push(tokio::spawn(cut_blocks(inner.clone(), pending)));
     tasks.push(tokio::spawn(prune_waiters(inner.clone())));
-    info!(org = %inner.cfg.org, node_id, "node started");
-    Ok((NodeHandle { inner }, Tasks(tasks)))
+    let node = NodeHandle { inner };
+    // The node runs workflows, watches their leases and deletes ended
+    // leases' caches whether or not an API is serving.
+    let (runner, janitor) = crate::workflow::runner::Runner::start(node.clone())?;
+    tasks.push(janitor);
+    let _ = node.inner.runner.set(runner);
+    info!(org = %node.inner.cfg.org, node_id, "node started");
+    Ok((node, Tasks(tasks)))
 }
 
 async fn prune_waiters(inner: Arc<Inner>) {

@@ -32,8 +32,8 @@ pub struct Runner {
 
 impl Runner {
     /// Finds the sandbox, loads the runs kept on disk, and starts the cache
-    /// janitor. Must be called inside a tokio runtime.
-    pub fn start(node: NodeHandle) -> Result<Arc<Self>> {
+    /// janitor, whose task it returns. Must be called inside a tokio runtime.
+    pub fn start(node: NodeHandle) -> Result<(Arc<Self>, tokio::task::JoinHandle<()>)> {
         let cfg = node.config().workflow.clone();
         let dirs = DataDirs::new(&node.config().data_dir);
         let sandbox = match Sandbox::detect(node.org(), &cfg.limits) {
@@ -56,8 +56,8 @@ impl Runner {
             fetching: Mutex::new(HashMap::new()),
         });
         runner.load_runs();
-        tokio::spawn(janitor(runner.clone()));
-        Ok(runner)
+        let janitor = tokio::spawn(janitor(runner.clone()));
+        Ok((runner, janitor))
     }
 
     fn load_runs(self: &Arc<Self>) {

@@ -1,0 +1,81 @@
+//! What the node answers about its ledger and files: every read the API
+//! makes goes through these, so the API never touches the store.
+
+use std::path::{Path, PathBuf};
+
+use leasehold_chaincode::query::{self, DatasetFilter, LeaseFilter, LineageNode};
+use leasehold_chaincode::{AccessRecord, Dataset, HistoryEntry, Lease, TxId};
+
+use crate::block::Block;
+use crate::data::{DataDirs, Manifest};
+use crate::error::Result;
+use crate::NodeHandle;
+
+impl NodeHandle {
+    fn dirs(&self) -> DataDirs {
+        DataDirs::new(&self.inner.cfg.data_dir)
+    }
+
+    /// The committed height.
+    pub fn height(&self) -> u64 {
+        self.inner.ledger.head().height
+    }
+
+    pub fn block(&self, height: u64) -> Result<Option<Block>> {
+        self.inner.ledger.store.block(height)
+    }
+
+    /// A committed valid tx's block and its index in it.
+    pub fn tx_block(&self, id: &TxId) -> Result<Option<(Block, u32)>> {
+        let Some((height, index)) = self.lookup_tx(id)? else { return Ok(None) };
+        Ok(self.block(height)?.map(|b| (b, index)))
+    }
+
+    pub fn dataset(&self, id: &str) -> Result<Option<Dataset>> {
+        Ok(query::dataset(&self.inner.ledger.store, id)?)
+    }
+
+    pub fn dataset_versions(&self, id: &str) -> Result<Vec<Dataset>> {
+        Ok(query::dataset_versions(&self.inner.ledger.store, id)?)
+    }
+
+    pub fn datasets(&self, filter: &DatasetFilter) -> Result<Vec<Dataset>> {
+        Ok(query::datasets(&self.inner.ledger.store, filter)?)
+    }
+
+    pub fn lineage(&self, id: &str) -> Result<Vec<LineageNode>> {
+        Ok(query::lineage(&self.inner.ledger.store, id)?)
+    }
+
+    pub fn lease(&self, id: &str) -> Result<Option<Lease>> {
+        Ok(query::lease(&self.inner.ledger.store, id)?)
+    }
+
+    /// Leases matching `filter`, with statuses at the ledger's time now.
+    pub fn leases(&self, filter: &LeaseFilter) -> Result<Vec<Lease>> {
+        Ok(query::leases(&self.inner.ledger.store, filter, self.ledger_now())?)
+    }
+
+    pub fn access_log(&self, lease_id: &str) -> Result<Vec<AccessRecord>> {
+        Ok(query::access_log(&self.inner.ledger.store, lease_id)?)
+    }
+
+    pub fn history(&self, kind: &str, id: &str) -> Result<Vec<HistoryEntry>> {
+        Ok(query::history(&self.inner.ledger.store, kind, id)?)
+    }
+
+    /// The node's workflow runner: runs, their records and logs.
+    pub fn runner(&self) -> &std::sync::Arc<crate::workflow::runner::Runner> {
+        self.inner.runner.get().expect("the runner is set when the node starts")
+    }
+
+    /// Where the owner stages a dataset's files before registering it.
+    pub fn staging_dir(&self, dataset: &str) -> PathBuf {
+        self.dirs().uploads(dataset)
+    }
+
+    /// Moves verified files into this owner's store under their content hash.
+    pub fn adopt_files(&self, dataset: &str, from: &Path, manifest: &Manifest) -> Result<PathBuf> {
+        self.dirs().adopt(dataset, from, manifest)
+    }
+}
