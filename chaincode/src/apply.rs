@@ -48,7 +48,7 @@ impl TxCtx<'_> {
             record: crate::canonical::to_bytes(record),
         };
         keys::put(state, keys::history_entry(kind, id, seq), &entry);
-        keys::put(state, count_key, &(seq + 1));
+        keys::put(state, count_key, &seq.saturating_add(1));
         Ok(())
     }
 }
@@ -235,7 +235,8 @@ fn update(state: &mut impl State, ctx: &TxCtx, id: &str, spec: &DatasetSpec) -> 
     let old = owned_live_dataset(state, ctx, id, "update the dataset")?;
     validate_spec(ctx, spec)?;
     index_dataset(state, &old, false);
-    let ds = Dataset { version: old.version + 1, spec: spec.clone(), updated_at_ms: ctx.now(), ..old };
+    let version = old.version.checked_add(1).ok_or_else(|| ChaincodeError::invalid("id", "no more versions"))?;
+    let ds = Dataset { version, spec: spec.clone(), updated_at_ms: ctx.now(), ..old };
     index_dataset(state, &ds, true);
     store_dataset(state, ctx, &ds)?;
     Ok(Event::DatasetUpdated { id: id.into(), version: ds.version })

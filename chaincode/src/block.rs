@@ -110,6 +110,7 @@ pub fn apply_block<S: StateRead + ?Sized>(
     let mut outcomes = Vec::with_capacity(txs.len());
     for (tx, sig) in txs.iter().zip(sigs) {
         let tx_id = tx.id();
+        let signed = sig.is_ok();
         let result = sig.and_then(|()| {
             let mut overlay = Overlay::new(&block);
             let events = apply_verified(&mut overlay, tx, tx_id, ctx)?;
@@ -121,7 +122,14 @@ pub fn apply_block<S: StateRead + ?Sized>(
                 Ok(events)
             }
             Err(e) if e.is_fatal() => return Err(e),
-            Err(e) => Err(e),
+            Err(e) => {
+                // A correctly signed tx is spent even when invalid, so that
+                // it cannot be replayed once the state would accept it.
+                if signed && !matches!(e, ChaincodeError::Replay(_)) {
+                    crate::keys::put(&mut block, crate::keys::tx(&tx_id), &ctx.height);
+                }
+                Err(e)
+            }
         };
         outcomes.push(TxOutcome { tx_id, result });
     }

@@ -76,8 +76,9 @@ fn check_exclusive(state: &impl StateRead, ctx: &TxCtx, ds: &Dataset, lease_id: 
     Ok(())
 }
 
+/// `duration_ms` is within the policy (at most 30 days), so it fits an i64.
 fn activate(lease: &mut Lease, ctx: &TxCtx, ds: &Dataset, duration_ms: u64) -> i64 {
-    let expires = ctx.now().saturating_add(duration_ms as i64);
+    let expires = ctx.now().saturating_add(i64::try_from(duration_ms).unwrap_or(i64::MAX));
     lease.state = LeaseState::Granted;
     lease.dataset_version = Some(ds.version);
     lease.granted_at_ms = Some(ctx.now());
@@ -218,9 +219,13 @@ pub(crate) fn extend(state: &mut impl State, ctx: &TxCtx, lease_id: &str, extra_
     let (granted, expires) = (lease.granted_at_ms.unwrap_or_default(), lease.expires_at_ms.unwrap_or_default());
     // The policy bounds the whole lease, not each extension, or a chain of
     // small extensions would defeat it.
-    let total_ms = (expires - granted) as u64 + extra_ms;
+    // Checked: a huge `extra_ms` must fail, never wrap into a short lease.
+    let total_ms = u64::try_from(expires.saturating_sub(granted)).unwrap_or(0).saturating_add(extra_ms);
     check_duration(&ds, total_ms)?;
-    let expires_at_ms = expires.saturating_add(extra_ms as i64);
+    let expires_at_ms = i64::try_from(extra_ms)
+        .ok()
+        .and_then(|e| expires.checked_add(e))
+        .ok_or_else(|| ChaincodeError::invalid("extra_ms", "the lease would end past the representable time"))?;
     lease.expires_at_ms = Some(expires_at_ms);
     lease.updated_at_ms = ctx.now();
     store(state, ctx, &lease)?;

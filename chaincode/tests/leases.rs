@@ -141,6 +141,11 @@ fn extend_is_owner_only_and_bounded_by_the_policy_over_the_whole_lease() {
         err,
         ChaincodeError::DurationExceedsPolicy { dataset: "iris".into(), requested_ms: HOUR + 1, max_ms: HOUR }
     );
+    // A huge extension fails; it never wraps round into a short or endless lease.
+    for huge in [u64::MAX, i64::MAX as u64, u64::MAX - HOUR] {
+        assert!(matches!(net.reject(0, T0 + 4000, extend(huge)), ChaincodeError::DurationExceedsPolicy { .. }));
+    }
+    assert_eq!(net.lease("L1").expires_at_ms, Some(T0 + 2000 + HOUR as i64));
 }
 
 #[test]

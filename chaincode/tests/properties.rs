@@ -103,7 +103,11 @@ fn run_and_check(steps: &[Step]) -> (StateRoot, MemState) {
         let out = apply_block(&net.state, &ctx, std::slice::from_ref(&tx), root).unwrap();
         let valid = out.outcomes[0].result.is_ok();
         if !valid {
-            assert!(out.writes.is_empty(), "a rejected tx wrote state: {:?}", out.outcomes[0]);
+            // A rejected tx writes one thing: its id, spent so it cannot be
+            // replayed; a forged one (no valid signature) not even that.
+            let spent: Vec<Vec<u8>> = if step.forged { vec![] } else { vec![keys::tx(&tx.id())] };
+            let written: Vec<Vec<u8>> = out.writes.keys().cloned().collect();
+            assert_eq!(written, spent, "a rejected tx wrote state: {:?}", out.outcomes[0]);
         }
         if step.forged {
             assert!(!valid, "a forged tx was accepted");

@@ -173,6 +173,34 @@ fn a_block_records_invalid_txs_with_their_reason_and_applies_the_rest() {
 }
 
 #[test]
+fn a_rejected_tx_is_spent_and_cannot_be_replayed_once_it_would_be_valid() {
+    let mut net = Net::new();
+    net.run(0, T0, register("iris", spec("Iris", &[], policy(&[1], HOUR, Approval::Owner, false)))).unwrap();
+    // org1's grant of a lease that does not exist yet is rejected...
+    let early_grant = net.tx(0, T0 + 10, grant("L", 1000));
+    let block = |net: &mut Net, txs: &[SignedTx], at: i64| {
+        net.height += 1;
+        let out = apply_block(&net.state, &net.ctx(at), txs, StateRoot::genesis(b"g")).unwrap();
+        for (k, v) in out.writes.clone() {
+            match v {
+                Some(v) => net.state.put(k, v),
+                None => net.state.delete(k),
+            }
+        }
+        out.outcomes.iter().map(|o| o.verdict()).collect::<Vec<_>>()
+    };
+    let v = block(&mut net, std::slice::from_ref(&early_grant), T0 + 10);
+    assert!(matches!(&v[0], Verdict::Invalid(r) if r.contains("does not exist")), "{v:?}");
+    // ...and once org2 has requested it, the same signed tx is refused as a
+    // replay instead of granting a lease its owner never meant to grant.
+    let req = net.tx(1, T0 + 20, request("L", "iris", 1000));
+    assert_eq!(block(&mut net, &[req], T0 + 20), [Verdict::Valid]);
+    let v = block(&mut net, &[early_grant.clone()], T0 + 30);
+    assert_eq!(v, [Verdict::Invalid(format!("transaction {} was already committed (replay)", early_grant.id()))]);
+    assert_eq!(net.lease("L").state, LeaseState::Requested);
+}
+
+#[test]
 fn batch_verification_finds_the_one_bad_signature_among_many() {
     let mut net = Net::new();
     let mut txs: Vec<SignedTx> =
