@@ -129,11 +129,25 @@ pub struct BlockConfig {
     pub max_inflight: usize,
     /// Transactions waiting to be ordered; beyond this, submissions are refused.
     pub mempool_capacity: usize,
+    /// A block closes before its transactions pass this many bytes, so one
+    /// raft entry stays far below the network's 256 MiB frame.
+    #[serde(default = "default_block_bytes")]
+    pub max_bytes: usize,
+}
+
+fn default_block_bytes() -> usize {
+    8 << 20
 }
 
 impl Default for BlockConfig {
     fn default() -> Self {
-        Self { max_txs: 2_000, timeout_ms: 10, max_inflight: 4, mempool_capacity: 100_000 }
+        Self {
+            max_txs: 2_000,
+            timeout_ms: 10,
+            max_inflight: 4,
+            mempool_capacity: 100_000,
+            max_bytes: default_block_bytes(),
+        }
     }
 }
 

@@ -44,7 +44,10 @@ pub(crate) struct Inner {
     pub net: leasehold_network::Client,
     pub node_id: NodeId,
     pub key: SigningKey,
-    pub mempool: mpsc::Sender<SignedTx>,
+    pub mempool: mpsc::Sender<Pending>,
+    /// Forwarded txs still in the mempool, per forwarding peer: each peer
+    /// gets a share of the mempool, so one cannot crowd out the others.
+    forwarded: std::sync::Mutex<HashMap<PeerId, usize>>,
     pub peer_of_node: HashMap<NodeId, PeerId>,
     pub org_of_peer: HashMap<PeerId, String>,
     /// The org's X25519 secret: data keys are derived from it, here only.
@@ -157,6 +160,7 @@ pub async fn start(cfg: NodeConfig) -> Result<(NodeHandle, Tasks)> {
         org_of_peer,
         x25519_secret,
         runner: std::sync::OnceLock::new(),
+        forwarded: std::sync::Mutex::new(HashMap::new()),
         nonce: AtomicU64::new(first_nonce),
     });
     tasks.push(tokio::spawn(serve_inbound(inner.clone(), inbound)));
@@ -185,7 +189,11 @@ async fn serve_inbound(inner: Arc<Inner>, mut inbound: mpsc::Receiver<Inbound>) 
         let inner = inner.clone();
         tokio::spawn(async move {
             let reply = match decode::<Rpc>(&req.bytes, "rpc") {
-                Ok(rpc) => handle_rpc(NodeHandle { inner: inner.clone() }, req.peer, rpc).await,
+                Ok(rpc) => match handle_rpc(NodeHandle { inner: inner.clone() }, req.peer, rpc).await {
+                    Some(reply) => reply,
+                    // Refused and logged; the sender gets no answer.
+                    None => return,
+                },
                 Err(e) => {
                     warn!(peer = %req.peer, "undecodable rpc: {e}");
                     return;
@@ -196,40 +204,121 @@ async fn serve_inbound(inner: Arc<Inner>, mut inbound: mpsc::Receiver<Inbound>) 
     }
 }
 
-async fn handle_rpc(node: NodeHandle, peer: PeerId, rpc: Rpc) -> RpcReply {
+async fn handle_rpc(node: NodeHandle, peer: PeerId, rpc: Rpc) -> Option<RpcReply> {
     let inner = &node.inner;
-    match rpc {
-        Rpc::Append(r) => RpcReply::Append(inner.raft.append_entries(r).await),
-        Rpc::Vote(r) => RpcReply::Vote(inner.raft.vote(r).await),
-        Rpc::Snapshot(r) => RpcReply::Snapshot(inner.raft.install_snapshot(r).await),
-        Rpc::Forward(txs) => RpcReply::Forward(accept_forwarded(inner, txs)),
+    Some(match rpc {
+        Rpc::Append(r) if speaks_for(inner, &peer, &r.vote, "AppendEntries") => {
+            RpcReply::Append(inner.raft.append_entries(r).await)
+        }
+        Rpc::Vote(r) if speaks_for(inner, &peer, &r.vote, "a vote request") => RpcReply::Vote(inner.raft.vote(r).await),
+        Rpc::Snapshot(r) if speaks_for(inner, &peer, &r.vote, "InstallSnapshot") => {
+            RpcReply::Snapshot(inner.raft.install_snapshot(r).await)
+        }
+        Rpc::Append(_) | Rpc::Vote(_) | Rpc::Snapshot(_) => return None,
+        Rpc::Forward(txs) => RpcReply::Forward(accept_forwarded(inner, peer, txs)),
         Rpc::Data(req) => RpcReply::Data(crate::data::plane::serve(inner, peer, req)),
         Rpc::Metadata(req) => RpcReply::Metadata(crate::disclose::serve(&node, peer, req).await),
-    }
+    })
 }
 
-fn accept_forwarded(inner: &Inner, txs: Vec<SignedTx>) -> Result<(), String> {
+/// A raft message names the node it speaks for (the leader, or the
+/// candidate); it must be the sending peer's own, so that one org can never
+/// act as another's node. Refusals are logged with the sender's org.
+fn speaks_for(inner: &Inner, peer: &PeerId, vote: &openraft::Vote<NodeId>, what: &str) -> bool {
+    let sender = inner.peer_of_node.iter().find(|(_, p)| *p == peer).map(|(id, _)| *id);
+    let claimed = vote.leader_id().voted_for();
+    if sender.is_some() && claimed == sender {
+        return true;
+    }
+    let org = inner.org_of_peer.get(peer).map_or("an unknown org", |o| o.as_str());
+    warn!(%peer, "refused {what} from {org}: sent by node {sender:?} but it speaks for node {claimed:?}");
+    false
+}
+
+/// A forwarded tx is held to what a client's is: the right network, a
+/// valid signature, not yet committed, a bounded size, and within the
+/// forwarding peer's share of the mempool.
+fn accept_forwarded(inner: &Inner, peer: PeerId, txs: Vec<SignedTx>) -> Result<(), String> {
     if inner.leader() != Some(inner.node_id) {
         return Err("not the leader".into());
     }
-    for tx in txs {
-        inner.mempool.try_send(tx).map_err(|_| "leader mempool is full".to_string())?;
+    let genesis = &inner.ledger.genesis;
+    let share = (inner.cfg.block.mempool_capacity / genesis.orgs.len().max(1)).max(1);
+    let sigs = verify_signatures(genesis, &txs);
+    let mut refused = 0;
+    for (tx, sig) in txs.into_iter().zip(sigs) {
+        let committed = matches!(inner.ledger.store.tx_location(&tx.id()), Ok(Some(_)));
+        if tx.body.network_id != genesis.network_id || sig.is_err() || committed || too_large(&tx) {
+            refused += 1;
+            continue;
+        }
+        {
+            let mut counts = inner.forwarded.lock().expect("forwarded lock");
+            let n = counts.entry(peer).or_default();
+            if *n >= share {
+                return Err(format!("this peer's share of the mempool ({share} txs) is full; retry later"));
+            }
+            *n += 1;
+        }
+        if inner.mempool.try_send(Pending { tx, from: Some(peer) }).is_err() {
+            inner.release_forwarded(&Some(peer));
+            return Err("leader mempool is full".into());
+        }
+    }
+    if refused > 0 {
+        let org = inner.org_of_peer.get(&peer).map_or("an unknown org", |o| o.as_str());
+        warn!(%peer, "dropped {refused} forwarded txs from {org}: forged, for another network, committed or too large");
     }
     Ok(())
 }
 
+/// One transaction in the mempool, and the peer that forwarded it, if any.
+pub(crate) struct Pending {
+    pub tx: SignedTx,
+    pub from: Option<PeerId>,
+}
+
+/// The largest transaction accepted, in canonical bytes. With
+/// `block.max_bytes` it bounds what one raft entry carries.
+pub const MAX_TX_BYTES: usize = 256 * 1024;
+
+fn tx_bytes(tx: &SignedTx) -> usize {
+    leasehold_chaincode::canonical::to_bytes(tx).len()
+}
+
+fn too_large(tx: &SignedTx) -> bool {
+    tx_bytes(tx) > MAX_TX_BYTES
+}
+
 /// Gathers pending txs into batches: a batch closes at `max_txs` or
 /// `timeout_ms` after its first tx, whichever comes first.
-async fn cut_blocks(inner: Arc<Inner>, mut pending: mpsc::Receiver<SignedTx>) {
+async fn cut_blocks(inner: Arc<Inner>, mut pending: mpsc::Receiver<Pending>) {
     let inflight = Arc::new(Semaphore::new(inner.cfg.block.max_inflight));
     let max = inner.cfg.block.max_txs;
     let wait = Duration::from_millis(inner.cfg.block.timeout_ms);
-    while let Some(first) = pending.recv().await {
-        let mut batch = vec![first];
+    let max_bytes = inner.cfg.block.max_bytes;
+    let mut carry: Option<Pending> = None;
+    while let Some(first) = match carry.take() {
+        Some(p) => Some(p),
+        None => pending.recv().await,
+    } {
+        inner.release_forwarded(&first.from);
+        let mut bytes = tx_bytes(&first.tx);
+        let mut batch = vec![first.tx];
         let deadline = tokio::time::Instant::now() + wait;
         while batch.len() < max {
             match tokio::time::timeout_at(deadline, pending.recv()).await {
-                Ok(Some(tx)) => batch.push(tx),
+                Ok(Some(p)) => {
+                    let size = tx_bytes(&p.tx);
+                    if bytes + size > max_bytes {
+                        // Starts the next block instead.
+                        carry = Some(p);
+                        break;
+                    }
+                    inner.release_forwarded(&p.from);
+                    bytes += size;
+                    batch.push(p.tx);
+                }
                 _ => break,
             }
         }
@@ -279,6 +368,14 @@ async fn dispatch(inner: &Inner, batch: Vec<SignedTx>) {
 }
 
 impl Inner {
+    fn release_forwarded(&self, from: &Option<PeerId>) {
+        if let Some(p) = from {
+            if let Some(n) = self.forwarded.lock().expect("forwarded lock").get_mut(p) {
+                *n = n.saturating_sub(1);
+            }
+        }
+    }
+
     pub fn leader(&self) -> Option<NodeId> {
         self.raft.metrics().borrow().current_leader
     }
@@ -349,9 +446,11 @@ impl NodeHandle {
                 out[i] = reject(e.to_string());
             } else if let Ok(Some((h, _))) = ledger.store.tx_location(&id) {
                 out[i] = reject(format!("transaction {id} was already committed at height {h}"));
+            } else if too_large(&tx) {
+                out[i] = reject(format!("transaction is larger than {MAX_TX_BYTES} bytes"));
             } else {
                 let rx = ledger.wait_for(id);
-                match self.inner.mempool.try_send(tx) {
+                match self.inner.mempool.try_send(Pending { tx, from: None }) {
                     Ok(()) => waiting.push((i, id, rx)),
                     Err(_) => out[i] = reject("the node is overloaded; retry later".into()),
                 }

@@ -1,0 +1,180 @@
+//! A dishonest organisation against three real honest node processes: a
+//! rogue peer that holds org3's genesis-listed p2p key and signing key,
+//! speaks the wire protocol, and misbehaves. What it says alone must change
+//! nothing the others hold.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use leasehold_chaincode::{Payload, SignedTx};
+use leasehold_network::{Multiaddr, PeerId};
+use leasehold_node::config::NodeConfig;
+use leasehold_node::raft::{Rpc, RpcReply};
+use leasehold_node::store::{decode, encode};
+use openraft::raft::{AppendEntriesRequest, VoteRequest};
+use openraft::Vote;
+use serde_json::{json, Value};
+
+struct Rogue {
+    client: leasehold_network::Client,
+    peers: Vec<(String, PeerId)>,
+}
+
+impl Rogue {
+    /// org3's node is stopped; the rogue takes its keys and connects.
+    async fn as_org3(net: &mut TestNet) -> Self {
+        net.stop(2);
+        let cfg = NodeConfig::load(&net.nodes[2].dir.join("node.toml")).unwrap();
+        let peers: Vec<(PeerId, Multiaddr)> =
+            cfg.peers.iter().map(|p| (p.peer_id.parse().unwrap(), p.addr.parse().unwrap())).collect();
+        let (client, event_loop, mut inbound) = leasehold_network::new(leasehold_network::Config {
+            keypair: cfg.p2p_keypair().unwrap(),
+            listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
+            peers: peers.clone(),
+            allowed: peers.iter().map(|(p, _)| *p).collect(),
+            request_timeout_ms: 3_000,
+            redial_interval_ms: 200,
+        })
+        .unwrap();
+        tokio::spawn(event_loop.run());
+        // It answers nothing that is asked of it.
+        tokio::spawn(async move { while inbound.recv().await.is_some() {} });
+        let named = cfg.peers.iter().map(|p| (p.org.clone(), p.peer_id.parse().unwrap())).collect();
+        let rogue = Rogue { client, peers: named };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while rogue.client.connected_peers().await.unwrap_or_default().len() < 2 {
+            assert!(Instant::now() < deadline, "the rogue never connected");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        rogue
+    }
+
+    fn peer(&self, org: &str) -> PeerId {
+        self.peers.iter().find(|(o, _)| o == org).unwrap().1
+    }
+
+    async fn send(&self, org: &str, rpc: &Rpc) -> Option<RpcReply> {
+        let bytes = self.client.request(self.peer(org), encode(rpc)).await.ok()?;
+        Some(decode(&bytes, "reply").unwrap())
+    }
+}
+
+async fn status(net: &TestNet, i: usize) -> Value {
+    net.status(i).await.expect("node answers status")
+}
+
+async fn leader_of_two(net: &TestNet) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let s = status(net, 0).await;
+        if let Some(l) = s["leader"].as_str().filter(|l| *l != "org3") {
+            return if l == "org1" { 0 } else { 1 };
+        }
+        assert!(Instant::now() < deadline, "no leader among org1 and org2: {s}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raft_messages_that_speak_for_another_node_are_refused() {
+    let mut net = TestNet::start(3).await;
+    let rogue = Rogue::as_org3(&mut net).await;
+    let leader = leader_of_two(&net).await;
+    let follower = 1 - leader;
+    let (f_org, l_node) = (format!("org{}", follower + 1), leader as u64 + 1);
+    let term = status(&net, follower).await["raft_term"].as_u64().unwrap();
+    // AppendEntries in a higher term, claiming the real leader's node id;
+    // then a vote request claiming it too.
+    let append = AppendEntriesRequest {
+        vote: Vote::new_committed(term + 1, l_node),
+        prev_log_id: None,
+        entries: vec![],
+        leader_commit: None,
+    };
+    assert!(rogue.send(&f_org, &Rpc::Append(append)).await.is_none(), "no answer to a forged AppendEntries");
+    let vote = VoteRequest { vote: Vote::new(term + 5, l_node), last_log_id: None };
+    assert!(rogue.send(&f_org, &Rpc::Vote(vote)).await.is_none(), "no answer to a forged vote request");
+    // The follower's term did not move, it still follows the real leader, and it says why.
+    let s = status(&net, follower).await;
+    assert_eq!(s["raft_term"].as_u64(), Some(term), "{s}");
+    assert_eq!(s["leader"].as_str(), Some(format!("org{}", leader + 1).as_str()), "{s}");
+    let log = net.log(follower);
+    assert!(log.contains("refused AppendEntries from org3"), "{log}");
+    assert!(log.contains("refused a vote request from org3"), "{log}");
+    // Speaking for its own node is allowed: the check is not a blanket refusal.
+    let own = VoteRequest { vote: Vote::new(term, 3), last_log_id: None };
+    assert!(matches!(rogue.send(&f_org, &Rpc::Vote(own)).await, Some(RpcReply::Vote(_))));
+}
+
+fn forged(net: &mut TestNet, payload: Payload) -> SignedTx {
+    // Signed by org3's key, claiming to come from org1.
+    let mut tx = net.sign(2, payload);
+    tx.body.org = "org1".into();
+    tx
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_duplicate_and_flooding_forwarded_txs_are_dropped_and_honest_writes_go_on() {
+    let mut net = TestNet::start_with(3, |toml| {
+        *toml = toml.replace("mempool_capacity = 100000", "mempool_capacity = 300");
+    })
+    .await;
+    let committed = net.sign(0, auto_dataset("honest"));
+    let (code, r) = net.submit(0, std::slice::from_ref(&committed), 5_000).await.unwrap();
+    assert!(code == 200 && is_committed_valid(&r[0]), "{r:?}");
+    let rogue = Rogue::as_org3(&mut net).await;
+    let leader = leader_of_two(&net).await;
+    let l_org = format!("org{}", leader + 1);
+    let fake = forged(&mut net, auto_dataset("planted"));
+    let reply = rogue.send(&l_org, &Rpc::Forward(vec![fake.clone(), committed.clone()])).await;
+    assert!(matches!(reply, Some(RpcReply::Forward(Ok(())))), "{reply:?}");
+    // A flood of well-signed txs from org3 fills its share (300 / 3) and no more.
+    let flood: Vec<SignedTx> = (0..400).map(|i| net.sign(2, lease_request(&format!("f{i}"), "nowhere"))).collect();
+    let reply = rogue.send(&l_org, &Rpc::Forward(flood)).await;
+    let Some(RpcReply::Forward(Err(why))) = reply else { panic!("the flood was not refused: {reply:?}") };
+    assert!(why.contains("share of the mempool"), "{why}");
+    // An honest write still commits.
+    let t = Instant::now();
+    let (code, r) = net
+        .call(
+            leader,
+            "POST",
+            "/v1/datasets",
+            None,
+            Some(json!({"id": "after", "title": "t",
+        "policy": {"allowed_orgs": [], "max_lease_ms": 1000}, "private_metadata": {}})),
+        )
+        .await;
+    assert_eq!(code, 201, "{r}");
+    assert!(t.elapsed() < Duration::from_secs(10));
+    // The forged tx is on no node; the duplicate is not committed twice.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for i in 0..2 {
+        assert_eq!(net.get(i, &format!("/v1/txs/{}", fake.id().to_hex())).await.0, 404);
+        assert_eq!(net.get(i, "/v1/datasets/planted").await.0, 404);
+    }
+    assert!(net.log(leader).contains("dropped 2 forwarded txs from org3"), "{}", net.log(leader));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_tx_once_ordered_cannot_be_replayed_when_it_would_be_valid() {
+    let mut net = TestNet::start(3).await;
+    let ds = net.sign(0, auto_dataset("ds"));
+    let (code, r) = net.submit(0, &[ds], 5_000).await.unwrap();
+    assert!(code == 200 && is_committed_valid(&r[0]), "{r:?}");
+    // org1 revokes a lease that does not exist yet: ordered, and invalid.
+    let early = net.sign(0, Payload::RevokeLease { lease_id: "later".into(), reason: "pre-signed".into() });
+    let (_, r) = net.submit(0, std::slice::from_ref(&early), 5_000).await.unwrap();
+    assert_eq!(r[0]["status"], "committed", "{r:?}");
+    assert!(!is_committed_valid(&r[0]), "{r:?}");
+    // org2 takes the lease (automatic approval); the same revocation, sent
+    // again by anyone who saw it, is refused as a replay.
+    let request = net.sign(1, lease_request("later", "ds"));
+    let (_, r) = net.submit(1, &[request], 5_000).await.unwrap();
+    assert!(is_committed_valid(&r[0]), "{r:?}");
+    let (_, r) = net.submit(1, std::slice::from_ref(&early), 5_000).await.unwrap();
+    assert!(r[0].to_string().contains("replay"), "{r:?}");
+    net.wait_lease(1, "later", "active").await;
+}
