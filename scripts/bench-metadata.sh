@@ -32,7 +32,18 @@ curl -fsS -H "Authorization: Bearer $T2" "$U2/v1/leases/$LEASE/metadata" >/dev/n
 
 out=$(wrk -t2 -c"$CONNS" -d"${SECONDS_RUN}s" --latency -H "Authorization: Bearer $T2" "$U2/v1/leases/$LEASE/metadata")
 echo "$out" >&2
-audited=$(curl -fsS -H "Authorization: Bearer $T1" "$U1/v1/leases/$LEASE/access-log" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
+audited=$(python3 - "$U1/v1/leases/$LEASE/access-log" "$T1" <<'PY'
+import json, sys, urllib.request
+n = 0
+while True:
+    req = urllib.request.Request(f"{sys.argv[1]}?from={n}&limit=1000", headers={"Authorization": f"Bearer {sys.argv[2]}"})
+    page = json.load(urllib.request.urlopen(req))
+    if not page:
+        break
+    n += len(page)
+print(n)
+PY
+)
 python3 - "$audited" <<PY
 import re, sys
 out = """$out"""

@@ -159,13 +159,24 @@ async fn reads_across_expiry_are_all_decided_before_it_and_audited_by_the_owner(
     let disclosed: Vec<&Value> = answers.iter().filter(|(c, _)| *c == 200).map(|(_, m)| m).collect();
     let refused = answers.iter().filter(|(c, _)| *c == 403).count();
     assert!(disclosed.len() > 20 && refused > 20, "{} disclosed, {refused} refused", disclosed.len());
+
     assert!(answers.iter().all(|(c, _)| *c == 200 || *c == 403), "only answers or refusals");
     // Each answer: decided before its expiry (fixed-width UTC timestamps
     // order as text), and its audit record is on the owner's ledger, before
     // the expiry too.
     let mut logs = std::collections::HashMap::new();
     for id in &ids {
-        logs.insert(id.clone(), net.call(0, "GET", &format!("/v1/leases/{id}/access-log"), None, None).await.1);
+        let mut all = Vec::new();
+        loop {
+            let path = format!("/v1/leases/{id}/access-log?from={}&limit=100", all.len());
+            let page = net.call(0, "GET", &path, None, None).await.1.as_array().cloned().unwrap();
+            if page.is_empty() {
+                break;
+            }
+            all.extend(page);
+        }
+        assert!(all.iter().enumerate().all(|(i, r)| r["seq"] == i), "pages join without gaps");
+        logs.insert(id.clone(), Value::Array(all));
     }
     for m in disclosed {
         assert!(m["decided_at"].as_str().unwrap() < m["expires_at"].as_str().unwrap(), "{m}");

@@ -238,6 +238,8 @@ pub async fn metadata(
 
 #[derive(Serialize, ToSchema)]
 pub struct AccessView {
+    /// The record's number in the lease's trail, from 0: the next page starts after it.
+    pub seq: u32,
     /// The lessee's user and org the metadata was disclosed to.
     pub reader: String,
     pub org: String,
@@ -248,18 +250,29 @@ pub struct AccessView {
     pub tx_id: String,
 }
 
-#[utoipa::path(get, path = "/v1/leases/{id}/access-log", responses((status = 200, body = Vec<AccessView>)), security(("bearer" = [])))]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AccessQuery {
+    /// The first record's number (default 0).
+    from: Option<u32>,
+    /// At most this many records (default and maximum 1000).
+    limit: Option<usize>,
+}
+
+#[utoipa::path(get, path = "/v1/leases/{id}/access-log", params(AccessQuery), responses((status = 200, body = Vec<AccessView>)), security(("bearer" = [])))]
 pub async fn access_log(
     s: State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
+    Query(q): Query<AccessQuery>,
 ) -> Result<Json<Vec<AccessView>>, ApiError> {
     caller.require(Role::Viewer)?;
     load(&s, &id)?;
-    let log = s.node.access_log(&id)?;
+    let log = s.node.access_log(&id, q.from.unwrap_or(0), q.limit.unwrap_or(1000))?;
     Ok(Json(
         log.into_iter()
-            .map(|a| AccessView {
+            .map(|(seq, a)| AccessView {
+                seq,
                 reader: a.reader,
                 org: a.org,
                 version: a.version,

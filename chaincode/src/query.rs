@@ -140,11 +140,21 @@ pub fn history(state: &impl StateRead, kind: &str, id: &str) -> Result<Vec<Histo
     state.scan_prefix(&keys::history_prefix(kind, id), MAX_PAGE)?.iter().map(|(k, v)| decode(k, v)).collect()
 }
 
-/// The audit trail of metadata reads under a lease.
-pub fn access_log(state: &impl StateRead, lease_id: &str) -> Result<Vec<AccessRecord>> {
-    history(state, "access", lease_id)?
-        .iter()
-        .map(|e| crate::canonical::from_bytes(&e.record, "access record"))
+/// The audit trail of metadata reads under a lease, from its `from`th record
+/// (0-based), at most `limit` (capped at [`MAX_PAGE`]); each with its number.
+pub fn access_log(state: &impl StateRead, lease_id: &str, from: u32, limit: usize) -> Result<Vec<(u32, AccessRecord)>> {
+    let count: u32 = keys::get(state, &keys::history_count("access", lease_id))?.unwrap_or(0);
+    let end = from.saturating_add(limit.min(MAX_PAGE) as u32).min(count);
+    (from..end)
+        .map(|seq| {
+            let key = keys::history_entry("access", lease_id, seq);
+            let missing = || crate::ChaincodeError::Corrupt {
+                key: String::from_utf8_lossy(&key).into_owned(),
+                reason: "an access record the count promises is missing".into(),
+            };
+            let entry: HistoryEntry = keys::get(state, &key)?.ok_or_else(missing)?;
+            Ok((seq, crate::canonical::from_bytes(&entry.record, "access record")?))
+        })
         .collect()
 }
 

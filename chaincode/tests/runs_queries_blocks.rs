@@ -105,9 +105,11 @@ fn disclosures_are_recorded_by_the_owner_only_under_an_active_lease() {
     );
     net.run(0, T0 + 3000, access("alice")).unwrap();
     assert!(matches!(net.reject(0, T0 + 602_000, access("alice")), ChaincodeError::LeaseExpired { .. }));
-    let log = query::access_log(&net.state, "L1").unwrap();
+    let log = query::access_log(&net.state, "L1", 0, 10).unwrap();
     assert_eq!(log.len(), 1);
-    let r = &log[0];
+    assert!(query::access_log(&net.state, "L1", 1, 10).unwrap().is_empty(), "pages start where asked");
+    let (seq, r) = &log[0];
+    assert_eq!(*seq, 0);
     assert_eq!((r.reader.as_str(), r.org.as_str(), r.version, r.time_ms), ("alice", "org2", 1, T0 + 3000));
 }
 
@@ -195,7 +197,7 @@ fn a_rejected_tx_is_spent_and_cannot_be_replayed_once_it_would_be_valid() {
     // replay instead of granting a lease its owner never meant to grant.
     let req = net.tx(1, T0 + 20, request("L", "iris", 1000));
     assert_eq!(block(&mut net, &[req], T0 + 20), [Verdict::Valid]);
-    let v = block(&mut net, &[early_grant.clone()], T0 + 30);
+    let v = block(&mut net, std::slice::from_ref(&early_grant), T0 + 30);
     assert_eq!(v, [Verdict::Invalid(format!("transaction {} was already committed (replay)", early_grant.id()))]);
     assert_eq!(net.lease("L").state, LeaseState::Requested);
 }

@@ -56,8 +56,10 @@ impl NodeHandle {
         Ok(query::leases(&self.inner.ledger.store, filter, self.ledger_now())?)
     }
 
-    pub fn access_log(&self, lease_id: &str) -> Result<Vec<AccessRecord>> {
-        Ok(query::access_log(&self.inner.ledger.store, lease_id)?)
+    /// A page of a lease's audit trail: records `from`.. (0-based), each
+    /// with its number.
+    pub fn access_log(&self, lease_id: &str, from: u32, limit: usize) -> Result<Vec<(u32, AccessRecord)>> {
+        Ok(query::access_log(&self.inner.ledger.store, lease_id, from, limit)?)
     }
 
     pub fn history(&self, kind: &str, id: &str) -> Result<Vec<HistoryEntry>> {
