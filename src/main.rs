@@ -45,7 +45,7 @@ fn run() -> anyhow::Result<()> {
             println!("initialised {orgs} organisations under {}", out.display());
             Ok(())
         }
-        Command::Start { config } => rt.block_on(start(&config)),
+        Command::Start { config, verify } => rt.block_on(start(&config, verify)),
         Command::Verify { data_dir } => {
             let v = leasehold_node::verify::verify(&data_dir)?;
             println!("ok: {} blocks verified; head {} state root {}", v.height, v.head_hash, v.state_root);
@@ -80,8 +80,12 @@ fn run() -> anyhow::Result<()> {
     }
 }
 
-async fn start(config: &Path) -> anyhow::Result<()> {
+async fn start(config: &Path, verify: bool) -> anyhow::Result<()> {
     let cfg = NodeConfig::load(config)?;
+    if verify && cfg.data_dir.join("ledger").exists() {
+        let v = leasehold_node::verify::verify(&cfg.data_dir).map_err(|e| leasehold_node::node::corrupt(&cfg, e))?;
+        println!("verified {} blocks up to head {}", v.height, v.head_hash);
+    }
     let listener = tokio::net::TcpListener::bind(&cfg.api_listen)
         .await
         .with_context(|| format!("binding the API address {}", cfg.api_listen))?;

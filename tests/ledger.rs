@@ -162,6 +162,27 @@ async fn verify_names_the_height_of_a_corrupted_block() {
     assert!(!bad.status.success());
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains("verification failed at height 2"), "{err}");
+    // The node itself checks its recent blocks at start: it refuses to serve
+    // the corrupt store, names the height and says how to recover.
+    net.spawn(1);
+    let mut child = net.nodes[1].child.take().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "the node served a corrupt store");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(!status.success());
+    let log = net.log(1);
+    assert!(log.contains("is corrupt (verification failed at height 2"), "{log}");
+    assert!(log.contains("re-syncing from the other organisations' nodes"), "{log}");
+    // `start --verify` replays the whole chain first, and refuses too.
+    let cfg = net.nodes[1].dir.join("node.toml");
+    let out = std::process::Command::new(BIN).args(["start", "--verify", "--config"]).arg(&cfg).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("verification failed at height 2"), "{out:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -39,6 +39,9 @@ pub enum Command {
     Start {
         #[arg(long)]
         config: PathBuf,
+        /// Replay the whole chain before starting, not only the last blocks.
+        #[arg(long)]
+        verify: bool,
     },
     /// Re-check a stopped node's chain offline: hashes, signatures, state roots.
     Verify {

@@ -34,6 +34,9 @@ pub enum NodeError {
     Unavailable(String),
     #[error("verification failed at height {height}: {reason}")]
     Verify { height: u64, reason: String },
+    /// The store failed its check; the node will not serve it.
+    #[error("{0}")]
+    Corrupt(String),
 }
 
 impl NodeError {

@@ -89,11 +89,26 @@ fn raft_config(cfg: &NodeConfig) -> Result<Arc<openraft::Config>> {
     Ok(Arc::new(c.validate().map_err(|e| NodeError::Config(e.to_string()))?))
 }
 
-/// Starts a node from its config: opens storage, joins the network, starts raft.
+/// A store that failed a check, and how to recover: the node will not serve it.
+pub fn corrupt(cfg: &NodeConfig, e: NodeError) -> NodeError {
+    NodeError::Corrupt(format!(
+        "the store in {} is corrupt ({e}); this node will not serve it. Recover by re-syncing from \
+         the other organisations' nodes (stop this node, move {} aside, start it again: it catches \
+         up from them), or by restoring a backup",
+        cfg.data_dir.display(),
+        cfg.data_dir.join("ledger").display()
+    ))
+}
+
+/// Starts a node from its config: checks and opens storage, joins the
+/// network, starts raft.
 pub async fn start(cfg: NodeConfig) -> Result<(NodeHandle, Tasks)> {
     let genesis_bytes = std::fs::read(&cfg.genesis).map_err(|e| NodeError::file(&cfg.genesis, e))?;
     std::fs::create_dir_all(&cfg.data_dir).map_err(|e| NodeError::file(&cfg.data_dir, e))?;
     let store = Store::open(&cfg.data_dir.join("ledger"))?;
+    if let Err(e) = crate::verify::check_recent(&store, crate::verify::START_CHECK_BLOCKS) {
+        return Err(corrupt(&cfg, e));
+    }
     let ledger = Arc::new(Ledger::open(store.clone(), genesis_bytes)?);
     let genesis = &ledger.genesis;
     let node_id = genesis

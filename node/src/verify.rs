@@ -16,14 +16,51 @@ pub struct Verified {
     pub state_root: String,
 }
 
+/// Blocks checked at every start by [`check_recent`].
+pub const START_CHECK_BLOCKS: u64 = 64;
+
+fn stored_genesis(store: &Store) -> Result<(Vec<u8>, Genesis)> {
+    let bytes: Vec<u8> =
+        store.get(CF_META, b"genesis")?.ok_or_else(|| NodeError::Config("no genesis in this data dir".into()))?;
+    let genesis = serde_json::from_slice(&bytes).map_err(|e| NodeError::decode("genesis", e))?;
+    Ok((bytes, genesis))
+}
+
+/// The check a node makes at every start: the last `depth` blocks exist,
+/// decode, link to each other and to the stored head, and carry their
+/// proposer's signature over their transactions. Cheap; [`verify`] replays
+/// everything.
+pub fn check_recent(store: &Store, depth: u64) -> Result<()> {
+    let Some(stored_head) = store.head()? else { return Ok(()) };
+    let (genesis_bytes, genesis) = stored_genesis(store)?;
+    let first = stored_head.height.saturating_sub(depth).max(1);
+    let mut head = match first {
+        1 => Head::genesis(&genesis_bytes, &genesis),
+        h => match store.block(h - 1) {
+            Ok(Some(b)) => block::head_after(&b),
+            Ok(None) => return Err(NodeError::Verify { height: h - 1, reason: "block is missing".into() }),
+            Err(e) => return Err(NodeError::Verify { height: h - 1, reason: e.to_string() }),
+        },
+    };
+    for height in first..=stored_head.height {
+        let bad = |reason: String| NodeError::Verify { height, reason };
+        let b = store.block(height).map_err(|e| bad(e.to_string()))?.ok_or_else(|| bad("block is missing".into()))?;
+        check_block(&b, &head, &genesis).map_err(bad)?;
+        head = block::head_after(&b);
+    }
+    if head != stored_head {
+        let reason = "the stored head does not match its block".into();
+        return Err(NodeError::Verify { height: stored_head.height, reason });
+    }
+    Ok(())
+}
+
 /// Replays every block from genesis into a fresh in-memory state and checks
 /// the hash chain, each proposer signature, each verdict and each state root.
 /// The error names the first height that does not check out.
 pub fn verify(data_dir: &Path) -> Result<Verified> {
     let store = Store::open_read_only(&data_dir.join("ledger"))?;
-    let genesis_bytes: Vec<u8> =
-        store.get(CF_META, b"genesis")?.ok_or_else(|| NodeError::Config("no genesis in this data dir".into()))?;
-    let genesis: Genesis = serde_json::from_slice(&genesis_bytes).map_err(|e| NodeError::decode("genesis", e))?;
+    let (genesis_bytes, genesis) = stored_genesis(&store)?;
     let stored_head = store.head()?;
     let mut head = Head::genesis(&genesis_bytes, &genesis);
     let mut state = MemState::default();
