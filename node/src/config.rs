@@ -30,6 +30,13 @@ pub struct NodeConfig {
     pub commit_wait_ms: u64,
     #[serde(default)]
     pub workflow: WorkflowConfig,
+    /// Shifts this node's clock, for tests of skewed clocks only.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub clock_offset_ms: i64,
+}
+
+fn is_zero(v: &i64) -> bool {
+    *v == 0
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -163,6 +170,21 @@ pub struct RaftConfig {
     /// Raft log entries kept behind a snapshot, for followers that lag a little.
     #[serde(default = "default_keep_logs")]
     pub keep_logs: u64,
+    /// A follower appends a new proposal only if its time is at most this
+    /// far ahead of its own clock...
+    #[serde(default = "default_max_future_ms")]
+    pub max_future_ms: u64,
+    /// ...and at most this far behind it (a leader holding time still).
+    #[serde(default = "default_max_past_ms")]
+    pub max_past_ms: u64,
+}
+
+fn default_max_future_ms() -> u64 {
+    2_000
+}
+
+fn default_max_past_ms() -> u64 {
+    30_000
 }
 
 fn default_keep_logs() -> u64 {
@@ -177,6 +199,8 @@ impl Default for RaftConfig {
             election_max_ms: 1000,
             snapshot_every: 20_000,
             keep_logs: 1_000,
+            max_future_ms: default_max_future_ms(),
+            max_past_ms: default_max_past_ms(),
         }
     }
 }

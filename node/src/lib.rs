@@ -10,6 +10,7 @@ pub mod crypto;
 pub mod data;
 pub mod disclose;
 mod error;
+mod gate;
 pub mod init;
 pub mod ledger;
 pub mod node;

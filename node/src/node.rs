@@ -17,6 +17,7 @@ use tracing::{debug, info, warn};
 use crate::block::Proposal;
 use crate::config::NodeConfig;
 use crate::error::{NodeError, Result};
+use crate::gate;
 use crate::ledger::{Ledger, Receipt};
 use crate::raft::{LogStore, Network, NodeId, Raft, Rpc, RpcReply, StateMachine};
 use crate::store::{decode, encode, Store};
@@ -48,6 +49,8 @@ pub(crate) struct Inner {
     /// Forwarded txs still in the mempool, per forwarding peer: each peer
     /// gets a share of the mempool, so one cannot crowd out the others.
     forwarded: std::sync::Mutex<HashMap<PeerId, usize>>,
+    /// Leaders refused for their clock, ignored until then (see `gate`).
+    pub(crate) shunned: std::sync::Mutex<HashMap<NodeId, std::time::Instant>>,
     pub peer_of_node: HashMap<NodeId, PeerId>,
     pub org_of_peer: HashMap<PeerId, String>,
     /// The org's X25519 secret: data keys are derived from it, here only.
@@ -176,6 +179,7 @@ pub async fn start(cfg: NodeConfig) -> Result<(NodeHandle, Tasks)> {
         x25519_secret,
         runner: std::sync::OnceLock::new(),
         forwarded: std::sync::Mutex::new(HashMap::new()),
+        shunned: std::sync::Mutex::new(HashMap::new()),
         nonce: AtomicU64::new(first_nonce),
     });
     tasks.push(tokio::spawn(serve_inbound(inner.clone(), inbound)));
@@ -222,11 +226,9 @@ async fn serve_inbound(inner: Arc<Inner>, mut inbound: mpsc::Receiver<Inbound>) 
 async fn handle_rpc(node: NodeHandle, peer: PeerId, rpc: Rpc) -> Option<RpcReply> {
     let inner = &node.inner;
     Some(match rpc {
-        Rpc::Append(r) if speaks_for(inner, &peer, &r.vote, "AppendEntries") => {
-            RpcReply::Append(inner.raft.append_entries(r).await)
-        }
-        Rpc::Vote(r) if speaks_for(inner, &peer, &r.vote, "a vote request") => RpcReply::Vote(inner.raft.vote(r).await),
-        Rpc::Snapshot(r) if speaks_for(inner, &peer, &r.vote, "InstallSnapshot") => {
+        Rpc::Append(r) if gate::admit_append(inner, &peer, &r) => RpcReply::Append(inner.raft.append_entries(r).await),
+        Rpc::Vote(r) if gate::admit_vote(inner, &peer, &r.vote) => RpcReply::Vote(inner.raft.vote(r).await),
+        Rpc::Snapshot(r) if gate::speaks_for(inner, &peer, &r.vote, "InstallSnapshot") => {
             RpcReply::Snapshot(inner.raft.install_snapshot(r).await)
         }
         Rpc::Append(_) | Rpc::Vote(_) | Rpc::Snapshot(_) => return None,
@@ -234,20 +236,6 @@ async fn handle_rpc(node: NodeHandle, peer: PeerId, rpc: Rpc) -> Option<RpcReply
         Rpc::Data(req) => RpcReply::Data(crate::data::plane::serve(inner, peer, req)),
         Rpc::Metadata(req) => RpcReply::Metadata(crate::disclose::serve(&node, peer, req).await),
     })
-}
-
-/// A raft message names the node it speaks for (the leader, or the
-/// candidate); it must be the sending peer's own, so that one org can never
-/// act as another's node. Refusals are logged with the sender's org.
-fn speaks_for(inner: &Inner, peer: &PeerId, vote: &openraft::Vote<NodeId>, what: &str) -> bool {
-    let sender = inner.peer_of_node.iter().find(|(_, p)| *p == peer).map(|(id, _)| *id);
-    let claimed = vote.leader_id().voted_for();
-    if sender.is_some() && claimed == sender {
-        return true;
-    }
-    let org = inner.org_of_peer.get(peer).map_or("an unknown org", |o| o.as_str());
-    warn!(%peer, "refused {what} from {org}: sent by node {sender:?} but it speaks for node {claimed:?}");
-    false
 }
 
 /// A forwarded tx is held to what a client's is: the right network, a
@@ -357,7 +345,8 @@ async fn dispatch(inner: &Inner, batch: Vec<SignedTx>) {
     while start.elapsed() < GIVE_UP_AFTER {
         match inner.leader() {
             Some(leader) if leader == inner.node_id => {
-                let p = Proposal::new(&inner.ledger.genesis, &inner.cfg.org, &inner.key, now_ms(), batch.clone());
+                let p =
+                    Proposal::new(&inner.ledger.genesis, &inner.cfg.org, &inner.key, inner.clock_ms(), batch.clone());
                 match inner.raft.client_write(p).await {
                     Ok(_) => return,
                     Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {}
@@ -399,7 +388,12 @@ impl Inner {
     /// last block's time, so a lease ends at its expiry even when no block
     /// has been cut since.
     pub fn ledger_now(&self) -> i64 {
-        now_ms().max(self.ledger.head().time_ms)
+        self.clock_ms().max(self.ledger.head().time_ms)
+    }
+
+    /// This node's clock, shifted by `clock_offset_ms` (tests only).
+    pub(crate) fn clock_ms(&self) -> i64 {
+        now_ms().saturating_add(self.cfg.clock_offset_ms)
     }
 }
 

@@ -1,0 +1,99 @@
+//! What a follower lets a peer's raft messages do. openraft orders; this
+//! gate decides, before openraft sees a message, whether the sender may say
+//! it at all:
+//!
+//! - a message speaks for its sender's own node only (the leader of an
+//!   AppendEntries or InstallSnapshot, the candidate of a vote request);
+//! - a new proposal's time must be within this node's clock, at most
+//!   `raft.max_future_ms` ahead and `raft.max_past_ms` behind. Block time is
+//!   the proposer's clock, so this is what stops one dishonest or skewed
+//!   leader from moving lease expiry: its proposal is not appended, and
+//!   without a follower's append nothing commits;
+//! - a leader refused for its time is then ignored (its appends and its
+//!   vote requests) for `SHUN_ELECTIONS` election timeouts, so the others
+//!   elect a leader whose clock agrees with theirs.
+//!
+//! The bound: with a majority of honest clocks, block time stays within
+//! `max_future_ms` ahead of and `max_past_ms` behind an honest follower's
+//! clock, whoever leads.
+
+use std::time::{Duration, Instant};
+
+use leasehold_network::PeerId;
+use openraft::raft::AppendEntriesRequest;
+use openraft::{EntryPayload, Vote};
+use tracing::warn;
+
+use crate::node::Inner;
+use crate::raft::{NodeId, TypeConfig};
+
+/// How long a leader refused for its clock is ignored, in election timeouts.
+const SHUN_ELECTIONS: u64 = 4;
+
+fn org_of<'a>(inner: &'a Inner, peer: &PeerId) -> &'a str {
+    inner.org_of_peer.get(peer).map_or("an unknown org", |o| o.as_str())
+}
+
+fn node_of(inner: &Inner, peer: &PeerId) -> Option<NodeId> {
+    inner.peer_of_node.iter().find(|(_, p)| *p == peer).map(|(id, _)| *id)
+}
+
+/// A raft message names the node it speaks for; it must be the sender's own.
+pub(crate) fn speaks_for(inner: &Inner, peer: &PeerId, vote: &Vote<NodeId>, what: &str) -> bool {
+    let sender = node_of(inner, peer);
+    let claimed = vote.leader_id().voted_for();
+    if sender.is_some() && claimed == sender {
+        return true;
+    }
+    warn!(%peer, "refused {what} from {}: sent by node {sender:?} but it speaks for node {claimed:?}", org_of(inner, peer));
+    false
+}
+
+fn shunned(inner: &Inner, node: NodeId) -> bool {
+    let mut shunned = inner.shunned.lock().expect("shunned lock");
+    match shunned.get(&node) {
+        Some(until) if *until > Instant::now() => true,
+        Some(_) => {
+            shunned.remove(&node);
+            false
+        }
+        None => false,
+    }
+}
+
+/// Whether to let openraft see this AppendEntries.
+pub(crate) fn admit_append(inner: &Inner, peer: &PeerId, r: &AppendEntriesRequest<TypeConfig>) -> bool {
+    if !speaks_for(inner, peer, &r.vote, "AppendEntries") {
+        return false;
+    }
+    let Some(node) = node_of(inner, peer) else { return false };
+    if shunned(inner, node) {
+        return false;
+    }
+    let committed = r.leader_commit.map_or(0, |c| c.index);
+    let (now, raft) = (inner.clock_ms(), &inner.cfg.raft);
+    for e in r.entries.iter().filter(|e| e.log_id.index > committed) {
+        let EntryPayload::Normal(p) = &e.payload else { continue };
+        let (ahead, behind) = (p.time_ms - now, now - p.time_ms);
+        if ahead > raft.max_future_ms as i64 || behind > raft.max_past_ms as i64 {
+            let shun = Duration::from_millis(raft.election_max_ms * SHUN_ELECTIONS);
+            inner.shunned.lock().expect("shunned lock").insert(node, Instant::now() + shun);
+            warn!(
+                %peer,
+                "refused AppendEntries from {}: its proposal's time is {ahead} ms from this node's clock \
+                 (at most {} ahead and {} behind); ignoring its node for {} ms",
+                org_of(inner, peer),
+                raft.max_future_ms,
+                raft.max_past_ms,
+                shun.as_millis()
+            );
+            return false;
+        }
+    }
+    true
+}
+
+/// Whether to let openraft see this vote request: not from a shunned node.
+pub(crate) fn admit_vote(inner: &Inner, peer: &PeerId, vote: &Vote<NodeId>) -> bool {
+    speaks_for(inner, peer, vote, "a vote request") && node_of(inner, peer).is_some_and(|n| !shunned(inner, n))
+}
