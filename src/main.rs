@@ -48,7 +48,10 @@ fn run() -> anyhow::Result<()> {
         Command::Start { config, verify } => rt.block_on(start(&config, verify)),
         Command::Verify { data_dir } => {
             let v = leasehold_node::verify::verify(&data_dir)?;
-            println!("ok: {} blocks verified; head {} state root {}", v.height, v.head_hash, v.state_root);
+            println!(
+                "ok: {} blocks verified, {} certified by a majority of the orgs; head {} state root {}",
+                v.height, v.certified_blocks, v.head_hash, v.state_root
+            );
             Ok(())
         }
         Command::Status { url } => rt.block_on(async {

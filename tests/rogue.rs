@@ -178,3 +178,65 @@ async fn an_invalid_tx_once_ordered_cannot_be_replayed_when_it_would_be_valid() 
     assert!(r[0].to_string().contains("replay"), "{r:?}");
     net.wait_lease(1, "later", "active").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocks_are_certified_by_a_majority_and_a_signature_on_another_block_is_kept_as_proof() {
+    let mut net = TestNet::start(3).await;
+    for i in 0..3 {
+        let tx = net.sign(i, auto_dataset(&format!("c{i}")));
+        let (_, r) = net.submit(i, &[tx], 10_000).await.unwrap();
+        assert!(is_committed_valid(&r[0]), "{r:?}");
+    }
+    net.wait_converged(3, Duration::from_secs(20)).await;
+    let genesis: leasehold_chaincode::Genesis =
+        serde_json::from_slice(&std::fs::read(net.dir.path().join("genesis.json")).unwrap()).unwrap();
+    // Every org signs block 2 and every node holds all three signatures.
+    let mut block = Value::Null;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while block["certificate"].as_array().map_or(0, |c| c.len()) < 3 {
+        assert!(Instant::now() < deadline, "block 2 never got three signatures: {block}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        block = net.get(0, "/v1/blocks/2").await.1;
+    }
+    assert_eq!(block["certified"], true);
+    let hex32 = |v: &Value| <[u8; 32]>::try_from(hex::decode(v.as_str().unwrap()).unwrap().as_slice()).unwrap();
+    for c in block["certificate"].as_array().unwrap() {
+        let cert = leasehold_node::certify::Cert {
+            org: c["org"].as_str().unwrap().into(),
+            height: 2,
+            hash: hex32(&c["hash"]),
+            state_root: hex32(&c["state_root"]),
+            signature: hex::decode(c["signature"].as_str().unwrap()).unwrap(),
+        };
+        assert!(cert.verify(&genesis), "{c}");
+        assert_eq!(c["hash"], block["hash"]);
+    }
+
+    // org3 signs a different block at height 2, and forges org1's signature
+    // on another: the first is kept as proof and logged, the second refused.
+    let rogue = Rogue::as_org3(&mut net).await;
+    let key = net.nodes[2].key.clone();
+    let other = leasehold_node::certify::Cert::signed(&net.network_id, "org3", &key, 2, [9; 32], [8; 32]);
+    let forged = leasehold_node::certify::Cert::signed(&net.network_id, "org1", &key, 2, [7; 32], [6; 32]);
+    let reply = rogue.send("org1", &Rpc::Certify(vec![other, forged])).await;
+    assert!(matches!(reply, Some(RpcReply::Certify(Ok(())))), "{reply:?}");
+    let block = net.get(0, "/v1/blocks/2").await.1;
+    let conflicting = block["conflicting"].as_array().unwrap();
+    assert_eq!(conflicting.len(), 1, "{block}");
+    assert_eq!(
+        (conflicting[0]["org"].as_str(), conflicting[0]["hash"].as_str()),
+        (Some("org3"), Some(hex::encode([9u8; 32]).as_str()))
+    );
+    assert_eq!(block["certified"], true, "the honest majority still certifies it");
+    assert!(net.log(0).contains("DIVERGENCE: org3 signed block"), "{}", net.log(0));
+    assert!(net.log(0).contains("refused a block certificate from org3"), "{}", net.log(0));
+    // Offline, `verify` checks the certificates and names the height.
+    net.stop(0);
+    let out = std::process::Command::new(BIN).args(["verify", "--data-dir"]).arg(net.data_dir(0)).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("verification failed at height 2: org3 signed a different block"), "{err}");
+    let out = std::process::Command::new(BIN).args(["verify", "--data-dir"]).arg(net.data_dir(1)).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("certified by a majority"));
+}

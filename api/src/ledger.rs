@@ -84,6 +84,29 @@ pub struct BlockView {
     pub proposer: String,
     pub state_root: String,
     pub txs: Vec<TxView>,
+    /// Whether a majority of the orgs signed this block's header.
+    pub certified: bool,
+    /// The orgs' signatures on (network, height, hash, state root).
+    pub certificate: Vec<CertView>,
+    /// Signatures on a different block at this height: proof of divergence.
+    pub conflicting: Vec<CertView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CertView {
+    pub org: String,
+    pub hash: String,
+    pub state_root: String,
+    pub signature: String,
+}
+
+fn cert_view(c: &leasehold_node::certify::Cert) -> CertView {
+    CertView {
+        org: c.org.clone(),
+        hash: hex::encode(c.hash),
+        state_root: hex::encode(c.state_root),
+        signature: hex::encode(&c.signature),
+    }
 }
 
 fn tx_view(tx: &SignedTx, verdict: &Verdict) -> TxView {
@@ -102,8 +125,11 @@ fn tx_view(tx: &SignedTx, verdict: &Verdict) -> TxView {
     }
 }
 
-fn block_view(b: &Block) -> BlockView {
+fn block_view(b: &Block, cert: &leasehold_node::certify::Certificate) -> BlockView {
     BlockView {
+        certified: cert.certified,
+        certificate: cert.signatures.iter().map(cert_view).collect(),
+        conflicting: cert.conflicting.iter().map(cert_view).collect(),
         height: b.header.height,
         hash: hex::encode(b.hash()),
         prev_hash: hex::encode(b.header.prev_hash),
@@ -122,7 +148,7 @@ pub async fn block(
 ) -> Result<Json<BlockView>, ApiError> {
     caller.require(Role::Viewer)?;
     let b = s.node.block(height)?.ok_or_else(|| ApiError::NotFound(format!("no block at height {height}")))?;
-    Ok(Json(block_view(&b)))
+    Ok(Json(block_view(&b, &s.node.certificate(height)?)))
 }
 
 #[derive(Deserialize)]
@@ -145,7 +171,7 @@ pub async fn blocks(
     let mut out = Vec::new();
     for h in from..=head.min(from.saturating_add(limit - 1)) {
         if let Some(b) = s.node.block(h)? {
-            out.push(block_view(&b));
+            out.push(block_view(&b, &s.node.certificate(h)?));
         }
     }
     Ok(Json(out))

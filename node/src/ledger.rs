@@ -50,6 +50,11 @@ impl Ledger {
         *self.head.borrow()
     }
 
+    /// Follows the head as blocks commit.
+    pub fn watch_head(&self) -> watch::Receiver<Head> {
+        self.head.subscribe()
+    }
+
     /// Re-reads the head after the store was replaced (snapshot install).
     pub fn reload_head(&self) -> Result<()> {
         let head = self.store.head()?.unwrap_or_else(|| Head::genesis(&self.genesis_bytes, &self.genesis));

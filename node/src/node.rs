@@ -185,6 +185,7 @@ pub async fn start(cfg: NodeConfig) -> Result<(NodeHandle, Tasks)> {
     tasks.push(tokio::spawn(serve_inbound(inner.clone(), inbound)));
     tasks.push(tokio::spawn(cut_blocks(inner.clone(), pending)));
     tasks.push(tokio::spawn(prune_waiters(inner.clone())));
+    tasks.push(tokio::spawn(crate::certify::run(inner.clone())));
     let node = NodeHandle { inner };
     // The node runs workflows, watches their leases and deletes ended
     // leases' caches whether or not an API is serving.
@@ -235,6 +236,7 @@ async fn handle_rpc(node: NodeHandle, peer: PeerId, rpc: Rpc) -> Option<RpcReply
         Rpc::Forward(txs) => RpcReply::Forward(accept_forwarded(inner, peer, txs)),
         Rpc::Data(req) => RpcReply::Data(crate::data::plane::serve(inner, peer, req)),
         Rpc::Metadata(req) => RpcReply::Metadata(crate::disclose::serve(&node, peer, req).await),
+        Rpc::Certify(certs) => RpcReply::Certify(crate::certify::accept(inner, peer, certs)),
     })
 }
 

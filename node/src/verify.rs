@@ -14,6 +14,8 @@ pub struct Verified {
     pub height: u64,
     pub head_hash: String,
     pub state_root: String,
+    /// Blocks a majority of the orgs signed (see `certify`).
+    pub certified_blocks: u64,
 }
 
 /// Blocks checked at every start by [`check_recent`].
@@ -86,7 +88,43 @@ pub fn verify(data_dir: &Path) -> Result<Verified> {
             return Err(NodeError::Verify { height: last, reason: "stored head does not match the chain".into() });
         }
     }
-    Ok(Verified { height: head.height, head_hash: hex::encode(head.hash), state_root: head.state_root.to_hex() })
+    let certified_blocks = check_certificates(&store, &genesis)?;
+    Ok(Verified {
+        height: head.height,
+        head_hash: hex::encode(head.hash),
+        state_root: head.state_root.to_hex(),
+        certified_blocks,
+    })
+}
+
+/// Every certificate kept must be its org's valid signature on the block
+/// this chain holds at that height; returns how many blocks a majority signed.
+fn check_certificates(store: &Store, genesis: &Genesis) -> Result<u64> {
+    use rocksdb::{Direction, IteratorMode};
+    let mut signed: std::collections::BTreeMap<u64, usize> = Default::default();
+    let prefix = b"cert/";
+    for item in store.db().iterator_cf(store.cf(CF_META), IteratorMode::From(prefix, Direction::Forward)) {
+        let (k, v) = item?;
+        if !k.starts_with(prefix) {
+            break;
+        }
+        let c: crate::certify::Cert = crate::store::decode(&v, "block certificate")?;
+        let bad = |reason: String| NodeError::Verify { height: c.height, reason };
+        if !c.verify(genesis) {
+            return Err(bad(format!("the certificate from {} is not its valid signature", c.org)));
+        }
+        let Some(b) = store.block(c.height)? else { continue };
+        let mine = block::head_after(&b);
+        if mine.hash != c.hash || mine.state_root.0 != c.state_root {
+            return Err(bad(format!(
+                "{} signed a different block ({}) at this height: the chains diverged",
+                c.org,
+                hex::encode(c.hash)
+            )));
+        }
+        *signed.entry(c.height).or_default() += 1;
+    }
+    Ok(signed.values().filter(|n| **n > genesis.orgs.len() / 2).count() as u64)
 }
 
 fn check_block(b: &Block, prev: &Head, genesis: &Genesis) -> Result<(), String> {

@@ -29,6 +29,8 @@ pub enum Rpc {
     Data(crate::data::plane::DataRequest),
     /// A lessee asks the owner to disclose a lease's private metadata.
     Metadata(crate::disclose::MetadataRequest),
+    /// A node's signatures on blocks it applied.
+    Certify(Vec<crate::certify::Cert>),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -40,6 +42,7 @@ pub enum RpcReply {
     Forward(Result<(), String>),
     Data(Result<crate::data::plane::DataReply, String>),
     Metadata(Result<crate::disclose::Disclosure, crate::disclose::Refusal>),
+    Certify(Result<(), String>),
 }
 
 /// Creates a connection handle per raft peer.

@@ -1,0 +1,196 @@
+//! Block certificates. After applying a block, each node signs its header
+//! (network, height, hash, state root) with its org's key and sends the
+//! signature to the others. A block is certified once a majority of orgs
+//! have signed the same hash. A signature on a different hash at the same
+//! height proves that the signer's chain and this node's have diverged: it
+//! is logged at once and kept as evidence.
+//!
+//! Certificates live in the `meta` column family under
+//! `cert/{height:020}/{org}`, outside the block's write batch: they are
+//! evidence about blocks, not part of them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ed25519_dalek::{Signer, Verifier};
+use leasehold_chaincode::{Genesis, Hash32};
+use leasehold_network::PeerId;
+use rocksdb::{Direction, IteratorMode};
+use serde::{Deserialize, Serialize};
+use tracing::{error, warn};
+
+use crate::block::{head_after, Head};
+use crate::error::Result;
+use crate::node::Inner;
+use crate::raft::Rpc;
+use crate::store::{decode, encode, CF_META};
+use crate::NodeHandle;
+
+/// Heights signed per message at most, so a node far behind catches up in
+/// bounded messages.
+const MAX_CERTS_PER_MESSAGE: usize = 512;
+
+/// One org's signature on one block's header.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cert {
+    pub org: String,
+    pub height: u64,
+    pub hash: Hash32,
+    pub state_root: Hash32,
+    pub signature: Vec<u8>,
+}
+
+fn signed_bytes(network_id: &str, height: u64, hash: &Hash32, state_root: &Hash32) -> Vec<u8> {
+    encode(&("leasehold/block-certificate/v1", network_id, height, hash, state_root))
+}
+
+impl Cert {
+    /// `org`'s signature, with `key`, on a block header.
+    pub fn signed(
+        network_id: &str,
+        org: &str,
+        key: &ed25519_dalek::SigningKey,
+        height: u64,
+        hash: Hash32,
+        state_root: Hash32,
+    ) -> Self {
+        let signature = key.sign(&signed_bytes(network_id, height, &hash, &state_root)).to_bytes().to_vec();
+        Self { org: org.into(), height, hash, state_root, signature }
+    }
+
+    fn sign(inner: &Inner, head: &Head) -> Self {
+        let network = &inner.ledger.genesis.network_id;
+        Self::signed(network, &inner.cfg.org, &inner.key, head.height, head.hash, head.state_root.0)
+    }
+
+    /// Whether the signature is `org`'s over these fields.
+    pub fn verify(&self, genesis: &Genesis) -> bool {
+        let Some(org) = genesis.org(&self.org) else { return false };
+        let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(&org.signing_key) else { return false };
+        let Ok(sig) = <[u8; 64]>::try_from(self.signature.as_slice()) else { return false };
+        let bytes = signed_bytes(&genesis.network_id, self.height, &self.hash, &self.state_root);
+        key.verify(&bytes, &ed25519_dalek::Signature::from_bytes(&sig)).is_ok()
+    }
+}
+
+fn cert_key(height: u64, org: &str) -> Vec<u8> {
+    format!("cert/{height:020}/{org}").into_bytes()
+}
+
+fn store_cert(inner: &Inner, cert: &Cert) -> Result<()> {
+    let db = inner.ledger.store.db();
+    db.put_cf(inner.ledger.store.cf(CF_META), cert_key(cert.height, &cert.org), encode(cert))?;
+    Ok(())
+}
+
+/// Signs every block applied since the last one signed, and sends the
+/// signatures to every other node.
+pub(crate) async fn run(inner: Arc<Inner>) {
+    let mut heads = inner.ledger.watch_head();
+    let mut signed = inner.ledger.head().height.saturating_sub(1);
+    loop {
+        let head = *heads.borrow_and_update();
+        let mut certs = Vec::new();
+        for h in (signed + 1)..=head.height {
+            match inner.ledger.store.block(h) {
+                Ok(Some(b)) => certs.push(Cert::sign(&inner, &head_after(&b))),
+                // Below a snapshot: nothing of ours to sign.
+                Ok(None) => {}
+                Err(e) => warn!(height = h, "cannot read a block to certify it: {e}"),
+            }
+            if certs.len() == MAX_CERTS_PER_MESSAGE {
+                break;
+            }
+        }
+        signed = certs.last().map_or(head.height, |c| c.height);
+        for c in &certs {
+            if let Err(e) = store_cert(&inner, c) {
+                warn!(height = c.height, "cannot keep this node's certificate: {e}");
+            }
+        }
+        if !certs.is_empty() {
+            broadcast(&inner, certs);
+        }
+        if signed >= head.height && heads.changed().await.is_err() {
+            return;
+        }
+        // A burst of blocks is signed together rather than one by one.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn broadcast(inner: &Arc<Inner>, certs: Vec<Cert>) {
+    let bytes = encode(&Rpc::Certify(certs));
+    for (node, peer) in &inner.peer_of_node {
+        if *node == inner.node_id {
+            continue;
+        }
+        let (net, peer, bytes) = (inner.net.clone(), *peer, bytes.clone());
+        tokio::spawn(async move {
+            let _ = net.request(peer, bytes).await;
+        });
+    }
+}
+
+/// Keeps a peer's signatures: each must be the sending org's own and
+/// verify. One on a different hash than this node's block at that height is
+/// evidence of divergence, logged with both hashes.
+pub(crate) fn accept(inner: &Inner, peer: PeerId, certs: Vec<Cert>) -> std::result::Result<(), String> {
+    let org = inner.org_of_peer.get(&peer).ok_or("unknown peer")?;
+    for c in certs.iter().take(MAX_CERTS_PER_MESSAGE) {
+        if &c.org != org || !c.verify(&inner.ledger.genesis) {
+            warn!(%peer, "refused a block certificate from {org}: not its own valid signature");
+            continue;
+        }
+        if let Ok(Some(b)) = inner.ledger.store.block(c.height) {
+            let mine = head_after(&b);
+            if mine.hash != c.hash || mine.state_root.0 != c.state_root {
+                error!(
+                    height = c.height,
+                    "DIVERGENCE: {org} signed block {} with state root {} at height {}, but this node holds \
+                     block {} with state root {}; its signature is kept as evidence",
+                    hex::encode(c.hash),
+                    hex::encode(c.state_root),
+                    c.height,
+                    hex::encode(mine.hash),
+                    mine.state_root.to_hex()
+                );
+            }
+        }
+        store_cert(inner, c).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// A block's certificate as this node holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Certificate {
+    /// Signatures on this node's block at that height.
+    pub signatures: Vec<Cert>,
+    /// Whether a majority of the orgs signed it.
+    pub certified: bool,
+    /// Signatures on a different block at that height: proof of divergence.
+    pub conflicting: Vec<Cert>,
+}
+
+impl NodeHandle {
+    pub fn certificate(&self, height: u64) -> Result<Certificate> {
+        let store = &self.inner.ledger.store;
+        let prefix = format!("cert/{height:020}/").into_bytes();
+        let mine = store.block(height)?.map(|b| head_after(&b));
+        let (mut signatures, mut conflicting) = (Vec::new(), Vec::new());
+        for item in store.db().iterator_cf(store.cf(CF_META), IteratorMode::From(&prefix, Direction::Forward)) {
+            let (k, v) = item?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            let c: Cert = decode(&v, "block certificate")?;
+            match &mine {
+                Some(m) if m.hash == c.hash && m.state_root.0 == c.state_root => signatures.push(c),
+                _ => conflicting.push(c),
+            }
+        }
+        let certified = signatures.len() > self.inner.ledger.genesis.orgs.len() / 2;
+        Ok(Certificate { signatures, certified, conflicting })
+    }
+}
