@@ -240,3 +240,39 @@ async fn blocks_are_certified_by_a_majority_and_a_signature_on_another_block_is_
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("certified by a majority"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_membership_change_no_majority_signed_is_refused() {
+    use openraft::{BasicNode, CommittedLeaderId, Entry, EntryPayload, LogId, Membership};
+    let mut net = TestNet::start(3).await;
+    let rogue = Rogue::as_org3(&mut net).await;
+    let leader = leader_of_two(&net).await;
+    let follower = 1 - leader;
+    let f_org = format!("org{}", follower + 1);
+    let before = status(&net, follower).await;
+    let term = before["raft_term"].as_u64().unwrap();
+    // org3 speaks for its own node, in a higher term, with an entry that
+    // drops the real leader from the voters.
+    let voters = std::collections::BTreeSet::from([follower as u64 + 1, 3]);
+    let nodes: std::collections::BTreeMap<u64, BasicNode> = voters.iter().map(|n| (*n, BasicNode::default())).collect();
+    let entry = Entry::<leasehold_node::raft::TypeConfig> {
+        log_id: LogId::new(CommittedLeaderId::new(term + 1, 3), 1_000_000),
+        payload: EntryPayload::Membership(Membership::new(vec![voters], nodes)),
+    };
+    let append = AppendEntriesRequest {
+        vote: Vote::new_committed(term + 1, 3),
+        prev_log_id: None,
+        entries: vec![entry],
+        leader_commit: None,
+    };
+    assert!(rogue.send(&f_org, &Rpc::Append(append)).await.is_none(), "no answer to the change");
+    let after = status(&net, follower).await;
+    assert_eq!(after["raft_term"], before["raft_term"], "{after}");
+    assert_eq!(after["leader"], before["leader"], "{after}");
+    let log = net.log(follower);
+    assert!(log.contains("refused AppendEntries from org3: it changes the membership"), "{log}");
+    // The ledger still commits with the real voters.
+    let tx = net.sign(leader, auto_dataset("still"));
+    let (_, r) = net.submit(leader, &[tx], 10_000).await.unwrap();
+    assert!(is_committed_valid(&r[0]), "{r:?}");
+}

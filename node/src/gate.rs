@@ -9,6 +9,10 @@
 //!   the proposer's clock, so this is what stops one dishonest or skewed
 //!   leader from moving lease expiry: its proposal is not appended, and
 //!   without a follower's append nothing commits;
+//! - the membership stays the genesis orgs, all voters: a membership entry
+//!   or a snapshot with any other is refused, since a change needs a
+//!   configuration transaction signed by a majority of the orgs, which does
+//!   not exist yet. So no org can drop the honest voters;
 //! - a leader refused for its time is then ignored (its appends and its
 //!   vote requests) for `SHUN_ELECTIONS` election timeouts, so the others
 //!   elect a leader whose clock agrees with theirs.
@@ -20,8 +24,8 @@
 use std::time::{Duration, Instant};
 
 use leasehold_network::PeerId;
-use openraft::raft::AppendEntriesRequest;
-use openraft::{EntryPayload, Vote};
+use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest};
+use openraft::{BasicNode, EntryPayload, Membership, Vote};
 use tracing::warn;
 
 use crate::node::Inner;
@@ -61,10 +65,44 @@ fn shunned(inner: &Inner, node: NodeId) -> bool {
     }
 }
 
+/// Whether `m` is the genesis membership: every org a voter, no learner.
+fn is_genesis_membership(inner: &Inner, m: &Membership<NodeId, BasicNode>) -> bool {
+    let voters: std::collections::BTreeSet<NodeId> = m.voter_ids().collect();
+    let genesis: std::collections::BTreeSet<NodeId> = inner.peer_of_node.keys().copied().collect();
+    voters == genesis && m.learner_ids().next().is_none()
+}
+
+fn refuse_membership(inner: &Inner, peer: &PeerId, what: &str, m: &Membership<NodeId, BasicNode>) -> bool {
+    let voters: Vec<NodeId> = m.voter_ids().collect();
+    warn!(
+        %peer,
+        "refused {what} from {}: it changes the membership to voters {voters:?}; a membership change needs \
+         a configuration transaction signed by a majority of the orgs",
+        org_of(inner, peer)
+    );
+    false
+}
+
+/// Whether to let openraft see this InstallSnapshot.
+pub(crate) fn admit_snapshot(inner: &Inner, peer: &PeerId, r: &InstallSnapshotRequest<TypeConfig>) -> bool {
+    if !speaks_for(inner, peer, &r.vote, "InstallSnapshot") {
+        return false;
+    }
+    let m = r.meta.last_membership.membership();
+    is_genesis_membership(inner, m) || refuse_membership(inner, peer, "InstallSnapshot", m)
+}
+
 /// Whether to let openraft see this AppendEntries.
 pub(crate) fn admit_append(inner: &Inner, peer: &PeerId, r: &AppendEntriesRequest<TypeConfig>) -> bool {
     if !speaks_for(inner, peer, &r.vote, "AppendEntries") {
         return false;
+    }
+    for e in &r.entries {
+        if let EntryPayload::Membership(m) = &e.payload {
+            if !is_genesis_membership(inner, m) {
+                return refuse_membership(inner, peer, "AppendEntries", m);
+            }
+        }
     }
     let Some(node) = node_of(inner, peer) else { return false };
     if shunned(inner, node) {

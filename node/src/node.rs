@@ -229,7 +229,7 @@ async fn handle_rpc(node: NodeHandle, peer: PeerId, rpc: Rpc) -> Option<RpcReply
     Some(match rpc {
         Rpc::Append(r) if gate::admit_append(inner, &peer, &r) => RpcReply::Append(inner.raft.append_entries(r).await),
         Rpc::Vote(r) if gate::admit_vote(inner, &peer, &r.vote) => RpcReply::Vote(inner.raft.vote(r).await),
-        Rpc::Snapshot(r) if gate::speaks_for(inner, &peer, &r.vote, "InstallSnapshot") => {
+        Rpc::Snapshot(r) if gate::admit_snapshot(inner, &peer, &r) => {
             RpcReply::Snapshot(inner.raft.install_snapshot(r).await)
         }
         Rpc::Append(_) | Rpc::Vote(_) | Rpc::Snapshot(_) => return None,
