@@ -21,12 +21,16 @@ fn host_dir() -> tempfile::TempDir {
     tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
 }
 
-/// A shared library whose constructor writes `marker`, and a shell script
-/// that does the same.
+/// A shared library whose constructor writes `marker` (a host path) and
+/// says on stderr which uid loaded it (a root without DAC override could
+/// write no file inside the sandbox, but its stderr is the job's log), and
+/// a shell script that writes `marker` too.
 fn plant_kit(dir: &Path, marker: &Path) {
     let src = dir.join("evil.c");
     let code = format!(
-        "#include <stdio.h>\n__attribute__((constructor)) static void pwn(void) {{ FILE *f = fopen(\"{}\", \"w\"); if (f) {{ fputs(\"pwned\", f); fclose(f); }} }}\n",
+        "#include <stdio.h>\n#include <unistd.h>\n__attribute__((constructor)) static void pwn(void) {{ \
+         FILE *f = fopen(\"{}\", \"w\"); if (f) {{ fputs(\"pwned\", f); fclose(f); }} \
+         fprintf(stderr, \"preloaded as uid %d\\n\", (int)getuid()); }}\n",
         marker.display()
     );
     std::fs::write(&src, code).unwrap();
@@ -56,7 +60,8 @@ async fn nothing_in_a_jobs_env_runs_on_the_host() {
     std::fs::remove_file(&marker).unwrap();
 
     // Job 1 plants the kit in the run's working directory; job 2 points
-    // every variable a loader or shell honours at its host path.
+    // every variable a loader or shell honours at it, by its host path and
+    // by its path inside the sandbox.
     let work = host.path().join("run/work");
     let mut plant = sh(1, "cp /data/v/evil.so /data/v/evil.sh /job/ && chmod 755 /job/evil.*", &[]);
     plant.mounts = vec![leasehold_node::workflow::sandbox::Mount {
@@ -67,7 +72,7 @@ async fn nothing_in_a_jobs_env_runs_on_the_host() {
     let mut use_it = sh(2, "echo ran", &[1]);
     let w = work.display();
     use_it.env = BTreeMap::from([
-        ("LD_PRELOAD".into(), format!("{w}/evil.so")),
+        ("LD_PRELOAD".into(), format!("/job/evil.so {w}/evil.so")),
         ("LD_LIBRARY_PATH".into(), w.to_string()),
         ("BASH_ENV".into(), format!("{w}/evil.sh")),
         ("ENV".into(), format!("{w}/evil.sh")),
@@ -80,6 +85,11 @@ async fn nothing_in_a_jobs_env_runs_on_the_host() {
     assert_eq!(status, Status::Succeeded, "{reason:?} {:?}", all_output(&live, 1));
     assert!(work.join("evil.so").exists(), "the job did plant the library on the host");
     assert!(!marker.exists(), "code from a job's env ran on the host");
+    // Inside, the library loads into the job itself (its own uid: the
+    // attack is live), and into nothing that still had root.
+    let log = all_output(&live, 2);
+    assert!(log.iter().any(|l| l == "preloaded as uid 65534"), "LD_PRELOAD reached the job: {log:?}");
+    assert!(!log.iter().any(|l| l == "preloaded as uid 0"), "a job's env ran code as root: {log:?}");
 }
 
 const PROBE_TCP: &str =

@@ -227,8 +227,13 @@ impl Workflow {
             cmd_mode: raw.cmd_mode,
         };
         for j in &wf.jobs {
-            if wf.argv(j).is_none() {
-                return Err(err(Some(j.number), "command", "has unbalanced quotes or no words"));
+            match wf.argv(j) {
+                None => return Err(err(Some(j.number), "command", "has unbalanced quotes or no words")),
+                // `env` would take it for a variable.
+                Some(argv) if argv[0].contains('=') => {
+                    return Err(err(Some(j.number), "command", "its first word may not contain '='"))
+                }
+                Some(_) => {}
             }
         }
         wf.order()?;

@@ -15,11 +15,15 @@
 //!    links into it) read-only, the leased volumes read-only, the run's
 //!    working directory at `/job`, the output directory, a private `/tmp`,
 //!    a fresh `/proc` and a minimal `/dev`; the rest of the root is a
-//!    read-only tmpfs. The job's `env` is set inside with `--setenv` on a
-//!    cleared environment. It loads the seccomp filter and execs
+//!    read-only tmpfs. Its environment is cleared but for a fixed `PATH`.
+//!    It loads the seccomp filter and execs
 //! 3. `setpriv`, which drops to the job's uid and gid (65534 by default),
 //!    clears the groups, the bounding set and inheritable capabilities,
-//!    sets no_new_privs, and execs the job's command.
+//!    sets no_new_privs, and execs
+//! 4. `env -i`, now as the job's uid, which sets the job's environment
+//!    (its `env:` included) and execs the job's command. Nothing of the
+//!    workflow's environment is seen by a process that still has root:
+//!    `LD_PRELOAD` and friends only ever reach the job's own uid.
 //!
 //! So the job runs as an unprivileged host uid with no capabilities, no
 //! network, no way to create namespaces (the filter refuses `unshare`,
@@ -290,14 +294,20 @@ impl Jail {
         for m in job.mounts {
             cmd.arg("--ro-bind").arg(&m.host).arg(&m.path);
         }
-        cmd.args(["--remount-ro", "/", "--clearenv"]);
-        for (k, v) in job_env(job, JOB_HOME, Path::new(job.output_path), |m| Path::new(&m.path)) {
-            cmd.arg("--setenv").arg(k).arg(v);
-        }
+        cmd.args(["--remount-ro", "/", "--clearenv", "--setenv", "PATH", "/usr/bin:/bin"]);
         cmd.args(["--chdir", JOB_HOME, "--"]);
         if let Some(setpriv) = &self.setpriv {
             cmd.arg(setpriv).args(["--reuid", &uid.to_string(), "--regid", &gid.to_string()]);
             cmd.args(["--clear-groups", "--bounding-set", "-all", "--inh-caps", "-all", "--no-new-privs", "--"]);
+        }
+        // After the drop: the job's variables, then its command. `env` reads
+        // NAME=VALUE words until the first without `=`; names are checked
+        // identifiers, and a command's first word may not hold `=`.
+        cmd.args(["/usr/bin/env", "-i", "--"]);
+        for (k, v) in job_env(job, JOB_HOME, Path::new(job.output_path), |m| Path::new(&m.path)) {
+            let mut kv = std::ffi::OsString::from(format!("{k}="));
+            kv.push(v);
+            cmd.arg(kv);
         }
         cmd.args(job.argv);
         // The host side gets a fixed environment: nothing of the workflow's.
