@@ -17,9 +17,12 @@
 //!   vote requests) for `SHUN_ELECTIONS` election timeouts, so the others
 //!   elect a leader whose clock agrees with theirs.
 //!
-//! The bound: with a majority of honest clocks, block time stays within
-//! `max_future_ms` ahead of and `max_past_ms` behind an honest follower's
-//! clock, whoever leads.
+//! The bound: with a majority of honest clocks, block time never runs more
+//! than `max_future_ms` ahead of an honest follower's clock, whoever leads.
+//! Holding time still is bounded by `max_past_ms` only for a leader that
+//! does not lie about its commit index; one that does can hold block time
+//! still (nodes still judge leases at the later of their clock and block
+//! time when they serve data or disclose metadata).
 
 use std::time::{Duration, Instant};
 
@@ -108,12 +111,16 @@ pub(crate) fn admit_append(inner: &Inner, peer: &PeerId, r: &AppendEntriesReques
     if shunned(inner, node) {
         return false;
     }
+    // The sender's own claim of what is committed exempts entries from the
+    // past bound only (a follower catching up receives old entries); no
+    // entry is ever exempt from the future bound.
     let committed = r.leader_commit.map_or(0, |c| c.index);
     let (now, raft) = (inner.clock_ms(), &inner.cfg.raft);
-    for e in r.entries.iter().filter(|e| e.log_id.index > committed) {
+    for e in &r.entries {
         let EntryPayload::Normal(p) = &e.payload else { continue };
-        let (ahead, behind) = (p.time_ms - now, now - p.time_ms);
-        if ahead > raft.max_future_ms as i64 || behind > raft.max_past_ms as i64 {
+        let (ahead, behind) = (p.time_ms.saturating_sub(now), now.saturating_sub(p.time_ms));
+        let too_old = e.log_id.index > committed && behind > raft.max_past_ms as i64;
+        if ahead > raft.max_future_ms as i64 || too_old {
             let shun = Duration::from_millis(raft.election_max_ms * SHUN_ELECTIONS);
             inner.shunned.lock().expect("shunned lock").insert(node, Instant::now() + shun);
             warn!(
