@@ -52,6 +52,9 @@ fn run() -> anyhow::Result<()> {
                 "ok: {} blocks verified, {} certified by a majority of the orgs; head {} state root {}",
                 v.height, v.certified_blocks, v.head_hash, v.state_root
             );
+            for c in &v.conflicts {
+                println!("warning: {c}");
+            }
             Ok(())
         }
         Command::Status { url } => rt.block_on(async {

@@ -72,9 +72,9 @@ async fn proposals_a_day_ahead_or_held_behind_are_refused_and_no_lease_moves() {
     }
     // Nothing moved: same terms, the lease active, block time near now, and
     // the probe transaction on no node.
-    for i in 0..2 {
+    for (i, term) in terms.iter().enumerate() {
         let s = status(i).await.unwrap();
-        assert_eq!(s["raft_term"].as_u64(), Some(terms[i]), "{s}");
+        assert_eq!(s["raft_term"].as_u64(), Some(*term), "{s}");
         assert!(s["block_time_ms"].as_i64().unwrap() < leasehold_node::now_ms() + 60_000, "{s}");
         assert_eq!(net.wait_lease(i, "hour", "active").await["status"], "active");
         assert_eq!(net.get(i, &format!("/v1/txs/{}", probe.id().to_hex())).await.0, 404);

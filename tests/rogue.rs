@@ -230,12 +230,14 @@ async fn blocks_are_certified_by_a_majority_and_a_signature_on_another_block_is_
     assert_eq!(block["certified"], true, "the honest majority still certifies it");
     assert!(net.log(0).contains("DIVERGENCE: org3 signed block"), "{}", net.log(0));
     assert!(net.log(0).contains("refused a block certificate from org3"), "{}", net.log(0));
-    // Offline, `verify` checks the certificates and names the height.
+    // Offline, `verify` checks the certificates and reports the conflict; one
+    // org's signature alone does not make the honest store look corrupt.
     net.stop(0);
     let out = std::process::Command::new(BIN).args(["verify", "--data-dir"]).arg(net.data_dir(0)).output().unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("verification failed at height 2: org3 signed a different block"), "{err}");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("warning: org3 signed a different block"), "{stdout}");
+    assert!(stdout.contains("at height 2"), "{stdout}");
     let out = std::process::Command::new(BIN).args(["verify", "--data-dir"]).arg(net.data_dir(1)).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("certified by a majority"));

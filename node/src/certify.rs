@@ -6,8 +6,10 @@
 //! is logged at once and kept as evidence.
 //!
 //! Certificates live in the `meta` column family under
-//! `cert/{height:020}/{org}`, outside the block's write batch: they are
-//! evidence about blocks, not part of them.
+//! `cert/{height:020}/{org}/{hash}`, outside the block's write batch: they
+//! are evidence about blocks, not part of them. Every distinct hash an org
+//! signs at a height is kept (two at most): a second is proof that it
+//! signed two blocks at one height.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,15 +75,34 @@ impl Cert {
     }
 }
 
-fn cert_key(height: u64, org: &str) -> Vec<u8> {
-    format!("cert/{height:020}/{org}").into_bytes()
+/// Distinct hashes kept per org and height: its real one and one proof.
+const MAX_SIGNED_PER_HEIGHT: usize = 2;
+
+fn org_prefix(height: u64, org: &str) -> Vec<u8> {
+    format!("cert/{height:020}/{org}/").into_bytes()
 }
 
+/// Keeps `cert` beside what its org signed before at that height, never
+/// replacing it: an org cannot erase evidence by signing again.
 fn store_cert(inner: &Inner, cert: &Cert) -> Result<()> {
-    let db = inner.ledger.store.db();
-    db.put_cf(inner.ledger.store.cf(CF_META), cert_key(cert.height, &cert.org), encode(cert))?;
+    let store = &inner.ledger.store;
+    let prefix = org_prefix(cert.height, &cert.org);
+    let mut key = prefix.clone();
+    key.extend(hex::encode(cert.hash).into_bytes());
+    let held = store
+        .db()
+        .iterator_cf(store.cf(CF_META), IteratorMode::From(&prefix, Direction::Forward))
+        .take_while(|i| i.as_ref().is_ok_and(|(k, _)| k.starts_with(&prefix)))
+        .count();
+    if held < MAX_SIGNED_PER_HEIGHT && store.db().get_pinned_cf(store.cf(CF_META), &key)?.is_none() {
+        store.db().put_cf(store.cf(CF_META), key, encode(cert))?;
+    }
     Ok(())
 }
+
+/// Certificates for heights this far past this node's head are refused, so
+/// a peer cannot fill the store with signatures on blocks that do not exist.
+const MAX_HEIGHTS_AHEAD: u64 = 10_000;
 
 /// Signs every block applied since the last one signed, and sends the
 /// signatures to every other node.
@@ -102,7 +123,12 @@ pub(crate) async fn run(inner: Arc<Inner>) {
                 break;
             }
         }
-        signed = certs.last().map_or(head.height, |c| c.height);
+        // Every height up to here was tried, signed or not (below a
+        // snapshot, or unreadable): never retried in a loop.
+        signed = certs.last().map_or(head.height, |c| c.height.max(signed));
+        if certs.len() < MAX_CERTS_PER_MESSAGE {
+            signed = head.height;
+        }
         for c in &certs {
             if let Err(e) = store_cert(&inner, c) {
                 warn!(height = c.height, "cannot keep this node's certificate: {e}");
@@ -138,6 +164,9 @@ fn broadcast(inner: &Arc<Inner>, certs: Vec<Cert>) {
 pub(crate) fn accept(inner: &Inner, peer: PeerId, certs: Vec<Cert>) -> std::result::Result<(), String> {
     let org = inner.org_of_peer.get(&peer).ok_or("unknown peer")?;
     for c in certs.iter().take(MAX_CERTS_PER_MESSAGE) {
+        if c.height > inner.ledger.head().height.saturating_add(MAX_HEIGHTS_AHEAD) {
+            continue;
+        }
         if &c.org != org || !c.verify(&inner.ledger.genesis) {
             warn!(%peer, "refused a block certificate from {org}: not its own valid signature");
             continue;

@@ -250,23 +250,32 @@ fn accept_forwarded(inner: &Inner, peer: PeerId, txs: Vec<SignedTx>) -> Result<(
     let genesis = &inner.ledger.genesis;
     let share = (inner.cfg.block.mempool_capacity / genesis.orgs.len().max(1)).max(1);
     let sigs = verify_signatures(genesis, &txs);
-    let mut refused = 0;
-    for (tx, sig) in txs.into_iter().zip(sigs) {
-        let committed = matches!(inner.ledger.store.tx_location(&tx.id()), Ok(Some(_)));
-        if tx.body.network_id != genesis.network_id || sig.is_err() || committed || too_large(&tx) {
-            refused += 1;
-            continue;
+    let total = txs.len();
+    let admitted: Vec<SignedTx> = txs
+        .into_iter()
+        .zip(sigs)
+        .filter(|(tx, sig)| {
+            let committed = matches!(inner.ledger.store.tx_location(&tx.id()), Ok(Some(_)));
+            tx.body.network_id == genesis.network_id && sig.is_ok() && !committed && !too_large(tx)
+        })
+        .map(|(tx, _)| tx)
+        .collect();
+    let refused = total - admitted.len();
+    {
+        // All or nothing: a batch half admitted would be resent whole.
+        let mut counts = inner.forwarded.lock().expect("forwarded lock");
+        let n = counts.entry(peer).or_default();
+        if *n + admitted.len() > share {
+            return Err(format!("this peer's share of the mempool ({share} txs) is full; retry later"));
         }
-        {
-            let mut counts = inner.forwarded.lock().expect("forwarded lock");
-            let n = counts.entry(peer).or_default();
-            if *n >= share {
-                return Err(format!("this peer's share of the mempool ({share} txs) is full; retry later"));
-            }
-            *n += 1;
-        }
+        *n += admitted.len();
+    }
+    let mut admitted = admitted.into_iter();
+    while let Some(tx) = admitted.next() {
         if inner.mempool.try_send(Pending { tx, from: Some(peer) }).is_err() {
-            inner.release_forwarded(&Some(peer));
+            for _ in 0..=admitted.len() {
+                inner.release_forwarded(&Some(peer));
+            }
             return Err("leader mempool is full".into());
         }
     }

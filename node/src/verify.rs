@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use leasehold_chaincode::{Genesis, MemState};
+use leasehold_chaincode::{Genesis, Hash32, MemState};
 
 use crate::block::{self, Block, Head};
 use crate::error::{NodeError, Result};
@@ -16,6 +16,9 @@ pub struct Verified {
     pub state_root: String,
     /// Blocks a majority of the orgs signed (see `certify`).
     pub certified_blocks: u64,
+    /// Signatures by a minority on blocks this chain does not hold: evidence
+    /// against them, or that this node diverged.
+    pub conflicts: Vec<String>,
 }
 
 /// Blocks checked at every start by [`check_recent`].
@@ -88,20 +91,26 @@ pub fn verify(data_dir: &Path) -> Result<Verified> {
             return Err(NodeError::Verify { height: last, reason: "stored head does not match the chain".into() });
         }
     }
-    let certified_blocks = check_certificates(&store, &genesis)?;
+    let (certified_blocks, conflicts) = check_certificates(&store, &genesis)?;
     Ok(Verified {
         height: head.height,
         head_hash: hex::encode(head.hash),
         state_root: head.state_root.to_hex(),
         certified_blocks,
+        conflicts,
     })
 }
 
-/// Every certificate kept must be its org's valid signature on the block
-/// this chain holds at that height; returns how many blocks a majority signed.
-fn check_certificates(store: &Store, genesis: &Genesis) -> Result<u64> {
+/// Every certificate kept must be its org's valid signature. A majority
+/// signing a different block than this chain holds fails the check; a
+/// minority doing so is reported (one org must not be able to make an
+/// honest node's store look corrupt). Returns the count of blocks a
+/// majority signed, and the conflicts.
+fn check_certificates(store: &Store, genesis: &Genesis) -> Result<(u64, Vec<String>)> {
     use rocksdb::{Direction, IteratorMode};
-    let mut signed: std::collections::BTreeMap<u64, usize> = Default::default();
+    let majority = genesis.orgs.len() / 2 + 1;
+    let mut matching: std::collections::BTreeMap<u64, usize> = Default::default();
+    let mut other: std::collections::BTreeMap<(u64, Hash32), Vec<String>> = Default::default();
     let prefix = b"cert/";
     for item in store.db().iterator_cf(store.cf(CF_META), IteratorMode::From(prefix, Direction::Forward)) {
         let (k, v) = item?;
@@ -109,22 +118,31 @@ fn check_certificates(store: &Store, genesis: &Genesis) -> Result<u64> {
             break;
         }
         let c: crate::certify::Cert = crate::store::decode(&v, "block certificate")?;
-        let bad = |reason: String| NodeError::Verify { height: c.height, reason };
         if !c.verify(genesis) {
-            return Err(bad(format!("the certificate from {} is not its valid signature", c.org)));
+            let reason = format!("the certificate from {} is not its valid signature", c.org);
+            return Err(NodeError::Verify { height: c.height, reason });
         }
         let Some(b) = store.block(c.height)? else { continue };
         let mine = block::head_after(&b);
-        if mine.hash != c.hash || mine.state_root.0 != c.state_root {
-            return Err(bad(format!(
-                "{} signed a different block ({}) at this height: the chains diverged",
-                c.org,
-                hex::encode(c.hash)
-            )));
+        if mine.hash == c.hash && mine.state_root.0 == c.state_root {
+            *matching.entry(c.height).or_default() += 1;
+        } else {
+            other.entry((c.height, c.hash)).or_default().push(c.org);
         }
-        *signed.entry(c.height).or_default() += 1;
     }
-    Ok(signed.values().filter(|n| **n > genesis.orgs.len() / 2).count() as u64)
+    let mut conflicts = Vec::new();
+    for ((height, hash), orgs) in other {
+        if orgs.len() >= majority {
+            let reason = format!("a majority ({}) signed a different block ({})", orgs.join(", "), hex::encode(hash));
+            return Err(NodeError::Verify { height, reason });
+        }
+        conflicts.push(format!(
+            "{} signed a different block ({}) at height {height}",
+            orgs.join(", "),
+            hex::encode(hash)
+        ));
+    }
+    Ok((matching.values().filter(|n| **n >= majority).count() as u64, conflicts))
 }
 
 fn check_block(b: &Block, prev: &Head, genesis: &Genesis) -> Result<(), String> {

@@ -214,6 +214,8 @@ async fn run_job(plan: &Plan, job: &JobSpec, run: &Arc<LiveRun>) -> JobEnd {
     for p in pumps.into_iter().flatten() {
         let _ = tokio::time::timeout(Duration::from_secs(2), p).await;
     }
+    // A log limit a pump reported as the job ended still names the cause.
+    let breach = breach.or_else(|| limit_rx.try_recv().ok());
     let killed_already = end.error.as_deref().is_some_and(|e| e.starts_with("killed:"));
     match breach {
         Some(why) if matches!(end.status, Status::Succeeded | Status::Failed) && !killed_already => {

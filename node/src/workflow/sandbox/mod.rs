@@ -267,7 +267,9 @@ impl Jail {
                 std::os::unix::fs::chown(d, Some(uid), Some(gid))?;
             }
         }
-        let cgroup = self.cgroups.create_job(job.id, &self.limits)?;
+        let cgroup = self.cgroups.create_job(job.id, &self.limits).inspect_err(|_| {
+            let _ = std::fs::remove_dir_all(job.tmp_dir);
+        })?;
         let guard = Guard::new(Some(cgroup), Some(self.limits.clone()), job);
         let mut filter = tempfile::tempfile()?;
         filter.write_all(seccomp::program().expect("checked at detection"))?;

@@ -5,6 +5,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::cgroup::JobCgroup;
 use super::JobCommand;
@@ -18,6 +19,7 @@ pub struct Guard {
     work: PathBuf,
     output: PathBuf,
     tmp: PathBuf,
+    released: AtomicBool,
 }
 
 /// Bytes (by length, so a sparse file counts in full) and entries under
@@ -50,6 +52,7 @@ impl Guard {
             work: job.work_dir.to_path_buf(),
             output: job.output_dir.to_path_buf(),
             tmp: job.tmp_dir.to_path_buf(),
+            released: AtomicBool::new(false),
         }
     }
 
@@ -81,14 +84,25 @@ impl Guard {
         None
     }
 
-    /// Kills whatever is left of the job and removes its cgroup and `/tmp`.
-    /// Blocking.
+    /// Kills whatever is left of the job and removes its cgroup and `/tmp`,
+    /// once. Blocking.
     pub fn release(&self) {
+        if self.released.swap(true, Ordering::SeqCst) {
+            return;
+        }
         if let Some(c) = &self.cgroup {
             c.remove();
         }
         if self.limits.is_some() {
             let _ = fs::remove_dir_all(&self.tmp);
         }
+    }
+}
+
+/// A job that failed to start, or whose task was aborted, still leaves
+/// nothing behind.
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.release();
     }
 }
