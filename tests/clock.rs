@@ -5,13 +5,9 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
 use leasehold_node::block::Proposal;
-use leasehold_node::config::NodeConfig;
 use leasehold_node::raft::{Rpc, TypeConfig};
-use leasehold_node::store::encode;
 use openraft::raft::AppendEntriesRequest;
 use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, Vote};
 
@@ -30,23 +26,9 @@ async fn proposals_a_day_ahead_or_held_behind_are_refused_and_no_lease_moves() {
     let probe = net.sign(2, lease_request("probe", "hourly"));
 
     // org3's node is replaced by a rogue holding its keys.
-    net.stop(2);
-    let cfg = NodeConfig::load(&net.nodes[2].dir.join("node.toml")).unwrap();
+    let rogue = Rogue::as_org3(&mut net).await;
     let genesis: leasehold_chaincode::Genesis =
         serde_json::from_slice(&std::fs::read(net.dir.path().join("genesis.json")).unwrap()).unwrap();
-    let peers: Vec<(leasehold_network::PeerId, leasehold_network::Multiaddr)> =
-        cfg.peers.iter().map(|p| (p.peer_id.parse().unwrap(), p.addr.parse().unwrap())).collect();
-    let (client, event_loop, _inbound) = leasehold_network::new(leasehold_network::Config {
-        keypair: cfg.p2p_keypair().unwrap(),
-        listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
-        peers: peers.clone(),
-        allowed: peers.iter().map(|(p, _)| *p).collect(),
-        request_timeout_ms: 3_000,
-        redial_interval_ms: 200,
-    })
-    .unwrap();
-    tokio::spawn(event_loop.run());
-    tokio::time::sleep(Duration::from_secs(1)).await;
 
     let status = |i| net.status(i);
     let terms = [
@@ -65,9 +47,9 @@ async fn proposals_a_day_ahead_or_held_behind_are_refused_and_no_lease_moves() {
             entries: vec![entry],
             leader_commit: claim_committed.then_some(log_id),
         };
-        for (peer, _) in &peers {
-            let answer = client.request(*peer, encode(&Rpc::Append(append.clone()))).await;
-            assert!(answer.is_err(), "an honest node answered a proposal {} ms off", time_ms - now);
+        for org in ["org1", "org2"] {
+            let answer = rogue.send(org, &Rpc::Append(append.clone())).await;
+            assert!(answer.is_none(), "{org} answered a proposal {} ms off", time_ms - now);
         }
     }
     // Nothing moved: same terms, the lease active, block time near now, and

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -15,19 +15,6 @@ use leasehold_node::store::Store;
 use serde_json::{json, Value};
 
 const SECRET: &str = "hunter2-PLAINTEXT-5e1f0b";
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(files_under(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
 
 async fn register(net: &TestNet, id: &str, approval: &str, allowed: &[&str], private: &Value) -> (u16, Value) {
     let body = json!({

@@ -10,19 +10,6 @@ use serde_json::{json, Value};
 
 const SECRET: &str = "hunter2-PLAINTEXT-7d3f9a";
 
-fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(files_under(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
-
 async fn wait_status(net: &TestNet, node: usize, lease: &str, want: &str) -> Value {
     for _ in 0..100 {
         let (code, l) = net.call(node, "GET", &format!("/v1/leases/{lease}"), None, None).await;

@@ -12,6 +12,24 @@ use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_leasehold");
 
+mod rogue;
+#[allow(unused_imports)]
+pub use rogue::Rogue;
+
+/// Every file under `dir`, recursively.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
 /// Ports the OS says are free now. Holding all listeners until every port is
 /// chosen keeps one test from picking the same port twice.
 pub fn free_ports(n: usize) -> Vec<u16> {
