@@ -30,13 +30,6 @@ pub struct NodeConfig {
     pub commit_wait_ms: u64,
     #[serde(default)]
     pub workflow: WorkflowConfig,
-    /// Shifts this node's clock, for tests of skewed clocks only.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub clock_offset_ms: i64,
-}
-
-fn is_zero(v: &i64) -> bool {
-    *v == 0
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -115,7 +115,7 @@ pub(crate) fn admit_append(inner: &Inner, peer: &PeerId, r: &AppendEntriesReques
     // past bound only (a follower catching up receives old entries); no
     // entry is ever exempt from the future bound.
     let committed = r.leader_commit.map_or(0, |c| c.index);
-    let (now, raft) = (inner.clock_ms(), &inner.cfg.raft);
+    let (now, raft) = (crate::now_ms(), &inner.cfg.raft);
     for e in &r.entries {
         let EntryPayload::Normal(p) = &e.payload else { continue };
         let (ahead, behind) = (p.time_ms.saturating_sub(now), now.saturating_sub(p.time_ms));

@@ -108,7 +108,6 @@ fn write_org(out: &Path, i: usize, k: &OrgKeys, genesis: &Genesis, opts: &InitOp
         raft: RaftConfig::default(),
         commit_wait_ms: 5_000,
         workflow: Default::default(),
-        clock_offset_ms: 0,
     };
     let path = dir.join("node.toml");
     fs::write(&path, toml::to_string_pretty(&cfg).expect("config serialises"))

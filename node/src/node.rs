@@ -251,14 +251,14 @@ fn accept_forwarded(inner: &Inner, peer: PeerId, txs: Vec<SignedTx>) -> Result<(
     let share = (inner.cfg.block.mempool_capacity / genesis.orgs.len().max(1)).max(1);
     let sigs = verify_signatures(genesis, &txs);
     let total = txs.len();
-    let admitted: Vec<SignedTx> = txs
+    let admitted: Vec<Pending> = txs
         .into_iter()
         .zip(sigs)
         .filter(|(tx, sig)| {
             let committed = matches!(inner.ledger.store.tx_location(&tx.id()), Ok(Some(_)));
-            tx.body.network_id == genesis.network_id && sig.is_ok() && !committed && !too_large(tx)
+            tx.body.network_id == genesis.network_id && sig.is_ok() && !committed
         })
-        .map(|(tx, _)| tx)
+        .filter_map(|(tx, _)| sized(tx, Some(peer)))
         .collect();
     let refused = total - admitted.len();
     {
@@ -271,8 +271,8 @@ fn accept_forwarded(inner: &Inner, peer: PeerId, txs: Vec<SignedTx>) -> Result<(
         *n += admitted.len();
     }
     let mut admitted = admitted.into_iter();
-    while let Some(tx) = admitted.next() {
-        if inner.mempool.try_send(Pending { tx, from: Some(peer) }).is_err() {
+    while let Some(p) = admitted.next() {
+        if inner.mempool.try_send(p).is_err() {
             for _ in 0..=admitted.len() {
                 inner.release_forwarded(&Some(peer));
             }
@@ -290,6 +290,8 @@ fn accept_forwarded(inner: &Inner, peer: PeerId, txs: Vec<SignedTx>) -> Result<(
 pub(crate) struct Pending {
     pub tx: SignedTx,
     pub from: Option<PeerId>,
+    /// Canonical size, measured once at admission.
+    pub bytes: usize,
 }
 
 /// The largest transaction accepted, in canonical bytes. With
@@ -300,8 +302,10 @@ fn tx_bytes(tx: &SignedTx) -> usize {
     leasehold_chaincode::canonical::to_bytes(tx).len()
 }
 
-fn too_large(tx: &SignedTx) -> bool {
-    tx_bytes(tx) > MAX_TX_BYTES
+/// The tx with its size, or `None` if it is over [`MAX_TX_BYTES`].
+fn sized(tx: SignedTx, from: Option<PeerId>) -> Option<Pending> {
+    let bytes = tx_bytes(&tx);
+    (bytes <= MAX_TX_BYTES).then_some(Pending { tx, from, bytes })
 }
 
 /// Gathers pending txs into batches: a batch closes at `max_txs` or
@@ -317,13 +321,13 @@ async fn cut_blocks(inner: Arc<Inner>, mut pending: mpsc::Receiver<Pending>) {
         None => pending.recv().await,
     } {
         inner.release_forwarded(&first.from);
-        let mut bytes = tx_bytes(&first.tx);
+        let mut bytes = first.bytes;
         let mut batch = vec![first.tx];
         let deadline = tokio::time::Instant::now() + wait;
         while batch.len() < max {
             match tokio::time::timeout_at(deadline, pending.recv()).await {
                 Ok(Some(p)) => {
-                    let size = tx_bytes(&p.tx);
+                    let size = p.bytes;
                     if bytes + size > max_bytes {
                         // Starts the next block instead.
                         carry = Some(p);
@@ -356,8 +360,7 @@ async fn dispatch(inner: &Inner, batch: Vec<SignedTx>) {
     while start.elapsed() < GIVE_UP_AFTER {
         match inner.leader() {
             Some(leader) if leader == inner.node_id => {
-                let p =
-                    Proposal::new(&inner.ledger.genesis, &inner.cfg.org, &inner.key, inner.clock_ms(), batch.clone());
+                let p = Proposal::new(&inner.ledger.genesis, &inner.cfg.org, &inner.key, now_ms(), batch.clone());
                 match inner.raft.client_write(p).await {
                     Ok(_) => return,
                     Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {}
@@ -399,12 +402,7 @@ impl Inner {
     /// last block's time, so a lease ends at its expiry even when no block
     /// has been cut since.
     pub fn ledger_now(&self) -> i64 {
-        self.clock_ms().max(self.ledger.head().time_ms)
-    }
-
-    /// This node's clock, shifted by `clock_offset_ms` (tests only).
-    pub(crate) fn clock_ms(&self) -> i64 {
-        now_ms().saturating_add(self.cfg.clock_offset_ms)
+        now_ms().max(self.ledger.head().time_ms)
     }
 }
 
@@ -466,11 +464,13 @@ impl NodeHandle {
                 out[i] = reject(e.to_string());
             } else if let Ok(Some((h, _))) = ledger.store.tx_location(&id) {
                 out[i] = reject(format!("transaction {id} was already committed at height {h}"));
-            } else if too_large(&tx) {
-                out[i] = reject(format!("transaction is larger than {MAX_TX_BYTES} bytes"));
             } else {
+                let Some(pending) = sized(tx, None) else {
+                    out[i] = reject(format!("transaction is larger than {MAX_TX_BYTES} bytes"));
+                    continue;
+                };
                 let rx = ledger.wait_for(id);
-                match self.inner.mempool.try_send(Pending { tx, from: None }) {
+                match self.inner.mempool.try_send(pending) {
                     Ok(()) => waiting.push((i, id, rx)),
                     Err(_) => out[i] = reject("the node is overloaded; retry later".into()),
                 }
