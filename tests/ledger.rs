@@ -235,7 +235,11 @@ async fn a_node_far_behind_catches_up_from_a_snapshot() {
     net.spawn(behind);
     let status = net.wait_converged(30, Duration::from_secs(30)).await;
     assert_eq!(net.status(behind).await.unwrap()["state_root"], status["state_root"]);
-    assert!(net.log(behind).contains("installed snapshot"), "caught up without a snapshot:\n{}", net.log(behind));
+    assert!(
+        net.log(behind).contains("installed a checked snapshot"),
+        "caught up without a snapshot:\n{}",
+        net.log(behind)
+    );
     // The caught-up node's chain verifies offline.
     net.stop(behind);
     let out = std::process::Command::new(BIN)

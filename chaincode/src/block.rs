@@ -6,7 +6,7 @@ use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
 use crate::apply::{apply_verified, Event};
-use crate::{ChaincodeError, Genesis, OrgId, Overlay, Result, SignedTx, StateRead, StateRoot, TxId, WriteSet};
+use crate::{ChaincodeError, Commitment, Genesis, OrgId, Overlay, Result, SignedTx, StateRead, TxId, WriteSet};
 
 /// What the chaincode knows of the block a transaction is in.
 #[derive(Debug, Clone)]
@@ -47,7 +47,8 @@ pub struct BlockOutcome {
     pub outcomes: Vec<TxOutcome>,
     /// Everything the valid transactions wrote, to commit atomically.
     pub writes: WriteSet,
-    pub state_root: StateRoot,
+    /// The state commitment after the block; its root goes in the header.
+    pub commitment: Commitment,
 }
 
 /// Signatures are checked in fixed-size chunks so that every node, given the
@@ -103,7 +104,7 @@ pub fn apply_block<S: StateRead + ?Sized>(
     base: &S,
     ctx: &BlockCtx,
     txs: &[SignedTx],
-    prev_root: StateRoot,
+    prev: &Commitment,
 ) -> Result<BlockOutcome> {
     let sigs = verify_signatures(ctx.genesis, txs);
     let mut block = Overlay::new(base);
@@ -134,6 +135,7 @@ pub fn apply_block<S: StateRead + ?Sized>(
         outcomes.push(TxOutcome { tx_id, result });
     }
     let writes = block.into_writes();
-    let state_root = prev_root.fold(&writes);
-    Ok(BlockOutcome { outcomes, writes, state_root })
+    let mut commitment = prev.clone();
+    commitment.apply(base, &writes)?;
+    Ok(BlockOutcome { outcomes, writes, commitment })
 }

@@ -7,11 +7,12 @@
 //! backs that trait with RocksDB; tests back it with a `BTreeMap`.
 //!
 //! The entry points are [`apply`] for one transaction and [`apply_block`] for
-//! an ordered batch, which returns the write set and the new state root.
+//! an ordered batch, which returns the write set and the new state commitment.
 
 mod apply;
 mod block;
 pub mod canonical;
+mod commitment;
 mod error;
 pub mod keys;
 mod lease;
@@ -24,8 +25,9 @@ mod types;
 
 pub use apply::{apply, Event};
 pub use block::{apply_block, verify_signatures, BlockCtx, BlockOutcome, TxOutcome, Verdict};
+pub use commitment::{Commitment, StateRoot, COMMITMENT_BYTES};
 pub use error::ChaincodeError;
-pub use state::{MemState, Overlay, State, StateRead, StateRoot, WriteSet};
+pub use state::{MemState, Overlay, State, StateRead, WriteSet};
 pub use tx::{Payload, SignedTx, TxBody, TxId};
 pub use types::*;
 

@@ -4,9 +4,7 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
-use sha2::{Digest, Sha256};
-
-use crate::{Hash32, Result};
+use crate::Result;
 
 /// Writes of a transaction or block, in key order: `None` deletes.
 pub type WriteSet = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
@@ -123,50 +121,6 @@ impl<S: StateRead + ?Sized> State for Overlay<'_, S> {
     }
 }
 
-/// A commitment to the state that two nodes can compare.
-///
-/// Recomputing a hash over the whole state at every block would cost O(state)
-/// per block, so the root is chained instead: each block's root hashes the
-/// previous root with that block's write set in key order. Two nodes that
-/// applied the same blocks from the same genesis have the same root, and a
-/// node whose state diverged at any block has a different root from then on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub struct StateRoot(pub Hash32);
-
-impl StateRoot {
-    /// The root before any block: a hash of the genesis document's bytes.
-    pub fn genesis(genesis_bytes: &[u8]) -> Self {
-        Self(
-            Sha256::new()
-                .chain_update(b"leasehold/state-root/genesis/v1")
-                .chain_update(genesis_bytes)
-                .finalize()
-                .into(),
-        )
-    }
-
-    pub fn fold(self, writes: &WriteSet) -> Self {
-        let mut h = Sha256::new().chain_update(b"leasehold/state-root/v1").chain_update(self.0);
-        for (k, v) in writes {
-            h.update((k.len() as u64).to_le_bytes());
-            h.update(k);
-            match v {
-                Some(v) => {
-                    h.update([1]);
-                    h.update((v.len() as u64).to_le_bytes());
-                    h.update(v);
-                }
-                None => h.update([0]),
-            }
-        }
-        Self(h.finalize().into())
-    }
-
-    pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,15 +139,5 @@ mod tests {
         assert_eq!(o.scan_prefix(b"a/", 1).unwrap().len(), 1);
         drop(o);
         assert_eq!(base.get(b"a/1").unwrap(), Some(b"x".to_vec()));
-    }
-
-    #[test]
-    fn root_depends_on_every_write_and_its_order_in_the_chain() {
-        let g = StateRoot::genesis(b"g");
-        let w1: WriteSet = [(b"k".to_vec(), Some(b"v".to_vec()))].into();
-        let w2: WriteSet = [(b"k".to_vec(), None)].into();
-        assert_ne!(g.fold(&w1), g.fold(&w2));
-        assert_ne!(g.fold(&w1).fold(&w2), g.fold(&w2).fold(&w1));
-        assert_eq!(g.fold(&w1), StateRoot::genesis(b"g").fold(&w1.clone()));
     }
 }

@@ -89,10 +89,10 @@ fn payload(op: &Op) -> Payload {
 }
 
 /// Applies every step as a one-tx block and checks the invariants after each.
-/// Returns the final state root.
+/// Returns the final state root, checked against the whole final state.
 fn run_and_check(steps: &[Step]) -> (StateRoot, MemState) {
     let mut net = Net::new();
-    let mut root = StateRoot::genesis(b"props");
+    let mut commitment = Commitment::empty();
     let mut now = T0;
     for (height, step) in steps.iter().enumerate() {
         now += step.advance_min * MIN as i64;
@@ -100,7 +100,7 @@ fn run_and_check(steps: &[Step]) -> (StateRoot, MemState) {
         let key = if step.forged { (step.signer + 1) % 3 } else { step.signer };
         let tx = body.sign(&net.keys[key]);
         let ctx = BlockCtx { genesis: &net.genesis, height: height as u64 + 1, time_ms: now, proposer: "org1".into() };
-        let out = apply_block(&net.state, &ctx, std::slice::from_ref(&tx), root).unwrap();
+        let out = apply_block(&net.state, &ctx, std::slice::from_ref(&tx), &commitment).unwrap();
         let valid = out.outcomes[0].result.is_ok();
         if !valid {
             // A rejected tx writes one thing: its id, spent so it cannot be
@@ -116,10 +116,15 @@ fn run_and_check(steps: &[Step]) -> (StateRoot, MemState) {
             check_authority(&net.state, &org(step.signer), &step.op, now);
         }
         net.state.apply_writes(out.writes);
-        root = out.state_root;
+        commitment = out.commitment;
         check_expiry(&net.state, now);
     }
-    (root, net.state)
+    let mut whole = Commitment::empty();
+    for (k, v) in &net.state.map {
+        whole.insert(k, v);
+    }
+    assert_eq!(whole, commitment, "the incremental commitment drifted from the state it commits to");
+    (commitment.root(), net.state)
 }
 
 /// Only owners grant, deny, revoke, extend, update or retire; only an active

@@ -161,16 +161,16 @@ fn a_block_records_invalid_txs_with_their_reason_and_applies_the_rest() {
     let later = net.tx(1, T0, request("L", "iris", 1000));
     let txs = vec![good.clone(), forged, dup, later];
     let ctx = net.ctx(T0);
-    let root0 = StateRoot::genesis(b"g");
-    let out = apply_block(&net.state, &ctx, &txs, root0).unwrap();
+    let c0 = Commitment::empty();
+    let out = apply_block(&net.state, &ctx, &txs, &c0).unwrap();
     let verdicts: Vec<Verdict> = out.outcomes.iter().map(|o| o.verdict()).collect();
     assert_eq!(verdicts[0], Verdict::Valid);
     assert_eq!(verdicts[1], Verdict::Invalid("signature does not verify against the signing key of \"org2\"".into()));
     assert_eq!(verdicts[2], Verdict::Invalid(format!("transaction {} was already committed (replay)", good.id())));
     assert_eq!(verdicts[3], Verdict::Valid, "a later tx sees the earlier ones in the same block");
-    assert_ne!(out.state_root, root0);
-    let again = apply_block(&net.state, &ctx, &txs, root0).unwrap();
-    assert_eq!(again.state_root, out.state_root);
+    assert_ne!(out.commitment.root(), c0.root());
+    let again = apply_block(&net.state, &ctx, &txs, &c0).unwrap();
+    assert_eq!(again.commitment, out.commitment);
     assert_eq!(again.writes, out.writes);
 }
 
@@ -182,7 +182,7 @@ fn a_rejected_tx_is_spent_and_cannot_be_replayed_once_it_would_be_valid() {
     let early_grant = net.tx(0, T0 + 10, grant("L", 1000));
     let block = |net: &mut Net, txs: &[SignedTx], at: i64| {
         net.height += 1;
-        let out = apply_block(&net.state, &net.ctx(at), txs, StateRoot::genesis(b"g")).unwrap();
+        let out = apply_block(&net.state, &net.ctx(at), txs, &Commitment::empty()).unwrap();
         for (k, v) in out.writes.clone() {
             match v {
                 Some(v) => net.state.put(k, v),

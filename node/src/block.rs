@@ -8,7 +8,7 @@
 
 use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
 use leasehold_chaincode::{
-    apply_block, canonical, BlockCtx, Genesis, Hash32, SignedTx, StateRead, StateRoot, Verdict, WriteSet,
+    apply_block, canonical, BlockCtx, Commitment, Genesis, Hash32, SignedTx, StateRead, StateRoot, Verdict, WriteSet,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -101,7 +101,8 @@ impl Head {
             height: 0,
             hash: Sha256::digest(genesis_bytes).into(),
             time_ms: genesis.created_at_ms,
-            state_root: StateRoot::genesis(genesis_bytes),
+            // The chaincode state starts empty; the genesis is bound by the hash.
+            state_root: Commitment::empty().root(),
         }
     }
 }
@@ -124,25 +125,43 @@ impl Block {
         canonical::to_bytes(self)
     }
 
+    /// Whether the transactions and verdicts are the ones the header
+    /// commits to: the hash covers the header only, so a body is bound to
+    /// its block through these two roots.
+    pub fn body_matches_header(&self) -> bool {
+        self.verdicts.len() == self.txs.len()
+            && txs_root(&self.txs) == self.header.txs_root
+            && verdicts_root(&self.verdicts) == self.header.verdicts_root
+    }
+
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         canonical::from_bytes(bytes, "block").map_err(|e| NodeError::decode("block", e))
     }
 }
 
-/// Derives the next block from a proposal over `state`. Deterministic: every
-/// node gets the same block and writes. A proposal whose signature fails
-/// yields a block in which every tx is invalid with that reason.
-pub fn build(state: &impl StateRead, genesis: &Genesis, head: &Head, p: &Proposal) -> Result<(Block, WriteSet)> {
+/// What applying a proposal makes: the block, its writes, and the state
+/// commitment after it.
+pub type Built = (Block, WriteSet, Commitment);
+
+/// Derives the next block from a proposal over `state`, whose commitment is
+/// `commitment`. Deterministic: every node gets the same block and writes. A
+/// proposal whose signature fails yields a block in which every tx is
+/// invalid with that reason.
+pub fn build(
+    state: &impl StateRead,
+    genesis: &Genesis,
+    head: &Head,
+    commitment: &Commitment,
+    p: &Proposal,
+) -> Result<Built> {
     let time_ms = p.time_ms.max(head.time_ms);
     let ctx = BlockCtx { genesis, height: head.height + 1, time_ms, proposer: p.proposer.clone() };
-    let (verdicts, writes, root) = match p.verify(genesis) {
+    let (verdicts, writes, commitment) = match p.verify(genesis) {
         Ok(()) => {
-            let out = apply_block(state, &ctx, &p.txs, head.state_root)?;
-            (out.outcomes.iter().map(|o| o.verdict()).collect(), out.writes, out.state_root)
+            let out = apply_block(state, &ctx, &p.txs, commitment)?;
+            (out.outcomes.iter().map(|o| o.verdict()).collect(), out.writes, out.commitment)
         }
-        Err(reason) => {
-            (vec![Verdict::Invalid(reason); p.txs.len()], WriteSet::new(), head.state_root.fold(&WriteSet::new()))
-        }
+        Err(reason) => (vec![Verdict::Invalid(reason); p.txs.len()], WriteSet::new(), commitment.clone()),
     };
     let header = BlockHeader {
         height: ctx.height,
@@ -151,7 +170,7 @@ pub fn build(state: &impl StateRead, genesis: &Genesis, head: &Head, p: &Proposa
         proposer: p.proposer.clone(),
         txs_root: txs_root(&p.txs),
         verdicts_root: verdicts_root(&verdicts),
-        state_root: root.0,
+        state_root: commitment.root().0,
     };
     let block = Block {
         header,
@@ -160,7 +179,7 @@ pub fn build(state: &impl StateRead, genesis: &Genesis, head: &Head, p: &Proposa
         txs: p.txs.clone(),
         verdicts,
     };
-    Ok((block, writes))
+    Ok((block, writes, commitment))
 }
 
 /// The head after `block`.

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use leasehold_chaincode::{Genesis, TxId, Verdict, WriteSet};
+use leasehold_chaincode::{Commitment, Genesis, TxId, Verdict, WriteSet};
 use rocksdb::WriteBatch;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{oneshot, watch};
@@ -27,6 +27,8 @@ pub struct Ledger {
     pub genesis: Genesis,
     pub genesis_bytes: Vec<u8>,
     head: watch::Sender<Head>,
+    /// The state commitment at the head; only the state machine changes it.
+    commitment: Mutex<Commitment>,
     waiters: Mutex<HashMap<TxId, Vec<oneshot::Sender<Receipt>>>>,
 }
 
@@ -43,7 +45,14 @@ impl Ledger {
             None => store.put_sync(CF_META, b"genesis", &genesis_bytes)?,
         }
         let head = store.head()?.unwrap_or_else(|| Head::genesis(&genesis_bytes, &genesis));
-        Ok(Self { store, genesis, genesis_bytes, head: watch::channel(head).0, waiters: Mutex::new(HashMap::new()) })
+        let commitment = Mutex::new(store.commitment()?);
+        let head = watch::channel(head).0;
+        Ok(Self { store, genesis, genesis_bytes, head, commitment, waiters: Mutex::new(HashMap::new()) })
+    }
+
+    /// The state commitment at the head.
+    pub fn commitment(&self) -> Commitment {
+        self.commitment.lock().expect("commitment lock").clone()
     }
 
     pub fn head(&self) -> Head {
@@ -58,6 +67,7 @@ impl Ledger {
     /// Re-reads the head after the store was replaced (snapshot install).
     pub fn reload_head(&self) -> Result<()> {
         let head = self.store.head()?.unwrap_or_else(|| Head::genesis(&self.genesis_bytes, &self.genesis));
+        *self.commitment.lock().expect("commitment lock") = self.store.commitment()?;
         self.head.send_replace(head);
         Ok(())
     }
@@ -77,14 +87,23 @@ impl Ledger {
         });
     }
 
-    /// Commits a block with its writes and the raft log id it came from, in
-    /// one write batch, then advances the head and resolves receipts.
-    pub fn commit_block(&self, block: &Block, writes: &WriteSet, applied: &LogId) -> Result<()> {
+    /// Commits a block with its writes, the state commitment after it and
+    /// the raft log id it came from, in one write batch, then advances the
+    /// head and resolves receipts.
+    pub fn commit_block(
+        &self,
+        block: &Block,
+        writes: &WriteSet,
+        commitment: Commitment,
+        applied: &LogId,
+    ) -> Result<()> {
         let head = head_after(block);
         let mut batch = WriteBatch::default();
         self.store.stage_block(&mut batch, block, writes, &head);
+        batch.put_cf(self.store.cf(CF_META), b"commitment", commitment.to_bytes());
         batch.put_cf(self.store.cf(CF_META), b"applied", encode(&Some(*applied)));
         self.store.db().write(batch)?;
+        *self.commitment.lock().expect("commitment lock") = commitment;
         self.head.send_replace(head);
         self.notify(block);
         Ok(())

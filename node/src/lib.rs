@@ -17,6 +17,8 @@ pub mod ledger;
 pub mod node;
 pub mod raft;
 mod reads;
+mod receive_snapshot;
+pub mod snapshot;
 mod status;
 pub mod store;
 pub mod users;

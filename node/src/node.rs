@@ -51,6 +51,8 @@ pub(crate) struct Inner {
     forwarded: std::sync::Mutex<HashMap<PeerId, usize>>,
     /// Leaders refused for their clock, ignored until then (see `gate`).
     pub(crate) shunned: std::sync::Mutex<HashMap<NodeId, std::time::Instant>>,
+    /// The snapshot being received from a peer, checked before install.
+    pub(crate) incoming: tokio::sync::Mutex<Option<crate::receive_snapshot::Incoming>>,
     pub peer_of_node: HashMap<NodeId, PeerId>,
     pub org_of_peer: HashMap<PeerId, String>,
     /// The org's X25519 secret: data keys are derived from it, here only.
@@ -87,6 +89,9 @@ fn raft_config(cfg: &NodeConfig) -> Result<Arc<openraft::Config>> {
         max_in_snapshot_log_to_keep: cfg.raft.keep_logs,
         // Each entry is a whole block; keep one append message bounded.
         max_payload_entries: 16,
+        // The last chunk of a snapshot is answered after the whole file is
+        // checked and installed, which takes longer than a chunk's transfer.
+        install_snapshot_timeout: 30_000,
         ..Default::default()
     };
     Ok(Arc::new(c.validate().map_err(|e| NodeError::Config(e.to_string()))?))
@@ -109,7 +114,9 @@ pub async fn start(cfg: NodeConfig) -> Result<(NodeHandle, Tasks)> {
     let genesis_bytes = std::fs::read(&cfg.genesis).map_err(|e| NodeError::file(&cfg.genesis, e))?;
     std::fs::create_dir_all(&cfg.data_dir).map_err(|e| NodeError::file(&cfg.data_dir, e))?;
     let store = Store::open(&cfg.data_dir.join("ledger"))?;
-    if let Err(e) = crate::verify::check_recent(&store, crate::verify::START_CHECK_BLOCKS) {
+    let checked = crate::snapshot::check_not_interrupted(&store)
+        .and_then(|()| crate::verify::check_recent(&store, crate::verify::START_CHECK_BLOCKS));
+    if let Err(e) = checked {
         return Err(corrupt(&cfg, e));
     }
     let ledger = Arc::new(Ledger::open(store.clone(), genesis_bytes)?);
@@ -153,7 +160,7 @@ pub async fn start(cfg: NodeConfig) -> Result<(NodeHandle, Tasks)> {
         raft_config(&cfg)?,
         network,
         LogStore::new(store.clone()),
-        StateMachine::new(ledger.clone()),
+        StateMachine::new(ledger.clone(), cfg.data_dir.join("snapshots")),
     )
     .await
     .map_err(|e| NodeError::Raft(e.to_string()))?;
@@ -180,6 +187,7 @@ pub async fn start(cfg: NodeConfig) -> Result<(NodeHandle, Tasks)> {
         runner: std::sync::OnceLock::new(),
         forwarded: std::sync::Mutex::new(HashMap::new()),
         shunned: std::sync::Mutex::new(HashMap::new()),
+        incoming: tokio::sync::Mutex::new(None),
         nonce: AtomicU64::new(first_nonce),
     });
     tasks.push(tokio::spawn(serve_inbound(inner.clone(), inbound)));
@@ -230,7 +238,7 @@ async fn handle_rpc(node: NodeHandle, peer: PeerId, rpc: Rpc) -> Option<RpcReply
         Rpc::Append(r) if gate::admit_append(inner, &peer, &r) => RpcReply::Append(inner.raft.append_entries(r).await),
         Rpc::Vote(r) if gate::admit_vote(inner, &peer, &r.vote) => RpcReply::Vote(inner.raft.vote(r).await),
         Rpc::Snapshot(r) if gate::admit_snapshot(inner, &peer, &r) => {
-            RpcReply::Snapshot(inner.raft.install_snapshot(r).await)
+            RpcReply::Snapshot(crate::receive_snapshot::receive(inner, &peer, r).await?)
         }
         Rpc::Append(_) | Rpc::Vote(_) | Rpc::Snapshot(_) => return None,
         Rpc::Forward(txs) => RpcReply::Forward(accept_forwarded(inner, peer, txs)),

@@ -8,15 +8,16 @@
 //! | `txs` | tx id | (height, position) |
 //! | `state` | chaincode key | chaincode value |
 //! | `indexes` | chaincode `idx/...` key | empty |
-//! | `meta` | `head`, `applied`, `membership`, `genesis` | node metadata |
+//! | `meta` | `head`, `commitment`, `applied`, `membership`, `genesis`, `cert/...` | node metadata |
 //!
-//! A block, its state changes, its tx index entries and the applied raft log
-//! id are written in one `WriteBatch` ([`Store::commit_block`]).
+//! A block, its state changes, its tx index entries, the state commitment
+//! and the applied raft log id are written in one `WriteBatch`
+//! ([`crate::ledger::Ledger::commit_block`]).
 
 use std::path::Path;
 use std::sync::Arc;
 
-use leasehold_chaincode::{ChaincodeError, StateRead, TxId, WriteSet};
+use leasehold_chaincode::{ChaincodeError, Commitment, StateRead, TxId, WriteSet};
 use rocksdb::{ColumnFamily, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -133,21 +134,27 @@ impl Store {
         batch.put_cf(self.cf(CF_META), b"head", encode(head));
     }
 
-    /// All entries of a column family, for snapshots.
-    pub fn dump(&self, snapshot: &rocksdb::Snapshot, cf: &str) -> Result<Vec<KeyValue>> {
-        let mut ro = rocksdb::ReadOptions::default();
-        ro.set_snapshot(snapshot);
-        let iter = self.db.iterator_cf_opt(self.cf(cf), ro, IteratorMode::Start);
-        iter.map(|r| r.map_err(NodeError::from)).collect()
+    /// The state commitment at the head, as stored beside it; a store
+    /// from before commitments were kept gets one computed from its state.
+    pub fn commitment(&self) -> Result<Commitment> {
+        match self.db.get_pinned_cf(self.cf(CF_META), b"commitment")? {
+            Some(bytes) => Commitment::from_bytes(&bytes)
+                .ok_or_else(|| NodeError::decode("meta/commitment", format!("{} bytes", bytes.len()))),
+            None => self.compute_commitment(),
+        }
     }
 
-    /// Deletes every key of a column family into `batch`.
-    pub fn stage_clear(&self, batch: &mut WriteBatch, cf: &str) -> Result<()> {
-        for item in self.db.iterator_cf(self.cf(cf), IteratorMode::Start) {
-            let (k, _) = item?;
-            batch.delete_cf(self.cf(cf), k);
+    /// Hashes every entry of the chaincode's column families (state and
+    /// indexes): O(state), for checks, never per block.
+    pub fn compute_commitment(&self) -> Result<Commitment> {
+        let mut c = Commitment::empty();
+        for cf in [CF_STATE, CF_INDEXES] {
+            for item in self.db.iterator_cf(self.cf(cf), IteratorMode::Start) {
+                let (k, v) = item?;
+                c.insert(&k, &v);
+            }
         }
-        Ok(())
+        Ok(c)
     }
 }
 

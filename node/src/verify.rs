@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use leasehold_chaincode::{Genesis, Hash32, MemState};
+use leasehold_chaincode::{Commitment, Genesis, Hash32, MemState};
 
 use crate::block::{self, Block, Head};
 use crate::error::{NodeError, Result};
@@ -57,6 +57,10 @@ pub fn check_recent(store: &Store, depth: u64) -> Result<()> {
         let reason = "the stored head does not match its block".into();
         return Err(NodeError::Verify { height: stored_head.height, reason });
     }
+    if store.commitment()?.root() != stored_head.state_root {
+        let reason = "the stored state commitment does not match the head's state root".into();
+        return Err(NodeError::Verify { height: stored_head.height, reason });
+    }
     Ok(())
 }
 
@@ -69,6 +73,7 @@ pub fn verify(data_dir: &Path) -> Result<Verified> {
     let stored_head = store.head()?;
     let mut head = Head::genesis(&genesis_bytes, &genesis);
     let mut state = MemState::default();
+    let mut commitment = Commitment::empty();
     let last = stored_head.map(|h| h.height).unwrap_or(0);
     for height in 1..=last {
         let bad = |reason: String| NodeError::Verify { height, reason };
@@ -78,18 +83,25 @@ pub fn verify(data_dir: &Path) -> Result<Verified> {
             Err(e) => return Err(bad(e.to_string())),
         };
         check_block(&stored, &head, &genesis).map_err(bad)?;
-        let (rebuilt, writes) =
-            block::build(&state, &genesis, &head, &block::proposal_of(&stored)).map_err(|e| bad(e.to_string()))?;
+        let (rebuilt, writes, next) = block::build(&state, &genesis, &head, &commitment, &block::proposal_of(&stored))
+            .map_err(|e| bad(e.to_string()))?;
         if rebuilt != stored {
             return Err(bad(describe_mismatch(&stored, &rebuilt)));
         }
         state.apply_writes(writes);
+        commitment = next;
         head = block::head_after(&stored);
     }
     if let Some(h) = stored_head {
         if h != head {
             return Err(NodeError::Verify { height: last, reason: "stored head does not match the chain".into() });
         }
+    }
+    // The state and index column families must hold exactly the state the
+    // chain commits to.
+    if store.compute_commitment()?.root() != head.state_root {
+        let reason = "the stored state and indexes differ from the state the chain commits to".into();
+        return Err(NodeError::Verify { height: last, reason });
     }
     let (certified_blocks, conflicts) = check_certificates(&store, &genesis)?;
     Ok(Verified {

@@ -10,8 +10,6 @@ mod log_store;
 mod network;
 mod state_machine;
 
-use std::io::Cursor;
-
 use openraft::{AnyError, BasicNode, StorageError, StorageIOError};
 use serde::{Deserialize, Serialize};
 
@@ -38,7 +36,7 @@ openraft::declare_raft_types!(
         NodeId = NodeId,
         Node = BasicNode,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = tokio::fs::File,
 );
 
 pub type Raft = openraft::Raft<TypeConfig>;

@@ -1,28 +1,55 @@
 //! openraft's state machine: each normal entry is a proposal that becomes a
 //! block, re-validated by the chaincode on every node.
 
-use std::io::Cursor;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, RaftSnapshotBuilder, StorageError};
-use rocksdb::WriteBatch;
+use tokio::fs::File;
 
 use super::{read_err, write_err, Applied, Entry, LogId, NodeId, SnapshotMeta, StoredMembership, TypeConfig};
-use crate::block;
+use crate::block::{self, Head};
 use crate::ledger::Ledger;
-use crate::store::{decode, encode, CF_META, CF_RAFT_META, LEDGER_CFS};
+use crate::snapshot;
+use crate::store::{CF_META, CF_RAFT_META};
 
-type Dump = Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)>;
+/// How long a snapshot's builder waits for a majority to sign its last
+/// block, so that the snapshot carries its own proof. Signatures usually
+/// arrive within milliseconds of a block.
+const CERT_WAIT: Duration = Duration::from_secs(3);
 
 #[derive(Clone)]
 pub struct StateMachine {
     ledger: Arc<Ledger>,
+    /// Where snapshot files live.
+    dir: PathBuf,
+}
+
+fn unique_name(kind: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+    format!("{kind}-{nanos}.snap")
+}
+
+/// Removes snapshot files other than `keep`: only the current one is served.
+fn remove_others(dir: &Path, keep: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".snap") && name != keep {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 impl StateMachine {
-    pub fn new(ledger: Arc<Ledger>) -> Self {
-        Self { ledger }
+    pub fn new(ledger: Arc<Ledger>, dir: PathBuf) -> Self {
+        Self { ledger, dir }
+    }
+
+    fn genesis_head(&self) -> Head {
+        Head::genesis(&self.ledger.genesis_bytes, &self.ledger.genesis)
     }
 
     fn apply_entry(&self, entry: Entry) -> Result<Applied, StorageError<NodeId>> {
@@ -34,40 +61,41 @@ impl StateMachine {
                 l.commit_applied(&entry.log_id, Some(&stored)).map_err(write_err)?
             }
             EntryPayload::Normal(proposal) => {
-                let head = l.head();
-                let (blk, writes) = block::build(&l.store, &l.genesis, &head, &proposal).map_err(write_err)?;
-                l.commit_block(&blk, &writes, &entry.log_id).map_err(write_err)?;
+                let (head, commitment) = (l.head(), l.commitment());
+                let (blk, writes, commitment) =
+                    block::build(&l.store, &l.genesis, &head, &commitment, &proposal).map_err(write_err)?;
+                l.commit_block(&blk, &writes, commitment, &entry.log_id).map_err(write_err)?;
                 return Ok(Applied { height: Some(blk.header.height) });
             }
         }
         Ok(Applied::default())
     }
+
+    async fn open(&self, name: &str) -> Result<Box<File>, StorageError<NodeId>> {
+        Ok(Box::new(File::open(self.dir.join(name)).await.map_err(read_err)?))
+    }
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
-        let store = &self.ledger.store;
-        let snap = store.db().snapshot();
-        let mut dump: Dump = Vec::new();
-        for cf in LEDGER_CFS {
-            let entries = store.dump(&snap, cf).map_err(read_err)?;
-            dump.push((cf.to_string(), entries.into_iter().map(|(k, v)| (k.into_vec(), v.into_vec())).collect()));
-        }
-        let meta_of = |key: &[u8]| -> Option<Vec<u8>> {
-            dump.iter().find(|(cf, _)| cf == CF_META)?.1.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
-        };
-        let applied: Option<LogId> =
-            meta_of(b"applied").map(|v| decode(&v, "applied")).transpose().map_err(read_err)?.flatten();
-        let membership: StoredMembership =
-            meta_of(b"membership").map(|v| decode(&v, "membership")).transpose().map_err(read_err)?.unwrap_or_default();
+        let (ledger, dir, genesis) = (self.ledger.clone(), self.dir.clone(), self.genesis_head());
+        let name = unique_name("built");
+        let file = name.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            let majority = ledger.genesis.orgs.len() / 2 + 1;
+            snapshot::write(&ledger.store, &dir, &file, genesis, majority, CERT_WAIT)
+        })
+        .await
+        .map_err(write_err)?
+        .map_err(write_err)?;
         let meta = SnapshotMeta {
-            last_log_id: applied,
-            last_membership: membership,
-            snapshot_id: format!("{}-{}", applied.map(|l| l.index).unwrap_or(0), self.ledger.head().height),
+            last_log_id: written.applied,
+            last_membership: written.membership,
+            snapshot_id: format!("{}-{}", written.applied.map(|l| l.index).unwrap_or(0), written.head.height),
         };
-        let data = encode(&dump);
-        store.put_sync(CF_RAFT_META, b"snapshot", &(meta.clone(), data.clone())).map_err(write_err)?;
-        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
+        self.ledger.store.put_sync(CF_RAFT_META, b"snapshot", &(meta.clone(), name.clone())).map_err(write_err)?;
+        remove_others(&self.dir, &name);
+        Ok(Snapshot { meta, snapshot: self.open(&name).await? })
     }
 }
 
@@ -93,42 +121,47 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.clone()
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<File>, StorageError<NodeId>> {
+        tokio::fs::create_dir_all(&self.dir).await.map_err(write_err)?;
+        let path = self.dir.join("incoming-raft.part");
+        let mut open = tokio::fs::OpenOptions::new();
+        let file = open.read(true).write(true).create(true).truncate(true).open(path).await;
+        Ok(Box::new(file.map_err(write_err)?))
     }
 
-    async fn install_snapshot(
-        &mut self,
-        meta: &SnapshotMeta,
-        snapshot: Box<Cursor<Vec<u8>>>,
-    ) -> Result<(), StorageError<NodeId>> {
-        let data = snapshot.into_inner();
-        let dump: Dump = decode(&data, "snapshot").map_err(read_err)?;
-        let store = &self.ledger.store;
-        let mut batch = WriteBatch::default();
-        for cf in LEDGER_CFS {
-            store.stage_clear(&mut batch, cf).map_err(write_err)?;
-        }
-        for (cf, entries) in &dump {
-            if !LEDGER_CFS.contains(&cf.as_str()) {
-                return Err(read_err(format!("snapshot carries unknown column family {cf}")));
-            }
-            for (k, v) in entries {
-                batch.put_cf(store.cf(cf), k, v);
-            }
-        }
-        batch.put_cf(store.cf(CF_META), b"applied", encode(&meta.last_log_id));
-        batch.put_cf(store.cf(CF_META), b"membership", encode(&meta.last_membership));
-        batch.put_cf(store.cf(CF_RAFT_META), b"snapshot", encode(&(meta.clone(), data)));
-        store.write_sync(batch).map_err(write_err)?;
+    /// Checks the snapshot again (the receiver checked it before handing it
+    /// to raft; this guards against the file changing under it), then
+    /// installs it in bounded batches.
+    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Box<File>) -> Result<(), StorageError<NodeId>> {
+        let (ledger, dir, meta2) = (self.ledger.clone(), self.dir.clone(), meta.clone());
+        let mut file = snapshot.into_std().await;
+        let name = unique_name("installed");
+        let keep = name.clone();
+        let head = tokio::task::spawn_blocking(move || -> Result<Head, StorageError<NodeId>> {
+            use std::io::{Seek, SeekFrom};
+            let l = &ledger;
+            file.seek(SeekFrom::Start(0)).map_err(read_err)?;
+            let input = std::io::BufReader::new(&mut file);
+            let checked = snapshot::check(input, &l.genesis_bytes, &l.genesis, &l.store).map_err(read_err)?;
+            file.seek(SeekFrom::Start(0)).map_err(read_err)?;
+            let input = std::io::BufReader::new(&mut file);
+            snapshot::install(&l.store, input, &meta2, &dir.join(&keep), &checked.head).map_err(write_err)?;
+            Ok(checked.head)
+        })
+        .await
+        .map_err(write_err)??;
         self.ledger.reload_head().map_err(read_err)?;
-        tracing::info!(snapshot = %meta.snapshot_id, height = self.ledger.head().height, "installed snapshot");
+        remove_others(&self.dir, &name);
+        tracing::info!(snapshot = %meta.snapshot_id, height = head.height, "installed a checked snapshot");
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
-        let stored: Option<(SnapshotMeta, Vec<u8>)> =
+        let stored: Option<(SnapshotMeta, String)> =
             self.ledger.store.get(CF_RAFT_META, b"snapshot").map_err(read_err)?;
-        Ok(stored.map(|(meta, data)| Snapshot { meta, snapshot: Box::new(Cursor::new(data)) }))
+        match stored {
+            Some((meta, name)) => Ok(Some(Snapshot { meta, snapshot: self.open(&name).await? })),
+            None => Ok(None),
+        }
     }
 }

@@ -1,0 +1,382 @@
+//! Raft snapshots as files, streamed and checked.
+//!
+//! A snapshot is a file of records, written from a RocksDB snapshot one
+//! entry at a time and read back the same way: memory stays flat however
+//! large the ledger grows. It carries every block, the chaincode state and
+//! indexes, and the certificates held for its last block. The tx index is
+//! not carried; the installer rebuilds it from the blocks.
+//!
+//! A node installs a snapshot only after [`check`] finds that its blocks
+//! form one chain from the genesis, each body matching its header, that its
+//! state hashes to the state root of its last block, and that a majority of
+//! orgs signed that block (certificates in the snapshot or held locally).
+//! One org alone cannot make a snapshot pass: it cannot sign for the others.
+//!
+//! File layout: `MAGIC`, then records `[section u8][key len u32][key]
+//! [value len u32][value]` in section order, keys strictly ascending within
+//! a section, then a single `END` byte.
+//!
+//! Architecture Invariant: nothing from a peer's snapshot reaches RocksDB
+//! before the whole file passed [`check`].
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use leasehold_chaincode::{Commitment, Genesis};
+use rocksdb::{IteratorMode, ReadOptions, WriteBatch};
+
+use crate::block::{head_after, Block, Head};
+use crate::certify::Cert;
+use crate::error::{NodeError, Result};
+use crate::raft::{LogId, SnapshotMeta, StoredMembership};
+use crate::store::{decode, encode, Store, CF_BLOCKS, CF_INDEXES, CF_META, CF_RAFT_META, CF_STATE, CF_TXS};
+
+const MAGIC: &[u8; 8] = b"LHSNAP01";
+const END: u8 = 0;
+const BLOCKS: u8 = 1;
+const STATE: u8 = 2;
+const INDEXES: u8 = 3;
+const CERTS: u8 = 4;
+/// Bounds on one record, so a hostile file cannot make a reader allocate
+/// without limit. Blocks are capped far below this by `block.max_bytes`.
+const MAX_KEY_BYTES: u32 = 64 * 1024;
+const MAX_VALUE_BYTES: u32 = 64 * 1024 * 1024;
+/// Bytes staged per write batch while installing.
+const INSTALL_BATCH_BYTES: usize = 4 * 1024 * 1024;
+
+fn cf_of(section: u8) -> &'static str {
+    match section {
+        BLOCKS => CF_BLOCKS,
+        STATE => CF_STATE,
+        INDEXES => CF_INDEXES,
+        _ => CF_META,
+    }
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> NodeError + '_ {
+    move |e| NodeError::file(path, e)
+}
+
+fn cert_prefix(height: u64) -> Vec<u8> {
+    format!("cert/{height:020}/").into_bytes()
+}
+
+/// What [`write`] wrote: all read from one RocksDB snapshot.
+pub struct Written {
+    pub path: PathBuf,
+    /// `genesis` when no block was committed yet.
+    pub head: Head,
+    pub applied: Option<LogId>,
+    pub membership: StoredMembership,
+}
+
+/// Writes the ledger as it stands into `dir/name` (temp, fsync, rename).
+/// Before the certificates, it waits up to `cert_wait` for `majority`
+/// orgs to have signed the last block, so that the file carries its proof.
+pub fn write(
+    store: &Store,
+    dir: &Path,
+    name: &str,
+    genesis: Head,
+    majority: usize,
+    cert_wait: std::time::Duration,
+) -> Result<Written> {
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let snap = store.db().snapshot();
+    let read = || {
+        let mut ro = ReadOptions::default();
+        ro.set_snapshot(&snap);
+        ro
+    };
+    let head: Head = match store.db().get_cf_opt(store.cf(CF_META), b"head", &read())? {
+        Some(v) => decode(&v, "meta/head")?,
+        None => genesis,
+    };
+    let meta_get = |key: &[u8]| store.db().get_cf_opt(store.cf(CF_META), key, &read());
+    let applied: Option<LogId> = meta_get(b"applied")?.map(|v| decode(&v, "meta/applied")).transpose()?.flatten();
+    let membership: StoredMembership =
+        meta_get(b"membership")?.map(|v| decode(&v, "meta/membership")).transpose()?.unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut out = BufWriter::new(File::create(&tmp).map_err(io(&tmp))?);
+    out.write_all(MAGIC).map_err(io(&tmp))?;
+    let mut record = |section: u8, k: &[u8], v: &[u8]| -> std::io::Result<()> {
+        out.write_all(&[section])?;
+        out.write_all(&(k.len() as u32).to_le_bytes())?;
+        out.write_all(k)?;
+        out.write_all(&(v.len() as u32).to_le_bytes())?;
+        out.write_all(v)
+    };
+    for section in [BLOCKS, STATE, INDEXES] {
+        for item in store.db().iterator_cf_opt(store.cf(cf_of(section)), read(), IteratorMode::Start) {
+            let (k, v) = item?;
+            record(section, &k, &v).map_err(io(&tmp))?;
+        }
+    }
+    let deadline = std::time::Instant::now() + cert_wait;
+    let mut certs = held_certs(store, &head)?;
+    while head.height > 0 && certs.len() < majority && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        certs = held_certs(store, &head)?;
+    }
+    for (k, v) in certs {
+        record(CERTS, &k, &v).map_err(io(&tmp))?;
+    }
+    out.write_all(&[END]).map_err(io(&tmp))?;
+    let file = out.into_inner().map_err(|e| NodeError::file(&tmp, e))?;
+    file.sync_all().map_err(io(&tmp))?;
+    let path = dir.join(name);
+    std::fs::rename(&tmp, &path).map_err(io(&path))?;
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
+    Ok(Written { path, head, applied, membership })
+}
+
+/// One record: its section, key and value.
+pub type Record = (u8, Vec<u8>, Vec<u8>);
+
+/// Reads records back, checking the framing, the bounds, the section order
+/// and that keys ascend strictly within a section (a repeated entry would
+/// count twice in the lattice hash).
+pub struct Reader<R: Read> {
+    input: R,
+    last: Option<(u8, Vec<u8>)>,
+}
+
+impl<R: Read> Reader<R> {
+    pub fn new(mut input: R) -> std::result::Result<Self, String> {
+        let mut magic = [0u8; 8];
+        input.read_exact(&mut magic).map_err(|e| format!("no snapshot header: {e}"))?;
+        if &magic != MAGIC {
+            return Err("not a leasehold snapshot (bad header)".into());
+        }
+        Ok(Self { input, last: None })
+    }
+
+    fn bytes(&mut self, max: u32, what: &str) -> std::result::Result<Vec<u8>, String> {
+        let mut len = [0u8; 4];
+        self.input.read_exact(&mut len).map_err(|e| format!("truncated {what}: {e}"))?;
+        let len = u32::from_le_bytes(len);
+        if len > max {
+            return Err(format!("a {what} of {len} bytes is over the {max}-byte limit"));
+        }
+        let mut buf = vec![0u8; len as usize];
+        self.input.read_exact(&mut buf).map_err(|e| format!("truncated {what}: {e}"))?;
+        Ok(buf)
+    }
+
+    /// The next `(section, key, value)`, or `None` at the end marker.
+    pub fn next_record(&mut self) -> std::result::Result<Option<Record>, String> {
+        let mut section = [0u8; 1];
+        self.input.read_exact(&mut section).map_err(|e| format!("truncated snapshot: {e}"))?;
+        let section = section[0];
+        if section == END {
+            let mut rest = [0u8; 1];
+            return match self.input.read(&mut rest) {
+                Ok(0) => Ok(None),
+                _ => Err("bytes after the end of the snapshot".into()),
+            };
+        }
+        if !(BLOCKS..=CERTS).contains(&section) {
+            return Err(format!("unknown section {section}"));
+        }
+        let key = self.bytes(MAX_KEY_BYTES, "key")?;
+        if let Some((s, k)) = &self.last {
+            if section < *s || (section == *s && key <= *k) {
+                return Err(format!("record out of order in section {section}"));
+            }
+        }
+        let value = self.bytes(MAX_VALUE_BYTES, "value")?;
+        self.last = Some((section, key.clone()));
+        Ok(Some((section, key, value)))
+    }
+}
+
+/// What [`check`] found a snapshot to hold.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub head: Head,
+    /// The orgs whose signatures on `head` were found.
+    pub signers: BTreeSet<String>,
+}
+
+/// Folds one block into the chain being checked.
+fn check_block(key: &[u8], value: &[u8], prev: &Head) -> std::result::Result<Head, String> {
+    let height = <[u8; 8]>::try_from(key).map(u64::from_be_bytes).map_err(|_| "a block key is not a height")?;
+    let b = Block::from_bytes(value).map_err(|e| format!("block {height}: {e}"))?;
+    if height != prev.height + 1 || b.header.height != height {
+        return Err(format!("block {height} does not follow block {}", prev.height));
+    }
+    if b.header.prev_hash != prev.hash {
+        return Err(format!("block {height} does not link to block {}", prev.height));
+    }
+    if !b.body_matches_header() {
+        return Err(format!("block {height}: its transactions or verdicts are not the ones its header commits to"));
+    }
+    Ok(head_after(&b))
+}
+
+fn signs(c: &Cert, head: &Head) -> bool {
+    c.height == head.height && c.hash == head.hash && c.state_root == head.state_root.0
+}
+
+/// The certificates this node holds on `head`, as stored: key and value.
+/// Stored ones were verified when they arrived.
+fn held_certs(store: &Store, head: &Head) -> Result<Vec<crate::store::KeyValue>> {
+    let prefix = cert_prefix(head.height);
+    let mut held = Vec::new();
+    let iter = store.db().iterator_cf(store.cf(CF_META), IteratorMode::From(&prefix, rocksdb::Direction::Forward));
+    for item in iter {
+        let (k, v) = item?;
+        if !k.starts_with(&prefix) {
+            break;
+        }
+        if signs(&decode::<Cert>(&v, "block certificate")?, head) {
+            held.push((k, v));
+        }
+    }
+    Ok(held)
+}
+
+/// The orgs whose valid signature on `head` this node holds.
+fn local_signers(store: &Store, genesis: &Genesis, head: &Head) -> Result<BTreeSet<String>> {
+    let mut signers = BTreeSet::new();
+    for (_, v) in held_certs(store, head)? {
+        let c: Cert = decode(&v, "block certificate")?;
+        if c.verify(genesis) {
+            signers.insert(c.org);
+        }
+    }
+    Ok(signers)
+}
+
+/// Checks a snapshot file before anything of it is installed (see the
+/// module docs). The error says what is wrong, for the log.
+pub fn check(
+    input: impl Read,
+    genesis_bytes: &[u8],
+    genesis: &Genesis,
+    local: &Store,
+) -> std::result::Result<Checked, String> {
+    let mut reader = Reader::new(input)?;
+    let mut head = Head::genesis(genesis_bytes, genesis);
+    let mut commitment = Commitment::empty();
+    let mut certs = Vec::new();
+    while let Some((section, key, value)) = reader.next_record()? {
+        match section {
+            BLOCKS => head = check_block(&key, &value, &head)?,
+            STATE | INDEXES => {
+                if key.starts_with(b"idx/") != (section == INDEXES) {
+                    return Err("a state entry is in the wrong section".into());
+                }
+                commitment.insert(&key, &value);
+            }
+            _ => certs.push(decode::<Cert>(&value, "block certificate").map_err(|e| e.to_string())?),
+        }
+    }
+    if commitment.root() != head.state_root {
+        return Err(format!(
+            "its state hashes to {}, not to the state root of its last block (height {}, {})",
+            commitment.root().to_hex(),
+            head.height,
+            head.state_root.to_hex()
+        ));
+    }
+    let mut signers = local_signers(local, genesis, &head).map_err(|e| e.to_string())?;
+    for c in certs {
+        if signs(&c, &head) && c.verify(genesis) {
+            signers.insert(c.org);
+        }
+    }
+    // The genesis state needs no signatures: every node starts from it.
+    if head.height > 0 && signers.len() <= genesis.orgs.len() / 2 {
+        return Err(format!(
+            "its last block (height {}) is not certified by a majority of the orgs (signed by {:?})",
+            head.height, signers
+        ));
+    }
+    Ok(Checked { head, signers })
+}
+
+/// Installs a snapshot that passed [`check`], replacing the ledger, in
+/// bounded batches. A marker in `meta` is set first and cleared with the
+/// last batch, so a crash part-way is found at the next start (see
+/// [`check_not_interrupted`]). The file is copied, as it is read, to `keep`:
+/// the snapshot this node will serve next.
+pub fn install(store: &Store, input: impl Read, meta: &SnapshotMeta, keep: &Path, expect: &Head) -> Result<()> {
+    store.put_sync(CF_META, b"installing", &meta.snapshot_id)?;
+    let mut batch = WriteBatch::default();
+    for cf in [CF_BLOCKS, CF_TXS, CF_STATE, CF_INDEXES] {
+        if let Some(Ok((last, _))) = store.db().iterator_cf(store.cf(cf), IteratorMode::End).next() {
+            let mut end = last.into_vec();
+            end.push(0);
+            batch.delete_range_cf(store.cf(cf), Vec::new(), end);
+        }
+    }
+    let tmp = keep.with_extension("tmp");
+    let copy = BufWriter::new(File::create(&tmp).map_err(io(&tmp))?);
+    let mut tee = Tee { input, copy };
+    let mut reader = Reader::new(&mut tee).map_err(|e| NodeError::decode("snapshot", e))?;
+    let mut commitment = Commitment::empty();
+    let mut head = None;
+    while let Some((section, key, value)) = reader.next_record().map_err(|e| NodeError::decode("snapshot", e))? {
+        match section {
+            BLOCKS => {
+                let b = Block::from_bytes(&value)?;
+                for (i, (tx, verdict)) in b.txs.iter().zip(&b.verdicts).enumerate() {
+                    if *verdict == leasehold_chaincode::Verdict::Valid {
+                        batch.put_cf(store.cf(CF_TXS), tx.id().0, encode(&(b.header.height, i as u32)));
+                    }
+                }
+                head = Some(head_after(&b));
+            }
+            STATE | INDEXES => commitment.insert(&key, &value),
+            _ => {}
+        }
+        batch.put_cf(store.cf(cf_of(section)), &key, &value);
+        if batch.size_in_bytes() > INSTALL_BATCH_BYTES {
+            store.db().write(std::mem::take(&mut batch))?;
+        }
+    }
+    let mut copy = tee.copy.into_inner().map_err(|e| NodeError::file(&tmp, e))?;
+    copy.flush().and_then(|()| copy.sync_all()).map_err(io(&tmp))?;
+    std::fs::rename(&tmp, keep).map_err(io(keep))?;
+    let head = head.unwrap_or(*expect);
+    if head != *expect || commitment.root() != head.state_root {
+        return Err(NodeError::Corrupt("the snapshot changed on disk between its check and its install".into()));
+    }
+    batch.put_cf(store.cf(CF_META), b"head", encode(&head));
+    batch.put_cf(store.cf(CF_META), b"commitment", commitment.to_bytes());
+    batch.put_cf(store.cf(CF_META), b"applied", encode(&meta.last_log_id));
+    batch.put_cf(store.cf(CF_META), b"membership", encode(&meta.last_membership));
+    let name = keep.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    batch.put_cf(store.cf(CF_RAFT_META), b"snapshot", encode(&(meta, name)));
+    batch.delete_cf(store.cf(CF_META), b"installing");
+    store.write_sync(batch)
+}
+
+/// Refuses a store whose snapshot install was cut short: its ledger is
+/// part old, part new.
+pub fn check_not_interrupted(store: &Store) -> Result<()> {
+    match store.get::<String>(CF_META, b"installing")? {
+        None => Ok(()),
+        Some(id) => Err(NodeError::Verify {
+            height: store.head()?.map_or(0, |h| h.height),
+            reason: format!("the install of snapshot {id} was interrupted"),
+        }),
+    }
+}
+
+/// Copies what is read through it.
+struct Tee<R: Read> {
+    input: R,
+    copy: BufWriter<File>,
+}
+
+impl<R: Read> Read for Tee<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.input.read(buf)?;
+        self.copy.write_all(&buf[..n])?;
+        Ok(n)
+    }
+}
