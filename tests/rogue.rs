@@ -231,3 +231,118 @@ async fn a_membership_change_no_majority_signed_is_refused() {
     let (_, r) = net.submit(leader, &[tx], 10_000).await.unwrap();
     assert!(is_committed_valid(&r[0]), "{r:?}");
 }
+
+/// org3's own copy of the ledger, taken while its node is stopped, with one
+/// change made by `forge` to each record it is given.
+fn forged_snapshot(
+    net: &TestNet,
+    out: &std::path::Path,
+    mut forge: impl FnMut(u8, &[u8], Vec<u8>) -> Vec<u8>,
+) -> Vec<u8> {
+    use leasehold_node::snapshot::{write, Reader, Writer};
+    let store = leasehold_node::store::Store::open_read_only(&net.data_dir(2).join("ledger")).unwrap();
+    let genesis_head = store.head().unwrap().expect("org3 committed blocks");
+    let genuine = write(&store, out, "genuine.snap", genesis_head, 2, Duration::ZERO).unwrap();
+    let mut reader = Reader::new(std::fs::File::open(&genuine.path).unwrap()).unwrap();
+    let path = out.join("forged.snap");
+    let mut writer = Writer::create(&path).unwrap();
+    while let Some((section, key, value)) = reader.next_record().unwrap() {
+        writer.record(section, &key, &forge(section, &key, value)).unwrap();
+    }
+    writer.finish().unwrap();
+    std::fs::read(&path).unwrap()
+}
+
+fn with_lease_forever(value: Vec<u8>) -> Vec<u8> {
+    use leasehold_chaincode::{canonical, Lease};
+    let mut lease: Lease = canonical::from_bytes(&value, "lease").unwrap();
+    lease.expires_at_ms = Some(i64::MAX);
+    canonical::to_bytes(&lease)
+}
+
+fn install_request(term: u64, data: Vec<u8>) -> Rpc {
+    use openraft::raft::InstallSnapshotRequest;
+    use openraft::{BasicNode, CommittedLeaderId, LogId, Membership, SnapshotMeta, StoredMembership};
+    let log_id = LogId::new(CommittedLeaderId::new(term + 1, 3), 1_000_000);
+    let voters = std::collections::BTreeSet::from([1u64, 2, 3]);
+    let nodes: std::collections::BTreeMap<u64, BasicNode> = voters.iter().map(|n| (*n, BasicNode::default())).collect();
+    let meta = SnapshotMeta {
+        last_log_id: Some(log_id),
+        last_membership: StoredMembership::new(Some(log_id), Membership::new(vec![voters], nodes)),
+        snapshot_id: "forged".into(),
+    };
+    // org3 speaks for its own node, claiming to lead a higher term: the
+    // gate lets that through, so only the snapshot's check stands between
+    // the forgery and the follower's state.
+    Rpc::Snapshot(InstallSnapshotRequest { vote: Vote::new_committed(term + 1, 3), meta, offset: 0, data, done: true })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_snapshot_is_refused() {
+    let mut net = TestNet::start(3).await;
+    let setup = [net.sign(0, auto_dataset("ds")), net.sign(1, lease_request("L", "ds"))];
+    for tx in setup {
+        let (_, r) = net.submit(0, &[tx], 10_000).await.unwrap();
+        assert!(is_committed_valid(&r[0]), "{r:?}");
+    }
+    let honest_lease = net.wait_lease(0, "L", "active").await;
+    net.wait_converged(2, Duration::from_secs(20)).await;
+    let rogue = Rogue::as_org3(&mut net).await;
+    let leader = leader_of_two(&net).await;
+    let follower = 1 - leader;
+    let f_org = format!("org{}", follower + 1);
+    let before = status(&net, follower).await;
+    let term = before["raft_term"].as_u64().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+
+    // 1. The state changed (lease L never expires), the blocks left as signed.
+    let lease_key = leasehold_chaincode::keys::lease("L");
+    let forged = forged_snapshot(&net, dir.path(), |section, key, value| {
+        if section == leasehold_node::snapshot::STATE && key == lease_key.as_slice() {
+            with_lease_forever(value)
+        } else {
+            value
+        }
+    });
+    assert!(rogue.send(&f_org, &install_request(term, forged)).await.is_none(), "no answer to a forged snapshot");
+    let log = net.log(follower);
+    assert!(log.contains("refused a snapshot from org3: its state hashes to"), "{log}");
+
+    // 2. The last block re-rooted to the forged state: now its hash is one
+    // no other org signed.
+    let mut forged_root = leasehold_chaincode::Commitment::empty();
+    let _ = forged_snapshot(&net, dir.path(), |section, key, value| {
+        let value = if section == leasehold_node::snapshot::STATE && key == lease_key.as_slice() {
+            with_lease_forever(value)
+        } else {
+            value
+        };
+        if section == leasehold_node::snapshot::STATE || section == leasehold_node::snapshot::INDEXES {
+            forged_root.insert(key, &value);
+        }
+        value
+    });
+    let top = before["height"].as_u64().unwrap();
+    let forged = forged_snapshot(&net, dir.path(), |section, key, value| {
+        if section == leasehold_node::snapshot::STATE && key == lease_key.as_slice() {
+            return with_lease_forever(value);
+        }
+        if section == leasehold_node::snapshot::BLOCKS && key == top.to_be_bytes() {
+            let mut b = leasehold_node::block::Block::from_bytes(&value).unwrap();
+            b.header.state_root = forged_root.root().0;
+            return b.to_bytes();
+        }
+        value
+    });
+    assert!(rogue.send(&f_org, &install_request(term, forged)).await.is_none(), "no answer to a re-rooted snapshot");
+    let log = net.log(follower);
+    assert!(log.contains("is not certified by a majority of the orgs"), "{log}");
+
+    // Nothing moved: the follower's term, leader, state and lease.
+    let after = status(&net, follower).await;
+    assert_eq!(after["raft_term"], before["raft_term"], "{after}");
+    assert_eq!(after["leader"], before["leader"], "{after}");
+    assert_eq!(after["state_root"], before["state_root"], "{after}");
+    let (_, lease) = net.get(follower, "/v1/leases/L").await;
+    assert_eq!(lease["expires_at_ms"], honest_lease["expires_at_ms"], "{lease}");
+}

@@ -35,10 +35,11 @@ use crate::store::{decode, encode, Store, CF_BLOCKS, CF_INDEXES, CF_META, CF_RAF
 
 const MAGIC: &[u8; 8] = b"LHSNAP01";
 const END: u8 = 0;
-const BLOCKS: u8 = 1;
-const STATE: u8 = 2;
-const INDEXES: u8 = 3;
-const CERTS: u8 = 4;
+/// The sections, in file order.
+pub const BLOCKS: u8 = 1;
+pub const STATE: u8 = 2;
+pub const INDEXES: u8 = 3;
+pub const CERTS: u8 = 4;
 /// Bounds on one record, so a hostile file cannot make a reader allocate
 /// without limit. Blocks are capped far below this by `block.max_bytes`.
 const MAX_KEY_BYTES: u32 = 64 * 1024;
@@ -99,19 +100,11 @@ pub fn write(
     let membership: StoredMembership =
         meta_get(b"membership")?.map(|v| decode(&v, "meta/membership")).transpose()?.unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp"));
-    let mut out = BufWriter::new(File::create(&tmp).map_err(io(&tmp))?);
-    out.write_all(MAGIC).map_err(io(&tmp))?;
-    let mut record = |section: u8, k: &[u8], v: &[u8]| -> std::io::Result<()> {
-        out.write_all(&[section])?;
-        out.write_all(&(k.len() as u32).to_le_bytes())?;
-        out.write_all(k)?;
-        out.write_all(&(v.len() as u32).to_le_bytes())?;
-        out.write_all(v)
-    };
+    let mut out = Writer::create(&tmp)?;
     for section in [BLOCKS, STATE, INDEXES] {
         for item in store.db().iterator_cf_opt(store.cf(cf_of(section)), read(), IteratorMode::Start) {
             let (k, v) = item?;
-            record(section, &k, &v).map_err(io(&tmp))?;
+            out.record(section, &k, &v)?;
         }
     }
     let deadline = std::time::Instant::now() + cert_wait;
@@ -121,15 +114,45 @@ pub fn write(
         certs = held_certs(store, &head)?;
     }
     for (k, v) in certs {
-        record(CERTS, &k, &v).map_err(io(&tmp))?;
+        out.record(CERTS, &k, &v)?;
     }
-    out.write_all(&[END]).map_err(io(&tmp))?;
-    let file = out.into_inner().map_err(|e| NodeError::file(&tmp, e))?;
-    file.sync_all().map_err(io(&tmp))?;
+    out.finish()?;
     let path = dir.join(name);
     std::fs::rename(&tmp, &path).map_err(io(&path))?;
     File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
     Ok(Written { path, head, applied, membership })
+}
+
+/// Writes the file format: records in the order the caller gives them
+/// (the [`Reader`] refuses any other), then the end marker and an fsync.
+pub struct Writer {
+    path: PathBuf,
+    out: BufWriter<File>,
+}
+
+impl Writer {
+    pub fn create(path: &Path) -> Result<Self> {
+        let mut out = BufWriter::new(File::create(path).map_err(io(path))?);
+        out.write_all(MAGIC).map_err(io(path))?;
+        Ok(Self { path: path.to_path_buf(), out })
+    }
+
+    pub fn record(&mut self, section: u8, key: &[u8], value: &[u8]) -> Result<()> {
+        let mut put = || -> std::io::Result<()> {
+            self.out.write_all(&[section])?;
+            self.out.write_all(&(key.len() as u32).to_le_bytes())?;
+            self.out.write_all(key)?;
+            self.out.write_all(&(value.len() as u32).to_le_bytes())?;
+            self.out.write_all(value)
+        };
+        put().map_err(io(&self.path))
+    }
+
+    pub fn finish(mut self) -> Result<()> {
+        self.out.write_all(&[END]).map_err(io(&self.path))?;
+        let file = self.out.into_inner().map_err(|e| NodeError::file(&self.path, e))?;
+        file.sync_all().map_err(io(&self.path))
+    }
 }
 
 /// One record: its section, key and value.
