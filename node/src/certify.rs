@@ -112,10 +112,13 @@ pub(crate) async fn run(inner: Arc<Inner>) {
     loop {
         let head = *heads.borrow_and_update();
         let mut certs = Vec::new();
+        // A snapshot's last block was checked against its state; the blocks
+        // below it were not applied here, so this node does not sign them.
+        let installed_at: u64 = inner.ledger.store.get(CF_META, b"installed_at").ok().flatten().unwrap_or(0);
+        signed = signed.max(installed_at.saturating_sub(1));
         for h in (signed + 1)..=head.height {
             match inner.ledger.store.block(h) {
                 Ok(Some(b)) => certs.push(Cert::sign(&inner, &head_after(&b))),
-                // Below a snapshot: nothing of ours to sign.
                 Ok(None) => {}
                 Err(e) => warn!(height = h, "cannot read a block to certify it: {e}"),
             }

@@ -369,6 +369,9 @@ pub fn install(store: &Store, input: impl Read, meta: &SnapshotMeta, keep: &Path
         return Err(NodeError::Corrupt("the snapshot changed on disk between its check and its install".into()));
     }
     batch.put_cf(store.cf(CF_META), b"head", encode(&head));
+    // Blocks below this came in the snapshot, checked through the chain but
+    // not applied here: this node does not certify them (see `certify`).
+    batch.put_cf(store.cf(CF_META), b"installed_at", encode(&head.height));
     batch.put_cf(store.cf(CF_META), b"commitment", commitment.to_bytes());
     batch.put_cf(store.cf(CF_META), b"applied", encode(&meta.last_log_id));
     batch.put_cf(store.cf(CF_META), b"membership", encode(&meta.last_membership));

@@ -8,7 +8,7 @@
 //! | `txs` | tx id | (height, position) |
 //! | `state` | chaincode key | chaincode value |
 //! | `indexes` | chaincode `idx/...` key | empty |
-//! | `meta` | `head`, `commitment`, `applied`, `membership`, `genesis`, `cert/...` | node metadata |
+//! | `meta` | `head`, `commitment`, `applied`, `membership`, `genesis`, `cert/...`, `installed_at`, `installing` | node metadata |
 //!
 //! A block, its state changes, its tx index entries, the state commitment
 //! and the applied raft log id are written in one `WriteBatch`
