@@ -13,6 +13,7 @@ mod error;
 mod files;
 mod leases;
 mod ledger;
+mod membership;
 pub mod openapi;
 mod runs;
 mod views;
@@ -54,6 +55,7 @@ pub fn app(state: AppState) -> Router {
         .merge(datasets::routes())
         .merge(leases::routes())
         .merge(admin::routes())
+        .merge(membership::routes())
         .merge(runs::routes())
         .merge(openapi::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

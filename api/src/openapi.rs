@@ -28,7 +28,7 @@ impl Modify for Bearer {
         crate::datasets::list, crate::datasets::show, crate::datasets::create, crate::datasets::update, crate::datasets::retire,
         crate::leases::request, crate::leases::list, crate::leases::show, crate::leases::grant, crate::leases::deny,
         crate::leases::revoke, crate::leases::release, crate::leases::extend, crate::leases::metadata, crate::leases::access_log,
-        crate::admin::add_user, crate::admin::history, crate::files::upload,
+        crate::admin::add_user, crate::admin::history, crate::files::upload, crate::membership::show, crate::membership::approve,
         crate::runs::submit, crate::runs::list, crate::runs::show, crate::runs::cancel, crate::runs::logs, crate::runs::publish,
     ),
     modifiers(&Bearer)

@@ -11,18 +11,51 @@ use crate::{
 /// What a valid transaction did, for subscribers such as the lease monitor.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Event {
-    DatasetRegistered { id: String, version: u32 },
-    DatasetUpdated { id: String, version: u32 },
-    DatasetRetired { id: String },
-    LeaseRequested { lease_id: String },
-    LeaseGranted { lease_id: String, expires_at_ms: i64 },
-    LeaseDenied { lease_id: String },
-    LeaseReleased { lease_id: String },
-    LeaseRevoked { lease_id: String },
-    LeaseExtended { lease_id: String, expires_at_ms: i64 },
-    RunStarted { run_id: String },
-    RunFinished { run_id: String },
-    AccessRecorded { lease_id: String },
+    DatasetRegistered {
+        id: String,
+        version: u32,
+    },
+    DatasetUpdated {
+        id: String,
+        version: u32,
+    },
+    DatasetRetired {
+        id: String,
+    },
+    LeaseRequested {
+        lease_id: String,
+    },
+    LeaseGranted {
+        lease_id: String,
+        expires_at_ms: i64,
+    },
+    LeaseDenied {
+        lease_id: String,
+    },
+    LeaseReleased {
+        lease_id: String,
+    },
+    LeaseRevoked {
+        lease_id: String,
+    },
+    LeaseExtended {
+        lease_id: String,
+        expires_at_ms: i64,
+    },
+    RunStarted {
+        run_id: String,
+    },
+    RunFinished {
+        run_id: String,
+    },
+    AccessRecorded {
+        lease_id: String,
+    },
+    /// `in_effect` once a majority of the orgs approved this voter set.
+    MembershipApproved {
+        voters: Vec<String>,
+        in_effect: bool,
+    },
 }
 
 /// Context of one transaction inside a block.
@@ -92,6 +125,7 @@ pub(crate) fn apply_verified(state: &mut impl State, tx: &SignedTx, tx_id: TxId,
         }
         Payload::FinishRun { run_id, status, output_hash } => run::finish(state, &tcx, run_id, *status, output_hash)?,
         Payload::RecordAccess { lease_id, reader } => lease::record_access(state, &tcx, lease_id, reader)?,
+        Payload::ApproveMembership { voters } => crate::membership::approve(state, &tcx, voters)?,
     };
     keys::put(state, keys::tx(&tx_id), &ctx.height);
     let nonce_key = keys::nonce(&tx.body.org);

@@ -16,6 +16,7 @@ mod commitment;
 mod error;
 pub mod keys;
 mod lease;
+pub mod membership;
 pub mod query;
 mod run;
 mod state;

@@ -97,6 +97,11 @@ pub enum Payload {
         lease_id: String,
         reader: String,
     },
+    /// This org approves `voters` as the raft voters; the set takes effect
+    /// once a majority of the orgs approve it (see `membership`).
+    ApproveMembership {
+        voters: Vec<OrgId>,
+    },
 }
 
 impl Payload {
@@ -115,6 +120,7 @@ impl Payload {
             Self::StartRun { .. } => "start_run",
             Self::FinishRun { .. } => "finish_run",
             Self::RecordAccess { .. } => "record_access",
+            Self::ApproveMembership { .. } => "approve_membership",
         }
     }
 }

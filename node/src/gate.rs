@@ -9,10 +9,10 @@
 //!   the proposer's clock, so this is what stops one dishonest or skewed
 //!   leader from moving lease expiry: its proposal is not appended, and
 //!   without a follower's append nothing commits;
-//! - the membership stays the genesis orgs, all voters: a membership entry
-//!   or a snapshot with any other is refused, since a change needs a
-//!   configuration transaction signed by a majority of the orgs, which does
-//!   not exist yet. So no org can drop the honest voters;
+//! - a membership entry or snapshot may only name voter sets that a
+//!   majority of the orgs approved on this node's ledger (or the genesis
+//!   orgs, or a set raft already holds): see `membership`. So no org can
+//!   drop the honest voters;
 //! - a leader refused for its time is then ignored (its appends and its
 //!   vote requests) for `SHUN_ELECTIONS` election timeouts, so the others
 //!   elect a leader whose clock agrees with theirs.
@@ -68,19 +68,13 @@ fn shunned(inner: &Inner, node: NodeId) -> bool {
     }
 }
 
-/// Whether `m` is the genesis membership: every org a voter, no learner.
-fn is_genesis_membership(inner: &Inner, m: &Membership<NodeId, BasicNode>) -> bool {
-    let voters: std::collections::BTreeSet<NodeId> = m.voter_ids().collect();
-    let genesis: std::collections::BTreeSet<NodeId> = inner.peer_of_node.keys().copied().collect();
-    voters == genesis && m.learner_ids().next().is_none()
-}
-
 fn refuse_membership(inner: &Inner, peer: &PeerId, what: &str, m: &Membership<NodeId, BasicNode>) -> bool {
-    let voters: Vec<NodeId> = m.voter_ids().collect();
+    let configs = m.get_joint_config();
+    let learners: Vec<NodeId> = m.learner_ids().collect();
     warn!(
         %peer,
-        "refused {what} from {}: it changes the membership to voters {voters:?}; a membership change needs \
-         a configuration transaction signed by a majority of the orgs",
+        "refused {what} from {}: it changes the membership to voters {configs:?} (learners {learners:?}), \
+         which no voter set approved by a majority of the orgs on this node's ledger allows",
         org_of(inner, peer)
     );
     false
@@ -92,7 +86,7 @@ pub(crate) fn admit_snapshot(inner: &Inner, peer: &PeerId, r: &InstallSnapshotRe
         return false;
     }
     let m = r.meta.last_membership.membership();
-    is_genesis_membership(inner, m) || refuse_membership(inner, peer, "InstallSnapshot", m)
+    crate::membership::allowed(inner, m) || refuse_membership(inner, peer, "InstallSnapshot", m)
 }
 
 /// Whether to let openraft see this AppendEntries.
@@ -102,7 +96,7 @@ pub(crate) fn admit_append(inner: &Inner, peer: &PeerId, r: &AppendEntriesReques
     }
     for e in &r.entries {
         if let EntryPayload::Membership(m) = &e.payload {
-            if !is_genesis_membership(inner, m) {
+            if !crate::membership::allowed(inner, m) {
                 return refuse_membership(inner, peer, "AppendEntries", m);
             }
         }

@@ -14,6 +14,7 @@ mod error;
 mod gate;
 pub mod init;
 pub mod ledger;
+pub mod membership;
 pub mod node;
 pub mod raft;
 mod reads;

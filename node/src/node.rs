@@ -194,6 +194,7 @@ pub async fn start(cfg: NodeConfig) -> Result<(NodeHandle, Tasks)> {
     tasks.push(tokio::spawn(cut_blocks(inner.clone(), pending)));
     tasks.push(tokio::spawn(prune_waiters(inner.clone())));
     tasks.push(tokio::spawn(crate::certify::run(inner.clone())));
+    tasks.push(tokio::spawn(crate::membership::run(inner.clone())));
     let node = NodeHandle { inner };
     // The node runs workflows, watches their leases and deletes ended
     // leases' caches whether or not an API is serving.
