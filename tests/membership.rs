@@ -77,5 +77,5 @@ async fn voters_change_when_a_majority_approves_and_not_before() {
     }
     let tx = net.sign(0, auto_dataset("with-org2-back"));
     let (_, r) = net.submit(0, &[tx], 15_000).await.unwrap();
-    assert!(is_committed_valid(&r[0]), "{r:?}");
+    assert!(is_committed_valid(&r[0]), "{r:?}\norg1:\n{}\norg2:\n{}", net.log(0), net.log(1));
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use leasehold_chaincode::{Payload, SignedTx};
+use leasehold_node::election::Grant;
 use leasehold_node::raft::{Rpc, RpcReply};
 use openraft::raft::{AppendEntriesRequest, VoteRequest};
 use openraft::Vote;
@@ -46,7 +47,7 @@ async fn raft_messages_that_speak_for_another_node_are_refused() {
         entries: vec![],
         leader_commit: None,
     };
-    assert!(rogue.send(&f_org, &Rpc::Append(append)).await.is_none(), "no answer to a forged AppendEntries");
+    assert!(rogue.send(&f_org, &Rpc::Append(append, vec![])).await.is_none(), "no answer to a forged AppendEntries");
     let vote = VoteRequest { vote: Vote::new(term + 5, l_node), last_log_id: None };
     assert!(rogue.send(&f_org, &Rpc::Vote(vote)).await.is_none(), "no answer to a forged vote request");
     // The follower's term did not move, it still follows the real leader, and it says why.
@@ -58,7 +59,41 @@ async fn raft_messages_that_speak_for_another_node_are_refused() {
     assert!(log.contains("refused a vote request from org3"), "{log}");
     // Speaking for its own node is allowed: the check is not a blanket refusal.
     let own = VoteRequest { vote: Vote::new(term, 3), last_log_id: None };
-    assert!(matches!(rogue.send(&f_org, &Rpc::Vote(own)).await, Some(RpcReply::Vote(_))));
+    assert!(matches!(rogue.send(&f_org, &Rpc::Vote(own)).await, Some(RpcReply::Vote(..))));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_self_proclaimed_leader_without_a_majoritys_signed_votes_is_refused() {
+    let mut net = TestNet::start(3).await;
+    let rogue = Rogue::as_org3(&mut net).await;
+    let leader = leader_of_two(&net).await;
+    let follower = 1 - leader;
+    let (f_org, l_org) = (format!("org{}", follower + 1), format!("org{}", leader + 1));
+    let before = status(&net, follower).await;
+    let term = before["raft_term"].as_u64().unwrap() + 1;
+    // org3 claims to lead a higher term, for its own node: with no votes,
+    // with its own only, and with a "vote from the leader" it signed itself.
+    let own = Grant::sign(&rogue.genesis, "org3", &rogue.key, term, 3);
+    let fake = Grant { org: l_org, ..own.clone() };
+    for grants in [vec![], vec![own.clone()], vec![own, fake]] {
+        let append = AppendEntriesRequest {
+            vote: Vote::new_committed(term, 3),
+            prev_log_id: None,
+            entries: vec![],
+            leader_commit: None,
+        };
+        assert!(rogue.send(&f_org, &Rpc::Append(append, grants)).await.is_none(), "no answer to a self-made leader");
+    }
+    let after = status(&net, follower).await;
+    assert_eq!(after["raft_term"], before["raft_term"], "{after}");
+    assert_eq!(after["leader"], before["leader"], "{after}");
+    let log = net.log(follower);
+    assert!(
+        log.contains(&format!(
+            "refused AppendEntries from org3: it claims to lead term {term} without a majority's signed votes"
+        )),
+        "{log}"
+    );
 }
 
 fn forged(net: &mut TestNet, payload: Payload) -> SignedTx {
@@ -204,31 +239,31 @@ async fn a_membership_change_no_majority_signed_is_refused() {
     let leader = leader_of_two(&net).await;
     let follower = 1 - leader;
     let f_org = format!("org{}", follower + 1);
-    let before = status(&net, follower).await;
-    let term = before["raft_term"].as_u64().unwrap();
-    // org3 speaks for its own node, in a higher term, with an entry that
-    // drops the real leader from the voters.
+    // org3 wins a real election with the follower's vote while the leader is
+    // down: it now leads, and still cannot change the voters alone.
+    net.stop(leader);
+    let (term, grants) = rogue.win_election(&f_org, status(&net, follower).await["raft_term"].as_u64().unwrap()).await;
     let voters = std::collections::BTreeSet::from([follower as u64 + 1, 3]);
     let nodes: std::collections::BTreeMap<u64, BasicNode> = voters.iter().map(|n| (*n, BasicNode::default())).collect();
     let entry = Entry::<leasehold_node::raft::TypeConfig> {
-        log_id: LogId::new(CommittedLeaderId::new(term + 1, 3), 1_000_000),
+        log_id: LogId::new(CommittedLeaderId::new(term, 3), 1_000_000),
         payload: EntryPayload::Membership(Membership::new(vec![voters], nodes)),
     };
     let append = AppendEntriesRequest {
-        vote: Vote::new_committed(term + 1, 3),
+        vote: Vote::new_committed(term, 3),
         prev_log_id: None,
         entries: vec![entry],
         leader_commit: None,
     };
-    assert!(rogue.send(&f_org, &Rpc::Append(append)).await.is_none(), "no answer to the change");
-    let after = status(&net, follower).await;
-    assert_eq!(after["raft_term"], before["raft_term"], "{after}");
-    assert_eq!(after["leader"], before["leader"], "{after}");
+    assert!(rogue.send(&f_org, &Rpc::Append(append, grants)).await.is_none(), "no answer to the change");
     let log = net.log(follower);
     assert!(log.contains("refused AppendEntries from org3: it changes the membership"), "{log}");
-    // The ledger still commits with the real voters.
-    let tx = net.sign(leader, auto_dataset("still"));
-    let (_, r) = net.submit(leader, &[tx], 10_000).await.unwrap();
+    let (_, m) = net.get(follower, "/v1/membership").await;
+    assert_eq!(m["raft_voters"], json!(["org1", "org2", "org3"]), "{m}");
+    // The leader back: the ledger still commits with the real voters.
+    net.spawn(leader);
+    let tx = net.sign(follower, auto_dataset("still"));
+    let (_, r) = net.submit(follower, &[tx], 20_000).await.unwrap();
     assert!(is_committed_valid(&r[0]), "{r:?}");
 }
 
@@ -260,10 +295,10 @@ fn with_lease_forever(value: Vec<u8>) -> Vec<u8> {
     canonical::to_bytes(&lease)
 }
 
-fn install_request(term: u64, data: Vec<u8>) -> Rpc {
+fn install_request(term: u64, grants: Vec<Grant>, data: Vec<u8>) -> Rpc {
     use openraft::raft::InstallSnapshotRequest;
     use openraft::{BasicNode, CommittedLeaderId, LogId, Membership, SnapshotMeta, StoredMembership};
-    let log_id = LogId::new(CommittedLeaderId::new(term + 1, 3), 1_000_000);
+    let log_id = LogId::new(CommittedLeaderId::new(term, 3), 1_000_000);
     let voters = std::collections::BTreeSet::from([1u64, 2, 3]);
     let nodes: std::collections::BTreeMap<u64, BasicNode> = voters.iter().map(|n| (*n, BasicNode::default())).collect();
     let meta = SnapshotMeta {
@@ -271,10 +306,10 @@ fn install_request(term: u64, data: Vec<u8>) -> Rpc {
         last_membership: StoredMembership::new(Some(log_id), Membership::new(vec![voters], nodes)),
         snapshot_id: "forged".into(),
     };
-    // org3 speaks for its own node, claiming to lead a higher term: the
-    // gate lets that through, so only the snapshot's check stands between
-    // the forgery and the follower's state.
-    Rpc::Snapshot(InstallSnapshotRequest { vote: Vote::new_committed(term + 1, 3), meta, offset: 0, data, done: true })
+    // org3 won its election: the gate lets it through, so only the
+    // snapshot's check stands between the forgery and the follower's state.
+    let request = InstallSnapshotRequest { vote: Vote::new_committed(term, 3), meta, offset: 0, data, done: true };
+    Rpc::Snapshot(request, grants)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -292,7 +327,8 @@ async fn a_forged_snapshot_is_refused() {
     let follower = 1 - leader;
     let f_org = format!("org{}", follower + 1);
     let before = status(&net, follower).await;
-    let term = before["raft_term"].as_u64().unwrap();
+    net.stop(leader);
+    let (term, grants) = rogue.win_election(&f_org, before["raft_term"].as_u64().unwrap()).await;
     let dir = tempfile::tempdir().unwrap();
 
     // 1. The state changed (lease L never expires), the blocks left as signed.
@@ -304,7 +340,8 @@ async fn a_forged_snapshot_is_refused() {
             value
         }
     });
-    assert!(rogue.send(&f_org, &install_request(term, forged)).await.is_none(), "no answer to a forged snapshot");
+    let request = install_request(term, grants.clone(), forged);
+    assert!(rogue.send(&f_org, &request).await.is_none(), "no answer to a forged snapshot");
     let log = net.log(follower);
     assert!(log.contains("refused a snapshot from org3: its state hashes to"), "{log}");
 
@@ -334,14 +371,14 @@ async fn a_forged_snapshot_is_refused() {
         }
         value
     });
-    assert!(rogue.send(&f_org, &install_request(term, forged)).await.is_none(), "no answer to a re-rooted snapshot");
+    let request = install_request(term, grants, forged);
+    assert!(rogue.send(&f_org, &request).await.is_none(), "no answer to a re-rooted snapshot");
     let log = net.log(follower);
     assert!(log.contains("is not certified by a majority of the orgs"), "{log}");
 
-    // Nothing moved: the follower's term, leader, state and lease.
+    // Nothing moved: the follower's height, state and lease.
     let after = status(&net, follower).await;
-    assert_eq!(after["raft_term"], before["raft_term"], "{after}");
-    assert_eq!(after["leader"], before["leader"], "{after}");
+    assert_eq!(after["height"], before["height"], "{after}");
     assert_eq!(after["state_root"], before["state_root"], "{after}");
     let (_, lease) = net.get(follower, "/v1/leases/L").await;
     assert_eq!(lease["expires_at_ms"], honest_lease["expires_at_ms"], "{lease}");

@@ -4,6 +4,8 @@
 //!
 //! - a message speaks for its sender's own node only (the leader of an
 //!   AppendEntries or InstallSnapshot, the candidate of a vote request);
+//! - a leader shows the signed votes of a majority that elected it
+//!   (`election`);
 //! - a new proposal's time must be within this node's clock, at most
 //!   `raft.max_future_ms` ahead and `raft.max_past_ms` behind. Block time is
 //!   the proposer's clock, so this is what stops one dishonest or skewed
@@ -31,6 +33,7 @@ use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest};
 use openraft::{BasicNode, EntryPayload, Membership, Vote};
 use tracing::warn;
 
+use crate::election::{proves, Grant};
 use crate::node::Inner;
 use crate::raft::{NodeId, TypeConfig};
 
@@ -81,8 +84,14 @@ fn refuse_membership(inner: &Inner, peer: &PeerId, what: &str, m: &Membership<No
 }
 
 /// Whether to let openraft see this InstallSnapshot.
-pub(crate) fn admit_snapshot(inner: &Inner, peer: &PeerId, r: &InstallSnapshotRequest<TypeConfig>) -> bool {
-    if !speaks_for(inner, peer, &r.vote, "InstallSnapshot") {
+pub(crate) fn admit_snapshot(
+    inner: &Inner,
+    peer: &PeerId,
+    r: &InstallSnapshotRequest<TypeConfig>,
+    grants: &[Grant],
+) -> bool {
+    if !speaks_for(inner, peer, &r.vote, "InstallSnapshot") || !proves(inner, peer, &r.vote, grants, "InstallSnapshot")
+    {
         return false;
     }
     let m = r.meta.last_membership.membership();
@@ -90,8 +99,13 @@ pub(crate) fn admit_snapshot(inner: &Inner, peer: &PeerId, r: &InstallSnapshotRe
 }
 
 /// Whether to let openraft see this AppendEntries.
-pub(crate) fn admit_append(inner: &Inner, peer: &PeerId, r: &AppendEntriesRequest<TypeConfig>) -> bool {
-    if !speaks_for(inner, peer, &r.vote, "AppendEntries") {
+pub(crate) fn admit_append(
+    inner: &Inner,
+    peer: &PeerId,
+    r: &AppendEntriesRequest<TypeConfig>,
+    grants: &[Grant],
+) -> bool {
+    if !speaks_for(inner, peer, &r.vote, "AppendEntries") || !proves(inner, peer, &r.vote, grants, "AppendEntries") {
         return false;
     }
     for e in &r.entries {
@@ -132,7 +146,17 @@ pub(crate) fn admit_append(inner: &Inner, peer: &PeerId, r: &AppendEntriesReques
     true
 }
 
-/// Whether to let openraft see this vote request: not from a shunned node.
+/// Whether to let openraft see this vote request: from a voter in this
+/// node's membership (a removed org must not collect signed votes), not
+/// shunned.
 pub(crate) fn admit_vote(inner: &Inner, peer: &PeerId, vote: &Vote<NodeId>) -> bool {
-    speaks_for(inner, peer, vote, "a vote request") && node_of(inner, peer).is_some_and(|n| !shunned(inner, n))
+    if !speaks_for(inner, peer, vote, "a vote request") {
+        return false;
+    }
+    let Some(node) = node_of(inner, peer) else { return false };
+    let voter = inner.raft.metrics().borrow().membership_config.membership().voter_ids().any(|v| v == node);
+    if !voter {
+        warn!(%peer, "refused a vote request from {}: its node is not a voter", org_of(inner, peer));
+    }
+    voter && !shunned(inner, node)
 }

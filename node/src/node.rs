@@ -9,6 +9,7 @@ use ed25519_dalek::SigningKey;
 use leasehold_chaincode::{verify_signatures, Payload, SignedTx, TxBody, TxId};
 use leasehold_network::{Inbound, PeerId};
 use openraft::error::{ClientWriteError, RaftError};
+use openraft::raft::{AppendEntriesResponse, InstallSnapshotResponse};
 use openraft::BasicNode;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
@@ -53,6 +54,8 @@ pub(crate) struct Inner {
     pub(crate) shunned: std::sync::Mutex<HashMap<NodeId, std::time::Instant>>,
     /// The snapshot being received from a peer, checked before install.
     pub(crate) incoming: tokio::sync::Mutex<Option<crate::receive_snapshot::Incoming>>,
+    /// The (term, leader) whose election this node has seen proven.
+    pub(crate) elected: std::sync::Mutex<Option<(u64, NodeId)>>,
     pub peer_of_node: HashMap<NodeId, PeerId>,
     pub org_of_peer: HashMap<PeerId, String>,
     /// The org's X25519 secret: data keys are derived from it, here only.
@@ -154,7 +157,13 @@ pub async fn start(cfg: NodeConfig) -> Result<(NodeHandle, Tasks)> {
     })?;
     let mut tasks = vec![tokio::spawn(event_loop.run())];
 
-    let network = Network { client: net.clone(), peers: peer_of_node.clone() };
+    let me = crate::raft::Me { node: node_id, org: cfg.org.clone(), key: key.clone(), genesis: ledger.genesis.clone() };
+    let network = Network {
+        client: net.clone(),
+        peers: peer_of_node.clone(),
+        me: Arc::new(me),
+        ballots: Arc::new(crate::election::Ballots::load(store.clone())?),
+    };
     let raft = Raft::new(
         node_id,
         raft_config(&cfg)?,
@@ -188,6 +197,7 @@ pub async fn start(cfg: NodeConfig) -> Result<(NodeHandle, Tasks)> {
         forwarded: std::sync::Mutex::new(HashMap::new()),
         shunned: std::sync::Mutex::new(HashMap::new()),
         incoming: tokio::sync::Mutex::new(None),
+        elected: std::sync::Mutex::new(None),
         nonce: AtomicU64::new(first_nonce),
     });
     tasks.push(tokio::spawn(serve_inbound(inner.clone(), inbound)));
@@ -236,12 +246,29 @@ async fn serve_inbound(inner: Arc<Inner>, mut inbound: mpsc::Receiver<Inbound>) 
 async fn handle_rpc(node: NodeHandle, peer: PeerId, rpc: Rpc) -> Option<RpcReply> {
     let inner = &node.inner;
     Some(match rpc {
-        Rpc::Append(r) if gate::admit_append(inner, &peer, &r) => RpcReply::Append(inner.raft.append_entries(r).await),
-        Rpc::Vote(r) if gate::admit_vote(inner, &peer, &r.vote) => RpcReply::Vote(inner.raft.vote(r).await),
-        Rpc::Snapshot(r) if gate::admit_snapshot(inner, &peer, &r) => {
+        Rpc::Append(r, grants) if gate::admit_append(inner, &peer, &r, &grants) => {
+            RpcReply::Append(inner.raft.append_entries(r).await)
+        }
+        Rpc::Vote(r) if gate::admit_vote(inner, &peer, &r.vote) => {
+            let vote = r.vote;
+            let resp = inner.raft.vote(r).await;
+            let granted = resp.as_ref().is_ok_and(|v| v.vote_granted);
+            RpcReply::Vote(resp, granted.then(|| crate::election::grant_for(inner, &vote)).flatten())
+        }
+        Rpc::Snapshot(r, grants) if gate::admit_snapshot(inner, &peer, &r, &grants) => {
             RpcReply::Snapshot(crate::receive_snapshot::receive(inner, &peer, r).await?)
         }
-        Rpc::Append(_) | Rpc::Vote(_) | Rpc::Snapshot(_) => return None,
+        // Refused: a sender in a lower term than this node's is told so, as
+        // openraft would, so a stale leader steps down; others get nothing.
+        Rpc::Append(r, _) => {
+            let mine = inner.raft.metrics().borrow().vote;
+            (mine > r.vote).then_some(RpcReply::Append(Ok(AppendEntriesResponse::HigherVote(mine))))?
+        }
+        Rpc::Snapshot(r, _) => {
+            let mine = inner.raft.metrics().borrow().vote;
+            (mine > r.vote).then_some(RpcReply::Snapshot(Ok(InstallSnapshotResponse { vote: mine })))?
+        }
+        Rpc::Vote(_) => return None,
         Rpc::Forward(txs) => RpcReply::Forward(accept_forwarded(inner, peer, txs)),
         Rpc::Data(req) => RpcReply::Data(crate::data::plane::serve(inner, peer, req)),
         Rpc::Metadata(req) => RpcReply::Metadata(crate::disclose::serve(&node, peer, req).await),

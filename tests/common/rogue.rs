@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use leasehold_network::{Multiaddr, PeerId};
 use leasehold_node::config::NodeConfig;
+use leasehold_node::election::Grant;
 use leasehold_node::raft::{Rpc, RpcReply};
 use leasehold_node::store::{decode, encode};
 
@@ -13,6 +14,8 @@ use super::TestNet;
 pub struct Rogue {
     pub client: leasehold_network::Client,
     pub peers: Vec<(String, PeerId)>,
+    pub key: ed25519_dalek::SigningKey,
+    pub genesis: leasehold_chaincode::Genesis,
 }
 
 impl Rogue {
@@ -35,7 +38,8 @@ impl Rogue {
         // It answers nothing that is asked of it.
         tokio::spawn(async move { while inbound.recv().await.is_some() {} });
         let named = cfg.peers.iter().map(|p| (p.org.clone(), p.peer_id.parse().unwrap())).collect();
-        let rogue = Rogue { client, peers: named };
+        let genesis = serde_json::from_slice(&std::fs::read(net.dir.path().join("genesis.json")).unwrap()).unwrap();
+        let rogue = Rogue { client, peers: named, key: net.nodes[2].key.clone(), genesis };
         let deadline = Instant::now() + Duration::from_secs(10);
         while rogue.client.connected_peers().await.unwrap_or_default().len() < 2 {
             assert!(Instant::now() < deadline, "the rogue never connected");
@@ -51,5 +55,27 @@ impl Rogue {
     pub async fn send(&self, org: &str, rpc: &Rpc) -> Option<RpcReply> {
         let bytes = self.client.request(self.peer(org), encode(rpc)).await.ok()?;
         Some(decode(&bytes, "reply").unwrap())
+    }
+
+    /// Wins a real election in a high term by claiming a longer log than
+    /// anyone's (raft believes a candidate's `last_log_id`): asks `org`
+    /// for its vote until that node's leader lease has lapsed and it
+    /// grants it. Returns the term and the signed votes: `org`'s and its own.
+    pub async fn win_election(&self, org: &str, after_term: u64) -> (u64, Vec<Grant>) {
+        use openraft::raft::VoteRequest;
+        use openraft::{CommittedLeaderId, LogId, Vote};
+        let term = after_term + 100;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let last = LogId::new(CommittedLeaderId::new(term, 3), 1 << 40);
+            let req = VoteRequest { vote: Vote::new(term, 3), last_log_id: Some(last) };
+            if let Some(RpcReply::Vote(Ok(resp), Some(grant))) = self.send(org, &Rpc::Vote(req)).await {
+                if resp.vote_granted {
+                    return (term, vec![Grant::sign(&self.genesis, "org3", &self.key, term, 3), grant]);
+                }
+            }
+            assert!(Instant::now() < deadline, "{org} never granted the rogue its vote");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 }

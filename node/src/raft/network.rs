@@ -2,8 +2,11 @@
 //! message in one request-response exchange.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use leasehold_chaincode::SignedTx;
+use ed25519_dalek::SigningKey;
+
+use leasehold_chaincode::{Genesis, SignedTx};
 use leasehold_network::{Client, PeerId};
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
@@ -15,14 +18,16 @@ use openraft::BasicNode;
 use serde::{Deserialize, Serialize};
 
 use super::{NodeId, TypeConfig};
+use crate::election::{Ballots, Grant};
 use crate::store::{decode, encode};
 
 /// Requests between nodes.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Rpc {
-    Append(AppendEntriesRequest<TypeConfig>),
+    /// With the signed votes that elected the sender (see `election`).
+    Append(AppendEntriesRequest<TypeConfig>, Vec<Grant>),
     Vote(VoteRequest<NodeId>),
-    Snapshot(InstallSnapshotRequest<TypeConfig>),
+    Snapshot(InstallSnapshotRequest<TypeConfig>, Vec<Grant>),
     /// A follower hands client transactions to the leader.
     Forward(Vec<SignedTx>),
     /// A lessee asks the owner for a leased dataset's files.
@@ -36,7 +41,8 @@ pub enum Rpc {
 #[derive(Debug, Serialize, Deserialize)]
 pub enum RpcReply {
     Append(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
-    Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
+    /// With the voter's signed grant when it granted the vote.
+    Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>, Option<Grant>),
     Snapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
     /// `Err` says why the txs were not accepted (e.g. not the leader).
     Forward(Result<(), String>),
@@ -45,25 +51,44 @@ pub enum RpcReply {
     Certify(Result<(), String>),
 }
 
+/// Who this node is, to sign its vote for itself as a candidate.
+pub struct Me {
+    pub node: NodeId,
+    pub org: String,
+    pub key: SigningKey,
+    pub genesis: Genesis,
+}
+
 /// Creates a connection handle per raft peer.
 #[derive(Clone)]
 pub struct Network {
     pub client: Client,
     /// Raft node id to libp2p peer id, from the genesis.
     pub peers: HashMap<NodeId, PeerId>,
+    pub me: Arc<Me>,
+    /// The grants this node collects as a candidate.
+    pub ballots: Arc<Ballots>,
 }
 
 pub struct PeerConnection {
     client: Client,
     target: NodeId,
     peer: Option<PeerId>,
+    me: Arc<Me>,
+    ballots: Arc<Ballots>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerConnection;
 
     async fn new_client(&mut self, target: NodeId, _node: &BasicNode) -> Self::Network {
-        PeerConnection { client: self.client.clone(), target, peer: self.peers.get(&target).copied() }
+        PeerConnection {
+            client: self.client.clone(),
+            target,
+            peer: self.peers.get(&target).copied(),
+            me: self.me.clone(),
+            ballots: self.ballots.clone(),
+        }
     }
 }
 
@@ -99,7 +124,8 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         rpc: AppendEntriesRequest<TypeConfig>,
         _option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        match self.call(&Rpc::Append(rpc)).await? {
+        let grants = self.ballots.for_term(rpc.vote.leader_id().term);
+        match self.call(&Rpc::Append(rpc, grants)).await? {
             RpcReply::Append(r) => r.map_err(|e| self.remote(e)),
             _ => Err(Self::unexpected()),
         }
@@ -111,7 +137,8 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         _option: RPCOption,
     ) -> Result<InstallSnapshotResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>>
     {
-        match self.call(&Rpc::Snapshot(rpc)).await? {
+        let grants = self.ballots.for_term(rpc.vote.leader_id().term);
+        match self.call(&Rpc::Snapshot(rpc, grants)).await? {
             RpcReply::Snapshot(r) => r.map_err(|e| self.remote(e)),
             _ => Err(Self::unexpected()),
         }
@@ -122,8 +149,23 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         rpc: VoteRequest<NodeId>,
         _option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        let (term, candidate) = (rpc.vote.leader_id().term, rpc.vote.leader_id().voted_for());
+        if candidate == Some(self.me.node) {
+            // A candidate votes for itself before it asks the others.
+            let me = &self.me;
+            self.ballots.record(Grant::sign(&me.genesis, &me.org, &me.key, term, me.node));
+        }
         match self.call(&Rpc::Vote(rpc)).await? {
-            RpcReply::Vote(r) => r.map_err(|e| self.remote(e)),
+            RpcReply::Vote(r, grant) => {
+                if let (Ok(resp), Some(g)) = (&r, grant) {
+                    let voter = self.me.genesis.orgs.get(self.target as usize - 1).map(|o| o.id.as_str());
+                    let ours = g.term == term && Some(g.candidate) == candidate && Some(g.org.as_str()) == voter;
+                    if resp.vote_granted && ours && g.verify(&self.me.genesis) {
+                        self.ballots.record(g);
+                    }
+                }
+                r.map_err(|e| self.remote(e))
+            }
             _ => Err(Self::unexpected()),
         }
     }
