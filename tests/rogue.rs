@@ -267,12 +267,25 @@ async fn a_membership_change_no_majority_signed_is_refused() {
     assert!(is_committed_valid(&r[0]), "{r:?}");
 }
 
-/// org3's own copy of the ledger, taken while its node is stopped, with one
-/// change made by `forge` to each record it is given.
+/// org3's own copy of the ledger, taken while its node is stopped, with
+/// each record's value changed by `forge`.
 fn forged_snapshot(
     net: &TestNet,
     out: &std::path::Path,
     mut forge: impl FnMut(u8, &[u8], Vec<u8>) -> Vec<u8>,
+) -> Vec<u8> {
+    rewritten_snapshot(net, out, |section, key, value| {
+        let value = forge(section, &key, value);
+        Some((key, value))
+    })
+}
+
+/// org3's own copy of the ledger with each record rewritten (key and
+/// value) or dropped (`None`) by `rewrite`.
+fn rewritten_snapshot(
+    net: &TestNet,
+    out: &std::path::Path,
+    mut rewrite: impl FnMut(u8, Vec<u8>, Vec<u8>) -> Option<(Vec<u8>, Vec<u8>)>,
 ) -> Vec<u8> {
     use leasehold_node::snapshot::{write, Reader, Writer};
     let store = leasehold_node::store::Store::open_read_only(&net.data_dir(2).join("ledger")).unwrap();
@@ -282,7 +295,9 @@ fn forged_snapshot(
     let path = out.join("forged.snap");
     let mut writer = Writer::create(&path).unwrap();
     while let Some((section, key, value)) = reader.next_record().unwrap() {
-        writer.record(section, &key, &forge(section, &key, value)).unwrap();
+        if let Some((key, value)) = rewrite(section, key, value) {
+            writer.record(section, &key, &value).unwrap();
+        }
     }
     writer.finish().unwrap();
     std::fs::read(&path).unwrap()
@@ -346,7 +361,7 @@ async fn a_forged_snapshot_is_refused() {
     assert!(log.contains("refused a snapshot from org3: its state hashes to"), "{log}");
 
     // 2. The last block re-rooted to the forged state: now its hash is one
-    // no other org signed.
+    // no other org signed, and not the follower's block at that height.
     let mut forged_root = leasehold_chaincode::Commitment::empty();
     let _ = forged_snapshot(&net, dir.path(), |section, key, value| {
         let value = if section == leasehold_node::snapshot::STATE && key == lease_key.as_slice() {
@@ -371,10 +386,40 @@ async fn a_forged_snapshot_is_refused() {
         }
         value
     });
-    let request = install_request(term, grants, forged);
+    let request = install_request(term, grants.clone(), forged);
     assert!(rogue.send(&f_org, &request).await.is_none(), "no answer to a re-rooted snapshot");
     let log = net.log(follower);
-    assert!(log.contains("is not certified by a majority of the orgs"), "{log}");
+    assert!(log.contains(&format!("its block {top} is not this node's: it would fork this node's chain")), "{log}");
+
+    // 3. An empty ledger: it would roll the follower back to the genesis.
+    let empty = rewritten_snapshot(&net, dir.path(), |_, _, _| None);
+    assert!(rogue.send(&f_org, &install_request(term, grants.clone(), empty)).await.is_none(), "empty snapshot");
+    let log = net.log(follower);
+    assert!(log.contains("below this node's head") && log.contains("it would roll this node's ledger back"), "{log}");
+
+    // 4. The honest ledger, with org3's own valid signature on its last
+    // block filed under a key of the rogue's choosing (over the genesis).
+    let store = leasehold_node::store::Store::open_read_only(&net.data_dir(2).join("ledger")).unwrap();
+    let head = store.head().unwrap().unwrap();
+    drop(store);
+    let network = rogue.genesis.network_id.clone();
+    let cert =
+        leasehold_node::certify::Cert::signed(&network, "org3", &rogue.key, head.height, head.hash, head.state_root.0);
+    let bytes = rewritten_snapshot(&net, dir.path(), |section, key, value| {
+        (section != leasehold_node::snapshot::CERTS).then_some((key, value))
+    });
+    // The file format: drop the end marker, add one CERTS record, end again.
+    let (key, value) = (b"genesis", leasehold_node::store::encode(&cert));
+    let mut planted = bytes[..bytes.len() - 1].to_vec();
+    planted.push(leasehold_node::snapshot::CERTS);
+    planted.extend((key.len() as u32).to_le_bytes());
+    planted.extend(key);
+    planted.extend((value.len() as u32).to_le_bytes());
+    planted.extend(value);
+    planted.push(0);
+    assert!(rogue.send(&f_org, &install_request(term, grants, planted)).await.is_none(), "planted certificate");
+    let log = net.log(follower);
+    assert!(log.contains("it carries a certificate that is not a valid signature on its last block"), "{log}");
 
     // Nothing moved: the follower's height, state and lease.
     let after = status(&net, follower).await;

@@ -65,6 +65,13 @@ impl Cert {
         Self::signed(network, &inner.cfg.org, &inner.key, head.height, head.hash, head.state_root.0)
     }
 
+    /// Where it is stored in `meta`: `cert/{height:020}/{org}/{hash}`.
+    pub fn key(&self) -> Vec<u8> {
+        let mut key = org_prefix(self.height, &self.org);
+        key.extend(hex::encode(self.hash).into_bytes());
+        key
+    }
+
     /// Whether the signature is `org`'s over these fields.
     pub fn verify(&self, genesis: &Genesis) -> bool {
         let Some(org) = genesis.org(&self.org) else { return false };
@@ -87,8 +94,7 @@ fn org_prefix(height: u64, org: &str) -> Vec<u8> {
 fn store_cert(inner: &Inner, cert: &Cert) -> Result<()> {
     let store = &inner.ledger.store;
     let prefix = org_prefix(cert.height, &cert.org);
-    let mut key = prefix.clone();
-    key.extend(hex::encode(cert.hash).into_bytes());
+    let key = cert.key();
     let held = store
         .db()
         .iterator_cf(store.cf(CF_META), IteratorMode::From(&prefix, Direction::Forward))

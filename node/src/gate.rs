@@ -11,10 +11,10 @@
 //!   the proposer's clock, so this is what stops one dishonest or skewed
 //!   leader from moving lease expiry: its proposal is not appended, and
 //!   without a follower's append nothing commits;
-//! - a membership entry or snapshot may only name voter sets that a
-//!   majority of the orgs approved on this node's ledger (or the genesis
-//!   orgs, or a set raft already holds): see `membership`. So no org can
-//!   drop the honest voters;
+//! - a membership entry or snapshot may only name the voter set in effect
+//!   on this node's ledger (the genesis orgs until a majority of the orgs
+//!   approve another) or a set its raft already holds: see `membership`.
+//!   So no org can drop the honest voters, or restore removed ones, alone;
 //! - a leader refused for its time is then ignored (its appends and its
 //!   vote requests) for `SHUN_ELECTIONS` election timeouts, so the others
 //!   elect a leader whose clock agrees with theirs.

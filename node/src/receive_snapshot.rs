@@ -89,6 +89,9 @@ pub(crate) async fn receive(inner: &Inner, peer: &PeerId, req: InstallSnapshotRe
         return Some(Ok(InstallSnapshotResponse { vote: my_vote }));
     }
     let inc = slot.take().expect("checked above");
+    // Checking and installing take long; a new leader's first chunk must
+    // not wait behind them.
+    drop(slot);
     let reply = finish(inner, peer, &org, &inc, req).await;
     let _ = std::fs::remove_file(&inc.path);
     reply

@@ -7,10 +7,13 @@
 //! not carried; the installer rebuilds it from the blocks.
 //!
 //! A node installs a snapshot only after [`check`] finds that its blocks
-//! form one chain from the genesis, each body matching its header, that its
-//! state hashes to the state root of its last block, and that a majority of
-//! orgs signed that block (certificates in the snapshot or held locally).
-//! One org alone cannot make a snapshot pass: it cannot sign for the others.
+//! form one chain from the genesis, each body matching its header, that the
+//! chain holds this node's own head block (a snapshot may extend this
+//! node's ledger, never roll it back or fork it), that its state hashes to
+//! the state root of its last block, and that a majority of orgs signed
+//! that block (certificates in the snapshot, each under its own key, or
+//! held locally). One org alone cannot make a snapshot pass: it cannot
+//! sign for the others.
 //!
 //! File layout: `MAGIC`, then records `[section u8][key len u32][key]
 //! [value len u32][value]` in section order, keys strictly ascending within
@@ -282,20 +285,46 @@ pub fn check(
     local: &Store,
 ) -> std::result::Result<Checked, String> {
     let mut reader = Reader::new(input)?;
-    let mut head = Head::genesis(genesis_bytes, genesis);
+    let genesis_head = Head::genesis(genesis_bytes, genesis);
+    let mine = local.head().map_err(|e| e.to_string())?.unwrap_or(genesis_head);
+    let mut head = genesis_head;
     let mut commitment = Commitment::empty();
-    let mut certs = Vec::new();
+    let mut signers = BTreeSet::new();
+    let mut cert_records = 0;
     while let Some((section, key, value)) = reader.next_record()? {
         match section {
-            BLOCKS => head = check_block(&key, &value, &head)?,
+            BLOCKS => {
+                head = check_block(&key, &value, &head)?;
+                if head.height == mine.height && head.hash != mine.hash {
+                    return Err(format!(
+                        "its block {} is not this node's: it would fork this node's chain",
+                        head.height
+                    ));
+                }
+            }
             STATE | INDEXES => {
                 if key.starts_with(b"idx/") != (section == INDEXES) {
                     return Err("a state entry is in the wrong section".into());
                 }
                 commitment.insert(&key, &value);
             }
-            _ => certs.push(decode::<Cert>(&value, "block certificate").map_err(|e| e.to_string())?),
+            _ => {
+                // Blocks come first, so `head` is final here. A certificate
+                // is stored under the key it names, so the key must be its own.
+                let c: Cert = decode(&value, "block certificate").map_err(|e| e.to_string())?;
+                cert_records += 1;
+                if key != c.key() || !signs(&c, &head) || !c.verify(genesis) || cert_records > 2 * genesis.orgs.len() {
+                    return Err("it carries a certificate that is not a valid signature on its last block".into());
+                }
+                signers.insert(c.org);
+            }
         }
+    }
+    if head.height < mine.height {
+        return Err(format!(
+            "it ends at height {}, below this node's head ({}): it would roll this node's ledger back",
+            head.height, mine.height
+        ));
     }
     if commitment.root() != head.state_root {
         return Err(format!(
@@ -305,12 +334,7 @@ pub fn check(
             head.state_root.to_hex()
         ));
     }
-    let mut signers = local_signers(local, genesis, &head).map_err(|e| e.to_string())?;
-    for c in certs {
-        if signs(&c, &head) && c.verify(genesis) {
-            signers.insert(c.org);
-        }
-    }
+    signers.extend(local_signers(local, genesis, &head).map_err(|e| e.to_string())?);
     // The genesis state needs no signatures: every node starts from it.
     if head.height > 0 && signers.len() <= genesis.orgs.len() / 2 {
         return Err(format!(
@@ -364,6 +388,9 @@ pub fn install(store: &Store, input: impl Read, meta: &SnapshotMeta, keep: &Path
     let mut copy = tee.copy.into_inner().map_err(|e| NodeError::file(&tmp, e))?;
     copy.flush().and_then(|()| copy.sync_all()).map_err(io(&tmp))?;
     std::fs::rename(&tmp, keep).map_err(io(keep))?;
+    if let Some(dir) = keep.parent() {
+        File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
+    }
     let head = head.unwrap_or(*expect);
     if head != *expect || commitment.root() != head.state_root {
         return Err(NodeError::Corrupt("the snapshot changed on disk between its check and its install".into()));

@@ -156,12 +156,18 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
             self.ballots.record(Grant::sign(&me.genesis, &me.org, &me.key, term, me.node));
         }
         match self.call(&Rpc::Vote(rpc)).await? {
-            RpcReply::Vote(r, grant) => {
-                if let (Ok(resp), Some(g)) = (&r, grant) {
+            RpcReply::Vote(mut r, grant) => {
+                if let Ok(resp) = &mut r {
                     let voter = self.me.genesis.orgs.get(self.target as usize - 1).map(|o| o.id.as_str());
-                    let ours = g.term == term && Some(g.candidate) == candidate && Some(g.org.as_str()) == voter;
-                    if resp.vote_granted && ours && g.verify(&self.me.genesis) {
-                        self.ballots.record(g);
+                    let ours =
+                        |g: &Grant| g.term == term && Some(g.candidate) == candidate && Some(g.org.as_str()) == voter;
+                    match grant {
+                        Some(g) if resp.vote_granted && ours(&g) && g.verify(&self.me.genesis) => {
+                            self.ballots.record(g)
+                        }
+                        // A vote granted without its signature proves
+                        // nothing to the followers: count it as refused.
+                        _ => resp.vote_granted = false,
                     }
                 }
                 r.map_err(|e| self.remote(e))
