@@ -134,8 +134,8 @@ impl Store {
         batch.put_cf(self.cf(CF_META), b"head", encode(head));
     }
 
-    /// The state commitment at the head, as stored beside it; a store
-    /// from before commitments were kept gets one computed from its state.
+    /// The state commitment at the head, as stored beside it. Before the
+    /// first block none is stored, and it is computed (the empty state).
     pub fn commitment(&self) -> Result<Commitment> {
         match self.db.get_pinned_cf(self.cf(CF_META), b"commitment")? {
             Some(bytes) => Commitment::from_bytes(&bytes)
