@@ -218,14 +218,6 @@ impl<R: Read> Reader<R> {
     }
 }
 
-/// What [`check`] found a snapshot to hold.
-#[derive(Debug, Clone)]
-pub struct Checked {
-    pub head: Head,
-    /// The orgs whose signatures on `head` were found.
-    pub signers: BTreeSet<String>,
-}
-
 /// Folds one block into the chain being checked.
 fn check_block(key: &[u8], value: &[u8], prev: &Head) -> std::result::Result<Head, String> {
     let height = <[u8; 8]>::try_from(key).map(u64::from_be_bytes).map_err(|_| "a block key is not a height")?;
@@ -277,13 +269,14 @@ fn local_signers(store: &Store, genesis: &Genesis, head: &Head) -> Result<BTreeS
 }
 
 /// Checks a snapshot file before anything of it is installed (see the
-/// module docs). The error says what is wrong, for the log.
+/// module docs) and returns the head it holds. The error says what is
+/// wrong, for the log.
 pub fn check(
     input: impl Read,
     genesis_bytes: &[u8],
     genesis: &Genesis,
     local: &Store,
-) -> std::result::Result<Checked, String> {
+) -> std::result::Result<Head, String> {
     let mut reader = Reader::new(input)?;
     let genesis_head = Head::genesis(genesis_bytes, genesis);
     let mine = local.head().map_err(|e| e.to_string())?.unwrap_or(genesis_head);
@@ -342,7 +335,7 @@ pub fn check(
             head.height, signers
         ));
     }
-    Ok(Checked { head, signers })
+    Ok(head)
 }
 
 /// Installs a snapshot that passed [`check`], replacing the ledger, in

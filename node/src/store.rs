@@ -32,8 +32,6 @@ pub const CF_STATE: &str = "state";
 pub const CF_INDEXES: &str = "indexes";
 pub const CF_META: &str = "meta";
 const ALL_CFS: [&str; 7] = [CF_RAFT_LOG, CF_RAFT_META, CF_BLOCKS, CF_TXS, CF_STATE, CF_INDEXES, CF_META];
-/// The column families a snapshot carries: the ledger, not the raft log.
-pub const LEDGER_CFS: [&str; 5] = [CF_BLOCKS, CF_TXS, CF_STATE, CF_INDEXES, CF_META];
 
 /// A raw RocksDB entry.
 pub type KeyValue = (Box<[u8]>, Box<[u8]>);

@@ -142,11 +142,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let l = &ledger;
             file.seek(SeekFrom::Start(0)).map_err(read_err)?;
             let input = std::io::BufReader::new(&mut file);
-            let checked = snapshot::check(input, &l.genesis_bytes, &l.genesis, &l.store).map_err(read_err)?;
+            let head = snapshot::check(input, &l.genesis_bytes, &l.genesis, &l.store).map_err(read_err)?;
             file.seek(SeekFrom::Start(0)).map_err(read_err)?;
             let input = std::io::BufReader::new(&mut file);
-            snapshot::install(&l.store, input, &meta2, &dir.join(&keep), &checked.head).map_err(write_err)?;
-            Ok(checked.head)
+            snapshot::install(&l.store, input, &meta2, &dir.join(&keep), &head).map_err(write_err)?;
+            Ok(head)
         })
         .await
         .map_err(write_err)??;
