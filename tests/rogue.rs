@@ -408,15 +408,17 @@ async fn a_forged_snapshot_is_refused() {
     let bytes = rewritten_snapshot(&net, dir.path(), |section, key, value| {
         (section != leasehold_node::snapshot::CERTS).then_some((key, value))
     });
-    // The file format: drop the end marker, add one CERTS record, end again.
-    let (key, value) = (b"genesis", leasehold_node::store::encode(&cert));
-    let mut planted = bytes[..bytes.len() - 1].to_vec();
-    planted.push(leasehold_node::snapshot::CERTS);
-    planted.extend((key.len() as u32).to_le_bytes());
-    planted.extend(key);
-    planted.extend((value.len() as u32).to_le_bytes());
-    planted.extend(value);
-    planted.push(0);
+    // Copied record by record through the real format, plus one CERTS record.
+    let mut reader = leasehold_node::snapshot::Reader::new(bytes.as_slice()).unwrap();
+    let path = dir.path().join("planted.snap");
+    let mut writer = leasehold_node::snapshot::Writer::create(&path).unwrap();
+    while let Some((section, key, value)) = reader.next_record().unwrap() {
+        writer.record(section, &key, &value).unwrap();
+    }
+    let value = leasehold_node::store::encode(&cert);
+    writer.record(leasehold_node::snapshot::CERTS, b"genesis", &value).unwrap();
+    writer.finish().unwrap();
+    let planted = std::fs::read(&path).unwrap();
     assert!(rogue.send(&f_org, &install_request(term, grants, planted)).await.is_none(), "planted certificate");
     let log = net.log(follower);
     assert!(log.contains("it carries a certificate that is not a valid signature on its last block"), "{log}");

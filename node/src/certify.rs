@@ -85,8 +85,15 @@ impl Cert {
 /// Distinct hashes kept per org and height: its real one and one proof.
 const MAX_SIGNED_PER_HEIGHT: usize = 2;
 
+/// Where every certificate on blocks at `height` is stored.
+pub(crate) fn height_prefix(height: u64) -> Vec<u8> {
+    format!("cert/{height:020}/").into_bytes()
+}
+
 fn org_prefix(height: u64, org: &str) -> Vec<u8> {
-    format!("cert/{height:020}/{org}/").into_bytes()
+    let mut prefix = height_prefix(height);
+    prefix.extend(format!("{org}/").into_bytes());
+    prefix
 }
 
 /// Keeps `cert` beside what its org signed before at that height, never
@@ -214,7 +221,7 @@ pub struct Certificate {
 impl NodeHandle {
     pub fn certificate(&self, height: u64) -> Result<Certificate> {
         let store = &self.inner.ledger.store;
-        let prefix = format!("cert/{height:020}/").into_bytes();
+        let prefix = height_prefix(height);
         let mine = store.block(height)?.map(|b| head_after(&b));
         let (mut signatures, mut conflicting) = (Vec::new(), Vec::new());
         for item in store.db().iterator_cf(store.cf(CF_META), IteratorMode::From(&prefix, Direction::Forward)) {

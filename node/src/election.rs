@@ -101,10 +101,6 @@ pub(crate) fn grant_for(inner: &Inner, vote: &Vote<NodeId>) -> Option<Grant> {
     Some(Grant::sign(&inner.ledger.genesis, &inner.cfg.org, &inner.key, vote.leader_id().term, candidate))
 }
 
-fn node_of_org(genesis: &Genesis, org: &str) -> Option<NodeId> {
-    genesis.orgs.iter().position(|o| o.id == org).map(|i| i as NodeId + 1)
-}
-
 /// Whether `grants` prove that `vote`'s leader was elected: a majority
 /// signed a vote for it in that term.
 pub(crate) fn proves(inner: &Inner, peer: &PeerId, vote: &Vote<NodeId>, grants: &[Grant], what: &str) -> bool {
@@ -116,7 +112,7 @@ pub(crate) fn proves(inner: &Inner, peer: &PeerId, vote: &Vote<NodeId>, grants: 
     let signers: BTreeSet<NodeId> = grants
         .iter()
         .filter(|g| g.term == term && g.candidate == leader && g.verify(genesis))
-        .filter_map(|g| node_of_org(genesis, &g.org))
+        .filter_map(|g| crate::raft::node_id_of(genesis, &g.org))
         .collect();
     // A majority of the genesis orgs, or of each of this node's voter sets:
     // a leader elected before the voters changed keeps its proof. Either

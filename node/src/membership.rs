@@ -19,7 +19,7 @@ use crate::NodeHandle;
 
 fn node_ids(inner: &Inner, orgs: &[String]) -> BTreeSet<NodeId> {
     let genesis = &inner.ledger.genesis;
-    orgs.iter().filter_map(|o| genesis.orgs.iter().position(|g| &g.id == o)).map(|i| i as NodeId + 1).collect()
+    orgs.iter().filter_map(|o| crate::raft::node_id_of(genesis, o)).collect()
 }
 
 /// The node ids of the voter set in effect in this node's committed state.

@@ -124,13 +124,8 @@ pub async fn start(cfg: NodeConfig) -> Result<(NodeHandle, Tasks)> {
     }
     let ledger = Arc::new(Ledger::open(store.clone(), genesis_bytes)?);
     let genesis = &ledger.genesis;
-    let node_id = genesis
-        .orgs
-        .iter()
-        .position(|o| o.id == cfg.org)
-        .ok_or_else(|| NodeError::Config(format!("org {} is not in the genesis", cfg.org)))?
-        as NodeId
-        + 1;
+    let node_id = crate::raft::node_id_of(genesis, &cfg.org)
+        .ok_or_else(|| NodeError::Config(format!("org {} is not in the genesis", cfg.org)))?;
     let key = cfg.signing_key()?;
     let x25519_secret = cfg.x25519_secret()?;
     if genesis.orgs[node_id as usize - 1].signing_key != key.verifying_key().to_bytes() {

@@ -63,10 +63,6 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> NodeError + '_ {
     move |e| NodeError::file(path, e)
 }
 
-fn cert_prefix(height: u64) -> Vec<u8> {
-    format!("cert/{height:020}/").into_bytes()
-}
-
 /// What [`write`] wrote: all read from one RocksDB snapshot.
 pub struct Written {
     pub path: PathBuf,
@@ -241,7 +237,7 @@ fn signs(c: &Cert, head: &Head) -> bool {
 /// The certificates this node holds on `head`, as stored: key and value.
 /// Stored ones were verified when they arrived.
 fn held_certs(store: &Store, head: &Head) -> Result<Vec<crate::store::KeyValue>> {
-    let prefix = cert_prefix(head.height);
+    let prefix = crate::certify::height_prefix(head.height);
     let mut held = Vec::new();
     let iter = store.db().iterator_cf(store.cf(CF_META), IteratorMode::From(&prefix, rocksdb::Direction::Forward));
     for item in iter {

@@ -22,6 +22,11 @@ pub use state_machine::StateMachine;
 /// Node ids are 1-based positions in the genesis org list.
 pub type NodeId = u64;
 
+/// The node id of `org`, if it is in the genesis.
+pub fn node_id_of(genesis: &leasehold_chaincode::Genesis, org: &str) -> Option<NodeId> {
+    genesis.orgs.iter().position(|o| o.id == org).map(|i| i as NodeId + 1)
+}
+
 /// What applying one raft entry produced.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Applied {
