@@ -221,12 +221,12 @@ async fn blocks_are_certified_by_a_majority_and_a_signature_on_another_block_is_
     // Offline, `verify` checks the certificates and reports the conflict; one
     // org's signature alone does not make the honest store look corrupt.
     net.stop(0);
-    let out = std::process::Command::new(BIN).args(["verify", "--data-dir"]).arg(net.data_dir(0)).output().unwrap();
+    let out = std::process::Command::new(bin()).args(["verify", "--data-dir"]).arg(net.data_dir(0)).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("warning: org3 signed a different block"), "{stdout}");
     assert!(stdout.contains("at height 2"), "{stdout}");
-    let out = std::process::Command::new(BIN).args(["verify", "--data-dir"]).arg(net.data_dir(1)).output().unwrap();
+    let out = std::process::Command::new(bin()).args(["verify", "--data-dir"]).arg(net.data_dir(1)).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("certified by a majority"));
 }

@@ -12,6 +12,9 @@ use leasehold_node::NodeHandle;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
+#[path = "../../tests/common/ports.rs"]
+mod ports;
+
 struct Org {
     node: NodeHandle,
     app: Router,
@@ -21,10 +24,10 @@ struct Org {
 }
 
 async fn network(dir: &std::path::Path) -> Vec<Org> {
-    let ports: Vec<u16> = {
-        let ls: Vec<_> = (0..6).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
-        ls.iter().map(|l| l.local_addr().unwrap().port()).collect()
-    };
+    let held = ports::reserve(6);
+    let ports: Vec<u16> = held.iter().map(|p| p.number).collect();
+    // The nodes live as long as the test; so do their ports' locks.
+    std::mem::forget(held);
     let opts = leasehold_node::init::InitOptions {
         orgs: 3,
         network_id: "router-test".into(),

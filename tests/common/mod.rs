@@ -2,16 +2,15 @@
 //! loopback ports the OS hands out, in a temporary directory.
 #![allow(dead_code)]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use leasehold_chaincode::{canonical, AccessPolicy, Approval, DatasetSpec, Payload, SealedMetadata, SignedTx, TxBody};
 use serde_json::Value;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_leasehold");
-
+pub mod ports;
 mod rogue;
 #[allow(unused_imports)]
 pub use rogue::Rogue;
@@ -30,11 +29,40 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Ports the OS says are free now. Holding all listeners until every port is
-/// chosen keeps one test from picking the same port twice.
-pub fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind")).collect();
-    listeners.iter().map(|l| l.local_addr().unwrap().port()).collect()
+/// The `leasehold` binary this test was built with, linked into a directory
+/// of this test process's own. Every checkout shares one target directory, so
+/// another checkout's build may replace the binary there while a test runs;
+/// cargo and the linker write a new file rather than rewrite the old one, so
+/// the link keeps this build's bytes.
+pub fn bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        const PREFIX: &str = "leasehold-test-bin.";
+        let tmp = std::env::temp_dir();
+        // Directories of test processes that have ended.
+        for e in std::fs::read_dir(&tmp).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = name.strip_prefix(PREFIX) {
+                if !Path::new("/proc").join(pid).exists() {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        let dir = tmp.join(format!("{PREFIX}{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create the test binary directory");
+        let dst = dir.join("leasehold");
+        let src = Path::new(env!("CARGO_BIN_EXE_leasehold"));
+        let _ = std::fs::remove_file(&dst);
+        if std::fs::hard_link(src, &dst).is_err() {
+            std::fs::copy(src, &dst).expect("copy the leasehold binary");
+        }
+        dst
+    })
+}
+
+/// Ports held for this test; see `ports`.
+pub fn free_ports(n: usize) -> Vec<ports::Port> {
+    ports::reserve(n)
 }
 
 pub struct NodeProc {
@@ -49,6 +77,9 @@ pub struct NodeProc {
 
 pub struct TestNet {
     pub dir: tempfile::TempDir,
+    /// Every node's p2p then API port, held until the network is dropped, so
+    /// a restarted node finds its ports still free.
+    pub ports: Vec<ports::Port>,
     pub nodes: Vec<NodeProc>,
     pub network_id: String,
     pub http: reqwest::Client,
@@ -64,9 +95,10 @@ impl TestNet {
     /// Like `start`, editing each node's TOML config before it starts.
     pub async fn start_with(n: usize, edit: impl Fn(&mut String)) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let ports = free_ports(2 * n);
+        let held = free_ports(2 * n);
+        let ports: Vec<u16> = held.iter().map(|p| p.number).collect();
         let join = |p: &[u16]| p.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(",");
-        let out = Command::new(BIN)
+        let out = Command::new(bin())
             .args(["init", "--orgs", &n.to_string(), "--out"])
             .arg(dir.path())
             .args(["--p2p-ports", &join(&ports[..n]), "--api-ports", &join(&ports[n..])])
@@ -93,6 +125,7 @@ impl TestNet {
         }
         let mut net = TestNet {
             dir,
+            ports: held,
             nodes,
             network_id: genesis["network_id"].as_str().unwrap().to_string(),
             http: reqwest::Client::new(),
@@ -108,7 +141,7 @@ impl TestNet {
     pub fn spawn(&mut self, i: usize) {
         let node = &mut self.nodes[i];
         let log = std::fs::OpenOptions::new().create(true).append(true).open(node.dir.join("node.log")).unwrap();
-        let child = Command::new(BIN)
+        let child = Command::new(bin())
             .args(["start", "--config"])
             .arg(node.dir.join("node.toml"))
             .env("RUST_LOG", "info,openraft=warn,libp2p=warn")
@@ -231,6 +264,23 @@ impl TestNet {
 
     pub async fn get(&self, i: usize, path: &str) -> (u16, Value) {
         self.call(i, "GET", path, None, None).await
+    }
+
+    /// The ids of every valid tx in node `i`'s chain, in order, read block by
+    /// block through the API.
+    pub async fn valid_tx_ids(&self, i: usize) -> Vec<String> {
+        let height = self.status(i).await.expect("status")["height"].as_u64().unwrap();
+        let mut ids = Vec::new();
+        for from in (1..=height).step_by(100) {
+            let (code, blocks) = self.get(i, &format!("/v1/blocks?from={from}&limit=100")).await;
+            assert_eq!(code, 200, "{blocks}");
+            for tx in blocks.as_array().unwrap().iter().flat_map(|b| b["txs"].as_array().unwrap()) {
+                if tx["valid"] == true {
+                    ids.push(tx["tx_id"].as_str().unwrap().to_string());
+                }
+            }
+        }
+        ids
     }
 
     pub fn data_dir(&self, i: usize) -> PathBuf {
