@@ -33,7 +33,7 @@ pub struct UserCreated {
     pub token: String,
 }
 
-#[utoipa::path(post, path = "/v1/users", request_body = NewUser, responses((status = 201, body = UserCreated), (status = 403, body = crate::error::Problem)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/v1/users", request_body = NewUser, responses((status = 201, body = UserCreated), (status = 403, body = crate::error::Problem)), security(("bearer" = ["admin"])))]
 pub async fn add_user(
     s: State<AppState>,
     caller: Caller,
@@ -65,7 +65,7 @@ fn record_json(kind: &str, bytes: &[u8], now: i64) -> Result<serde_json::Value, 
     v.map_err(|e| ApiError::Internal(e.to_string()))
 }
 
-#[utoipa::path(get, path = "/v1/history/{kind}/{id}", responses((status = 200, body = Vec<HistoryView>), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/v1/history/{kind}/{id}", responses((status = 200, body = Vec<HistoryView>), (status = 404, body = crate::error::Problem)), security(("bearer" = ["viewer"])))]
 pub async fn history(
     s: State<AppState>,
     caller: Caller,

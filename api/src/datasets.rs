@@ -47,7 +47,7 @@ pub struct DatasetPage {
     pub next: Option<String>,
 }
 
-#[utoipa::path(get, path = "/v1/datasets", params(ListQuery), responses((status = 200, body = DatasetPage)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/v1/datasets", params(ListQuery), responses((status = 200, body = DatasetPage)), security(("bearer" = ["viewer"])))]
 pub async fn list(s: State<AppState>, caller: Caller, q: Query<ListQuery>) -> Result<Json<DatasetPage>, ApiError> {
     caller.require(Role::Viewer)?;
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
@@ -80,7 +80,7 @@ pub struct VersionView {
     pub updated_at: String,
 }
 
-#[utoipa::path(get, path = "/v1/datasets/{id}", responses((status = 200, body = DatasetDetail), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/v1/datasets/{id}", responses((status = 200, body = DatasetDetail), (status = 404, body = crate::error::Problem)), security(("bearer" = ["viewer"])))]
 pub async fn show(s: State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<DatasetDetail>, ApiError> {
     caller.require(Role::Viewer)?;
     let ds = s.node.dataset(&id)?.ok_or_else(|| ApiError::NotFound(format!("dataset {id:?} does not exist")))?;
@@ -187,7 +187,7 @@ pub enum Source {
     RunOutput { run_id: String, dir: PathBuf },
 }
 
-#[utoipa::path(post, path = "/v1/datasets", request_body = NewDataset, responses((status = 201, body = WriteView), (status = 202, body = WriteView), (status = 422, body = crate::error::Problem)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/v1/datasets", request_body = NewDataset, responses((status = 201, body = WriteView), (status = 202, body = WriteView), (status = 422, body = crate::error::Problem)), security(("bearer" = ["admin"])))]
 pub async fn create(
     s: State<AppState>,
     caller: Caller,
@@ -263,7 +263,7 @@ pub(crate) fn owned(s: &AppState, id: &str) -> Result<Dataset, ApiError> {
     Ok(ds)
 }
 
-#[utoipa::path(patch, path = "/v1/datasets/{id}", request_body = DatasetPatch, responses((status = 200, body = WriteView), (status = 202, body = WriteView), (status = 403, body = crate::error::Problem)), security(("bearer" = [])))]
+#[utoipa::path(patch, path = "/v1/datasets/{id}", request_body = DatasetPatch, responses((status = 200, body = WriteView), (status = 202, body = WriteView), (status = 403, body = crate::error::Problem)), security(("bearer" = ["admin"])))]
 pub async fn update(
     s: State<AppState>,
     caller: Caller,
@@ -309,7 +309,7 @@ pub async fn update(
     Ok((status(&w, false), Json(WriteView::new(&w, committed_view(&s, &id)))))
 }
 
-#[utoipa::path(delete, path = "/v1/datasets/{id}", responses((status = 200, body = WriteView), (status = 403, body = crate::error::Problem)), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/v1/datasets/{id}", responses((status = 200, body = WriteView), (status = 403, body = crate::error::Problem)), security(("bearer" = ["admin"])))]
 pub async fn retire(
     s: State<AppState>,
     caller: Caller,

@@ -30,7 +30,7 @@ pub struct StagedFile {
 }
 
 #[utoipa::path(put, path = "/v1/datasets/{id}/files/{path}", request_body(content = Vec<u8>, content_type = "application/octet-stream"),
-    responses((status = 201, body = StagedFile), (status = 413, body = crate::error::Problem), (status = 422, body = crate::error::Problem)), security(("bearer" = [])))]
+    responses((status = 201, body = StagedFile), (status = 413, body = crate::error::Problem), (status = 422, body = crate::error::Problem)), security(("bearer" = ["admin"])))]
 pub async fn upload(
     s: State<AppState>,
     caller: Caller,

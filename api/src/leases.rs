@@ -46,7 +46,7 @@ pub struct LeaseRequest {
     pub purpose: String,
 }
 
-#[utoipa::path(post, path = "/v1/datasets/{id}/leases", request_body = LeaseRequest, responses((status = 201, body = WriteView), (status = 403, body = crate::error::Problem)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/v1/datasets/{id}/leases", request_body = LeaseRequest, responses((status = 201, body = WriteView), (status = 403, body = crate::error::Problem)), security(("bearer" = ["member"])))]
 pub async fn request(
     s: State<AppState>,
     caller: Caller,
@@ -75,7 +75,7 @@ pub struct LeaseQuery {
     limit: Option<usize>,
 }
 
-#[utoipa::path(get, path = "/v1/leases", params(LeaseQuery), responses((status = 200, body = Vec<LeaseView>)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/v1/leases", params(LeaseQuery), responses((status = 200, body = Vec<LeaseView>)), security(("bearer" = ["viewer"])))]
 pub async fn list(s: State<AppState>, caller: Caller, q: Query<LeaseQuery>) -> Result<Json<Vec<LeaseView>>, ApiError> {
     caller.require(Role::Viewer)?;
     let status = match &q.status {
@@ -107,7 +107,7 @@ pub async fn list(s: State<AppState>, caller: Caller, q: Query<LeaseQuery>) -> R
     Ok(Json(out))
 }
 
-#[utoipa::path(get, path = "/v1/leases/{id}", responses((status = 200, body = LeaseView), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/v1/leases/{id}", responses((status = 200, body = LeaseView), (status = 404, body = crate::error::Problem)), security(("bearer" = ["viewer"])))]
 pub async fn show(s: State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<LeaseView>, ApiError> {
     caller.require(Role::Viewer)?;
     Ok(Json(LeaseView::at(&load(&s, &id)?, s.node.ledger_now())))
@@ -120,7 +120,7 @@ pub struct GrantBody {
     pub duration_ms: Option<u64>,
 }
 
-#[utoipa::path(post, path = "/v1/leases/{id}/grant", request_body = GrantBody, responses((status = 200, body = WriteView), (status = 403, body = crate::error::Problem), (status = 409, body = crate::error::Problem)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/v1/leases/{id}/grant", request_body = GrantBody, responses((status = 200, body = WriteView), (status = 403, body = crate::error::Problem), (status = 409, body = crate::error::Problem)), security(("bearer" = ["admin"])))]
 pub async fn grant(
     s: State<AppState>,
     caller: Caller,
@@ -144,7 +144,7 @@ pub struct ReasonBody {
     pub reason: String,
 }
 
-#[utoipa::path(post, path = "/v1/leases/{id}/deny", request_body = ReasonBody, responses((status = 200, body = WriteView)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/v1/leases/{id}/deny", request_body = ReasonBody, responses((status = 200, body = WriteView)), security(("bearer" = ["admin"])))]
 pub async fn deny(
     s: State<AppState>,
     caller: Caller,
@@ -156,7 +156,7 @@ pub async fn deny(
     Ok(reply(&s, w, &id, false))
 }
 
-#[utoipa::path(post, path = "/v1/leases/{id}/revoke", request_body = ReasonBody, responses((status = 200, body = WriteView)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/v1/leases/{id}/revoke", request_body = ReasonBody, responses((status = 200, body = WriteView)), security(("bearer" = ["admin"])))]
 pub async fn revoke(
     s: State<AppState>,
     caller: Caller,
@@ -168,7 +168,7 @@ pub async fn revoke(
     Ok(reply(&s, w, &id, false))
 }
 
-#[utoipa::path(post, path = "/v1/leases/{id}/release", responses((status = 200, body = WriteView)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/v1/leases/{id}/release", responses((status = 200, body = WriteView)), security(("bearer" = ["member"])))]
 pub async fn release(
     s: State<AppState>,
     caller: Caller,
@@ -185,7 +185,7 @@ pub struct ExtendBody {
     pub extra_ms: u64,
 }
 
-#[utoipa::path(post, path = "/v1/leases/{id}/extend", request_body = ExtendBody, responses((status = 200, body = WriteView)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/v1/leases/{id}/extend", request_body = ExtendBody, responses((status = 200, body = WriteView)), security(("bearer" = ["admin"])))]
 pub async fn extend(
     s: State<AppState>,
     caller: Caller,
@@ -215,7 +215,7 @@ pub struct MetadataView {
 /// ledger confirms the lease is active: the read is itself a transaction
 /// (`RecordAccess`) that the chaincode rejects once the lease has expired or
 /// been revoked, so the check is made at the block's time, not the node's.
-#[utoipa::path(get, path = "/v1/leases/{id}/metadata", responses((status = 200, body = MetadataView), (status = 403, body = crate::error::Problem)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/v1/leases/{id}/metadata", responses((status = 200, body = MetadataView), (status = 403, body = crate::error::Problem)), security(("bearer" = ["member"])))]
 pub async fn metadata(
     s: State<AppState>,
     caller: Caller,
@@ -259,7 +259,7 @@ pub struct AccessQuery {
     limit: Option<usize>,
 }
 
-#[utoipa::path(get, path = "/v1/leases/{id}/access-log", params(AccessQuery), responses((status = 200, body = Vec<AccessView>)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/v1/leases/{id}/access-log", params(AccessQuery), responses((status = 200, body = Vec<AccessView>)), security(("bearer" = ["viewer"])))]
 pub async fn access_log(
     s: State<AppState>,
     caller: Caller,

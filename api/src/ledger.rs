@@ -43,7 +43,7 @@ pub struct SubmitQuery {
 
 /// Body: the canonical encoding of a `Vec<SignedTx>`. Answers 200 when every
 /// tx committed, 202 when some are still pending.
-#[utoipa::path(post, path = "/v1/txs", request_body(content = Vec<u8>, content_type = "application/octet-stream"), responses((status = 200, description = "every tx committed"), (status = 202, description = "some still pending")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/v1/txs", request_body(content = Vec<u8>, content_type = "application/octet-stream"), responses((status = 200, description = "every tx committed"), (status = 202, description = "some still pending")), security(("bearer" = ["member"])))]
 pub async fn submit(
     State(s): State<AppState>,
     caller: Caller,
@@ -140,7 +140,7 @@ fn block_view(b: &Block, cert: &leasehold_node::certify::Certificate) -> BlockVi
     }
 }
 
-#[utoipa::path(get, path = "/v1/blocks/{height}", responses((status = 200, body = BlockView), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/v1/blocks/{height}", responses((status = 200, body = BlockView), (status = 404, body = crate::error::Problem)), security(("bearer" = ["viewer"])))]
 pub async fn block(
     State(s): State<AppState>,
     caller: Caller,
@@ -158,7 +158,7 @@ pub struct BlocksQuery {
     limit: Option<u64>,
 }
 
-#[utoipa::path(get, path = "/v1/blocks", params(("from" = Option<u64>, Query), ("limit" = Option<u64>, Query)), responses((status = 200, body = Vec<BlockView>)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/v1/blocks", params(("from" = Option<u64>, Query), ("limit" = Option<u64>, Query)), responses((status = 200, body = Vec<BlockView>)), security(("bearer" = ["viewer"])))]
 pub async fn blocks(
     State(s): State<AppState>,
     caller: Caller,
@@ -185,7 +185,7 @@ pub struct TxLookup {
     tx: TxView,
 }
 
-#[utoipa::path(get, path = "/v1/txs/{id}", responses((status = 200, body = TxView), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/v1/txs/{id}", responses((status = 200, body = TxView), (status = 404, body = crate::error::Problem)), security(("bearer" = ["viewer"])))]
 pub async fn tx(State(s): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<TxLookup>, ApiError> {
     caller.require(Role::Viewer)?;
     let tx_id = TxId::from_hex(&id).ok_or_else(|| ApiError::bad("id", "a tx id is 64 hex characters"))?;

@@ -20,7 +20,7 @@ pub fn routes() -> Router<AppState> {
 
 /// The voters in effect on the ledger, each org's standing approval, and
 /// the voters raft has on this node.
-#[utoipa::path(get, path = "/v1/membership", responses((status = 200, body = Object)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/v1/membership", responses((status = 200, body = Object)), security(("bearer" = ["viewer"])))]
 pub async fn show(s: State<AppState>, caller: Caller) -> Result<Json<serde_json::Value>, ApiError> {
     caller.require(Role::Viewer)?;
     let m = s.node.membership()?;
@@ -35,7 +35,7 @@ pub struct Approval {
     pub voters: Vec<String>,
 }
 
-#[utoipa::path(post, path = "/v1/membership", request_body = Approval, responses((status = 200, body = WriteView), (status = 422, body = crate::error::Problem)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/v1/membership", request_body = Approval, responses((status = 200, body = WriteView), (status = 422, body = crate::error::Problem)), security(("bearer" = ["admin"])))]
 pub async fn approve(
     s: State<AppState>,
     caller: Caller,

@@ -34,7 +34,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 #[utoipa::path(post, path = "/v1/runs", request_body(content = String, content_type = "application/yaml", description = "a workflow.yaml"),
-    responses((status = 201, body = RunView), (status = 422, body = crate::error::Problem), (status = 503, body = crate::error::Problem)), security(("bearer" = [])))]
+    responses((status = 201, body = RunView), (status = 422, body = crate::error::Problem), (status = 503, body = crate::error::Problem)), security(("bearer" = ["member"])))]
 pub async fn submit(s: State<AppState>, caller: Caller, body: Bytes) -> Result<(StatusCode, Json<RunView>), ApiError> {
     let user = caller.require(Role::Member)?;
     if body.len() > MAX_WORKFLOW_BYTES {
@@ -45,7 +45,7 @@ pub async fn submit(s: State<AppState>, caller: Caller, body: Bytes) -> Result<(
     Ok((StatusCode::CREATED, Json(RunView::from(&record))))
 }
 
-#[utoipa::path(get, path = "/v1/runs", responses((status = 200, body = Vec<RunView>)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/v1/runs", responses((status = 200, body = Vec<RunView>)), security(("bearer" = ["viewer"])))]
 pub async fn list(s: State<AppState>, caller: Caller) -> Result<Json<Vec<RunView>>, ApiError> {
     caller.require(Role::Viewer)?;
     let mut runs = s.node.runner().list();
@@ -53,13 +53,13 @@ pub async fn list(s: State<AppState>, caller: Caller) -> Result<Json<Vec<RunView
     Ok(Json(runs.iter().map(RunView::from).collect()))
 }
 
-#[utoipa::path(get, path = "/v1/runs/{id}", responses((status = 200, body = RunView), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/v1/runs/{id}", responses((status = 200, body = RunView), (status = 404, body = crate::error::Problem)), security(("bearer" = ["viewer"])))]
 pub async fn show(s: State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<RunView>, ApiError> {
     caller.require(Role::Viewer)?;
     Ok(Json(RunView::from(&s.node.runner().get(&id)?.record())))
 }
 
-#[utoipa::path(post, path = "/v1/runs/{id}/cancel", responses((status = 200, body = RunView), (status = 409, body = crate::error::Problem)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/v1/runs/{id}/cancel", responses((status = 200, body = RunView), (status = 409, body = crate::error::Problem)), security(("bearer" = ["member"])))]
 pub async fn cancel(s: State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<RunView>, ApiError> {
     let user = caller.require(Role::Member)?;
     Ok(Json(RunView::from(&s.node.runner().cancel(&id, &user.name)?)))
@@ -75,7 +75,7 @@ pub struct LogQuery {
 /// Each line is an event `log` whose id is its sequence number and whose
 /// data is the line as JSON; the stream ends with one event `end` carrying
 /// the run's final record.
-#[utoipa::path(get, path = "/v1/runs/{id}/logs", params(LogQuery), responses((status = 200, content_type = "text/event-stream", body = String)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/v1/runs/{id}/logs", params(LogQuery), responses((status = 200, content_type = "text/event-stream", body = String)), security(("bearer" = ["viewer"])))]
 pub async fn logs(
     s: State<AppState>,
     caller: Caller,
@@ -127,7 +127,7 @@ fn follow(run: Arc<LiveRun>, from: u64) -> impl Stream<Item = Result<Event, Infa
 }
 
 #[utoipa::path(post, path = "/v1/runs/{id}/publish", request_body = NewDataset,
-    responses((status = 201, body = WriteView), (status = 409, body = crate::error::Problem)), security(("bearer" = [])))]
+    responses((status = 201, body = WriteView), (status = 409, body = crate::error::Problem)), security(("bearer" = ["admin"])))]
 pub async fn publish(
     s: State<AppState>,
     caller: Caller,

@@ -1,131 +1,13 @@
 //! Router tests: `oneshot` requests, no HTTP socket, against three real
 //! in-process nodes (RocksDB, raft over libp2p on loopback).
 
+mod common;
+
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use axum::Router;
-use leasehold_api::{app, AppState};
-use leasehold_node::users::Role;
-use leasehold_node::NodeHandle;
+use axum::http::StatusCode;
+use common::*;
 use serde_json::{json, Value};
-use tower::ServiceExt;
-
-#[path = "../../tests/common/ports.rs"]
-mod ports;
-
-struct Org {
-    node: NodeHandle,
-    app: Router,
-    admin: String,
-    member: String,
-    viewer: String,
-}
-
-async fn network(dir: &std::path::Path) -> Vec<Org> {
-    let held = ports::reserve(6);
-    let ports: Vec<u16> = held.iter().map(|p| p.number).collect();
-    // The nodes live as long as the test; so do their ports' locks.
-    std::mem::forget(held);
-    let opts = leasehold_node::init::InitOptions {
-        orgs: 3,
-        network_id: "router-test".into(),
-        host: "127.0.0.1".into(),
-        p2p_ports: ports[..3].to_vec(),
-        api_ports: ports[3..].to_vec(),
-        now_ms: leasehold_node::now_ms(),
-    };
-    leasehold_node::init::init(dir, &opts).unwrap();
-    let mut orgs = Vec::new();
-    for i in 1..=3 {
-        let odir = dir.join(format!("org{i}"));
-        let cfg = leasehold_node::config::NodeConfig::load(&odir.join("node.toml")).unwrap();
-        let (node, tasks) = leasehold_node::start(cfg).await.unwrap();
-        std::mem::forget(tasks); // the runtime ends with the test
-        let state = AppState::new(node.clone()).unwrap();
-        let now = leasehold_node::now_ms();
-        orgs.push(Org {
-            admin: std::fs::read_to_string(odir.join("admin.token")).unwrap(),
-            member: state.users.add("mia", Role::Member, now).unwrap(),
-            viewer: state.users.add("vic", Role::Viewer, now).unwrap(),
-            app: app(state),
-            node,
-        });
-    }
-    for _ in 0..200 {
-        let mut leaders = Vec::new();
-        for o in &orgs {
-            leaders.push(o.node.leader_org());
-        }
-        if leaders[0].is_some() && leaders.iter().all(|l| *l == leaders[0]) {
-            return orgs;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("no leader");
-}
-
-async fn call(
-    app: &Router,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<String>,
-) -> (StatusCode, Value) {
-    let mut req = Request::builder().method(method).uri(path);
-    if let Some(t) = token {
-        req = req.header("authorization", format!("Bearer {t}"));
-    }
-    let req = match body {
-        Some(b) => req.header("content-type", "application/json").body(Body::from(b)),
-        None => req.body(Body::empty()),
-    }
-    .unwrap();
-    let resp = app.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let problem = status.is_client_error() || status.is_server_error();
-    let ctype = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
-    let bytes = axum::body::to_bytes(resp.into_body(), 64 << 20).await.unwrap();
-    if problem {
-        assert_eq!(ctype, "application/problem+json", "{method} {path}: {}", String::from_utf8_lossy(&bytes));
-    }
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
-}
-
-async fn wait_lease(o: &Org, id: &str, status: &str) {
-    for _ in 0..100 {
-        let (code, l) = call(&o.app, "GET", &format!("/v1/leases/{id}"), Some(&o.viewer), None).await;
-        if code == 200 && l["status"] == status {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
-    panic!("lease {id} never {status}");
-}
-
-/// Writes commit on the node that made them; other nodes apply the block a
-/// moment later.
-async fn wait_dataset(o: &Org, id: &str, version: u64) {
-    for _ in 0..100 {
-        let (code, d) = call(&o.app, "GET", &format!("/v1/datasets/{id}"), Some(&o.viewer), None).await;
-        if code == 200 && d["version"].as_u64() == Some(version) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
-    panic!("dataset {id} v{version} never arrived");
-}
-
-fn dataset_body(id: &str) -> String {
-    json!({
-        "id": id, "title": "Iris", "tags": ["flowers"],
-        "policy": {"allowed_orgs": ["org2"], "max_lease_ms": 60_000},
-        "public_metadata": {"rows": 150},
-        "private_metadata": {"location": "s3://x/iris.csv"},
-    })
-    .to_string()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_endpoint_works_for_the_right_role() {

@@ -3,11 +3,12 @@
 //! the ledger at every request; the lessee verifies everything it receives
 //! against the content hash on the ledger before anything may use it.
 
+use std::collections::HashMap;
 use std::fs;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use leasehold_chaincode::{query, Lease, LeaseStatus};
+use leasehold_chaincode::{query, Lease, LeaseStatus, StateRead};
 use leasehold_network::PeerId;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -37,34 +38,57 @@ pub enum DataReply {
 
 /// Answers a lessee's request, or says why not. Runs on the owner's node.
 pub(crate) fn serve(inner: &Inner, from: PeerId, req: DataRequest) -> std::result::Result<DataReply, String> {
-    let requester = inner.org_of_peer.get(&from).ok_or("unknown peer")?;
-    let lease_id = match &req {
-        DataRequest::Manifest { lease_id } | DataRequest::Chunk { lease_id, .. } => lease_id,
+    let owner = Owner {
+        org: &inner.cfg.org,
+        state: &inner.ledger.store,
+        data_dir: &inner.cfg.data_dir,
+        org_of_peer: &inner.org_of_peer,
     };
-    let store = &inner.ledger.store;
-    let lease = query::lease(store, lease_id).map_err(|e| e.to_string())?.ok_or("no such lease")?;
-    if lease.owner != inner.cfg.org || &lease.lessee != requester {
-        return Err(format!("lease {lease_id} is not between {} and {requester}", inner.cfg.org));
-    }
-    if let Some(reason) = lease.inactive_reason(inner.ledger_now()) {
-        return Err(reason);
-    }
-    let version = lease.dataset_version.ok_or("lease has no dataset version")?;
-    let ds = query::dataset_version(store, &lease.dataset_id, version)
-        .map_err(|e| e.to_string())?
-        .ok_or("dataset version not found")?;
-    let dirs = DataDirs::new(&inner.cfg.data_dir);
-    let manifest = dirs
-        .dataset_manifest(&ds.id, &ds.spec.content_hash)
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("{} holds no files for dataset {} version {version}", inner.cfg.org, ds.id))?;
-    match req {
-        DataRequest::Manifest { .. } => Ok(DataReply::Manifest(manifest)),
-        DataRequest::Chunk { path, offset, len, .. } => {
-            let entry = manifest.files.iter().find(|f| f.path == path).ok_or("no such file in the dataset")?;
-            let len = len.min(CHUNK_BYTES).min(entry.size_bytes.saturating_sub(offset));
-            let file = dirs.dataset(&ds.id, &ds.spec.content_hash).join(&entry.path);
-            read_chunk(&file, offset, len).map_err(|e| format!("{}: {e}", entry.path))
+    owner.serve(inner.ledger_now(), from, req)
+}
+
+/// What the owner's node checks a request against: its own org, its ledger
+/// state, its dataset files, and which org each peer identity belongs to.
+pub(crate) struct Owner<'a, S> {
+    pub org: &'a str,
+    pub state: &'a S,
+    pub data_dir: &'a Path,
+    pub org_of_peer: &'a HashMap<PeerId, String>,
+}
+
+impl<S: StateRead> Owner<'_, S> {
+    /// Every request, the manifest and each chunk alike, is checked against
+    /// the lease as the ledger has it at `now_ms`: a transfer stops at the
+    /// first chunk asked for after the lease ends.
+    pub fn serve(&self, now_ms: i64, from: PeerId, req: DataRequest) -> std::result::Result<DataReply, String> {
+        let requester = self.org_of_peer.get(&from).ok_or("unknown peer")?;
+        let lease_id = match &req {
+            DataRequest::Manifest { lease_id } | DataRequest::Chunk { lease_id, .. } => lease_id,
+        };
+        let lease = query::lease(self.state, lease_id).map_err(|e| e.to_string())?.ok_or("no such lease")?;
+        if lease.owner != self.org || &lease.lessee != requester {
+            return Err(format!("lease {lease_id} is not between {} and {requester}", self.org));
+        }
+        if let Some(reason) = lease.inactive_reason(now_ms) {
+            return Err(reason);
+        }
+        let version = lease.dataset_version.ok_or("lease has no dataset version")?;
+        let ds = query::dataset_version(self.state, &lease.dataset_id, version)
+            .map_err(|e| e.to_string())?
+            .ok_or("dataset version not found")?;
+        let dirs = DataDirs::new(self.data_dir);
+        let manifest = dirs
+            .dataset_manifest(&ds.id, &ds.spec.content_hash)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("{} holds no files for dataset {} version {version}", self.org, ds.id))?;
+        match req {
+            DataRequest::Manifest { .. } => Ok(DataReply::Manifest(manifest)),
+            DataRequest::Chunk { path, offset, len, .. } => {
+                let entry = manifest.files.iter().find(|f| f.path == path).ok_or("no such file in the dataset")?;
+                let len = len.min(CHUNK_BYTES).min(entry.size_bytes.saturating_sub(offset));
+                let file = dirs.dataset(&ds.id, &ds.spec.content_hash).join(&entry.path);
+                read_chunk(&file, offset, len).map_err(|e| format!("{}: {e}", entry.path))
+            }
         }
     }
 }
@@ -200,3 +224,7 @@ impl NodeHandle {
         }))
     }
 }
+
+#[cfg(test)]
+#[path = "plane_tests.rs"]
+mod tests;

@@ -1,0 +1,253 @@
+//! Every operation the OpenAPI document lists, by every role and from every
+//! org. The document names the least role each operation needs (its bearer
+//! scope). For each operation: no token, and a token of another org's node,
+//! get 401; each role below the one named gets 403; the role named succeeds,
+//! and what it did is checked. The lease-gated read is tried by the lessee,
+//! another org, the owner, and after the lease ends. An operation the
+//! document lists and this test does not call fails the test.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use common::*;
+use leasehold_chaincode::{canonical, Payload};
+use serde_json::{json, Value};
+
+const ROLES: [&str; 3] = ["viewer", "member", "admin"];
+
+struct Matrix<'a> {
+    orgs: &'a [Org],
+    doc: Value,
+    called: BTreeSet<(String, String)>,
+}
+
+impl Matrix<'_> {
+    fn token<'t>(o: &'t Org, role: &str) -> &'t str {
+        match role {
+            "viewer" => &o.viewer,
+            "member" => &o.member,
+            _ => &o.admin,
+        }
+    }
+
+    /// The least role the document says `method template` needs, or `None`
+    /// for a public operation.
+    fn role(&self, method: &str, template: &str) -> Option<String> {
+        let op = &self.doc["paths"][template][method.to_lowercase()];
+        assert!(op.is_object(), "the OpenAPI document lacks {method} {template}");
+        let scopes = op["security"][0]["bearer"].as_array()?;
+        assert_eq!(scopes.len(), 1, "{method} {template} names one role: {scopes:?}");
+        let role = scopes[0].as_str().unwrap().to_string();
+        assert!(ROLES.contains(&role.as_str()), "{method} {template}: unknown role {role}");
+        Some(role)
+    }
+
+    /// Calls `method path` (the document's `template` made concrete) on org
+    /// `o`'s node: first as nobody, as another node's admin and as each role
+    /// below the one needed, each refused; then as the role needed, whose
+    /// status must be `want`. Returns that response's body.
+    async fn op(&mut self, o: usize, method: &str, template: &str, path: &str, body: Option<&str>, want: u16) -> Value {
+        self.op_bytes(o, method, template, path, body.map(|b| b.as_bytes().to_vec()), want).await
+    }
+
+    async fn op_bytes(
+        &mut self,
+        o: usize,
+        method: &str,
+        template: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+        want: u16,
+    ) -> Value {
+        self.called.insert((method.to_lowercase(), template.to_string()));
+        let org = &self.orgs[o];
+        let role = self.role(method, template);
+        if let Some(role) = &role {
+            let stranger = &self.orgs[(o + 1) % self.orgs.len()].admin;
+            for (token, why) in [(None, "no token"), (Some(stranger.as_str()), "another node's admin token")] {
+                let (code, p) = send(&org.app, method, path, token, body.clone()).await;
+                assert_eq!(code, StatusCode::UNAUTHORIZED, "{method} {path} with {why}: {p}");
+            }
+            for lower in ROLES.iter().take_while(|r| *r != role) {
+                let (code, p) = send(&org.app, method, path, Some(Self::token(org, lower)), body.clone()).await;
+                assert_eq!(code, StatusCode::FORBIDDEN, "{method} {path} as {lower}: {p}");
+                assert!(p["detail"].as_str().unwrap().contains(&format!("{role} role")), "{method} {path}: {p}");
+            }
+        }
+        let token = role.as_deref().map(|r| Self::token(org, r));
+        let (code, v) = send(&org.app, method, path, token, body).await;
+        assert_eq!(code.as_u16(), want, "{method} {path} as {role:?}: {v}");
+        v
+    }
+
+    fn uncalled(&self) -> Vec<(String, String)> {
+        let mut all = Vec::new();
+        for (path, ops) in self.doc["paths"].as_object().unwrap() {
+            for method in ops.as_object().unwrap().keys() {
+                all.push((method.clone(), path.clone()));
+            }
+        }
+        all.into_iter().filter(|k| !self.called.contains(k)).collect()
+    }
+}
+
+async fn wait_run(o: &Org, id: &str, status: &str) -> Value {
+    for _ in 0..400 {
+        let (_, r) = call(&o.app, "GET", &format!("/v1/runs/{id}"), Some(&o.viewer), None).await;
+        if r["status"] == status {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("run {id} never {status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operation_by_every_role_from_every_org() {
+    let dir = tempfile::tempdir().unwrap();
+    let orgs = network(dir.path()).await;
+    let (_, doc) = call(&orgs[0].app, "GET", "/v1/openapi.json", None, None).await;
+    let mut m = Matrix { orgs: &orgs, doc, called: BTreeSet::new() };
+    let (o1, o2, o3) = (&orgs[0], &orgs[1], &orgs[2]);
+
+    let s = m.op(0, "GET", "/v1/status", "/v1/status", None, 200).await;
+    assert_eq!(s["org"], "org1");
+
+    // Datasets: org1 stages a file, registers, updates; everyone reads.
+    let f = m.op(0, "PUT", "/v1/datasets/{id}/files/{path}", "/v1/datasets/iris/files/a.csv", Some("1,2\n"), 201).await;
+    assert_eq!(f["size_bytes"], 4);
+    let ds = m.op(0, "POST", "/v1/datasets", "/v1/datasets", Some(&dataset_body("iris")), 201).await;
+    assert_eq!(ds["resource"]["size_bytes"], 4, "the staged file is in the dataset: {ds}");
+    let patch = json!({"title": "Iris v2"}).to_string();
+    let v2 = m.op(0, "PATCH", "/v1/datasets/{id}", "/v1/datasets/iris", Some(&patch), 200).await;
+    assert_eq!(v2["resource"]["version"], 2);
+    wait_dataset(o2, "iris", 2).await;
+    wait_dataset(o3, "iris", 2).await;
+    let list = m.op(1, "GET", "/v1/datasets", "/v1/datasets", None, 200).await;
+    assert!(list["items"].as_array().unwrap().iter().any(|d| d["id"] == "iris"), "{list}");
+    let shown = m.op(2, "GET", "/v1/datasets/{id}", "/v1/datasets/iris", None, 200).await;
+    assert_eq!(shown["title"], "Iris v2");
+
+    // A lease: org2 requests, org1 grants and extends, org2 reads and releases.
+    let lease_body = json!({"duration_ms": 30_000}).to_string();
+    let req = m.op(1, "POST", "/v1/datasets/{id}/leases", "/v1/datasets/iris/leases", Some(&lease_body), 201).await;
+    let lease = req["resource"]["id"].as_str().unwrap().to_string();
+    wait_lease(o1, &lease, "requested").await;
+    let mine = m.op(0, "GET", "/v1/leases", "/v1/leases?role=owner", None, 200).await;
+    assert!(mine.as_array().unwrap().iter().any(|l| l["id"] == lease), "{mine}");
+    let one = m.op(0, "GET", "/v1/leases/{id}", &format!("/v1/leases/{lease}"), None, 200).await;
+    assert_eq!(one["status"], "requested");
+    let g = m.op(0, "POST", "/v1/leases/{id}/grant", &format!("/v1/leases/{lease}/grant"), None, 200).await;
+    assert_eq!(g["resource"]["status"], "active");
+    let before = g["resource"]["expires_at_ms"].as_i64().unwrap();
+    let extend = json!({"extra_ms": 1000}).to_string();
+    let e = m.op(0, "POST", "/v1/leases/{id}/extend", &format!("/v1/leases/{lease}/extend"), Some(&extend), 200).await;
+    assert_eq!(e["resource"]["expires_at_ms"].as_i64().unwrap(), before + 1000);
+    wait_lease(o2, &lease, "active").await;
+
+    // The lease-gated read: the lessee only, and only while the lease is active.
+    let meta_path = format!("/v1/leases/{lease}/metadata");
+    let meta = m.op(1, "GET", "/v1/leases/{id}/metadata", &meta_path, None, 200).await;
+    assert_eq!(meta["private_metadata"], json!({"location": "s3://x/iris.csv"}));
+    for (o, who) in [(o3, "org3"), (o1, "org1")] {
+        let (code, p) = call(&o.app, "GET", &meta_path, Some(&o.member), None).await;
+        assert_eq!(code, 403, "{who}: {p}");
+        assert!(p["detail"].as_str().unwrap().contains(&format!("held by org2, not by {who}")), "{p}");
+    }
+    let log = m.op(1, "GET", "/v1/leases/{id}/access-log", &format!("/v1/leases/{lease}/access-log"), None, 200).await;
+    assert_eq!(log[0]["reader"], "mia", "{log}");
+    let rel = m.op(1, "POST", "/v1/leases/{id}/release", &format!("/v1/leases/{lease}/release"), None, 200).await;
+    assert_eq!(rel["resource"]["status"], "released");
+    let (code, p) = call(&o2.app, "GET", &meta_path, Some(&o2.member), None).await;
+    assert!(code == 403 && p["detail"].as_str().unwrap().contains("was released at"), "{p}");
+
+    // Deny and revoke, each on a lease of its own.
+    let r2 = m.op(1, "POST", "/v1/datasets/{id}/leases", "/v1/datasets/iris/leases", Some(&lease_body), 201).await;
+    let l2 = r2["resource"]["id"].as_str().unwrap().to_string();
+    wait_lease(o1, &l2, "requested").await;
+    let deny = json!({"reason": "no"}).to_string();
+    let d = m.op(0, "POST", "/v1/leases/{id}/deny", &format!("/v1/leases/{l2}/deny"), Some(&deny), 200).await;
+    assert_eq!(d["resource"]["status"], "denied");
+    let r3 = m.op(1, "POST", "/v1/datasets/{id}/leases", "/v1/datasets/iris/leases", Some(&lease_body), 201).await;
+    let l3 = r3["resource"]["id"].as_str().unwrap().to_string();
+    wait_lease(o1, &l3, "requested").await;
+    m.op(0, "POST", "/v1/leases/{id}/grant", &format!("/v1/leases/{l3}/grant"), None, 200).await;
+    let revoke = json!({"reason": "audit"}).to_string();
+    let r = m.op(0, "POST", "/v1/leases/{id}/revoke", &format!("/v1/leases/{l3}/revoke"), Some(&revoke), 200).await;
+    assert_eq!(r["resource"]["status"], "revoked");
+
+    // After expiry, by the node's own clock, the lessee reads nothing.
+    let short = json!({"duration_ms": 1_500}).to_string();
+    let r4 = m.op(1, "POST", "/v1/datasets/{id}/leases", "/v1/datasets/iris/leases", Some(&short), 201).await;
+    let l4 = r4["resource"]["id"].as_str().unwrap().to_string();
+    wait_lease(o1, &l4, "requested").await;
+    let g4 = m.op(0, "POST", "/v1/leases/{id}/grant", &format!("/v1/leases/{l4}/grant"), None, 200).await;
+    let expires = g4["resource"]["expires_at_ms"].as_i64().unwrap();
+    while o2.node.ledger_now() <= expires {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (code, p) = call(&o2.app, "GET", &format!("/v1/leases/{l4}/metadata"), Some(&o2.member), None).await;
+    assert!(code == 403 && p["detail"].as_str().unwrap().contains("expired at"), "{p}");
+
+    // The ledger: a raw signed tx, then reads of it and its block.
+    let tx = o2.node.sign(Payload::RequestLease {
+        lease_id: "raw-tx".into(),
+        dataset_id: "iris".into(),
+        duration_ms: 1_000,
+        purpose: "raw".into(),
+    });
+    let out = m.op_bytes(1, "POST", "/v1/txs", "/v1/txs", Some(canonical::to_bytes(&vec![tx.clone()])), 200).await;
+    assert_eq!(out[0]["status"], "committed", "{out}");
+    let id = tx.id().to_hex();
+    let t = m.op(1, "GET", "/v1/txs/{id}", &format!("/v1/txs/{id}"), None, 200).await;
+    let height = t["height"].as_u64().unwrap();
+    let b = m.op(1, "GET", "/v1/blocks/{height}", &format!("/v1/blocks/{height}"), None, 200).await;
+    assert!(b["txs"].as_array().unwrap().iter().any(|t| t["tx_id"] == id), "{b}");
+    let bs = m.op(1, "GET", "/v1/blocks", &format!("/v1/blocks?from={height}&limit=1"), None, 200).await;
+    assert_eq!(bs[0]["hash"], b["hash"]);
+    let h = m.op(0, "GET", "/v1/history/{kind}/{id}", &format!("/v1/history/lease/{lease}"), None, 200).await;
+    assert_eq!(h.as_array().unwrap().len(), 4, "requested, granted, extended, released: {h}");
+
+    // Users and membership.
+    let user = json!({"name": "new", "role": "viewer"}).to_string();
+    let u = m.op(0, "POST", "/v1/users", "/v1/users", Some(&user), 201).await;
+    let (code, _) = call(&o1.app, "GET", "/v1/datasets", u["token"].as_str(), None).await;
+    assert_eq!(code, 200, "the new user's token works");
+    let voters = json!(["org1", "org2", "org3"]);
+    let approve = json!({"voters": voters}).to_string();
+    m.op(0, "POST", "/v1/membership", "/v1/membership", Some(&approve), 200).await;
+    let ms = m.op(0, "GET", "/v1/membership", "/v1/membership", None, 200).await;
+    assert_eq!(ms["voters"], voters);
+    assert_eq!(ms["approvals"], json!([["org1", voters]]), "org1's approval stands: {ms}");
+
+    // Runs: one succeeds and is published, one is cancelled.
+    let yaml = "jobs: [\"echo derived > $OUTPUT_DIR/out.txt; echo done\"]\ncmd_mode: shell\n".to_string();
+    let run = m.op(1, "POST", "/v1/runs", "/v1/runs", Some(&yaml), 201).await;
+    let rid = run["id"].as_str().unwrap().to_string();
+    wait_run(o2, &rid, "succeeded").await;
+    let runs = m.op(1, "GET", "/v1/runs", "/v1/runs", None, 200).await;
+    assert!(runs.as_array().unwrap().iter().any(|r| r["id"] == rid), "{runs}");
+    let shown = m.op(1, "GET", "/v1/runs/{id}", &format!("/v1/runs/{rid}"), None, 200).await;
+    assert_eq!(shown["jobs"][0]["status"], "succeeded", "{shown}");
+    let logs = m.op(1, "GET", "/v1/runs/{id}/logs", &format!("/v1/runs/{rid}/logs"), None, 200).await;
+    let events = logs.as_str().unwrap();
+    assert!(events.contains("event: log") && events.contains("\"done\"") && events.contains("event: end"), "{events}");
+    let derived = dataset_body("derived");
+    let p = m.op(1, "POST", "/v1/runs/{id}/publish", &format!("/v1/runs/{rid}/publish"), Some(&derived), 201).await;
+    assert_eq!(p["resource"]["derived_from_run"], rid.as_str(), "{p}");
+    let sleeper = "jobs: [\"sleep 30\"]\ncmd_mode: shell\n".to_string();
+    let run = m.op(1, "POST", "/v1/runs", "/v1/runs", Some(&sleeper), 201).await;
+    let sid = run["id"].as_str().unwrap().to_string();
+    wait_run(o2, &sid, "running").await;
+    m.op(1, "POST", "/v1/runs/{id}/cancel", &format!("/v1/runs/{sid}/cancel"), None, 200).await;
+    wait_run(o2, &sid, "cancelled").await;
+
+    // Retiring comes last: it ends the dataset's life.
+    let gone = m.op(0, "DELETE", "/v1/datasets/{id}", "/v1/datasets/iris", None, 200).await;
+    assert_eq!(gone["resource"]["retired"], true, "{gone}");
+
+    assert_eq!(m.uncalled(), Vec::<(String, String)>::new(), "operations in the document this test never called");
+}
