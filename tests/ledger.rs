@@ -177,19 +177,43 @@ async fn verify_names_the_height_of_a_corrupted_block() {
     let ok = verify();
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
     assert!(String::from_utf8_lossy(&ok.stdout).contains(status["head_hash"].as_str().unwrap()));
-    // Flip one byte inside the block at height 2.
-    {
-        let cfs = ["raft_log", "raft_meta", "blocks", "txs", "state", "indexes", "meta"];
-        let db = rocksdb::DB::open_cf(&rocksdb::Options::default(), dir.join("ledger"), cfs).unwrap();
-        let cf = db.cf_handle("blocks").unwrap();
-        let mut bytes = db.get_cf(cf, 2u64.to_be_bytes()).unwrap().unwrap();
-        let at = bytes.len() - 40;
+    let cfs = ["raft_log", "raft_meta", "blocks", "txs", "state", "indexes", "meta"];
+    let open = || rocksdb::DB::open_cf(&rocksdb::Options::default(), dir.join("ledger"), cfs).unwrap();
+    let flip = |cf: &str, key: &[u8]| {
+        let db = open();
+        let cf = db.cf_handle(cf).unwrap();
+        let mut bytes = db.get_cf(cf, key).unwrap().unwrap();
+        let at = bytes.len().saturating_sub(40);
         bytes[at] ^= 0x01;
-        db.put_cf(cf, 2u64.to_be_bytes(), bytes).unwrap();
+        db.put_cf(cf, key, bytes).unwrap();
+    };
+    let failure = || {
+        let out = verify();
+        assert!(!out.status.success(), "verify passed a corrupt store");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    // One byte in the state column family, then one in the indexes: the
+    // chain checks out, the stored state does not.
+    for cf in ["state", "indexes"] {
+        let (key, value) = {
+            let db = open();
+            let h = db.cf_handle(cf).unwrap();
+            let (k, v) = db.iterator_cf(h, rocksdb::IteratorMode::Start).next().unwrap().unwrap();
+            db.put_cf(h, &k, [&v[..], &[0]].concat()).unwrap();
+            (k.to_vec(), v.to_vec())
+        };
+        let err = failure();
+        assert!(err.contains("the stored state and indexes differ"), "{cf}: {err}");
+        let db = open();
+        db.put_cf(db.cf_handle(cf).unwrap(), &key, &value).unwrap();
+        drop(db);
+        assert!(verify().status.success(), "restored {cf}");
     }
-    let bad = verify();
-    assert!(!bad.status.success());
-    let err = String::from_utf8_lossy(&bad.stderr);
+    // One byte inside the blocks at heights 3 and 2: the first bad height is named.
+    flip("blocks", &3u64.to_be_bytes());
+    assert!(failure().contains("verification failed at height 3"));
+    flip("blocks", &2u64.to_be_bytes());
+    let err = failure();
     assert!(err.contains("verification failed at height 2"), "{err}");
     // The node itself checks its recent blocks at start: it refuses to serve
     // the corrupt store, names the height and says how to recover.

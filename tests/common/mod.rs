@@ -139,9 +139,23 @@ impl TestNet {
     }
 
     pub fn spawn(&mut self, i: usize) {
+        self.spawn_under(i, &[]);
+    }
+
+    /// Starts node `i` as the last arguments of `wrapper` (`unshare ...`);
+    /// plainly when `wrapper` is empty.
+    pub fn spawn_under(&mut self, i: usize, wrapper: &[&str]) {
         let node = &mut self.nodes[i];
         let log = std::fs::OpenOptions::new().create(true).append(true).open(node.dir.join("node.log")).unwrap();
-        let child = Command::new(bin())
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(bin());
+                c
+            }
+            None => Command::new(bin()),
+        };
+        let child = cmd
             .args(["start", "--config"])
             .arg(node.dir.join("node.toml"))
             .env("RUST_LOG", "info,openraft=warn,libp2p=warn")

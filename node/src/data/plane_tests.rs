@@ -10,7 +10,6 @@ use leasehold_network::PeerId;
 use super::{DataReply, DataRequest, Owner, CHUNK_BYTES};
 use crate::data::{DataDirs, Manifest};
 
-#[allow(dead_code)]
 #[path = "../../../chaincode/tests/common/mod.rs"]
 mod net;
 use net::{grant, policy, register, request, spec, HOUR, T0};
