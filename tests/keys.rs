@@ -80,7 +80,8 @@ async fn neither_a_former_lessee_nor_an_allowed_org_holds_anything_that_opens_th
     wait_dataset(&net, 1, "sealed").await;
     wait_dataset(&net, 2, "auto").await;
     // org2 leases and reads `sealed`; org3 may lease `auto` at any time but never does.
-    let l = lease(&net, "sealed", 2_000).await;
+    // Long enough for the read below on a loaded machine.
+    let l = lease(&net, "sealed", 6_000).await;
     let id = l["id"].as_str().unwrap();
     let (code, m) = net.call(1, "GET", &format!("/v1/leases/{id}/metadata"), None, None).await;
     assert_eq!((code, &m["private_metadata"]), (200, &private), "{m}");
@@ -117,7 +118,9 @@ async fn reads_across_expiry_are_all_decided_before_it_and_audited_by_the_owner(
     assert_eq!(register(&net, "tide", "owner", &["org2"], &json!({"password": SECRET})).await.0, 201);
     wait_dataset(&net, 1, "tide").await;
     let mut leases = Vec::new();
-    for ms in [1_500, 2_000, 2_500, 3_000, 3_500] {
+    // Staggered expiries, the first far enough off that all five are granted
+    // and active before it on a loaded machine.
+    for ms in [5_000, 5_500, 6_000, 6_500, 7_000] {
         leases.push(lease(&net, "tide", ms).await);
     }
     let ids: Vec<String> = leases.iter().map(|l| l["id"].as_str().unwrap().to_string()).collect();

@@ -186,7 +186,9 @@ async fn every_operation_by_every_role_from_every_org() {
     wait_lease(o1, &l4, "requested").await;
     let g4 = m.op(0, "POST", "/v1/leases/{id}/grant", &format!("/v1/leases/{l4}/grant"), None, 200).await;
     let expires = g4["resource"]["expires_at_ms"].as_i64().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while o2.node.ledger_now() <= expires {
+        assert!(std::time::Instant::now() < deadline, "org2's node never reached the lease's expiry");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let (code, p) = call(&o2.app, "GET", &format!("/v1/leases/{l4}/metadata"), Some(&o2.member), None).await;

@@ -118,8 +118,9 @@ async fn the_sandbox_reads_volumes_and_writes_only_to_its_own_directories() {
     let (j, lines, _) = sandboxed(sb.clone(), "echo tampered > /data/v/in.txt", vol.path()).await;
     assert_eq!(j.status, Status::Failed);
     assert!(lines.iter().any(|l| l.contains("Read-only file system")), "{lines:?}");
-    let (j, _, _) = sandboxed(sb.clone(), "touch /data/v/new.txt", vol.path()).await;
+    let (j, lines, _) = sandboxed(sb.clone(), "touch /data/v/new.txt", vol.path()).await;
     assert_eq!(j.status, Status::Failed);
+    assert!(lines.iter().any(|l| l.contains("Read-only file system")), "{lines:?}");
     assert_eq!(std::fs::read_to_string(vol.path().join("in.txt")).unwrap(), "leased bytes\n");
     assert!(!vol.path().join("new.txt").exists());
 

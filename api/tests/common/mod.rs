@@ -25,22 +25,33 @@ pub struct Org {
     pub dir: std::path::PathBuf,
 }
 
+/// Three orgs, each with a node and its router.
 pub async fn network(dir: &std::path::Path) -> Vec<Org> {
-    let held = ports::reserve(6);
+    network_of(dir, 3).await
+}
+
+/// A network of one org: its node commits alone, at once, so tests of the
+/// API itself (auth, input checks, errors) need no consensus round.
+pub async fn one_node(dir: &std::path::Path) -> Org {
+    network_of(dir, 1).await.remove(0)
+}
+
+pub async fn network_of(dir: &std::path::Path, n: usize) -> Vec<Org> {
+    let held = ports::reserve(2 * n);
     let ports: Vec<u16> = held.iter().map(|p| p.number).collect();
     // The nodes live as long as the test; so do their ports' locks.
     std::mem::forget(held);
     let opts = leasehold_node::init::InitOptions {
-        orgs: 3,
+        orgs: n,
         network_id: "router-test".into(),
         host: "127.0.0.1".into(),
-        p2p_ports: ports[..3].to_vec(),
-        api_ports: ports[3..].to_vec(),
+        p2p_ports: ports[..n].to_vec(),
+        api_ports: ports[n..].to_vec(),
         now_ms: leasehold_node::now_ms(),
     };
     leasehold_node::init::init(dir, &opts).unwrap();
     let mut orgs = Vec::new();
-    for i in 1..=3 {
+    for i in 1..=n {
         let odir = dir.join(format!("org{i}"));
         let cfg = leasehold_node::config::NodeConfig::load(&odir.join("node.toml")).unwrap();
         let (node, tasks) = leasehold_node::start(cfg).await.unwrap();
@@ -66,7 +77,7 @@ pub async fn network(dir: &std::path::Path) -> Vec<Org> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("no leader");
+    panic!("no agreed leader within 10 s");
 }
 
 pub async fn call(
