@@ -209,6 +209,29 @@ async fn verify_names_the_height_of_a_corrupted_block() {
         drop(db);
         assert!(verify().status.success(), "restored {cf}");
     }
+    // A tx index entry moved to another place, then one removed.
+    let (key, value) = {
+        let db = open();
+        let h = db.cf_handle("txs").unwrap();
+        let (k, v) = db.iterator_cf(h, rocksdb::IteratorMode::Start).next().unwrap().unwrap();
+        let (height, index): (u64, u32) = decode_location(&v);
+        db.put_cf(h, &k, [&height.to_le_bytes()[..], &(index + 1).to_le_bytes()].concat()).unwrap();
+        (k.to_vec(), v.to_vec())
+    };
+    assert!(failure().contains("the tx index puts tx"));
+    let db = open();
+    db.delete_cf(db.cf_handle("txs").unwrap(), &key).unwrap();
+    drop(db);
+    assert!(failure().contains("the tx index puts tx"), "a missing entry is named too");
+    let db = open();
+    db.put_cf(db.cf_handle("txs").unwrap(), &key, &value).unwrap();
+    db.put_cf(db.cf_handle("txs").unwrap(), [7u8; 32], &value).unwrap();
+    drop(db);
+    assert!(failure().contains("the tx index holds"), "an extra entry");
+    let db = open();
+    db.delete_cf(db.cf_handle("txs").unwrap(), [7u8; 32]).unwrap();
+    drop(db);
+    assert!(verify().status.success(), "restored txs");
     // One byte inside the blocks at heights 3 and 2: the first bad height is named.
     flip("blocks", &3u64.to_be_bytes());
     assert!(failure().contains("verification failed at height 3"));
@@ -317,4 +340,11 @@ async fn the_node_and_another_signer_for_one_org_do_not_stale_each_others_nonces
     let (code, out) =
         net.call(1, "POST", "/v1/datasets/ds/leases", None, Some(serde_json::json!({"duration_ms": 1000}))).await;
     assert_eq!(code, 201, "{out}");
+}
+
+/// A stored tx location: (height, index) as fixed-width little-endian, the
+/// store's encoding.
+fn decode_location(bytes: &[u8]) -> (u64, u32) {
+    assert_eq!(bytes.len(), 12, "a tx location is 12 bytes");
+    (u64::from_le_bytes(bytes[..8].try_into().unwrap()), u32::from_le_bytes(bytes[8..].try_into().unwrap()))
 }

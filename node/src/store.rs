@@ -154,6 +154,16 @@ impl Store {
         }
         Ok(c)
     }
+
+    /// How many txs the tx index holds: O(txs), for checks.
+    pub fn count_indexed_txs(&self) -> Result<u64> {
+        let mut n = 0;
+        for item in self.db.iterator_cf(self.cf(CF_TXS), IteratorMode::Start) {
+            item?;
+            n += 1;
+        }
+        Ok(n)
+    }
 }
 
 /// Chaincode keys under `idx/` are secondary indexes and live in their own cf.

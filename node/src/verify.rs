@@ -75,6 +75,7 @@ pub fn verify(data_dir: &Path) -> Result<Verified> {
     let mut state = MemState::default();
     let mut commitment = Commitment::empty();
     let last = stored_head.map(|h| h.height).unwrap_or(0);
+    let mut valid_txs = 0u64;
     for height in 1..=last {
         let bad = |reason: String| NodeError::Verify { height, reason };
         let stored = match store.block(height) {
@@ -88,6 +89,7 @@ pub fn verify(data_dir: &Path) -> Result<Verified> {
         if rebuilt != stored {
             return Err(bad(describe_mismatch(&stored, &rebuilt)));
         }
+        valid_txs += check_tx_index(&store, &stored).map_err(bad)?;
         state.apply_writes(writes);
         commitment = next;
         head = block::head_after(&stored);
@@ -101,6 +103,12 @@ pub fn verify(data_dir: &Path) -> Result<Verified> {
     // chain commits to.
     if store.compute_commitment()?.root() != head.state_root {
         let reason = "the stored state and indexes differ from the state the chain commits to".into();
+        return Err(NodeError::Verify { height: last, reason });
+    }
+    // The tx index holds exactly the chain's valid txs (each checked above).
+    let indexed = store.count_indexed_txs()?;
+    if indexed != valid_txs {
+        let reason = format!("the tx index holds {indexed} txs; the chain has {valid_txs} valid ones");
         return Err(NodeError::Verify { height: last, reason });
     }
     let (certified_blocks, conflicts) = check_certificates(&store, &genesis)?;
@@ -178,4 +186,20 @@ fn describe_mismatch(stored: &Block, rebuilt: &Block) -> String {
     } else {
         "block differs from its re-execution".into()
     }
+}
+
+/// Each valid tx of `block` is indexed at its place; returns how many.
+fn check_tx_index(store: &Store, block: &Block) -> Result<u64, String> {
+    let mut valid = 0;
+    for (i, (tx, verdict)) in block.txs.iter().zip(&block.verdicts).enumerate() {
+        if *verdict != leasehold_chaincode::Verdict::Valid {
+            continue;
+        }
+        let at = store.tx_location(&tx.id()).map_err(|e| e.to_string())?;
+        if at != Some((block.header.height, i as u32)) {
+            return Err(format!("the tx index puts tx {} at {at:?}, not at index {i}", tx.id().to_hex()));
+        }
+        valid += 1;
+    }
+    Ok(valid)
 }
