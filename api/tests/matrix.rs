@@ -115,6 +115,8 @@ async fn every_operation_by_every_role_from_every_org() {
 
     let s = m.op(0, "GET", "/v1/status", "/v1/status", None, 200).await;
     assert_eq!(s["org"], "org1");
+    let (code, _) = call(&o1.app, "GET", "/v1/docs", None, None).await;
+    assert_eq!(code, 200, "the docs page is public, like the document");
 
     // Datasets: org1 stages a file, registers, updates; everyone reads.
     let f = m.op(0, "PUT", "/v1/datasets/{id}/files/{path}", "/v1/datasets/iris/files/a.csv", Some("1,2\n"), 201).await;
@@ -126,18 +128,23 @@ async fn every_operation_by_every_role_from_every_org() {
     assert_eq!(v2["resource"]["version"], 2);
     wait_dataset(o2, "iris", 2).await;
     wait_dataset(o3, "iris", 2).await;
-    let list = m.op(1, "GET", "/v1/datasets", "/v1/datasets", None, 200).await;
+    let list = m.op(1, "GET", "/v1/datasets", "/v1/datasets?tag=flowers", None, 200).await;
     assert!(list["items"].as_array().unwrap().iter().any(|d| d["id"] == "iris"), "{list}");
+    let (_, none) = call(&o2.app, "GET", "/v1/datasets?tag=trees", Some(&o2.viewer), None).await;
+    assert_eq!(none["items"], json!([]), "the tag filters");
     let shown = m.op(2, "GET", "/v1/datasets/{id}", "/v1/datasets/iris", None, 200).await;
     assert_eq!(shown["title"], "Iris v2");
+    assert_eq!(shown["versions"].as_array().map(Vec::len), Some(2), "{shown}");
 
     // A lease: org2 requests, org1 grants and extends, org2 reads and releases.
     let lease_body = json!({"duration_ms": 30_000}).to_string();
     let req = m.op(1, "POST", "/v1/datasets/{id}/leases", "/v1/datasets/iris/leases", Some(&lease_body), 201).await;
     let lease = req["resource"]["id"].as_str().unwrap().to_string();
     wait_lease(o1, &lease, "requested").await;
-    let mine = m.op(0, "GET", "/v1/leases", "/v1/leases?role=owner", None, 200).await;
+    let mine = m.op(0, "GET", "/v1/leases", "/v1/leases?role=owner&status=requested", None, 200).await;
     assert!(mine.as_array().unwrap().iter().any(|l| l["id"] == lease), "{mine}");
+    let (_, theirs) = call(&o1.app, "GET", "/v1/leases?role=lessee", Some(&o1.viewer), None).await;
+    assert_eq!(theirs, json!([]), "org1 leases nothing");
     let one = m.op(0, "GET", "/v1/leases/{id}", &format!("/v1/leases/{lease}"), None, 200).await;
     assert_eq!(one["status"], "requested");
     let g = m.op(0, "POST", "/v1/leases/{id}/grant", &format!("/v1/leases/{lease}/grant"), None, 200).await;

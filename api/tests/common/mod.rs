@@ -153,3 +153,30 @@ pub fn dataset_body(id: &str) -> String {
     })
     .to_string()
 }
+
+/// One request that must fail: (org, method, path, token, body, status,
+/// the field it names, words its detail contains).
+pub type Case<'a> = (&'a Org, &'a str, String, Option<&'a str>, Option<String>, u16, Option<&'a str>, &'a str);
+
+/// Sends each case and checks its status, problem+json body, field and detail.
+pub async fn check_cases(cases: Vec<Case<'_>>) {
+    for (org, method, path, token, body, want, field, detail) in cases {
+        let (code, p) = call(&org.app, method, &path, token, body).await;
+        assert_eq!(code.as_u16(), want, "{method} {path}: {p}");
+        assert_eq!(p["status"].as_u64(), Some(want as u64));
+        assert!(p["detail"].as_str().unwrap_or_default().contains(detail), "{method} {path}: {p}");
+        if let Some(f) = field {
+            assert_eq!(p["field"].as_str(), Some(f), "{method} {path}: {p}");
+        }
+    }
+}
+
+/// Asserts that node `o`'s blocks above `height`, up to the one holding the
+/// committed write `probe`, hold that write and nothing else.
+pub fn assert_only_probe_since(o: &Org, height: u64, probe: &Value) {
+    let txs: Vec<String> = (height + 1..=probe["height"].as_u64().unwrap())
+        .flat_map(|h| o.node.block(h).unwrap().unwrap().txs)
+        .map(|t| t.id().to_hex())
+        .collect();
+    assert_eq!(txs, [probe["tx_id"].as_str().unwrap()], "a rejected request wrote to the ledger of {}", o.node.org());
+}
