@@ -13,11 +13,19 @@ if [ $# -gt 0 ]; then
   exec cargo test --release --workspace --all-targets "$@"
 fi
 cargo test --release --workspace --all-targets --no-run
+# The demo below runs a copy of the binary just built: the target directory
+# is shared by every checkout, and another one's build may replace it.
+demo_bin=$(mktemp -d /tmp/leasehold-demo-bin.XXXXXX)
+cp "$CARGO_TARGET_DIR/release/leasehold" "$demo_bin/leasehold"
+net=$(mktemp -d /tmp/leasehold-demo.XXXXXX)
+trap 'LEASEHOLD_NET=$net scripts/testnet-down.sh >/dev/null; rm -rf "$net" "$demo_bin"' EXIT
+
 # Layers are chosen by test target, never by package: selecting packages
 # would change cargo's feature unification and rebuild half the tree.
 targets() { for f in "$@"; do [ -f "$f" ] && printf -- '--test\n%s\n' "$(basename "$f" .rs)"; done; }
 mapfile -t fast < <(targets chaincode/tests/*.rs network/tests/*.rs node/tests/*.rs api/tests/*.rs)
 mapfile -t slow < <(targets tests/*.rs)
+[ ${#fast[@]} -gt 0 ] && [ ${#slow[@]} -gt 0 ] || { log "no test targets found"; exit 1; }
 # Layers 1 and 2, in seconds: unit and property tests; then the middle
 # layer: openraft's storage suite on RocksDB, in-process nodes behind the
 # API router (the role x route matrix), the data plane's checks, the sandbox.
@@ -27,32 +35,25 @@ cargo test --release --workspace --lib --bins "${fast[@]}"
 log "multi-process tests"
 cargo test --release --workspace "${slow[@]}"
 
-# The demo, end to end, on a fresh three-org network of real processes, with
-# a copy of the binary the tests just built (another checkout's build cannot
-# replace it mid-run), on ports below the ephemeral range, which outgoing
-# connections never take.
-net=$(mktemp -d /tmp/leasehold-demo.XXXXXX)
-trap 'LEASEHOLD_NET=$net scripts/testnet-down.sh >/dev/null; rm -rf "$net"' EXIT
-cp "$CARGO_TARGET_DIR/release/leasehold" "$net/leasehold"
-ports=$(python3 -c 'import random, socket
-low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
-ports = []
-while len(ports) < 6:
-    p = random.randrange(20000, low)
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", p))
-    except OSError:
-        continue
-    finally:
-        s.close()
-    if p not in ports:
-        ports.append(p)
-print(" ".join(map(str, ports)))')
-read -r p1 p2 p3 a1 a2 a3 <<<"$ports"
+# The demo, end to end, on a fresh three-org network of real processes, on
+# ports below the ephemeral range (no outgoing connection takes them), each
+# locked like the tests' ports (tests/common/ports.rs) until this script ends.
+low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range)
+locks=${TMPDIR:-/tmp}/leasehold-test-ports
+mkdir -p "$locks"
+port_free() { python3 -c 'import socket, sys; socket.socket().bind(("127.0.0.1", int(sys.argv[1])))' "$1" 2>/dev/null; }
+ports=()
+for _ in $(seq 1000); do
+  [ ${#ports[@]} -lt 6 ] || break
+  p=$((20000 + RANDOM % (low - 20000)))
+  exec {fd}>>"$locks/$p"
+  if flock -n "$fd" && port_free "$p"; then ports+=("$p"); else exec {fd}>&-; fi
+done
+[ ${#ports[@]} -eq 6 ] || { log "found only ${#ports[@]} free ports below $low"; exit 1; }
 log "demo on a fresh network in $net"
-LEASEHOLD_NET=$net LEASEHOLD_BIN="$net/leasehold" DEMO_LEASE_S=${DEMO_LEASE_S:-20} \
-  LEASEHOLD_P2P_PORTS=$p1,$p2,$p3 LEASEHOLD_API_PORTS=$a1,$a2,$a3 scripts/testnet-up.sh || {
+LEASEHOLD_NET=$net LEASEHOLD_BIN="$demo_bin/leasehold" DEMO_LEASE_S=${DEMO_LEASE_S:-20} \
+  LEASEHOLD_P2P_PORTS=${ports[0]},${ports[1]},${ports[2]} LEASEHOLD_API_PORTS=${ports[3]},${ports[4]},${ports[5]} \
+  scripts/testnet-up.sh || {
   for o in org1 org2 org3; do log "--- $o node log (tail)"; tail -20 "$net/$o/node.log" >&2 || true; done
   exit 1
 }

@@ -75,21 +75,23 @@ async fn a_tx_with_a_bad_signature_is_never_committed_as_valid() {
 
 /// Sends one batch to the followers until every tx in it is acknowledged:
 /// committed valid, or found already committed (its first acknowledgement
-/// was lost with a request the leader's death cut off). Returns the ids.
+/// was lost with a request the leader's death cut off); panics after 40
+/// attempts.
 async fn submit_until_acknowledged(
     http: reqwest::Client,
     urls: Vec<(String, String)>,
     batch: Vec<SignedTx>,
-) -> Vec<String> {
+) {
     let mut acked = HashSet::new();
     for attempt in 0..40 {
         let todo: Vec<SignedTx> = batch.iter().filter(|t| !acked.contains(&t.id().to_hex())).cloned().collect();
         if todo.is_empty() {
-            return batch.iter().map(|t| t.id().to_hex()).collect();
+            return;
         }
         let (url, token) = &urls[attempt % urls.len()];
         let body = leasehold_chaincode::canonical::to_bytes(&todo);
-        let sent = http.post(format!("{url}/v1/txs?wait_ms=5000")).bearer_auth(token).body(body).send().await;
+        let req = http.post(format!("{url}/v1/txs?wait_ms=5000")).bearer_auth(token).body(body);
+        let sent = req.timeout(Duration::from_secs(15)).send().await;
         if let Ok(out) = async { sent?.json::<Vec<serde_json::Value>>().await }.await {
             for v in out {
                 // A copy sent again while the first was still in flight is
@@ -125,11 +127,9 @@ async fn killing_the_leader_under_load_loses_no_acknowledged_tx() {
         followers.iter().map(|i| (net.nodes[*i].url.clone(), net.nodes[*i].token.clone())).collect();
     let http = net.http.clone();
     let load = tokio::spawn(async move {
-        let mut acked = Vec::new();
         for batch in batches {
-            acked.extend(submit_until_acknowledged(http.clone(), urls.clone(), batch).await);
+            submit_until_acknowledged(http.clone(), urls.clone(), batch).await;
         }
-        acked
     });
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert!(!load.is_finished(), "the load ended before the leader was killed");
@@ -142,12 +142,21 @@ async fn killing_the_leader_under_load_loses_no_acknowledged_tx() {
     let probe = net.sign(2, lease_request("after-failover", "ds"));
     let (_, out) = net.submit(new_leader, &[probe], 15_000).await.unwrap();
     assert!(is_committed_valid(&out[0]), "new leader did not commit: {out:?}");
+    // Failover, by the ledger's own clock: the first block proposed after
+    // the kill, whatever the test's polling cost.
     let (_, at) = net.get(new_leader, &format!("/v1/txs/{}", out[0]["tx_id"].as_str().unwrap())).await;
-    let (_, block) = net.get(new_leader, &format!("/v1/blocks/{}", at["height"])).await;
-    let failover_ms = block["time_ms"].as_i64().unwrap() - killed_ms;
+    let mut first_after = None;
+    for h in (1..=at["height"].as_u64().unwrap()).rev() {
+        let t = net.get(new_leader, &format!("/v1/blocks/{h}")).await.1["time_ms"].as_i64().unwrap();
+        if t <= killed_ms {
+            break;
+        }
+        first_after = Some(t);
+    }
+    let failover_ms = first_after.expect("the probe's block is after the kill") - killed_ms;
     assert!(failover_ms < 10_000, "the first block after the kill came {failover_ms} ms later");
-    let acked = load.await.unwrap();
-    assert_eq!(acked.iter().collect::<HashSet<_>>(), sent.iter().collect(), "every tx sent was acknowledged");
+    // Every batch was resent until acknowledged (or the load panicked).
+    load.await.unwrap();
     // The killed node comes back; every node holds each acknowledged tx
     // exactly once, and all agree on the state.
     net.spawn(leader);

@@ -139,7 +139,8 @@ async fn a_job_has_no_network_no_unix_socket_and_no_dns() {
     assert_eq!(host_lines, ["reached 0", "reached 1", "reached 2", "reached 3"], "{out:?}");
     let mut got = [0u8; 16];
     assert_eq!(udp.recv(&mut got).ok(), Some(1), "the host probe's datagram arrived");
-    // ...and none, DNS included, from a job.
+    // ...and none from a job. (The host does not try DNS: this machine may
+    // have no resolver, so "blocked 4" only proves something where it has.)
     let script = format!("python3 /data/v/probes.py {} dns", args.join(" "));
     let (j, lines, _) = sandboxed(sb, &script, vol.path()).await;
     assert_eq!(j.status, Status::Succeeded, "{lines:?}");

@@ -27,8 +27,9 @@ ensure_deps() {
   command -v python3 >/dev/null 2>&1 || missing+=(python3)
   command -v curl >/dev/null 2>&1 || missing+=(curl)
   command -v g++ >/dev/null 2>&1 || missing+=(g++)
-  # setpriv drops a job to its own uid; cc builds the hostile-job tests' library.
-  command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)
+  # setpriv drops a job to its own uid, flock holds the demo's ports; cc builds
+  # the hostile-job tests' library.
+  { command -v setpriv && command -v flock; } >/dev/null 2>&1 || missing+=(util-linux)
   command -v cc >/dev/null 2>&1 || missing+=(gcc)
   if [ ${#missing[@]} -gt 0 ]; then
     command -v apt-get >/dev/null 2>&1 || { log "missing ${missing[*]} and no apt-get: install them by hand"; exit 1; }

@@ -35,29 +35,33 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 /// cargo and the linker write a new file rather than rewrite the old one, so
 /// the link keeps this build's bytes.
 pub fn bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
+    static BIN: OnceLock<(PathBuf, std::fs::File)> = OnceLock::new();
+    let (path, _alive) = BIN.get_or_init(|| {
         const PREFIX: &str = "leasehold-test-bin.";
         let tmp = std::env::temp_dir();
-        // Directories of test processes that have ended.
+        // Each test process holds a lock on its directory's `alive` file
+        // while it runs: a directory whose lock can be taken is stale.
         for e in std::fs::read_dir(&tmp).into_iter().flatten().flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if let Some(pid) = name.strip_prefix(PREFIX) {
-                if !Path::new("/proc").join(pid).exists() {
+            if e.file_name().to_string_lossy().starts_with(PREFIX) {
+                let stale = std::fs::File::open(e.path().join("alive")).is_ok_and(|f| f.try_lock().is_ok());
+                if stale {
                     let _ = std::fs::remove_dir_all(e.path());
                 }
             }
         }
         let dir = tmp.join(format!("{PREFIX}{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir); // a stale one of a reused pid
         std::fs::create_dir_all(&dir).expect("create the test binary directory");
+        let alive = std::fs::File::create(dir.join("alive")).expect("create the liveness file");
+        alive.try_lock().expect("lock the liveness file");
         let dst = dir.join("leasehold");
         let src = Path::new(env!("CARGO_BIN_EXE_leasehold"));
-        let _ = std::fs::remove_file(&dst);
         if std::fs::hard_link(src, &dst).is_err() {
             std::fs::copy(src, &dst).expect("copy the leasehold binary");
         }
-        dst
-    })
+        (dst, alive)
+    });
+    path
 }
 
 /// Ports held for this test; see `ports`.
@@ -281,17 +285,20 @@ impl TestNet {
     }
 
     /// The ids of every valid tx in node `i`'s chain, in order, read block by
-    /// block through the API.
+    /// block through the API, each page starting after the last block seen.
     pub async fn valid_tx_ids(&self, i: usize) -> Vec<String> {
         let height = self.status(i).await.expect("status")["height"].as_u64().unwrap();
-        let mut ids = Vec::new();
-        for from in (1..=height).step_by(100) {
-            let (code, blocks) = self.get(i, &format!("/v1/blocks?from={from}&limit=100")).await;
+        let (mut ids, mut next) = (Vec::new(), 1);
+        while next <= height {
+            let (code, blocks) = self.get(i, &format!("/v1/blocks?from={next}&limit=100")).await;
             assert_eq!(code, 200, "{blocks}");
-            for tx in blocks.as_array().unwrap().iter().flat_map(|b| b["txs"].as_array().unwrap()) {
-                if tx["valid"] == true {
-                    ids.push(tx["tx_id"].as_str().unwrap().to_string());
-                }
+            let blocks = blocks.as_array().unwrap();
+            assert!(!blocks.is_empty(), "node {i} returned no block from height {next}");
+            for b in blocks {
+                assert_eq!(b["height"].as_u64(), Some(next), "blocks come in order, none skipped");
+                next += 1;
+                let valid = b["txs"].as_array().unwrap().iter().filter(|t| t["valid"] == true);
+                ids.extend(valid.map(|t| t["tx_id"].as_str().unwrap().to_string()));
             }
         }
         ids

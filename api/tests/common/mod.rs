@@ -67,7 +67,7 @@ pub async fn network_of(dir: &std::path::Path, n: usize) -> Vec<Org> {
             node,
         });
     }
-    for _ in 0..200 {
+    for _ in 0..600 {
         let mut leaders = Vec::new();
         for o in &orgs {
             leaders.push(o.node.leader_org());
@@ -77,7 +77,7 @@ pub async fn network_of(dir: &std::path::Path, n: usize) -> Vec<Org> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("no agreed leader within 10 s");
+    panic!("no agreed leader within 30 s");
 }
 
 pub async fn call(
@@ -121,27 +121,27 @@ pub async fn send(
 }
 
 pub async fn wait_lease(o: &Org, id: &str, status: &str) {
-    for _ in 0..100 {
+    for _ in 0..500 {
         let (code, l) = call(&o.app, "GET", &format!("/v1/leases/{id}"), Some(&o.viewer), None).await;
         if code == 200 && l["status"] == status {
             return;
         }
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
-    panic!("lease {id} never {status}");
+    panic!("lease {id} was not {status} on {} within 15 s", o.node.org());
 }
 
 /// Writes commit on the node that made them; other nodes apply the block a
 /// moment later.
 pub async fn wait_dataset(o: &Org, id: &str, version: u64) {
-    for _ in 0..100 {
+    for _ in 0..500 {
         let (code, d) = call(&o.app, "GET", &format!("/v1/datasets/{id}"), Some(&o.viewer), None).await;
         if code == 200 && d["version"].as_u64() == Some(version) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
-    panic!("dataset {id} v{version} never arrived");
+    panic!("dataset {id} v{version} did not reach {} within 15 s", o.node.org());
 }
 
 pub fn dataset_body(id: &str) -> String {
