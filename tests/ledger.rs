@@ -77,11 +77,7 @@ async fn a_tx_with_a_bad_signature_is_never_committed_as_valid() {
 /// committed valid, or found already committed (its first acknowledgement
 /// was lost with a request the leader's death cut off); panics after 40
 /// attempts.
-async fn submit_until_acknowledged(
-    http: reqwest::Client,
-    urls: Vec<(String, String)>,
-    batch: Vec<SignedTx>,
-) {
+async fn submit_until_acknowledged(http: reqwest::Client, urls: Vec<(String, String)>, batch: Vec<SignedTx>) {
     let mut acked = HashSet::new();
     for attempt in 0..40 {
         let todo: Vec<SignedTx> = batch.iter().filter(|t| !acked.contains(&t.id().to_hex())).cloned().collect();

@@ -43,7 +43,17 @@ pub fn bin() -> &'static Path {
         // while it runs: a directory whose lock can be taken is stale.
         for e in std::fs::read_dir(&tmp).into_iter().flatten().flatten() {
             if e.file_name().to_string_lossy().starts_with(PREFIX) {
-                let stale = std::fs::File::open(e.path().join("alive")).is_ok_and(|f| f.try_lock().is_ok());
+                // No `alive` file at all: stale once it is a minute old (a
+                // younger one may be a process between mkdir and lock).
+                let old = || {
+                    e.metadata()
+                        .and_then(|m| m.modified())
+                        .is_ok_and(|t| t.elapsed().unwrap_or_default().as_secs() > 60)
+                };
+                let stale = match std::fs::File::open(e.path().join("alive")) {
+                    Ok(f) => f.try_lock().is_ok(),
+                    Err(_) => old(),
+                };
                 if stale {
                     let _ = std::fs::remove_dir_all(e.path());
                 }
