@@ -13,10 +13,12 @@ if [ $# -gt 0 ]; then
   exec cargo test --release --workspace --all-targets "$@"
 fi
 cargo test --release --workspace --all-targets --no-run
-# The demo below runs a copy of the binary just built: the target directory
-# is shared by every checkout, and another one's build may replace it.
-demo_bin=$(mktemp -d /tmp/leasehold-demo-bin.XXXXXX)
+# The multi-process tests and the demo run a copy of the binary just built:
+# the target directory is shared by every checkout, and another one's build
+# may replace the binary there at any moment.
+demo_bin=$(mktemp -d /tmp/leasehold-bin.XXXXXX)
 cp "$CARGO_TARGET_DIR/release/leasehold" "$demo_bin/leasehold"
+export LEASEHOLD_TEST_BIN=$demo_bin/leasehold
 net=$(mktemp -d /tmp/leasehold-demo.XXXXXX)
 trap 'LEASEHOLD_NET=$net scripts/testnet-down.sh >/dev/null; rm -rf "$net" "$demo_bin"' EXIT
 

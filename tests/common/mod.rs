@@ -29,14 +29,20 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// The `leasehold` binary this test was built with, linked into a directory
-/// of this test process's own. Every checkout shares one target directory, so
-/// another checkout's build may replace the binary there while a test runs;
-/// cargo and the linker write a new file rather than rewrite the old one, so
-/// the link keeps this build's bytes.
+/// The `leasehold` binary this test was built with: the copy
+/// `scripts/test.sh` made right after the build, or else a hard link, made
+/// when this test process first needs it, in a directory of its own. Every
+/// checkout shares one target directory, so another checkout's build may
+/// replace the binary there while tests run; cargo and the linker write a
+/// new file rather than rewrite the old one, so a link keeps its bytes.
 pub fn bin() -> &'static Path {
-    static BIN: OnceLock<(PathBuf, std::fs::File)> = OnceLock::new();
+    static BIN: OnceLock<(PathBuf, Option<std::fs::File>)> = OnceLock::new();
     let (path, _alive) = BIN.get_or_init(|| {
+        // `scripts/test.sh` copies the binary the moment it is built and
+        // names the copy here: nothing that is built later can touch it.
+        if let Some(copy) = std::env::var_os("LEASEHOLD_TEST_BIN") {
+            return (PathBuf::from(copy), None);
+        }
         const PREFIX: &str = "leasehold-test-bin.";
         let tmp = std::env::temp_dir();
         // Each test process holds a lock on its directory's `alive` file
@@ -69,7 +75,7 @@ pub fn bin() -> &'static Path {
         if std::fs::hard_link(src, &dst).is_err() {
             std::fs::copy(src, &dst).expect("copy the leasehold binary");
         }
-        (dst, alive)
+        (dst, Some(alive))
     });
     path
 }
