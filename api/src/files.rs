@@ -50,7 +50,13 @@ pub async fn upload(
     tokio::fs::create_dir_all(parent).await.map_err(|e| ApiError::Internal(e.to_string()))?;
     match receive(body, &partial).await {
         Ok((size_bytes, sha256)) => {
-            tokio::fs::rename(&partial, &target).await.map_err(|e| ApiError::Internal(e.to_string()))?;
+            // `receive` fsynced the file; the rename is durable once its
+            // directory is.
+            let (from, to) = (partial.clone(), target.clone());
+            tokio::task::spawn_blocking(move || leasehold_node::durable::rename(&from, &to))
+                .await
+                .map_err(|e| ApiError::Internal(e.to_string()))?
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
             Ok((StatusCode::CREATED, Json(StagedFile { dataset: id, path, size_bytes, sha256 })))
         }
         Err(e) => {

@@ -73,7 +73,7 @@ pub fn init(out: &Path, opts: &InitOptions) -> Result<()> {
     };
     fs::create_dir_all(out).map_err(|e| NodeError::file(out, e))?;
     let json = serde_json::to_vec_pretty(&genesis).expect("genesis serialises");
-    fs::write(&genesis_path, json).map_err(|e| NodeError::file(&genesis_path, e))?;
+    crate::durable::write_atomic(&genesis_path, &json, 0o644).map_err(|e| NodeError::file(&genesis_path, e))?;
     for (i, k) in keys.iter().enumerate() {
         write_org(out, i, k, &genesis, opts)?;
     }
@@ -110,8 +110,8 @@ fn write_org(out: &Path, i: usize, k: &OrgKeys, genesis: &Genesis, opts: &InitOp
         workflow: Default::default(),
     };
     let path = dir.join("node.toml");
-    fs::write(&path, toml::to_string_pretty(&cfg).expect("config serialises"))
-        .map_err(|e| NodeError::file(&path, e))?;
+    let toml = toml::to_string_pretty(&cfg).expect("config serialises");
+    crate::durable::write_atomic(&path, toml.as_bytes(), 0o644).map_err(|e| NodeError::file(&path, e))?;
     // One admin per org; its token goes where scripts/testnet-up.sh shows it.
     let data_dir = dir.join("data");
     fs::create_dir_all(&data_dir).map_err(|e| NodeError::file(&data_dir, e))?;

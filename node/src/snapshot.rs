@@ -117,8 +117,7 @@ pub fn write(
     }
     out.finish()?;
     let path = dir.join(name);
-    std::fs::rename(&tmp, &path).map_err(io(&path))?;
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
+    crate::durable::rename(&tmp, &path).map_err(io(&path))?;
     Ok(Written { path, head, applied, membership })
 }
 
@@ -376,10 +375,7 @@ pub fn install(store: &Store, input: impl Read, meta: &SnapshotMeta, keep: &Path
     }
     let mut copy = tee.copy.into_inner().map_err(|e| NodeError::file(&tmp, e))?;
     copy.flush().and_then(|()| copy.sync_all()).map_err(io(&tmp))?;
-    std::fs::rename(&tmp, keep).map_err(io(keep))?;
-    if let Some(dir) = keep.parent() {
-        File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
-    }
+    crate::durable::rename(&tmp, keep).map_err(io(keep))?;
     let head = head.unwrap_or(*expect);
     if head != *expect || commitment.root() != head.state_root {
         return Err(NodeError::Corrupt("the snapshot changed on disk between its check and its install".into()));

@@ -2,8 +2,6 @@
 //! Tokens are random, shown once, and never stored in the clear.
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
@@ -90,17 +88,10 @@ impl UserStore {
         }
         let token = new_token();
         users.push(User { name: name.into(), role, token_sha256: hash(&token), created_at_ms: now_ms });
-        let tmp = self.path.with_extension("json.tmp");
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(|e| NodeError::file(&tmp, e))?;
-        f.write_all(&serde_json::to_vec_pretty(&users).expect("users serialise"))
-            .map_err(|e| NodeError::file(&tmp, e))?;
-        fs::rename(&tmp, &self.path).map_err(|e| NodeError::file(&self.path, e))?;
+        // Whole or not at all: an empty or torn users.json would lock every
+        // user out.
+        let json = serde_json::to_vec_pretty(&users).expect("users serialise");
+        crate::durable::write_atomic(&self.path, &json, 0o600).map_err(|e| NodeError::file(&self.path, e))?;
         Ok(token)
     }
 }

@@ -217,9 +217,14 @@ impl DataDirs {
         }
         let parent = to.parent().expect("dataset dir has a parent");
         fs::create_dir_all(parent).map_err(|e| NodeError::file(parent, e))?;
+        // The files are whole on disk before they are in the store, and the
+        // manifest before the files: a crash leaves at most a manifest with
+        // no files, which reads as "holds no files".
+        crate::durable::sync_tree(from).map_err(|e| NodeError::file(from, e))?;
         let json = serde_json::to_vec(manifest).expect("manifest serialises");
-        fs::write(manifest_path(&to), json).map_err(|e| NodeError::file(&to, e))?;
-        fs::rename(from, &to).map_err(|e| NodeError::file(&to, e))?;
+        let manifest_at = manifest_path(&to);
+        crate::durable::write_atomic(&manifest_at, &json, 0o644).map_err(|e| NodeError::file(&manifest_at, e))?;
+        crate::durable::rename(from, &to).map_err(|e| NodeError::file(&to, e))?;
         Ok(to)
     }
 }

@@ -210,7 +210,10 @@ impl NodeHandle {
         }
         fs::create_dir_all(&partial).map_err(|e| NodeError::file(&partial, e))?;
         readable_by_jobs(&partial).map_err(|e| NodeError::file(&partial, e))?;
-        fs::rename(&partial, &files).map_err(|e| NodeError::file(&files, e))?;
+        // Every file is on disk before the cache counts as verified: after a
+        // power loss it is whole under `files/`, or not there.
+        crate::durable::sync_tree(&partial).map_err(|e| NodeError::file(&partial, e))?;
+        crate::durable::rename(&partial, &files).map_err(|e| NodeError::file(&files, e))?;
         Ok(files)
     }
 

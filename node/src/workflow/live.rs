@@ -184,9 +184,8 @@ pub struct LiveRun {
 }
 
 fn write_json(path: &Path, v: &impl Serialize) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    fs::write(&tmp, serde_json::to_vec_pretty(v).expect("serialisable")).map_err(|e| NodeError::file(&tmp, e))?;
-    fs::rename(&tmp, path).map_err(|e| NodeError::file(path, e))
+    let json = serde_json::to_vec_pretty(v).expect("serialisable");
+    crate::durable::write_atomic(path, &json, 0o644).map_err(|e| NodeError::file(path, e))
 }
 
 impl LiveRun {

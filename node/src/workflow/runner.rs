@@ -56,6 +56,7 @@ impl Runner {
             fetching: Mutex::new(HashMap::new()),
         });
         runner.load_runs();
+        runner.delete_caches_from_before();
         let janitor = tokio::spawn(janitor(runner.clone()));
         Ok((runner, janitor))
     }
@@ -154,7 +155,7 @@ impl Runner {
             .collect();
         let record = self.new_record(&id, &wf, &sandbox, submitted_by, &workflow_hash, &leases, &inputs);
         let run = LiveRun::create(&self.dirs.run(&id), record)?;
-        let _ = std::fs::write(run.dir().join("workflow.yaml"), yaml);
+        let _ = crate::durable::write_atomic(&run.dir().join("workflow.yaml"), yaml.as_bytes(), 0o644);
         let lease_ids: Vec<String> = leases.keys().cloned().collect();
         let start = Payload::StartRun { run_id: id.clone(), workflow_hash, lease_ids, inputs };
         match self.node.write(start).await {

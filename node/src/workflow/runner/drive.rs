@@ -123,6 +123,18 @@ impl Runner {
     }
 
     /// Deletes the cached data of every lease that is no longer active.
+    /// No run survives a restart, so no run uses a cache made before it;
+    /// and a cache cut short by a crash (before caches were synced to disk
+    /// whole) must not be mounted as verified. Deleted; a run fetches and
+    /// verifies the files again.
+    pub(super) fn delete_caches_from_before(&self) {
+        match std::fs::remove_dir_all(self.dirs.cache_root()) {
+            Ok(()) => info!("deleted the leased-data cache left from before this start"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => warn!("cannot delete the leased-data cache left from before this start: {e}"),
+        }
+    }
+
     pub(super) fn delete_ended_caches(&self) {
         let Ok(entries) = std::fs::read_dir(self.dirs.cache_root()) else { return };
         for entry in entries.flatten() {
@@ -199,6 +211,9 @@ pub(super) async fn janitor(runner: Arc<Runner>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
-        runner.delete_ended_caches();
+        // Deleting a large cache is slow file I/O: off the runtime's threads,
+        // which also carry raft's heartbeats.
+        let r = runner.clone();
+        let _ = tokio::task::spawn_blocking(move || r.delete_ended_caches()).await;
     }
 }

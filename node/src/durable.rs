@@ -1,0 +1,90 @@
+//! Files outside RocksDB, written so that a crash or a power loss leaves the
+//! old version or the new one, whole: never a torn, empty or half-renamed
+//! file. Write a temporary file beside the target, fsync it, rename it over
+//! the target, then fsync the directory, since a rename is durable only once
+//! its directory is.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+/// Replaces `path` with `bytes`, created with `mode`.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    let dir = parent(path);
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    fs::rename(&tmp, path)?;
+    sync_dir(dir)
+}
+
+/// Renames `from` to `to` and makes the rename durable.
+pub fn rename(from: &Path, to: &Path) -> io::Result<()> {
+    fs::rename(from, to)?;
+    sync_dir(parent(to))?;
+    if parent(from) != parent(to) {
+        sync_dir(parent(from))?;
+    }
+    Ok(())
+}
+
+/// Fsyncs every file and directory under `dir`, for a tree about to be
+/// renamed into place: after a crash it is whole or absent. Links are not
+/// followed.
+pub fn sync_tree(dir: &Path) -> io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            sync_tree(&entry.path())?;
+        } else if kind.is_file() {
+            File::open(entry.path())?.sync_all()?;
+        }
+    }
+    sync_dir(dir)
+}
+
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+fn parent(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_write_replaces_the_file_whole_with_its_mode_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.json");
+        write_atomic(&path, b"old", 0o600).unwrap();
+        write_atomic(&path, b"new contents", 0o600).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"new contents");
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["users.json"], "no temporary file is left");
+    }
+
+    #[test]
+    fn a_tree_is_synced_and_renamed_into_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let partial = dir.path().join("partial");
+        fs::create_dir_all(partial.join("a")).unwrap();
+        fs::write(partial.join("a/x.csv"), b"1,2\n").unwrap();
+        sync_tree(&partial).unwrap();
+        rename(&partial, &dir.path().join("files")).unwrap();
+        assert_eq!(fs::read(dir.path().join("files/a/x.csv")).unwrap(), b"1,2\n");
+        assert!(!partial.exists());
+    }
+}
