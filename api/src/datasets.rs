@@ -170,8 +170,14 @@ fn slug(title: &str) -> String {
     format!("{}-{suffix}", if base.is_empty() { "dataset" } else { &base[..base.len().min(48)] })
 }
 
+/// Metadata is a JSON object, as the OpenAPI document says; absent (null)
+/// is the empty object.
 fn to_json_text(field: &'static str, v: &serde_json::Value) -> Result<String, ApiError> {
-    serde_json::to_string(v).map_err(|e| ApiError::invalid(field, e.to_string()))
+    match v {
+        serde_json::Value::Null => Ok("{}".into()),
+        serde_json::Value::Object(_) => serde_json::to_string(v).map_err(|e| ApiError::invalid(field, e.to_string())),
+        _ => Err(ApiError::invalid(field, "must be a JSON object")),
+    }
 }
 
 fn committed_view(s: &AppState, id: &str) -> Option<DatasetView> {

@@ -20,6 +20,69 @@ impl Modify for Bearer {
     }
 }
 
+/// Every error is `application/problem+json` (`Problem`). Which ones an
+/// operation can answer follows from its shape, so they are documented from
+/// it rather than by hand on each handler, where they would drift.
+struct Problems;
+
+impl Modify for Problems {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        for item in doc.paths.paths.values_mut() {
+            let ops = [
+                (&mut item.get, false),
+                (&mut item.post, true),
+                (&mut item.put, true),
+                (&mut item.patch, true),
+                (&mut item.delete, true),
+            ];
+            for (op, writes) in ops {
+                if let Some(op) = op.as_mut() {
+                    document_problems(op, writes);
+                }
+            }
+        }
+    }
+}
+
+fn document_problems(op: &mut utoipa::openapi::path::Operation, writes: bool) {
+    use utoipa::openapi::path::ParameterIn;
+    let params = op.parameters.as_deref().unwrap_or_default();
+    let has_path = params.iter().any(|p| p.parameter_in == ParameterIn::Path);
+    let has_query = params.iter().any(|p| p.parameter_in == ParameterIn::Query);
+    let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+    let mut codes: Vec<(&str, &str)> = Vec::new();
+    if has_path || has_query || op.request_body.is_some() {
+        codes.push(("400", "A malformed path, query or body; `field` names it"));
+    }
+    if secured {
+        codes.push(("401", "No bearer token, or one this node does not know"));
+        codes.push(("403", "The caller's role or org may not do this; `detail` says why"));
+    }
+    if has_path {
+        codes.push(("404", "What the path names does not exist"));
+    }
+    if op.request_body.is_some() {
+        codes.push(("413", "The body is larger than this operation takes"));
+        codes.push(("415", "The body's content type is not one this operation takes"));
+    }
+    if op.request_body.is_some() || writes {
+        codes.push(("422", "A well-formed request the rules refuse; `field` names the part"));
+    }
+    if writes {
+        codes.push(("409", "The ledger's state does not allow it now"));
+        codes.push(("503", "The node cannot do it now (no leader, overloaded, no sandbox); retry later"));
+    }
+    let problem =
+        utoipa::openapi::ContentBuilder::new().schema(Some(utoipa::openapi::Ref::from_schema_name("Problem"))).build();
+    for (code, why) in codes {
+        let response = utoipa::openapi::ResponseBuilder::new()
+            .description(why)
+            .content("application/problem+json", problem.clone())
+            .build();
+        op.responses.responses.insert(code.into(), response.into());
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "leasehold", description = "Datasets and time-limited leases on a signed, replicated ledger."),
@@ -31,7 +94,8 @@ impl Modify for Bearer {
         crate::admin::add_user, crate::admin::history, crate::files::upload, crate::membership::show, crate::membership::approve,
         crate::runs::submit, crate::runs::list, crate::runs::show, crate::runs::cancel, crate::runs::logs, crate::runs::publish,
     ),
-    modifiers(&Bearer)
+    components(schemas(crate::error::Problem)),
+    modifiers(&Bearer, &Problems)
 )]
 pub struct ApiDoc;
 

@@ -69,7 +69,12 @@ impl From<&Dataset> for DatasetView {
             tags: d.spec.tags.clone(),
             content_hash: hex::encode(d.spec.content_hash),
             size_bytes: d.spec.size_bytes,
-            public_metadata: serde_json::from_str(&d.spec.public_metadata).unwrap_or(serde_json::Value::Null),
+            // An object, as documented; a ledger written before that rule
+            // may hold other JSON, shown as the empty object.
+            public_metadata: match serde_json::from_str(&d.spec.public_metadata) {
+                Ok(v @ serde_json::Value::Object(_)) => v,
+                _ => serde_json::json!({}),
+            },
             policy: (&d.spec.policy).into(),
             retired: d.retired,
             created_at: rfc3339(d.created_at_ms),

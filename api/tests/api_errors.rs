@@ -36,6 +36,8 @@ async fn every_error_on_one_node_is_a_clear_4xx_and_writes_nothing() {
         (o1, "POST", "/v1/datasets".into(), Some(&o1.admin), Some(json!({"id": "../x", "title": "t", "policy": {"allowed_orgs": [], "max_lease_ms": 5}, "private_metadata": {}}).to_string()), 422, Some("id"), "letters"),
         (o1, "POST", "/v1/datasets".into(), Some(&o1.admin), Some(solo_dataset("iris")), 409, None, "already exists"),
         (o1, "POST", "/v1/datasets".into(), Some(&o1.admin), Some(big), 413, None, "length limit"),
+        (o1, "POST", "/v1/datasets".into(), Some(&o1.admin), Some(json!({"id": "d4", "title": "t", "policy": {"allowed_orgs": [], "max_lease_ms": 5}, "public_metadata": 5, "private_metadata": {}}).to_string()), 422, Some("public_metadata"), "a JSON object"),
+        (o1, "POST", "/v1/datasets".into(), Some(&o1.admin), Some(json!({"id": "d5", "title": "t", "policy": {"allowed_orgs": [], "max_lease_ms": 5}, "private_metadata": "secret"}).to_string()), 422, Some("private_metadata"), "a JSON object"),
         (o1, "GET", "/v1/datasets/nope".into(), Some(&o1.viewer), None, 404, None, "does not exist"),
         (o1, "GET", "/v1/leases/nope".into(), Some(&o1.viewer), None, 404, None, "does not exist"),
         (o1, "POST", "/v1/leases/nope/grant".into(), Some(&o1.admin), None, 404, None, "does not exist"),
