@@ -78,8 +78,18 @@ async fn a_lessee_killed_mid_transfer_restarts_with_no_half_cache() {
     net.spawn(1);
     net.wait_for_leader(Duration::from_secs(30)).await;
     assert!(!cache.exists(), "the cache left by the crash is still there");
-    let (_, old) = net.call(1, "GET", &format!("/v1/runs/{}", run["id"].as_str().unwrap()), None, None).await;
-    assert!(old["reason"].as_str().unwrap_or("").contains("restarted"), "{old}");
+    // The interrupted run is concluded as failed once its end is on the ledger.
+    let old_run = format!("/v1/runs/{}", run["id"].as_str().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, old) = net.call(1, "GET", &old_run, None, None).await;
+        if old["status"] == "failed" {
+            assert!(old["reason"].as_str().unwrap_or("").contains("restarted"), "{old}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the interrupted run was not concluded within 30 s: {old}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let done = run_until_ended(&net, &yaml).await;
     assert_eq!(done["status"], "succeeded", "{done}");
     let cached = std::fs::read(cache.join("files/big.bin")).unwrap();

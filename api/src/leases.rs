@@ -215,7 +215,7 @@ pub struct MetadataView {
 /// ledger confirms the lease is active: the read is itself a transaction
 /// (`RecordAccess`) that the chaincode rejects once the lease has expired or
 /// been revoked, so the check is made at the block's time, not the node's.
-#[utoipa::path(get, path = "/v1/leases/{id}/metadata", responses((status = 200, body = MetadataView), (status = 403, body = crate::error::Problem)), security(("bearer" = ["member"])))]
+#[utoipa::path(get, path = "/v1/leases/{id}/metadata", responses((status = 200, body = MetadataView), (status = 403, body = crate::error::Problem), (status = 503, body = crate::error::Problem)), security(("bearer" = ["member"])))]
 pub async fn metadata(
     s: State<AppState>,
     caller: Caller,

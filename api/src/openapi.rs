@@ -63,7 +63,6 @@ fn document_problems(op: &mut utoipa::openapi::path::Operation, writes: bool) {
     }
     if op.request_body.is_some() {
         codes.push(("413", "The body is larger than this operation takes"));
-        codes.push(("415", "The body's content type is not one this operation takes"));
     }
     if op.request_body.is_some() || writes {
         codes.push(("422", "A well-formed request the rules refuse; `field` names the part"));
@@ -74,6 +73,17 @@ fn document_problems(op: &mut utoipa::openapi::path::Operation, writes: bool) {
     }
     let problem =
         utoipa::openapi::ContentBuilder::new().schema(Some(utoipa::openapi::Ref::from_schema_name("Problem"))).build();
+    // Errors a handler declares beyond its shape (a 503 when an owner's node
+    // is unreachable) are problem+json too.
+    for (code, response) in op.responses.responses.iter_mut() {
+        if code.as_str() >= "400" && !codes.iter().any(|(c, _)| c == code) {
+            let built = utoipa::openapi::ResponseBuilder::new()
+                .description("See the problem's detail")
+                .content("application/problem+json", problem.clone())
+                .build();
+            *response = built.into();
+        }
+    }
     for (code, why) in codes {
         let response = utoipa::openapi::ResponseBuilder::new()
             .description(why)

@@ -8,18 +8,45 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Replaces `path` with `bytes`, created with `mode`.
+/// Replaces `path` with `bytes`, created with `mode`. Each writer has a
+/// temporary file of its own, so two writers at once leave one whole file
+/// or the other, never a mix.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
     let dir = parent(path);
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    fs::rename(&tmp, path)?;
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
+    let written = (|| {
+        let mut f = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written?;
     sync_dir(dir)
+}
+
+/// `create_dir_all`, made durable: each directory it creates is synced into
+/// its parent, so a file renamed into `dir` cannot vanish with it.
+pub fn create_dirs(dir: &Path) -> io::Result<()> {
+    let mut missing = Vec::new();
+    let mut at = Some(dir);
+    while let Some(d) = at.filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        missing.push(d.to_path_buf());
+        at = d.parent();
+    }
+    fs::create_dir_all(dir)?;
+    for d in missing.iter().rev() {
+        sync_dir(parent(d))?;
+    }
+    Ok(())
 }
 
 /// Renames `from` to `to` and makes the rename durable.
@@ -74,6 +101,31 @@ mod tests {
         assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, ["users.json"], "no temporary file is left");
+    }
+
+    #[test]
+    fn two_writers_at_once_leave_one_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.json");
+        let (a, b) = (vec![b'a'; 1 << 20], vec![b'b'; 1 << 10]);
+        std::thread::scope(|s| {
+            for bytes in [&a, &b] {
+                let path = &path;
+                s.spawn(move || (0..50).for_each(|_| write_atomic(path, bytes, 0o644).unwrap()));
+            }
+        });
+        let got = fs::read(&path).unwrap();
+        assert!(got == a || got == b, "a torn file of {} bytes", got.len());
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file is left");
+    }
+
+    #[test]
+    fn created_directories_hold_what_is_renamed_into_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = dir.path().join("datasets/iris/v1");
+        create_dirs(&deep).unwrap();
+        write_atomic(&deep.join("m.json"), b"{}", 0o644).unwrap();
+        assert_eq!(fs::read(deep.join("m.json")).unwrap(), b"{}");
     }
 
     #[test]

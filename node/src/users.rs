@@ -82,6 +82,17 @@ impl UserStore {
         {
             return Err(NodeError::Config("a user name is 1 to 64 of letters, digits, '.', '_', '-', '@'".into()));
         }
+        // Read, add and write under a lock on a file beside it: two writers
+        // at once (two requests, or the node and `leasehold user add`)
+        // would otherwise each drop the other's user.
+        let lock_path = self.path.with_extension("lock");
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| NodeError::file(&lock_path, e))?;
+        lock.lock().map_err(|e| NodeError::file(&lock_path, e))?;
         let mut users = self.load()?;
         if users.iter().any(|u| u.name == name) {
             return Err(NodeError::Config(format!("user {name:?} already exists")));

@@ -211,20 +211,23 @@ impl DataDirs {
     /// content hash, with its manifest beside it. Equal content is kept once.
     pub fn adopt(&self, dataset: &str, from: &Path, manifest: &Manifest) -> Result<PathBuf> {
         let to = self.dataset(dataset, &manifest.hash());
+        // The files are whole on disk before they are in the store, and in
+        // the store before their manifest, which is what makes the node serve
+        // them: a crash leaves files without a manifest ("holds no files"),
+        // which adopting the same content again repairs.
         if to.exists() {
             fs::remove_dir_all(from).map_err(|e| NodeError::file(from, e))?;
-            return Ok(to);
+        } else {
+            let parent = to.parent().expect("dataset dir has a parent");
+            crate::durable::create_dirs(parent).map_err(|e| NodeError::file(parent, e))?;
+            crate::durable::sync_tree(from).map_err(|e| NodeError::file(from, e))?;
+            crate::durable::rename(from, &to).map_err(|e| NodeError::file(&to, e))?;
         }
-        let parent = to.parent().expect("dataset dir has a parent");
-        fs::create_dir_all(parent).map_err(|e| NodeError::file(parent, e))?;
-        // The files are whole on disk before they are in the store, and the
-        // manifest before the files: a crash leaves at most a manifest with
-        // no files, which reads as "holds no files".
-        crate::durable::sync_tree(from).map_err(|e| NodeError::file(from, e))?;
-        let json = serde_json::to_vec(manifest).expect("manifest serialises");
         let manifest_at = manifest_path(&to);
-        crate::durable::write_atomic(&manifest_at, &json, 0o644).map_err(|e| NodeError::file(&manifest_at, e))?;
-        crate::durable::rename(from, &to).map_err(|e| NodeError::file(&to, e))?;
+        if !manifest_at.exists() {
+            let json = serde_json::to_vec(manifest).expect("manifest serialises");
+            crate::durable::write_atomic(&manifest_at, &json, 0o644).map_err(|e| NodeError::file(&manifest_at, e))?;
+        }
         Ok(to)
     }
 }

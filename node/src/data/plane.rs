@@ -211,9 +211,15 @@ impl NodeHandle {
         fs::create_dir_all(&partial).map_err(|e| NodeError::file(&partial, e))?;
         readable_by_jobs(&partial).map_err(|e| NodeError::file(&partial, e))?;
         // Every file is on disk before the cache counts as verified: after a
-        // power loss it is whole under `files/`, or not there.
-        crate::durable::sync_tree(&partial).map_err(|e| NodeError::file(&partial, e))?;
-        crate::durable::rename(&partial, &files).map_err(|e| NodeError::file(&files, e))?;
+        // power loss it is whole under `files/`, or not there. Syncing
+        // gigabytes is slow: off the async threads, which carry raft too.
+        let (from, to) = (partial.clone(), files.clone());
+        tokio::task::spawn_blocking(move || {
+            crate::durable::sync_tree(&from).and_then(|()| crate::durable::rename(&from, &to))
+        })
+        .await
+        .map_err(|e| NodeError::Data(format!("syncing the cache: {e}")))?
+        .map_err(|e| NodeError::file(&files, e))?;
         Ok(files)
     }
 
