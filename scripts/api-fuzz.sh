@@ -3,7 +3,7 @@
 # PyPI): a fresh three-org network, authenticated as org1's admin. Fails on
 # any 5xx, undocumented status code or content type, or a response that
 # breaks its documented schema. Prints how many requests it made.
-#   scripts/api-fuzz.sh [MAX_EXAMPLES]   (default 300: about 11,000 requests)
+#   scripts/api-fuzz.sh [MAX_EXAMPLES]   (default 400: over 10,000 requests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=lib/common.sh
@@ -33,7 +33,7 @@ LEASEHOLD_NET=$net LEASEHOLD_BIN="$net/leasehold" DEMO_LEASE_S=5 LEASEHOLD_P2P_P
   LEASEHOLD_API_PORTS=$a1,$a2,$a3 scripts/testnet-up.sh >"$net/up.log" 2>&1 || { tail -20 "$net/up.log"; exit 1; }
 log "fuzzing http://127.0.0.1:$a1/v1/openapi.json"
 st run "http://127.0.0.1:$a1/v1/openapi.json" -H "Authorization: Bearer $(cat "$net/org1/admin.token")" \
-  --max-examples "${1:-300}" \
+  --max-examples "${1:-400}" \
   -c not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
   --report har --report-har-path "$net/requests.har"
 python3 - "$net/requests.har" <<'PY'
