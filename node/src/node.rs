@@ -265,7 +265,13 @@ async fn handle_rpc(node: NodeHandle, peer: PeerId, rpc: Rpc) -> Option<RpcReply
         }
         Rpc::Vote(_) => return None,
         Rpc::Forward(txs) => RpcReply::Forward(accept_forwarded(inner, peer, txs)),
-        Rpc::Data(req) => RpcReply::Data(crate::data::plane::serve(inner, peer, req)),
+        // A chunk is up to 4 MiB read from disk: off the async threads,
+        // which carry raft's heartbeats too.
+        Rpc::Data(req) => {
+            let owner = node.clone();
+            let served = tokio::task::spawn_blocking(move || crate::data::plane::serve(&owner.inner, peer, req)).await;
+            RpcReply::Data(served.unwrap_or_else(|e| Err(format!("the owner's node failed serving it: {e}"))))
+        }
         Rpc::Metadata(req) => RpcReply::Metadata(crate::disclose::serve(&node, peer, req).await),
         Rpc::Certify(certs) => RpcReply::Certify(crate::certify::accept(inner, peer, certs)),
     })
