@@ -14,21 +14,8 @@ cargo build --release
 net=$(mktemp -d /tmp/leasehold-fuzz.XXXXXX)
 trap 'LEASEHOLD_NET=$net scripts/testnet-down.sh >/dev/null; rm -rf "$net"' EXIT
 cp "$CARGO_TARGET_DIR/release/leasehold" "$net/leasehold"
-low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range)
-read -r p1 p2 p3 a1 a2 a3 < <(python3 - "$low" <<'PY'
-import random, socket, sys
-low, ports = int(sys.argv[1]), []
-while len(ports) < 6:
-    p = random.randrange(20000, low)
-    try:
-        socket.socket().bind(("127.0.0.1", p))
-    except OSError:
-        continue
-    if p not in ports:
-        ports.append(p)
-print(*ports)
-PY
-)
+reserve_ports 6
+read -r p1 p2 p3 a1 a2 a3 <<<"${PORTS[*]}"
 LEASEHOLD_NET=$net LEASEHOLD_BIN="$net/leasehold" DEMO_LEASE_S=5 LEASEHOLD_P2P_PORTS=$p1,$p2,$p3 \
   LEASEHOLD_API_PORTS=$a1,$a2,$a3 scripts/testnet-up.sh >"$net/up.log" 2>&1 || { tail -20 "$net/up.log"; exit 1; }
 log "fuzzing http://127.0.0.1:$a1/v1/openapi.json"

@@ -40,21 +40,10 @@ cargo test --release --workspace "${slow[@]}"
 # The demo, end to end, on a fresh three-org network of real processes, on
 # ports below the ephemeral range (no outgoing connection takes them), each
 # locked like the tests' ports (tests/common/ports.rs) until this script ends.
-low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range)
-locks=${TMPDIR:-/tmp}/leasehold-test-ports
-mkdir -p "$locks"
-port_free() { python3 -c 'import socket, sys; socket.socket().bind(("127.0.0.1", int(sys.argv[1])))' "$1" 2>/dev/null; }
-ports=()
-for _ in $(seq 1000); do
-  [ ${#ports[@]} -lt 6 ] || break
-  p=$((20000 + RANDOM % (low - 20000)))
-  exec {fd}>>"$locks/$p"
-  if flock -n "$fd" && port_free "$p"; then ports+=("$p"); else exec {fd}>&-; fi
-done
-[ ${#ports[@]} -eq 6 ] || { log "found only ${#ports[@]} free ports below $low"; exit 1; }
+reserve_ports 6
 log "demo on a fresh network in $net"
 LEASEHOLD_NET=$net LEASEHOLD_BIN="$demo_bin/leasehold" DEMO_LEASE_S=${DEMO_LEASE_S:-20} \
-  LEASEHOLD_P2P_PORTS=${ports[0]},${ports[1]},${ports[2]} LEASEHOLD_API_PORTS=${ports[3]},${ports[4]},${ports[5]} \
+  LEASEHOLD_P2P_PORTS=${PORTS[0]},${PORTS[1]},${PORTS[2]} LEASEHOLD_API_PORTS=${PORTS[3]},${PORTS[4]},${PORTS[5]} \
   scripts/testnet-up.sh || {
   for o in org1 org2 org3; do log "--- $o node log (tail)"; tail -20 "$net/$o/node.log" >&2 || true; done
   exit 1

@@ -219,8 +219,8 @@ async fn verify_names_the_height_of_a_corrupted_block() {
         let db = open();
         let h = db.cf_handle("txs").unwrap();
         let (k, v) = db.iterator_cf(h, rocksdb::IteratorMode::Start).next().unwrap().unwrap();
-        let (height, index): (u64, u32) = decode_location(&v);
-        db.put_cf(h, &k, [&height.to_le_bytes()[..], &(index + 1).to_le_bytes()].concat()).unwrap();
+        let (height, index): (u64, u32) = leasehold_node::store::decode(&v, "tx location").unwrap();
+        db.put_cf(h, &k, leasehold_node::store::encode(&(height, index + 1))).unwrap();
         (k.to_vec(), v.to_vec())
     };
     assert!(failure().contains("the tx index puts tx"));
@@ -270,7 +270,7 @@ async fn verify_names_the_height_of_a_corrupted_block() {
 async fn a_node_refuses_peers_outside_the_genesis() {
     let net = TestNet::start(2).await;
     // A stranger with a fresh identity dials the node's p2p port.
-    let ports = free_ports(1);
+    let ports = ports::reserve(1);
     let node_cfg = std::fs::read_to_string(net.nodes[0].dir.join("node.toml")).unwrap();
     let p2p: String = node_cfg.lines().find(|l| l.starts_with("p2p_listen")).unwrap().split('"').nth(1).unwrap().into();
     let genesis: serde_json::Value =
@@ -345,11 +345,4 @@ async fn the_node_and_another_signer_for_one_org_do_not_stale_each_others_nonces
     let (code, out) =
         net.call(1, "POST", "/v1/datasets/ds/leases", None, Some(serde_json::json!({"duration_ms": 1000}))).await;
     assert_eq!(code, 201, "{out}");
-}
-
-/// A stored tx location: (height, index) as fixed-width little-endian, the
-/// store's encoding.
-fn decode_location(bytes: &[u8]) -> (u64, u32) {
-    assert_eq!(bytes.len(), 12, "a tx location is 12 bytes");
-    (u64::from_le_bytes(bytes[..8].try_into().unwrap()), u32::from_le_bytes(bytes[8..].try_into().unwrap()))
 }

@@ -40,3 +40,27 @@ ensure_deps() {
   fi
   command -v cargo >/dev/null 2>&1 || { log "cargo not found: install Rust (https://rustup.rs) and re-run"; exit 1; }
 }
+
+# Sets PORTS to $1 ports for a network this script starts: below the
+# ephemeral range, so no outgoing connection takes one, free now, and each
+# locked (the same lock files as tests/common/ports.rs) until this shell
+# exits, so no test or other script picks it meanwhile.
+reserve_ports() {
+  local low locks p fd
+  low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range)
+  locks=${TMPDIR:-/tmp}/leasehold-test-ports
+  mkdir -p "$locks"
+  PORTS=()
+  for _ in $(seq 1000); do
+    [ ${#PORTS[@]} -lt "$1" ] || return 0
+    p=$((20000 + RANDOM % (low - 20000)))
+    exec {fd}>>"$locks/$p"
+    if flock -n "$fd" && python3 -c 'import socket, sys; socket.socket().bind(("127.0.0.1", int(sys.argv[1])))' "$p" 2>/dev/null; then
+      PORTS+=("$p")
+    else
+      exec {fd}>&-
+    fi
+  done
+  log "found only ${#PORTS[@]} free ports below $low"
+  return 1
+}

@@ -80,11 +80,6 @@ pub fn bin() -> &'static Path {
     path
 }
 
-/// Ports held for this test; see `ports`.
-pub fn free_ports(n: usize) -> Vec<ports::Port> {
-    ports::reserve(n)
-}
-
 pub struct NodeProc {
     pub org: String,
     pub dir: PathBuf,
@@ -115,7 +110,7 @@ impl TestNet {
     /// Like `start`, editing each node's TOML config before it starts.
     pub async fn start_with(n: usize, edit: impl Fn(&mut String)) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let held = free_ports(2 * n);
+        let held = ports::reserve(2 * n);
         let ports: Vec<u16> = held.iter().map(|p| p.number).collect();
         let join = |p: &[u16]| p.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(",");
         let out = Command::new(bin())

@@ -22,7 +22,6 @@ pub struct Org {
     pub admin: String,
     pub member: String,
     pub viewer: String,
-    pub dir: std::path::PathBuf,
 }
 
 /// Three orgs, each with a node and its router.
@@ -59,7 +58,6 @@ pub async fn network_of(dir: &std::path::Path, n: usize) -> Vec<Org> {
         let state = AppState::new(node.clone()).unwrap();
         let now = leasehold_node::now_ms();
         orgs.push(Org {
-            dir: odir.clone(),
             admin: std::fs::read_to_string(odir.join("admin.token")).unwrap(),
             member: state.users.add("mia", Role::Member, now).unwrap(),
             viewer: state.users.add("vic", Role::Viewer, now).unwrap(),
