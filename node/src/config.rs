@@ -155,6 +155,13 @@ impl Default for BlockConfig {
 #[serde(deny_unknown_fields)]
 pub struct RaftConfig {
     pub heartbeat_ms: u64,
+    /// A follower that hears no leader for a random time in
+    /// [election_min_ms, election_max_ms] stands for election. openraft
+    /// makes the others refuse its vote until election_max_ms has passed
+    /// since they last heard the leader (the leader lease), so a first
+    /// candidate is often refused and a second timeout follows: a lost
+    /// leader is replaced in about election_min_ms + election_max_ms. See
+    /// docs/RELIABILITY.md for the figures behind the defaults.
     pub election_min_ms: u64,
     pub election_max_ms: u64,
     /// Build a snapshot after this many applied entries. A snapshot is a
@@ -188,8 +195,8 @@ impl Default for RaftConfig {
     fn default() -> Self {
         Self {
             heartbeat_ms: 100,
-            election_min_ms: 500,
-            election_max_ms: 1000,
+            election_min_ms: 400,
+            election_max_ms: 600,
             snapshot_every: 20_000,
             keep_logs: 1_000,
             max_future_ms: default_max_future_ms(),

@@ -406,13 +406,22 @@ async fn dispatch(inner: &Inner, batch: Vec<SignedTx>) {
             }
             Some(leader) => {
                 let peer = inner.peer_of_node[&leader];
-                match inner.net.request(peer, encode(&Rpc::Forward(batch.clone()))).await {
-                    Ok(bytes) => match decode::<RpcReply>(&bytes, "forward reply") {
-                        Ok(RpcReply::Forward(Ok(()))) => return,
-                        Ok(RpcReply::Forward(Err(e))) => debug!("leader refused batch: {e}"),
-                        _ => warn!("unexpected reply to forward"),
+                // A leader cut off from us may take the whole request timeout
+                // to fail, while the rest elect another within a second: the
+                // batch goes to the new leader as soon as one is known.
+                let mut metrics = inner.raft.metrics();
+                let replaced = metrics.wait_for(|m| m.current_leader.is_some_and(|l| l != leader));
+                let sent = inner.net.request(peer, encode(&Rpc::Forward(batch.clone())));
+                tokio::select! {
+                    reply = sent => match reply {
+                        Ok(bytes) => match decode::<RpcReply>(&bytes, "forward reply") {
+                            Ok(RpcReply::Forward(Ok(()))) => return,
+                            Ok(RpcReply::Forward(Err(e))) => debug!("leader refused batch: {e}"),
+                            _ => warn!("unexpected reply to forward"),
+                        },
+                        Err(e) => debug!("forward failed: {e}"),
                     },
-                    Err(e) => debug!("forward failed: {e}"),
+                    _ = replaced => debug!("the leader changed while a batch was forwarded to it"),
                 }
             }
             None => {}

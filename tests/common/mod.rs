@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use leasehold_chaincode::{canonical, AccessPolicy, Approval, DatasetSpec, Payload, SealedMetadata, SignedTx, TxBody};
 use serde_json::Value;
 
+pub mod hosts;
+pub mod load;
 pub mod ports;
 mod rogue;
 #[allow(unused_imports)]
@@ -109,6 +111,16 @@ impl TestNet {
 
     /// Like `start`, editing each node's TOML config before it starts.
     pub async fn start_with(n: usize, edit: impl Fn(&mut String)) -> Self {
+        let mut net = Self::init_with(n, edit);
+        for i in 0..n {
+            net.spawn(i);
+        }
+        net.wait_for_leader(Duration::from_secs(30)).await;
+        net
+    }
+
+    /// Initialises `n` orgs, editing each node's TOML config, and starts none.
+    pub fn init_with(n: usize, edit: impl Fn(&mut String)) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let held = ports::reserve(2 * n);
         let ports: Vec<u16> = held.iter().map(|p| p.number).collect();
@@ -138,19 +150,14 @@ impl TestNet {
                 token: std::fs::read_to_string(ndir.join("admin.token")).unwrap(),
             });
         }
-        let mut net = TestNet {
+        TestNet {
             dir,
             ports: held,
             nodes,
             network_id: genesis["network_id"].as_str().unwrap().to_string(),
             http: reqwest::Client::new(),
             nonce: leasehold_node::now_ms() as u64 * 1000,
-        };
-        for i in 0..n {
-            net.spawn(i);
         }
-        net.wait_for_leader(Duration::from_secs(30)).await;
-        net
     }
 
     pub fn spawn(&mut self, i: usize) {
