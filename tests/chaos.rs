@@ -10,6 +10,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::disk::SmallDisk;
 use common::hosts::Hosts;
 use common::load::{assert_acknowledged_everywhere, stop_and_verify_all, Load};
 use common::{auto_dataset, is_committed_valid, lease_request, TestNet};
@@ -187,5 +188,74 @@ async fn partitions_between_hosts_heal_with_no_divergence() {
         acked.len(),
         status["height"],
         report.requests_failed,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_refuses_writes_clearly_and_recovers() {
+    let mut net = TestNet::init_with(3, |toml| {
+        *toml = toml.replace("min_free_disk_mib = 256", "min_free_disk_mib = 16");
+    });
+    // Every node on a disk of its own, so whichever follows can be filled.
+    let mut disks = Vec::new();
+    for i in 0..3 {
+        match SmallDisk::mount(&net.data_dir(i), 128) {
+            Ok(d) => disks.push(d),
+            Err(why) => {
+                eprintln!("SKIPPED: a small disk for a node needs a tmpfs mount, so root ({why})");
+                return;
+            }
+        }
+    }
+    for i in 0..3 {
+        net.spawn(i);
+    }
+    let leader = net.wait_for_leader(Duration::from_secs(30)).await;
+    register_dataset(&mut net, leader).await;
+    let full = (leader + 1) % 3;
+    let rest: Vec<usize> = (0..3).filter(|i| *i != full).collect();
+    let load = Load::start(&net, "ds", 10);
+    load.set_targets(&net, &rest);
+    load.wait_for_progress(20, Duration::from_secs(30)).await;
+
+    disks[full].fill_leaving(8);
+    // Its users' writes are refused, clearly, and nothing is submitted.
+    let refused = net.sign(1, lease_request("on-a-full-disk", "ds"));
+    let body = canonical::to_bytes(&vec![refused.clone()]);
+    let (code, problem) = net.call_raw(full, "POST", "/v1/txs", body, "application/octet-stream").await;
+    assert_eq!(code, 507, "{problem}");
+    assert_eq!(problem["type"].as_str().map(|t| t.ends_with("disk-full")), Some(true), "{problem}");
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(detail.contains("disk is nearly full") && detail.contains("16 MiB"), "{detail}");
+    // Reads go on.
+    assert_eq!(net.get(full, "/v1/datasets/ds").await.0, 200);
+    // The others commit without it; it takes no new entries meanwhile.
+    let stalled = net.status(full).await.unwrap()["height"].as_u64().unwrap();
+    load.wait_for_progress(100, Duration::from_secs(30)).await;
+    let ahead = net.status(leader).await.unwrap()["height"].as_u64().unwrap();
+    let held = net.status(full).await.unwrap()["height"].as_u64().unwrap();
+    assert!(
+        held <= stalled + 1 && ahead > held + 2,
+        "the full node went on appending: {stalled} -> {held}, leader {ahead}"
+    );
+
+    // Space returns: it catches up, and takes writes again.
+    disks[full].free();
+    let freed = Instant::now();
+    let height = net.status(leader).await.unwrap()["height"].as_u64().unwrap();
+    net.wait_converged(height, Duration::from_secs(30)).await;
+    let caught_up_ms = freed.elapsed().as_millis();
+    let (_, out) = net.submit(full, &[refused], 10_000).await.unwrap();
+    assert!(is_committed_valid(&out[0]), "{out:?}");
+    load.set_targets(&net, &[0, 1, 2]);
+    load.wait_for_progress(20, Duration::from_secs(20)).await;
+
+    let (acked, _) = load.stop().await;
+    assert_acknowledged_everywhere(&net, &acked).await;
+    stop_and_verify_all(&mut net);
+    println!(
+        "FIGURE chaos-disk-full refused_status={code} heights_while_full=follower:{held}/leader:{ahead} \
+         caught_up_after_freeing_ms={caught_up_ms} acked={} lost=0",
+        acked.len()
     );
 }

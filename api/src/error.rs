@@ -26,6 +26,9 @@ pub enum ApiError {
     Unprocessable { field: Option<String>, detail: String },
     #[error("{0}")]
     Unavailable(String),
+    /// The node's disk is below its reserve; writes resume when it is not.
+    #[error("{0}")]
+    DiskFull(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -60,6 +63,7 @@ impl ApiError {
             Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too-large", "Request body too large"),
             Self::Unprocessable { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid", "Invalid field"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Unavailable"),
+            Self::DiskFull(_) => (StatusCode::INSUFFICIENT_STORAGE, "disk-full", "The node's disk is full"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
         }
     }
@@ -75,6 +79,7 @@ impl From<leasehold_node::NodeError> for ApiError {
             N::Forbidden(d) => Self::Forbidden(d),
             N::Conflict(d) => Self::Conflict(d),
             N::Unavailable(d) => Self::Unavailable(d),
+            N::DiskFull(d) => Self::DiskFull(d),
             other => Self::Internal(other.to_string()),
         }
     }

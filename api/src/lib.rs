@@ -59,8 +59,26 @@ pub fn app(state: AppState) -> Router {
         .merge(runs::routes())
         .merge(openapi::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), refuse_writes_on_a_full_disk))
         .layer(axum::middleware::map_response(error::problem_json))
         .with_state(state)
+}
+
+/// Every request but a read writes to the node's disk (a tx, a file, a run,
+/// a user): below the node's reserve each is refused before it starts.
+async fn refuse_writes_on_a_full_disk(
+    axum::extract::State(s): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let reads = [axum::http::Method::GET, axum::http::Method::HEAD, axum::http::Method::OPTIONS];
+    if !reads.contains(req.method()) {
+        if let Err(e) = s.node.check_disk() {
+            return ApiError::from(e).into_response();
+        }
+    }
+    next.run(req).await
 }
 
 /// Serves the API until `shutdown` resolves.

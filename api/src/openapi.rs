@@ -70,6 +70,7 @@ fn document_problems(op: &mut utoipa::openapi::path::Operation, writes: bool) {
     if writes {
         codes.push(("409", "The ledger's state does not allow it now"));
         codes.push(("503", "The node cannot do it now (no leader, overloaded, no sandbox); retry later"));
+        codes.push(("507", "The node's disk is below its reserve; writes resume once space is freed"));
     }
     let problem =
         utoipa::openapi::ContentBuilder::new().schema(Some(utoipa::openapi::Ref::from_schema_name("Problem"))).build();

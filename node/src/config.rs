@@ -28,6 +28,11 @@ pub struct NodeConfig {
     /// How long a write waits for its commit before answering "pending".
     #[serde(default = "default_commit_wait_ms")]
     pub commit_wait_ms: u64,
+    /// Free space kept on the data directory's disk: below it the node
+    /// refuses new writes and new raft log entries (see `disk`), so that
+    /// RocksDB never meets a full disk mid-write.
+    #[serde(default = "default_min_free_disk_mib")]
+    pub min_free_disk_mib: u64,
     #[serde(default)]
     pub workflow: WorkflowConfig,
 }
@@ -177,6 +182,10 @@ pub struct RaftConfig {
     /// ...and at most this far behind it (a leader holding time still).
     #[serde(default = "default_max_past_ms")]
     pub max_past_ms: u64,
+}
+
+fn default_min_free_disk_mib() -> u64 {
+    256
 }
 
 fn default_max_future_ms() -> u64 {

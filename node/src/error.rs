@@ -32,6 +32,9 @@ pub enum NodeError {
     /// The node cannot do this now or in this configuration.
     #[error("{0}")]
     Unavailable(String),
+    /// The data directory's disk is below the node's reserve.
+    #[error("{0}")]
+    DiskFull(String),
     #[error("verification failed at height {height}: {reason}")]
     Verify { height: u64, reason: String },
     /// The store failed its check; the node will not serve it.

@@ -95,7 +95,22 @@ pub(crate) fn admit_snapshot(
         return false;
     }
     let m = r.meta.last_membership.membership();
-    crate::membership::allowed(inner, m) || refuse_membership(inner, peer, "InstallSnapshot", m)
+    (crate::membership::allowed(inner, m) || refuse_membership(inner, peer, "InstallSnapshot", m))
+        && has_room(inner, "InstallSnapshot")
+}
+
+/// Whether the disk has room for what a leader sends; says why not at most
+/// once every 10 s, as the leader keeps resending.
+fn has_room(inner: &Inner, what: &str) -> bool {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    static LAST_WARNED_MS: AtomicI64 = AtomicI64::new(0);
+    let Err(e) = inner.check_disk() else { return true };
+    let now = crate::now_ms();
+    let last = LAST_WARNED_MS.load(Ordering::Relaxed);
+    if now - last > 10_000 && LAST_WARNED_MS.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+        warn!("refusing {what} from the leader: {e}");
+    }
+    false
 }
 
 /// Whether to let openraft see this AppendEntries.
@@ -114,6 +129,11 @@ pub(crate) fn admit_append(
                 return refuse_membership(inner, peer, "AppendEntries", m);
             }
         }
+    }
+    // Heartbeats carry no entries and keep this node from standing for
+    // election; only what would fill the disk is refused.
+    if !r.entries.is_empty() && !has_room(inner, "AppendEntries") {
+        return false;
     }
     let Some(node) = node_of(inner, peer) else { return false };
     if shunned(inner, node) {

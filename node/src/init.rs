@@ -107,6 +107,7 @@ fn write_org(out: &Path, i: usize, k: &OrgKeys, genesis: &Genesis, opts: &InitOp
         block: BlockConfig::default(),
         raft: RaftConfig::default(),
         commit_wait_ms: 5_000,
+        min_free_disk_mib: 256,
         workflow: Default::default(),
     };
     let path = dir.join("node.toml");

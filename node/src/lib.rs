@@ -10,6 +10,7 @@ pub mod config;
 pub mod crypto;
 pub mod data;
 pub mod disclose;
+pub mod disk;
 pub mod durable;
 pub mod election;
 mod error;

@@ -284,6 +284,7 @@ fn accept_forwarded(inner: &Inner, peer: PeerId, txs: Vec<SignedTx>) -> Result<(
     if inner.leader() != Some(inner.node_id) {
         return Err("not the leader".into());
     }
+    inner.check_disk().map_err(|e| format!("the leader refuses writes: {e}"))?;
     let genesis = &inner.ledger.genesis;
     let share = (inner.cfg.block.mempool_capacity / genesis.orgs.len().max(1)).max(1);
     let sigs = verify_signatures(genesis, &txs);
@@ -498,6 +499,13 @@ impl NodeHandle {
     /// when every node applies the block.
     pub async fn submit(&self, txs: Vec<SignedTx>, wait: Duration) -> Vec<Submission> {
         let ledger = &self.inner.ledger;
+        if let Err(e) = self.check_disk() {
+            let reason = e.to_string();
+            return txs
+                .iter()
+                .map(|t| Submission::Rejected { tx_id: t.id().to_hex(), reason: reason.clone() })
+                .collect();
+        }
         let sigs = verify_signatures(&ledger.genesis, &txs);
         let mut waiting = Vec::with_capacity(txs.len());
         let mut out: Vec<Option<Submission>> = vec![None; txs.len()];

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use leasehold_chaincode::{canonical, AccessPolicy, Approval, DatasetSpec, Payload, SealedMetadata, SignedTx, TxBody};
 use serde_json::Value;
 
+pub mod disk;
 pub mod hosts;
 pub mod load;
 pub mod ports;
