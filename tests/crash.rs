@@ -61,15 +61,15 @@ async fn a_lessee_killed_mid_transfer_restarts_with_no_half_cache() {
     let cache = net.data_dir(1).join("cache").join(&lease);
     let partial = cache.join("partial/big.bin");
     let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    let killed_at = loop {
         let got = std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
         if got > 0 && got < BIG_BYTES / 2 {
-            break;
+            break got;
         }
         assert!(!cache.join("files").exists(), "the transfer ended before the test could interrupt it");
         assert!(Instant::now() < deadline, "the transfer never started");
         tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    };
     net.kill9(1);
     assert!(!cache.join("files").exists(), "a half transfer was promoted to the verified cache");
 
@@ -94,4 +94,5 @@ async fn a_lessee_killed_mid_transfer_restarts_with_no_half_cache() {
     assert_eq!(done["status"], "succeeded", "{done}");
     let cached = std::fs::read(cache.join("files/big.bin")).unwrap();
     assert!(cached == data, "the cached file is the owner's file, whole");
+    println!("FIGURE crash-mid-transfer killed_at_bytes={killed_at} of={BIG_BYTES} half_caches_left=0");
 }

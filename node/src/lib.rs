@@ -14,6 +14,7 @@ pub mod disk;
 pub mod durable;
 pub mod election;
 mod error;
+pub mod fuzzing;
 mod gate;
 pub mod init;
 pub mod ledger;

@@ -52,6 +52,8 @@ pub(crate) struct Inner {
     forwarded: std::sync::Mutex<HashMap<PeerId, usize>>,
     /// Leaders refused for their clock, ignored until then (see `gate`).
     pub(crate) shunned: std::sync::Mutex<HashMap<NodeId, std::time::Instant>>,
+    /// Manifests of this node's datasets, for serving chunks.
+    pub(crate) manifests: crate::data::plane::Manifests,
     /// The snapshot being received from a peer, checked before install.
     pub(crate) incoming: tokio::sync::Mutex<Option<crate::receive_snapshot::Incoming>>,
     /// The (term, leader) whose election this node has seen proven.
@@ -191,6 +193,7 @@ pub async fn start(cfg: NodeConfig) -> Result<(NodeHandle, Tasks)> {
         runner: std::sync::OnceLock::new(),
         forwarded: std::sync::Mutex::new(HashMap::new()),
         shunned: std::sync::Mutex::new(HashMap::new()),
+        manifests: Default::default(),
         incoming: tokio::sync::Mutex::new(None),
         elected: std::sync::Mutex::new(None),
         nonce: AtomicU64::new(first_nonce),

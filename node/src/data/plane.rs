@@ -8,7 +8,7 @@ use std::fs;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use leasehold_chaincode::{query, Lease, LeaseStatus, StateRead};
+use leasehold_chaincode::{query, Hash32, Lease, LeaseStatus, StateRead};
 use leasehold_network::PeerId;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -43,8 +43,35 @@ pub(crate) fn serve(inner: &Inner, from: PeerId, req: DataRequest) -> std::resul
         state: &inner.ledger.store,
         data_dir: &inner.cfg.data_dir,
         org_of_peer: &inner.org_of_peer,
+        manifests: &inner.manifests,
     };
     owner.serve(inner.ledger_now(), from, req)
+}
+
+/// Manifests the owner has read, by dataset and content hash. A transfer
+/// asks for a chunk every 4 MiB; each would otherwise read and parse the
+/// manifest again. A content hash names one manifest forever, so an entry
+/// never goes stale; the map is emptied when it reaches `MAX_MANIFESTS`.
+#[derive(Default)]
+pub(crate) struct Manifests(std::sync::Mutex<HashMap<(String, Hash32), std::sync::Arc<Manifest>>>);
+
+const MAX_MANIFESTS: usize = 256;
+
+impl Manifests {
+    fn get(&self, dirs: &DataDirs, dataset: &str, hash: &Hash32) -> Result<Option<std::sync::Arc<Manifest>>> {
+        let key = (dataset.to_string(), *hash);
+        if let Some(m) = self.0.lock().expect("manifests lock").get(&key) {
+            return Ok(Some(m.clone()));
+        }
+        let Some(m) = dirs.dataset_manifest(dataset, hash)? else { return Ok(None) };
+        let m = std::sync::Arc::new(m);
+        let mut map = self.0.lock().expect("manifests lock");
+        if map.len() >= MAX_MANIFESTS {
+            map.clear();
+        }
+        map.insert(key, m.clone());
+        Ok(Some(m))
+    }
 }
 
 /// What the owner's node checks a request against: its own org, its ledger
@@ -54,6 +81,7 @@ pub(crate) struct Owner<'a, S> {
     pub state: &'a S,
     pub data_dir: &'a Path,
     pub org_of_peer: &'a HashMap<PeerId, String>,
+    pub manifests: &'a Manifests,
 }
 
 impl<S: StateRead> Owner<'_, S> {
@@ -77,12 +105,13 @@ impl<S: StateRead> Owner<'_, S> {
             .map_err(|e| e.to_string())?
             .ok_or("dataset version not found")?;
         let dirs = DataDirs::new(self.data_dir);
-        let manifest = dirs
-            .dataset_manifest(&ds.id, &ds.spec.content_hash)
+        let manifest = self
+            .manifests
+            .get(&dirs, &ds.id, &ds.spec.content_hash)
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("{} holds no files for dataset {} version {version}", self.org, ds.id))?;
         match req {
-            DataRequest::Manifest { .. } => Ok(DataReply::Manifest(manifest)),
+            DataRequest::Manifest { .. } => Ok(DataReply::Manifest(Manifest::clone(&manifest))),
             DataRequest::Chunk { path, offset, len, .. } => {
                 let entry = manifest.files.iter().find(|f| f.path == path).ok_or("no such file in the dataset")?;
                 let len = len.min(CHUNK_BYTES).min(entry.size_bytes.saturating_sub(offset));
@@ -99,6 +128,23 @@ fn read_chunk(file: &std::path::Path, offset: u64, len: u64) -> std::io::Result<
     let mut buf = Vec::with_capacity(len as usize);
     f.take(len).read_to_end(&mut buf)?;
     Ok(DataReply::Chunk(buf))
+}
+
+/// Hashes and appends a chunk off the async threads: 4 MiB of SHA-256 and
+/// a write take milliseconds that raft's heartbeats share on a small host.
+async fn append_chunk(
+    mut out: fs::File,
+    mut hasher: Sha256,
+    bytes: Vec<u8>,
+    path: &Path,
+) -> Result<(fs::File, Sha256)> {
+    tokio::task::spawn_blocking(move || {
+        hasher.update(&bytes);
+        out.write_all(&bytes).map(|()| (out, hasher))
+    })
+    .await
+    .map_err(|e| NodeError::Data(format!("writing a chunk: {e}")))?
+    .map_err(|e| NodeError::file(path, e))
 }
 
 /// Jobs run as their own uid and mount the cache read-only: its files must
@@ -196,10 +242,10 @@ impl NodeHandle {
                 if bytes.is_empty() {
                     return Err(NodeError::Data(format!("{} ended early", entry.path)));
                 }
-                hasher.update(&bytes);
-                out.write_all(&bytes).map_err(|e| NodeError::file(&path, e))?;
-                offset += bytes.len() as u64;
-                done += bytes.len() as u64;
+                let n = bytes.len() as u64;
+                (out, hasher) = append_chunk(out, hasher, bytes, &path).await?;
+                offset += n;
+                done += n;
                 progress(done, total);
             }
             let digest: [u8; 32] = hasher.finalize().into();

@@ -50,7 +50,13 @@ impl Fixture {
     }
 
     fn serve(&self, at_ms: i64, from: PeerId, req: DataRequest) -> Result<DataReply, String> {
-        let owner = Owner { org: "org1", state: &self.net.state, data_dir: self.data.path(), org_of_peer: &self.peers };
+        let owner = Owner {
+            org: "org1",
+            state: &self.net.state,
+            data_dir: self.data.path(),
+            org_of_peer: &self.peers,
+            manifests: &Default::default(),
+        };
         owner.serve(at_ms, from, req)
     }
 
@@ -98,7 +104,13 @@ fn a_chunk_is_refused_to_any_peer_but_the_lessees_node() {
     assert_eq!(f.refusal(at, f.nodes[0], 0), "lease L1 is not between org1 and org1");
     assert_eq!(f.refusal(at, PeerId::random(), 0), "unknown peer");
     // A node that is not the owner serves nothing of the lease, even to its lessee.
-    let other = Owner { org: "org3", state: &f.net.state, data_dir: f.data.path(), org_of_peer: &f.peers };
+    let other = Owner {
+        org: "org3",
+        state: &f.net.state,
+        data_dir: f.data.path(),
+        org_of_peer: &f.peers,
+        manifests: &Default::default(),
+    };
     let req = DataRequest::Manifest { lease_id: "L1".into() };
     assert_eq!(other.serve(at, f.nodes[1], req).err().as_deref(), Some("lease L1 is not between org3 and org2"));
     assert_eq!(f.chunk(at, f.nodes[1], 0).map(|b| b.len()), Ok(CHUNK_BYTES as usize), "the lessee's node is served");

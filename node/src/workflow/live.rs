@@ -251,7 +251,15 @@ impl LiveRun {
             f(&mut r);
             r.clone()
         };
-        if let Err(e) = write_json(&self.dir.join("run.json"), &snapshot) {
+        // The record is fsynced (tens of ms on a busy disk); callers are
+        // async, on threads raft's heartbeats share. A log line, by
+        // contrast, is an append to the page cache, kept under the log's
+        // lock so the file has the lines in `seq` order.
+        let persist = || write_json(&self.dir.join("run.json"), &snapshot);
+        let multi_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        let persisted = if multi_thread { tokio::task::block_in_place(persist) } else { persist() };
+        if let Err(e) = persisted {
             tracing::warn!(run = %snapshot.id, "cannot persist the run record: {e}");
         }
         self.changed.send_modify(|n| *n += 1);
