@@ -18,15 +18,54 @@ reserve_ports 6
 read -r p1 p2 p3 a1 a2 a3 <<<"${PORTS[*]}"
 LEASEHOLD_NET=$net LEASEHOLD_BIN="$net/leasehold" DEMO_LEASE_S=5 LEASEHOLD_P2P_PORTS=$p1,$p2,$p3 \
   LEASEHOLD_API_PORTS=$a1,$a2,$a3 scripts/testnet-up.sh >"$net/up.log" 2>&1 || { tail -20 "$net/up.log"; exit 1; }
-log "fuzzing http://127.0.0.1:$a1/v1/openapi.json"
-st run "http://127.0.0.1:$a1/v1/openapi.json" -H "Authorization: Bearer $(cat "$net/org1/admin.token")" \
+base="http://127.0.0.1:$a1"
+height_before=$(curl -fsS "$base/v1/status" | python3 -c 'import json,sys; print(json.load(sys.stdin)["height"])')
+log "fuzzing $base/v1/openapi.json from height $height_before"
+st run "$base/v1/openapi.json" -H "Authorization: Bearer $(cat "$net/org1/admin.token")" \
   --max-examples "${1:-400}" \
   -c not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
   --report har --report-har-path "$net/requests.har"
-python3 - "$net/requests.har" <<'PY'
-import collections, json, sys
-entries = json.load(open(sys.argv[1]))["log"]["entries"]
+# No 5xx; and every tx committed while fuzzing came from a request the API
+# accepted (its tx id is in a 2xx answer): a rejected write changed nothing.
+python3 - "$net/requests.har" "$base" "$height_before" "$(cat "$net/org1/admin.token")" <<'PY'
+import collections, json, sys, urllib.request
+har, base, height_before, token = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+entries = json.load(open(har))["log"]["entries"]
 by_class = collections.Counter(f'{e["response"]["status"] // 100}xx' for e in entries)
 print(f"{len(entries)} requests: {dict(sorted(by_class.items()))}")
-sys.exit(1 if by_class.get("5xx") else 0)
+accepted, rejected_writes = set(), 0
+def tx_ids(v):
+    if isinstance(v, dict):
+        for k, x in v.items():
+            if k == "tx_id" and isinstance(x, str):
+                accepted.add(x)
+            else:
+                tx_ids(x)
+    elif isinstance(v, list):
+        for x in v:
+            tx_ids(x)
+for e in entries:
+    if e["request"]["method"] in ("GET", "HEAD", "OPTIONS"):
+        continue
+    if e["response"]["status"] >= 400:
+        rejected_writes += 1
+        continue
+    try:
+        tx_ids(json.loads(e["response"].get("content", {}).get("text") or "null"))
+    except ValueError:
+        pass
+def get(path):
+    req = urllib.request.Request(base + path, headers={"Authorization": f"Bearer {token}"})
+    return json.load(urllib.request.urlopen(req, timeout=10))
+height_after, committed, nxt = get("/v1/status")["height"], [], height_before + 1
+while nxt <= height_after:
+    for b in get(f"/v1/blocks?from={nxt}&limit=100"):
+        committed += [(t["tx_id"], t["kind"]) for t in b["txs"]]
+        nxt = b["height"] + 1
+stray = [t for t in committed if t[0] not in accepted]
+print(f"height {height_before} -> {height_after}: {len(committed)} txs committed, "
+      f"{len(stray)} not from an accepted request; {rejected_writes} writes rejected")
+for t in stray[:10]:
+    print("  stray:", t)
+sys.exit(1 if by_class.get("5xx") or stray else 0)
 PY
