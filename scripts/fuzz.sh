@@ -39,7 +39,7 @@ for t in "${targets[@]}"; do
     for a in fuzz/artifacts/"$t"/crash-* fuzz/artifacts/"$t"/timeout-* fuzz/artifacts/"$t"/oom-*; do
       [ -f "$a" ] && cp "$a" "fuzz/regressions/$t/" && log "kept $a as a regression"
     done
-    grep -E "panicked|ERROR|SUMMARY" "fuzz/artifacts/$t.log" | head -5 >&2
+    grep -iE "panicked|error|SUMMARY" "fuzz/artifacts/$t.log" | head -5 >&2 || true
   fi
   runs=$(grep -oE "stat::number_of_executed_units: *[0-9]+" "fuzz/artifacts/$t.log" | grep -oE "[0-9]+$" || echo 0)
   echo "FIGURE fuzz target=$t seconds=$secs runs=$runs crashes=$(find "fuzz/artifacts/$t" -type f | wc -l)"

@@ -10,6 +10,7 @@ use futures::StreamExt;
 use leasehold_chaincode::keys;
 use leasehold_node::data::check_rel_path;
 use leasehold_node::users::Role;
+use leasehold_node::NodeHandle;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
@@ -48,7 +49,7 @@ pub async fn upload(
         target.with_file_name(format!(".{}.partial", target.file_name().and_then(|n| n.to_str()).unwrap_or("upload")));
     let parent = target.parent().expect("under the uploads dir");
     tokio::fs::create_dir_all(parent).await.map_err(|e| ApiError::Internal(e.to_string()))?;
-    match receive(body, &partial).await {
+    match receive(&s.node, body, &partial).await {
         Ok((size_bytes, sha256)) => {
             // `receive` fsynced the file; the rename is durable once its
             // directory is.
@@ -67,12 +68,19 @@ pub async fn upload(
 }
 
 /// Streams the body to `to`, hashing as it goes, within the size limit.
-async fn receive(body: Body, to: &std::path::Path) -> Result<(u64, String), ApiError> {
+/// The disk is checked against the node's reserve again every this many
+/// bytes of an upload: one upload may be larger than the reserve.
+const DISK_CHECK_BYTES: u64 = 64 << 20;
+
+async fn receive(node: &NodeHandle, body: Body, to: &std::path::Path) -> Result<(u64, String), ApiError> {
     let mut file = tokio::fs::File::create(to).await.map_err(|e| ApiError::Internal(e.to_string()))?;
     let mut stream = body.into_data_stream();
     let (mut size, mut hasher) = (0u64, Sha256::new());
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| ApiError::bad("body", e.to_string()))?;
+        if size / DISK_CHECK_BYTES != (size + chunk.len() as u64) / DISK_CHECK_BYTES {
+            node.check_disk()?;
+        }
         size += chunk.len() as u64;
         if size > MAX_FILE_BYTES {
             return Err(ApiError::TooLarge(format!("a file is at most {MAX_FILE_BYTES} bytes")));

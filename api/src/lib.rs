@@ -64,21 +64,27 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Every request but a read writes to the node's disk (a tx, a file, a run,
-/// a user): below the node's reserve each is refused before it starts.
+/// A request other than a read makes the node write to its disk (a tx, a
+/// file, a run, a user): below the node's reserve each is refused before it
+/// starts. Only a caller with a valid token learns that the disk is full;
+/// others are told to authenticate, as they would be anyway.
 async fn refuse_writes_on_a_full_disk(
     axum::extract::State(s): axum::extract::State<AppState>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
+    use axum::extract::FromRequestParts;
     use axum::response::IntoResponse;
     let reads = [axum::http::Method::GET, axum::http::Method::HEAD, axum::http::Method::OPTIONS];
-    if !reads.contains(req.method()) {
-        if let Err(e) = s.node.check_disk() {
-            return ApiError::from(e).into_response();
-        }
+    if reads.contains(req.method()) {
+        return next.run(req).await;
     }
-    next.run(req).await
+    let Err(full) = s.node.check_disk() else { return next.run(req).await };
+    let (mut parts, _) = req.into_parts();
+    match auth::Caller::from_request_parts(&mut parts, &s).await {
+        Ok(_) => ApiError::from(full).into_response(),
+        Err(unauthenticated) => unauthenticated.into_response(),
+    }
 }
 
 /// Serves the API until `shutdown` resolves.

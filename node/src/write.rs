@@ -19,7 +19,6 @@ impl NodeHandle {
     /// (a rejection is [`NodeError::Chaincode`] and nothing is submitted),
     /// submits it and waits up to `commit_wait_ms`.
     pub async fn write(&self, payload: Payload) -> Result<Written> {
-        self.check_disk()?;
         let tx = self.sign(payload);
         let ledger = self.ledger();
         let ctx = BlockCtx {

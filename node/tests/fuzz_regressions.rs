@@ -104,14 +104,13 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
 }
 
 #[test]
-fn the_checks_hold_for_well_formed_inputs_and_catch_a_second_encoding() {
+fn the_checks_hold_for_well_formed_inputs_and_the_decoder_takes_one_encoding() {
     for (target, name, bytes) in seeds() {
         let check = TARGETS.iter().find(|(t, _)| *t == target).unwrap().1;
-        check(&bytes);
         assert!(std::panic::catch_unwind(|| check(&bytes)).is_ok(), "{target}/{name}");
     }
-    // A second encoding of a valid batch, one trailing byte longer, must
-    // not decode.
+    // A second encoding of a valid batch, one trailing byte longer, does
+    // not decode (so the fuzz check's round trip has nothing to compare).
     let mut trailing = canonical::to_bytes(&vec![tx(1)]);
     trailing.push(0);
     assert!(canonical::from_bytes::<Vec<SignedTx>>(&trailing, "t").is_err(), "a trailing byte was accepted");

@@ -23,10 +23,13 @@ fn ip(args: &[&str]) -> Result<(), String> {
 }
 
 impl Hosts {
+    /// `Err` (the test skips, saying so) only when this is not root;
+    /// anything else that fails, fails the test.
     pub fn create(n: usize) -> Result<Hosts, String> {
         if !is_root() {
-            return Err("network namespaces need root".into());
+            return super::skip_unless_required("network namespaces need root");
         }
+        assert!(n <= 5, "a /29 holds the bridge and at most 5 hosts");
         let pid = std::process::id();
         // 198.18.0.0/15 is set aside for benchmarking networks: 16384 /29s.
         let block = (pid % 16_384) * 8;
@@ -34,18 +37,18 @@ impl Hosts {
         let hosts = Hosts { tag: format!("lh{pid}"), ips: (0..n).map(|i| addr(2 + i as u32)).collect() };
         hosts.remove(n); // leftovers of a killed test with the same pid
         let br = hosts.bridge();
-        ip(&["link", "add", &br, "type", "bridge"])?;
-        ip(&["addr", "add", &format!("{}/29", addr(1)), "dev", &br])?;
-        ip(&["link", "set", &br, "up"])?;
+        ip(&["link", "add", &br, "type", "bridge"]).unwrap();
+        ip(&["addr", "add", &format!("{}/29", addr(1)), "dev", &br]).unwrap();
+        ip(&["link", "set", &br, "up"]).unwrap();
         for i in 0..n {
             let (ns, outer, inner) = (hosts.ns(i), hosts.outer(i), format!("{}n{i}", hosts.tag));
-            ip(&["netns", "add", &ns])?;
-            ip(&["link", "add", &outer, "type", "veth", "peer", "name", &inner])?;
-            ip(&["link", "set", &inner, "netns", &ns])?;
-            ip(&["link", "set", &outer, "master", &br, "up"])?;
-            ip(&["-n", &ns, "addr", "add", &format!("{}/29", hosts.ips[i]), "dev", &inner])?;
-            ip(&["-n", &ns, "link", "set", &inner, "up"])?;
-            ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+            ip(&["netns", "add", &ns]).unwrap();
+            ip(&["link", "add", &outer, "type", "veth", "peer", "name", &inner]).unwrap();
+            ip(&["link", "set", &inner, "netns", &ns]).unwrap();
+            ip(&["link", "set", &outer, "master", &br, "up"]).unwrap();
+            ip(&["-n", &ns, "addr", "add", &format!("{}/29", hosts.ips[i]), "dev", &inner]).unwrap();
+            ip(&["-n", &ns, "link", "set", &inner, "up"]).unwrap();
+            ip(&["-n", &ns, "link", "set", "lo", "up"]).unwrap();
         }
         Ok(hosts)
     }
@@ -77,8 +80,10 @@ impl Hosts {
         ip(&["link", "set", &self.outer(i), "up"]).unwrap();
     }
 
-    /// One way: host `i` can no longer send to host `j` (its packets to `j`
-    /// are dropped by its own routing), while `j` still reaches `i`.
+    /// One way: host `i` can no longer send to host `j`: its own routing
+    /// drops its packets to `j`. `j`'s packets still reach `i`, but over TCP
+    /// they go unacknowledged, so what `i` hears is what arrives before
+    /// `j`'s connection gives up.
     pub fn mute(&self, i: usize, j: usize) {
         ip(&["-n", &self.ns(i), "route", "add", "blackhole", &format!("{}/32", self.ips[j])]).unwrap();
     }
@@ -123,6 +128,6 @@ impl Drop for Hosts {
     }
 }
 
-fn is_root() -> bool {
+pub fn is_root() -> bool {
     Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"))
 }

@@ -18,6 +18,14 @@ mod rogue;
 #[allow(unused_imports)]
 pub use rogue::Rogue;
 
+/// A test that needs root and lacks it says so and skips (returns `Err`),
+/// unless `LEASEHOLD_REQUIRE_ROOT=1` (`scripts/chaos.sh` sets it), when it
+/// fails instead: a long run must not pass by skipping.
+pub fn skip_unless_required<T>(why: &str) -> Result<T, String> {
+    assert!(std::env::var_os("LEASEHOLD_REQUIRE_ROOT").is_none(), "{why}, and LEASEHOLD_REQUIRE_ROOT is set");
+    Err(why.to_string())
+}
+
 /// Every file under `dir`, recursively.
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();

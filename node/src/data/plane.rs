@@ -236,6 +236,8 @@ impl NodeHandle {
                     offset,
                     len: CHUNK_BYTES,
                 };
+                // A dataset may be larger than the disk's reserve.
+                self.check_disk()?;
                 let DataReply::Chunk(bytes) = self.data_request(&lease.owner, req).await? else {
                     return Err(NodeError::Data("expected a chunk".into()));
                 };
