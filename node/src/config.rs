@@ -40,8 +40,11 @@ pub struct NodeConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WorkflowConfig {
-    /// Jobs of one run that may run at once.
-    pub max_parallel_jobs: usize,
+    /// Jobs of one run that may run at once; unset, the host's cores, so
+    /// a diamond DAG runs as wide as the machine allows (see
+    /// [`WorkflowConfig::parallel_jobs`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_parallel_jobs: Option<usize>,
     /// Runs that may be queued or running at once on this node.
     pub max_active_runs: usize,
     /// A job's timeout when its workflow names none, and the most it may name.
@@ -97,10 +100,19 @@ impl Default for JobLimits {
     }
 }
 
+impl WorkflowConfig {
+    /// Jobs of one run that may run at once: as configured, else one per
+    /// core this process may use.
+    pub fn parallel_jobs(&self) -> usize {
+        let cores = || std::thread::available_parallelism().map_or(1, |n| n.get());
+        self.max_parallel_jobs.unwrap_or_else(cores).max(1)
+    }
+}
+
 impl Default for WorkflowConfig {
     fn default() -> Self {
         Self {
-            max_parallel_jobs: 2,
+            max_parallel_jobs: None,
             max_active_runs: 8,
             default_job_timeout_s: 3_600,
             max_job_timeout_s: 86_400,

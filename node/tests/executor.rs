@@ -129,6 +129,11 @@ async fn the_sandbox_reads_volumes_and_writes_only_to_its_own_directories() {
     assert_eq!(j.status, Status::Failed);
     assert!(lines.iter().any(|l| l.contains("Read-only file system")), "{lines:?}");
 
+    // `python` is Python 3, as jupyterflow's jobs expect, whether or not
+    // the host has a `python` (this one has only `python3`).
+    let (j, lines, _) = sandboxed(sb.clone(), "python -c 'import sys; print(sys.version_info[0])'", vol.path()).await;
+    assert_eq!((j.status, lines), (Status::Succeeded, vec!["3".to_string()]));
+
     // /tmp is private: nothing a job writes there reaches the host's /tmp,
     // and the job's own /tmp is gone once it ends.
     let marker = format!("leasehold-sandbox-{}", std::process::id());

@@ -170,7 +170,7 @@ impl Runner {
         self.runs.lock().expect("runs lock").insert(id.clone(), run.clone());
         let plan = Plan {
             jobs: Vec::new(),
-            max_parallel: self.cfg.max_parallel_jobs.max(1),
+            max_parallel: self.cfg.parallel_jobs(),
             sandbox,
             output_path: wf.outputs.clone().unwrap_or_else(|| DEFAULT_OUTPUT_PATH.into()),
             log_job_bytes: self.cfg.limits.log_job_mib << 20,

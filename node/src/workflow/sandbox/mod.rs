@@ -57,7 +57,12 @@ use crate::config::JobLimits;
 pub const JOB_HOME: &str = "/job";
 /// Where the outputs go when the workflow names no `outputs`.
 pub const DEFAULT_OUTPUT_PATH: &str = "/output";
-const SANDBOX_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+const SANDBOX_PATH: &str = "/usr/local/bin:/usr/bin:/bin:/run/leasehold/bin";
+
+/// Commands the sandbox adds where the host lacks them, last on the PATH:
+/// `python` is Python 3, as in jupyterflow's images, where a host has only
+/// `python3`.
+const ALIAS_DIR: &str = "/run/leasehold/bin";
 /// The fd the seccomp filter reaches bwrap on.
 const SECCOMP_FD: i32 = 3;
 
@@ -296,6 +301,11 @@ impl Jail {
         for m in job.mounts {
             cmd.arg("--ro-bind").arg(&m.host).arg(&m.path);
         }
+        for dir in ["/run", "/run/leasehold", ALIAS_DIR] {
+            cmd.args(["--perms", "0755", "--dir", dir]);
+        }
+        cmd.args(["--symlink", "/usr/bin/python3"]);
+        cmd.arg(format!("{ALIAS_DIR}/python"));
         cmd.args(["--remount-ro", "/", "--clearenv", "--setenv", "PATH", "/usr/bin:/bin"]);
         cmd.args(["--chdir", JOB_HOME, "--"]);
         if let Some(setpriv) = &self.setpriv {
