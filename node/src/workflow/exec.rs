@@ -40,6 +40,8 @@ pub struct Plan {
     pub max_parallel: usize,
     pub sandbox: Sandbox,
     pub output_path: String,
+    /// The working directory's path inside the sandbox (`workdir`).
+    pub home: String,
     /// Output a job, and all of a run's jobs, may log; past either the job
     /// is killed and the rest of its output dropped.
     pub log_job_bytes: u64,
@@ -145,6 +147,7 @@ async fn run_job(plan: &Plan, job: &JobSpec, run: &Arc<LiveRun>) -> JobEnd {
         env: &job.env,
         mounts: &job.mounts,
         work_dir: &work_dir,
+        home: &plan.home,
         output_dir: &output_dir,
         output_path: &plan.output_path,
         tmp_dir: &tmp_dir,

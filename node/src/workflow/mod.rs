@@ -1,8 +1,9 @@
 //! `workflow.yaml`, compatible with jupyterflow: `name`, `jobs` (a command
 //! string, or `{command, volumes: [{id, name, path}]}`), `dags` such as
 //! `"1 >> 2"` with jobs numbered from 1. Extensions, all optional: per-job
-//! `env`, `timeout` (seconds) and `image`; top-level `outputs` and
-//! `cmd_mode` (`exec` or `shell`).
+//! `env`, `timeout` (seconds) and `image`; top-level `outputs`, `workdir`
+//! (the jobs' shared working directory and `$HOME`, by default jupyterflow's
+//! `/home/jovyan`) and `cmd_mode` (`exec` or `shell`).
 //!
 //! Parsing and validation are pure. Whether a volume's lease is active is a
 //! question for the ledger, so [`Workflow::check_leases`] takes it as a
@@ -89,8 +90,13 @@ pub struct Workflow {
     /// (from, to), 1-based: `to` runs after `from` succeeds.
     pub edges: Vec<(usize, usize)>,
     pub outputs: Option<String>,
+    /// Where the run's working directory appears to its jobs, as `$HOME`.
+    pub workdir: String,
     pub cmd_mode: CmdMode,
 }
+
+/// jupyterflow's home directory, where its users' scripts expect to run.
+pub const DEFAULT_WORKDIR: &str = "/home/jovyan";
 
 #[derive(Deserialize)]
 #[serde(untagged)]
@@ -120,6 +126,7 @@ struct RawWorkflow {
     #[serde(default)]
     dags: Vec<String>,
     outputs: Option<String>,
+    workdir: Option<String>,
     #[serde(default)]
     cmd_mode: CmdMode,
 }
@@ -139,7 +146,7 @@ pub const RESERVED_PATHS: &[&str] = &[
     "/proc",
     "/dev",
     "/tmp",
-    sandbox::JOB_HOME,
+    sandbox::ALIAS_PARENT,
 ];
 
 /// A mount path must be absolute, must not climb out with `..`, and must
@@ -158,6 +165,27 @@ pub fn check_mount_path(job: usize, field: &str, path: &str) -> Result<(), Workf
     let reserved = |r: &&&str| if **r == "/" { p == Path::new("/") } else { p.starts_with(r) };
     if let Some(r) = RESERVED_PATHS.iter().find(reserved) {
         return Err(err(Some(job), field, format!("{path:?} would cover the sandbox's {r}")));
+    }
+    Ok(())
+}
+
+/// A volume may sit inside the working directory (`/home/jovyan/data`, as
+/// jupyterflow's users mount theirs), not on it or above it; the outputs
+/// neither inside it nor around it, since the two are separate directories.
+fn check_beside_workdir(jobs: &[Job], outputs: Option<&str>, workdir: &str) -> Result<(), WorkflowError> {
+    let home = Path::new(workdir);
+    for j in jobs {
+        for (i, v) in j.volumes.iter().enumerate() {
+            if home.starts_with(&v.path) {
+                let why = format!("{:?} would cover the working directory {workdir:?}", v.path);
+                return Err(err(Some(j.number), &format!("volumes[{i}].path"), why));
+            }
+        }
+    }
+    if let Some(out) = outputs {
+        if home.starts_with(out) || Path::new(out).starts_with(home) {
+            return Err(err(None, "outputs", format!("{out:?} overlaps the working directory {workdir:?}")));
+        }
     }
     Ok(())
 }
@@ -216,14 +244,20 @@ impl Workflow {
         for line in &raw.dags {
             edges.extend(parse_edge(line, jobs.len())?);
         }
+        let top =
+            |field: &str, path: &str| check_mount_path(0, field, path).map_err(|e| WorkflowError { job: None, ..e });
         if let Some(out) = &raw.outputs {
-            check_mount_path(0, "outputs", out).map_err(|e| WorkflowError { job: None, ..e })?;
+            top("outputs", out)?;
         }
+        let workdir = raw.workdir.unwrap_or_else(|| DEFAULT_WORKDIR.into());
+        top("workdir", &workdir)?;
+        check_beside_workdir(&jobs, raw.outputs.as_deref(), &workdir)?;
         let wf = Self {
             name: raw.name.unwrap_or_else(|| "workflow".into()),
             jobs,
             edges,
             outputs: raw.outputs,
+            workdir,
             cmd_mode: raw.cmd_mode,
         };
         for j in &wf.jobs {

@@ -173,6 +173,7 @@ impl Runner {
             max_parallel: self.cfg.parallel_jobs(),
             sandbox,
             output_path: wf.outputs.clone().unwrap_or_else(|| DEFAULT_OUTPUT_PATH.into()),
+            home: wf.workdir.clone(),
             log_job_bytes: self.cfg.limits.log_job_mib << 20,
             log_run_bytes: self.cfg.limits.log_run_mib << 20,
         };

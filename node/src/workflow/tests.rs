@@ -62,6 +62,23 @@ fn a_cycle_is_rejected_naming_a_job_on_it() {
 }
 
 #[test]
+fn jobs_work_in_the_jupyter_home_unless_the_workflow_names_another() {
+    assert_eq!(Workflow::parse(PROTOTYPE).unwrap().workdir, "/home/jovyan");
+    assert_eq!(Workflow::parse("workdir: /work\njobs: [ls]\n").unwrap().workdir, "/work");
+    let e = parse_err("workdir: work\njobs: [ls]\n");
+    assert_eq!((e.job, e.field.as_str()), (None, "workdir"));
+    let e = parse_err("workdir: /tmp/w\njobs: [ls]\n");
+    assert!(e.reason.contains("sandbox's /tmp"), "{e}");
+    // A volume may sit inside the home, never on or above it.
+    let e = parse_err("jobs:\n- command: ls\n  volumes:\n  - {id: L1, name: d, path: /home}\n");
+    assert_eq!((e.job, e.field.as_str()), (Some(1), "volumes[0].path"));
+    assert!(e.reason.contains("would cover the working directory"), "{e}");
+    let e = parse_err("outputs: /home/jovyan/out\njobs: [ls]\n");
+    assert_eq!(e.field, "outputs");
+    assert!(e.reason.contains("overlaps the working directory"), "{e}");
+}
+
+#[test]
 fn mount_paths_must_be_absolute_unique_and_not_escape() {
     let vol = |p: &str| format!("jobs:\n- command: ls\n  volumes:\n  - {{id: L1, name: d, path: '{p}'}}\n");
     let e = parse_err(&vol("data/iris"));

@@ -80,6 +80,7 @@ pub fn plan(sandbox: Sandbox, jobs: Vec<JobSpec>, max_parallel: usize) -> Plan {
         max_parallel,
         sandbox,
         output_path: "/output".into(),
+        home: leasehold_node::workflow::DEFAULT_WORKDIR.into(),
         log_job_bytes: l.log_job_mib << 20,
         log_run_bytes: l.log_run_mib << 20,
     }

@@ -13,7 +13,8 @@
 //!    uts and cgroup namespaces, with every capability dropped except the
 //!    three that step 3 needs. It shows the job `/usr` (and the usual
 //!    links into it) read-only, the leased volumes read-only, the run's
-//!    working directory at `/job`, the output directory, a private `/tmp`,
+//!    working directory at the workflow's `workdir` (`/home/jovyan`), the
+//!    output directory, a private `/tmp`, `python` if the host lacks it,
 //!    a fresh `/proc` and a minimal `/dev`; the rest of the root is a
 //!    read-only tmpfs. Its environment is cleared but for a fixed `PATH`.
 //!    It loads the seccomp filter and execs
@@ -54,7 +55,8 @@ pub use self::watch::{dir_usage, Guard};
 use crate::config::JobLimits;
 
 /// The job's working directory and `$HOME` inside the sandbox.
-pub const JOB_HOME: &str = "/job";
+/// Where the sandbox's own additions live: no volume may cover it.
+pub const ALIAS_PARENT: &str = "/run/leasehold";
 /// Where the outputs go when the workflow names no `outputs`.
 pub const DEFAULT_OUTPUT_PATH: &str = "/output";
 const SANDBOX_PATH: &str = "/usr/local/bin:/usr/bin:/bin:/run/leasehold/bin";
@@ -197,6 +199,9 @@ pub struct JobCommand<'a> {
     pub env: &'a BTreeMap<String, String>,
     pub mounts: &'a [Mount],
     pub work_dir: &'a Path,
+    /// Where the working directory appears inside the sandbox: the jobs'
+    /// `$HOME` and current directory.
+    pub home: &'a str,
     pub output_dir: &'a Path,
     /// Where the output directory appears inside the sandbox.
     pub output_path: &'a str,
@@ -291,23 +296,23 @@ impl Jail {
         cmd.args(["--proc", "/proc", "--dev", "/dev"]);
         // bwrap makes a mount point's missing parents 0700, which the job's
         // uid could not walk through: make them first, 0755.
-        let dests = job.mounts.iter().map(|m| m.path.as_str()).chain([job.output_path]);
+        let dests = job.mounts.iter().map(|m| m.path.as_str()).chain([job.output_path, job.home]);
         for parent in mount_parents(dests) {
             cmd.args(["--perms", "0755", "--dir"]).arg(parent);
         }
         cmd.arg("--bind").arg(job.tmp_dir).arg("/tmp");
-        cmd.arg("--bind").arg(job.work_dir).arg(JOB_HOME);
+        cmd.arg("--bind").arg(job.work_dir).arg(job.home);
         cmd.arg("--bind").arg(job.output_dir).arg(job.output_path);
         for m in job.mounts {
             cmd.arg("--ro-bind").arg(&m.host).arg(&m.path);
         }
-        for dir in ["/run", "/run/leasehold", ALIAS_DIR] {
+        for dir in ["/run", ALIAS_PARENT, ALIAS_DIR] {
             cmd.args(["--perms", "0755", "--dir", dir]);
         }
         cmd.args(["--symlink", "/usr/bin/python3"]);
         cmd.arg(format!("{ALIAS_DIR}/python"));
         cmd.args(["--remount-ro", "/", "--clearenv", "--setenv", "PATH", "/usr/bin:/bin"]);
-        cmd.args(["--chdir", JOB_HOME, "--"]);
+        cmd.args(["--chdir", job.home, "--"]);
         if let Some(setpriv) = &self.setpriv {
             cmd.arg(setpriv).args(["--reuid", &uid.to_string(), "--regid", &gid.to_string()]);
             cmd.args(["--clear-groups", "--bounding-set", "-all", "--inh-caps", "-all", "--no-new-privs", "--"]);
@@ -316,7 +321,7 @@ impl Jail {
         // NAME=VALUE words until the first without `=`; names are checked
         // identifiers, and a command's first word may not hold `=`.
         cmd.args(["/usr/bin/env", "-i", "--"]);
-        for (k, v) in job_env(job, JOB_HOME, Path::new(job.output_path), |m| Path::new(&m.path)) {
+        for (k, v) in job_env(job, job.home, Path::new(job.output_path), |m| Path::new(&m.path)) {
             let mut kv = std::ffi::OsString::from(format!("{k}="));
             kv.push(v);
             cmd.arg(kv);
