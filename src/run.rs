@@ -13,16 +13,53 @@ use serde_json::Value;
 /// Reconnections to the log stream before giving up.
 const MAX_RECONNECTS: u32 = 10;
 
+/// What is sent: a file named `workflow.yaml` goes with its directory (as
+/// jupyterflow's users keep their scripts beside it), hidden entries left
+/// out; any other file goes alone.
+fn body_of(file: &Path) -> anyhow::Result<(&'static str, Vec<u8>)> {
+    let dir = file.parent().filter(|_| file.file_name().is_some_and(|n| n == "workflow.yaml"));
+    let Some(dir) = dir else {
+        let yaml = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        return Ok(("application/yaml", yaml));
+    };
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    let mut tar = tar::Builder::new(Vec::new());
+    tar.follow_symlinks(false);
+    add_dir(&mut tar, dir, Path::new("")).with_context(|| format!("packing {}", dir.display()))?;
+    Ok(("application/x-tar", tar.into_inner()?))
+}
+
+fn add_dir(tar: &mut tar::Builder<Vec<u8>>, dir: &Path, rel: &Path) -> std::io::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let name = e.file_name();
+        if name.to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let (path, rel) = (e.path(), rel.join(&name));
+        let kind = e.file_type()?;
+        if kind.is_dir() {
+            add_dir(tar, &path, &rel)?;
+        } else if kind.is_file() {
+            tar.append_path_with_name(&path, &rel)?;
+        } else {
+            eprintln!("leaving out {}: a bundle holds only files and directories", path.display());
+        }
+    }
+    Ok(())
+}
+
 pub async fn run(file: &Path, url: &str, token_file: &Path) -> anyhow::Result<()> {
-    let yaml = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let (content_type, body) = body_of(file)?;
     let token = std::fs::read_to_string(token_file).with_context(|| format!("reading {}", token_file.display()))?;
     let token = token.trim();
     let http = reqwest::Client::new();
     let resp = http
         .post(format!("{url}/v1/runs"))
         .bearer_auth(token)
-        .header("content-type", "application/yaml")
-        .body(yaml)
+        .header("content-type", content_type)
+        .body(body)
         .send()
         .await?;
     let run = problem_or_json(resp).await?;

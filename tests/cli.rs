@@ -93,6 +93,67 @@ async fn status_user_add_argo_and_run_work_as_documented() {
     let refused = run("jobs: [a, b]\ndags: ['1 >> 2', '2 >> 1']\n");
     assert_ne!(refused.status.code(), Some(0), "a refused workflow exits non-zero: {}", text(&refused));
     assert!(text(&refused).contains("cycle"), "{}", text(&refused));
+
+    // `run -f DIR/workflow.yaml` sends DIR: the scripts beside the workflow
+    // are in the jobs' working directory, and `python` is Python 3.
+    std::fs::write(dir.path().join("job1.py"), "import sys\nprint('job1 got', sys.argv[1])\n").unwrap();
+    std::fs::create_dir(dir.path().join("lib")).unwrap();
+    std::fs::write(dir.path().join("lib/data.txt"), "from the bundle\n").unwrap();
+    let ok = run("jobs: ['python job1.py foo', 'cat lib/data.txt']\ndags: ['1 >> 2']\n");
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
+    assert!(text(&ok).contains("job1 got foo") && text(&ok).contains("from the bundle"), "{}", text(&ok));
+}
+
+/// A tar entry that climbs out, a link, or a second copy of a path: the
+/// bundle is refused naming it, and nothing is written outside.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_bundle_is_refused_and_writes_nothing_outside() {
+    let net = TestNet::start(3).await;
+    let marker = net.dir.path().join("escaped.txt");
+    let tar_of = |entries: &[(&str, tar::EntryType, &str)]| {
+        let mut out = Vec::new();
+        for (name, kind, data) in entries {
+            let mut h = tar::Header::new_old();
+            // Set by hand: the builder itself refuses '..'.
+            h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+            h.set_entry_type(*kind);
+            h.set_size(if *kind == tar::EntryType::Regular { data.len() as u64 } else { 0 });
+            if *kind == tar::EntryType::Symlink {
+                h.set_link_name(data).unwrap();
+            }
+            h.set_mode(0o644);
+            h.set_cksum();
+            out.extend_from_slice(h.as_bytes());
+            if *kind == tar::EntryType::Regular {
+                out.extend_from_slice(data.as_bytes());
+                out.resize(out.len().div_ceil(512) * 512, 0);
+            }
+        }
+        out.resize(out.len() + 1024, 0);
+        out
+    };
+    let yaml = ("workflow.yaml", tar::EntryType::Regular, "jobs: [ls]\n");
+    let escape = format!("../../../../../../../..{}", marker.display());
+    let cases = [
+        (vec![yaml, (escape.as_str(), tar::EntryType::Regular, "x")], "must be relative"),
+        (vec![yaml, ("link", tar::EntryType::Symlink, "/etc")], "only files and directories"),
+        (vec![yaml, ("a.py", tar::EntryType::Regular, "1"), ("a.py", tar::EntryType::Regular, "2")], "a.py"),
+        (vec![("job.py", tar::EntryType::Regular, "x")], "no workflow.yaml"),
+    ];
+    for (entries, reason) in cases {
+        let (code, p) = net.call_raw(1, "POST", "/v1/runs", tar_of(&entries), "application/x-tar").await;
+        assert_eq!((code, p["field"].as_str()), (422, Some("bundle")), "{p}");
+        assert!(p["detail"].as_str().unwrap().contains(reason), "{reason}: {p}");
+    }
+    assert!(!marker.exists(), "a bundle wrote outside its directory");
+    assert_eq!(net.get(1, "/v1/runs").await.1, json!([]), "no run was recorded");
+    // The same shape, well-formed, runs.
+    let good = tar_of(&[
+        ("workflow.yaml", tar::EntryType::Regular, "jobs: ['cat a.py']\n"),
+        ("a.py", tar::EntryType::Regular, "1"),
+    ]);
+    let (code, r) = net.call_raw(1, "POST", "/v1/runs", good, "application/x-tar").await;
+    assert_eq!(code, 201, "{r}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -56,7 +56,7 @@ pub fn app(state: AppState) -> Router {
         .merge(leases::routes())
         .merge(admin::routes())
         .merge(membership::routes())
-        .merge(runs::routes())
+        .merge(runs::routes((state.node.config().workflow.max_bundle_mib as usize) << 20))
         .merge(openapi::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(state.clone(), refuse_writes_on_a_full_disk))

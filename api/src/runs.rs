@@ -24,19 +24,41 @@ use crate::{ApiError, AppState};
 /// Largest workflow.yaml accepted, in bytes.
 pub const MAX_WORKFLOW_BYTES: usize = 256 * 1024;
 
-pub fn routes() -> Router<AppState> {
+/// `max_bundle_bytes`: the node's `workflow.max_bundle_mib`; a bundle's tar
+/// may be a little larger, for its headers.
+pub fn routes(max_bundle_bytes: usize) -> Router<AppState> {
+    let body_limit = axum::extract::DefaultBodyLimit::max(max_bundle_bytes + max_bundle_bytes / 8 + (1 << 20));
     Router::new()
-        .route("/v1/runs", get(list).post(submit))
+        .route("/v1/runs", get(list).post(submit).layer(body_limit))
         .route("/v1/runs/{id}", get(show))
         .route("/v1/runs/{id}/cancel", post(cancel))
         .route("/v1/runs/{id}/logs", get(logs))
         .route("/v1/runs/{id}/publish", post(publish))
 }
 
-#[utoipa::path(post, path = "/v1/runs", request_body(content = String, content_type = "application/yaml", description = "a workflow.yaml"),
+/// The body is a `workflow.yaml` alone (`application/yaml`), or the
+/// workflow's directory as a tar (`application/x-tar`) with `workflow.yaml`
+/// at its top: its files become the run's working directory, and their
+/// hash is part of the workflow hash on the ledger.
+#[utoipa::path(post, path = "/v1/runs",
+    request_body(description = "a workflow.yaml, or a tar of the workflow's directory", content(
+        (String = "application/yaml"),
+        (Vec<u8> = "application/x-tar"),
+    )),
     responses((status = 201, body = RunView), (status = 422, body = crate::error::Problem), (status = 503, body = crate::error::Problem)), security(("bearer" = ["member"])))]
-pub async fn submit(s: State<AppState>, caller: Caller, body: Bytes) -> Result<(StatusCode, Json<RunView>), ApiError> {
+pub async fn submit(
+    s: State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<(StatusCode, Json<RunView>), ApiError> {
     let user = caller.require(Role::Member)?;
+    let body = body.map_err(|e| ApiError::TooLarge(e.body_text()))?;
+    let content_type = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if content_type.starts_with("application/x-tar") {
+        let record = s.node.runner().submit_bundle(&body, &user.name).await?;
+        return Ok((StatusCode::CREATED, Json(RunView::from(&record))));
+    }
     if body.len() > MAX_WORKFLOW_BYTES {
         return Err(ApiError::TooLarge(format!("a workflow.yaml is at most {MAX_WORKFLOW_BYTES} bytes")));
     }

@@ -58,7 +58,7 @@ async fn every_error_on_one_node_is_a_clear_4xx_and_writes_nothing() {
         (o1, "POST", "/v1/runs/nope/cancel".into(), Some(&o1.member), None, 404, None, "does not exist"),
         (o1, "POST", "/v1/runs/nope/publish".into(), Some(&o1.admin), Some(solo_dataset("derived")), 404, None, "does not exist"),
         (o1, "GET", "/v1/runs/nope/logs".into(), Some(&o1.viewer), None, 404, None, "does not exist"),
-        (o1, "POST", "/v1/runs".into(), Some(&o1.member), Some("x".repeat(9 << 20)), 413, None, "length limit"),
+        (o1, "POST", "/v1/runs".into(), Some(&o1.member), Some("x".repeat(9 << 20)), 413, None, "at most"),
         (o1, "GET", "/v1/datasets?limit=-1".into(), Some(&o1.viewer), None, 400, Some("limit"), "invalid digit"),
         (o1, "GET", "/v1/blocks/abc".into(), Some(&o1.viewer), None, 400, Some("path"), "Cannot parse"),
         (o1, "GET", "/v1/no-such-route".into(), Some(&o1.viewer), None, 404, None, "Not Found"),

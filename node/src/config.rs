@@ -47,6 +47,8 @@ pub struct WorkflowConfig {
     pub max_parallel_jobs: Option<usize>,
     /// Runs that may be queued or running at once on this node.
     pub max_active_runs: usize,
+    /// The most a workflow's directory (its bundle) may hold, in files.
+    pub max_bundle_mib: u64,
     /// A job's timeout when its workflow names none, and the most it may name.
     pub default_job_timeout_s: u64,
     pub max_job_timeout_s: u64,
@@ -114,6 +116,7 @@ impl Default for WorkflowConfig {
         Self {
             max_parallel_jobs: None,
             max_active_runs: 8,
+            max_bundle_mib: 64,
             default_job_timeout_s: 3_600,
             max_job_timeout_s: 86_400,
             lease_check_interval_ms: 200,

@@ -10,6 +10,7 @@
 //! function.
 
 pub mod argo;
+pub mod bundle;
 pub mod exec;
 pub mod live;
 pub mod runner;

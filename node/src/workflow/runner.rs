@@ -7,13 +7,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use leasehold_chaincode::{query, DatasetRef, Lease, Payload};
-use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
 use super::exec::Plan;
 use super::live::{JobRecord, LiveRun, RunRecord, Status, Stop};
 use super::sandbox::{Sandbox, DEFAULT_OUTPUT_PATH};
-use super::Workflow;
+use super::{bundle, Workflow};
 use crate::config::WorkflowConfig;
 use crate::data::DataDirs;
 use crate::error::{NodeError, Result};
@@ -62,8 +61,13 @@ impl Runner {
     }
 
     fn load_runs(self: &Arc<Self>) {
+        // Bundles being unpacked when the node stopped: their runs never started.
+        let _ = std::fs::remove_dir_all(self.bundles_root());
         let Ok(entries) = std::fs::read_dir(self.dirs.runs_root()) else { return };
         for dir in entries.flatten().map(|e| e.path()) {
+            if dir.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
+                continue;
+            }
             match LiveRun::load(&dir) {
                 Ok(run) => {
                     if !run.record().status.is_final() {
@@ -119,9 +123,50 @@ impl Runner {
         Ok(())
     }
 
+    /// The bundle's files become the run's working directory, owned by the
+    /// jobs' uid when the node is root, as the directory itself is at each
+    /// job's start, so a job may change them as it could in its own home.
+    fn adopt_bundle(&self, files: &std::path::Path, work: &std::path::Path) -> Result<()> {
+        let fail = |e: std::io::Error| NodeError::file(work, e);
+        std::fs::remove_dir(work).map_err(fail)?;
+        crate::durable::rename(files, work).map_err(fail)?;
+        if nix::unistd::geteuid().is_root() {
+            chown_tree(work, self.cfg.limits.job_uid, self.cfg.limits.job_gid).map_err(fail)?;
+        }
+        Ok(())
+    }
+
+    fn bundles_root(&self) -> PathBuf {
+        self.dirs.runs_root().join(".bundles")
+    }
+
+    /// Unpacks a workflow's directory (a tar with `workflow.yaml` at its
+    /// top) and submits it; its files become the run's working directory.
+    pub async fn submit_bundle(self: &Arc<Self>, tar: &[u8], submitted_by: &str) -> Result<RunRecord> {
+        let staging = self.bundles_root().join(hex::encode(rand::random::<[u8; 8]>()));
+        let unpacked = crate::durable::create_dirs(&staging)
+            .map_err(|e| NodeError::file(&staging, e))
+            .and_then(|()| Ok(bundle::unpack(tar, &staging, self.cfg.max_bundle_mib << 20)?));
+        let submitted = match unpacked {
+            Ok(b) => self.submit_with(&b.yaml, Some((&staging, b.hash)), submitted_by).await,
+            Err(e) => Err(e),
+        };
+        let _ = std::fs::remove_dir_all(&staging);
+        submitted
+    }
+
     /// Validates `yaml`, checks every volume's lease, records the start on
     /// the ledger and starts the run. Nothing is left behind if any step fails.
     pub async fn submit(self: &Arc<Self>, yaml: &str, submitted_by: &str) -> Result<RunRecord> {
+        self.submit_with(yaml, None, submitted_by).await
+    }
+
+    async fn submit_with(
+        self: &Arc<Self>,
+        yaml: &str,
+        bundle: Option<(&std::path::Path, [u8; 32])>,
+        submitted_by: &str,
+    ) -> Result<RunRecord> {
         let wf = Workflow::parse(yaml)?;
         let sandbox = self.sandbox.clone().map_err(|missing| {
             NodeError::Unavailable(format!(
@@ -148,13 +193,19 @@ impl Runner {
             Ok(())
         })?;
         let id = format!("run-{}", hex::encode(rand::random::<[u8; 8]>()));
-        let workflow_hash: [u8; 32] = Sha256::digest(yaml.as_bytes()).into();
+        let workflow_hash = bundle::workflow_hash(yaml, bundle.as_ref().map(|(_, h)| h));
         let inputs: Vec<DatasetRef> = leases
             .values()
             .map(|l| DatasetRef { id: l.dataset_id.clone(), version: l.dataset_version.unwrap_or(1) })
             .collect();
         let record = self.new_record(&id, &wf, &sandbox, submitted_by, &workflow_hash, &leases, &inputs);
         let run = LiveRun::create(&self.dirs.run(&id), record)?;
+        if let Some((files, _)) = bundle {
+            if let Err(e) = self.adopt_bundle(files, &run.work_dir()) {
+                let _ = std::fs::remove_dir_all(run.dir());
+                return Err(e);
+            }
+        }
         let _ = crate::durable::write_atomic(&run.dir().join("workflow.yaml"), yaml.as_bytes(), 0o644);
         let lease_ids: Vec<String> = leases.keys().cloned().collect();
         let start = Payload::StartRun { run_id: id.clone(), workflow_hash, lease_ids, inputs };
@@ -236,3 +287,16 @@ impl Runner {
 
 mod drive;
 use drive::janitor;
+
+/// A bundle holds only files and directories (see `bundle`): no link to follow.
+fn chown_tree(dir: &std::path::Path, uid: u32, gid: u32) -> std::io::Result<()> {
+    std::os::unix::fs::lchown(dir, Some(uid), Some(gid))?;
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        match e.file_type()?.is_dir() {
+            true => chown_tree(&e.path(), uid, gid)?,
+            false => std::os::unix::fs::lchown(e.path(), Some(uid), Some(gid))?,
+        }
+    }
+    Ok(())
+}
