@@ -17,6 +17,13 @@ use common::{auto_dataset, is_committed_valid, lease_request, TestNet};
 use leasehold_chaincode::{canonical, SignedTx};
 use serde_json::Value;
 
+/// The scenarios measure time on a 2-core host: one at a time, so that two
+/// of them do not slow each other past their bounds.
+async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
+}
+
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
@@ -42,6 +49,7 @@ async fn register_dataset(net: &mut TestNet, via: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_nine_of_any_node_under_load_loses_no_acknowledged_tx() {
+    let _alone = one_at_a_time().await;
     let kills = env_or("LEASEHOLD_CHAOS_KILLS", 4);
     let mut seed = env_or("LEASEHOLD_CHAOS_SEED", leasehold_node::now_ms() as u64) | 1;
     eprintln!("kill schedule seed {seed} (LEASEHOLD_CHAOS_SEED reproduces it)");
@@ -122,6 +130,7 @@ async fn leader_among(net: &TestNet, among: &[usize], within: Duration) -> usize
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partitions_between_hosts_heal_with_no_divergence() {
+    let _alone = one_at_a_time().await;
     let hosts = match Hosts::create(3) {
         Ok(h) => h,
         Err(why) => {
@@ -202,6 +211,7 @@ async fn partitions_between_hosts_heal_with_no_divergence() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_refuses_writes_clearly_and_recovers() {
+    let _alone = one_at_a_time().await;
     let mut net = TestNet::init_with(3, |toml| {
         *toml = toml.replace("min_free_disk_mib = 256", "min_free_disk_mib = 16");
     });

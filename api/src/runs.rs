@@ -55,8 +55,9 @@ pub async fn submit(
     let user = caller.require(Role::Member)?;
     let body = body.map_err(|e| ApiError::TooLarge(e.body_text()))?;
     let content_type = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if content_type.starts_with("application/x-tar") {
-        let record = s.node.runner().submit_bundle(&body, &user.name).await?;
+    let mime = content_type.split(';').next().unwrap_or_default().trim();
+    if mime.eq_ignore_ascii_case("application/x-tar") {
+        let record = s.node.runner().submit_bundle(body.to_vec(), &user.name).await?;
         return Ok((StatusCode::CREATED, Json(RunView::from(&record))));
     }
     if body.len() > MAX_WORKFLOW_BYTES {

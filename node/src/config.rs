@@ -47,7 +47,7 @@ pub struct WorkflowConfig {
     pub max_parallel_jobs: Option<usize>,
     /// Runs that may be queued or running at once on this node.
     pub max_active_runs: usize,
-    /// The most a workflow's directory (its bundle) may hold, in files.
+    /// The most a workflow's directory (its bundle) may hold: MiB of files.
     pub max_bundle_mib: u64,
     /// A job's timeout when its workflow names none, and the most it may name.
     pub default_job_timeout_s: u64,

@@ -63,7 +63,7 @@ async fn nothing_in_a_jobs_env_runs_on_the_host() {
     // every variable a loader or shell honours at it, by its host path and
     // by its path inside the sandbox.
     let work = host.path().join("run/work");
-    let mut plant = sh(1, "cp /data/v/evil.so /data/v/evil.sh /home/jovyan/ && chmod 755 /home/jovyan/evil.*", &[]);
+    let mut plant = sh(1, "cp /data/v/evil.so /data/v/evil.sh /job/ && chmod 755 /job/evil.*", &[]);
     plant.mounts = vec![leasehold_node::workflow::sandbox::Mount {
         name: "v".into(),
         host: kit.path().to_path_buf(),
@@ -72,7 +72,7 @@ async fn nothing_in_a_jobs_env_runs_on_the_host() {
     let mut use_it = sh(2, "echo ran", &[1]);
     let w = work.display();
     use_it.env = BTreeMap::from([
-        ("LD_PRELOAD".into(), format!("/home/jovyan/evil.so {w}/evil.so")),
+        ("LD_PRELOAD".into(), format!("/job/evil.so {w}/evil.so")),
         ("LD_LIBRARY_PATH".into(), w.to_string()),
         ("BASH_ENV".into(), format!("{w}/evil.sh")),
         ("ENV".into(), format!("{w}/evil.sh")),
@@ -163,7 +163,7 @@ unshare -U true && echo NAMESPACE-MADE
 unshare -r -m true && echo NAMESPACE-MADE
 python3 -c "import os; os.unshare(os.CLONE_NEWUSER); print('NAMESPACE-MADE')"
 python3 -c "import os; os.unshare(os.CLONE_NEWNET); print('NAMESPACE-MADE')"
-mount -t tmpfs none /home/jovyan && echo MOUNTED
+mount -t tmpfs none /job && echo MOUNTED
 grep Seccomp: /proc/self/status
 kill $pid"#;
     let (_, lines, _) = sandboxed(sb, script, volume_dir().path()).await;
@@ -204,7 +204,7 @@ async fn a_job_cannot_read_the_nodes_keys_by_any_path() {
     let script = format!(
         "cat {key}; cat /proc/1/root{key}; ls /proc/1/root/; cat ../../keys/signing.key; \
          for src in $(awk '{{print $4}}' /proc/self/mountinfo); do cat $src/../../keys/signing.key; cat /proc/1/root$src/../../keys/signing.key; done; \
-         cat /home/jovyan/../run.json; cat /proc/1/root/../run.json"
+         cat /job/../run.json; cat /proc/1/root/../run.json"
     );
     let mut j = sh(1, &script, &[]);
     j.timeout_ms = 20_000;
@@ -278,7 +278,7 @@ async fn filling_tmp_or_the_outputs_is_stopped_by_the_disk_limits() {
         killed_for(&fill("$OUTPUT_DIR/fill"), "disk limit 32 MiB reached in the working and output directories").await;
     let (bytes, _) = leasehold_node::workflow::sandbox::dir_usage(&r.live.output_dir(), 10);
     assert!(bytes <= 32 << 20, "one file never passes RLIMIT_FSIZE: {bytes}");
-    killed_for(&fill("/home/jovyan/fill"), "disk limit 32 MiB reached in the working and output directories").await;
+    killed_for(&fill("/job/fill"), "disk limit 32 MiB reached in the working and output directories").await;
 }
 
 #[tokio::test]

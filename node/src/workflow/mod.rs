@@ -2,8 +2,8 @@
 //! string, or `{command, volumes: [{id, name, path}]}`), `dags` such as
 //! `"1 >> 2"` with jobs numbered from 1. Extensions, all optional: per-job
 //! `env`, `timeout` (seconds) and `image`; top-level `outputs`, `workdir`
-//! (the jobs' shared working directory and `$HOME`, by default jupyterflow's
-//! `/home/jovyan`) and `cmd_mode` (`exec` or `shell`).
+//! (the jobs' shared working directory and `$HOME`, by default `/job`) and
+//! `cmd_mode` (`exec` or `shell`).
 //!
 //! Parsing and validation are pure. Whether a volume's lease is active is a
 //! question for the ledger, so [`Workflow::check_leases`] takes it as a
@@ -96,8 +96,13 @@ pub struct Workflow {
     pub cmd_mode: CmdMode,
 }
 
-/// jupyterflow's home directory, where its users' scripts expect to run.
-pub const DEFAULT_WORKDIR: &str = "/home/jovyan";
+/// Where jobs start unless the workflow names a `workdir`. Not yet
+/// jupyterflow's `/home/jovyan`: its users mount volumes inside their home
+/// (`/home/jovyan/uis`), and a volume inside a directory the jobs write to
+/// is refused until the node makes such mount points itself (see
+/// `check_beside_workdir`). A workflow without volumes there may set
+/// `workdir: /home/jovyan`.
+pub const DEFAULT_WORKDIR: &str = "/job";
 
 #[derive(Deserialize)]
 #[serde(untagged)]
@@ -163,30 +168,34 @@ pub fn check_mount_path(job: usize, field: &str, path: &str) -> Result<(), Workf
     if p.components().any(|c| matches!(c, Component::ParentDir)) {
         return Err(err(Some(job), field, format!("{path:?} escapes with '..'")));
     }
-    let reserved = |r: &&&str| if **r == "/" { p == Path::new("/") } else { p.starts_with(r) };
+    // Neither on or under a sandbox directory, nor above one (a mount on
+    // `/run` would put `/run/leasehold` inside what the job controls).
+    let reserved =
+        |r: &&&str| if **r == "/" { p == Path::new("/") } else { p.starts_with(r) || Path::new(r).starts_with(p) };
     if let Some(r) = RESERVED_PATHS.iter().find(reserved) {
         return Err(err(Some(job), field, format!("{path:?} would cover the sandbox's {r}")));
     }
     Ok(())
 }
 
-/// A volume may sit inside the working directory (`/home/jovyan/data`, as
-/// jupyterflow's users mount theirs), not on it or above it; the outputs
-/// neither inside it nor around it, since the two are separate directories.
-fn check_beside_workdir(jobs: &[Job], outputs: Option<&str>, workdir: &str) -> Result<(), WorkflowError> {
-    let home = Path::new(workdir);
+/// A volume may not overlap the working directory or the outputs, and the
+/// two may not overlap each other. Both are host directories the run's jobs
+/// write to: bubblewrap, as root, would create a volume's mount point
+/// inside one, following whatever links an earlier job left there.
+fn check_beside_workdir(jobs: &[Job], outputs: &str, workdir: &str) -> Result<(), WorkflowError> {
+    let overlap = |a: &str, b: &str| Path::new(a).starts_with(b) || Path::new(b).starts_with(a);
     for j in jobs {
         for (i, v) in j.volumes.iter().enumerate() {
-            if home.starts_with(&v.path) {
-                let why = format!("{:?} would cover the working directory {workdir:?}", v.path);
-                return Err(err(Some(j.number), &format!("volumes[{i}].path"), why));
+            for (dir, what) in [(workdir, "working directory"), (outputs, "output directory")] {
+                if overlap(&v.path, dir) {
+                    let why = format!("{:?} overlaps the {what} {dir:?}", v.path);
+                    return Err(err(Some(j.number), &format!("volumes[{i}].path"), why));
+                }
             }
         }
     }
-    if let Some(out) = outputs {
-        if home.starts_with(out) || Path::new(out).starts_with(home) {
-            return Err(err(None, "outputs", format!("{out:?} overlaps the working directory {workdir:?}")));
-        }
+    if overlap(outputs, workdir) {
+        return Err(err(None, "workdir", format!("{workdir:?} overlaps the output directory {outputs:?}")));
     }
     Ok(())
 }
@@ -252,7 +261,8 @@ impl Workflow {
         }
         let workdir = raw.workdir.unwrap_or_else(|| DEFAULT_WORKDIR.into());
         top("workdir", &workdir)?;
-        check_beside_workdir(&jobs, raw.outputs.as_deref(), &workdir)?;
+        let outputs = raw.outputs.as_deref().unwrap_or(sandbox::DEFAULT_OUTPUT_PATH);
+        check_beside_workdir(&jobs, outputs, &workdir)?;
         let wf = Self {
             name: raw.name.unwrap_or_else(|| "workflow".into()),
             jobs,

@@ -136,17 +136,34 @@ impl Runner {
         Ok(())
     }
 
+    fn check_room(&self) -> Result<()> {
+        let active = self.list().iter().filter(|r| !r.status.is_final()).count();
+        if active >= self.cfg.max_active_runs {
+            return Err(NodeError::Unavailable(format!("{active} runs are active, the most this node allows")));
+        }
+        Ok(())
+    }
+
     fn bundles_root(&self) -> PathBuf {
         self.dirs.runs_root().join(".bundles")
     }
 
     /// Unpacks a workflow's directory (a tar with `workflow.yaml` at its
     /// top) and submits it; its files become the run's working directory.
-    pub async fn submit_bundle(self: &Arc<Self>, tar: &[u8], submitted_by: &str) -> Result<RunRecord> {
+    pub async fn submit_bundle(self: &Arc<Self>, tar: Vec<u8>, submitted_by: &str) -> Result<RunRecord> {
+        // What is cheap to refuse is refused before anything is unpacked.
+        self.sandbox.as_ref().map_err(|m| NodeError::Unavailable(format!("this node cannot sandbox jobs: {m}")))?;
+        self.check_room()?;
         let staging = self.bundles_root().join(hex::encode(rand::random::<[u8; 8]>()));
-        let unpacked = crate::durable::create_dirs(&staging)
-            .map_err(|e| NodeError::file(&staging, e))
-            .and_then(|()| Ok(bundle::unpack(tar, &staging, self.cfg.max_bundle_mib << 20)?));
+        let (to, max) = (staging.clone(), self.cfg.max_bundle_mib << 20);
+        // Up to `max_bundle_mib` of files, each synced: off the async threads.
+        let unpacked = tokio::task::spawn_blocking(move || {
+            crate::durable::create_dirs(&to).map_err(|e| NodeError::file(&to, e))?;
+            Ok::<_, NodeError>(bundle::unpack(&tar, &to, max)?)
+        })
+        .await
+        .map_err(|e| NodeError::Unavailable(format!("unpacking the bundle: {e}")))
+        .and_then(|r| r);
         let submitted = match unpacked {
             Ok(b) => self.submit_with(&b.yaml, Some((&staging, b.hash)), submitted_by).await,
             Err(e) => Err(e),
@@ -174,10 +191,7 @@ impl Runner {
                  workflow.allow_unsandboxed = true in its config to run jobs with no protection"
             ))
         })?;
-        let active = self.list().iter().filter(|r| !r.status.is_final()).count();
-        if active >= self.cfg.max_active_runs {
-            return Err(NodeError::Unavailable(format!("{active} runs are active, the most this node allows")));
-        }
+        self.check_room()?;
         for j in &wf.jobs {
             if j.timeout_s.is_some_and(|t| t > self.cfg.max_job_timeout_s) {
                 let why = format!("at most {} seconds on this node", self.cfg.max_job_timeout_s);

@@ -62,20 +62,28 @@ fn a_cycle_is_rejected_naming_a_job_on_it() {
 }
 
 #[test]
-fn jobs_work_in_the_jupyter_home_unless_the_workflow_names_another() {
-    assert_eq!(Workflow::parse(PROTOTYPE).unwrap().workdir, "/home/jovyan");
-    assert_eq!(Workflow::parse("workdir: /work\njobs: [ls]\n").unwrap().workdir, "/work");
+fn jobs_work_in_the_workdir_the_workflow_names() {
+    assert_eq!(Workflow::parse(PROTOTYPE).unwrap().workdir, "/job");
+    assert_eq!(Workflow::parse("workdir: /home/jovyan\njobs: [ls]\n").unwrap().workdir, "/home/jovyan");
     let e = parse_err("workdir: work\njobs: [ls]\n");
     assert_eq!((e.job, e.field.as_str()), (None, "workdir"));
     let e = parse_err("workdir: /tmp/w\njobs: [ls]\n");
     assert!(e.reason.contains("sandbox's /tmp"), "{e}");
-    // A volume may sit inside the home, never on or above it.
-    let e = parse_err("jobs:\n- command: ls\n  volumes:\n  - {id: L1, name: d, path: /home}\n");
-    assert_eq!((e.job, e.field.as_str()), (Some(1), "volumes[0].path"));
-    assert!(e.reason.contains("would cover the working directory"), "{e}");
-    let e = parse_err("outputs: /home/jovyan/out\njobs: [ls]\n");
-    assert_eq!(e.field, "outputs");
-    assert!(e.reason.contains("overlaps the working directory"), "{e}");
+    // No volume inside, on or above a directory the jobs write to: its
+    // mount point would be made there by bubblewrap, as root.
+    for path in ["/job/data", "/job", "/output/d"] {
+        let e = parse_err(&format!("jobs:\n- command: ls\n  volumes:\n  - {{id: L1, name: d, path: {path}}}\n"));
+        assert_eq!((e.job, e.field.as_str()), (Some(1), "volumes[0].path"));
+        assert!(e.reason.contains("overlaps the"), "{e}");
+    }
+    let e = parse_err("outputs: /job/out\njobs: [ls]\n");
+    assert_eq!(e.field, "workdir");
+    assert!(e.reason.contains("overlaps the output directory"), "{e}");
+    let e = parse_err("workdir: /output/x\njobs: [ls]\n");
+    assert!(e.reason.contains("overlaps the output directory"), "{e}");
+    // Nor above a directory of the sandbox's own.
+    let e = parse_err("workdir: /run\njobs: [ls]\n");
+    assert!(e.reason.contains("would cover the sandbox's /run/leasehold"), "{e}");
 }
 
 #[test]

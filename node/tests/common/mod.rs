@@ -94,9 +94,15 @@ pub struct Ran {
 }
 
 pub async fn run(sandbox: Sandbox, jobs: Vec<JobSpec>, max_parallel: usize) -> Ran {
+    run_in(leasehold_node::workflow::DEFAULT_WORKDIR, sandbox, jobs, max_parallel).await
+}
+
+/// Like `run`, with the working directory at `home` in the sandbox.
+pub async fn run_in(home: &str, sandbox: Sandbox, jobs: Vec<JobSpec>, max_parallel: usize) -> Ran {
     let dir = tempfile::tempdir().unwrap();
     let live = live(dir.path(), &jobs);
-    let (status, reason) = execute(&plan(sandbox, jobs, max_parallel), &live).await;
+    let plan = Plan { home: home.into(), ..plan(sandbox, jobs, max_parallel) };
+    let (status, reason) = execute(&plan, &live).await;
     Ran { status, reason, live, dir }
 }
 

@@ -13,7 +13,7 @@
 //!    uts and cgroup namespaces, with every capability dropped except the
 //!    three that step 3 needs. It shows the job `/usr` (and the usual
 //!    links into it) read-only, the leased volumes read-only, the run's
-//!    working directory at the workflow's `workdir` (`/home/jovyan`), the
+//!    working directory at the workflow's `workdir` (`/job`), the
 //!    output directory, a private `/tmp`, `python` if the host lacks it,
 //!    a fresh `/proc` and a minimal `/dev`; the rest of the root is a
 //!    read-only tmpfs. Its environment is cleared but for a fixed `PATH`.
@@ -54,7 +54,6 @@ use self::cgroup::Cgroups;
 pub use self::watch::{dir_usage, Guard};
 use crate::config::JobLimits;
 
-/// The job's working directory and `$HOME` inside the sandbox.
 /// Where the sandbox's own additions live: no volume may cover it.
 pub const ALIAS_PARENT: &str = "/run/leasehold";
 /// Where the outputs go when the workflow names no `outputs`.
