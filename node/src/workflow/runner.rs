@@ -136,6 +136,15 @@ impl Runner {
         Ok(())
     }
 
+    fn usable_sandbox(&self) -> Result<Sandbox> {
+        self.sandbox.clone().map_err(|missing| {
+            NodeError::Unavailable(format!(
+                "this node cannot sandbox jobs: {missing}; fix that, or set \
+                 workflow.allow_unsandboxed = true in its config to run jobs with no protection"
+            ))
+        })
+    }
+
     fn check_room(&self) -> Result<()> {
         let active = self.list().iter().filter(|r| !r.status.is_final()).count();
         if active >= self.cfg.max_active_runs {
@@ -152,7 +161,7 @@ impl Runner {
     /// top) and submits it; its files become the run's working directory.
     pub async fn submit_bundle(self: &Arc<Self>, tar: Vec<u8>, submitted_by: &str) -> Result<RunRecord> {
         // What is cheap to refuse is refused before anything is unpacked.
-        self.sandbox.as_ref().map_err(|m| NodeError::Unavailable(format!("this node cannot sandbox jobs: {m}")))?;
+        self.usable_sandbox()?;
         self.check_room()?;
         let staging = self.bundles_root().join(hex::encode(rand::random::<[u8; 8]>()));
         let (to, max) = (staging.clone(), self.cfg.max_bundle_mib << 20);
@@ -185,12 +194,7 @@ impl Runner {
         submitted_by: &str,
     ) -> Result<RunRecord> {
         let wf = Workflow::parse(yaml)?;
-        let sandbox = self.sandbox.clone().map_err(|missing| {
-            NodeError::Unavailable(format!(
-                "this node cannot sandbox jobs: {missing}; fix that, or set \
-                 workflow.allow_unsandboxed = true in its config to run jobs with no protection"
-            ))
-        })?;
+        let sandbox = self.usable_sandbox()?;
         self.check_room()?;
         for j in &wf.jobs {
             if j.timeout_s.is_some_and(|t| t > self.cfg.max_job_timeout_s) {
