@@ -87,7 +87,6 @@ fn write_new(from: &mut impl Read, dest: &Path) -> std::io::Result<(u64, [u8; 32
         out.write_all(&buf[..n])?;
         size += n as u64;
     }
-    out.sync_all()?;
     Ok((size, hasher.finalize().into()))
 }
 

@@ -165,10 +165,14 @@ impl Runner {
         self.check_room()?;
         let staging = self.bundles_root().join(hex::encode(rand::random::<[u8; 8]>()));
         let (to, max) = (staging.clone(), self.cfg.max_bundle_mib << 20);
-        // Up to `max_bundle_mib` of files, each synced: off the async threads.
+        // Up to `max_bundle_mib` of files, written and synced: off the async threads.
         let unpacked = tokio::task::spawn_blocking(move || {
             crate::durable::create_dirs(&to).map_err(|e| NodeError::file(&to, e))?;
-            Ok::<_, NodeError>(bundle::unpack(&tar, &to, max)?)
+            let unpacked = bundle::unpack(&tar, &to, max)?;
+            // Files and directories synced once, before the rename that
+            // makes them the run's working directory.
+            crate::durable::sync_tree(&to).map_err(|e| NodeError::file(&to, e))?;
+            Ok::<_, NodeError>(unpacked)
         })
         .await
         .map_err(|e| NodeError::Unavailable(format!("unpacking the bundle: {e}")))
