@@ -91,6 +91,7 @@ async fn setup(http: &reqwest::Client, orgs: &[Org], signer: &mut Signer, tag: &
             max_lease_ms: 3_600_000,
             approval: Approval::Automatic,
             exclusive: false,
+            require_tests: false,
         },
     };
     let tx = signer.sign(&orgs[0], Payload::RegisterDataset { id: id.clone(), spec, derived_from_run: None });

@@ -64,7 +64,7 @@ fn run() -> anyhow::Result<()> {
             Ok(())
         }),
         Command::Bench(args) => rt.block_on(bench::run(args)),
-        Command::Run { file, url, token_file } => rt.block_on(run::run(&file, &url, &token_file)),
+        Command::Run { file, url, token_file, force } => rt.block_on(run::run(&file, &url, &token_file, force)),
         Command::Workflow { command: WorkflowCommand::Argo { file, image, url, token_file } } => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
             let wf = leasehold_node::workflow::Workflow::parse(&text)?;

@@ -50,13 +50,13 @@ fn add_dir(tar: &mut tar::Builder<Vec<u8>>, dir: &Path, rel: &Path) -> std::io::
     Ok(())
 }
 
-pub async fn run(file: &Path, url: &str, token_file: &Path) -> anyhow::Result<()> {
+pub async fn run(file: &Path, url: &str, token_file: &Path, force: bool) -> anyhow::Result<()> {
     let (content_type, body) = body_of(file)?;
     let token = std::fs::read_to_string(token_file).with_context(|| format!("reading {}", token_file.display()))?;
     let token = token.trim();
     let http = reqwest::Client::new();
     let resp = http
-        .post(format!("{url}/v1/runs"))
+        .post(format!("{url}/v1/runs{}", if force { "?force=true" } else { "" }))
         .bearer_auth(token)
         .header("content-type", content_type)
         .body(body)
@@ -64,6 +64,11 @@ pub async fn run(file: &Path, url: &str, token_file: &Path) -> anyhow::Result<()
         .await?;
     let run = problem_or_json(resp).await?;
     let id = run["id"].as_str().context("the node answered without a run id")?.to_string();
+    if let Some(from) = run["reused_from"].as_str() {
+        eprintln!(
+            "run {id}: the same code, environment and inputs as run {from}; reusing its outputs (--force runs again)"
+        );
+    }
     eprintln!(
         "run {id} started on {} ({} jobs; sandbox: {})",
         run["org"],

@@ -148,6 +148,7 @@ fn policy_from(p: &PolicyView) -> Result<AccessPolicy, ApiError> {
         max_lease_ms: p.max_lease_ms,
         approval,
         exclusive: p.exclusive,
+        require_tests: p.require_tests,
     })
 }
 

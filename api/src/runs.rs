@@ -36,6 +36,15 @@ pub fn routes(max_bundle_bytes: usize) -> Router<AppState> {
         .route("/v1/runs/{id}/publish", post(publish))
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitQuery {
+    /// Run the jobs even when a succeeded run of this node had the same
+    /// workflow, bundle, environment and input versions (its outputs are
+    /// otherwise reused).
+    pub force: Option<bool>,
+}
+
 /// The body is a `workflow.yaml` alone (`application/yaml`), or the
 /// workflow's directory as a tar (`application/x-tar`) with `workflow.yaml`
 /// at its top: its files become the run's working directory, and their
@@ -45,26 +54,29 @@ pub fn routes(max_bundle_bytes: usize) -> Router<AppState> {
         (String = "application/yaml"),
         (Vec<u8> = "application/x-tar"),
     )),
-    responses((status = 201, body = RunView), (status = 422, body = crate::error::Problem), (status = 503, body = crate::error::Problem)), security(("bearer" = ["member"])))]
+    params(SubmitQuery),
+    responses((status = 201, body = RunView), (status = 400, body = crate::error::Problem), (status = 422, body = crate::error::Problem), (status = 503, body = crate::error::Problem)), security(("bearer" = ["member"])))]
 pub async fn submit(
     s: State<AppState>,
     caller: Caller,
+    query: Result<Query<SubmitQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<(StatusCode, Json<RunView>), ApiError> {
     let user = caller.require(Role::Member)?;
+    let force = query.map_err(|e| ApiError::bad("force", e.body_text()))?.force.unwrap_or(false);
     let body = body.map_err(|e| ApiError::TooLarge(e.body_text()))?;
     let content_type = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let mime = content_type.split(';').next().unwrap_or_default().trim();
     if mime.eq_ignore_ascii_case("application/x-tar") {
-        let record = s.node.runner().submit_bundle(body.to_vec(), &user.name).await?;
+        let record = s.node.runner().submit_bundle(body.to_vec(), &user.name, force).await?;
         return Ok((StatusCode::CREATED, Json(RunView::from(&record))));
     }
     if body.len() > MAX_WORKFLOW_BYTES {
         return Err(ApiError::TooLarge(format!("a workflow.yaml is at most {MAX_WORKFLOW_BYTES} bytes")));
     }
     let yaml = std::str::from_utf8(&body).map_err(|_| ApiError::bad("body", "the workflow is not UTF-8 text"))?;
-    let record = s.node.runner().submit(yaml, &user.name).await?;
+    let record = s.node.runner().submit(yaml, &user.name, force).await?;
     Ok((StatusCode::CREATED, Json(RunView::from(&record))))
 }
 

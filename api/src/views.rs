@@ -18,6 +18,9 @@ pub struct PolicyView {
     pub approval: String,
     #[serde(default)]
     pub exclusive: bool,
+    /// Workflows that read it must declare QC tests, which must pass first.
+    #[serde(default)]
+    pub require_tests: bool,
 }
 
 fn owner() -> String {
@@ -34,6 +37,7 @@ impl From<&AccessPolicy> for PolicyView {
                 Approval::Owner => "owner".into(),
             },
             exclusive: p.exclusive,
+            require_tests: p.require_tests,
         }
     }
 }
@@ -212,6 +216,12 @@ pub struct RunView {
     pub published_as: Option<String>,
     /// What the jobs were held to, and by what.
     pub protections: Vec<ProtectionView>,
+    /// The key of the run's Python environment, built from its `requirements.txt`.
+    pub environment: Option<String>,
+    /// sha256 of the workflow hash and each input's content hash.
+    pub reuse_key: Option<String>,
+    /// The succeeded run whose outputs this run reused instead of running.
+    pub reused_from: Option<String>,
 }
 
 /// One protection or limit of a run's sandbox.
@@ -257,6 +267,9 @@ impl From<&leasehold_node::workflow::live::RunRecord> for RunView {
             start_tx: r.start_tx.clone(),
             finish_tx: r.finish_tx.clone(),
             published_as: r.published_as.clone(),
+            environment: r.environment.clone(),
+            reuse_key: r.reuse_key.clone(),
+            reused_from: r.reused_from.clone(),
             protections: r
                 .protections
                 .iter()

@@ -82,6 +82,11 @@ pub struct AccessPolicy {
     pub approval: Approval,
     /// At most one active lease at a time.
     pub exclusive: bool,
+    /// A workflow reading it must declare QC tests (`tests:`), and they
+    /// must pass before the data is fetched. Checked by the lessee's node:
+    /// a dishonest lessee's node can skip it, as it can anything it runs
+    /// itself; compute-to-data is where the owner runs the code.
+    pub require_tests: bool,
 }
 
 /// AES-256-GCM ciphertext of a dataset's private metadata. Opaque here: the

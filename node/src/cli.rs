@@ -75,6 +75,10 @@ pub enum Command {
         /// File holding a bearer token of a member or admin of that node.
         #[arg(long, env = "LEASEHOLD_TOKEN_FILE")]
         token_file: PathBuf,
+        /// Run the jobs even if an earlier run had the same code,
+        /// environment and input versions (its outputs are otherwise reused).
+        #[arg(long)]
+        force: bool,
     },
     /// Measure committed tx/s and commit latency against a running network.
     Bench(BenchArgs),

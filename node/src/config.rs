@@ -49,6 +49,8 @@ pub struct WorkflowConfig {
     pub max_active_runs: usize,
     /// The most a workflow's directory (its bundle) may hold: MiB of files.
     pub max_bundle_mib: u64,
+    /// How long building a run's Python environment (pip install) may take.
+    pub env_build_timeout_s: u64,
     /// A job's timeout when its workflow names none, and the most it may name.
     pub default_job_timeout_s: u64,
     pub max_job_timeout_s: u64,
@@ -117,6 +119,7 @@ impl Default for WorkflowConfig {
             max_parallel_jobs: None,
             max_active_runs: 8,
             max_bundle_mib: 64,
+            env_build_timeout_s: 900,
             default_job_timeout_s: 3_600,
             max_job_timeout_s: 86_400,
             lease_check_interval_ms: 200,

@@ -113,7 +113,7 @@ async fn the_sandbox_reads_volumes_and_writes_only_to_its_own_directories() {
     assert_eq!(j.status, Status::Succeeded, "{lines:?}");
     assert_eq!(lines, ["leased bytes", "/data/v"]);
     assert_eq!(std::fs::read_to_string(r.live.output_dir().join("out.txt")).unwrap(), "leased bytes\n");
-    assert_eq!(std::fs::read_to_string(r.live.work_dir().join("note")).unwrap(), "home=/job\n");
+    assert_eq!(std::fs::read_to_string(r.live.work_dir().join("note")).unwrap(), "home=/home/jovyan\n");
 
     let (j, lines, _) = sandboxed(sb.clone(), "echo tampered > /data/v/in.txt", vol.path()).await;
     assert_eq!(j.status, Status::Failed);
@@ -159,26 +159,29 @@ async fn unsandboxed_mode_runs_on_the_host_and_finds_volumes_by_name() {
     assert!(Sandbox::Unsandboxed.protections().is_empty(), "and claims no protection");
 }
 
-/// A thesis-style chain as jupyterflow users write it, with `workdir:
-/// /home/jovyan`: every job starts there, it is `$HOME`, and one job's
-/// files are there for the next.
+/// A thesis-style chain as jupyterflow users write it: every job starts in
+/// /home/jovyan, it is `$HOME`, the leased volume is mounted inside it,
+/// and one job's files are there for the next.
 #[tokio::test]
-async fn jobs_share_the_jupyter_home_when_the_workflow_names_it() {
+async fn jobs_share_the_jupyter_home_with_volumes_inside_it() {
     let Some(sb) = sandbox() else { return };
     let vol = volume_dir();
     std::fs::write(vol.path().join("in.txt"), "leased\n").unwrap();
-    let mut first = sh(1, "pwd; cat /data/d/in.txt", &[]);
-    first.mounts = vec![Mount { name: "d".into(), host: vol.path().to_path_buf(), path: "/data/d".into() }];
+    let uis = || vec![Mount { name: "uis".into(), host: vol.path().to_path_buf(), path: "/home/jovyan/uis".into() }];
+    let mut first = sh(1, "pwd; cat uis/in.txt", &[]);
+    first.mounts = uis();
+    let mut fourth = sh(4, "cat ~/result.txt; ls /home/jovyan/uis", &[3]);
+    fourth.mounts = uis();
     let jobs = vec![
         first,
         sh(2, "echo line two >> /home/jovyan/result.txt", &[1]),
         sh(3, "echo line three >> result.txt", &[2]),
-        sh(4, "cat ~/result.txt", &[3]),
+        fourth,
     ];
-    let r = run_in("/home/jovyan", sb, jobs, 2).await;
+    let r = run(sb, jobs, 2).await;
     assert_eq!(r.status, Status::Succeeded, "{:?}", r.reason);
     assert_eq!(output(&r.live, 1, Stream::Stdout), ["/home/jovyan", "leased"]);
-    assert_eq!(output(&r.live, 4, Stream::Stdout), ["line two", "line three"]);
+    assert_eq!(output(&r.live, 4, Stream::Stdout), ["line two", "line three", "in.txt"]);
     let host = std::fs::read_to_string(r.live.work_dir().join("result.txt")).unwrap();
     assert_eq!(host, "line two\nline three\n", "the file is in the run's working directory");
 }

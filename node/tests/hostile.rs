@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use common::*;
 use leasehold_node::data::Manifest;
 use leasehold_node::workflow::exec::execute;
-use leasehold_node::workflow::live::{LiveRun, Status};
+use leasehold_node::workflow::live::{LiveRun, Status, Stream};
+use leasehold_node::workflow::sandbox::Mount;
 
 /// A directory on the host that is not under `/tmp`.
 fn host_dir() -> tempfile::TempDir {
@@ -63,7 +64,7 @@ async fn nothing_in_a_jobs_env_runs_on_the_host() {
     // every variable a loader or shell honours at it, by its host path and
     // by its path inside the sandbox.
     let work = host.path().join("run/work");
-    let mut plant = sh(1, "cp /data/v/evil.so /data/v/evil.sh /job/ && chmod 755 /job/evil.*", &[]);
+    let mut plant = sh(1, "cp /data/v/evil.so /data/v/evil.sh ~/ && chmod 755 ~/evil.*", &[]);
     plant.mounts = vec![leasehold_node::workflow::sandbox::Mount {
         name: "v".into(),
         host: kit.path().to_path_buf(),
@@ -72,7 +73,7 @@ async fn nothing_in_a_jobs_env_runs_on_the_host() {
     let mut use_it = sh(2, "echo ran", &[1]);
     let w = work.display();
     use_it.env = BTreeMap::from([
-        ("LD_PRELOAD".into(), format!("/job/evil.so {w}/evil.so")),
+        ("LD_PRELOAD".into(), format!("/home/jovyan/evil.so {w}/evil.so")),
         ("LD_LIBRARY_PATH".into(), w.to_string()),
         ("BASH_ENV".into(), format!("{w}/evil.sh")),
         ("ENV".into(), format!("{w}/evil.sh")),
@@ -81,6 +82,7 @@ async fn nothing_in_a_jobs_env_runs_on_the_host() {
     ]);
     let jobs = vec![plant, use_it];
     let live = live(host.path(), &jobs);
+    sb.prepare_workdir(&live.work_dir(), leasehold_node::workflow::DEFAULT_WORKDIR, &[]).unwrap();
     let (status, reason) = execute(&plan(sb, jobs, 1), &live).await;
     assert_eq!(status, Status::Succeeded, "{reason:?} {:?}", all_output(&live, 1));
     assert!(work.join("evil.so").exists(), "the job did plant the library on the host");
@@ -163,7 +165,7 @@ unshare -U true && echo NAMESPACE-MADE
 unshare -r -m true && echo NAMESPACE-MADE
 python3 -c "import os; os.unshare(os.CLONE_NEWUSER); print('NAMESPACE-MADE')"
 python3 -c "import os; os.unshare(os.CLONE_NEWNET); print('NAMESPACE-MADE')"
-mount -t tmpfs none /job && echo MOUNTED
+mount -t tmpfs none ~ && echo MOUNTED
 grep Seccomp: /proc/self/status
 kill $pid"#;
     let (_, lines, _) = sandboxed(sb, script, volume_dir().path()).await;
@@ -204,7 +206,7 @@ async fn a_job_cannot_read_the_nodes_keys_by_any_path() {
     let script = format!(
         "cat {key}; cat /proc/1/root{key}; ls /proc/1/root/; cat ../../keys/signing.key; \
          for src in $(awk '{{print $4}}' /proc/self/mountinfo); do cat $src/../../keys/signing.key; cat /proc/1/root$src/../../keys/signing.key; done; \
-         cat /job/../run.json; cat /proc/1/root/../run.json"
+         cat ~/../run.json; cat /proc/1/root/../run.json"
     );
     let mut j = sh(1, &script, &[]);
     j.timeout_ms = 20_000;
@@ -278,7 +280,7 @@ async fn filling_tmp_or_the_outputs_is_stopped_by_the_disk_limits() {
         killed_for(&fill("$OUTPUT_DIR/fill"), "disk limit 32 MiB reached in the working and output directories").await;
     let (bytes, _) = leasehold_node::workflow::sandbox::dir_usage(&r.live.output_dir(), 10);
     assert!(bytes <= 32 << 20, "one file never passes RLIMIT_FSIZE: {bytes}");
-    killed_for(&fill("/job/fill"), "disk limit 32 MiB reached in the working and output directories").await;
+    killed_for(&fill("$HOME/fill"), "disk limit 32 MiB reached in the working and output directories").await;
 }
 
 #[tokio::test]
@@ -328,4 +330,37 @@ async fn a_symlink_a_job_leaves_in_its_outputs_is_never_read_through() {
     assert!(std::fs::symlink_metadata(out.join("secret")).unwrap().file_type().is_symlink());
     let err = Manifest::of_dir(&out).expect_err("outputs holding a link are refused").to_string();
     assert!(err.contains("neither a regular file nor a directory"), "{err}");
+}
+
+/// A volume's mount point inside the working directory is the node's: a
+/// job cannot remove, rename or write into it to leave a link there for
+/// bubblewrap, which makes mount points as root, to follow for the next
+/// job that mounts the volume.
+#[tokio::test]
+async fn a_job_cannot_swap_a_mount_point_in_the_home_for_a_link() {
+    let Some(sb) = sandbox() else { return };
+    let (vol, host) = (volume_dir(), host_dir());
+    std::fs::write(vol.path().join("in.txt"), "leased\n").unwrap();
+    let target = host.path().join("made-by-bwrap");
+    let t = target.display();
+    let swap = format!(
+        "rmdir uis; mv uis moved; rm -rf uis; chmod 777 uis; touch uis/planted; \
+         ln -s /oldroot{t} uis/x; ln -sfn /oldroot{t} uis; mkdir -p data; ln -s /oldroot{t} data/uis; echo tried"
+    );
+    let uis = vec![Mount { name: "uis".into(), host: vol.path().to_path_buf(), path: "/home/jovyan/uis".into() }];
+    let mut reader = sh(2, "cat uis/in.txt", &[1]);
+    reader.mounts = uis.clone();
+    let mut first = sh(1, &swap, &[]);
+    first.mounts = uis;
+    first.mounts[0].path = "/home/jovyan/data/uis".into();
+    let r = run(sb, vec![first, reader], 1).await;
+    let lines = all_output(&r.live, 1);
+    assert!(lines.contains(&"tried".to_string()), "{lines:?}");
+    assert_eq!(output(&r.live, 2, Stream::Stdout), ["leased"], "the next job still mounts the volume there");
+    assert!(!target.exists(), "nothing was made on the host through a link");
+    let work = r.live.work_dir();
+    for made in ["uis", "data", "data/uis"] {
+        assert!(std::fs::symlink_metadata(work.join(made)).unwrap().is_dir(), "{made} is still a directory");
+    }
+    assert!(!work.join("moved").exists() && !work.join("uis/planted").exists());
 }

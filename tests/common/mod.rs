@@ -362,6 +362,7 @@ pub fn auto_dataset(id: &str) -> Payload {
                 max_lease_ms: 3_600_000,
                 approval: Approval::Automatic,
                 exclusive: false,
+                require_tests: false,
             },
         },
         derived_from_run: None,

@@ -93,7 +93,13 @@ impl Net {
 }
 
 pub fn policy(allowed: &[usize], max_ms: u64, approval: Approval, exclusive: bool) -> AccessPolicy {
-    AccessPolicy { allowed_orgs: allowed.iter().map(|i| org(*i)).collect(), max_lease_ms: max_ms, approval, exclusive }
+    AccessPolicy {
+        allowed_orgs: allowed.iter().map(|i| org(*i)).collect(),
+        max_lease_ms: max_ms,
+        approval,
+        exclusive,
+        require_tests: false,
+    }
 }
 
 pub fn spec(title: &str, tags: &[&str], policy: AccessPolicy) -> DatasetSpec {

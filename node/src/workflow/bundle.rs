@@ -90,16 +90,25 @@ fn write_new(from: &mut impl Read, dest: &Path) -> std::io::Result<(u64, [u8; 32
     Ok((size, hasher.finalize().into()))
 }
 
-/// The workflow hash on the ledger: of the YAML alone, or, with a bundle,
-/// of both.
-pub fn workflow_hash(yaml: &str, bundle: Option<&[u8; 32]>) -> [u8; 32] {
+/// The workflow hash on the ledger: of the YAML alone, or with the bundle's
+/// files, and the Python environment's key when it has one.
+pub fn workflow_hash(yaml: &str, bundle: Option<&[u8; 32]>, env: Option<&[u8; 32]>) -> [u8; 32] {
     let yaml_hash: [u8; 32] = Sha256::digest(yaml.as_bytes()).into();
-    match bundle {
+    let code = match bundle {
         None => yaml_hash,
         Some(b) => Sha256::new()
             .chain_update(b"leasehold-workflow-bundle-v1\n")
             .chain_update(yaml_hash)
             .chain_update(b)
+            .finalize()
+            .into(),
+    };
+    match env {
+        None => code,
+        Some(e) => Sha256::new()
+            .chain_update(b"leasehold-workflow-env-v1\n")
+            .chain_update(code)
+            .chain_update(e)
             .finalize()
             .into(),
     }
@@ -135,7 +144,13 @@ mod tests {
         let changed = [("workflow.yaml", "jobs: [ls]\n"), ("job.py", "print(2)\n")];
         assert_ne!(hash(&a, 1), hash(&changed, 1), "a changed script changes the hash");
         let h = hash(&a, 1);
-        assert_ne!(workflow_hash("jobs: [ls]\n", Some(&h)), workflow_hash("jobs: [ls]\n", None));
+        let (yaml, env) = ("jobs: [ls]\n", [7u8; 32]);
+        assert_ne!(workflow_hash(yaml, Some(&h), None), workflow_hash(yaml, None, None));
+        assert_ne!(
+            workflow_hash(yaml, Some(&h), Some(&env)),
+            workflow_hash(yaml, Some(&h), None),
+            "nor the environment"
+        );
     }
 
     #[test]

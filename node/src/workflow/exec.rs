@@ -6,8 +6,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nix::sys::signal::{killpg, Signal};
@@ -23,9 +24,22 @@ use crate::now_ms;
 /// How often a running job's limits are checked.
 pub const WATCH_INTERVAL_MS: u64 = 100;
 
+/// What a sandboxed process is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepKind {
+    /// One of the workflow's jobs: its record is updated as it goes.
+    Job,
+    /// A QC test, named; it sees the working directory read-only.
+    Test(String),
+    /// The build of the run's Python environment: the only step with network.
+    Environment,
+}
+
 #[derive(Debug, Clone)]
 pub struct JobSpec {
+    /// The job's number; for a test or a build, only a name for its cgroup.
     pub number: usize,
+    pub kind: StepKind,
     pub argv: Vec<String>,
     pub env: BTreeMap<String, String>,
     pub mounts: Vec<Mount>,
@@ -42,16 +56,33 @@ pub struct Plan {
     pub output_path: String,
     /// The working directory's path inside the sandbox (`workdir`).
     pub home: String,
+    /// The run's Python environment on the host, if it has one.
+    pub python_env: Option<PathBuf>,
     /// Output a job, and all of a run's jobs, may log; past either the job
     /// is killed and the rest of its output dropped.
     pub log_job_bytes: u64,
     pub log_run_bytes: u64,
 }
 
-struct JobEnd {
-    status: Status,
-    exit_code: Option<i32>,
-    error: Option<String>,
+/// How a step ended; `stdout` is kept for tests only, up to a limit.
+#[derive(Debug, Clone)]
+pub struct JobEnd {
+    pub status: Status,
+    pub exit_code: Option<i32>,
+    pub error: Option<String>,
+    pub stdout: Vec<u8>,
+}
+
+fn failed(error: String) -> JobEnd {
+    JobEnd { status: Status::Failed, exit_code: None, error: Some(error), stdout: Vec::new() }
+}
+
+/// Where a step works on the host, and where its outputs appear to it.
+pub struct StepDirs {
+    pub work: PathBuf,
+    pub output: PathBuf,
+    pub output_path: String,
+    pub tmp: PathBuf,
 }
 
 /// Runs `plan` to the end and returns the run's status and, unless it
@@ -73,7 +104,7 @@ pub async fn execute(plan: &Plan, run: &Arc<LiveRun>) -> (Status, Option<String>
         match running.join_next().await {
             None => break,
             Some(Ok((number, end))) => {
-                let JobEnd { status: s, exit_code, error } = end;
+                let JobEnd { status: s, exit_code, error, .. } = end;
                 if s == Status::Failed && first_failure.is_none() {
                     first_failure = Some(format!("job {number} failed: {}", error.as_deref().unwrap_or("")));
                 }
@@ -107,7 +138,15 @@ fn schedule(
         } else if job.deps.iter().all(|d| status[d] == Status::Succeeded) && running.len() < plan.max_parallel {
             status.insert(job.number, Status::Running);
             let (job, run, plan) = (job.clone(), run.clone(), plan.clone());
-            running.spawn(async move { (job.number, run_job(&plan, &job, &run).await) });
+            running.spawn(async move {
+                let dirs = StepDirs {
+                    work: run.work_dir(),
+                    output: run.output_dir(),
+                    output_path: plan.output_path.clone(),
+                    tmp: run.dir().join("tmp").join(job.number.to_string()),
+                };
+                (job.number, run_step(&plan, &job, &run, &dirs).await)
+            });
         }
     }
 }
@@ -137,40 +176,55 @@ fn finish(
     });
 }
 
-async fn run_job(plan: &Plan, job: &JobSpec, run: &Arc<LiveRun>) -> JobEnd {
-    let (work_dir, output_dir) = (run.work_dir(), run.output_dir());
-    let id = format!("{}-job{}", run.record().id, job.number);
-    let tmp_dir = run.dir().join("tmp").join(job.number.to_string());
+/// Runs one sandboxed process to its end: a job, a test or a build.
+pub async fn run_step(plan: &Plan, job: &JobSpec, run: &Arc<LiveRun>, dirs: &StepDirs) -> JobEnd {
+    let (label, log_as) = match &job.kind {
+        StepKind::Job => (format!("job {}", job.number), Some(job.number)),
+        StepKind::Test(name) => (format!("test {name:?}"), None),
+        StepKind::Environment => ("the environment's build".to_string(), None),
+    };
+    let id = match &job.kind {
+        StepKind::Job => format!("{}-job{}", run.record().id, job.number),
+        StepKind::Test(_) => format!("{}-test{}", run.record().id, job.number),
+        StepKind::Environment => format!("{}-env", run.record().id),
+    };
     let spec = JobCommand {
         id: &id,
         argv: &job.argv,
         env: &job.env,
         mounts: &job.mounts,
-        work_dir: &work_dir,
+        work_dir: &dirs.work,
+        work_read_only: matches!(job.kind, StepKind::Test(_)),
         home: &plan.home,
-        output_dir: &output_dir,
-        output_path: &plan.output_path,
-        tmp_dir: &tmp_dir,
+        output_dir: &dirs.output,
+        output_path: &dirs.output_path,
+        tmp_dir: &dirs.tmp,
+        python_env: plan.python_env.as_deref().filter(|_| job.kind != StepKind::Environment),
+        network: job.kind == StepKind::Environment,
     };
-    run.update_job(job.number, |j| {
-        j.status = Status::Running;
-        j.started_at_ms = Some(now_ms());
-    });
+    if job.kind == StepKind::Job {
+        run.update_job(job.number, |j| {
+            j.status = Status::Running;
+            j.started_at_ms = Some(now_ms());
+        });
+    }
     let line = job.argv.join(" ");
     let first_line = line.lines().next().unwrap_or_default();
     let more = if line.contains('\n') { " …" } else { "" };
-    run.log(Some(job.number), Stream::Runner, &format!("job {} started: {first_line}{more}", job.number));
+    run.log(log_as, Stream::Runner, &format!("{label} started: {first_line}{more}"));
     let (mut child, guard) = match plan.sandbox.spawn(&spec) {
         Ok(c) => c,
-        Err(e) => return JobEnd { status: Status::Failed, exit_code: None, error: Some(format!("cannot start: {e}")) },
+        Err(e) => return failed(format!("cannot start: {e}")),
     };
     let guard = Arc::new(guard);
     // Limits reached, from the watcher and the log pumps: the first one kills the job.
     let (limit_tx, mut limit_rx) = mpsc::channel::<String>(4);
     let job_bytes = Arc::new(AtomicU64::new(0));
+    let stdout = matches!(job.kind, StepKind::Test(_)).then(|| Arc::new(Mutex::new(Vec::new())));
     let pump_to = |stream| Pump {
         run: run.clone(),
-        job: job.number,
+        job: log_as,
+        keep: if stream == Stream::Stdout { stdout.clone() } else { None },
         stream,
         job_bytes: job_bytes.clone(),
         limits: (plan.log_job_bytes, plan.log_run_bytes),
@@ -186,16 +240,15 @@ async fn run_job(plan: &Plan, job: &JobSpec, run: &Arc<LiveRun>) -> JobEnd {
     let exited = tokio::select! {
         r = child.wait() => Ok(r),
         _ = tokio::time::sleep(Duration::from_millis(job.timeout_ms)) => {
-            let error = format!("timed out after {} s", job.timeout_ms / 1000);
-            Err(JobEnd { status: Status::Failed, exit_code: None, error: Some(error) })
+            Err(failed(format!("timed out after {} s", job.timeout_ms / 1000)))
         }
-        s = stopped(&mut stop) => Err(JobEnd { status: s.status(), exit_code: None, error: Some(s.reason().into()) }),
-        Some(why) = limit_rx.recv() => Err(JobEnd { status: Status::Failed, exit_code: None, error: Some(format!("killed: {why}")) }),
+        s = stopped(&mut stop) => Err(JobEnd { status: s.status(), ..failed(s.reason().into()) }),
+        Some(why) = limit_rx.recv() => Err(failed(format!("killed: {why}"))),
     };
     watcher.abort();
     let end = match exited {
         Ok(Ok(s)) => ended(s),
-        Ok(Err(e)) => JobEnd { status: Status::Failed, exit_code: None, error: Some(e.to_string()) },
+        Ok(Err(e)) => failed(e.to_string()),
         Err(killed) => {
             // Not yet reaped, so the group id is still ours: kill the whole
             // group, so that a shell's children die with it.
@@ -220,27 +273,27 @@ async fn run_job(plan: &Plan, job: &JobSpec, run: &Arc<LiveRun>) -> JobEnd {
     // A log limit a pump reported as the job ended still names the cause.
     let breach = breach.or_else(|| limit_rx.try_recv().ok());
     let killed_already = end.error.as_deref().is_some_and(|e| e.starts_with("killed:"));
-    match breach {
+    let mut end = match breach {
         Some(why) if matches!(end.status, Status::Succeeded | Status::Failed) && !killed_already => {
-            JobEnd { status: Status::Failed, exit_code: end.exit_code, error: Some(format!("killed: {why}")) }
+            JobEnd { exit_code: end.exit_code, ..failed(format!("killed: {why}")) }
         }
         _ => end,
+    };
+    if let Some(out) = stdout {
+        end.stdout = std::mem::take(&mut *out.lock().expect("stdout lock"));
     }
+    end
 }
 
 fn ended(s: std::process::ExitStatus) -> JobEnd {
     match (s.code(), s.signal()) {
-        (Some(0), _) => JobEnd { status: Status::Succeeded, exit_code: Some(0), error: None },
-        (Some(c), _) => JobEnd { status: Status::Failed, exit_code: Some(c), error: Some(format!("exit code {c}")) },
+        (Some(0), _) => JobEnd { status: Status::Succeeded, exit_code: Some(0), error: None, stdout: Vec::new() },
+        (Some(c), _) => JobEnd { exit_code: Some(c), ..failed(format!("exit code {c}")) },
+        // The guard then names the limit the file reached.
         (None, Some(sig)) if sig == Signal::SIGXFSZ as i32 => {
-            // The guard then names the limit the file reached.
-            JobEnd {
-                status: Status::Failed,
-                exit_code: None,
-                error: Some("ended by SIGXFSZ: a file reached the size limit".into()),
-            }
+            failed("ended by SIGXFSZ: a file reached the size limit".into())
         }
-        _ => JobEnd { status: Status::Failed, exit_code: None, error: Some(format!("ended by {s}")) },
+        _ => failed(format!("ended by {s}")),
     }
 }
 
@@ -270,7 +323,10 @@ pub(crate) async fn stopped(rx: &mut watch::Receiver<Option<Stop>>) -> Stop {
 
 struct Pump {
     run: Arc<LiveRun>,
-    job: usize,
+    /// The job the lines belong to; `None` for a test's or a build's.
+    job: Option<usize>,
+    /// Where a test's stdout is also kept, up to `MAX_TEST_STDOUT_BYTES`.
+    keep: Option<Arc<Mutex<Vec<u8>>>>,
     stream: Stream,
     /// Shared by the job's stdout and stderr.
     job_bytes: Arc<AtomicU64>,
@@ -301,12 +357,17 @@ async fn pump(out: impl AsyncRead + Unpin, p: Pump) {
                     None
                 };
                 if let Some(why) = over {
-                    let line = format!("{why}: the rest of job {}'s output is dropped", p.job);
-                    p.run.log(Some(p.job), Stream::Runner, &line);
+                    let whose = p.job.map_or("the rest of the".into(), |n| format!("the rest of job {n}'s"));
+                    p.run.log(p.job, Stream::Runner, &format!("{why}: {whose} output is dropped"));
                     let _ = p.limit.send(why).await;
                     return;
                 }
-                p.run.log(Some(p.job), p.stream, &String::from_utf8_lossy(&buf));
+                if let Some(keep) = &p.keep {
+                    let mut kept = keep.lock().expect("stdout lock");
+                    let room = super::qc::MAX_TEST_STDOUT_BYTES.saturating_sub(kept.len());
+                    kept.extend_from_slice(&buf[..buf.len().min(room)]);
+                }
+                p.run.log(p.job, p.stream, &String::from_utf8_lossy(&buf));
             }
         }
     }

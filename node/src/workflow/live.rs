@@ -144,6 +144,16 @@ pub struct RunRecord {
     /// What the jobs were held to, and by what.
     #[serde(default)]
     pub protections: Vec<super::sandbox::Protection>,
+    /// The key of its Python environment, when it has a `requirements.txt`.
+    #[serde(default)]
+    pub environment: Option<String>,
+    /// sha256 of the workflow hash and each input's content hash: a later
+    /// run with the same key may reuse this one's outputs.
+    #[serde(default)]
+    pub reuse_key: Option<String>,
+    /// The run whose outputs this one took instead of running its jobs.
+    #[serde(default)]
+    pub reused_from: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

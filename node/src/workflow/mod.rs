@@ -2,8 +2,10 @@
 //! string, or `{command, volumes: [{id, name, path}]}`), `dags` such as
 //! `"1 >> 2"` with jobs numbered from 1. Extensions, all optional: per-job
 //! `env`, `timeout` (seconds) and `image`; top-level `outputs`, `workdir`
-//! (the jobs' shared working directory and `$HOME`, by default `/job`) and
-//! `cmd_mode` (`exec` or `shell`).
+//! (the jobs' shared working directory and `$HOME`, by default jupyterflow's
+//! `/home/jovyan`), `cmd_mode` (`exec` or `shell`), `requirements` (a
+//! pip requirements file in the workflow's directory) and `tests` (QC
+//! tests on fixtures, run before any job; see [`qc`]).
 //!
 //! Parsing and validation are pure. Whether a volume's lease is active is a
 //! question for the ledger, so [`Workflow::check_leases`] takes it as a
@@ -13,6 +15,7 @@ pub mod argo;
 pub mod bundle;
 pub mod exec;
 pub mod live;
+pub mod qc;
 pub mod runner;
 pub mod sandbox;
 
@@ -94,15 +97,15 @@ pub struct Workflow {
     /// Where the run's working directory appears to its jobs, as `$HOME`.
     pub workdir: String,
     pub cmd_mode: CmdMode,
+    /// A pip requirements file in the workflow's directory, if named.
+    pub requirements: Option<String>,
+    pub tests: Vec<qc::QcTest>,
 }
 
-/// Where jobs start unless the workflow names a `workdir`. Not yet
-/// jupyterflow's `/home/jovyan`: its users mount volumes inside their home
-/// (`/home/jovyan/uis`), and a volume inside a directory the jobs write to
-/// is refused until the node makes such mount points itself (see
-/// `check_beside_workdir`). A workflow without volumes there may set
-/// `workdir: /home/jovyan`.
-pub const DEFAULT_WORKDIR: &str = "/job";
+/// Where jobs start unless the workflow names a `workdir`: jupyterflow's
+/// home. Volumes may be mounted inside it (`/home/jovyan/uis`); the node
+/// makes their mount points (see `sandbox::workdir`).
+pub const DEFAULT_WORKDIR: &str = "/home/jovyan";
 
 #[derive(Deserialize)]
 #[serde(untagged)]
@@ -135,6 +138,9 @@ struct RawWorkflow {
     workdir: Option<String>,
     #[serde(default)]
     cmd_mode: CmdMode,
+    requirements: Option<String>,
+    #[serde(default)]
+    tests: Vec<qc::RawTest>,
 }
 
 /// Where the sandbox puts the system and the job's own directories; a
@@ -178,24 +184,43 @@ pub fn check_mount_path(job: usize, field: &str, path: &str) -> Result<(), Workf
     Ok(())
 }
 
-/// A volume may not overlap the working directory or the outputs, and the
-/// two may not overlap each other. Both are host directories the run's jobs
-/// write to: bubblewrap, as root, would create a volume's mount point
-/// inside one, following whatever links an earlier job left there.
-fn check_beside_workdir(jobs: &[Job], outputs: &str, workdir: &str) -> Result<(), WorkflowError> {
-    let overlap = |a: &str, b: &str| Path::new(a).starts_with(b) || Path::new(b).starts_with(a);
-    for j in jobs {
+/// Where a volume (or a test's fixture) may be mounted: inside the working
+/// directory, whose mount points the node makes itself, but not on or
+/// above it; and nowhere near the outputs. The outputs are a host directory
+/// the jobs write to, where bubblewrap, as root, would make the mount point
+/// following whatever links an earlier job left there.
+fn check_beside_workdir(
+    job: Option<usize>,
+    field: &str,
+    path: &str,
+    outputs: &str,
+    workdir: &str,
+) -> Result<(), WorkflowError> {
+    let p = Path::new(path);
+    if Path::new(workdir).starts_with(p) {
+        return Err(err(job, field, format!("{path:?} would cover the working directory {workdir:?}")));
+    }
+    if p.starts_with(outputs) || Path::new(outputs).starts_with(p) {
+        return Err(err(job, field, format!("{path:?} overlaps the output directory {outputs:?}")));
+    }
+    Ok(())
+}
+
+fn check_mounts(wf: &Workflow) -> Result<(), WorkflowError> {
+    let outputs = wf.outputs.as_deref().unwrap_or(sandbox::DEFAULT_OUTPUT_PATH);
+    for j in &wf.jobs {
         for (i, v) in j.volumes.iter().enumerate() {
-            for (dir, what) in [(workdir, "working directory"), (outputs, "output directory")] {
-                if overlap(&v.path, dir) {
-                    let why = format!("{:?} overlaps the {what} {dir:?}", v.path);
-                    return Err(err(Some(j.number), &format!("volumes[{i}].path"), why));
-                }
-            }
+            check_beside_workdir(Some(j.number), &format!("volumes[{i}].path"), &v.path, outputs, &wf.workdir)?;
         }
     }
-    if overlap(outputs, workdir) {
-        return Err(err(None, "workdir", format!("{workdir:?} overlaps the output directory {outputs:?}")));
+    for (t, test) in wf.tests.iter().enumerate() {
+        for (i, f) in test.fixtures.iter().enumerate() {
+            check_beside_workdir(None, &format!("tests[{t}].fixtures[{i}].path"), &f.path, outputs, &wf.workdir)?;
+        }
+    }
+    let (o, w) = (Path::new(outputs), Path::new(&wf.workdir));
+    if o.starts_with(w) || w.starts_with(o) {
+        return Err(err(None, "workdir", format!("{:?} overlaps the output directory {outputs:?}", wf.workdir)));
     }
     Ok(())
 }
@@ -261,8 +286,10 @@ impl Workflow {
         }
         let workdir = raw.workdir.unwrap_or_else(|| DEFAULT_WORKDIR.into());
         top("workdir", &workdir)?;
-        let outputs = raw.outputs.as_deref().unwrap_or(sandbox::DEFAULT_OUTPUT_PATH);
-        check_beside_workdir(&jobs, outputs, &workdir)?;
+        if let Some(r) = &raw.requirements {
+            crate::data::check_rel_path(r).map_err(|why| err(None, "requirements", why))?;
+        }
+        let tests = qc::parse_tests(raw.tests)?;
         let wf = Self {
             name: raw.name.unwrap_or_else(|| "workflow".into()),
             jobs,
@@ -270,27 +297,39 @@ impl Workflow {
             outputs: raw.outputs,
             workdir,
             cmd_mode: raw.cmd_mode,
+            requirements: raw.requirements,
+            tests,
         };
+        check_mounts(&wf)?;
         for j in &wf.jobs {
-            match wf.argv(j) {
-                None => return Err(err(Some(j.number), "command", "has unbalanced quotes or no words")),
-                // `env` would take it for a variable.
-                Some(argv) if argv[0].contains('=') => {
-                    return Err(err(Some(j.number), "command", "its first word may not contain '='"))
-                }
-                Some(_) => {}
-            }
+            wf.check_command(Some(j.number), "command", &j.command)?;
+        }
+        for (t, test) in wf.tests.iter().enumerate() {
+            wf.check_command(None, &format!("tests[{t}].command"), &test.command)?;
         }
         wf.order()?;
         Ok(wf)
     }
 
+    fn check_command(&self, job: Option<usize>, field: &str, command: &str) -> Result<(), WorkflowError> {
+        match self.argv_of(command) {
+            None => Err(err(job, field, "has unbalanced quotes or no words")),
+            // `env` would take it for a variable.
+            Some(argv) if argv[0].contains('=') => Err(err(job, field, "its first word may not contain '='")),
+            Some(_) => Ok(()),
+        }
+    }
+
     /// The job's command as argv: split into words (`exec`), or run by
     /// `sh -c` (`shell`). `None` when the words do not parse.
     pub fn argv(&self, job: &Job) -> Option<Vec<String>> {
+        self.argv_of(&job.command)
+    }
+
+    pub fn argv_of(&self, command: &str) -> Option<Vec<String>> {
         match self.cmd_mode {
-            CmdMode::Exec => shlex::split(&job.command).filter(|w| !w.is_empty()),
-            CmdMode::Shell => Some(vec!["/bin/sh".into(), "-c".into(), job.command.clone()]),
+            CmdMode::Exec => shlex::split(command).filter(|w| !w.is_empty()),
+            CmdMode::Shell => Some(vec!["/bin/sh".into(), "-c".into(), command.into()]),
         }
     }
 

@@ -3,16 +3,16 @@
 //! the sandbox, watches the leases while they run, and records the end.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use leasehold_chaincode::{query, DatasetRef, Lease, Payload};
+use leasehold_chaincode::Payload;
 use tracing::{info, warn};
 
 use super::exec::Plan;
 use super::live::{JobRecord, LiveRun, RunRecord, Status, Stop};
-use super::sandbox::{Sandbox, DEFAULT_OUTPUT_PATH};
-use super::{bundle, Workflow};
+use super::sandbox::{Sandbox, WorkdirError, DEFAULT_OUTPUT_PATH};
+use super::{bundle, Workflow, WorkflowError};
 use crate::config::WorkflowConfig;
 use crate::data::DataDirs;
 use crate::error::{NodeError, Result};
@@ -25,7 +25,8 @@ pub struct Runner {
     /// The sandbox, or the protection this machine lacks.
     sandbox: std::result::Result<Sandbox, String>,
     runs: Mutex<BTreeMap<String, Arc<LiveRun>>>,
-    /// One fetch per lease at a time; concurrent runs share the cache.
+    /// One fetch per lease, and one build per environment, at a time;
+    /// concurrent runs share the result.
     fetching: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
@@ -159,7 +160,7 @@ impl Runner {
 
     /// Unpacks a workflow's directory (a tar with `workflow.yaml` at its
     /// top) and submits it; its files become the run's working directory.
-    pub async fn submit_bundle(self: &Arc<Self>, tar: Vec<u8>, submitted_by: &str) -> Result<RunRecord> {
+    pub async fn submit_bundle(self: &Arc<Self>, tar: Vec<u8>, submitted_by: &str, force: bool) -> Result<RunRecord> {
         // What is cheap to refuse is refused before anything is unpacked.
         self.usable_sandbox()?;
         self.check_room()?;
@@ -178,59 +179,72 @@ impl Runner {
         .map_err(|e| NodeError::Unavailable(format!("unpacking the bundle: {e}")))
         .and_then(|r| r);
         let submitted = match unpacked {
-            Ok(b) => self.submit_with(&b.yaml, Some((&staging, b.hash)), submitted_by).await,
+            Ok(b) => self.submit_with(&b.yaml, Some((&staging, b.hash)), submitted_by, force).await,
             Err(e) => Err(e),
         };
         let _ = std::fs::remove_dir_all(&staging);
         submitted
     }
 
-    /// Validates `yaml`, checks every volume's lease, records the start on
-    /// the ledger and starts the run. Nothing is left behind if any step fails.
-    pub async fn submit(self: &Arc<Self>, yaml: &str, submitted_by: &str) -> Result<RunRecord> {
-        self.submit_with(yaml, None, submitted_by).await
+    /// Validates `yaml`, checks every volume against the ledger, records
+    /// the start and starts the run, or reuses an earlier run's outputs
+    /// unless `force`. Nothing is left behind if any step fails.
+    pub async fn submit(self: &Arc<Self>, yaml: &str, submitted_by: &str, force: bool) -> Result<RunRecord> {
+        self.submit_with(yaml, None, submitted_by, force).await
     }
 
     async fn submit_with(
         self: &Arc<Self>,
         yaml: &str,
-        bundle: Option<(&std::path::Path, [u8; 32])>,
+        bundle: Option<(&Path, [u8; 32])>,
         submitted_by: &str,
+        force: bool,
     ) -> Result<RunRecord> {
         let wf = Workflow::parse(yaml)?;
         let sandbox = self.usable_sandbox()?;
         self.check_room()?;
-        for j in &wf.jobs {
-            if j.timeout_s.is_some_and(|t| t > self.cfg.max_job_timeout_s) {
-                let why = format!("at most {} seconds on this node", self.cfg.max_job_timeout_s);
-                return Err(super::err(Some(j.number), "timeout", why).into());
-            }
+        self.check_timeouts(&wf)?;
+        let inputs = self.resolve_inputs(&wf)?;
+        if let Some(ds) = inputs.requiring_tests.first().filter(|_| wf.tests.is_empty()) {
+            let why = format!("dataset {ds}'s policy requires QC tests: declare them under tests:");
+            return Err(super::err(None, "tests", why).into());
         }
-        let mut leases: BTreeMap<String, Lease> = BTreeMap::new();
-        let mut lease_of_volume: HashMap<String, String> = HashMap::new();
-        wf.check_leases(|id| {
-            let lease = self.resolve_volume(id)?;
-            lease_of_volume.insert(id.into(), lease.id.clone());
-            leases.insert(lease.id.clone(), lease);
-            Ok(())
-        })?;
-        let id = format!("run-{}", hex::encode(rand::random::<[u8; 8]>()));
-        let workflow_hash = bundle::workflow_hash(yaml, bundle.as_ref().map(|(_, h)| h));
-        let inputs: Vec<DatasetRef> = leases
-            .values()
-            .map(|l| DatasetRef { id: l.dataset_id.clone(), version: l.dataset_version.unwrap_or(1) })
-            .collect();
-        let record = self.new_record(&id, &wf, &sandbox, submitted_by, &workflow_hash, &leases, &inputs);
-        let run = LiveRun::create(&self.dirs.run(&id), record)?;
-        if let Some((files, _)) = bundle {
-            if let Err(e) = self.adopt_bundle(files, &run.work_dir()) {
-                let _ = std::fs::remove_dir_all(run.dir());
-                return Err(e);
+        let files = bundle.map(|(dir, _)| dir);
+        let requirements = requirements(&wf, files)?;
+        match files {
+            Some(dir) => qc::check_fixtures(&wf, dir)?,
+            None if wf.tests.iter().any(|t| !t.fixtures.is_empty()) => {
+                let why =
+                    "fixtures come from the workflow's directory: send it with leasehold run -f DIR/workflow.yaml";
+                return Err(super::err(None, "tests", why).into());
             }
+            None => {}
+        }
+        let env = match &requirements {
+            Some(_) if matches!(sandbox, Sandbox::Unsandboxed) => {
+                let why = "this node runs jobs unsandboxed and builds no environments";
+                return Err(NodeError::Unavailable(why.into()));
+            }
+            Some(r) => Some(env::env_key(r)?),
+            None => None,
+        };
+        let workflow_hash = bundle::workflow_hash(yaml, bundle.as_ref().map(|(_, h)| h), env.as_ref());
+        let reuse_key = reuse::reuse_key(&workflow_hash, &inputs.versions);
+        let reuse_from = if force { None } else { self.reusable(&reuse_key) };
+        let id = format!("run-{}", hex::encode(rand::random::<[u8; 8]>()));
+        let mut record = self.new_record(&id, &wf, &sandbox, submitted_by, &workflow_hash, &inputs);
+        record.environment = env.map(hex::encode);
+        record.reuse_key = Some(reuse_key);
+        record.reused_from = reuse_from.as_ref().map(|r| r.id.clone());
+        let run = LiveRun::create(&self.dirs.run(&id), record)?;
+        if let Err(e) = self.fill_workdir(&run, &wf, files, &sandbox) {
+            let _ = std::fs::remove_dir_all(run.dir());
+            return Err(e);
         }
         let _ = crate::durable::write_atomic(&run.dir().join("workflow.yaml"), yaml.as_bytes(), 0o644);
-        let lease_ids: Vec<String> = leases.keys().cloned().collect();
-        let start = Payload::StartRun { run_id: id.clone(), workflow_hash, lease_ids, inputs };
+        let lease_ids: Vec<String> = inputs.leases.keys().cloned().collect();
+        let dataset_refs = inputs.versions.keys().cloned().collect();
+        let start = Payload::StartRun { run_id: id.clone(), workflow_hash, lease_ids, inputs: dataset_refs };
         match self.node.write(start).await {
             Ok(w) if w.height.is_some() => run.update(|r| r.start_tx = Some(w.tx_id)),
             other => {
@@ -241,20 +255,48 @@ impl Runner {
             }
         }
         self.runs.lock().expect("runs lock").insert(id.clone(), run.clone());
+        if let Some(from) = reuse_from {
+            tokio::spawn(self.clone().reuse(run.clone(), from));
+            return Ok(run.record());
+        }
         let plan = Plan {
             jobs: Vec::new(),
             max_parallel: self.cfg.parallel_jobs(),
             sandbox,
             output_path: wf.outputs.clone().unwrap_or_else(|| DEFAULT_OUTPUT_PATH.into()),
             home: wf.workdir.clone(),
+            python_env: None,
             log_job_bytes: self.cfg.limits.log_job_mib << 20,
             log_run_bytes: self.cfg.limits.log_run_mib << 20,
         };
-        tokio::spawn(self.clone().drive(run.clone(), wf, plan, leases, lease_of_volume));
+        tokio::spawn(self.clone().drive(run.clone(), wf, plan, inputs, requirements));
         Ok(run.record())
     }
 
-    #[allow(clippy::too_many_arguments)]
+    fn check_timeouts(&self, wf: &Workflow) -> Result<()> {
+        let max = self.cfg.max_job_timeout_s;
+        let why = || format!("at most {max} seconds on this node");
+        if let Some(j) = wf.jobs.iter().find(|j| j.timeout_s.is_some_and(|t| t > max)) {
+            return Err(super::err(Some(j.number), "timeout", why()).into());
+        }
+        if let Some(t) = wf.tests.iter().position(|t| t.timeout_s > max) {
+            return Err(super::err(None, &format!("tests[{t}].timeout"), why()).into());
+        }
+        Ok(())
+    }
+
+    /// The bundle's files, then the mount points of the volumes and
+    /// fixtures inside the working directory (see `sandbox::workdir`).
+    fn fill_workdir(&self, run: &LiveRun, wf: &Workflow, files: Option<&Path>, sandbox: &Sandbox) -> Result<()> {
+        if let Some(files) = files {
+            self.adopt_bundle(files, &run.work_dir())?;
+        }
+        let volumes = wf.jobs.iter().flat_map(|j| j.volumes.iter().map(|v| v.path.as_str()));
+        let fixtures = wf.tests.iter().flat_map(|t| t.fixtures.iter().map(|f| f.path.as_str()));
+        let paths: Vec<&str> = volumes.chain(fixtures).collect();
+        sandbox.prepare_workdir(&run.work_dir(), &wf.workdir, &paths).map_err(|e| mount_error(wf, e).into())
+    }
+
     fn new_record(
         &self,
         id: &str,
@@ -262,8 +304,7 @@ impl Runner {
         sandbox: &Sandbox,
         submitted_by: &str,
         workflow_hash: &[u8; 32],
-        leases: &BTreeMap<String, Lease>,
-        inputs: &[DatasetRef],
+        inputs: &Inputs,
     ) -> RunRecord {
         let jobs =
             wf.jobs.iter().map(|j| JobRecord::queued(j.number, j.command.clone(), wf.dependencies(j.number))).collect();
@@ -276,8 +317,8 @@ impl Runner {
             reason: None,
             sandbox: sandbox.describe(),
             workflow_hash: hex::encode(workflow_hash),
-            leases: leases.keys().cloned().collect(),
-            inputs: inputs.to_vec(),
+            leases: inputs.leases.keys().cloned().collect(),
+            inputs: inputs.versions.keys().cloned().collect(),
             jobs,
             created_at_ms: now_ms(),
             finished_at_ms: None,
@@ -286,29 +327,68 @@ impl Runner {
             finish_tx: None,
             published_as: None,
             protections: sandbox.protections(),
+            environment: None,
+            reuse_key: None,
+            reused_from: None,
         }
-    }
-
-    /// A volume id is a lease id, or a dataset this org holds an active lease on.
-    fn resolve_volume(&self, id: &str) -> std::result::Result<Lease, String> {
-        let (store, me, now) = (&self.node.ledger().store, self.node.org(), self.node.ledger_now());
-        if let Some(lease) = query::lease(store, id).map_err(|e| e.to_string())? {
-            if lease.lessee != me {
-                return Err(format!("lease {id} is held by {}, not by {me}", lease.lessee));
-            }
-            return lease.inactive_reason(now).map_or(Ok(lease), Err);
-        }
-        if query::dataset(store, id).map_err(|e| e.to_string())?.is_some() {
-            return query::active_lease(store, me, id, now)
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| format!("{me} holds no active lease on dataset {id}"));
-        }
-        Err(format!("no lease or dataset is named {id:?}"))
     }
 }
 
+/// The requirements file: the one the workflow names, else the bundle's
+/// `requirements.txt` if it has one.
+fn requirements(wf: &Workflow, files: Option<&Path>) -> Result<Option<Vec<u8>>> {
+    let named = wf.requirements.as_deref();
+    let path = match (named, files) {
+        (Some(_), None) => {
+            let why = "names a file of the workflow's directory: send it with leasehold run -f DIR/workflow.yaml";
+            return Err(super::err(None, "requirements", why).into());
+        }
+        (_, None) => return Ok(None),
+        (Some(name), Some(dir)) => dir.join(name),
+        (None, Some(dir)) if dir.join("requirements.txt").is_file() => dir.join("requirements.txt"),
+        (None, Some(_)) => return Ok(None),
+    };
+    let field = if named.is_some() { "requirements" } else { "bundle" };
+    let bytes = crate::data::open_plain(&path)
+        .and_then(|f| {
+            let mut buf = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::Read::take(f, env::MAX_REQUIREMENTS_BYTES as u64 + 1), &mut buf)?;
+            Ok(buf)
+        })
+        .map_err(|e| {
+            super::err(None, field, format!("{}: {e}", path.file_name().unwrap_or_default().to_string_lossy()))
+        })?;
+    if bytes.len() > env::MAX_REQUIREMENTS_BYTES {
+        let why = format!("a requirements file holds at most {} bytes", env::MAX_REQUIREMENTS_BYTES);
+        return Err(super::err(None, field, why).into());
+    }
+    Ok(Some(bytes))
+}
+
+/// A mount point the working directory cannot take, as the field of the
+/// first volume or fixture mounted there.
+fn mount_error(wf: &Workflow, e: WorkdirError) -> WorkflowError {
+    let same = |p: &str| Path::new(p) == Path::new(&e.path);
+    for j in &wf.jobs {
+        if let Some(i) = j.volumes.iter().position(|v| same(&v.path)) {
+            return super::err(Some(j.number), &format!("volumes[{i}].path"), e.reason);
+        }
+    }
+    for (t, test) in wf.tests.iter().enumerate() {
+        if let Some(i) = test.fixtures.iter().position(|f| same(&f.path)) {
+            return super::err(None, &format!("tests[{t}].fixtures[{i}].path"), e.reason);
+        }
+    }
+    super::err(None, "workdir", e.reason)
+}
+
 mod drive;
+mod env;
+mod inputs;
+mod qc;
+mod reuse;
 use drive::janitor;
+use inputs::Inputs;
 
 /// A bundle holds only files and directories (see `bundle`): no link to follow.
 fn chown_tree(dir: &std::path::Path, uid: u32, gid: u32) -> std::io::Result<()> {

@@ -63,20 +63,25 @@ fn a_cycle_is_rejected_naming_a_job_on_it() {
 
 #[test]
 fn jobs_work_in_the_workdir_the_workflow_names() {
-    assert_eq!(Workflow::parse(PROTOTYPE).unwrap().workdir, "/job");
-    assert_eq!(Workflow::parse("workdir: /home/jovyan\njobs: [ls]\n").unwrap().workdir, "/home/jovyan");
+    assert_eq!(Workflow::parse(PROTOTYPE).unwrap().workdir, "/home/jovyan", "jupyterflow's home by default");
+    assert_eq!(Workflow::parse("workdir: /job\njobs: [ls]\n").unwrap().workdir, "/job");
     let e = parse_err("workdir: work\njobs: [ls]\n");
     assert_eq!((e.job, e.field.as_str()), (None, "workdir"));
     let e = parse_err("workdir: /tmp/w\njobs: [ls]\n");
     assert!(e.reason.contains("sandbox's /tmp"), "{e}");
-    // No volume inside, on or above a directory the jobs write to: its
-    // mount point would be made there by bubblewrap, as root.
-    for path in ["/job/data", "/job", "/output/d"] {
+    // A volume may be inside the home (the node makes its mount point), but
+    // not on or above it, nor on, in or above the outputs: bubblewrap, as
+    // root, would make its mount point there following a job's links.
+    for (path, why) in [
+        ("/home/jovyan", "would cover the working"),
+        ("/home", "would cover the working"),
+        ("/output/d", "overlaps the output"),
+    ] {
         let e = parse_err(&format!("jobs:\n- command: ls\n  volumes:\n  - {{id: L1, name: d, path: {path}}}\n"));
         assert_eq!((e.job, e.field.as_str()), (Some(1), "volumes[0].path"));
-        assert!(e.reason.contains("overlaps the"), "{e}");
+        assert!(e.reason.contains(why), "{e}");
     }
-    let e = parse_err("outputs: /job/out\njobs: [ls]\n");
+    let e = parse_err("outputs: /home/jovyan/out\njobs: [ls]\n");
     assert_eq!(e.field, "workdir");
     assert!(e.reason.contains("overlaps the output directory"), "{e}");
     let e = parse_err("workdir: /output/x\njobs: [ls]\n");
@@ -84,6 +89,40 @@ fn jobs_work_in_the_workdir_the_workflow_names() {
     // Nor above a directory of the sandbox's own.
     let e = parse_err("workdir: /run\njobs: [ls]\n");
     assert!(e.reason.contains("would cover the sandbox's /run/leasehold"), "{e}");
+}
+
+#[test]
+fn requirements_and_tests_are_parsed_and_checked() {
+    let wf = Workflow::parse(
+        "requirements: env/req.txt\njobs: [python a.py]\ntests:\n- name: small\n  command: python a.py --check\n  fixtures: [{from: tests/uis, path: /home/jovyan/uis}]\n  exit_code: 2\n  output: ok\n  timeout: 5\n- command: 'true'\n",
+    )
+    .unwrap();
+    assert_eq!(wf.requirements.as_deref(), Some("env/req.txt"));
+    let t = &wf.tests[0];
+    assert_eq!((t.name.as_str(), t.exit_code, t.output.as_deref(), t.timeout_s), ("small", 2, Some("ok"), 5));
+    assert_eq!(t.fixtures[0], qc::Fixture { from: "tests/uis".into(), path: "/home/jovyan/uis".into() });
+    assert_eq!((wf.tests[1].name.as_str(), wf.tests[1].exit_code, wf.tests[1].timeout_s), ("test 2", 0, 60));
+    for (yaml, field, why) in [
+        ("requirements: ../r.txt\njobs: [ls]\n", "requirements", "must be relative"),
+        (
+            "jobs: [ls]\ntests: [{command: ls, fixtures: [{from: /etc, path: /d}]}]\n",
+            "tests[0].fixtures[0].from",
+            "must be relative",
+        ),
+        (
+            "jobs: [ls]\ntests: [{command: ls, fixtures: [{from: f, path: /output}]}]\n",
+            "tests[0].fixtures[0].path",
+            "overlaps the output",
+        ),
+        ("jobs: [ls]\ntests: [{command: ' '}]\n", "tests[0].command", "must not be empty"),
+        ("jobs: [ls]\ntests: [{command: \"a 'b\"}]\n", "tests[0].command", "unbalanced quotes"),
+        ("jobs: [ls]\ntests: [{command: ls, timeout: 0}]\n", "tests[0].timeout", "at least 1 second"),
+    ] {
+        let e = parse_err(yaml);
+        assert_eq!((e.job, e.field.as_str()), (None, field), "{yaml}");
+        assert!(e.reason.contains(why), "{yaml}: {e}");
+    }
+    assert!(parse_err("jobs: [ls]\ntests: [{command: ls, colour: red}]\n").reason.contains("unknown field"));
 }
 
 #[test]

@@ -39,6 +39,7 @@ pub fn sandbox() -> Option<Sandbox> {
 pub fn sh(number: usize, script: &str, deps: &[usize]) -> JobSpec {
     JobSpec {
         number,
+        kind: leasehold_node::workflow::exec::StepKind::Job,
         argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
         env: BTreeMap::new(),
         mounts: Vec::new(),
@@ -69,6 +70,9 @@ pub fn live(dir: &Path, jobs: &[JobSpec]) -> Arc<LiveRun> {
         finish_tx: None,
         published_as: None,
         protections: vec![],
+        environment: None,
+        reuse_key: None,
+        reused_from: None,
     };
     LiveRun::create(&dir.join("run"), record).unwrap()
 }
@@ -81,6 +85,7 @@ pub fn plan(sandbox: Sandbox, jobs: Vec<JobSpec>, max_parallel: usize) -> Plan {
         sandbox,
         output_path: "/output".into(),
         home: leasehold_node::workflow::DEFAULT_WORKDIR.into(),
+        python_env: None,
         log_job_bytes: l.log_job_mib << 20,
         log_run_bytes: l.log_run_mib << 20,
     }
@@ -101,6 +106,8 @@ pub async fn run(sandbox: Sandbox, jobs: Vec<JobSpec>, max_parallel: usize) -> R
 pub async fn run_in(home: &str, sandbox: Sandbox, jobs: Vec<JobSpec>, max_parallel: usize) -> Ran {
     let dir = tempfile::tempdir().unwrap();
     let live = live(dir.path(), &jobs);
+    let mounts: Vec<&str> = jobs.iter().flat_map(|j| j.mounts.iter().map(|m| m.path.as_str())).collect();
+    sandbox.prepare_workdir(&live.work_dir(), home, &mounts).expect("the working directory takes the mounts");
     let plan = Plan { home: home.into(), ..plan(sandbox, jobs, max_parallel) };
     let (status, reason) = execute(&plan, &live).await;
     Ran { status, reason, live, dir }

@@ -9,11 +9,11 @@ use std::time::Duration;
 use leasehold_chaincode::{Lease, LeaseStatus, Payload};
 use tracing::{info, warn};
 
-use super::Runner;
+use super::{Inputs, Runner};
 use crate::data::Manifest;
-use crate::error::{NodeError, Result};
+use crate::error::Result;
 use crate::now_ms;
-use crate::workflow::exec::{self, stopped, JobSpec, Plan};
+use crate::workflow::exec::{self, stopped, JobSpec, Plan, StepKind};
 use crate::workflow::live::{LiveRun, Status, Stop, Stream};
 use crate::workflow::sandbox::Mount;
 use crate::workflow::Workflow;
@@ -24,30 +24,58 @@ impl Runner {
         run: Arc<LiveRun>,
         wf: Workflow,
         mut plan: Plan,
-        leases: BTreeMap<String, Lease>,
-        lease_of_volume: HashMap<String, String>,
+        inputs: Inputs,
+        requirements: Option<Vec<u8>>,
     ) {
         run.update(|r| r.status = Status::Running);
         let interval = Duration::from_millis(self.cfg.lease_check_interval_ms.max(10));
-        let monitor =
-            tokio::spawn(monitor_leases(self.clone(), run.clone(), leases.keys().cloned().collect(), interval));
+        let leases = inputs.leases.keys().cloned().collect();
+        let monitor = tokio::spawn(monitor_leases(self.clone(), run.clone(), leases, interval));
         let mut stop = run.stop_signal();
-        let fetched = tokio::select! {
-            r = self.fetch_all(&run, &leases) => r,
-            s = stopped(&mut stop) => Err(NodeError::Data(s.reason().into())),
+        let ready = tokio::select! {
+            r = self.before_jobs(&run, &wf, &mut plan, &inputs, requirements.as_deref()) => r,
+            s = stopped(&mut stop) => Err(s.reason().into()),
         };
-        let (status, reason) = match fetched {
+        let (status, reason) = match ready {
             Ok(dirs) => {
-                plan.jobs = job_specs(&wf, &self.cfg, &dirs, &lease_of_volume);
+                plan.jobs = job_specs(&wf, &self.cfg, &dirs, &inputs.source_of_volume);
                 exec::execute(&plan, &run).await
             }
             Err(e) => match run.stopped() {
                 Some(s) => (s.status(), Some(s.reason().into())),
-                None => (Status::Failed, Some(e.to_string())),
+                None => (Status::Failed, Some(e)),
             },
         };
         monitor.abort();
         self.conclude(run, status, reason).await;
+    }
+
+    /// The environment, then the QC tests, then the data: each only once
+    /// the one before it is done, so a failed test fetches nothing. The
+    /// volumes' host directories come back by source (lease id, or
+    /// `own:<dataset>`).
+    async fn before_jobs(
+        &self,
+        run: &Arc<LiveRun>,
+        wf: &Workflow,
+        plan: &mut Plan,
+        inputs: &Inputs,
+        requirements: Option<&[u8]>,
+    ) -> std::result::Result<HashMap<String, PathBuf>, String> {
+        if let Some(req) = requirements {
+            let started = std::time::Instant::now();
+            let env = self.environment(run, plan, req).await.map_err(|e| e.to_string())?;
+            let took = format!("environment ready in {} ms", started.elapsed().as_millis());
+            run.log(None, Stream::Runner, &took);
+            plan.python_env = Some(env);
+        }
+        self.run_tests(run, wf, plan).await?;
+        let mut dirs = self.fetch_all(run, &inputs.leases).await.map_err(|e| e.to_string())?;
+        dirs.extend(inputs.own_dirs.iter().map(|(k, d)| (k.clone(), d.clone())));
+        if !inputs.own_dirs.is_empty() {
+            run.log(None, Stream::Runner, "this org's own datasets mounted read-only from its store");
+        }
+        Ok(dirs)
     }
 
     async fn fetch_all(&self, run: &LiveRun, leases: &BTreeMap<String, Lease>) -> Result<HashMap<String, PathBuf>> {
@@ -158,7 +186,7 @@ fn job_specs(
     wf: &Workflow,
     cfg: &crate::config::WorkflowConfig,
     dirs: &HashMap<String, PathBuf>,
-    lease_of_volume: &HashMap<String, String>,
+    source_of_volume: &HashMap<String, String>,
 ) -> Vec<JobSpec> {
     let order = wf.order().expect("validated at submission");
     order
@@ -170,12 +198,13 @@ fn job_specs(
                 .iter()
                 .map(|v| Mount {
                     name: v.name.clone(),
-                    host: dirs[&lease_of_volume[&v.id]].clone(),
+                    host: dirs[&source_of_volume[&v.id]].clone(),
                     path: v.path.clone(),
                 })
                 .collect();
             JobSpec {
                 number: n,
+                kind: StepKind::Job,
                 argv: wf.argv(job).expect("validated at submission"),
                 env: job.env.clone(),
                 mounts,

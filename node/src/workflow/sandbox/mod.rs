@@ -38,6 +38,7 @@
 pub mod cgroup;
 pub mod seccomp;
 mod watch;
+mod workdir;
 
 use std::collections::BTreeMap;
 use std::io::{Seek, Write};
@@ -52,6 +53,7 @@ use tokio::process::{Child, Command};
 
 use self::cgroup::Cgroups;
 pub use self::watch::{dir_usage, Guard};
+pub use self::workdir::WorkdirError;
 use crate::config::JobLimits;
 
 /// Where the sandbox's own additions live: no volume may cover it.
@@ -64,6 +66,13 @@ const SANDBOX_PATH: &str = "/usr/local/bin:/usr/bin:/bin:/run/leasehold/bin";
 /// `python` is Python 3, as in jupyterflow's images, where a host has only
 /// `python3`.
 const ALIAS_DIR: &str = "/run/leasehold/bin";
+/// Where a run's Python environment (`requirements.txt`) appears: first
+/// on the jobs' `PATH`, read-only.
+pub const ENV_PATH: &str = "/run/leasehold/venv";
+/// What an environment's build sees of the host besides `/usr`: enough to
+/// resolve names and check certificates, and pip's own configuration.
+const NETWORK_FILES: &[&str] =
+    &["/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf", "/etc/ssl", "/etc/ca-certificates", "/etc/pip.conf"];
 /// The fd the seccomp filter reaches bwrap on.
 const SECCOMP_FD: i32 = 3;
 
@@ -116,7 +125,7 @@ impl Sandbox {
         cgroups.sweep_stale();
         let jail = Jail { bwrap, setpriv, cgroups, limits: limits.clone() };
         let probe = std::process::Command::new(&jail.bwrap)
-            .args(jail.namespace_args())
+            .args(jail.namespace_args(false))
             .args(["--ro-bind", "/usr", "/usr"])
             .args(system_binds())
             .args(["--", "/usr/bin/true"])
@@ -198,6 +207,8 @@ pub struct JobCommand<'a> {
     pub env: &'a BTreeMap<String, String>,
     pub mounts: &'a [Mount],
     pub work_dir: &'a Path,
+    /// A QC test sees the working directory read-only.
+    pub work_read_only: bool,
     /// Where the working directory appears inside the sandbox: the jobs'
     /// `$HOME` and current directory.
     pub home: &'a str,
@@ -206,6 +217,11 @@ pub struct JobCommand<'a> {
     pub output_path: &'a str,
     /// The job's private `/tmp` on the host, created here and removed by the guard.
     pub tmp_dir: &'a Path,
+    /// The run's Python environment on the host, mounted read-only at `ENV_PATH`.
+    pub python_env: Option<&'a Path>,
+    /// Only for building an environment: the host's network, and the files
+    /// in `NETWORK_FILES`. A job never has it.
+    pub network: bool,
 }
 
 /// `/bin`, `/lib` and friends: bound if they are directories, recreated if
@@ -242,8 +258,11 @@ for f in /proc/$$/fd/*; do n=${f##*/}; [ "$n" -gt 3 ] && eval "exec $n>&-" 2>/de
 exec "$@""#;
 
 impl Jail {
-    fn namespace_args(&self) -> Vec<String> {
-        let mut a = vec!["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"];
+    fn namespace_args(&self, network: bool) -> Vec<String> {
+        let mut a = vec!["--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try"];
+        if !network {
+            a.push("--unshare-net");
+        }
         a.extend(["--die-with-parent", "--new-session"]);
         let mut a: Vec<String> = a.into_iter().map(String::from).collect();
         match self.setpriv {
@@ -272,7 +291,8 @@ impl Jail {
         std::fs::create_dir_all(job.tmp_dir)?;
         std::fs::set_permissions(job.tmp_dir, std::fs::Permissions::from_mode(0o700))?;
         if self.setpriv.is_some() {
-            for d in [job.work_dir, job.output_dir, job.tmp_dir] {
+            // The working directory is the node's, sticky (`prepare_workdir`).
+            for d in [job.output_dir, job.tmp_dir] {
                 std::os::unix::fs::chown(d, Some(uid), Some(gid))?;
             }
         }
@@ -289,24 +309,34 @@ impl Jail {
         cmd.args(guard.procs_files()).arg("--");
         // bash counts RLIMIT_FSIZE in KiB.
         cmd.arg((self.limits.disk_mib.max(self.limits.tmp_mib) * 1024).to_string());
-        cmd.arg(&self.bwrap).args(self.namespace_args());
+        cmd.arg(&self.bwrap).args(self.namespace_args(job.network));
         cmd.args(["--seccomp", &SECCOMP_FD.to_string()]);
         cmd.args(["--ro-bind", "/usr", "/usr"]).args(system_binds());
         cmd.args(["--proc", "/proc", "--dev", "/dev"]);
+        if job.network {
+            for f in NETWORK_FILES {
+                cmd.args(["--ro-bind-try", f, f]);
+            }
+        }
         // bwrap makes a mount point's missing parents 0700, which the job's
-        // uid could not walk through: make them first, 0755.
+        // uid could not walk through: make them first, 0755. Those inside
+        // the working directory are there already (`prepare_workdir`).
         let dests = job.mounts.iter().map(|m| m.path.as_str()).chain([job.output_path, job.home]);
-        for parent in mount_parents(dests) {
+        let outside = |p: &&Path| !p.starts_with(job.home);
+        for parent in mount_parents(dests).into_iter().filter(outside) {
             cmd.args(["--perms", "0755", "--dir"]).arg(parent);
         }
         cmd.arg("--bind").arg(job.tmp_dir).arg("/tmp");
-        cmd.arg("--bind").arg(job.work_dir).arg(job.home);
+        cmd.arg(if job.work_read_only { "--ro-bind" } else { "--bind" }).arg(job.work_dir).arg(job.home);
         cmd.arg("--bind").arg(job.output_dir).arg(job.output_path);
         for m in job.mounts {
             cmd.arg("--ro-bind").arg(&m.host).arg(&m.path);
         }
         for dir in ["/run", ALIAS_PARENT, ALIAS_DIR] {
             cmd.args(["--perms", "0755", "--dir", dir]);
+        }
+        if let Some(env) = job.python_env {
+            cmd.arg("--ro-bind").arg(env).arg(ENV_PATH);
         }
         cmd.args(["--symlink", "/usr/bin/python3"]);
         cmd.arg(format!("{ALIAS_DIR}/python"));
@@ -350,13 +380,20 @@ fn job_env<'a>(
     output: &Path,
     volume_path: impl Fn(&'a Mount) -> &'a Path,
 ) -> Vec<(String, std::ffi::OsString)> {
+    let path = match job.python_env {
+        Some(_) => format!("{ENV_PATH}/bin:{SANDBOX_PATH}"),
+        None => SANDBOX_PATH.into(),
+    };
     let mut env = vec![
-        ("PATH".to_string(), SANDBOX_PATH.into()),
+        ("PATH".to_string(), path.into()),
         ("HOME".to_string(), home.as_ref().as_os_str().to_owned()),
         ("TMPDIR".to_string(), "/tmp".into()),
         ("LANG".to_string(), "C.UTF-8".into()),
         ("OUTPUT_DIR".to_string(), output.as_os_str().to_owned()),
     ];
+    if job.python_env.is_some() {
+        env.push(("VIRTUAL_ENV".to_string(), ENV_PATH.into()));
+    }
     env.extend(job.mounts.iter().map(|m| (volume_var(&m.name), volume_path(m).as_os_str().to_owned())));
     env.extend(job.env.iter().map(|(k, v)| (k.clone(), v.into())));
     env

@@ -1,0 +1,95 @@
+//! What a workflow's volumes name on the ledger: a lease this org holds, a
+//! dataset it holds an active lease on, or a dataset it owns, which it
+//! reads from its own store with no lease.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+use leasehold_chaincode::{query, DatasetRef, Hash32, Lease};
+
+use super::Runner;
+use crate::data::DataDirs;
+use crate::workflow::Workflow;
+
+/// A workflow's inputs, checked against the ledger at submission.
+#[derive(Default)]
+pub(super) struct Inputs {
+    /// The leases the run reads through, by id.
+    pub leases: BTreeMap<String, Lease>,
+    /// For each volume id: the lease id, or `own:<dataset>` for an own dataset.
+    pub source_of_volume: HashMap<String, String>,
+    /// An own dataset's verified files, by source (`own:<dataset>`).
+    pub own_dirs: HashMap<String, PathBuf>,
+    /// Each dataset version read, and its content hash on the ledger.
+    pub versions: BTreeMap<DatasetRef, Hash32>,
+    /// Datasets whose policy requires QC tests.
+    pub requiring_tests: Vec<String>,
+}
+
+enum Source {
+    Lease(Lease),
+    Own(DatasetRef, PathBuf),
+}
+
+impl Runner {
+    /// Resolves every volume; an error names the volume and why.
+    pub(super) fn resolve_inputs(&self, wf: &Workflow) -> Result<Inputs, crate::workflow::WorkflowError> {
+        let mut inputs = Inputs::default();
+        wf.check_leases(|id| {
+            let (key, dataset) = match self.resolve_volume(id)? {
+                Source::Lease(lease) => {
+                    let key = lease.id.clone();
+                    let version = lease.dataset_version.unwrap_or(1);
+                    inputs.leases.insert(key.clone(), lease.clone());
+                    (key, DatasetRef { id: lease.dataset_id, version })
+                }
+                Source::Own(ds, dir) => {
+                    let key = format!("own:{}", ds.id);
+                    inputs.own_dirs.insert(key.clone(), dir);
+                    (key, ds)
+                }
+            };
+            let store = &self.node.ledger().store;
+            let found = query::dataset_version(store, &dataset.id, dataset.version).map_err(|e| e.to_string())?;
+            let ds = found.ok_or_else(|| format!("dataset {}@{} is not on the ledger", dataset.id, dataset.version))?;
+            if ds.spec.policy.require_tests && !inputs.requiring_tests.contains(&ds.id) {
+                inputs.requiring_tests.push(ds.id.clone());
+            }
+            inputs.versions.insert(dataset, ds.spec.content_hash);
+            inputs.source_of_volume.insert(id.into(), key);
+            Ok(())
+        })?;
+        Ok(inputs)
+    }
+
+    /// A volume id is a lease id, or a dataset this org owns or holds an
+    /// active lease on.
+    fn resolve_volume(&self, id: &str) -> Result<Source, String> {
+        let (store, me, now) = (&self.node.ledger().store, self.node.org(), self.node.ledger_now());
+        if let Some(lease) = query::lease(store, id).map_err(|e| e.to_string())? {
+            if lease.lessee != me {
+                return Err(format!("lease {id} is held by {}, not by {me}", lease.lessee));
+            }
+            return lease.inactive_reason(now).map_or(Ok(Source::Lease(lease)), Err);
+        }
+        let Some(ds) = query::dataset(store, id).map_err(|e| e.to_string())? else {
+            return Err(format!("no lease or dataset is named {id:?}"));
+        };
+        if ds.owner == me {
+            if ds.retired {
+                return Err(format!("dataset {id} is retired"));
+            }
+            let dirs = DataDirs::new(&self.node.config().data_dir);
+            // The manifest is written last: with it, the files are whole.
+            if !matches!(dirs.dataset_manifest(id, &ds.spec.content_hash), Ok(Some(_))) {
+                return Err(format!("{me} owns dataset {id}, but this node holds no files for version {}", ds.version));
+            }
+            let dir = dirs.dataset(id, &ds.spec.content_hash);
+            return Ok(Source::Own(DatasetRef { id: ds.id, version: ds.version }, dir));
+        }
+        query::active_lease(store, me, id, now)
+            .map_err(|e| e.to_string())?
+            .map(Source::Lease)
+            .ok_or_else(|| format!("{me} holds no active lease on dataset {id}"))
+    }
+}

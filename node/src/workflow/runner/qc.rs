@@ -1,0 +1,102 @@
+//! Running a workflow's QC tests (see `workflow::qc`): in order, before
+//! any leased data is fetched, each on its fixtures from the workflow's
+//! directory, mounted read-only where the real volume will be. A test sees
+//! the working directory read-only and writes its outputs to a throwaway
+//! directory, so nothing a test does reaches the jobs.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::Runner;
+use crate::workflow::exec::{run_step, JobSpec, Plan, StepDirs, StepKind};
+use crate::workflow::live::{LiveRun, Stream};
+use crate::workflow::qc::QcTest;
+use crate::workflow::sandbox::Mount;
+use crate::workflow::{err, Workflow, WorkflowError};
+
+/// Every fixture must be a directory of the workflow's (a volume is one).
+pub(super) fn check_fixtures(wf: &Workflow, work_dir: &Path) -> Result<(), WorkflowError> {
+    for (t, test) in wf.tests.iter().enumerate() {
+        for (i, f) in test.fixtures.iter().enumerate() {
+            let is_dir = std::fs::symlink_metadata(work_dir.join(&f.from)).is_ok_and(|m| m.is_dir());
+            if !is_dir {
+                let why = format!("the workflow's directory has no directory {:?}", f.from);
+                return Err(err(None, &format!("tests[{t}].fixtures[{i}].from"), why));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The name a job gives the volume mounted at `path`, so that a test finds
+/// its fixture as `$VOLUME_<NAME>` too; else the path's last component.
+fn volume_name(wf: &Workflow, path: &str) -> String {
+    let same = |v: &&crate::workflow::Volume| Path::new(&v.path) == Path::new(path);
+    match wf.jobs.iter().flat_map(|j| &j.volumes).find(same) {
+        Some(v) => v.name.clone(),
+        None => Path::new(path).file_name().map_or("fixture".into(), |n| n.to_string_lossy().into_owned()),
+    }
+}
+
+impl Runner {
+    /// Runs the tests in order; the first failure names its test.
+    pub(super) async fn run_tests(&self, run: &Arc<LiveRun>, wf: &Workflow, plan: &Plan) -> Result<(), String> {
+        for (i, test) in wf.tests.iter().enumerate() {
+            let mounts = test
+                .fixtures
+                .iter()
+                .map(|f| Mount {
+                    name: volume_name(wf, &f.path),
+                    host: run.work_dir().join(&f.from),
+                    path: f.path.clone(),
+                })
+                .collect();
+            let spec = JobSpec {
+                number: i + 1,
+                kind: StepKind::Test(test.name.clone()),
+                argv: wf.argv_of(&test.command).expect("validated at submission"),
+                env: BTreeMap::new(),
+                mounts,
+                deps: Vec::new(),
+                timeout_ms: test.timeout_s * 1000,
+            };
+            let scratch = run.dir().join("tests").join((i + 1).to_string());
+            let dirs = StepDirs {
+                work: run.work_dir(),
+                output: scratch.join("output"),
+                output_path: plan.output_path.clone(),
+                tmp: scratch.join("tmp"),
+            };
+            std::fs::create_dir_all(&dirs.output).map_err(|e| format!("test {:?}: {e}", test.name))?;
+            let end = run_step(plan, &spec, run, &dirs).await;
+            let _ = std::fs::remove_dir_all(&scratch);
+            if let Some(stop) = run.stopped() {
+                return Err(stop.reason().into());
+            }
+            match verdict(test, end.exit_code, end.error, &end.stdout) {
+                Ok(()) => run.log(None, Stream::Runner, &format!("test {:?} passed", test.name)),
+                Err(why) => return Err(format!("test {:?} failed: {why}", test.name)),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn verdict(test: &QcTest, exit_code: Option<i32>, error: Option<String>, stdout: &[u8]) -> Result<(), String> {
+    // A limit reached: whatever its exit code, the test did not pass.
+    if let Some(killed) = error.as_deref().filter(|e| e.starts_with("killed:")) {
+        return Err(killed.into());
+    }
+    match exit_code {
+        None => return Err(error.unwrap_or_else(|| "it did not exit".into())),
+        Some(c) if c != test.exit_code => return Err(format!("exit code {c}, expected {}", test.exit_code)),
+        Some(_) => {}
+    }
+    if let Some(want) = &test.output {
+        if !String::from_utf8_lossy(stdout).contains(want.as_str()) {
+            return Err(format!("its output does not contain {want:?}"));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,96 @@
+//! Result reuse by checksum (seed `003_*`). A run's reuse key is the sha256
+//! of its workflow hash (the YAML, the bundle's files and the environment)
+//! and the content hash of each input's version on the ledger. A new run
+//! whose key matches a succeeded run of this node takes that run's outputs
+//! instead of running its jobs, unless it is forced. It is still a run on
+//! the ledger, started and finished like any other, with the same output
+//! hash, so its provenance is as good as the first's.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+use std::sync::Arc;
+
+use leasehold_chaincode::{DatasetRef, Hash32};
+use sha2::{Digest, Sha256};
+
+use super::Runner;
+use crate::data::{open_plain, Manifest};
+use crate::error::{NodeError, Result};
+use crate::workflow::live::{LiveRun, RunRecord, Status, Stream};
+
+pub(super) fn reuse_key(workflow_hash: &[u8; 32], versions: &BTreeMap<DatasetRef, Hash32>) -> String {
+    let mut h = Sha256::new().chain_update(b"leasehold-reuse-v1\n").chain_update(workflow_hash);
+    for (input, content_hash) in versions {
+        h.update((input.id.len() as u64).to_le_bytes());
+        h.update(input.id.as_bytes());
+        h.update(input.version.to_le_bytes());
+        h.update(content_hash);
+    }
+    hex::encode(h.finalize())
+}
+
+impl Runner {
+    /// The newest succeeded run of this node with `key`.
+    pub(super) fn reusable(&self, key: &str) -> Option<RunRecord> {
+        let same = |r: &RunRecord| r.status == Status::Succeeded && r.reuse_key.as_deref() == Some(key);
+        self.list().into_iter().filter(same).filter(|r| r.output_hash.is_some()).max_by_key(|r| r.created_at_ms)
+    }
+
+    /// Ends `run` with `from`'s outputs, copied and checked against the
+    /// output hash `from` recorded.
+    pub(super) async fn reuse(self: Arc<Self>, run: Arc<LiveRun>, from: RunRecord) {
+        let why = format!("not run: the outputs of run {} were reused", from.id);
+        run.update(|r| {
+            r.status = Status::Running;
+            for j in &mut r.jobs {
+                j.status = Status::Cancelled;
+                j.error = Some(why.clone());
+            }
+        });
+        run.log(None, Stream::Runner, &format!("reusing the outputs of run {} (same inputs and code)", from.id));
+        let (source, dest, stage) =
+            (self.dirs.run(&from.id).join("output"), run.output_dir(), run.dir().join(".reused"));
+        let want = from.output_hash.clone();
+        let copied = tokio::task::spawn_blocking(move || {
+            copy_tree(&source, &stage)?;
+            let got = hex::encode(Manifest::of_dir(&stage)?.hash());
+            if Some(&got) != want.as_ref() {
+                return Err(NodeError::Data("they no longer match the output hash that run recorded".into()));
+            }
+            crate::durable::sync_tree(&stage).map_err(|e| NodeError::file(&stage, e))?;
+            fs::remove_dir(&dest).map_err(|e| NodeError::file(&dest, e))?;
+            crate::durable::rename(&stage, &dest).map_err(|e| NodeError::file(&dest, e))
+        })
+        .await
+        .map_err(|e| NodeError::Unavailable(e.to_string()))
+        .and_then(|r| r);
+        let (status, reason) = match copied {
+            Ok(()) => (Status::Succeeded, None),
+            Err(e) => (
+                Status::Failed,
+                Some(format!("the outputs of run {} cannot be reused: {e}; run with --force", from.id)),
+            ),
+        };
+        self.conclude(run, status, reason).await;
+    }
+}
+
+/// Copies plain files and directories; anything else (a link left in the
+/// outputs, a device) is refused, never followed.
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    fs::create_dir_all(to).map_err(|e| NodeError::file(to, e))?;
+    for entry in fs::read_dir(from).map_err(|e| NodeError::file(from, e))? {
+        let entry = entry.map_err(|e| NodeError::file(from, e))?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let kind = entry.file_type().map_err(|e| NodeError::file(&src, e))?;
+        if kind.is_dir() {
+            copy_tree(&src, &dst)?;
+        } else {
+            let mut input = open_plain(&src).map_err(|e| NodeError::file(&src, e))?;
+            let mut output = fs::File::create(&dst).map_err(|e| NodeError::file(&dst, e))?;
+            std::io::copy(&mut input, &mut output).map_err(|e| NodeError::file(&dst, e))?;
+        }
+    }
+    Ok(())
+}
