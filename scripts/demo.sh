@@ -95,13 +95,19 @@ audit=$(field audit_tx_id <<<"$meta")
 say "org1's node disclosed the private metadata to org2 after recording the read (tx ${audit:0:12}…): location $(field private_metadata.location <<<"$meta"), $(python3 -c 'import json,sys; print(len(json.load(sys.stdin)["private_metadata"]["schema"]))' <<<"$meta") schema fields"
 
 # 5. org2 runs the workflow on the leased volume in its own node's sandbox.
-wf="$NET/demo-workflow.yaml"
+# Its directory goes with it: the scripts, and the QC test's sample, which
+# runs first. Only the volume's id changes, to this demo's dataset.
+wfdir="$NET/iris-workflow"
+rm -rf "$wfdir" && mkdir -p "$wfdir"
+cp -r examples/iris/kmeans.py examples/iris/summary.py examples/iris/tests "$wfdir/"
+wf="$wfdir/workflow.yaml"
 sed "s/^      - id: iris$/      - id: $DS/" examples/iris/workflow.yaml >"$wf"
 runlog="$NET/demo-run.log"
 "$BIN" run -f "$wf" --url "${URL[2]}" --token-file "${TOKEN_FILE[2]}" >"$runlog" 2>&1 || { cat "$runlog" >&2; fail "the run did not succeed"; }
 RUN=$(sed -n 's/^run \(run-[0-9a-f]*\) succeeded.*/\1/p' "$runlog")
 summary=$(grep -m1 '^\[job 2\]' "$runlog" | sed 's/^\[job 2\] //')
-say "org2 ran k-means then a summary as $RUN, sandboxed, on the verified copy of $DS: $summary (log: $runlog)"
+grep -q 'test "k-means on a 12-flower sample" passed' "$runlog" || fail "the QC test did not run first: $runlog"
+say "org2 ran kmeans.py's QC test on a sample, then k-means and a summary as $RUN, sandboxed, on the verified copy of $DS: $summary (log: $runlog)"
 
 # 6. org2 publishes the outputs as a derived dataset.
 OUT="iris-clusters-$suffix"

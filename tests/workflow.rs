@@ -6,36 +6,9 @@ mod common;
 
 use std::time::Duration;
 
+use common::runs::*;
 use common::*;
 use serde_json::{json, Value};
-
-const DATA: &str = "a,b\n1,2\n3,4\n";
-
-/// org1 (node 0) registers `id` with one file; org2 (node 1) leases it for
-/// `lease_ms`. Returns the active lease as org2's node sees it.
-async fn leased_dataset(net: &TestNet, id: &str, lease_ms: u64) -> Value {
-    let (code, up) =
-        net.call_raw(0, "PUT", &format!("/v1/datasets/{id}/files/dir/data.csv"), DATA.into(), "text/csv").await;
-    assert_eq!(code, 201, "{up}");
-    let policy = json!({"allowed_orgs": ["org2"], "max_lease_ms": 600_000});
-    let body = json!({"id": id, "title": "t", "policy": policy, "private_metadata": {"k": "v"}});
-    let (code, reg) = net.call(0, "POST", "/v1/datasets", None, Some(body)).await;
-    assert_eq!(code, 201, "{reg}");
-    for _ in 0..100 {
-        if net.call(1, "GET", &format!("/v1/datasets/{id}"), None, None).await.0 == 200 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let req = json!({"duration_ms": lease_ms, "purpose": "test"});
-    let (code, r) = net.call(1, "POST", &format!("/v1/datasets/{id}/leases"), None, Some(req)).await;
-    assert_eq!(code, 201, "{r}");
-    let lease = r["resource"]["id"].as_str().unwrap().to_string();
-    net.wait_lease(0, &lease, "requested").await;
-    let (code, g) = net.call(0, "POST", &format!("/v1/leases/{lease}/grant"), None, Some(json!({}))).await;
-    assert_eq!(code, 200, "{g}");
-    net.wait_lease(1, &lease, "active").await
-}
 
 /// A workflow whose first job reads the volume, says so, then sleeps.
 fn sleeper(volume: &str, marker: &str) -> String {
@@ -57,7 +30,7 @@ async fn submit(net: &TestNet, yaml: &str) -> (u16, Value) {
 }
 
 async fn run_of(net: &TestNet, id: &str) -> Value {
-    net.call(1, "GET", &format!("/v1/runs/{id}"), None, None).await.1
+    run_on(net, 1, id).await
 }
 
 /// Waits until job 1 of the run is running and has printed "started".
@@ -73,17 +46,8 @@ async fn wait_started(net: &TestNet, id: &str) {
     panic!("run {id} never started: {}", run_of(net, id).await);
 }
 
-/// The run's whole log so far, read as server-sent events.
 async fn log_text(net: &TestNet, id: &str) -> String {
-    let url = format!("{}/v1/runs/{id}/logs", net.nodes[1].url);
-    let resp = net.http.get(url).bearer_auth(&net.nodes[1].token).send().await.unwrap();
-    let mut text = String::new();
-    let mut resp = resp;
-    // The stream stays open while the run lives; read what is there now.
-    while let Ok(Ok(Some(chunk))) = tokio::time::timeout(Duration::from_millis(300), resp.chunk()).await {
-        text.push_str(&String::from_utf8_lossy(&chunk));
-    }
-    text
+    log_on(net, 1, id).await
 }
 
 fn processes_with(marker: &str) -> usize {
@@ -99,16 +63,8 @@ fn processes_with(marker: &str) -> usize {
     n
 }
 
-/// Polls until the run leaves `running`; returns it and when that was seen.
 async fn wait_ended(net: &TestNet, id: &str) -> Value {
-    for _ in 0..400 {
-        let run = run_of(net, id).await;
-        if run["status"] != "running" && run["status"] != "queued" {
-            return run;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("run {id} did not end");
+    ended_on(net, 1, id, 10).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,6 +15,7 @@ pub mod hosts;
 pub mod load;
 pub mod ports;
 mod rogue;
+pub mod runs;
 #[allow(unused_imports)]
 pub use rogue::Rogue;
 

@@ -29,7 +29,7 @@ pub const WATCH_INTERVAL_MS: u64 = 100;
 pub enum StepKind {
     /// One of the workflow's jobs: its record is updated as it goes.
     Job,
-    /// A QC test, named; it sees the working directory read-only.
+    /// A QC test, named; it works in a copy of the working directory.
     Test(String),
     /// The build of the run's Python environment: the only step with network.
     Environment,
@@ -194,7 +194,6 @@ pub async fn run_step(plan: &Plan, job: &JobSpec, run: &Arc<LiveRun>, dirs: &Ste
         env: &job.env,
         mounts: &job.mounts,
         work_dir: &dirs.work,
-        work_read_only: matches!(job.kind, StepKind::Test(_)),
         home: &plan.home,
         output_dir: &dirs.output,
         output_path: &dirs.output_path,

@@ -285,15 +285,14 @@ impl Runner {
         Ok(())
     }
 
-    /// The bundle's files, then the mount points of the volumes and
-    /// fixtures inside the working directory (see `sandbox::workdir`).
+    /// The bundle's files, then the mount points of the volumes inside the
+    /// working directory (see `sandbox::workdir`). Each test makes its
+    /// fixtures' in a copy of its own.
     fn fill_workdir(&self, run: &LiveRun, wf: &Workflow, files: Option<&Path>, sandbox: &Sandbox) -> Result<()> {
         if let Some(files) = files {
             self.adopt_bundle(files, &run.work_dir())?;
         }
-        let volumes = wf.jobs.iter().flat_map(|j| j.volumes.iter().map(|v| v.path.as_str()));
-        let fixtures = wf.tests.iter().flat_map(|t| t.fixtures.iter().map(|f| f.path.as_str()));
-        let paths: Vec<&str> = volumes.chain(fixtures).collect();
+        let paths: Vec<&str> = wf.jobs.iter().flat_map(|j| j.volumes.iter().map(|v| v.path.as_str())).collect();
         sandbox.prepare_workdir(&run.work_dir(), &wf.workdir, &paths).map_err(|e| mount_error(wf, e).into())
     }
 

@@ -41,10 +41,21 @@ impl Runner {
                 plan.jobs = job_specs(&wf, &self.cfg, &dirs, &inputs.source_of_volume);
                 exec::execute(&plan, &run).await
             }
-            Err(e) => match run.stopped() {
-                Some(s) => (s.status(), Some(s.reason().into())),
-                None => (Status::Failed, Some(e)),
-            },
+            Err(e) => {
+                let ended = match run.stopped() {
+                    Some(s) => (s.status(), Some(s.reason().into())),
+                    None => (Status::Failed, Some(e)),
+                };
+                // No job started: each says why.
+                let why = format!("not started: {}", ended.1.as_deref().unwrap_or_default());
+                run.update(|r| {
+                    for j in &mut r.jobs {
+                        j.status = Status::Cancelled;
+                        j.error = Some(why.clone());
+                    }
+                });
+                ended
+            }
         };
         monitor.abort();
         self.conclude(run, status, reason).await;

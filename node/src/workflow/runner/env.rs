@@ -100,7 +100,10 @@ impl Runner {
              {ENV_PATH}/bin/pip install --no-input --disable-pip-version-check --no-warn-script-location \
              -r requirements.txt"
         );
-        let env = PASSED_VARS.iter().filter_map(|k| Some((k.to_string(), std::env::var(k).ok()?))).collect();
+        let mut env: std::collections::BTreeMap<String, String> =
+            PASSED_VARS.iter().filter_map(|k| Some((k.to_string(), std::env::var(k).ok()?))).collect();
+        // Its home is not its to write: no cache, and no warning about one.
+        env.insert("PIP_NO_CACHE_DIR".into(), "1".into());
         let spec = JobSpec {
             number: 0,
             kind: StepKind::Environment,

@@ -1,8 +1,8 @@
 //! Running a workflow's QC tests (see `workflow::qc`): in order, before
 //! any leased data is fetched, each on its fixtures from the workflow's
-//! directory, mounted read-only where the real volume will be. A test sees
-//! the working directory read-only and writes its outputs to a throwaway
-//! directory, so nothing a test does reaches the jobs.
+//! directory, mounted read-only where the real volume will be. A test works
+//! in a copy of the working directory and writes its outputs to a
+//! throwaway directory, so nothing a test does reaches the jobs.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -40,6 +40,26 @@ fn volume_name(wf: &Workflow, path: &str) -> String {
 }
 
 impl Runner {
+    /// A copy of the working directory as the bundle left it (no job has
+    /// run yet), the jobs' to change, with the fixtures' mount points.
+    fn scratch_copy(
+        &self,
+        run: &LiveRun,
+        wf: &Workflow,
+        plan: &Plan,
+        test: &QcTest,
+        dirs: &StepDirs,
+    ) -> Result<(), String> {
+        super::reuse::copy_tree(&run.work_dir(), &dirs.work).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(&dirs.output).map_err(|e| e.to_string())?;
+        if nix::unistd::geteuid().is_root() {
+            super::chown_tree(&dirs.work, self.cfg.limits.job_uid, self.cfg.limits.job_gid)
+                .map_err(|e| e.to_string())?;
+        }
+        let paths: Vec<&str> = test.fixtures.iter().map(|f| f.path.as_str()).collect();
+        plan.sandbox.prepare_workdir(&dirs.work, &wf.workdir, &paths).map_err(|e| format!("{}: {}", e.path, e.reason))
+    }
+
     /// Runs the tests in order; the first failure names its test.
     pub(super) async fn run_tests(&self, run: &Arc<LiveRun>, wf: &Workflow, plan: &Plan) -> Result<(), String> {
         for (i, test) in wf.tests.iter().enumerate() {
@@ -63,12 +83,13 @@ impl Runner {
             };
             let scratch = run.dir().join("tests").join((i + 1).to_string());
             let dirs = StepDirs {
-                work: run.work_dir(),
+                work: scratch.join("work"),
                 output: scratch.join("output"),
                 output_path: plan.output_path.clone(),
                 tmp: scratch.join("tmp"),
             };
-            std::fs::create_dir_all(&dirs.output).map_err(|e| format!("test {:?}: {e}", test.name))?;
+            let made = self.scratch_copy(run, wf, plan, test, &dirs);
+            made.map_err(|e| format!("test {:?} could not start: {e}", test.name))?;
             let end = run_step(plan, &spec, run, &dirs).await;
             let _ = std::fs::remove_dir_all(&scratch);
             if let Some(stop) = run.stopped() {

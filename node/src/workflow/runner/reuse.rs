@@ -78,7 +78,7 @@ impl Runner {
 
 /// Copies plain files and directories; anything else (a link left in the
 /// outputs, a device) is refused, never followed.
-fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+pub(super) fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     fs::create_dir_all(to).map_err(|e| NodeError::file(to, e))?;
     for entry in fs::read_dir(from).map_err(|e| NodeError::file(from, e))? {
         let entry = entry.map_err(|e| NodeError::file(from, e))?;

@@ -207,8 +207,6 @@ pub struct JobCommand<'a> {
     pub env: &'a BTreeMap<String, String>,
     pub mounts: &'a [Mount],
     pub work_dir: &'a Path,
-    /// A QC test sees the working directory read-only.
-    pub work_read_only: bool,
     /// Where the working directory appears inside the sandbox: the jobs'
     /// `$HOME` and current directory.
     pub home: &'a str,
@@ -236,7 +234,10 @@ fn system_binds() -> Vec<String> {
             args.extend(["--ro-bind".into(), d.into(), d.into()]);
         }
     }
-    for f in ["/etc/ld.so.cache", "/etc/alternatives", "/etc/localtime", "/etc/passwd", "/etc/group"] {
+    // Made by bwrap for its files, /etc would be 0700: closed to the job's uid.
+    args.extend(["--perms".into(), "0755".into(), "--dir".into(), "/etc".into()]);
+    let etc = ["/etc/ld.so.cache", "/etc/alternatives", "/etc/localtime", "/etc/passwd", "/etc/group"];
+    for f in etc.into_iter().chain(["/etc/os-release", "/etc/debian_version"]) {
         args.extend(["--ro-bind-try".into(), f.into(), f.into()]);
     }
     args
@@ -327,7 +328,7 @@ impl Jail {
             cmd.args(["--perms", "0755", "--dir"]).arg(parent);
         }
         cmd.arg("--bind").arg(job.tmp_dir).arg("/tmp");
-        cmd.arg(if job.work_read_only { "--ro-bind" } else { "--bind" }).arg(job.work_dir).arg(job.home);
+        cmd.arg("--bind").arg(job.work_dir).arg(job.home);
         cmd.arg("--bind").arg(job.output_dir).arg(job.output_path);
         for m in job.mounts {
             cmd.arg("--ro-bind").arg(&m.host).arg(&m.path);
