@@ -52,7 +52,12 @@ async fn the_jupyterflow_examples_run_unchanged_with_their_middle_jobs_side_by_s
     let (two, three) = (&run["jobs"][1], &run["jobs"][2]);
     let (s2, f2, s3, f3) = (&two["started_at"], &two["finished_at"], &three["started_at"], &three["finished_at"]);
     let at = |v: &Value| v.as_str().unwrap().to_string();
-    assert!(at(s2) < at(f3) && at(s3) < at(f2), "jobs 2 and 3 overlapped: {two} {three}");
+    // max_parallel_jobs is the number of cores by default.
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2 {
+        assert!(at(s2) < at(f3) && at(s3) < at(f2), "jobs 2 and 3 overlapped: {two} {three}");
+    } else {
+        eprintln!("SKIPPED the overlap check: one core, so jobs run one at a time by default");
+    }
     assert!(at(&run["jobs"][3]["started_at"]) >= at(f2).max(at(f3)), "job 4 waited for both: {run}");
 
     let out = cli_run(&net, 1, &example("basic"), &[]);
@@ -176,6 +181,14 @@ async fn a_requirements_txt_builds_an_environment_once_and_a_second_run_reuses_i
     // The environment is part of the code the ledger names.
     let (_, bare) = submit(&net, 1, "jobs:\n- python show.py\n", "").await;
     assert_ne!(bare["workflow_hash"], r1["workflow_hash"]);
+    // Options, URLs and paths would let the workflow choose what runs while
+    // the build has network: refused, naming the line.
+    for bad in ["--index-url https://evil.example/simple\n", "six\nevil @ https://evil.example/e.whl\n", "./pkg\n"] {
+        std::fs::write(dir.path().join("requirements.txt"), bad).unwrap();
+        let refused = cli_run(&net, 1, &wf, &[]);
+        assert_ne!(refused.status.code(), Some(0), "{}", text(&refused));
+        assert!(text(&refused).contains("[bundle]: bundle: requirements.txt: line"), "{bad:?}: {}", text(&refused));
+    }
     // A requirement pip cannot satisfy fails the run before any job, naming why.
     std::fs::write(dir.path().join("requirements.txt"), "no-such-package-leasehold-test==0.0.1\n").unwrap();
     let failed = cli_run(&net, 1, &wf, &[]);

@@ -64,7 +64,7 @@ pub async fn submit(
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<(StatusCode, Json<RunView>), ApiError> {
     let user = caller.require(Role::Member)?;
-    let force = query.map_err(|e| ApiError::bad("force", e.body_text()))?.force.unwrap_or(false);
+    let force = query.map_err(|e| ApiError::bad("query", e.body_text()))?.force.unwrap_or(false);
     let body = body.map_err(|e| ApiError::TooLarge(e.body_text()))?;
     let content_type = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let mime = content_type.split(';').next().unwrap_or_default().trim();

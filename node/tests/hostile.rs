@@ -343,24 +343,28 @@ async fn a_job_cannot_swap_a_mount_point_in_the_home_for_a_link() {
     std::fs::write(vol.path().join("in.txt"), "leased\n").unwrap();
     let target = host.path().join("made-by-bwrap");
     let t = target.display();
+    // The last swap replaces a directory on the way to a mount point: were
+    // it to work, bubblewrap would make `uis` in the host directory.
+    let h = host.path().display();
     let swap = format!(
         "rmdir uis; mv uis moved; rm -rf uis; chmod 777 uis; touch uis/planted; \
-         ln -s /oldroot{t} uis/x; ln -sfn /oldroot{t} uis; mkdir -p data; ln -s /oldroot{t} data/uis; echo tried"
+         ln -s /oldroot{t} uis/x; ln -sfn /oldroot{t} uis; ln -s /oldroot{t} data/uis; \
+         mv data moved-data; ln -s /oldroot{h} data; echo tried"
     );
-    let uis = vec![Mount { name: "uis".into(), host: vol.path().to_path_buf(), path: "/home/jovyan/uis".into() }];
+    let uis = |path: &str| vec![Mount { name: "uis".into(), host: vol.path().to_path_buf(), path: path.into() }];
     let mut reader = sh(2, "cat uis/in.txt", &[1]);
-    reader.mounts = uis.clone();
-    let mut first = sh(1, &swap, &[]);
-    first.mounts = uis;
-    first.mounts[0].path = "/home/jovyan/data/uis".into();
-    let r = run(sb, vec![first, reader], 1).await;
+    reader.mounts = uis("/home/jovyan/uis");
+    let mut inner = sh(3, "cat data/uis/in.txt", &[2]);
+    inner.mounts = uis("/home/jovyan/data/uis");
+    let r = run(sb, vec![sh(1, &swap, &[]), reader, inner], 1).await;
     let lines = all_output(&r.live, 1);
     assert!(lines.contains(&"tried".to_string()), "{lines:?}");
     assert_eq!(output(&r.live, 2, Stream::Stdout), ["leased"], "the next job still mounts the volume there");
-    assert!(!target.exists(), "nothing was made on the host through a link");
+    assert_eq!(output(&r.live, 3, Stream::Stdout), ["leased"], "and the one inside data/");
+    assert!(!target.exists() && !host.path().join("uis").exists(), "nothing was made on the host through a link");
     let work = r.live.work_dir();
     for made in ["uis", "data", "data/uis"] {
         assert!(std::fs::symlink_metadata(work.join(made)).unwrap().is_dir(), "{made} is still a directory");
     }
-    assert!(!work.join("moved").exists() && !work.join("uis/planted").exists());
+    assert!(!work.join("moved").exists() && !work.join("moved-data").exists() && !work.join("uis/planted").exists());
 }

@@ -233,7 +233,9 @@ pub async fn run_step(plan: &Plan, job: &JobSpec, run: &Arc<LiveRun>, dirs: &Ste
         child.stdout.take().map(|o| tokio::spawn(pump(o, pump_to(Stream::Stdout)))),
         child.stderr.take().map(|e| tokio::spawn(pump(e, pump_to(Stream::Stderr)))),
     ];
-    let watcher = tokio::spawn(watch_limits(guard.clone(), limit_tx));
+    // Aborted however this ends: a stop may drop this future halfway, and
+    // the watcher holds the guard, which cleans up only once dropped.
+    let watcher = AbortOnDrop(tokio::spawn(watch_limits(guard.clone(), limit_tx)));
     let pid = child.id();
     let mut stop = run.stop_signal();
     let exited = tokio::select! {
@@ -244,7 +246,7 @@ pub async fn run_step(plan: &Plan, job: &JobSpec, run: &Arc<LiveRun>, dirs: &Ste
         s = stopped(&mut stop) => Err(JobEnd { status: s.status(), ..failed(s.reason().into()) }),
         Some(why) = limit_rx.recv() => Err(failed(format!("killed: {why}"))),
     };
-    watcher.abort();
+    watcher.0.abort();
     let end = match exited {
         Ok(Ok(s)) => ended(s),
         Ok(Err(e)) => failed(e.to_string()),
@@ -369,5 +371,13 @@ async fn pump(out: impl AsyncRead + Unpin, p: Pump) {
                 p.run.log(p.job, p.stream, &String::from_utf8_lossy(&buf));
             }
         }
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

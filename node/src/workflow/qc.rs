@@ -27,7 +27,7 @@ pub const MAX_TEST_STDOUT_BYTES: usize = 1 << 20;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Fixture {
-    /// A file or directory in the workflow's directory.
+    /// A directory in the workflow's directory.
     pub from: String,
     /// Where the test sees it, read-only: where a job mounts the real volume.
     pub path: String,

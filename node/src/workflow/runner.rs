@@ -55,10 +55,24 @@ impl Runner {
             runs: Mutex::new(BTreeMap::new()),
             fetching: Mutex::new(HashMap::new()),
         });
+        runner.private_dirs()?;
         runner.load_runs();
         runner.delete_caches_from_before();
+        runner.delete_unfinished_builds();
         let janitor = tokio::spawn(janitor(runner.clone()));
         Ok((runner, janitor))
+    }
+
+    /// Runs and environments are the node's alone: a run's home is
+    /// world-writable (sticky) for the jobs' sake, so no other user of the
+    /// host may reach it, or anything else under these.
+    fn private_dirs(&self) -> Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        for d in [self.dirs.runs_root(), self.node.config().data_dir.join("envs")] {
+            crate::durable::create_dirs(&d).map_err(|e| NodeError::file(&d, e))?;
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).map_err(|e| NodeError::file(&d, e))?;
+        }
+        Ok(())
     }
 
     fn load_runs(self: &Arc<Self>) {
@@ -220,20 +234,21 @@ impl Runner {
             }
             None => {}
         }
-        let env = match &requirements {
+        let env = match requirements {
             Some(_) if matches!(sandbox, Sandbox::Unsandboxed) => {
                 let why = "this node runs jobs unsandboxed and builds no environments";
                 return Err(NodeError::Unavailable(why.into()));
             }
-            Some(r) => Some(env::env_key(r)?),
+            Some(requirements) => Some(env::EnvSpec { key: env::env_key(&requirements)?, requirements }),
             None => None,
         };
-        let workflow_hash = bundle::workflow_hash(yaml, bundle.as_ref().map(|(_, h)| h), env.as_ref());
+        let env_key = env.as_ref().map(|e| e.key);
+        let workflow_hash = bundle::workflow_hash(yaml, bundle.as_ref().map(|(_, h)| h), env_key.as_ref());
         let reuse_key = reuse::reuse_key(&workflow_hash, &inputs.versions);
         let reuse_from = if force { None } else { self.reusable(&reuse_key) };
         let id = format!("run-{}", hex::encode(rand::random::<[u8; 8]>()));
         let mut record = self.new_record(&id, &wf, &sandbox, submitted_by, &workflow_hash, &inputs);
-        record.environment = env.map(hex::encode);
+        record.environment = env_key.map(hex::encode);
         record.reuse_key = Some(reuse_key);
         record.reused_from = reuse_from.as_ref().map(|r| r.id.clone());
         let run = LiveRun::create(&self.dirs.run(&id), record)?;
@@ -269,7 +284,7 @@ impl Runner {
             log_job_bytes: self.cfg.limits.log_job_mib << 20,
             log_run_bytes: self.cfg.limits.log_run_mib << 20,
         };
-        tokio::spawn(self.clone().drive(run.clone(), wf, plan, inputs, requirements));
+        tokio::spawn(self.clone().drive(run.clone(), wf, plan, inputs, env));
         Ok(run.record())
     }
 
@@ -293,7 +308,10 @@ impl Runner {
             self.adopt_bundle(files, &run.work_dir())?;
         }
         let paths: Vec<&str> = wf.jobs.iter().flat_map(|j| j.volumes.iter().map(|v| v.path.as_str())).collect();
-        sandbox.prepare_workdir(&run.work_dir(), &wf.workdir, &paths).map_err(|e| mount_error(wf, e).into())
+        sandbox.prepare_workdir(&run.work_dir(), &wf.workdir, &paths).map_err(|e| match e.io {
+            true => NodeError::File { path: e.path, reason: e.reason },
+            false => mount_error(wf, e).into(),
+        })
     }
 
     fn new_record(
@@ -361,6 +379,8 @@ fn requirements(wf: &Workflow, files: Option<&Path>) -> Result<Option<Vec<u8>>> 
         let why = format!("a requirements file holds at most {} bytes", env::MAX_REQUIREMENTS_BYTES);
         return Err(super::err(None, field, why).into());
     }
+    let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+    env::check_requirements(&bytes).map_err(|why| super::err(None, field, format!("{name}: {why}")))?;
     Ok(Some(bytes))
 }
 
@@ -388,6 +408,16 @@ mod qc;
 mod reuse;
 use drive::janitor;
 use inputs::Inputs;
+
+/// Removes a directory when dropped: what a step leaves behind goes, even
+/// when a stop drops the step's future halfway.
+pub(super) struct RemoveOnDrop(pub PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
 
 /// A bundle holds only files and directories (see `bundle`): no link to follow.
 fn chown_tree(dir: &std::path::Path, uid: u32, gid: u32) -> std::io::Result<()> {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use leasehold_chaincode::{Lease, LeaseStatus, Payload};
 use tracing::{info, warn};
 
+use super::env::EnvSpec;
 use super::{Inputs, Runner};
 use crate::data::Manifest;
 use crate::error::Result;
@@ -25,7 +26,7 @@ impl Runner {
         wf: Workflow,
         mut plan: Plan,
         inputs: Inputs,
-        requirements: Option<Vec<u8>>,
+        env: Option<EnvSpec>,
     ) {
         run.update(|r| r.status = Status::Running);
         let interval = Duration::from_millis(self.cfg.lease_check_interval_ms.max(10));
@@ -33,7 +34,7 @@ impl Runner {
         let monitor = tokio::spawn(monitor_leases(self.clone(), run.clone(), leases, interval));
         let mut stop = run.stop_signal();
         let ready = tokio::select! {
-            r = self.before_jobs(&run, &wf, &mut plan, &inputs, requirements.as_deref()) => r,
+            r = self.before_jobs(&run, &wf, &mut plan, &inputs, env.as_ref()) => r,
             s = stopped(&mut stop) => Err(s.reason().into()),
         };
         let (status, reason) = match ready {
@@ -71,11 +72,11 @@ impl Runner {
         wf: &Workflow,
         plan: &mut Plan,
         inputs: &Inputs,
-        requirements: Option<&[u8]>,
+        env: Option<&EnvSpec>,
     ) -> std::result::Result<HashMap<String, PathBuf>, String> {
-        if let Some(req) = requirements {
+        if let Some(spec) = env {
             let started = std::time::Instant::now();
-            let env = self.environment(run, plan, req).await.map_err(|e| e.to_string())?;
+            let env = self.environment(run, plan, spec).await.map_err(|e| e.to_string())?;
             let took = format!("environment ready in {} ms", started.elapsed().as_millis());
             run.log(None, Stream::Runner, &took);
             plan.python_env = Some(env);

@@ -4,11 +4,18 @@
 //!
 //! An environment is keyed by the hash of the requirements and of the
 //! interpreter, and kept under `envs/` in the data directory: a second run
-//! with the same requirements starts at once. It is built in the sandbox as
-//! the jobs' uid, with the host's network (pip must download) but none of
-//! the node's files: its own empty directory, the requirements file, `/usr`
-//! read-only and what name resolution and TLS need. It is written into a
-//! staging directory, synced, and renamed into place whole, so a crash
+//! with the same requirements starts at once. It holds exactly the
+//! requirements (no system site packages), so the key names what is in it.
+//!
+//! The build is the one step with network (pip must download), so no code
+//! of the workflow's may run in it: a requirements file names packages and
+//! versions only (no options, URLs or paths, so packages come from the
+//! node's own index), and pip installs wheels only (`--only-binary=:all:`),
+//! which it unpacks without running anything of theirs. It runs in the
+//! sandbox as the jobs' uid, with none of the node's files: its own empty
+//! directory, the requirements file, `/usr` read-only and what name
+//! resolution and TLS need. It is written into a staging directory, its
+//! modes made plain, synced, and renamed into place whole, so a crash
 //! leaves no half-built environment to be taken for a built one.
 
 use std::path::{Path, PathBuf};
@@ -24,6 +31,8 @@ use crate::workflow::sandbox::ENV_PATH;
 
 /// The interpreter environments are made from, inside the sandbox as on the host.
 const PYTHON: &str = "/usr/bin/python3";
+/// Where a build is staged, under `envs/`.
+const BUILDING: &str = ".build-";
 /// The most a requirements file may hold.
 pub const MAX_REQUIREMENTS_BYTES: usize = 64 * 1024;
 /// What pip's build may read from the node's own environment: an operator's
@@ -41,6 +50,36 @@ const PASSED_VARS: &[&str] = &[
     "PIP_CERT",
     "PIP_DEFAULT_TIMEOUT",
 ];
+
+/// A requirements file the node can build: checked at submission.
+#[derive(Debug, Clone)]
+pub struct EnvSpec {
+    pub requirements: Vec<u8>,
+    pub key: [u8; 32],
+}
+
+/// Each line names a package, with extras, versions and markers, and
+/// nothing else. The reason names the line.
+pub fn check_requirements(requirements: &[u8]) -> std::result::Result<(), String> {
+    let text = std::str::from_utf8(requirements).map_err(|_| "is not UTF-8 text".to_string())?;
+    for (n, raw) in text.lines().enumerate() {
+        let line = raw.split(" #").next().unwrap_or_default().trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let why = if line.starts_with('-') {
+            "options are not taken: packages come from the node's own index"
+        } else if line.contains("://") || line.contains(['@', '/', '\\']) {
+            "URLs and paths are not taken: name a package and its version"
+        } else if !line.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+            "does not start with a package name"
+        } else {
+            continue;
+        };
+        return Err(format!("line {}: {why}", n + 1));
+    }
+    Ok(())
+}
 
 /// The key of the environment `requirements` makes with this host's Python:
 /// the sha256 of both.
@@ -63,8 +102,8 @@ impl Runner {
 
     /// The environment for `requirements`, built now unless it is cached.
     /// Concurrent runs with the same key wait for one build.
-    pub(super) async fn environment(&self, run: &Arc<LiveRun>, plan: &Plan, requirements: &[u8]) -> Result<PathBuf> {
-        let key = hex::encode(env_key(requirements)?);
+    pub(super) async fn environment(&self, run: &Arc<LiveRun>, plan: &Plan, spec: &EnvSpec) -> Result<PathBuf> {
+        let (requirements, key) = (&spec.requirements, hex::encode(spec.key));
         let dir = self.envs_root().join(&key);
         let lock = self.fetching.lock().expect("fetch lock").entry(format!("env-{key}")).or_default().clone();
         let _one_build = lock.lock().await;
@@ -72,20 +111,27 @@ impl Runner {
             run.log(None, Stream::Runner, &format!("environment {} reused from the cache", &key[..16]));
             return Ok(dir);
         }
-        let staging = self.envs_root().join(format!(".build-{}", hex::encode(rand::random::<[u8; 8]>())));
-        let built = self.build(run, plan, requirements, &staging).await;
-        let done = built.and_then(|()| {
-            let venv = staging.join("venv");
-            let fail = |e: std::io::Error| NodeError::file(&venv, e);
-            if nix::unistd::geteuid().is_root() {
-                // Read-only to the jobs, the node's on the host.
-                super::chown_tree(&venv, 0, 0).map_err(fail)?;
+        let staging = self.envs_root().join(format!("{BUILDING}{}", hex::encode(rand::random::<[u8; 8]>())));
+        // Removed however this ends, a cancel that drops the build included.
+        let _staging = super::RemoveOnDrop(staging.clone());
+        self.build(run, plan, requirements, &staging).await?;
+        let venv = staging.join("venv");
+        let fail = |e: std::io::Error| NodeError::file(&venv, e);
+        // Read-only to the jobs, the node's on the host, no special bits.
+        plain_modes(&venv).map_err(fail)?;
+        crate::durable::sync_tree(&venv).map_err(fail)?;
+        crate::durable::rename(&venv, &dir).map_err(fail)?;
+        Ok(dir)
+    }
+
+    /// Builds cut short by a crash or a stop.
+    pub(super) fn delete_unfinished_builds(&self) {
+        let Ok(entries) = std::fs::read_dir(self.envs_root()) else { return };
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(BUILDING) {
+                let _ = std::fs::remove_dir_all(e.path());
             }
-            crate::durable::sync_tree(&venv).map_err(fail)?;
-            crate::durable::rename(&venv, &dir).map_err(fail)
-        });
-        let _ = std::fs::remove_dir_all(&staging);
-        done.map(|()| dir)
+        }
     }
 
     async fn build(&self, run: &Arc<LiveRun>, plan: &Plan, requirements: &[u8], staging: &Path) -> Result<()> {
@@ -96,9 +142,9 @@ impl Runner {
         let req = work.join("requirements.txt");
         crate::durable::write_atomic(&req, requirements, 0o644).map_err(|e| NodeError::file(&req, e))?;
         let script = format!(
-            "{PYTHON} -m venv --system-site-packages {ENV_PATH} && \
+            "{PYTHON} -m venv {ENV_PATH} && \
              {ENV_PATH}/bin/pip install --no-input --disable-pip-version-check --no-warn-script-location \
-             -r requirements.txt"
+             --only-binary=:all: -r requirements.txt"
         );
         let mut env: std::collections::BTreeMap<String, String> =
             PASSED_VARS.iter().filter_map(|k| Some((k.to_string(), std::env::var(k).ok()?))).collect();
@@ -122,5 +168,52 @@ impl Runner {
                 end.error.unwrap_or_default()
             ))),
         }
+    }
+}
+
+/// The node's (when it is root), directories 0755 and files 0644 or 0755:
+/// nothing the build left writable by others, setuid or setgid.
+fn plain_modes(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let root = nix::unistd::geteuid().is_root();
+    let own = |p: &Path| if root { std::os::unix::fs::lchown(p, Some(0), Some(0)) } else { Ok(()) };
+    own(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+    for e in std::fs::read_dir(dir)? {
+        let path = e?.path();
+        let meta = std::fs::symlink_metadata(&path)?;
+        if meta.file_type().is_symlink() {
+            own(&path)?;
+        } else if meta.is_dir() {
+            plain_modes(&path)?;
+        } else {
+            own(&path)?;
+            let mode = if meta.permissions().mode() & 0o111 != 0 { 0o755 } else { 0o644 };
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_requirements;
+
+    #[test]
+    fn requirements_name_packages_and_nothing_else() {
+        let ok = "# pinned\nsix==1.16.0\nnumpy>=1.26,<3  # inline comment\nrequests[socks]~=2.31; python_version >= '3.8'\n\n";
+        check_requirements(ok.as_bytes()).unwrap();
+        for (bad, why) in [
+            ("six\n-e git+https://x.example/r.git\n", "line 2: options"),
+            ("--extra-index-url https://x.example\n", "line 1: options"),
+            ("pkg @ https://x.example/p.whl\n", "line 1: URLs and paths"),
+            ("https://x.example/p.whl\n", "line 1: URLs and paths"),
+            ("./local/pkg\n", "line 1: URLs and paths"),
+            ("[extra]\n", "line 1: does not start"),
+        ] {
+            let e = check_requirements(bad.as_bytes()).unwrap_err();
+            assert!(e.starts_with(why), "{bad:?}: {e}");
+        }
+        assert!(check_requirements(&[0xff, 0xfe]).unwrap_err().contains("UTF-8"));
     }
 }

@@ -82,6 +82,8 @@ impl Runner {
                 timeout_ms: test.timeout_s * 1000,
             };
             let scratch = run.dir().join("tests").join((i + 1).to_string());
+            // Removed however the test ends, a stop that drops it included.
+            let _scratch = super::RemoveOnDrop(scratch.clone());
             let dirs = StepDirs {
                 work: scratch.join("work"),
                 output: scratch.join("output"),
@@ -91,7 +93,6 @@ impl Runner {
             let made = self.scratch_copy(run, wf, plan, test, &dirs);
             made.map_err(|e| format!("test {:?} could not start: {e}", test.name))?;
             let end = run_step(plan, &spec, run, &dirs).await;
-            let _ = std::fs::remove_dir_all(&scratch);
             if let Some(stop) = run.stopped() {
                 return Err(stop.reason().into());
             }

@@ -52,6 +52,8 @@ impl Runner {
         let (source, dest, stage) =
             (self.dirs.run(&from.id).join("output"), run.output_dir(), run.dir().join(".reused"));
         let want = from.output_hash.clone();
+        // Gone once renamed into place; removed if anything fails first.
+        let _stage = super::RemoveOnDrop(stage.clone());
         let copied = tokio::task::spawn_blocking(move || {
             copy_tree(&source, &stage)?;
             let got = hex::encode(Manifest::of_dir(&stage)?.hash());
@@ -66,6 +68,10 @@ impl Runner {
         .map_err(|e| NodeError::Unavailable(e.to_string()))
         .and_then(|r| r);
         let (status, reason) = match copied {
+            _ if run.stopped().is_some() => {
+                let stop = run.stopped().expect("checked");
+                (stop.status(), Some(stop.reason().to_string()))
+            }
             Ok(()) => (Status::Succeeded, None),
             Err(e) => (
                 Status::Failed,

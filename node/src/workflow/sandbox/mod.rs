@@ -13,7 +13,7 @@
 //!    uts and cgroup namespaces, with every capability dropped except the
 //!    three that step 3 needs. It shows the job `/usr` (and the usual
 //!    links into it) read-only, the leased volumes read-only, the run's
-//!    working directory at the workflow's `workdir` (`/job`), the
+//!    working directory at the workflow's `workdir` (`/home/jovyan`), the
 //!    output directory, a private `/tmp`, `python` if the host lacks it,
 //!    a fresh `/proc` and a minimal `/dev`; the rest of the root is a
 //!    read-only tmpfs. Its environment is cleared but for a fixed `PATH`.

@@ -21,6 +21,8 @@ use super::Sandbox;
 pub struct WorkdirError {
     pub path: String,
     pub reason: String,
+    /// The host's file system failed: the node's fault, not the workflow's.
+    pub io: bool,
 }
 
 impl Sandbox {
@@ -28,7 +30,10 @@ impl Sandbox {
     /// `mounts` (paths inside the sandbox). Call it once per run, before any
     /// job starts and after the bundle is in place.
     pub fn prepare_workdir(&self, work_dir: &Path, home: &str, mounts: &[&str]) -> Result<(), WorkdirError> {
-        let inside: Vec<&str> = mounts.iter().copied().filter(|m| Path::new(m).starts_with(home)).collect();
+        let mut inside: Vec<&str> = mounts.iter().copied().filter(|m| Path::new(m).starts_with(home)).collect();
+        // Outer before inner: a volume's mount point may be on the way to
+        // another's, never the other way round.
+        inside.sort_by_key(|m| Path::new(m).components().count());
         let Self::Jail(jail) = self else { return Ok(()) };
         if jail.setpriv.is_none() {
             // Without root, jobs run as the node's own uid, which owns
@@ -38,12 +43,12 @@ impl Sandbox {
                     "this node does not run as root, so a volume cannot be mounted inside the working directory \
                      {home:?}; mount it elsewhere, e.g. under /data"
                 );
-                return Err(WorkdirError { path: m.to_string(), reason: why });
+                return Err(WorkdirError { path: m.to_string(), reason: why, io: false });
             }
             return Ok(());
         }
         fn io(path: &str) -> impl Fn(std::io::Error) -> WorkdirError + '_ {
-            move |e| WorkdirError { path: path.into(), reason: e.to_string() }
+            move |e| WorkdirError { path: path.into(), reason: e.to_string(), io: true }
         }
         std::os::unix::fs::lchown(work_dir, Some(0), Some(0)).map_err(io(home))?;
         std::fs::set_permissions(work_dir, std::fs::Permissions::from_mode(0o1777)).map_err(io(home))?;
@@ -70,7 +75,7 @@ impl Sandbox {
                              rename it, or mount the volume elsewhere",
                             at.strip_prefix(work_dir).unwrap_or(&at)
                         );
-                        return Err(WorkdirError { path: m.into(), reason: why });
+                        return Err(WorkdirError { path: m.into(), reason: why, io: false });
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir(&at).map_err(io(m))?,
                     Err(e) => return Err(io(m)(e)),
