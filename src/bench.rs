@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use leasehold_chaincode::{canonical, AccessPolicy, Approval, DatasetSpec, Payload, SealedMetadata, SignedTx, TxBody};
+use leasehold_chaincode::{
+    canonical, AccessPolicy, Approval, DatasetSpec, DerivedPolicy, Payload, SealedMetadata, SignedTx, TxBody,
+};
 use leasehold_node::cli::BenchArgs;
 use leasehold_node::config::NodeConfig;
 use leasehold_node::Submission;
@@ -92,6 +94,7 @@ async fn setup(http: &reqwest::Client, orgs: &[Org], signer: &mut Signer, tag: &
             approval: Approval::Automatic,
             exclusive: false,
             require_tests: false,
+            derived: DerivedPolicy::Allow,
         },
     };
     let tx = signer.sign(&orgs[0], Payload::RegisterDataset { id: id.clone(), spec, derived_from_run: None });

@@ -8,7 +8,7 @@ use axum::{Json, Router};
 use leasehold_chaincode::query::DatasetFilter;
 use std::path::PathBuf;
 
-use leasehold_chaincode::{keys, AccessPolicy, Approval, Dataset, DatasetSpec, Payload};
+use leasehold_chaincode::{keys, AccessPolicy, Approval, Dataset, DatasetSpec, DerivedPolicy, Payload};
 use leasehold_node::data::Manifest;
 use leasehold_node::users::Role;
 use serde::{Deserialize, Serialize};
@@ -143,12 +143,18 @@ fn policy_from(p: &PolicyView) -> Result<AccessPolicy, ApiError> {
         "automatic" => Approval::Automatic,
         other => return Err(ApiError::invalid("policy.approval", format!("{other:?} is not 'owner' or 'automatic'"))),
     };
+    let derived = match p.derived.as_str() {
+        "allow" => DerivedPolicy::Allow,
+        "deny" => DerivedPolicy::Deny,
+        other => return Err(ApiError::invalid("policy.derived", format!("{other:?} is not 'allow' or 'deny'"))),
+    };
     Ok(AccessPolicy {
         allowed_orgs: p.allowed_orgs.clone(),
         max_lease_ms: p.max_lease_ms,
         approval,
         exclusive: p.exclusive,
         require_tests: p.require_tests,
+        derived,
     })
 }
 

@@ -3,7 +3,7 @@
 
 use leasehold_chaincode::query::LineageNode;
 use leasehold_chaincode::time::rfc3339;
-use leasehold_chaincode::{AccessPolicy, Approval, Dataset, Lease};
+use leasehold_chaincode::{AccessPolicy, Approval, Dataset, DerivedPolicy, Lease};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -21,6 +21,14 @@ pub struct PolicyView {
     /// Workflows that read it must declare QC tests, which must pass first.
     #[serde(default)]
     pub require_tests: bool,
+    /// `allow` (the default): outputs derived from it may be published; or
+    /// `deny`: only its owner may publish what is derived from it.
+    #[serde(default = "allow")]
+    pub derived: String,
+}
+
+fn allow() -> String {
+    "allow".into()
 }
 
 fn owner() -> String {
@@ -38,6 +46,10 @@ impl From<&AccessPolicy> for PolicyView {
             },
             exclusive: p.exclusive,
             require_tests: p.require_tests,
+            derived: match p.derived {
+                DerivedPolicy::Allow => "allow".into(),
+                DerivedPolicy::Deny => "deny".into(),
+            },
         }
     }
 }

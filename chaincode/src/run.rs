@@ -1,7 +1,10 @@
 //! Workflow runs and the provenance of what they publish.
 
 use crate::apply::{load_dataset, Event, TxCtx};
-use crate::{keys, lease, ChaincodeError, DatasetRef, Hash32, Provenance, Result, Run, RunStatus, State, StateRead};
+use crate::{
+    keys, lease, ChaincodeError, Dataset, DatasetRef, DerivedPolicy, Hash32, Provenance, Result, Run, RunStatus, State,
+    StateRead,
+};
 
 const MAX_RUN_LEASES: usize = 64;
 const MAX_RUN_INPUTS: usize = 256;
@@ -119,5 +122,27 @@ pub(crate) fn provenance_for(
             "content hash does not match the output hash recorded by run {run_id:?}"
         )));
     }
+    for input in &run.inputs {
+        check_derived(state, ctx, input)?;
+    }
     Ok(Provenance { run_id: run.id, workflow_hash: run.workflow_hash, inputs: run.inputs })
+}
+
+/// An input whose owner denies publishing what is derived from it, in the
+/// version the run read or in its current one, stops the publication; the
+/// owner itself may publish what it derives from its own data.
+fn check_derived(state: &impl StateRead, ctx: &TxCtx, input: &DatasetRef) -> Result<()> {
+    let current = load_dataset(state, &input.id)?;
+    if current.owner == ctx.org {
+        return Ok(());
+    }
+    let read: Option<Dataset> = keys::get(state, &keys::dataset_version(&input.id, input.version))?;
+    let denies = |ds: &Dataset| ds.spec.policy.derived == DerivedPolicy::Deny;
+    if denies(&current) || read.as_ref().is_some_and(denies) {
+        return Err(ChaincodeError::Provenance(format!(
+            "dataset {:?}'s owner {:?} does not allow publishing what is derived from it",
+            input.id, current.owner
+        )));
+    }
+    Ok(())
 }

@@ -87,6 +87,19 @@ pub struct AccessPolicy {
     /// a dishonest lessee's node can skip it, as it can anything it runs
     /// itself; compute-to-data is where the owner runs the code.
     pub require_tests: bool,
+    /// Whether what is derived from it may be published as a dataset.
+    pub derived: DerivedPolicy,
+}
+
+/// What may become of outputs derived from a dataset, checked by the
+/// chaincode when a run's outputs are published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DerivedPolicy {
+    /// Published under the publisher's own policy.
+    Allow,
+    /// Never published by another org; the owner may still publish what it
+    /// derives from its own data.
+    Deny,
 }
 
 /// AES-256-GCM ciphertext of a dataset's private metadata. Opaque here: the

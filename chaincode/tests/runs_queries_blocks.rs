@@ -85,6 +85,37 @@ fn publishing_records_provenance_and_lineage_walks_back_to_the_root() {
     assert_eq!(lineage[0].run_id.as_deref(), Some("r"));
 }
 
+/// org1 owns `secret`, whose policy denies publishing what is derived from
+/// it, and leases it to org2 as `L2`.
+fn with_denied_derivation() -> Net {
+    let mut net = with_active_lease();
+    let deny = AccessPolicy { derived: DerivedPolicy::Deny, ..policy(&[1], HOUR, Approval::Owner, false) };
+    net.run(0, T0 + 2000, register("secret", spec("Secret", &[], deny))).unwrap();
+    net.run(1, T0 + 2500, request("L2", "secret", HOUR / 2)).unwrap();
+    net.run(0, T0 + 2600, grant("L2", 600_000)).unwrap();
+    net
+}
+
+#[test]
+fn what_is_derived_from_a_denying_dataset_is_not_published_but_by_its_owner() {
+    let mut net = with_denied_derivation();
+    net.run(1, T0 + 3000, start("r", &["L1", "L2"], &[("iris", 1), ("secret", 1)])).unwrap();
+    net.run(1, T0 + 4000, finish("r", RunStatus::Succeeded, Some([5; 32]))).unwrap();
+    let p = published(&mut net, "k", "r", [5; 32]);
+    let err = net.reject(1, T0 + 5000, p).to_string();
+    assert_eq!(err, "dataset \"secret\"'s owner \"org1\" does not allow publishing what is derived from it");
+    // A run on iris alone publishes as before.
+    net.run(1, T0 + 5000, start("r2", &["L1"], &[("iris", 1)])).unwrap();
+    net.run(1, T0 + 6000, finish("r2", RunStatus::Succeeded, Some([5; 32]))).unwrap();
+    let p = published(&mut net, "k2", "r2", [5; 32]);
+    net.run(1, T0 + 7000, p).unwrap();
+    // The owner publishes what it derives from its own data.
+    net.run(0, T0 + 7000, start("own", &[], &[("secret", 1)])).unwrap();
+    net.run(0, T0 + 8000, finish("own", RunStatus::Succeeded, Some([6; 32]))).unwrap();
+    let p = published(&mut net, "k3", "own", [6; 32]);
+    net.run(0, T0 + 9000, p).unwrap();
+}
+
 #[test]
 fn a_failed_run_cannot_be_published() {
     let mut net = with_active_lease();

@@ -7,7 +7,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use leasehold_chaincode::{canonical, AccessPolicy, Approval, DatasetSpec, Payload, SealedMetadata, SignedTx, TxBody};
+use leasehold_chaincode::{
+    canonical, AccessPolicy, Approval, DatasetSpec, DerivedPolicy, Payload, SealedMetadata, SignedTx, TxBody,
+};
 use serde_json::Value;
 
 pub mod disk;
@@ -364,6 +366,7 @@ pub fn auto_dataset(id: &str) -> Payload {
                 approval: Approval::Automatic,
                 exclusive: false,
                 require_tests: false,
+                derived: DerivedPolicy::Allow,
             },
         },
         derived_from_run: None,

@@ -99,6 +99,7 @@ pub fn policy(allowed: &[usize], max_ms: u64, approval: Approval, exclusive: boo
         approval,
         exclusive,
         require_tests: false,
+        derived: DerivedPolicy::Allow,
     }
 }
 
