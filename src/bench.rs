@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use leasehold_chaincode::{
-    canonical, AccessPolicy, Approval, DatasetSpec, DerivedPolicy, Payload, SealedMetadata, SignedTx, TxBody,
+    canonical, AccessMode, AccessPolicy, Approval, DatasetSpec, DerivedPolicy, Payload, ReleasePolicy, SealedMetadata,
+    SignedTx, TxBody,
 };
 use leasehold_node::cli::BenchArgs;
 use leasehold_node::config::NodeConfig;
@@ -95,6 +96,8 @@ async fn setup(http: &reqwest::Client, orgs: &[Org], signer: &mut Signer, tag: &
             exclusive: false,
             require_tests: false,
             derived: DerivedPolicy::Allow,
+            access: AccessMode::Files,
+            release: ReleasePolicy::default(),
         },
     };
     let tx = signer.sign(&orgs[0], Payload::RegisterDataset { id: id.clone(), spec, derived_from_run: None });

@@ -8,7 +8,9 @@ use axum::{Json, Router};
 use leasehold_chaincode::query::DatasetFilter;
 use std::path::PathBuf;
 
-use leasehold_chaincode::{keys, AccessPolicy, Approval, Dataset, DatasetSpec, DerivedPolicy, Payload};
+use leasehold_chaincode::{
+    keys, AccessMode, AccessPolicy, Approval, Dataset, DatasetSpec, DerivedPolicy, LogRelease, Payload, ReleasePolicy,
+};
 use leasehold_node::data::Manifest;
 use leasehold_node::users::Role;
 use serde::{Deserialize, Serialize};
@@ -143,6 +145,11 @@ fn policy_from(p: &PolicyView) -> Result<AccessPolicy, ApiError> {
         "automatic" => Approval::Automatic,
         other => return Err(ApiError::invalid("policy.approval", format!("{other:?} is not 'owner' or 'automatic'"))),
     };
+    let access = match p.access.as_str() {
+        "files" => AccessMode::Files,
+        "compute" => AccessMode::Compute,
+        other => return Err(ApiError::invalid("policy.access", format!("{other:?} is not 'files' or 'compute'"))),
+    };
     let derived = match p.derived.as_str() {
         "allow" => DerivedPolicy::Allow,
         "deny" => DerivedPolicy::Deny,
@@ -155,7 +162,33 @@ fn policy_from(p: &PolicyView) -> Result<AccessPolicy, ApiError> {
         exclusive: p.exclusive,
         require_tests: p.require_tests,
         derived,
+        access,
+        release: release_from(&p.release)?,
     })
+}
+
+fn release_from(r: &crate::views::ReleaseView) -> Result<ReleasePolicy, ApiError> {
+    let logs = match r.logs.as_str() {
+        "live" => LogRelease::Live,
+        "after_release" => LogRelease::AfterRelease,
+        "never" => LogRelease::Never,
+        other => {
+            let why = format!("{other:?} is not 'live', 'after_release' or 'never'");
+            return Err(ApiError::invalid("policy.release.logs", why));
+        }
+    };
+    if r.trusted_workflows.len() > 64 {
+        return Err(ApiError::invalid("policy.release.trusted_workflows", "at most 64"));
+    }
+    let mut trusted = Vec::new();
+    for h in &r.trusted_workflows {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(h, &mut out).map_err(|_| {
+            ApiError::invalid("policy.release.trusted_workflows", format!("{h:?} is not 64 hex characters"))
+        })?;
+        trusted.push(out);
+    }
+    Ok(ReleasePolicy { max_output_bytes: r.max_output_bytes, approval: r.approval, trusted_workflows: trusted, logs })
 }
 
 fn content_hash(h: &Option<String>) -> Result<[u8; 32], ApiError> {

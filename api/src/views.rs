@@ -3,7 +3,9 @@
 
 use leasehold_chaincode::query::LineageNode;
 use leasehold_chaincode::time::rfc3339;
-use leasehold_chaincode::{AccessPolicy, Approval, Dataset, DerivedPolicy, Lease};
+use leasehold_chaincode::{
+    AccessMode, AccessPolicy, Approval, Dataset, DerivedPolicy, Lease, LogRelease, ReleasePolicy,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -25,10 +27,57 @@ pub struct PolicyView {
     /// `deny`: only its owner may publish what is derived from it.
     #[serde(default = "allow")]
     pub derived: String,
+    /// `files` (the default): a lessee's node fetches the files; or
+    /// `compute`: the files never leave the owner's node, and lessees' runs
+    /// execute there.
+    #[serde(default = "files")]
+    pub access: String,
+    /// What may leave the owner's node after a compute run.
+    #[serde(default)]
+    pub release: ReleaseView,
 }
 
 fn allow() -> String {
     "allow".into()
+}
+
+fn files() -> String {
+    "files".into()
+}
+
+/// A compute dataset's release policy.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReleaseView {
+    pub max_output_bytes: u64,
+    /// The owner approves or denies each release, but for trusted workflows.
+    pub approval: bool,
+    /// Workflow hashes (hex) whose outputs are released without approval.
+    pub trusted_workflows: Vec<String>,
+    /// When the lessee sees the jobs' logs: `live`, `after_release` or `never`.
+    pub logs: String,
+}
+
+impl Default for ReleaseView {
+    fn default() -> Self {
+        (&ReleasePolicy::default()).into()
+    }
+}
+
+impl From<&ReleasePolicy> for ReleaseView {
+    fn from(r: &ReleasePolicy) -> Self {
+        Self {
+            max_output_bytes: r.max_output_bytes,
+            approval: r.approval,
+            trusted_workflows: r.trusted_workflows.iter().map(hex::encode).collect(),
+            logs: match r.logs {
+                LogRelease::Live => "live",
+                LogRelease::AfterRelease => "after_release",
+                LogRelease::Never => "never",
+            }
+            .into(),
+        }
+    }
 }
 
 fn owner() -> String {
@@ -50,6 +99,11 @@ impl From<&AccessPolicy> for PolicyView {
                 DerivedPolicy::Allow => "allow".into(),
                 DerivedPolicy::Deny => "deny".into(),
             },
+            access: match p.access {
+                AccessMode::Files => "files".into(),
+                AccessMode::Compute => "compute".into(),
+            },
+            release: (&p.release).into(),
         }
     }
 }

@@ -56,6 +56,10 @@ pub enum Event {
         voters: Vec<String>,
         in_effect: bool,
     },
+    ReleaseDecided {
+        run_id: String,
+        approved: bool,
+    },
 }
 
 /// Context of one transaction inside a block.
@@ -126,6 +130,12 @@ pub(crate) fn apply_verified(state: &mut impl State, tx: &SignedTx, tx_id: TxId,
         Payload::FinishRun { run_id, status, output_hash } => run::finish(state, &tcx, run_id, *status, output_hash)?,
         Payload::RecordAccess { lease_id, reader } => lease::record_access(state, &tcx, lease_id, reader)?,
         Payload::ApproveMembership { voters } => crate::membership::approve(state, &tcx, voters)?,
+        Payload::StartComputeRun { run_id, workflow_hash, lease_id } => {
+            crate::compute::start(state, &tcx, run_id, workflow_hash, lease_id)?
+        }
+        Payload::DecideRelease { run_id, approve, output_bytes, reason } => {
+            crate::compute::decide_release(state, &tcx, run_id, *approve, *output_bytes, reason)?
+        }
     };
     keys::put(state, keys::tx(&tx_id), &ctx.height);
     let nonce_key = keys::nonce(&tx.body.org);

@@ -46,6 +46,8 @@ pub enum ChaincodeError {
     RunState { run: String, status: String, action: &'static str, needs: &'static str },
     #[error("{0}")]
     Provenance(String),
+    #[error("dataset {0:?} is compute-only: its files never leave its owner's node, and runs on it execute there")]
+    ComputeOnly(String),
     #[error("state backend failed: {0}")]
     Storage(String),
     #[error("stored record {key:?} cannot be decoded: {reason}")]

@@ -16,7 +16,7 @@ fn store(state: &mut impl State, ctx: &TxCtx, lease: &Lease) -> Result<()> {
 }
 
 /// The lease's status error for an action that needs it `needs`.
-fn wrong_state(lease: &Lease, now: i64, action: &'static str, needs: &'static str) -> ChaincodeError {
+pub(crate) fn wrong_state(lease: &Lease, now: i64, action: &'static str, needs: &'static str) -> ChaincodeError {
     match lease.status_at(now) {
         LeaseStatus::Expired => ChaincodeError::LeaseExpired {
             lease: lease.id.clone(),
@@ -26,7 +26,7 @@ fn wrong_state(lease: &Lease, now: i64, action: &'static str, needs: &'static st
     }
 }
 
-fn require_owner(lease: &Lease, ctx: &TxCtx, action: &'static str) -> Result<()> {
+pub(crate) fn require_owner(lease: &Lease, ctx: &TxCtx, action: &'static str) -> Result<()> {
     if lease.owner != ctx.org {
         return Err(ChaincodeError::NotOwner { owner: lease.owner.clone(), org: ctx.org.into(), action });
     }

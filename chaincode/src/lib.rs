@@ -13,6 +13,7 @@ mod apply;
 mod block;
 pub mod canonical;
 mod commitment;
+mod compute;
 mod error;
 pub mod keys;
 mod lease;

@@ -200,3 +200,14 @@ pub fn lineage(state: &impl StateRead, id: &str) -> Result<Vec<LineageNode>> {
     }
     Ok(out)
 }
+
+/// Whether a lessee's node may fetch the files of `dataset`: never when the
+/// dataset is compute-only, whatever lease it holds. The owner's node asks
+/// at every request.
+pub fn files_served(state: &impl StateRead, dataset: &str) -> Result<()> {
+    let ds = crate::apply::load_dataset(state, dataset)?;
+    match ds.spec.policy.access {
+        crate::AccessMode::Files => Ok(()),
+        crate::AccessMode::Compute => Err(crate::ChaincodeError::ComputeOnly(ds.id)),
+    }
+}

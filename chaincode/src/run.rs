@@ -2,18 +2,18 @@
 
 use crate::apply::{load_dataset, Event, TxCtx};
 use crate::{
-    keys, lease, ChaincodeError, Dataset, DatasetRef, DerivedPolicy, Hash32, Provenance, Result, Run, RunStatus, State,
-    StateRead,
+    keys, lease, AccessMode, ChaincodeError, Dataset, DatasetRef, DerivedPolicy, Hash32, Provenance, Result, Run,
+    RunStatus, State, StateRead,
 };
 
 const MAX_RUN_LEASES: usize = 64;
 const MAX_RUN_INPUTS: usize = 256;
 
-fn load(state: &impl StateRead, id: &str) -> Result<Run> {
+pub(crate) fn load(state: &impl StateRead, id: &str) -> Result<Run> {
     keys::get(state, &keys::run(id))?.ok_or_else(|| ChaincodeError::NotFound { kind: "run", id: id.into() })
 }
 
-fn store(state: &mut impl State, ctx: &TxCtx, run: &Run) -> Result<()> {
+pub(crate) fn store(state: &mut impl State, ctx: &TxCtx, run: &Run) -> Result<()> {
     keys::put(state, keys::run(&run.id), run);
     ctx.record_history(state, "run", &run.id, run)
 }
@@ -37,6 +37,12 @@ pub(crate) fn start(
         ));
     }
     let leases = lease_ids.iter().map(|id| lease::require_active_for(state, ctx, id)).collect::<Result<Vec<_>>>()?;
+    // A compute dataset's runs execute at its owner (`compute::start`).
+    for l in &leases {
+        if load_dataset(state, &l.dataset_id)?.spec.policy.access == AccessMode::Compute {
+            return Err(ChaincodeError::ComputeOnly(l.dataset_id.clone()));
+        }
+    }
     for input in inputs {
         let ds = load_dataset(state, &input.id)?;
         if state.get(&keys::dataset_version(&input.id, input.version))?.is_none() {
@@ -65,6 +71,8 @@ pub(crate) fn start(
         output_hash: None,
         started_at_ms: ctx.now(),
         finished_at_ms: None,
+        executor: None,
+        release: None,
     };
     store(state, ctx, &run)?;
     Ok(Event::RunStarted { run_id: run_id.into() })
@@ -78,8 +86,10 @@ pub(crate) fn finish(
     output_hash: &Option<Hash32>,
 ) -> Result<Event> {
     let mut run = load(state, run_id)?;
-    if run.org != ctx.org {
-        return Err(ChaincodeError::NotOwner { owner: run.org, org: ctx.org.into(), action: "finish the run" });
+    // A compute run is finished by the node that ran it.
+    let runner = run.executor.clone().unwrap_or_else(|| run.org.clone());
+    if runner != ctx.org {
+        return Err(ChaincodeError::NotOwner { owner: runner, org: ctx.org.into(), action: "finish the run" });
     }
     if run.status != RunStatus::Running {
         return Err(ChaincodeError::RunState {
@@ -116,6 +126,13 @@ pub(crate) fn provenance_for(
             "run {run_id:?} is {}; only a succeeded run can be published",
             run.status.as_str()
         )));
+    }
+    if let Some(executor) = &run.executor {
+        if !run.release.as_ref().is_some_and(|r| r.approved) {
+            return Err(ChaincodeError::Provenance(format!(
+                "run {run_id:?} ran at {executor:?}, which has not released its outputs"
+            )));
+        }
     }
     if run.output_hash.as_ref() != Some(content_hash) {
         return Err(ChaincodeError::Provenance(format!(

@@ -102,6 +102,21 @@ pub enum Payload {
     ApproveMembership {
         voters: Vec<OrgId>,
     },
+    /// The owner of a compute dataset starts, on its own node, a run the
+    /// lessee of `lease_id` asked for; the run is the lessee's.
+    StartComputeRun {
+        run_id: String,
+        workflow_hash: Hash32,
+        lease_id: String,
+    },
+    /// The executor of a succeeded compute run releases its outputs to the
+    /// run's org, or refuses to, saying why.
+    DecideRelease {
+        run_id: String,
+        approve: bool,
+        output_bytes: u64,
+        reason: String,
+    },
 }
 
 impl Payload {
@@ -121,6 +136,8 @@ impl Payload {
             Self::FinishRun { .. } => "finish_run",
             Self::RecordAccess { .. } => "record_access",
             Self::ApproveMembership { .. } => "approve_membership",
+            Self::StartComputeRun { .. } => "start_compute_run",
+            Self::DecideRelease { .. } => "decide_release",
         }
     }
 }

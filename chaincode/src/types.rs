@@ -89,6 +89,53 @@ pub struct AccessPolicy {
     pub require_tests: bool,
     /// Whether what is derived from it may be published as a dataset.
     pub derived: DerivedPolicy,
+    /// Whether a lessee receives the files or runs its workflows at the
+    /// owner's node.
+    pub access: AccessMode,
+    /// What may leave the owner's node after a compute run.
+    pub release: ReleasePolicy,
+}
+
+/// How a lessee reads a dataset (seed `000_*`: the algorithm goes to the data).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AccessMode {
+    /// A granted lease lets the lessee's node fetch the files.
+    Files,
+    /// The files never leave the owner's node: the lessee's workflows run
+    /// there, and only released outputs come back.
+    Compute,
+}
+
+/// When the lessee of a compute dataset sees its jobs' logs: logs are outputs too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LogRelease {
+    Live,
+    AfterRelease,
+    Never,
+}
+
+/// What may leave the owner's node after a compute run on the dataset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleasePolicy {
+    /// Outputs larger than this are never released.
+    pub max_output_bytes: u64,
+    /// The owner approves or denies each release, but for `trusted_workflows`.
+    pub approval: bool,
+    /// Workflow hashes whose outputs are released without approval
+    /// (Ocean Protocol's "trusted algorithms").
+    pub trusted_workflows: Vec<Hash32>,
+    pub logs: LogRelease,
+}
+
+impl Default for ReleasePolicy {
+    fn default() -> Self {
+        Self {
+            max_output_bytes: 64 << 20,
+            approval: true,
+            trusted_workflows: Vec::new(),
+            logs: LogRelease::AfterRelease,
+        }
+    }
 }
 
 /// What may become of outputs derived from a dataset, checked by the
@@ -289,6 +336,19 @@ pub struct Run {
     pub output_hash: Option<Hash32>,
     pub started_at_ms: TimeMs,
     pub finished_at_ms: Option<TimeMs>,
+    /// For a compute run, the owner whose node ran it; `org` asked for it.
+    pub executor: Option<OrgId>,
+    /// For a compute run, the executor's decision on its outputs.
+    pub release: Option<Release>,
+}
+
+/// Whether a compute run's outputs may leave the executor's node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Release {
+    pub approved: bool,
+    pub reason: String,
+    pub output_bytes: u64,
+    pub at_ms: TimeMs,
 }
 
 /// One entry in the history of a dataset, lease or run: the record as a

@@ -8,7 +8,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use leasehold_chaincode::{
-    canonical, AccessPolicy, Approval, DatasetSpec, DerivedPolicy, Payload, SealedMetadata, SignedTx, TxBody,
+    canonical, AccessMode, AccessPolicy, Approval, DatasetSpec, DerivedPolicy, Payload, ReleasePolicy, SealedMetadata,
+    SignedTx, TxBody,
 };
 use serde_json::Value;
 
@@ -367,6 +368,8 @@ pub fn auto_dataset(id: &str) -> Payload {
                 exclusive: false,
                 require_tests: false,
                 derived: DerivedPolicy::Allow,
+                access: AccessMode::Files,
+                release: ReleasePolicy::default(),
             },
         },
         derived_from_run: None,

@@ -100,6 +100,8 @@ pub fn policy(allowed: &[usize], max_ms: u64, approval: Approval, exclusive: boo
         exclusive,
         require_tests: false,
         derived: DerivedPolicy::Allow,
+        access: AccessMode::Files,
+        release: ReleasePolicy::default(),
     }
 }
 

@@ -1,0 +1,102 @@
+//! Compute-to-data (seed `000_*`): the algorithm goes to the data. A
+//! `compute` dataset's files never leave its owner's node. Its lessee asks
+//! the owner's node to run a workflow there; the owner starts the run on
+//! the ledger as the lessee's, runs it, and decides, under the dataset's
+//! release policy, whether its outputs may leave.
+
+use crate::apply::{load_dataset, Event, TxCtx};
+use crate::run::{load, store};
+use crate::{
+    keys, lease, AccessMode, ChaincodeError, DatasetRef, Hash32, LeaseStatus, Release, Result, Run, RunStatus, State,
+};
+
+/// The owner starts a run the lessee of `lease_id` asked for, on the
+/// leased version of its compute dataset.
+pub(crate) fn start(
+    state: &mut impl State,
+    ctx: &TxCtx,
+    run_id: &str,
+    workflow_hash: &Hash32,
+    lease_id: &str,
+) -> Result<Event> {
+    keys::valid_id("run_id", run_id)?;
+    if state.get(&keys::run(run_id))?.is_some() {
+        return Err(ChaincodeError::AlreadyExists { kind: "run", id: run_id.into() });
+    }
+    let lease = lease::load(state, lease_id)?;
+    lease::require_owner(&lease, ctx, "run a workflow on its dataset")?;
+    if lease.status_at(ctx.now()) != LeaseStatus::Active {
+        return Err(lease::wrong_state(&lease, ctx.now(), "run on", "active"));
+    }
+    let ds = load_dataset(state, &lease.dataset_id)?;
+    if ds.spec.policy.access != AccessMode::Compute {
+        return Err(ChaincodeError::invalid(
+            "lease_id",
+            format!("dataset {:?} is read as files: its lessee runs workflows on its own node", ds.id),
+        ));
+    }
+    let input = DatasetRef { id: ds.id, version: lease.dataset_version.unwrap_or(ds.version) };
+    let run = Run {
+        id: run_id.into(),
+        org: lease.lessee,
+        workflow_hash: *workflow_hash,
+        lease_ids: vec![lease.id],
+        inputs: vec![input],
+        status: RunStatus::Running,
+        output_hash: None,
+        started_at_ms: ctx.now(),
+        finished_at_ms: None,
+        executor: Some(ctx.org.into()),
+        release: None,
+    };
+    store(state, ctx, &run)?;
+    Ok(Event::RunStarted { run_id: run_id.into() })
+}
+
+/// The executor releases a succeeded compute run's outputs, or refuses to.
+/// A release never exceeds the dataset's `max_output_bytes`, and is decided once.
+pub(crate) fn decide_release(
+    state: &mut impl State,
+    ctx: &TxCtx,
+    run_id: &str,
+    approve: bool,
+    output_bytes: u64,
+    reason: &str,
+) -> Result<Event> {
+    let mut run = load(state, run_id)?;
+    let Some(executor) = run.executor.clone() else {
+        return Err(ChaincodeError::invalid(
+            "run_id",
+            format!("run {run_id:?} ran at its own org: nothing to release"),
+        ));
+    };
+    if executor != ctx.org {
+        return Err(ChaincodeError::NotOwner {
+            owner: executor,
+            org: ctx.org.into(),
+            action: "release the run's outputs",
+        });
+    }
+    if run.status != RunStatus::Succeeded {
+        let status = run.status.as_str().into();
+        return Err(ChaincodeError::RunState { run: run.id, status, action: "release", needs: "succeeded" });
+    }
+    if run.release.is_some() {
+        return Err(ChaincodeError::AlreadyExists { kind: "release decision for run", id: run.id });
+    }
+    if reason.len() > 1000 {
+        return Err(ChaincodeError::invalid("reason", "at most 1000 bytes"));
+    }
+    for input in &run.inputs {
+        let cap = load_dataset(state, &input.id)?.spec.policy.release.max_output_bytes;
+        if approve && output_bytes > cap {
+            return Err(ChaincodeError::invalid(
+                "output_bytes",
+                format!("{output_bytes} bytes of outputs exceed the {cap} bytes dataset {:?} releases", input.id),
+            ));
+        }
+    }
+    run.release = Some(Release { approved: approve, reason: reason.into(), output_bytes, at_ms: ctx.now() });
+    store(state, ctx, &run)?;
+    Ok(Event::ReleaseDecided { run_id: run_id.into(), approved: approve })
+}

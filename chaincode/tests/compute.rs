@@ -1,0 +1,101 @@
+//! Compute-to-data on the ledger: a compute dataset's files are never
+//! served, its lessee cannot start a run on it, its owner runs the lessee's
+//! workflow as the lessee's run, and only a release the owner decided, within
+//! the policy's cap, lets the outputs be published.
+
+mod common;
+use common::*;
+use leasehold_chaincode::*;
+
+const TRUSTED: [u8; 32] = [9; 32];
+
+/// org1 owns `records`, compute-only (releases of at most 1000 bytes, each
+/// approved by org1), and `iris` read as files; org2 holds lease `L1` on
+/// `records` for 10 minutes from T0 + 2 s.
+fn with_compute_lease() -> Net {
+    let mut net = Net::new();
+    let release =
+        ReleasePolicy { max_output_bytes: 1000, trusted_workflows: vec![TRUSTED], ..ReleasePolicy::default() };
+    let compute =
+        AccessPolicy { access: AccessMode::Compute, release, ..policy(&[1, 2], HOUR, Approval::Owner, false) };
+    net.run(0, T0, register("records", spec("Records", &[], compute))).unwrap();
+    net.run(0, T0, register("iris", spec("Iris", &[], policy(&[1], HOUR, Approval::Owner, false)))).unwrap();
+    net.run(1, T0 + 1000, request("L1", "records", HOUR / 2)).unwrap();
+    net.run(0, T0 + 2000, grant("L1", 600_000)).unwrap();
+    net
+}
+
+fn compute(run: &str, hash: [u8; 32], lease: &str) -> Payload {
+    Payload::StartComputeRun { run_id: run.into(), workflow_hash: hash, lease_id: lease.into() }
+}
+
+fn finish(run: &str, out: [u8; 32]) -> Payload {
+    Payload::FinishRun { run_id: run.into(), status: RunStatus::Succeeded, output_hash: Some(out) }
+}
+
+fn decide(run: &str, approve: bool, bytes: u64) -> Payload {
+    Payload::DecideRelease { run_id: run.into(), approve, output_bytes: bytes, reason: "checked by org1".into() }
+}
+
+fn publish(id: &str, run: &str) -> Payload {
+    let s = DatasetSpec { content_hash: [5; 32], ..spec("Result", &[], policy(&[0], HOUR, Approval::Owner, false)) };
+    Payload::RegisterDataset { id: id.into(), spec: s, derived_from_run: Some(run.into()) }
+}
+
+#[test]
+fn a_compute_datasets_files_are_never_served_and_its_lessee_cannot_run_on_it() {
+    let mut net = with_compute_lease();
+    let err = query::files_served(&net.state, "records").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "dataset \"records\" is compute-only: its files never leave its owner's node, and runs on it execute there"
+    );
+    query::files_served(&net.state, "iris").unwrap();
+    let start = Payload::StartRun {
+        run_id: "r".into(),
+        workflow_hash: [3; 32],
+        lease_ids: vec!["L1".into()],
+        inputs: vec![DatasetRef { id: "records".into(), version: 1 }],
+    };
+    assert!(matches!(net.reject(1, T0 + 3000, start), ChaincodeError::ComputeOnly(_)));
+}
+
+#[test]
+fn the_owner_runs_it_as_the_lessees_and_releases_within_the_cap_once() {
+    let mut net = with_compute_lease();
+    assert!(matches!(net.reject(1, T0 + 3000, compute("r", [3; 32], "L1")), ChaincodeError::NotOwner { .. }));
+    net.run(0, T0 + 3000, compute("r", [3; 32], "L1")).unwrap();
+    let run = query::run(&net.state, "r").unwrap().unwrap();
+    assert_eq!((run.org.as_str(), run.executor.as_deref()), ("org2", Some("org1")));
+    assert_eq!(run.inputs, vec![DatasetRef { id: "records".into(), version: 1 }]);
+    assert!(matches!(net.reject(1, T0 + 4000, finish("r", [5; 32])), ChaincodeError::NotOwner { .. }));
+    assert!(matches!(net.reject(0, T0 + 4000, decide("r", true, 10)), ChaincodeError::RunState { .. }));
+    net.run(0, T0 + 4000, finish("r", [5; 32])).unwrap();
+    let err = net.reject(1, T0 + 4500, publish("out", "r")).to_string();
+    assert_eq!(err, "run \"r\" ran at \"org1\", which has not released its outputs");
+    assert!(matches!(net.reject(1, T0 + 5000, decide("r", true, 10)), ChaincodeError::NotOwner { .. }));
+    let err = net.reject(0, T0 + 5000, decide("r", true, 1001)).to_string();
+    assert!(err.contains("1001 bytes of outputs exceed the 1000 bytes dataset \"records\" releases"), "{err}");
+    net.run(0, T0 + 5000, decide("r", true, 1000)).unwrap();
+    assert!(matches!(net.reject(0, T0 + 5500, decide("r", false, 0)), ChaincodeError::AlreadyExists { .. }));
+    net.run(1, T0 + 6000, publish("out", "r")).unwrap();
+    let prov = net.dataset("out").provenance.unwrap();
+    assert_eq!(prov.inputs, vec![DatasetRef { id: "records".into(), version: 1 }]);
+}
+
+#[test]
+fn a_denied_release_is_never_published_and_an_ended_lease_starts_nothing() {
+    let mut net = with_compute_lease();
+    net.run(0, T0 + 3000, compute("r", TRUSTED, "L1")).unwrap();
+    net.run(0, T0 + 4000, finish("r", [5; 32])).unwrap();
+    net.run(0, T0 + 5000, decide("r", false, 10)).unwrap();
+    let run = query::run(&net.state, "r").unwrap().unwrap();
+    assert_eq!(run.release.map(|r| (r.approved, r.reason)), Some((false, "checked by org1".into())));
+    assert!(matches!(net.reject(1, T0 + 6000, publish("out", "r")), ChaincodeError::Provenance(_)));
+    // Not on a dataset read as files, and not once the lease has ended.
+    net.run(1, T0 + 6000, request("L2", "iris", HOUR / 2)).unwrap();
+    net.run(0, T0 + 6500, grant("L2", 600_000)).unwrap();
+    assert!(net.reject(0, T0 + 7000, compute("r2", [3; 32], "L2")).to_string().contains("is read as files"));
+    let late = T0 + 603_000;
+    assert!(matches!(net.reject(0, late, compute("r3", [3; 32], "L1")), ChaincodeError::LeaseExpired { .. }));
+}
