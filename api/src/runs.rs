@@ -34,6 +34,8 @@ pub fn routes(max_bundle_bytes: usize) -> Router<AppState> {
         .route("/v1/runs/{id}/cancel", post(cancel))
         .route("/v1/runs/{id}/logs", get(logs))
         .route("/v1/runs/{id}/publish", post(publish))
+        .route("/v1/releases/{id}/approve", post(approve_release))
+        .route("/v1/releases/{id}/deny", post(deny_release))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -98,6 +100,55 @@ pub async fn show(s: State<AppState>, caller: Caller, Path(id): Path<String>) ->
 pub async fn cancel(s: State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<RunView>, ApiError> {
     let user = caller.require(Role::Member)?;
     Ok(Json(RunView::from(&s.node.runner().cancel(&id, &user.name)?)))
+}
+
+/// The owner's word on a compute run's outputs.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseDecision {
+    /// Why: recorded on the ledger, and shown to the run's org.
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// Releases a compute run's outputs to the org that asked for it (the
+/// executing owner's admin only; recorded on the ledger).
+#[utoipa::path(post, path = "/v1/releases/{id}/approve", request_body = ReleaseDecision, responses((status = 200, body = RunView), (status = 409, body = crate::error::Problem)), security(("bearer" = ["admin"])))]
+pub async fn approve_release(
+    s: State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(d): JsonBody<ReleaseDecision>,
+) -> Result<Json<RunView>, ApiError> {
+    decide(s, caller, id, true, d).await
+}
+
+/// Refuses a compute run's outputs, with a reason; they never leave this node.
+#[utoipa::path(post, path = "/v1/releases/{id}/deny", request_body = ReleaseDecision, responses((status = 200, body = RunView), (status = 409, body = crate::error::Problem)), security(("bearer" = ["admin"])))]
+pub async fn deny_release(
+    s: State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(d): JsonBody<ReleaseDecision>,
+) -> Result<Json<RunView>, ApiError> {
+    if d.reason.trim().is_empty() {
+        return Err(ApiError::invalid("reason", "a refusal says why"));
+    }
+    decide(s, caller, id, false, d).await
+}
+
+async fn decide(
+    s: State<AppState>,
+    caller: Caller,
+    id: String,
+    approve: bool,
+    d: ReleaseDecision,
+) -> Result<Json<RunView>, ApiError> {
+    let user = caller.require(Role::Admin)?;
+    let runner = s.node.runner();
+    runner.check_decidable(&id)?;
+    let reason = if d.reason.is_empty() { format!("approved by {}", user.name) } else { d.reason };
+    Ok(Json(RunView::from(&runner.decide(&id, approve, &reason).await?)))
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -288,6 +288,10 @@ pub struct RunView {
     pub reuse_key: Option<String>,
     /// The succeeded run whose outputs this run reused instead of running.
     pub reused_from: Option<String>,
+    /// Compute-to-data: the org whose node ran it (`org` asked for it).
+    pub executor: Option<String>,
+    /// Compute-to-data: `released` or `refused` and why; absent while undecided.
+    pub release: Option<String>,
 }
 
 /// One protection or limit of a run's sandbox.
@@ -336,6 +340,8 @@ impl From<&leasehold_node::workflow::live::RunRecord> for RunView {
             environment: r.environment.clone(),
             reuse_key: r.reuse_key.clone(),
             reused_from: r.reused_from.clone(),
+            executor: r.executor.clone(),
+            release: r.release.as_ref().map(|(ok, why)| format!("{}: {why}", if *ok { "released" } else { "refused" })),
             protections: r
                 .protections
                 .iter()

@@ -6,6 +6,7 @@
 pub mod block;
 pub mod certify;
 pub mod cli;
+pub mod compute;
 pub mod config;
 pub mod crypto;
 pub mod data;

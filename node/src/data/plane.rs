@@ -117,18 +117,18 @@ impl<S: StateRead> Owner<'_, S> {
                 let entry = manifest.files.iter().find(|f| f.path == path).ok_or("no such file in the dataset")?;
                 let len = len.min(CHUNK_BYTES).min(entry.size_bytes.saturating_sub(offset));
                 let file = dirs.dataset(&ds.id, &ds.spec.content_hash).join(&entry.path);
-                read_chunk(&file, offset, len).map_err(|e| format!("{}: {e}", entry.path))
+                read_chunk(&file, offset, len).map(DataReply::Chunk).map_err(|e| format!("{}: {e}", entry.path))
             }
         }
     }
 }
 
-fn read_chunk(file: &std::path::Path, offset: u64, len: u64) -> std::io::Result<DataReply> {
+pub(crate) fn read_chunk(file: &std::path::Path, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
     let mut f = super::open_plain(file)?;
     f.seek(SeekFrom::Start(offset))?;
     let mut buf = Vec::with_capacity(len as usize);
     f.take(len).read_to_end(&mut buf)?;
-    Ok(DataReply::Chunk(buf))
+    Ok(buf)
 }
 
 /// Hashes and appends a chunk off the async threads: 4 MiB of SHA-256 and

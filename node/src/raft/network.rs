@@ -36,6 +36,8 @@ pub enum Rpc {
     Metadata(crate::disclose::MetadataRequest),
     /// A node's signatures on blocks it applied.
     Certify(Vec<crate::certify::Cert>),
+    /// A lessee's node asks the owner's to run a workflow on compute data.
+    Compute(crate::compute::ComputeRequest),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -49,6 +51,7 @@ pub enum RpcReply {
     Data(Result<crate::data::plane::DataReply, String>),
     Metadata(Result<crate::disclose::Disclosure, crate::disclose::Refusal>),
     Certify(Result<(), String>),
+    Compute(Result<crate::compute::ComputeReply, String>),
 }
 
 /// Who this node is, to sign its vote for itself as a candidate.

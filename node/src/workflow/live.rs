@@ -154,6 +154,13 @@ pub struct RunRecord {
     /// The run whose outputs this one took instead of running its jobs.
     #[serde(default)]
     pub reused_from: Option<String>,
+    /// For compute-to-data: the org whose node ran it (`org` asked for it).
+    #[serde(default)]
+    pub executor: Option<String>,
+    /// For compute-to-data: whether its outputs may leave the executor's
+    /// node, and why; `None` while undecided.
+    #[serde(default)]
+    pub release: Option<(bool, String)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

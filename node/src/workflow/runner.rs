@@ -85,7 +85,12 @@ impl Runner {
             }
             match LiveRun::load(&dir) {
                 Ok(run) => {
-                    if !run.record().status.is_final() {
+                    let r = run.record();
+                    let elsewhere = r.executor.as_ref().filter(|e| e.as_str() != self.node.org()).cloned();
+                    if let (Some(owner), false) = (elsewhere, r.status.is_final()) {
+                        // It runs at its owner's node: follow it again.
+                        tokio::spawn(self.clone().follow(run.clone(), owner));
+                    } else if !r.status.is_final() {
                         // The node stopped while it ran; its jobs died with it.
                         run.stop(Stop::Cancelled("the node restarted during the run".into()));
                         let why = run.stopped().map(|s| s.reason().to_string());
@@ -175,11 +180,23 @@ impl Runner {
     /// Unpacks a workflow's directory (a tar with `workflow.yaml` at its
     /// top) and submits it; its files become the run's working directory.
     pub async fn submit_bundle(self: &Arc<Self>, tar: Vec<u8>, submitted_by: &str, force: bool) -> Result<RunRecord> {
+        self.submit_tar(tar, submitted_by, Mode::Local { force }).await
+    }
+
+    pub(super) async fn submit_tar(
+        self: &Arc<Self>,
+        tar: Vec<u8>,
+        submitted_by: &str,
+        mode: Mode<'_>,
+    ) -> Result<RunRecord> {
         // What is cheap to refuse is refused before anything is unpacked.
         self.usable_sandbox()?;
         self.check_room()?;
         let staging = self.bundles_root().join(hex::encode(rand::random::<[u8; 8]>()));
         let (to, max) = (staging.clone(), self.cfg.max_bundle_mib << 20);
+        // Kept whole in case the run goes to a compute dataset's owner.
+        let raw = Arc::new(tar);
+        let tar = raw.clone();
         // Up to `max_bundle_mib` of files, written and synced: off the async threads.
         let unpacked = tokio::task::spawn_blocking(move || {
             crate::durable::create_dirs(&to).map_err(|e| NodeError::file(&to, e))?;
@@ -193,7 +210,10 @@ impl Runner {
         .map_err(|e| NodeError::Unavailable(format!("unpacking the bundle: {e}")))
         .and_then(|r| r);
         let submitted = match unpacked {
-            Ok(b) => self.submit_with(&b.yaml, Some((&staging, b.hash)), submitted_by, force).await,
+            Ok(b) => {
+                let bundle = Bundled { dir: &staging, hash: b.hash, tar: &raw };
+                self.submit_with(&b.yaml, Some(bundle), submitted_by, mode).await
+            }
             Err(e) => Err(e),
         };
         let _ = std::fs::remove_dir_all(&staging);
@@ -204,21 +224,28 @@ impl Runner {
     /// the start and starts the run, or reuses an earlier run's outputs
     /// unless `force`. Nothing is left behind if any step fails.
     pub async fn submit(self: &Arc<Self>, yaml: &str, submitted_by: &str, force: bool) -> Result<RunRecord> {
-        self.submit_with(yaml, None, submitted_by, force).await
+        self.submit_with(yaml, None, submitted_by, Mode::Local { force }).await
     }
 
-    async fn submit_with(
+    pub(super) async fn submit_with(
         self: &Arc<Self>,
         yaml: &str,
-        bundle: Option<(&Path, [u8; 32])>,
+        bundled: Option<Bundled<'_>>,
         submitted_by: &str,
-        force: bool,
+        mode: Mode<'_>,
     ) -> Result<RunRecord> {
         let wf = Workflow::parse(yaml)?;
         let sandbox = self.usable_sandbox()?;
         self.check_room()?;
         self.check_timeouts(&wf)?;
-        let inputs = self.resolve_inputs(&wf)?;
+        let inputs = match mode {
+            Mode::Local { .. } => self.resolve_inputs(&wf)?,
+            Mode::For { asker, .. } => self.resolve_for(asker, &wf)?,
+        };
+        if let (Mode::Local { .. }, Some(lease)) = (mode, self.compute_lease(&inputs)?) {
+            return self.submit_remote(yaml, bundled.map(|b| b.tar.as_slice()), &inputs, lease, submitted_by).await;
+        }
+        let bundle = bundled.as_ref().map(|b| (b.dir, b.hash));
         if let Some(ds) = inputs.requiring_tests.first().filter(|_| wf.tests.is_empty()) {
             let why = format!("dataset {ds}'s policy requires QC tests: declare them under tests:");
             return Err(super::err(None, "tests", why).into());
@@ -245,9 +272,19 @@ impl Runner {
         let env_key = env.as_ref().map(|e| e.key);
         let workflow_hash = bundle::workflow_hash(yaml, bundle.as_ref().map(|(_, h)| h), env_key.as_ref());
         let reuse_key = reuse::reuse_key(&workflow_hash, &inputs.versions);
-        let reuse_from = if force { None } else { self.reusable(&reuse_key) };
-        let id = format!("run-{}", hex::encode(rand::random::<[u8; 8]>()));
+        let reuse_from = match mode {
+            Mode::Local { force: false } => self.reusable(&reuse_key),
+            _ => None,
+        };
+        let id = match mode {
+            Mode::For { run_id, .. } => run_id.to_string(),
+            Mode::Local { .. } => new_run_id(),
+        };
         let mut record = self.new_record(&id, &wf, &sandbox, submitted_by, &workflow_hash, &inputs);
+        if let Mode::For { asker, .. } = mode {
+            record.org = asker.into();
+            record.executor = Some(self.node.org().into());
+        }
         record.environment = env_key.map(hex::encode);
         record.reuse_key = Some(reuse_key);
         record.reused_from = reuse_from.as_ref().map(|r| r.id.clone());
@@ -259,7 +296,12 @@ impl Runner {
         let _ = crate::durable::write_atomic(&run.dir().join("workflow.yaml"), yaml.as_bytes(), 0o644);
         let lease_ids: Vec<String> = inputs.leases.keys().cloned().collect();
         let dataset_refs = inputs.versions.keys().cloned().collect();
-        let start = Payload::StartRun { run_id: id.clone(), workflow_hash, lease_ids, inputs: dataset_refs };
+        let start = match (mode, inputs.watch_only.first()) {
+            (Mode::For { .. }, Some(lease)) => {
+                Payload::StartComputeRun { run_id: id.clone(), workflow_hash, lease_id: lease.clone() }
+            }
+            _ => Payload::StartRun { run_id: id.clone(), workflow_hash, lease_ids, inputs: dataset_refs },
+        };
         match self.node.write(start).await {
             Ok(w) if w.height.is_some() => run.update(|r| r.start_tx = Some(w.tx_id)),
             other => {
@@ -347,6 +389,8 @@ impl Runner {
             environment: None,
             reuse_key: None,
             reused_from: None,
+            executor: None,
+            release: None,
         }
     }
 }
@@ -401,10 +445,33 @@ fn mount_error(wf: &Workflow, e: WorkdirError) -> WorkflowError {
     super::err(None, "workdir", e.reason)
 }
 
+/// Who a submission is for.
+#[derive(Clone, Copy)]
+pub(super) enum Mode<'a> {
+    /// This node's own user; `force` runs even when outputs could be reused.
+    Local { force: bool },
+    /// The node of `asker`, a lessee of this node's compute data.
+    For { asker: &'a str, run_id: &'a str },
+}
+
+/// A workflow's directory: unpacked at `dir`, named by `hash`, and the tar
+/// it came in, to send on to a compute dataset's owner.
+pub(super) struct Bundled<'a> {
+    pub dir: &'a Path,
+    pub hash: [u8; 32],
+    pub tar: &'a Arc<Vec<u8>>,
+}
+
+pub(super) fn new_run_id() -> String {
+    format!("run-{}", hex::encode(rand::random::<[u8; 8]>()))
+}
+
 mod drive;
 mod env;
+mod executor;
 mod inputs;
 mod qc;
+mod remote;
 mod reuse;
 use drive::janitor;
 use inputs::Inputs;

@@ -73,6 +73,8 @@ pub fn live(dir: &Path, jobs: &[JobSpec]) -> Arc<LiveRun> {
         environment: None,
         reuse_key: None,
         reused_from: None,
+        executor: None,
+        release: None,
     };
     LiveRun::create(&dir.join("run"), record).unwrap()
 }

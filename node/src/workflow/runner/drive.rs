@@ -30,7 +30,7 @@ impl Runner {
     ) {
         run.update(|r| r.status = Status::Running);
         let interval = Duration::from_millis(self.cfg.lease_check_interval_ms.max(10));
-        let leases = inputs.leases.keys().cloned().collect();
+        let leases = inputs.leases.keys().chain(&inputs.watch_only).cloned().collect();
         let monitor = tokio::spawn(monitor_leases(self.clone(), run.clone(), leases, interval));
         let mut stop = run.stop_signal();
         let ready = tokio::select! {
@@ -157,6 +157,9 @@ impl Runner {
         });
         run.evict_log();
         info!(run = %id, "{line}");
+        if status == Status::Succeeded && run.record().executor.as_deref() == Some(self.node.org()) {
+            self.release_by_policy(&run).await;
+        }
         if matches!(status, Status::Expired | Status::Revoked) {
             self.delete_ended_caches();
         }

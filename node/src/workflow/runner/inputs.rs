@@ -24,6 +24,8 @@ pub(super) struct Inputs {
     pub versions: BTreeMap<DatasetRef, Hash32>,
     /// Datasets whose policy requires QC tests.
     pub requiring_tests: Vec<String>,
+    /// Leases watched but not fetched: a compute run's, at the owner.
+    pub watch_only: Vec<String>,
 }
 
 enum Source {

@@ -1,0 +1,238 @@
+//! The owner's side of compute-to-data: runs a lessee's workflow on this
+//! node's own compute data, decides under the dataset's policy what of it
+//! may leave, and answers the lessee's node about it. Every answer is
+//! checked against the ledger at that moment: the asking org must be the
+//! run's, and outputs go only once released there.
+
+use std::sync::Arc;
+
+use leasehold_chaincode::{query, DatasetRef, Lease, LogRelease, Payload, ReleasePolicy, Run};
+
+use super::inputs::Inputs;
+use super::{Mode, Runner};
+use crate::compute::RemoteStatus;
+use crate::data::plane::{read_chunk, CHUNK_BYTES};
+use crate::data::{DataDirs, Manifest};
+use crate::error::{NodeError, Result};
+use crate::workflow::live::{LiveRun, RunRecord, Status, Stop, Stream};
+use crate::workflow::{err, Workflow, WorkflowError};
+
+/// Log lines sent per status request, at most.
+const MAX_LINES_PER_REPLY: usize = 2_000;
+
+impl Runner {
+    /// Runs `yaml` for `asker`, a lessee of this node's compute data.
+    pub(crate) async fn execute_for(
+        self: &Arc<Self>,
+        asker: &str,
+        run_id: &str,
+        yaml: &str,
+        bundle: Option<Vec<u8>>,
+        by: &str,
+    ) -> Result<RunRecord> {
+        leasehold_chaincode::keys::valid_id("run_id", run_id)?;
+        let mode = Mode::For { asker, run_id };
+        match bundle {
+            Some(tar) => self.submit_tar(tar, by, mode).await,
+            None => self.submit_with(yaml, None, by, mode).await,
+        }
+    }
+
+    /// Every volume must name one active lease `asker` holds on a compute
+    /// dataset of this org's; it is mounted from this node's own store.
+    pub(super) fn resolve_for(&self, asker: &str, wf: &Workflow) -> std::result::Result<Inputs, WorkflowError> {
+        let (store, me, now) = (&self.node.ledger().store, self.node.org(), self.node.ledger_now());
+        let mut inputs = Inputs::default();
+        let mut the_lease: Option<Lease> = None;
+        wf.check_leases(|id| {
+            let lease = match query::lease(store, id).map_err(|e| e.to_string())? {
+                Some(l) => l,
+                None => query::active_lease(store, asker, id, now)
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| format!("{asker} holds no active lease named or on {id:?}"))?,
+            };
+            if lease.lessee != asker || lease.owner != me {
+                return Err(format!("lease {} is not {asker}'s on a dataset of {me}", lease.id));
+            }
+            if let Some(why) = lease.inactive_reason(now) {
+                return Err(why);
+            }
+            if query::files_served(store, &lease.dataset_id).is_ok() {
+                return Err(format!("dataset {} is read as files, not run on here", lease.dataset_id));
+            }
+            if the_lease.as_ref().is_some_and(|l| l.id != lease.id) {
+                return Err("a compute run reads one lease".into());
+            }
+            let version = lease.dataset_version.ok_or("the lease has no dataset version")?;
+            let ds = query::dataset_version(store, &lease.dataset_id, version)
+                .map_err(|e| e.to_string())?
+                .ok_or("the leased version is not on the ledger")?;
+            let key = format!("own:{}", ds.id);
+            let dir = DataDirs::new(&self.node.config().data_dir).dataset(&ds.id, &ds.spec.content_hash);
+            inputs.own_dirs.insert(key.clone(), dir);
+            inputs.source_of_volume.insert(id.into(), key);
+            inputs.versions.insert(DatasetRef { id: ds.id.clone(), version }, ds.spec.content_hash);
+            if ds.spec.policy.require_tests && !inputs.requiring_tests.contains(&ds.id) {
+                inputs.requiring_tests.push(ds.id);
+            }
+            the_lease = Some(lease);
+            Ok(())
+        })?;
+        let lease = the_lease.ok_or_else(|| err(None, "jobs", "a compute run mounts its leased dataset"))?;
+        inputs.watch_only.push(lease.id);
+        Ok(inputs)
+    }
+
+    /// A run of this node's for `asker`, whose it must be.
+    fn run_for(&self, asker: &str, run_id: &str) -> std::result::Result<Arc<LiveRun>, String> {
+        let run = self.get(run_id).map_err(|e| e.to_string())?;
+        let r = run.record();
+        if r.org != asker || r.executor.as_deref() != Some(self.node.org()) {
+            return Err(format!("run {run_id} is not one {} runs for {asker}", self.node.org()));
+        }
+        Ok(run)
+    }
+
+    /// The run on the ledger and its dataset's release policy.
+    fn ledger_release(&self, run_id: &str) -> std::result::Result<(Run, ReleasePolicy), String> {
+        let store = &self.node.ledger().store;
+        let run = query::run(store, run_id).map_err(|e| e.to_string())?.ok_or("the run is not on the ledger")?;
+        let input = run.inputs.first().ok_or("the run has no input")?;
+        let ds = query::dataset(store, &input.id).map_err(|e| e.to_string())?.ok_or("its dataset is gone")?;
+        Ok((run, ds.spec.policy.release))
+    }
+
+    pub(crate) fn remote_status(
+        &self,
+        asker: &str,
+        run_id: &str,
+        from: u64,
+    ) -> std::result::Result<RemoteStatus, String> {
+        let run = self.run_for(asker, run_id)?;
+        let r = run.record();
+        let (_, policy) = self.ledger_release(run_id)?;
+        let released = r.release.as_ref().is_some_and(|(ok, _)| *ok);
+        let lines = match policy.logs {
+            LogRelease::Live => run.lines_from(from),
+            LogRelease::AfterRelease if released => run.lines_from(from),
+            _ => Vec::new(),
+        };
+        let lines = lines.into_iter().take(MAX_LINES_PER_REPLY).collect();
+        let jobs = r.jobs.clone();
+        Ok(RemoteStatus {
+            status: r.status,
+            reason: r.reason,
+            jobs,
+            output_hash: r.output_hash,
+            release: r.release,
+            lines,
+        })
+    }
+
+    pub(crate) fn cancel_for(&self, asker: &str, run_id: &str, by: &str) -> std::result::Result<(), String> {
+        let run = self.run_for(asker, run_id)?;
+        if !run.record().status.is_final() {
+            run.stop(Stop::Cancelled(format!("cancelled by {by}")));
+        }
+        Ok(())
+    }
+
+    /// The outputs' manifest, once the ledger says they are released to `asker`.
+    pub(crate) fn released_manifest(&self, asker: &str, run_id: &str) -> std::result::Result<Manifest, String> {
+        let run = self.run_for(asker, run_id)?;
+        let (on_ledger, _) = self.ledger_release(run_id)?;
+        if !on_ledger.release.as_ref().is_some_and(|r| r.approved) || on_ledger.org != asker {
+            return Err(format!("the outputs of run {run_id} are not released to {asker}"));
+        }
+        let manifest = Manifest::of_dir(&run.output_dir()).map_err(|e| e.to_string())?;
+        if Some(manifest.hash()) != on_ledger.output_hash {
+            return Err("the outputs no longer match their hash on the ledger".into());
+        }
+        Ok(manifest)
+    }
+
+    pub(crate) fn released_chunk(
+        &self,
+        asker: &str,
+        run_id: &str,
+        path: &str,
+        offset: u64,
+        len: u64,
+    ) -> std::result::Result<Vec<u8>, String> {
+        let manifest = self.released_manifest(asker, run_id)?;
+        let entry = manifest.files.iter().find(|f| f.path == path).ok_or("no such output")?;
+        let len = len.min(CHUNK_BYTES).min(entry.size_bytes.saturating_sub(offset));
+        let file = self.get(run_id).map_err(|e| e.to_string())?.output_dir().join(&entry.path);
+        read_chunk(&file, offset, len).map_err(|e| format!("{path}: {e}"))
+    }
+
+    /// After a compute run succeeded here: released at once if the policy
+    /// allows it (under the cap, and no approval needed or a trusted
+    /// workflow), refused if over the cap, else left for the owner.
+    pub(super) async fn release_by_policy(&self, run: &Arc<LiveRun>) {
+        let r = run.record();
+        let out = run.output_dir();
+        let bytes = match tokio::task::spawn_blocking(move || Manifest::of_dir(&out)).await {
+            Ok(Ok(m)) => m.total_bytes(),
+            _ => return,
+        };
+        let Ok((on_ledger, policy)) = self.ledger_release(&r.id) else { return };
+        let decision = if bytes > policy.max_output_bytes {
+            Some((false, format!("the outputs are {bytes} bytes, over the {} bytes released", policy.max_output_bytes)))
+        } else if policy.trusted_workflows.contains(&on_ledger.workflow_hash) {
+            Some((true, "a trusted workflow: released by the dataset's policy".to_string()))
+        } else if !policy.approval {
+            Some((true, "released by the dataset's policy".to_string()))
+        } else {
+            None
+        };
+        match decision {
+            Some((approve, reason)) => {
+                if let Err(e) = self.decide(&r.id, approve, &reason).await {
+                    tracing::warn!(run = %r.id, "recording the release decision: {e}");
+                }
+            }
+            None => {
+                run.log(None, Stream::Runner, &format!("outputs ({bytes} bytes) await {}'s approval", self.node.org()))
+            }
+        }
+    }
+
+    /// Records on the ledger whether a compute run's outputs may leave.
+    pub async fn decide(&self, run_id: &str, approve: bool, reason: &str) -> Result<RunRecord> {
+        let run = self.get(run_id)?;
+        if run.record().executor.as_deref() != Some(self.node.org()) {
+            return Err(NodeError::NotFound(format!("run {run_id} is not a compute run this node executed")));
+        }
+        let out = run.output_dir();
+        let bytes = tokio::task::spawn_blocking(move || Manifest::of_dir(&out).map(|m| m.total_bytes()))
+            .await
+            .map_err(|e| NodeError::Unavailable(e.to_string()))??;
+        let payload =
+            Payload::DecideRelease { run_id: run_id.into(), approve, output_bytes: bytes, reason: reason.into() };
+        let w = self.node.write(payload).await?;
+        if w.height.is_none() {
+            return Err(NodeError::Unavailable("the ledger did not commit the decision in time; try again".into()));
+        }
+        let verb = if approve { "released" } else { "refused" };
+        run.log(None, Stream::Runner, &format!("outputs {verb} by {}: {reason}", self.node.org()));
+        run.update(|r| r.release = Some((approve, reason.into())));
+        Ok(run.record())
+    }
+
+    /// An approval for a run not yet succeeded is refused by the chaincode;
+    /// this says so plainly first.
+    pub fn check_decidable(&self, run_id: &str) -> Result<()> {
+        let r = self.get(run_id)?.record();
+        if r.executor.as_deref() != Some(self.node.org()) {
+            return Err(NodeError::NotFound(format!("run {run_id} is not a compute run this node executed")));
+        }
+        if r.status != Status::Succeeded {
+            return Err(NodeError::Conflict(format!(
+                "run {run_id} is {}; only a succeeded run's outputs are released",
+                r.status.as_str()
+            )));
+        }
+        Ok(())
+    }
+}

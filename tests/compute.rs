@@ -1,0 +1,174 @@
+//! Compute-to-data against three real nodes: org1's dataset is compute-only;
+//! org2's workflow runs at org1's node, and only what org1's policy
+//! releases comes back, checked against its hash on the ledger.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::runs::*;
+use common::*;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+/// org1's compute dataset `id` leased to org2 under `release` (merged into
+/// the release policy); returns the lease id.
+async fn compute_lease(net: &TestNet, id: &str, lease_ms: u64, release: Value) -> String {
+    let policy = json!({"access": "compute", "release": release});
+    let lease = leased_dataset_with(net, id, lease_ms, policy).await;
+    lease["id"].as_str().unwrap().to_string()
+}
+
+fn counting(lease: &str) -> String {
+    format!(
+        "cmd_mode: shell\njobs:\n- command: wc -l < d/dir/data.csv > $OUTPUT_DIR/count.txt; echo counted\n  \
+         volumes: [{{id: {lease}, name: d, path: /home/jovyan/d}}]\n"
+    )
+}
+
+async fn submit_yaml(net: &TestNet, node: usize, yaml: &str) -> Value {
+    let (code, r) = net.call_raw(node, "POST", "/v1/runs", yaml.as_bytes().to_vec(), "application/yaml").await;
+    assert_eq!(code, 201, "{r}");
+    r
+}
+
+/// Polls `node`'s record of run `id` until `done` holds.
+async fn until(net: &TestNet, node: usize, id: &str, secs: u64, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let r = run_on(net, node, id).await;
+        if done(&r) {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "run {id} on node {node}: {r}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Whether `needle` is in any file under `dir`.
+fn found_under(dir: &Path, needle: &[u8]) -> Vec<String> {
+    let mut hits = Vec::new();
+    for entry in walk(dir) {
+        if let Ok(bytes) = std::fs::read(&entry) {
+            if bytes.windows(needle.len()).any(|w| w == needle) {
+                hits.push(entry.display().to_string());
+            }
+        }
+    }
+    hits
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let kind = e.file_type().unwrap();
+        if kind.is_dir() {
+            out.extend(walk(&e.path()));
+        } else if kind.is_file() {
+            out.push(e.path());
+        }
+    }
+    out
+}
+
+fn output_file(net: &TestNet, node: usize, run: &str, file: &str) -> Option<String> {
+    std::fs::read_to_string(net.nodes[node].dir.join("data/runs").join(run).join("output").join(file)).ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compute_run_executes_at_the_owner_and_only_the_approved_output_comes_back() {
+    let net = TestNet::start(3).await;
+    let lease = compute_lease(&net, "records", 600_000, json!({"approval": true, "logs": "after_release"})).await;
+    let r = submit_yaml(&net, 1, &counting(&lease)).await;
+    let id = r["id"].as_str().unwrap().to_string();
+    assert_eq!(r["executor"], "org1", "{r}");
+    // The owner runs it, as org2's, and waits for its own approval.
+    let at_owner = until(&net, 0, &id, 30, |r| r["status"] == "succeeded").await;
+    assert_eq!((at_owner["org"].as_str(), at_owner["submitted_by"].as_str()), (Some("org2"), Some("org2/admin")));
+    assert!(at_owner["release"].is_null(), "{at_owner}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let waiting = run_on(&net, 1, &id).await;
+    assert_eq!(waiting["status"], "running", "the lessee waits for the release: {waiting}");
+    assert!(output_file(&net, 1, &id, "count.txt").is_none());
+    assert!(!log_on(&net, 1, &id).await.contains("counted"), "logs come after the release");
+
+    let (code, a) = net.call(0, "POST", &format!("/v1/releases/{id}/approve"), None, Some(json!({}))).await;
+    assert_eq!(code, 200, "{a}");
+    let done = ended_on(&net, 1, &id, 30).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["output_hash"], at_owner["output_hash"]);
+    assert_eq!(output_file(&net, 1, &id, "count.txt").as_deref(), Some("3\n"));
+    assert!(log_on(&net, 1, &id).await.contains("counted"), "the log, once released");
+    // No byte of the dataset is anywhere under the lessee's data directory.
+    let hits = found_under(&net.nodes[1].dir, DATA.as_bytes());
+    assert!(hits.is_empty(), "the raw data reached the lessee: {hits:?}");
+    assert!(!found_under(&net.nodes[0].dir.join("data/datasets"), DATA.as_bytes()).is_empty(), "the search works");
+    // The released result is published with its provenance.
+    let body = json!({"id": "record-count", "title": "count", "policy": {"allowed_orgs": ["org3"], "max_lease_ms": 600_000}, "private_metadata": {}});
+    let (code, p) = net.call(1, "POST", &format!("/v1/runs/{id}/publish"), None, Some(body)).await;
+    assert_eq!(code, 201, "{p}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outputs_over_the_cap_or_denied_never_reach_the_lessee_and_trusted_workflows_need_no_approval() {
+    let net = TestNet::start(3).await;
+    let lease = compute_lease(&net, "capped", 600_000, json!({"approval": true, "max_output_bytes": 10})).await;
+    let big = format!(
+        "cmd_mode: shell\njobs:\n- command: head -c 100 /dev/zero > $OUTPUT_DIR/big\n  volumes: [{{id: {lease}, name: d, path: /home/jovyan/d}}]\n"
+    );
+    let id = submit_yaml(&net, 1, &big).await["id"].as_str().unwrap().to_string();
+    let r = ended_on(&net, 1, &id, 30).await;
+    assert_eq!(r["status"], "failed", "{r}");
+    assert!(r["reason"].as_str().unwrap().contains("over the 10 bytes released"), "{r}");
+    assert!(output_file(&net, 1, &id, "big").is_none(), "nothing over the cap came back");
+
+    let id = submit_yaml(&net, 1, &counting(&lease)).await["id"].as_str().unwrap().to_string();
+    until(&net, 0, &id, 30, |r| r["status"] == "succeeded").await;
+    let (code, p) = net.call(0, "POST", &format!("/v1/releases/{id}/deny"), None, Some(json!({"reason": ""}))).await;
+    assert_eq!((code, p["field"].as_str()), (422, Some("reason")), "a refusal says why: {p}");
+    let (code, _) = net.call(1, "POST", &format!("/v1/releases/{id}/approve"), None, Some(json!({}))).await;
+    assert_eq!(code, 404, "the lessee cannot release its own run");
+    let why = json!({"reason": "row counts identify patients"});
+    assert_eq!(net.call(0, "POST", &format!("/v1/releases/{id}/deny"), None, Some(why)).await.0, 200);
+    let r = ended_on(&net, 1, &id, 30).await;
+    assert_eq!(r["status"], "failed", "{r}");
+    assert!(r["reason"].as_str().unwrap().contains("row counts identify patients"), "{r}");
+    assert!(output_file(&net, 1, &id, "count.txt").is_none(), "nothing denied came back");
+
+    // A workflow whose hash the policy trusts is released with no approval;
+    // any other waits for it. (Its volume names the dataset, so the YAML,
+    // and its hash, are known before the lease.)
+    let yaml = counting("trusting");
+    let trusted = hex::encode(Sha256::digest(yaml.as_bytes()));
+    compute_lease(&net, "trusting", 600_000, json!({"approval": true, "trusted_workflows": [trusted]})).await;
+    let id = submit_yaml(&net, 1, &yaml).await["id"].as_str().unwrap().to_string();
+    let r = ended_on(&net, 1, &id, 30).await;
+    assert_eq!(r["status"], "succeeded", "{r}");
+    assert!(r["release"].as_str().unwrap().starts_with("released: a trusted workflow"), "{r}");
+    let other = format!("name: other\n{yaml}");
+    let id = submit_yaml(&net, 1, &other).await["id"].as_str().unwrap().to_string();
+    until(&net, 0, &id, 30, |r| r["status"] == "succeeded").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let r = run_on(&net, 1, &id).await;
+    assert_eq!((r["status"].as_str(), &r["release"]), (Some("running"), &Value::Null), "it waits: {r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compute_run_is_killed_at_the_owner_within_a_second_of_its_lease_expiring() {
+    let net = TestNet::start(3).await;
+    let lease = compute_lease(&net, "brief", 4_000, json!({})).await;
+    let sleeper = format!(
+        "cmd_mode: shell\njobs:\n- command: echo started; sleep 30\n  volumes: [{{id: {lease}, name: d, path: /home/jovyan/d}}]\n"
+    );
+    let id = submit_yaml(&net, 1, &sleeper).await["id"].as_str().unwrap().to_string();
+    let (_, l) = net.get(1, &format!("/v1/leases/{lease}")).await;
+    let expires = l["expires_at"].as_str().unwrap().to_string();
+    let r = until(&net, 0, &id, 30, |r| r["status"] == "expired").await;
+    let killed = r["finished_at"].as_str().unwrap().to_string();
+    let ms = |t: &str| chrono::DateTime::parse_from_rfc3339(t).unwrap().timestamp_millis();
+    let after = ms(&killed) - ms(&expires);
+    assert!((0..1_000).contains(&after), "killed {after} ms after the lease expired");
+    let r = ended_on(&net, 1, &id, 30).await;
+    assert_eq!(r["status"], "expired", "{r}");
+}
