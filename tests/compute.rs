@@ -172,3 +172,31 @@ async fn a_compute_run_is_killed_at_the_owner_within_a_second_of_its_lease_expir
     let r = ended_on(&net, 1, &id, 30).await;
     assert_eq!(r["status"], "expired", "{r}");
 }
+
+/// Not asserted: measured. From submission at the lessee to the first job
+/// running at the owner, against a run of the owner's own on the same data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_to_the_first_job_at_the_owner_against_a_local_run() {
+    let net = TestNet::start(3).await;
+    compute_lease(&net, "timed", 600_000, json!({"approval": false})).await;
+    let ms = |t: &Value| chrono::DateTime::parse_from_rfc3339(t.as_str().unwrap()).unwrap().timestamp_millis();
+    let mut remote = Vec::new();
+    let mut local = Vec::new();
+    for i in 0..5 {
+        let yaml = format!("name: t{i}\n{}", counting("timed"));
+        let r = submit_yaml(&net, 1, &yaml).await;
+        let id = r["id"].as_str().unwrap().to_string();
+        let done = until(&net, 0, &id, 30, |r| r["status"] == "succeeded").await;
+        remote.push(ms(&done["jobs"][0]["started_at"]) - ms(&r["created_at"]));
+        ended_on(&net, 1, &id, 30).await;
+        let r = submit_yaml(&net, 0, &yaml).await;
+        assert!(r["reused_from"].is_null(), "a run done for a lessee is never reused as the owner's: {r}");
+        let done = ended_on(&net, 0, r["id"].as_str().unwrap(), 30).await;
+        assert_eq!(done["status"], "succeeded", "{done}");
+        local.push(ms(&done["jobs"][0]["started_at"]) - ms(&r["created_at"]));
+    }
+    remote.sort();
+    local.sort();
+    println!("FIGURE compute-to-data: submission to first job at the owner, median {} ms of {remote:?}", remote[2]);
+    println!("FIGURE local run on the same data: submission to first job, median {} ms of {local:?}", local[2]);
+}

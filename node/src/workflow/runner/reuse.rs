@@ -31,9 +31,12 @@ pub(super) fn reuse_key(workflow_hash: &[u8; 32], versions: &BTreeMap<DatasetRef
 }
 
 impl Runner {
-    /// The newest succeeded run of this node with `key`.
+    /// The newest succeeded run of this org's, on this node, with `key`.
     pub(super) fn reusable(&self, key: &str) -> Option<RunRecord> {
-        let same = |r: &RunRecord| r.status == Status::Succeeded && r.reuse_key.as_deref() == Some(key);
+        // Only this org's own runs: not one it ran for a lessee, nor one a
+        // compute dataset's owner ran for it.
+        let own = |r: &RunRecord| r.org == self.node.org() && r.executor.is_none();
+        let same = |r: &RunRecord| own(r) && r.status == Status::Succeeded && r.reuse_key.as_deref() == Some(key);
         self.list().into_iter().filter(same).filter(|r| r.output_hash.is_some()).max_by_key(|r| r.created_at_ms)
     }
 
