@@ -5,6 +5,8 @@
 #   leases it and reads the metadata; org2 runs k-means on it in a sandbox
 #   and publishes the result; org3 walks the result's lineage back to Iris;
 #   the lease expires, and org2 can neither read the metadata nor run on it.
+#   Then compute-to-data: org3 runs the same k-means at org1's node on a
+#   compute-only copy; org1 approves the release; org3 gets the result only.
 # One line per step. Exits non-zero at the first step that does not happen.
 #
 # Environment: LEASEHOLD_NET (default testnet), LEASEHOLD_BIN (default the
@@ -153,4 +155,47 @@ say "org2 can no longer start a run on it: HTTP $CODE, $(field detail <<<"$refus
 cache="$(org 2 data_dir)/cache/$LEASE"
 until_ok 5 test ! -e "$cache" || fail "org2's cached copy is still at $cache"
 say "org2's node deleted its cached copy of $DS"
+
+# Compute-to-data (TeraLab): the algorithm goes to the data.
+# 12. org1 registers a dataset whose files never leave its node.
+CDS="iris-compute-$suffix"
+api 1 PUT "/v1/datasets/$CDS/files/iris.csv" --data-binary @examples/iris/data/iris.csv
+expect 201 "$BODY"
+json 1 POST /v1/datasets "{\"id\":\"$CDS\",\"title\":\"Iris, compute only\",\"policy\":{\"allowed_orgs\":[\"org3\"],\"max_lease_ms\":3600000,\"approval\":\"automatic\",\"access\":\"compute\",\"release\":{\"max_output_bytes\":1048576,\"approval\":true,\"logs\":\"after_release\"}},\"private_metadata\":{}}"
+expect 201 "$BODY"
+until_ok 10 found 3 "/v1/datasets/$CDS" || fail "org3's node never saw $CDS"
+say "org1 registered $CDS for compute only: its files never leave org1's node"
+
+# 13. org3 leases it (granted at once by its policy) and runs the same
+# workflow directory; org3's node hands the run to org1's.
+json 3 POST "/v1/datasets/$CDS/leases" '{"duration_ms":600000,"purpose":"k-means at the data"}'
+expect 201 "$BODY"
+CLEASE=$(field resource.id <<<"$BODY")
+until_ok 10 lease_is 3 "$CLEASE" active || fail "org3's lease never became active"
+cwf="$NET/iris-compute"
+rm -rf "$cwf" && mkdir -p "$cwf"
+cp -r examples/iris/kmeans.py examples/iris/summary.py examples/iris/tests "$cwf/"
+sed "s/^      - id: iris$/      - id: $CDS/" examples/iris/workflow.yaml >"$cwf/workflow.yaml"
+clog="$NET/demo-compute.log"
+"$BIN" run -f "$cwf/workflow.yaml" --url "${URL[3]}" --token-file "${TOKEN_FILE[3]}" >"$clog" 2>&1 &
+cli=$!
+owner_has_run() { api 1 GET /v1/runs && python3 -c 'import json,sys
+sys.exit(not [r for r in json.load(sys.stdin) if r["org"] == "org3" and r["status"] == "succeeded" and not r["release"]])' <<<"$BODY"; }
+until_ok 60 owner_has_run || { cat "$clog" >&2; fail "org1's node never ran org3's workflow"; }
+CRUN=$(python3 -c 'import json,sys; print([r["id"] for r in json.load(sys.stdin) if r["org"] == "org3"][-1])' <<<"$BODY")
+say "org1's node ran org3's k-means as $CRUN, in its own sandbox on its own copy; the outputs wait for org1"
+
+# 14. org1 approves the release; only the outputs travel to org3.
+json 1 POST "/v1/releases/$CRUN/approve" '{"reason":"cluster assignments only"}'
+expect 200 "$BODY"
+wait "$cli" || { cat "$clog" >&2; fail "org3's run did not succeed"; }
+say "org1 released the outputs; org3 received them: $(grep -m1 '^\[job 2\]' "$clog" | sed 's/^\[job 2\] //')"
+
+# 15. org3 publishes them with provenance, and never held a byte of the data.
+COUT="iris-compute-clusters-$suffix"
+json 3 POST "/v1/runs/$CRUN/publish" "{\"id\":\"$COUT\",\"title\":\"Iris clusters, computed at org1\",\"policy\":{\"allowed_orgs\":[\"org1\"],\"max_lease_ms\":3600000},\"private_metadata\":{}}"
+expect 201 "$BODY"
+row=$(sed -n 10p examples/iris/data/iris.csv) # not in the QC sample
+if grep -rqF "$row" "$(org 3 data_dir)"; then fail "org3's data directory holds a row of the raw data"; fi
+say "org3 published $COUT from $CRUN; its data directory holds no row of $CDS"
 echo "demo complete"
