@@ -200,3 +200,58 @@ async fn time_to_the_first_job_at_the_owner_against_a_local_run() {
     println!("FIGURE compute-to-data: submission to first job at the owner, median {} ms of {remote:?}", remote[2]);
     println!("FIGURE local run on the same data: submission to first job, median {} ms of {local:?}", local[2]);
 }
+
+/// A third org with its own compute lease, speaking the wire protocol
+/// itself: it gets no file of the dataset, and nothing of another org's run,
+/// and cannot take that run's id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rogue_org_gets_no_files_and_nothing_of_another_orgs_run() {
+    use leasehold_node::compute::{ComputeReply, ComputeRequest};
+    use leasehold_node::data::plane::{DataReply, DataRequest};
+    use leasehold_node::raft::{Rpc, RpcReply};
+
+    let mut net = TestNet::start(3).await;
+    let release = json!({"approval": false});
+    let policy = json!({"access": "compute", "release": release, "allowed_orgs": ["org2", "org3"]});
+    let lease = leased_dataset_with(&net, "guarded", 600_000, policy).await["id"].as_str().unwrap().to_string();
+    let (code, r) =
+        net.call(2, "POST", "/v1/datasets/guarded/leases", None, Some(json!({"duration_ms": 600_000}))).await;
+    assert_eq!(code, 201, "{r}");
+    let org3_lease = r["resource"]["id"].as_str().unwrap().to_string();
+    net.wait_lease(0, &org3_lease, "requested").await;
+    assert_eq!(net.call(0, "POST", &format!("/v1/leases/{org3_lease}/grant"), None, Some(json!({}))).await.0, 200);
+    net.wait_lease(2, &org3_lease, "active").await;
+    let victim = submit_yaml(&net, 1, &counting(&lease)).await["id"].as_str().unwrap().to_string();
+    assert_eq!(ended_on(&net, 1, &victim, 30).await["status"], "succeeded");
+
+    let rogue = Rogue::as_org3(&mut net).await;
+    let refused = |reply: Option<RpcReply>| match reply {
+        Some(RpcReply::Compute(Err(why))) => why,
+        Some(RpcReply::Data(Err(why))) => why,
+        other => panic!("not refused: {:?}", other.map(|r| matches!(r, RpcReply::Compute(Ok(ComputeReply::Chunk(_)))))),
+    };
+    // Its own active lease on the compute dataset fetches no file.
+    let why = refused(rogue.send("org1", &Rpc::Data(DataRequest::Manifest { lease_id: org3_lease.clone() })).await);
+    assert!(why.contains("compute-only"), "{why}");
+    let chunk = DataRequest::Chunk { lease_id: org3_lease, path: "dir/data.csv".into(), offset: 0, len: 1 << 20 };
+    assert!(refused(rogue.send("org1", &Rpc::Data(chunk)).await).contains("compute-only"));
+    let _ = DataReply::Chunk(Vec::new());
+    // Nothing of org2's run: not its state, log, outputs or cancel.
+    let run_id = victim.clone();
+    for req in [
+        ComputeRequest::Status { run_id: run_id.clone(), from_seq: 0 },
+        ComputeRequest::OutputManifest { run_id: run_id.clone() },
+        ComputeRequest::OutputChunk { run_id: run_id.clone(), path: "count.txt".into(), offset: 0, len: 100 },
+        ComputeRequest::Cancel { run_id: run_id.clone(), by: "mallory".into() },
+    ] {
+        let why = refused(rogue.send("org1", &Rpc::Compute(req)).await);
+        assert!(why.contains("is not one org1 runs for org3"), "{why}");
+    }
+    // Nor its id: a submission under it is refused, and the run is intact.
+    let yaml = format!("jobs: ['true']\n# {}\n", victim);
+    let submit = ComputeRequest::Submit { run_id: victim.clone(), yaml, bundle: None, submitted_by: "mallory".into() };
+    assert!(refused(rogue.send("org1", &Rpc::Compute(submit)).await).contains("is taken"));
+    let at_owner = run_on(&net, 0, &victim).await;
+    assert_eq!((at_owner["status"].as_str(), at_owner["org"].as_str()), (Some("succeeded"), Some("org2")));
+    assert_eq!(output_file(&net, 0, &victim, "count.txt").as_deref(), Some("3\n"));
+}

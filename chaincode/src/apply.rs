@@ -133,8 +133,9 @@ pub(crate) fn apply_verified(state: &mut impl State, tx: &SignedTx, tx_id: TxId,
         Payload::StartComputeRun { run_id, workflow_hash, lease_id } => {
             crate::compute::start(state, &tcx, run_id, workflow_hash, lease_id)?
         }
-        Payload::DecideRelease { run_id, approve, output_bytes, reason } => {
-            crate::compute::decide_release(state, &tcx, run_id, *approve, *output_bytes, reason)?
+        Payload::DecideRelease { run_id, approve, output_bytes, output_hash, reason } => {
+            let outputs = (*output_bytes, *output_hash);
+            crate::compute::decide_release(state, &tcx, run_id, *approve, outputs, reason)?
         }
     };
     keys::put(state, keys::tx(&tx_id), &ctx.height);

@@ -6,9 +6,7 @@
 
 use crate::apply::{load_dataset, Event, TxCtx};
 use crate::run::{load, store};
-use crate::{
-    keys, lease, AccessMode, ChaincodeError, DatasetRef, Hash32, LeaseStatus, Release, Result, Run, RunStatus, State,
-};
+use crate::{keys, lease, ChaincodeError, DatasetRef, Hash32, LeaseStatus, Release, Result, Run, RunStatus, State};
 
 /// The owner starts a run the lessee of `lease_id` asked for, on the
 /// leased version of its compute dataset.
@@ -29,13 +27,22 @@ pub(crate) fn start(
         return Err(lease::wrong_state(&lease, ctx.now(), "run on", "active"));
     }
     let ds = load_dataset(state, &lease.dataset_id)?;
-    if ds.spec.policy.access != AccessMode::Compute {
+    if ds.retired {
+        return Err(ChaincodeError::Retired(ds.id));
+    }
+    if crate::query::files_served(state, &ds.id, lease.dataset_version).is_ok() {
         return Err(ChaincodeError::invalid(
             "lease_id",
             format!("dataset {:?} is read as files: its lessee runs workflows on its own node", ds.id),
         ));
     }
     let input = DatasetRef { id: ds.id, version: lease.dataset_version.unwrap_or(ds.version) };
+    if state.get(&keys::dataset_version(&input.id, input.version))?.is_none() {
+        return Err(ChaincodeError::NotFound {
+            kind: "dataset version",
+            id: format!("{}@{}", input.id, input.version),
+        });
+    }
     let run = Run {
         id: run_id.into(),
         org: lease.lessee,
@@ -60,7 +67,7 @@ pub(crate) fn decide_release(
     ctx: &TxCtx,
     run_id: &str,
     approve: bool,
-    output_bytes: u64,
+    (output_bytes, output_hash): (u64, Option<Hash32>),
     reason: &str,
 ) -> Result<Event> {
     let mut run = load(state, run_id)?;
@@ -87,6 +94,9 @@ pub(crate) fn decide_release(
     if reason.len() > 1000 {
         return Err(ChaincodeError::invalid("reason", "at most 1000 bytes"));
     }
+    if approve != output_hash.is_some() {
+        return Err(ChaincodeError::invalid("output_hash", "a release names the outputs' hash; a refusal names none"));
+    }
     for input in &run.inputs {
         let cap = load_dataset(state, &input.id)?.spec.policy.release.max_output_bytes;
         if approve && output_bytes > cap {
@@ -97,6 +107,7 @@ pub(crate) fn decide_release(
         }
     }
     run.release = Some(Release { approved: approve, reason: reason.into(), output_bytes, at_ms: ctx.now() });
+    run.output_hash = output_hash;
     store(state, ctx, &run)?;
     Ok(Event::ReleaseDecided { run_id: run_id.into(), approved: approve })
 }

@@ -201,13 +201,19 @@ pub fn lineage(state: &impl StateRead, id: &str) -> Result<Vec<LineageNode>> {
     Ok(out)
 }
 
-/// Whether a lessee's node may fetch the files of `dataset`: never when the
-/// dataset is compute-only, whatever lease it holds. The owner's node asks
-/// at every request.
-pub fn files_served(state: &impl StateRead, dataset: &str) -> Result<()> {
-    let ds = crate::apply::load_dataset(state, dataset)?;
-    match ds.spec.policy.access {
-        crate::AccessMode::Files => Ok(()),
-        crate::AccessMode::Compute => Err(crate::ChaincodeError::ComputeOnly(ds.id)),
+/// Whether a lessee's node may fetch the files of `dataset` in `version`
+/// (a lease's): never when that version or the current one is
+/// compute-only, so a later version read as files opens no earlier one.
+/// The owner's node asks at every request.
+pub fn files_served(state: &impl StateRead, dataset: &str, version: Option<u32>) -> Result<()> {
+    let current = crate::apply::load_dataset(state, dataset)?;
+    let leased: Option<Dataset> = match version {
+        Some(v) => keys::get(state, &keys::dataset_version(dataset, v))?,
+        None => None,
+    };
+    let compute = |d: &Dataset| d.spec.policy.access == crate::AccessMode::Compute;
+    if compute(&current) || leased.as_ref().is_some_and(compute) {
+        return Err(crate::ChaincodeError::ComputeOnly(current.id));
     }
+    Ok(())
 }

@@ -2,8 +2,8 @@
 
 use crate::apply::{load_dataset, Event, TxCtx};
 use crate::{
-    keys, lease, AccessMode, ChaincodeError, Dataset, DatasetRef, DerivedPolicy, Hash32, Provenance, Result, Run,
-    RunStatus, State, StateRead,
+    keys, lease, ChaincodeError, Dataset, DatasetRef, DerivedPolicy, Hash32, Provenance, Result, Run, RunStatus, State,
+    StateRead,
 };
 
 const MAX_RUN_LEASES: usize = 64;
@@ -39,9 +39,7 @@ pub(crate) fn start(
     let leases = lease_ids.iter().map(|id| lease::require_active_for(state, ctx, id)).collect::<Result<Vec<_>>>()?;
     // A compute dataset's runs execute at its owner (`compute::start`).
     for l in &leases {
-        if load_dataset(state, &l.dataset_id)?.spec.policy.access == AccessMode::Compute {
-            return Err(ChaincodeError::ComputeOnly(l.dataset_id.clone()));
-        }
+        crate::query::files_served(state, &l.dataset_id, l.dataset_version)?;
     }
     for input in inputs {
         let ds = load_dataset(state, &input.id)?;
@@ -101,6 +99,14 @@ pub(crate) fn finish(
     }
     if status == RunStatus::Running {
         return Err(ChaincodeError::invalid("status", "a finished run cannot be 'running'"));
+    }
+    // Unsalted, the hash of a small output would give it away: a compute
+    // run's is recorded with its release (`compute::decide_release`).
+    if run.executor.is_some() && output_hash.is_some() {
+        return Err(ChaincodeError::invalid(
+            "output_hash",
+            "a compute run's output hash is recorded when it is released",
+        ));
     }
     run.status = status;
     run.output_hash = *output_hash;

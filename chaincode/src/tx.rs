@@ -115,6 +115,8 @@ pub enum Payload {
         run_id: String,
         approve: bool,
         output_bytes: u64,
+        /// The outputs' content hash, recorded only when they are released.
+        output_hash: Option<Hash32>,
         reason: String,
     },
 }

@@ -29,12 +29,19 @@ fn compute(run: &str, hash: [u8; 32], lease: &str) -> Payload {
     Payload::StartComputeRun { run_id: run.into(), workflow_hash: hash, lease_id: lease.into() }
 }
 
-fn finish(run: &str, out: [u8; 32]) -> Payload {
-    Payload::FinishRun { run_id: run.into(), status: RunStatus::Succeeded, output_hash: Some(out) }
+fn finish(run: &str) -> Payload {
+    Payload::FinishRun { run_id: run.into(), status: RunStatus::Succeeded, output_hash: None }
 }
 
 fn decide(run: &str, approve: bool, bytes: u64) -> Payload {
-    Payload::DecideRelease { run_id: run.into(), approve, output_bytes: bytes, reason: "checked by org1".into() }
+    let output_hash = approve.then_some([5; 32]);
+    Payload::DecideRelease {
+        run_id: run.into(),
+        approve,
+        output_bytes: bytes,
+        output_hash,
+        reason: "checked by org1".into(),
+    }
 }
 
 fn publish(id: &str, run: &str) -> Payload {
@@ -45,12 +52,17 @@ fn publish(id: &str, run: &str) -> Payload {
 #[test]
 fn a_compute_datasets_files_are_never_served_and_its_lessee_cannot_run_on_it() {
     let mut net = with_compute_lease();
-    let err = query::files_served(&net.state, "records").unwrap_err();
+    let err = query::files_served(&net.state, "records", Some(1)).unwrap_err();
     assert_eq!(
         err.to_string(),
         "dataset \"records\" is compute-only: its files never leave its owner's node, and runs on it execute there"
     );
-    query::files_served(&net.state, "iris").unwrap();
+    query::files_served(&net.state, "iris", Some(1)).unwrap();
+    // A later version read as files opens no compute-only one.
+    let files = policy(&[1, 2], HOUR, Approval::Owner, false);
+    net.run(0, T0 + 2500, Payload::UpdateDataset { id: "records".into(), spec: spec("Records", &[], files) }).unwrap();
+    query::files_served(&net.state, "records", None).unwrap();
+    assert!(matches!(query::files_served(&net.state, "records", Some(1)), Err(ChaincodeError::ComputeOnly(_))));
     let start = Payload::StartRun {
         run_id: "r".into(),
         workflow_hash: [3; 32],
@@ -68,9 +80,12 @@ fn the_owner_runs_it_as_the_lessees_and_releases_within_the_cap_once() {
     let run = query::run(&net.state, "r").unwrap().unwrap();
     assert_eq!((run.org.as_str(), run.executor.as_deref()), ("org2", Some("org1")));
     assert_eq!(run.inputs, vec![DatasetRef { id: "records".into(), version: 1 }]);
-    assert!(matches!(net.reject(1, T0 + 4000, finish("r", [5; 32])), ChaincodeError::NotOwner { .. }));
+    assert!(matches!(net.reject(1, T0 + 4000, finish("r")), ChaincodeError::NotOwner { .. }));
     assert!(matches!(net.reject(0, T0 + 4000, decide("r", true, 10)), ChaincodeError::RunState { .. }));
-    net.run(0, T0 + 4000, finish("r", [5; 32])).unwrap();
+    let leaky = Payload::FinishRun { run_id: "r".into(), status: RunStatus::Succeeded, output_hash: Some([5; 32]) };
+    assert!(net.reject(0, T0 + 4000, leaky).to_string().contains("recorded when it is released"));
+    net.run(0, T0 + 4000, finish("r")).unwrap();
+    assert_eq!(query::run(&net.state, "r").unwrap().unwrap().output_hash, None, "no hash before the release");
     let err = net.reject(1, T0 + 4500, publish("out", "r")).to_string();
     assert_eq!(err, "run \"r\" ran at \"org1\", which has not released its outputs");
     assert!(matches!(net.reject(1, T0 + 5000, decide("r", true, 10)), ChaincodeError::NotOwner { .. }));
@@ -87,7 +102,7 @@ fn the_owner_runs_it_as_the_lessees_and_releases_within_the_cap_once() {
 fn a_denied_release_is_never_published_and_an_ended_lease_starts_nothing() {
     let mut net = with_compute_lease();
     net.run(0, T0 + 3000, compute("r", TRUSTED, "L1")).unwrap();
-    net.run(0, T0 + 4000, finish("r", [5; 32])).unwrap();
+    net.run(0, T0 + 4000, finish("r")).unwrap();
     net.run(0, T0 + 5000, decide("r", false, 10)).unwrap();
     let run = query::run(&net.state, "r").unwrap().unwrap();
     assert_eq!(run.release.map(|r| (r.approved, r.reason)), Some((false, "checked by org1".into())));

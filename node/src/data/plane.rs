@@ -100,7 +100,7 @@ impl<S: StateRead> Owner<'_, S> {
         if let Some(reason) = lease.inactive_reason(now_ms) {
             return Err(reason);
         }
-        query::files_served(self.state, &lease.dataset_id).map_err(|e| e.to_string())?;
+        query::files_served(self.state, &lease.dataset_id, lease.dataset_version).map_err(|e| e.to_string())?;
         let version = lease.dataset_version.ok_or("lease has no dataset version")?;
         let ds = query::dataset_version(self.state, &lease.dataset_id, version)
             .map_err(|e| e.to_string())?

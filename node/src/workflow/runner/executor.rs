@@ -14,11 +14,11 @@ use crate::compute::RemoteStatus;
 use crate::data::plane::{read_chunk, CHUNK_BYTES};
 use crate::data::{DataDirs, Manifest};
 use crate::error::{NodeError, Result};
-use crate::workflow::live::{LiveRun, RunRecord, Status, Stop, Stream};
+use crate::workflow::live::{JobRecord, LiveRun, RunRecord, Status, Stop, Stream};
 use crate::workflow::{err, Workflow, WorkflowError};
 
-/// Log lines sent per status request, at most.
-const MAX_LINES_PER_REPLY: usize = 2_000;
+/// Log text sent per status request, at most.
+const MAX_LOG_BYTES_PER_REPLY: usize = 1 << 20;
 
 impl Runner {
     /// Runs `yaml` for `asker`, a lessee of this node's compute data.
@@ -31,11 +31,31 @@ impl Runner {
         by: &str,
     ) -> Result<RunRecord> {
         leasehold_chaincode::keys::valid_id("run_id", run_id)?;
+        // The lessee's code: never without the sandbox.
+        if !matches!(self.usable_sandbox()?, crate::workflow::sandbox::Sandbox::Jail(_)) {
+            let why = format!("{} runs no other org's code without its sandbox", self.node.org());
+            return Err(NodeError::Unavailable(why));
+        }
+        // The id is the lessee's choice: it must name nothing here or on the
+        // ledger, and its directory is claimed atomically, so no submission
+        // reaches another run's.
+        let taken = || NodeError::Conflict(format!("run id {run_id} is taken"));
+        if self.runs.lock().expect("runs lock").contains_key(run_id)
+            || query::run(&self.node.ledger().store, run_id)?.is_some()
+        {
+            return Err(taken());
+        }
+        std::fs::create_dir(self.dirs.run(run_id)).map_err(|_| taken())?;
         let mode = Mode::For { asker, run_id };
-        match bundle {
+        let submitted = match bundle {
             Some(tar) => self.submit_tar(tar, by, mode).await,
             None => self.submit_with(yaml, None, by, mode).await,
+        };
+        if submitted.is_err() {
+            // Claimed above by this call alone.
+            let _ = std::fs::remove_dir_all(self.dirs.run(run_id));
         }
+        submitted
     }
 
     /// Every volume must name one active lease `asker` holds on a compute
@@ -57,7 +77,7 @@ impl Runner {
             if let Some(why) = lease.inactive_reason(now) {
                 return Err(why);
             }
-            if query::files_served(store, &lease.dataset_id).is_ok() {
+            if query::files_served(store, &lease.dataset_id, lease.dataset_version).is_ok() {
                 return Err(format!("dataset {} is read as files, not run on here", lease.dataset_id));
             }
             if the_lease.as_ref().is_some_and(|l| l.id != lease.id) {
@@ -110,23 +130,30 @@ impl Runner {
     ) -> std::result::Result<RemoteStatus, String> {
         let run = self.run_for(asker, run_id)?;
         let r = run.record();
-        let (_, policy) = self.ledger_release(run_id)?;
-        let released = r.release.as_ref().is_some_and(|(ok, _)| *ok);
-        let lines = match policy.logs {
-            LogRelease::Live => run.lines_from(from),
-            LogRelease::AfterRelease if released => run.lines_from(from),
-            _ => Vec::new(),
-        };
-        let lines = lines.into_iter().take(MAX_LINES_PER_REPLY).collect();
-        let jobs = r.jobs.clone();
-        Ok(RemoteStatus {
-            status: r.status,
-            reason: r.reason,
-            jobs,
-            output_hash: r.output_hash,
-            release: r.release,
-            lines,
-        })
+        let (on_ledger, policy) = self.ledger_release(run_id)?;
+        let release = on_ledger.release.as_ref().map(|d| (d.approved, d.reason.clone()));
+        let released = release.as_ref().is_some_and(|(ok, _)| *ok);
+        let shown = policy.logs == LogRelease::Live || (policy.logs == LogRelease::AfterRelease && released);
+        if !shown {
+            // What a job controls (exit codes, errors, times, file names in
+            // a reason) could carry the data out: only the state goes.
+            let jobs = r
+                .jobs
+                .iter()
+                .map(|j| JobRecord {
+                    status: j.status,
+                    ..JobRecord::queued(j.number, j.command.clone(), j.depends_on.clone())
+                })
+                .collect();
+            let reason = r
+                .reason
+                .as_ref()
+                .map(|_| format!("{} at {}'s node, whose logs are not released", r.status.as_str(), self.node.org()));
+            return Ok(RemoteStatus { status: r.status, reason, jobs, output_hash: None, release, lines: Vec::new() });
+        }
+        let lines = run.read_lines(from, MAX_LOG_BYTES_PER_REPLY);
+        let output_hash = on_ledger.output_hash.map(hex::encode);
+        Ok(RemoteStatus { status: r.status, reason: r.reason, jobs: r.jobs, output_hash, release, lines })
     }
 
     pub(crate) fn cancel_for(&self, asker: &str, run_id: &str, by: &str) -> std::result::Result<(), String> {
@@ -205,11 +232,16 @@ impl Runner {
             return Err(NodeError::NotFound(format!("run {run_id} is not a compute run this node executed")));
         }
         let out = run.output_dir();
-        let bytes = tokio::task::spawn_blocking(move || Manifest::of_dir(&out).map(|m| m.total_bytes()))
+        let manifest = tokio::task::spawn_blocking(move || Manifest::of_dir(&out))
             .await
             .map_err(|e| NodeError::Unavailable(e.to_string()))??;
-        let payload =
-            Payload::DecideRelease { run_id: run_id.into(), approve, output_bytes: bytes, reason: reason.into() };
+        let payload = Payload::DecideRelease {
+            run_id: run_id.into(),
+            approve,
+            output_bytes: manifest.total_bytes(),
+            output_hash: approve.then(|| manifest.hash()),
+            reason: reason.into(),
+        };
         let w = self.node.write(payload).await?;
         if w.height.is_none() {
             return Err(NodeError::Unavailable("the ledger did not commit the decision in time; try again".into()));

@@ -30,8 +30,11 @@ impl Runner {
     /// The lease of a run on a compute dataset: then it is the only input.
     pub(super) fn compute_lease<'a>(&self, inputs: &'a Inputs) -> Result<Option<&'a Lease>> {
         let store = &self.node.ledger().store;
-        let compute: Vec<&Lease> =
-            inputs.leases.values().filter(|l| query::files_served(store, &l.dataset_id).is_err()).collect();
+        let compute: Vec<&Lease> = inputs
+            .leases
+            .values()
+            .filter(|l| query::files_served(store, &l.dataset_id, l.dataset_version).is_err())
+            .collect();
         match compute.as_slice() {
             [] => Ok(None),
             [lease] if inputs.leases.len() == 1 && inputs.own_dirs.is_empty() => Ok(Some(lease)),
@@ -127,6 +130,11 @@ impl Runner {
                     self.mirror(&run, &s);
                     if ended && (s.status != Status::Succeeded || s.release.is_some()) {
                         break s;
+                    }
+                    if let (true, Some(stop)) = (ended, run.stopped()) {
+                        // Cancelled while the owner had yet to decide: this
+                        // node stops waiting; the owner keeps the outputs.
+                        break RemoteStatus { status: stop.status(), reason: Some(stop.reason().into()), ..s };
                     }
                     let wait = if ended { AWAIT_RELEASE_MS } else { FOLLOW_MS };
                     tokio::time::sleep(Duration::from_millis(wait)).await;
