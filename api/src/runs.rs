@@ -113,7 +113,7 @@ pub struct ReleaseDecision {
 
 /// Releases a compute run's outputs to the org that asked for it (the
 /// executing owner's admin only; recorded on the ledger).
-#[utoipa::path(post, path = "/v1/releases/{id}/approve", request_body = ReleaseDecision, responses((status = 200, body = RunView), (status = 409, body = crate::error::Problem)), security(("bearer" = ["admin"])))]
+#[utoipa::path(post, path = "/v1/releases/{id}/approve", request_body = ReleaseDecision, responses((status = 200, body = RunView), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)), security(("bearer" = ["admin"])))]
 pub async fn approve_release(
     s: State<AppState>,
     caller: Caller,
@@ -124,7 +124,7 @@ pub async fn approve_release(
 }
 
 /// Refuses a compute run's outputs, with a reason; they never leave this node.
-#[utoipa::path(post, path = "/v1/releases/{id}/deny", request_body = ReleaseDecision, responses((status = 200, body = RunView), (status = 409, body = crate::error::Problem)), security(("bearer" = ["admin"])))]
+#[utoipa::path(post, path = "/v1/releases/{id}/deny", request_body = ReleaseDecision, responses((status = 200, body = RunView), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)), security(("bearer" = ["admin"])))]
 pub async fn deny_release(
     s: State<AppState>,
     caller: Caller,

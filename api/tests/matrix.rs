@@ -263,6 +263,14 @@ async fn every_operation_by_every_role() {
     m.op(1, "POST", "/v1/runs/{id}/cancel", &format!("/v1/runs/{sid}/cancel"), None, 200).await;
     wait_run(o2, &sid, "cancelled").await;
 
+    // A release is for a compute run this node executed: a local run has none.
+    let why = r#"{"reason":"checked"}"#;
+    for verb in ["approve", "deny"] {
+        let template = format!("/v1/releases/{{id}}/{verb}");
+        let p = m.op(1, "POST", &template, &format!("/v1/releases/{rid}/{verb}"), Some(why), 404).await;
+        assert!(p["detail"].as_str().unwrap().contains("not a compute run this node executed"), "{p}");
+    }
+
     // Retiring comes last: it ends the dataset's life.
     let gone = m.op(0, "DELETE", "/v1/datasets/{id}", "/v1/datasets/iris", None, 200).await;
     assert_eq!(gone["resource"]["retired"], true, "{gone}");
