@@ -98,7 +98,10 @@ pub(crate) fn decide_release(
         return Err(ChaincodeError::invalid("output_hash", "a release names the outputs' hash; a refusal names none"));
     }
     for input in &run.inputs {
-        let cap = load_dataset(state, &input.id)?.spec.policy.release.max_output_bytes;
+        // The stricter of the version the run read and the current one.
+        let current = load_dataset(state, &input.id)?.spec.policy.release.max_output_bytes;
+        let read: Option<crate::Dataset> = keys::get(state, &keys::dataset_version(&input.id, input.version))?;
+        let cap = read.map_or(current, |d| d.spec.policy.release.max_output_bytes.min(current));
         if approve && output_bytes > cap {
             return Err(ChaincodeError::invalid(
                 "output_bytes",

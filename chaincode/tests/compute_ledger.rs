@@ -91,6 +91,11 @@ fn the_owner_runs_it_as_the_lessees_and_releases_within_the_cap_once() {
     assert!(matches!(net.reject(1, T0 + 5000, decide("r", true, 10)), ChaincodeError::NotOwner { .. }));
     let err = net.reject(0, T0 + 5000, decide("r", true, 1001)).to_string();
     assert!(err.contains("1001 bytes of outputs exceed the 1000 bytes dataset \"records\" releases"), "{err}");
+    // A later version with a larger cap does not raise the one the run read.
+    let release = ReleasePolicy { max_output_bytes: 1 << 20, ..ReleasePolicy::default() };
+    let looser = AccessPolicy { access: AccessMode::Compute, release, ..policy(&[1, 2], HOUR, Approval::Owner, false) };
+    net.run(0, T0 + 4800, Payload::UpdateDataset { id: "records".into(), spec: spec("Records", &[], looser) }).unwrap();
+    assert!(net.reject(0, T0 + 5000, decide("r", true, 1001)).to_string().contains("exceed the 1000 bytes"));
     net.run(0, T0 + 5000, decide("r", true, 1000)).unwrap();
     assert!(matches!(net.reject(0, T0 + 5500, decide("r", false, 0)), ChaincodeError::AlreadyExists { .. }));
     net.run(1, T0 + 6000, publish("out", "r")).unwrap();
