@@ -53,43 +53,22 @@ impl Runner {
     pub(super) async fn submit_remote(
         self: &Arc<Self>,
         yaml: &str,
+        wf: &Workflow,
+        sandbox: &crate::workflow::sandbox::Sandbox,
         tar: Option<&[u8]>,
         inputs: &Inputs,
         lease: &Lease,
         submitted_by: &str,
     ) -> Result<RunRecord> {
-        let wf = Workflow::parse(yaml)?;
         let id = new_run_id();
         let owner = lease.owner.clone();
-        let jobs = wf
-            .jobs
-            .iter()
-            .map(|j| crate::workflow::live::JobRecord::queued(j.number, j.command.clone(), wf.dependencies(j.number)));
-        let record = RunRecord {
-            id: id.clone(),
-            name: wf.name.clone(),
-            org: self.node.org().into(),
-            submitted_by: submitted_by.into(),
-            status: Status::Queued,
-            reason: None,
-            sandbox: format!("at {owner}'s node, under its sandbox"),
-            workflow_hash: String::new(),
-            leases: vec![lease.id.clone()],
-            inputs: inputs.versions.keys().cloned().collect(),
-            jobs: jobs.collect(),
-            created_at_ms: now_ms(),
-            finished_at_ms: None,
-            output_hash: None,
-            start_tx: None,
-            finish_tx: None,
-            published_as: None,
-            protections: Vec::new(),
-            environment: None,
-            reuse_key: None,
-            reused_from: None,
-            executor: Some(owner.clone()),
-            release: None,
-        };
+        let mut record = self.new_record(&id, wf, sandbox, submitted_by, &[0; 32], inputs);
+        // The owner's node runs it, under its own sandbox, and names its
+        // workflow hash on the ledger (copied here as the run is followed).
+        record.sandbox = format!("at {owner}'s node, under its sandbox");
+        record.protections = Vec::new();
+        record.workflow_hash = String::new();
+        record.executor = Some(owner.clone());
         let run = LiveRun::create(&self.dirs.run(&id), record)?;
         let req = ComputeRequest::Submit {
             run_id: id.clone(),
