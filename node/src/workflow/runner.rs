@@ -242,9 +242,9 @@ impl Runner {
             Mode::Local { .. } => self.resolve_inputs(&wf)?,
             Mode::For { asker, .. } => self.resolve_for(asker, &wf)?,
         };
-        if let (Mode::Local { .. }, Some(lease)) = (mode, self.compute_lease(&inputs)?) {
+        if let (Mode::Local { .. }, Some(_)) = (mode, self.compute_lease(&inputs)?) {
             let tar = bundled.map(|b| b.tar.as_slice());
-            return self.submit_remote(yaml, &wf, &sandbox, tar, &inputs, lease, submitted_by).await;
+            return self.submit_remote(yaml, &wf, &sandbox, tar, &inputs, submitted_by).await;
         }
         let bundle = bundled.as_ref().map(|b| (b.dir, b.hash));
         if let Some(ds) = inputs.requiring_tests.first().filter(|_| wf.tests.is_empty()) {

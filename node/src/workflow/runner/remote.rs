@@ -57,9 +57,10 @@ impl Runner {
         sandbox: &crate::workflow::sandbox::Sandbox,
         tar: Option<&[u8]>,
         inputs: &Inputs,
-        lease: &Lease,
         submitted_by: &str,
     ) -> Result<RunRecord> {
+        // `compute_lease` found it the run's only lease.
+        let lease = inputs.leases.values().next().expect("a compute run has its lease");
         let id = new_run_id();
         let owner = lease.owner.clone();
         let mut record = self.new_record(&id, wf, sandbox, submitted_by, &[0; 32], inputs);
