@@ -173,6 +173,29 @@ async fn a_compute_run_is_killed_at_the_owner_within_a_second_of_its_lease_expir
     assert_eq!(r["status"], "expired", "{r}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_lists_the_runs_on_its_data_and_cancels_them() {
+    let net = TestNet::start(3).await;
+    let lease = compute_lease(&net, "watched", 600_000, json!({})).await;
+    let sleeper = format!(
+        "cmd_mode: shell\njobs:\n- command: sleep 30\n  volumes: [{{id: {lease}, name: d, path: /home/jovyan/d}}]\n"
+    );
+    let id = submit_yaml(&net, 1, &sleeper).await["id"].as_str().unwrap().to_string();
+    until(&net, 0, &id, 30, |r| r["jobs"][0]["status"] == "running").await;
+    let (_, runs) = net.get(0, "/v1/runs").await;
+    let listed = runs.as_array().unwrap().iter().find(|r| r["id"] == id.as_str()).expect("listed at the owner");
+    assert_eq!(
+        (listed["org"].as_str(), listed["submitted_by"].as_str(), listed["executor"].as_str()),
+        (Some("org2"), Some("org2/admin"), Some("org1")),
+        "{listed}"
+    );
+    let (code, c) = net.call(0, "POST", &format!("/v1/runs/{id}/cancel"), None, None).await;
+    assert_eq!(code, 200, "{c}");
+    let r = ended_on(&net, 1, &id, 30).await;
+    assert_eq!(r["status"], "cancelled", "the lessee sees the owner's cancel: {r}");
+    assert_eq!(ended_on(&net, 0, &id, 5).await["status"], "cancelled");
+}
+
 /// Not asserted: measured. From submission at the lessee to the first job
 /// running at the owner, against a run of the owner's own on the same data.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -207,7 +230,7 @@ async fn time_to_the_first_job_at_the_owner_against_a_local_run() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rogue_org_gets_no_files_and_nothing_of_another_orgs_run() {
     use leasehold_node::compute::{ComputeReply, ComputeRequest};
-    use leasehold_node::data::plane::{DataReply, DataRequest};
+    use leasehold_node::data::plane::DataRequest;
     use leasehold_node::raft::{Rpc, RpcReply};
 
     let mut net = TestNet::start(3).await;
@@ -235,7 +258,6 @@ async fn a_rogue_org_gets_no_files_and_nothing_of_another_orgs_run() {
     assert!(why.contains("compute-only"), "{why}");
     let chunk = DataRequest::Chunk { lease_id: org3_lease, path: "dir/data.csv".into(), offset: 0, len: 1 << 20 };
     assert!(refused(rogue.send("org1", &Rpc::Data(chunk)).await).contains("compute-only"));
-    let _ = DataReply::Chunk(Vec::new());
     // Nothing of org2's run: not its state, log, outputs or cancel.
     let run_id = victim.clone();
     for req in [

@@ -60,6 +60,9 @@ fn record_json(kind: &str, bytes: &[u8], now: i64) -> Result<serde_json::Value, 
     let v = match kind {
         "dataset" => serde_json::to_value(crate::views::DatasetView::from(&from_bytes::<Dataset>(bytes, kind)?)),
         "lease" => serde_json::to_value(crate::views::LeaseView::at(&from_bytes::<Lease>(bytes, kind)?, now)),
+        "publication" => serde_json::to_value(crate::publications::PublicationView::from(&from_bytes::<
+            leasehold_chaincode::Publication,
+        >(bytes, kind)?)),
         _ => serde_json::to_value(from_bytes::<Run>(bytes, kind)?),
     };
     v.map_err(|e| ApiError::Internal(e.to_string()))
@@ -72,8 +75,8 @@ pub async fn history(
     Path((kind, id)): Path<(String, String)>,
 ) -> Result<Json<Vec<HistoryView>>, ApiError> {
     caller.require(Role::Viewer)?;
-    if !matches!(kind.as_str(), "dataset" | "lease" | "run") {
-        return Err(ApiError::bad("kind", format!("{kind:?} is not dataset, lease or run")));
+    if !matches!(kind.as_str(), "dataset" | "lease" | "run" | "publication") {
+        return Err(ApiError::bad("kind", format!("{kind:?} is not dataset, lease, run or publication")));
     }
     let entries = s.node.history(&kind, &id)?;
     if entries.is_empty() {

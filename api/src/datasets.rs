@@ -152,8 +152,14 @@ fn policy_from(p: &PolicyView) -> Result<AccessPolicy, ApiError> {
     };
     let derived = match p.derived.as_str() {
         "allow" => DerivedPolicy::Allow,
+        "owner_approval" => DerivedPolicy::OwnerApproval,
         "deny" => DerivedPolicy::Deny,
-        other => return Err(ApiError::invalid("policy.derived", format!("{other:?} is not 'allow' or 'deny'"))),
+        other => {
+            return Err(ApiError::invalid(
+                "policy.derived",
+                format!("{other:?} is not 'allow', 'owner_approval' or 'deny'"),
+            ))
+        }
     };
     Ok(AccessPolicy {
         allowed_orgs: p.allowed_orgs.clone(),

@@ -15,6 +15,7 @@ mod leases;
 mod ledger;
 mod membership;
 pub mod openapi;
+mod publications;
 mod runs;
 mod views;
 mod write;
@@ -56,6 +57,7 @@ pub fn app(state: AppState) -> Router {
         .merge(leases::routes())
         .merge(admin::routes())
         .merge(membership::routes())
+        .merge(publications::routes())
         .merge(runs::routes((state.node.config().workflow.max_bundle_mib as usize) << 20))
         .merge(openapi::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -18,6 +18,7 @@ use utoipa::IntoParams;
 
 use crate::auth::{Caller, JsonBody};
 use crate::datasets::{register, NewDataset, Source};
+use crate::publications::PublicationView;
 use crate::views::{RunView, WriteView};
 use crate::{ApiError, AppState};
 
@@ -212,8 +213,11 @@ fn follow(run: Arc<LiveRun>, from: u64) -> impl Stream<Item = Result<Event, Infa
     })
 }
 
+/// Publishes a succeeded run's outputs as a dataset derived from its inputs.
+/// When an input's owner must approve it (`derived: owner_approval`), it
+/// answers 202 with the pending publication (`/v1/publications`).
 #[utoipa::path(post, path = "/v1/runs/{id}/publish", request_body = NewDataset,
-    responses((status = 201, body = WriteView), (status = 409, body = crate::error::Problem)), security(("bearer" = ["admin"])))]
+    responses((status = 201, body = WriteView), (status = 202, body = WriteView), (status = 409, body = crate::error::Problem)), security(("bearer" = ["admin"])))]
 pub async fn publish(
     s: State<AppState>,
     caller: Caller,
@@ -222,8 +226,12 @@ pub async fn publish(
 ) -> Result<(StatusCode, Json<WriteView>), ApiError> {
     caller.require(Role::Admin)?;
     let (record, output): (RunRecord, _) = s.node.runner().publishable(&id)?;
-    let (status, view, dataset) =
+    let (status, Json(view), dataset) =
         register(&s, req, Source::RunOutput { run_id: record.id.clone(), dir: output }).await?;
     s.node.runner().mark_published(&id, &dataset)?;
-    Ok((status, view))
+    if let Some(p) = s.node.publication(&dataset)? {
+        let pending = WriteView { resource: serde_json::to_value(PublicationView::from(&p)).ok(), ..view };
+        return Ok((StatusCode::ACCEPTED, Json(pending)));
+    }
+    Ok((status, Json(view)))
 }

@@ -23,8 +23,10 @@ pub struct PolicyView {
     /// Workflows that read it must declare QC tests, which must pass first.
     #[serde(default)]
     pub require_tests: bool,
-    /// `allow` (the default): outputs derived from it may be published; or
-    /// `deny`: only its owner may publish what is derived from it.
+    /// `allow` (the default): outputs derived from it may be published;
+    /// `owner_approval`: a publication waits until the owner approves it
+    /// (`/v1/publications`); `deny`: only its owner may publish what is
+    /// derived from it.
     #[serde(default = "allow")]
     pub derived: String,
     /// `files` (the default): a lessee's node fetches the files; or
@@ -97,6 +99,7 @@ impl From<&AccessPolicy> for PolicyView {
             require_tests: p.require_tests,
             derived: match p.derived {
                 DerivedPolicy::Allow => "allow".into(),
+                DerivedPolicy::OwnerApproval => "owner_approval".into(),
                 DerivedPolicy::Deny => "deny".into(),
             },
             access: match p.access {

@@ -271,6 +271,15 @@ async fn every_operation_by_every_role() {
         assert!(p["detail"].as_str().unwrap().contains("not a compute run this node executed"), "{p}");
     }
 
+    // Publications wait only on owner_approval inputs: none wait here.
+    let pending = m.op(1, "GET", "/v1/publications", "/v1/publications", None, 200).await;
+    assert_eq!(pending, json!([]));
+    for verb in ["approve", "deny"] {
+        let template = format!("/v1/publications/{{id}}/{verb}");
+        let p = m.op(0, "POST", &template, &format!("/v1/publications/derived/{verb}"), Some(why), 404).await;
+        assert!(p["detail"].as_str().unwrap().contains("no publication of \"derived\" is pending"), "{p}");
+    }
+
     // Retiring comes last: it ends the dataset's life.
     let gone = m.op(0, "DELETE", "/v1/datasets/{id}", "/v1/datasets/iris", None, 200).await;
     assert_eq!(gone["resource"]["retired"], true, "{gone}");

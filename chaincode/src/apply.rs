@@ -60,6 +60,15 @@ pub enum Event {
         run_id: String,
         approved: bool,
     },
+    /// A derived dataset waits for the approval of `awaiting`.
+    PublicationAwaiting {
+        id: String,
+        awaiting: Vec<String>,
+    },
+    /// An owner refused a pending publication; it is dropped.
+    PublicationDenied {
+        id: String,
+    },
 }
 
 /// Context of one transaction inside a block.
@@ -136,6 +145,9 @@ pub(crate) fn apply_verified(state: &mut impl State, tx: &SignedTx, tx_id: TxId,
         Payload::DecideRelease { run_id, approve, output_bytes, output_hash, reason } => {
             let outputs = (*output_bytes, *output_hash);
             crate::compute::decide_release(state, &tcx, run_id, *approve, outputs, reason)?
+        }
+        Payload::DecidePublication { dataset_id, approve, reason } => {
+            crate::publication::decide(state, &tcx, dataset_id, *approve, reason)?
         }
     };
     keys::put(state, keys::tx(&tx_id), &ctx.height);
@@ -242,12 +254,12 @@ fn register(
     derived_from_run: &Option<String>,
 ) -> Result<Event> {
     keys::valid_id("id", id)?;
-    if state.get(&keys::dataset(id))?.is_some() {
+    if state.get(&keys::dataset(id))?.is_some() || state.get(&keys::publication(id))?.is_some() {
         return Err(ChaincodeError::AlreadyExists { kind: "dataset", id: id.into() });
     }
     validate_spec(ctx, spec)?;
     let provenance = match derived_from_run {
-        Some(run_id) => Some(run::provenance_for(state, ctx, run_id, &spec.content_hash)?),
+        Some(run_id) => Some(run::provenance_for(state, ctx.org, run_id, &spec.content_hash)?),
         None => None,
     };
     let ds = Dataset {
@@ -260,9 +272,20 @@ fn register(
         created_at_ms: ctx.now(),
         updated_at_ms: ctx.now(),
     };
-    index_dataset(state, &ds, true);
-    store_dataset(state, ctx, &ds)?;
-    Ok(Event::DatasetRegistered { id: id.into(), version: 1 })
+    if let Some(prov) = &ds.provenance {
+        let awaiting = crate::publication::approvers(state, ctx.org, &prov.inputs)?;
+        if !awaiting.is_empty() {
+            return crate::publication::hold(state, ctx, ds, awaiting);
+        }
+    }
+    publish(state, ctx, &ds)
+}
+
+/// Puts a new dataset on the ledger.
+pub(crate) fn publish(state: &mut impl State, ctx: &TxCtx, ds: &Dataset) -> Result<Event> {
+    index_dataset(state, ds, true);
+    store_dataset(state, ctx, ds)?;
+    Ok(Event::DatasetRegistered { id: ds.id.clone(), version: 1 })
 }
 
 fn owned_live_dataset(state: &impl StateRead, ctx: &TxCtx, id: &str, action: &'static str) -> Result<Dataset> {

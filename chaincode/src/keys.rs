@@ -28,6 +28,10 @@ pub fn dataset(id: &str) -> Vec<u8> {
 pub fn dataset_version(id: &str, version: u32) -> Vec<u8> {
     format!("dsv/{id}/{version:010}").into_bytes()
 }
+/// A derived dataset waiting for its inputs' owners (`Publication`).
+pub fn publication(id: &str) -> Vec<u8> {
+    format!("pub/{id}").into_bytes()
+}
 pub fn lease(id: &str) -> Vec<u8> {
     format!("lease/{id}").into_bytes()
 }

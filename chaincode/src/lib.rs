@@ -18,6 +18,7 @@ mod error;
 pub mod keys;
 mod lease;
 pub mod membership;
+mod publication;
 pub mod query;
 mod run;
 mod state;

@@ -217,3 +217,23 @@ pub fn files_served(state: &impl StateRead, dataset: &str, version: Option<u32>)
     }
     Ok(())
 }
+
+/// A derived dataset waiting for its inputs' owners to approve its publication.
+pub fn publication(state: &impl StateRead, id: &str) -> Result<Option<crate::Publication>> {
+    keys::get(state, &keys::publication(id))
+}
+
+/// Pending publications that `org` published or must decide, in id order.
+pub fn publications(state: &impl StateRead, org: &str) -> Result<Vec<crate::Publication>> {
+    let mut out = Vec::new();
+    for (k, v) in state.scan_prefix(b"pub/", usize::MAX)? {
+        let p: crate::Publication = decode(&k, &v)?;
+        if p.dataset.owner == org || p.awaiting.iter().any(|o| o == org) || p.decisions.iter().any(|d| d.org == org) {
+            out.push(p);
+        }
+        if out.len() == MAX_PAGE {
+            break;
+        }
+    }
+    Ok(out)
+}

@@ -115,17 +115,18 @@ pub(crate) fn finish(
     Ok(Event::RunFinished { run_id: run_id.into() })
 }
 
-/// The provenance of a dataset published from `run_id`: the run must be
-/// this org's, have succeeded, and have produced exactly `content_hash`.
+/// The provenance of a dataset `publisher` publishes from `run_id`: the
+/// run must be the publisher's, have succeeded (and, run at an owner, been
+/// released), and have produced exactly `content_hash`; no input may deny it.
 pub(crate) fn provenance_for(
     state: &impl StateRead,
-    ctx: &TxCtx,
+    publisher: &str,
     run_id: &str,
     content_hash: &Hash32,
 ) -> Result<Provenance> {
     let run = load(state, run_id)?;
-    if run.org != ctx.org {
-        return Err(ChaincodeError::Provenance(format!("run {run_id:?} belongs to {:?}, not {:?}", run.org, ctx.org)));
+    if run.org != publisher {
+        return Err(ChaincodeError::Provenance(format!("run {run_id:?} belongs to {:?}, not {publisher:?}", run.org)));
     }
     if run.status != RunStatus::Succeeded {
         return Err(ChaincodeError::Provenance(format!(
@@ -146,26 +147,29 @@ pub(crate) fn provenance_for(
         )));
     }
     for input in &run.inputs {
-        check_derived(state, ctx, input)?;
+        if input_policies(state, publisher, input)?.contains(&DerivedPolicy::Deny) {
+            let owner = load_dataset(state, &input.id)?.owner;
+            return Err(ChaincodeError::Provenance(format!(
+                "dataset {:?}'s owner {owner:?} does not allow publishing what is derived from it",
+                input.id
+            )));
+        }
     }
     Ok(Provenance { run_id: run.id, workflow_hash: run.workflow_hash, inputs: run.inputs })
 }
 
-/// An input whose owner denies publishing what is derived from it, in the
-/// version the run read or in its current one, stops the publication; the
-/// owner itself may publish what it derives from its own data.
-fn check_derived(state: &impl StateRead, ctx: &TxCtx, input: &DatasetRef) -> Result<()> {
-    let current = load_dataset(state, &input.id)?;
-    if current.owner == ctx.org {
-        return Ok(());
+/// The derived-data policies of `input` that bind `publisher`: those of the
+/// version the run read and of the current one, so that neither an old
+/// version nor a new one loosens it. None bind the dataset's own owner.
+pub(crate) fn input_policies(
+    state: &impl StateRead,
+    publisher: &str,
+    input: &DatasetRef,
+) -> Result<Vec<DerivedPolicy>> {
+    let current: Dataset = load_dataset(state, &input.id)?;
+    if current.owner == publisher {
+        return Ok(Vec::new());
     }
     let read: Option<Dataset> = keys::get(state, &keys::dataset_version(&input.id, input.version))?;
-    let denies = |ds: &Dataset| ds.spec.policy.derived == DerivedPolicy::Deny;
-    if denies(&current) || read.as_ref().is_some_and(denies) {
-        return Err(ChaincodeError::Provenance(format!(
-            "dataset {:?}'s owner {:?} does not allow publishing what is derived from it",
-            input.id, current.owner
-        )));
-    }
-    Ok(())
+    Ok(std::iter::once(current).chain(read).map(|d| d.spec.policy.derived).collect())
 }

@@ -119,6 +119,13 @@ pub enum Payload {
         output_hash: Option<Hash32>,
         reason: String,
     },
+    /// The owner of an input of a pending publication approves it, or
+    /// refuses it saying why.
+    DecidePublication {
+        dataset_id: String,
+        approve: bool,
+        reason: String,
+    },
 }
 
 impl Payload {
@@ -140,6 +147,7 @@ impl Payload {
             Self::ApproveMembership { .. } => "approve_membership",
             Self::StartComputeRun { .. } => "start_compute_run",
             Self::DecideRelease { .. } => "decide_release",
+            Self::DecidePublication { .. } => "decide_publication",
         }
     }
 }

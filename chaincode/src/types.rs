@@ -144,9 +144,34 @@ impl Default for ReleasePolicy {
 pub enum DerivedPolicy {
     /// Published under the publisher's own policy.
     Allow,
+    /// Published once the dataset's owner approves that publication
+    /// (`DecidePublication`); until then it waits on the ledger.
+    OwnerApproval,
     /// Never published by another org; the owner may still publish what it
     /// derives from its own data.
     Deny,
+}
+
+/// A derived dataset waiting for the owners of its inputs to approve its
+/// publication. It is registered, as `dataset`, when the last one approves,
+/// and dropped when any one refuses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Publication {
+    /// The dataset as it will be registered; its provenance names the run.
+    pub dataset: Dataset,
+    /// The orgs whose approval it still needs, sorted.
+    pub awaiting: Vec<OrgId>,
+    /// The owners' words so far; a refusal is the last.
+    pub decisions: Vec<PublicationDecision>,
+    pub requested_at_ms: TimeMs,
+}
+
+/// One owner's word on a publication.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicationDecision {
+    pub org: OrgId,
+    pub approved: bool,
+    pub reason: String,
 }
 
 /// AES-256-GCM ciphertext of a dataset's private metadata. Opaque here: the

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use leasehold_chaincode::query::{self, DatasetFilter, LeaseFilter, LineageNode};
-use leasehold_chaincode::{AccessRecord, Dataset, HistoryEntry, Lease, TxId};
+use leasehold_chaincode::{AccessRecord, Dataset, HistoryEntry, Lease, Publication, TxId};
 
 use crate::block::Block;
 use crate::data::{DataDirs, Manifest};
@@ -60,6 +60,16 @@ impl NodeHandle {
     /// with its number.
     pub fn access_log(&self, lease_id: &str, from: u32, limit: usize) -> Result<Vec<(u32, AccessRecord)>> {
         Ok(query::access_log(&self.inner.ledger.store, lease_id, from, limit)?)
+    }
+
+    /// A derived dataset waiting for its inputs' owners to approve its publication.
+    pub fn publication(&self, id: &str) -> Result<Option<Publication>> {
+        Ok(query::publication(&self.inner.ledger.store, id)?)
+    }
+
+    /// Pending publications this org published or must decide.
+    pub fn publications(&self) -> Result<Vec<Publication>> {
+        Ok(query::publications(&self.inner.ledger.store, self.org())?)
     }
 
     pub fn history(&self, kind: &str, id: &str) -> Result<Vec<HistoryEntry>> {

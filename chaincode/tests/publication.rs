@@ -1,0 +1,93 @@
+//! Publishing what is derived from an `owner_approval` dataset: it waits on
+//! the ledger for the owner's word, and only that owner's word moves it.
+
+mod common;
+use common::*;
+use leasehold_chaincode::*;
+
+/// org1's `iris` (leased to org2 as `L1`) and `records` (leased as `L2`),
+/// whose policy asks org1's approval before anything derived is published;
+/// org2's run `r` read both and succeeded with output `[5; 32]`.
+fn with_finished_run() -> Net {
+    let mut net = with_active_lease();
+    let ask = AccessPolicy { derived: DerivedPolicy::OwnerApproval, ..policy(&[1], HOUR, Approval::Owner, false) };
+    net.run(0, T0 + 2000, register("records", spec("Records", &[], ask))).unwrap();
+    net.run(1, T0 + 2500, request("L2", "records", HOUR / 2)).unwrap();
+    net.run(0, T0 + 2600, grant("L2", 600_000)).unwrap();
+    let inputs = vec![DatasetRef { id: "iris".into(), version: 1 }, DatasetRef { id: "records".into(), version: 1 }];
+    let start = Payload::StartRun {
+        run_id: "r".into(),
+        workflow_hash: [3; 32],
+        lease_ids: vec!["L1".into(), "L2".into()],
+        inputs,
+    };
+    net.run(1, T0 + 3000, start).unwrap();
+    net.run(
+        1,
+        T0 + 4000,
+        Payload::FinishRun { run_id: "r".into(), status: RunStatus::Succeeded, output_hash: Some([5; 32]) },
+    )
+    .unwrap();
+    net
+}
+
+fn publish(id: &str) -> Payload {
+    let s = DatasetSpec { content_hash: [5; 32], ..spec("Counts", &[], policy(&[2], HOUR, Approval::Owner, false)) };
+    Payload::RegisterDataset { id: id.into(), spec: s, derived_from_run: Some("r".into()) }
+}
+
+fn decide(id: &str, approve: bool, reason: &str) -> Payload {
+    Payload::DecidePublication { dataset_id: id.into(), approve, reason: reason.into() }
+}
+
+#[test]
+fn a_publication_waits_for_the_owners_approval_and_only_the_owner_gives_it() {
+    let mut net = with_finished_run();
+    let events = net.run(1, T0 + 5000, publish("counts")).unwrap();
+    assert_eq!(events, [Event::PublicationAwaiting { id: "counts".into(), awaiting: vec!["org1".into()] }]);
+    assert!(query::dataset(&net.state, "counts").unwrap().is_none(), "it waits off the ledger");
+    assert_eq!(query::publications(&net.state, "org1").unwrap().len(), 1);
+    assert!(query::publications(&net.state, "org3").unwrap().is_empty());
+    // The id is taken while it waits, by the publisher and by anyone else.
+    assert!(matches!(net.reject(1, T0 + 5100, publish("counts")), ChaincodeError::AlreadyExists { .. }));
+    let other = register("counts", spec("Squat", &[], policy(&[], HOUR, Approval::Owner, false)));
+    assert!(matches!(net.reject(2, T0 + 5100, other), ChaincodeError::AlreadyExists { .. }));
+    // Neither the publisher nor a third org approves it.
+    for org_ix in [1, 2] {
+        let err = net.reject(org_ix, T0 + 5200, decide("counts", true, ""));
+        assert!(matches!(err, ChaincodeError::NotOwner { .. }), "{err}");
+    }
+    let err = net.reject(0, T0 + 5200, decide("counts", false, " "));
+    assert!(matches!(err, ChaincodeError::InvalidField { field: "reason", .. }), "a refusal says why: {err}");
+    net.run(0, T0 + 6000, decide("counts", true, "aggregates only")).unwrap();
+    let ds = net.dataset("counts");
+    assert_eq!((ds.owner.as_str(), ds.created_at_ms), ("org2", T0 + 6000));
+    assert_eq!(ds.provenance.unwrap().run_id, "r");
+    assert!(query::publication(&net.state, "counts").unwrap().is_none());
+    assert!(matches!(net.reject(0, T0 + 6100, decide("counts", true, "")), ChaincodeError::NotFound { .. }));
+}
+
+#[test]
+fn a_refused_publication_is_dropped_with_its_reason() {
+    let mut net = with_finished_run();
+    net.run(1, T0 + 5000, publish("counts")).unwrap();
+    let events = net.run(0, T0 + 6000, decide("counts", false, "small cells")).unwrap();
+    assert_eq!(events, [Event::PublicationDenied { id: "counts".into() }]);
+    assert!(query::dataset(&net.state, "counts").unwrap().is_none());
+    assert!(query::publication(&net.state, "counts").unwrap().is_none());
+    let history = query::history(&net.state, "publication", "counts").unwrap();
+    let last: Publication = canonical::from_bytes(&history.last().unwrap().record, "publication").unwrap();
+    let d = &last.decisions[0];
+    assert_eq!((d.org.as_str(), d.approved, d.reason.as_str()), ("org1", false, "small cells"));
+}
+
+#[test]
+fn a_policy_that_turns_to_deny_while_waiting_stops_the_approval() {
+    let mut net = with_finished_run();
+    net.run(1, T0 + 5000, publish("counts")).unwrap();
+    let deny = AccessPolicy { derived: DerivedPolicy::Deny, ..policy(&[1], HOUR, Approval::Owner, false) };
+    net.run(0, T0 + 5500, Payload::UpdateDataset { id: "records".into(), spec: spec("Records", &[], deny) }).unwrap();
+    let err = net.reject(0, T0 + 6000, decide("counts", true, ""));
+    assert!(matches!(err, ChaincodeError::Provenance(_)), "{err}");
+    assert!(query::dataset(&net.state, "counts").unwrap().is_none());
+}
