@@ -256,7 +256,7 @@ async fn a_rogue_org_gets_no_files_and_nothing_of_another_orgs_run() {
     // Its own active lease on the compute dataset fetches no file.
     let why = refused(rogue.send("org1", &Rpc::Data(DataRequest::Manifest { lease_id: org3_lease.clone() })).await);
     assert!(why.contains("compute-only"), "{why}");
-    let chunk = DataRequest::Chunk { lease_id: org3_lease, path: "dir/data.csv".into(), offset: 0, len: 1 << 20 };
+    let chunk = DataRequest::Chunk { lease_id: org3_lease.clone(), path: "dir/data.csv".into(), offset: 0, len: 1 << 20 };
     assert!(refused(rogue.send("org1", &Rpc::Data(chunk)).await).contains("compute-only"));
     // Nothing of org2's run: not its state, log, outputs or cancel.
     let run_id = victim.clone();
@@ -273,6 +273,12 @@ async fn a_rogue_org_gets_no_files_and_nothing_of_another_orgs_run() {
     let yaml = format!("jobs: ['true']\n# {}\n", victim);
     let submit = ComputeRequest::Submit { run_id: victim.clone(), yaml, bundle: None, submitted_by: "mallory".into() };
     assert!(refused(rogue.send("org1", &Rpc::Compute(submit)).await).contains("is taken"));
+    // Nor a run it never asked for on the ledger: the owner runs nothing unsigned.
+    let yaml = counting(&org3_lease);
+    let submit = ComputeRequest::Submit { run_id: "unasked".into(), yaml, bundle: None, submitted_by: "mallory".into() };
+    let why = refused(rogue.send("org1", &Rpc::Compute(submit)).await);
+    assert!(why.contains("org3 has not requested run unasked on the ledger"), "{why}");
+    assert_eq!(net.get(0, "/v1/runs/unasked").await.0, 404);
     let at_owner = run_on(&net, 0, &victim).await;
     assert_eq!((at_owner["status"].as_str(), at_owner["org"].as_str()), (Some("succeeded"), Some("org2")));
     assert_eq!(output_file(&net, 0, &victim, "count.txt").as_deref(), Some("3\n"));

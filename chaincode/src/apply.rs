@@ -60,6 +60,9 @@ pub enum Event {
         run_id: String,
         approved: bool,
     },
+    ComputeRunRequested {
+        run_id: String,
+    },
     /// A derived dataset waits for the approval of `awaiting`.
     PublicationAwaiting {
         id: String,
@@ -139,8 +142,11 @@ pub(crate) fn apply_verified(state: &mut impl State, tx: &SignedTx, tx_id: TxId,
         Payload::FinishRun { run_id, status, output_hash } => run::finish(state, &tcx, run_id, *status, output_hash)?,
         Payload::RecordAccess { lease_id, reader } => lease::record_access(state, &tcx, lease_id, reader)?,
         Payload::ApproveMembership { voters } => crate::membership::approve(state, &tcx, voters)?,
-        Payload::StartComputeRun { run_id, workflow_hash, lease_id } => {
-            crate::compute::start(state, &tcx, run_id, workflow_hash, lease_id)?
+        Payload::RequestComputeRun { run_id, lease_id, submission_hash } => {
+            crate::compute::request(state, &tcx, run_id, lease_id, submission_hash)?
+        }
+        Payload::StartComputeRun { run_id, workflow_hash, lease_id, submission_hash } => {
+            crate::compute::start(state, &tcx, run_id, (workflow_hash, submission_hash), lease_id)?
         }
         Payload::DecideRelease { run_id, approve, output_bytes, output_hash, reason } => {
             let outputs = (*output_bytes, *output_hash);

@@ -1,30 +1,96 @@
 //! Compute-to-data (seed `000_*`): the algorithm goes to the data. A
 //! `compute` dataset's files never leave its owner's node. Its lessee asks
-//! the owner's node to run a workflow there; the owner starts the run on
-//! the ledger as the lessee's, runs it, and decides, under the dataset's
-//! release policy, whether its outputs may leave.
+//! the owner's node to run a workflow there, with a signed request on the
+//! ledger; the owner starts the run that request names, as the lessee's,
+//! runs it, and decides, under the dataset's release policy, whether its
+//! outputs may leave.
 
 use crate::apply::{load_dataset, Event, TxCtx};
 use crate::run::{load, store};
-use crate::{keys, lease, ChaincodeError, DatasetRef, Hash32, LeaseStatus, Release, Result, Run, RunStatus, State};
+use crate::{
+    keys, lease, ChaincodeError, ComputeRunRequest, DatasetRef, Hash32, Lease, LeaseStatus, Release, Result, Run,
+    RunStatus, State, StateRead,
+};
 
-/// The owner starts a run the lessee of `lease_id` asked for, on the
-/// leased version of its compute dataset.
+/// The lessee of `lease_id` asks the owner to run a workflow on it.
+pub(crate) fn request(
+    state: &mut impl State,
+    ctx: &TxCtx,
+    run_id: &str,
+    lease_id: &str,
+    submission_hash: &Hash32,
+) -> Result<Event> {
+    keys::valid_id("run_id", run_id)?;
+    if state.get(&keys::run(run_id))?.is_some() || state.get(&keys::compute_request(run_id))?.is_some() {
+        return Err(ChaincodeError::AlreadyExists { kind: "run", id: run_id.into() });
+    }
+    let lease = lease::load(state, lease_id)?;
+    if lease.lessee != ctx.org {
+        return Err(ChaincodeError::NotLessee { lease: lease.id, lessee: lease.lessee, org: ctx.org.into() });
+    }
+    runnable(state, ctx, &lease)?;
+    let req = ComputeRunRequest {
+        run_id: run_id.into(),
+        lessee: ctx.org.into(),
+        lease_id: lease.id,
+        submission_hash: *submission_hash,
+        requested_at_ms: ctx.now(),
+    };
+    keys::put(state, keys::compute_request(run_id), &req);
+    Ok(Event::ComputeRunRequested { run_id: run_id.into() })
+}
+
+/// The owner starts the run its lessee requested, on the leased version of
+/// its compute dataset.
 pub(crate) fn start(
     state: &mut impl State,
     ctx: &TxCtx,
     run_id: &str,
-    workflow_hash: &Hash32,
+    (workflow_hash, submission_hash): (&Hash32, &Hash32),
     lease_id: &str,
 ) -> Result<Event> {
     keys::valid_id("run_id", run_id)?;
     if state.get(&keys::run(run_id))?.is_some() {
         return Err(ChaincodeError::AlreadyExists { kind: "run", id: run_id.into() });
     }
+    let req: ComputeRunRequest = keys::get(state, &keys::compute_request(run_id))?
+        .ok_or_else(|| ChaincodeError::NotFound { kind: "compute run request", id: run_id.into() })?;
     let lease = lease::load(state, lease_id)?;
     lease::require_owner(&lease, ctx, "run a workflow on its dataset")?;
+    if req.lease_id != lease.id {
+        return Err(ChaincodeError::invalid(
+            "lease_id",
+            format!("{} asked for run {run_id:?} under lease {:?}", req.lessee, req.lease_id),
+        ));
+    }
+    if req.submission_hash != *submission_hash {
+        return Err(ChaincodeError::invalid(
+            "submission_hash",
+            format!("the workflow differs from the one {} asked to run as {run_id:?}", req.lessee),
+        ));
+    }
+    let input = runnable(state, ctx, &lease)?;
+    let run = Run {
+        id: run_id.into(),
+        org: lease.lessee,
+        workflow_hash: *workflow_hash,
+        lease_ids: vec![lease.id],
+        inputs: vec![input],
+        status: RunStatus::Running,
+        output_hash: None,
+        started_at_ms: ctx.now(),
+        finished_at_ms: None,
+        executor: Some(ctx.org.into()),
+        release: None,
+    };
+    store(state, ctx, &run)?;
+    Ok(Event::RunStarted { run_id: run_id.into() })
+}
+
+/// The dataset version an active `lease` on a live compute dataset reads.
+fn runnable(state: &impl StateRead, ctx: &TxCtx, lease: &Lease) -> Result<DatasetRef> {
     if lease.status_at(ctx.now()) != LeaseStatus::Active {
-        return Err(lease::wrong_state(&lease, ctx.now(), "run on", "active"));
+        return Err(lease::wrong_state(lease, ctx.now(), "run on", "active"));
     }
     let ds = load_dataset(state, &lease.dataset_id)?;
     if ds.retired {
@@ -43,21 +109,7 @@ pub(crate) fn start(
             id: format!("{}@{}", input.id, input.version),
         });
     }
-    let run = Run {
-        id: run_id.into(),
-        org: lease.lessee,
-        workflow_hash: *workflow_hash,
-        lease_ids: vec![lease.id],
-        inputs: vec![input],
-        status: RunStatus::Running,
-        output_hash: None,
-        started_at_ms: ctx.now(),
-        finished_at_ms: None,
-        executor: Some(ctx.org.into()),
-        release: None,
-    };
-    store(state, ctx, &run)?;
-    Ok(Event::RunStarted { run_id: run_id.into() })
+    Ok(input)
 }
 
 /// The executor releases a succeeded compute run's outputs, or refuses to.

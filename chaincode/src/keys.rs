@@ -32,6 +32,10 @@ pub fn dataset_version(id: &str, version: u32) -> Vec<u8> {
 pub fn publication(id: &str) -> Vec<u8> {
     format!("pub/{id}").into_bytes()
 }
+/// A lessee's request that a compute dataset's owner run its workflow.
+pub fn compute_request(run_id: &str) -> Vec<u8> {
+    format!("creq/{run_id}").into_bytes()
+}
 pub fn lease(id: &str) -> Vec<u8> {
     format!("lease/{id}").into_bytes()
 }

@@ -102,12 +102,22 @@ pub enum Payload {
     ApproveMembership {
         voters: Vec<OrgId>,
     },
-    /// The owner of a compute dataset starts, on its own node, a run the
-    /// lessee of `lease_id` asked for; the run is the lessee's.
+    /// The lessee of `lease_id`, a compute dataset's, asks its owner to run
+    /// the workflow whose yaml and bundle hash to `submission_hash` as run
+    /// `run_id`: the owner alone cannot attribute a run to it.
+    RequestComputeRun {
+        run_id: String,
+        lease_id: String,
+        submission_hash: Hash32,
+    },
+    /// The owner of a compute dataset starts, on its own node, the run its
+    /// lessee requested (`RequestComputeRun`); the run is the lessee's.
+    /// `workflow_hash` adds the owner's environment to `submission_hash`.
     StartComputeRun {
         run_id: String,
         workflow_hash: Hash32,
         lease_id: String,
+        submission_hash: Hash32,
     },
     /// The executor of a succeeded compute run releases its outputs to the
     /// run's org, or refuses to, saying why.
@@ -145,6 +155,7 @@ impl Payload {
             Self::FinishRun { .. } => "finish_run",
             Self::RecordAccess { .. } => "record_access",
             Self::ApproveMembership { .. } => "approve_membership",
+            Self::RequestComputeRun { .. } => "request_compute_run",
             Self::StartComputeRun { .. } => "start_compute_run",
             Self::DecideRelease { .. } => "decide_release",
             Self::DecidePublication { .. } => "decide_publication",

@@ -152,6 +152,18 @@ pub enum DerivedPolicy {
     Deny,
 }
 
+/// A lessee's signed request that the owner of a compute dataset run its
+/// workflow; the owner's `StartComputeRun` must match it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComputeRunRequest {
+    pub run_id: String,
+    pub lessee: OrgId,
+    pub lease_id: String,
+    /// sha256 over the workflow.yaml and its bundle (`workflow_hash` with no environment).
+    pub submission_hash: Hash32,
+    pub requested_at_ms: TimeMs,
+}
+
 /// A derived dataset waiting for the owners of its inputs to approve its
 /// publication. It is registered, as `dataset`, when the last one approves,
 /// and dropped when any one refuses.

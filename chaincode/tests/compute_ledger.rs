@@ -25,8 +25,14 @@ fn with_compute_lease() -> Net {
     net
 }
 
+/// org1 starts run `run` on `lease`, as org2 asked with `ask`.
 fn compute(run: &str, hash: [u8; 32], lease: &str) -> Payload {
-    Payload::StartComputeRun { run_id: run.into(), workflow_hash: hash, lease_id: lease.into() }
+    Payload::StartComputeRun { run_id: run.into(), workflow_hash: hash, lease_id: lease.into(), submission_hash: hash }
+}
+
+/// org2 asks org1 to run workflow `hash` as `run` on `lease`.
+fn ask(run: &str, hash: [u8; 32], lease: &str) -> Payload {
+    Payload::RequestComputeRun { run_id: run.into(), lease_id: lease.into(), submission_hash: hash }
 }
 
 fn finish(run: &str) -> Payload {
@@ -75,6 +81,24 @@ fn a_compute_datasets_files_are_never_served_and_its_lessee_cannot_run_on_it() {
 #[test]
 fn the_owner_runs_it_as_the_lessees_and_releases_within_the_cap_once() {
     let mut net = with_compute_lease();
+    // Only what the lessee signed: no request, no run.
+    let err = net.reject(0, T0 + 3000, compute("r", [3; 32], "L1"));
+    assert_eq!(err.to_string(), "compute run request \"r\" does not exist");
+    assert!(matches!(net.reject(0, T0 + 2900, ask("r", [3; 32], "L1")), ChaincodeError::NotLessee { .. }));
+    assert!(matches!(net.reject(2, T0 + 2900, ask("r", [3; 32], "L1")), ChaincodeError::NotLessee { .. }));
+    net.run(1, T0 + 2900, ask("r", [3; 32], "L1")).unwrap();
+    assert!(matches!(net.reject(1, T0 + 2950, ask("r", [3; 32], "L1")), ChaincodeError::AlreadyExists { .. }));
+    let other = Payload::StartComputeRun {
+        run_id: "r".into(),
+        workflow_hash: [4; 32],
+        lease_id: "L1".into(),
+        submission_hash: [4; 32],
+    };
+    let err = net.reject(0, T0 + 3000, other).to_string();
+    assert_eq!(
+        err,
+        "field \"submission_hash\" is invalid: the workflow differs from the one org2 asked to run as \"r\""
+    );
     assert!(matches!(net.reject(1, T0 + 3000, compute("r", [3; 32], "L1")), ChaincodeError::NotOwner { .. }));
     net.run(0, T0 + 3000, compute("r", [3; 32], "L1")).unwrap();
     let run = query::run(&net.state, "r").unwrap().unwrap();
@@ -106,6 +130,7 @@ fn the_owner_runs_it_as_the_lessees_and_releases_within_the_cap_once() {
 #[test]
 fn a_denied_release_is_never_published_and_an_ended_lease_starts_nothing() {
     let mut net = with_compute_lease();
+    net.run(1, T0 + 2900, ask("r", TRUSTED, "L1")).unwrap();
     net.run(0, T0 + 3000, compute("r", TRUSTED, "L1")).unwrap();
     net.run(0, T0 + 4000, finish("r")).unwrap();
     net.run(0, T0 + 5000, decide("r", false, 10)).unwrap();
@@ -115,7 +140,11 @@ fn a_denied_release_is_never_published_and_an_ended_lease_starts_nothing() {
     // Not on a dataset read as files, and not once the lease has ended.
     net.run(1, T0 + 6000, request("L2", "iris", HOUR / 2)).unwrap();
     net.run(0, T0 + 6500, grant("L2", 600_000)).unwrap();
-    assert!(net.reject(0, T0 + 7000, compute("r2", [3; 32], "L2")).to_string().contains("is read as files"));
+    assert!(net.reject(1, T0 + 7000, ask("r2", [3; 32], "L2")).to_string().contains("is read as files"));
+    net.run(1, T0 + 7000, ask("r3", [3; 32], "L1")).unwrap();
+    let err = net.reject(0, T0 + 7100, compute("r3", [3; 32], "L2")).to_string();
+    assert_eq!(err, "field \"lease_id\" is invalid: org2 asked for run \"r3\" under lease \"L1\"");
     let late = T0 + 603_000;
     assert!(matches!(net.reject(0, late, compute("r3", [3; 32], "L1")), ChaincodeError::LeaseExpired { .. }));
+    assert!(matches!(net.reject(1, late, ask("r4", [3; 32], "L1")), ChaincodeError::LeaseExpired { .. }));
 }

@@ -30,7 +30,7 @@ impl Rogue {
             listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
             peers: peers.clone(),
             allowed: peers.iter().map(|(p, _)| *p).collect(),
-            request_timeout_ms: 3_000,
+            request_timeout_ms: 8_000,
             redial_interval_ms: 200,
         })
         .unwrap();

@@ -242,11 +242,15 @@ impl Runner {
             Mode::Local { .. } => self.resolve_inputs(&wf)?,
             Mode::For { asker, .. } => self.resolve_for(asker, &wf)?,
         };
+        let bundle = bundled.as_ref().map(|b| (b.dir, b.hash));
+        // What the lessee signs, and the owner must run: the workflow and
+        // its files, not the environment, which is the owner's to build.
+        let submission_hash = bundle::workflow_hash(yaml, bundle.as_ref().map(|(_, h)| h), None);
         if let (Mode::Local { .. }, Some(_)) = (mode, self.compute_lease(&inputs)?) {
             let tar = bundled.map(|b| b.tar.as_slice());
-            return self.submit_remote(yaml, &wf, &sandbox, tar, &inputs, submitted_by).await;
+            let submission = remote::Submission { yaml, tar, hash: submission_hash };
+            return self.submit_remote(submission, &wf, &sandbox, &inputs, submitted_by).await;
         }
-        let bundle = bundled.as_ref().map(|b| (b.dir, b.hash));
         if let Some(ds) = inputs.requiring_tests.first().filter(|_| wf.tests.is_empty()) {
             let why = format!("dataset {ds}'s policy requires QC tests: declare them under tests:");
             return Err(super::err(None, "tests", why).into());
@@ -299,7 +303,7 @@ impl Runner {
         let dataset_refs = inputs.versions.keys().cloned().collect();
         let start = match (mode, inputs.watch_only.first()) {
             (Mode::For { .. }, Some(lease)) => {
-                Payload::StartComputeRun { run_id: id.clone(), workflow_hash, lease_id: lease.clone() }
+                Payload::StartComputeRun { run_id: id.clone(), workflow_hash, lease_id: lease.clone(), submission_hash }
             }
             _ => Payload::StartRun { run_id: id.clone(), workflow_hash, lease_ids, inputs: dataset_refs },
         };

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use leasehold_chaincode::{query, DatasetRef, Lease, LogRelease, Payload, ReleasePolicy, Run};
+use leasehold_chaincode::{query, ComputeRunRequest, DatasetRef, Lease, LogRelease, Payload, ReleasePolicy, Run};
 
 use super::inputs::Inputs;
 use super::{Mode, Runner};
@@ -17,6 +17,8 @@ use crate::error::{NodeError, Result};
 use crate::workflow::live::{JobRecord, LiveRun, RunRecord, Status, Stop, Stream};
 use crate::workflow::{err, Workflow, WorkflowError};
 
+/// How long a submission waits for its signed request to commit here.
+const REQUEST_WAIT_MS: u64 = 5_000;
 /// Log text sent per status request, at most.
 const MAX_LOG_BYTES_PER_REPLY: usize = 1 << 20;
 
@@ -45,6 +47,7 @@ impl Runner {
         {
             return Err(taken());
         }
+        self.requested(asker, run_id).await?;
         std::fs::create_dir(self.dirs.run(run_id)).map_err(|_| taken())?;
         let mode = Mode::For { asker, run_id };
         let submitted = match bundle {
@@ -56,6 +59,26 @@ impl Runner {
             let _ = std::fs::remove_dir_all(self.dirs.run(run_id));
         }
         submitted
+    }
+
+    /// Waits, a little, for `asker`'s signed request for `run_id` to reach
+    /// this node's ledger: its node submits the run once it committed.
+    async fn requested(&self, asker: &str, run_id: &str) -> Result<()> {
+        let ledger = self.node.ledger();
+        let mut head = ledger.watch_head();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(REQUEST_WAIT_MS);
+        loop {
+            let req: Option<ComputeRunRequest> =
+                leasehold_chaincode::keys::get(&ledger.store, &leasehold_chaincode::keys::compute_request(run_id))?;
+            match req {
+                Some(r) if r.lessee == asker => return Ok(()),
+                Some(r) => return Err(NodeError::Conflict(format!("run {run_id} was requested by {}", r.lessee))),
+                None => {}
+            }
+            if tokio::time::timeout_at(deadline, head.changed()).await.is_err() {
+                return Err(NodeError::Conflict(format!("{asker} has not requested run {run_id} on the ledger")));
+            }
+        }
     }
 
     /// Every volume must name one active lease `asker` holds on a compute

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use leasehold_chaincode::{query, Lease};
+use leasehold_chaincode::{query, Lease, Payload};
 use sha2::{Digest, Sha256};
 
 use super::inputs::Inputs;
@@ -25,6 +25,14 @@ const FOLLOW_MS: u64 = 200;
 const AWAIT_RELEASE_MS: u64 = 1_000;
 /// Failed polls in a row before the run is given up on.
 const MAX_MISSES: u32 = 150;
+
+/// A workflow a lessee hands to a compute dataset's owner.
+pub(super) struct Submission<'a> {
+    pub yaml: &'a str,
+    pub tar: Option<&'a [u8]>,
+    /// What the lessee signs on the ledger (`RequestComputeRun`).
+    pub hash: [u8; 32],
+}
 
 impl Runner {
     /// The lease of a run on a compute dataset: then it is the only input.
@@ -50,12 +58,13 @@ impl Runner {
     }
 
     /// Hands the workflow to the owner of `lease`'s dataset and follows it.
+    /// The request is signed on the ledger first: the owner runs nothing
+    /// this org did not ask for, and cannot say it did.
     pub(super) async fn submit_remote(
         self: &Arc<Self>,
-        yaml: &str,
+        submission: Submission<'_>,
         wf: &Workflow,
         sandbox: &crate::workflow::sandbox::Sandbox,
-        tar: Option<&[u8]>,
         inputs: &Inputs,
         submitted_by: &str,
     ) -> Result<RunRecord> {
@@ -71,10 +80,26 @@ impl Runner {
         record.workflow_hash = String::new();
         record.executor = Some(owner.clone());
         let run = LiveRun::create(&self.dirs.run(&id), record)?;
+        let ask = Payload::RequestComputeRun {
+            run_id: id.clone(),
+            lease_id: lease.id.clone(),
+            submission_hash: submission.hash,
+        };
+        let asked = match self.node.write(ask).await {
+            Ok(w) if w.height.is_some() => Ok(()),
+            Ok(_) => {
+                Err(NodeError::Unavailable("the ledger did not commit the run's request in time; try again".into()))
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = asked {
+            let _ = std::fs::remove_dir_all(run.dir());
+            return Err(e);
+        }
         let req = ComputeRequest::Submit {
             run_id: id.clone(),
-            yaml: yaml.into(),
-            bundle: tar.map(<[u8]>::to_vec),
+            yaml: submission.yaml.into(),
+            bundle: submission.tar.map(<[u8]>::to_vec),
             submitted_by: submitted_by.into(),
         };
         if let Err(e) = self.node.compute_request(&owner, req).await {
