@@ -196,6 +196,32 @@ async fn the_owner_lists_the_runs_on_its_data_and_cancels_them() {
     assert_eq!(ended_on(&net, 0, &id, 5).await["status"], "cancelled");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_policy_shows_the_logs_live_or_never() {
+    let net = TestNet::start(3).await;
+    let lease = compute_lease(&net, "chatty", 600_000, json!({"approval": false, "logs": "live"})).await;
+    let talker = format!(
+        "cmd_mode: shell\njobs:\n- command: echo said-$((6*7)); sleep 30\n  volumes: [{{id: {lease}, name: d, path: /home/jovyan/d}}]\n"
+    );
+    let id = submit_yaml(&net, 1, &talker).await["id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    // Only the job's output says 42: the lessee's own command does not.
+    while !log_on(&net, 1, &id).await.contains("said-42") {
+        assert!(Instant::now() < deadline, "the live log never reached the lessee");
+    }
+    assert_eq!(run_on(&net, 1, &id).await["status"], "running", "seen while it runs");
+    assert_eq!(net.call(1, "POST", &format!("/v1/runs/{id}/cancel"), None, None).await.0, 200);
+
+    let lease = compute_lease(&net, "quiet", 600_000, json!({"approval": false, "logs": "never"})).await;
+    let yaml = counting(&lease).replace("echo counted", "echo rows-$(wc -l < d/dir/data.csv)");
+    let id = submit_yaml(&net, 1, &yaml).await["id"].as_str().unwrap().to_string();
+    let r = ended_on(&net, 1, &id, 30).await;
+    assert_eq!(r["status"], "succeeded", "{r}");
+    assert_eq!(output_file(&net, 1, &id, "count.txt").as_deref(), Some("3\n"), "the outputs are released");
+    assert!(!log_on(&net, 1, &id).await.contains("rows-3"), "but never the log");
+    assert!(log_on(&net, 0, &id).await.contains("rows-3"), "the owner has it");
+}
+
 /// Not asserted: measured. From submission at the lessee to the first job
 /// running at the owner, against a run of the owner's own on the same data.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -256,7 +282,8 @@ async fn a_rogue_org_gets_no_files_and_nothing_of_another_orgs_run() {
     // Its own active lease on the compute dataset fetches no file.
     let why = refused(rogue.send("org1", &Rpc::Data(DataRequest::Manifest { lease_id: org3_lease.clone() })).await);
     assert!(why.contains("compute-only"), "{why}");
-    let chunk = DataRequest::Chunk { lease_id: org3_lease.clone(), path: "dir/data.csv".into(), offset: 0, len: 1 << 20 };
+    let chunk =
+        DataRequest::Chunk { lease_id: org3_lease.clone(), path: "dir/data.csv".into(), offset: 0, len: 1 << 20 };
     assert!(refused(rogue.send("org1", &Rpc::Data(chunk)).await).contains("compute-only"));
     // Nothing of org2's run: not its state, log, outputs or cancel.
     let run_id = victim.clone();
@@ -275,7 +302,8 @@ async fn a_rogue_org_gets_no_files_and_nothing_of_another_orgs_run() {
     assert!(refused(rogue.send("org1", &Rpc::Compute(submit)).await).contains("is taken"));
     // Nor a run it never asked for on the ledger: the owner runs nothing unsigned.
     let yaml = counting(&org3_lease);
-    let submit = ComputeRequest::Submit { run_id: "unasked".into(), yaml, bundle: None, submitted_by: "mallory".into() };
+    let submit =
+        ComputeRequest::Submit { run_id: "unasked".into(), yaml, bundle: None, submitted_by: "mallory".into() };
     let why = refused(rogue.send("org1", &Rpc::Compute(submit)).await);
     assert!(why.contains("org3 has not requested run unasked on the ledger"), "{why}");
     assert_eq!(net.get(0, "/v1/runs/unasked").await.0, 404);
