@@ -107,4 +107,7 @@ async fn an_owner_approval_publication_waits_for_the_owner() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(net.get(1, "/v1/datasets/counts2").await.0, 404);
     assert_eq!(net.get(1, "/v1/publications").await.1, json!([]));
+    // Refused, the run may be offered again.
+    let (code, p) = publish(&net, &run, "counts3").await;
+    assert_eq!((code, &p["resource"]["awaiting"]), (202, &json!(["org1"])), "{p}");
 }

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use crate::auth::{Caller, JsonBody};
 use crate::runs::ReleaseDecision;
-use crate::views::WriteView;
+use crate::views::{PolicyView, WriteView};
 use crate::write::{status, write};
 use crate::{ApiError, AppState};
 
@@ -30,6 +30,10 @@ pub struct PublicationView {
     pub id: String,
     pub publisher: String,
     pub title: String,
+    pub description: String,
+    pub tags: Vec<String>,
+    /// Who could lease it once published: what the owner approves.
+    pub policy: PolicyView,
     pub run_id: String,
     pub content_hash: String,
     pub size_bytes: u64,
@@ -47,6 +51,9 @@ impl From<&Publication> for PublicationView {
             id: ds.id.clone(),
             publisher: ds.owner.clone(),
             title: ds.spec.title.clone(),
+            description: ds.spec.description.clone(),
+            tags: ds.spec.tags.clone(),
+            policy: PolicyView::from(&ds.spec.policy),
             run_id: ds.provenance.as_ref().map(|p| p.run_id.clone()).unwrap_or_default(),
             content_hash: hex::encode(ds.spec.content_hash),
             size_bytes: ds.spec.size_bytes,
@@ -88,6 +95,7 @@ pub async fn deny(
     Path(id): Path<String>,
     JsonBody(d): JsonBody<ReleaseDecision>,
 ) -> Result<(StatusCode, Json<WriteView>), ApiError> {
+    caller.require(Role::Admin)?;
     if d.reason.trim().is_empty() {
         return Err(ApiError::invalid("reason", "a refusal says why"));
     }

@@ -225,13 +225,21 @@ pub async fn publish(
     JsonBody(req): JsonBody<NewDataset>,
 ) -> Result<(StatusCode, Json<WriteView>), ApiError> {
     caller.require(Role::Admin)?;
-    let (record, output): (RunRecord, _) = s.node.runner().publishable(&id)?;
-    let (status, Json(view), dataset) =
-        register(&s, req, Source::RunOutput { run_id: record.id.clone(), dir: output }).await?;
-    s.node.runner().mark_published(&id, &dataset)?;
+    let (record, _): (RunRecord, _) = s.node.runner().publishable(&id)?;
+    let runner = s.node.runner().clone();
+    let run_id = id.clone();
+    let copy = tokio::task::spawn_blocking(move || runner.outputs_copy(&run_id))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let registered = register(&s, req, Source::RunOutput { run_id: record.id.clone(), dir: copy.clone() }).await;
+    // Adopted into the store on success; anything left is this call's own.
+    let _ = std::fs::remove_dir_all(&copy);
+    let (status, Json(view), dataset) = registered?;
+    // A pending publication may yet be refused, and the run published again.
     if let Some(p) = s.node.publication(&dataset)? {
         let pending = WriteView { resource: serde_json::to_value(PublicationView::from(&p)).ok(), ..view };
         return Ok((StatusCode::ACCEPTED, Json(pending)));
     }
+    s.node.runner().mark_published(&id, &dataset)?;
     Ok((status, Json(view)))
 }

@@ -310,7 +310,8 @@ fn update(state: &mut impl State, ctx: &TxCtx, id: &str, spec: &DatasetSpec) -> 
     validate_spec(ctx, spec)?;
     index_dataset(state, &old, false);
     let version = old.version.checked_add(1).ok_or_else(|| ChaincodeError::invalid("id", "no more versions"))?;
-    let ds = Dataset { version, spec: spec.clone(), updated_at_ms: ctx.now(), ..old };
+    let provenance = crate::publication::provenance_after_update(state, ctx, &old, spec)?;
+    let ds = Dataset { version, spec: spec.clone(), provenance, updated_at_ms: ctx.now(), ..old };
     index_dataset(state, &ds, true);
     store_dataset(state, ctx, &ds)?;
     Ok(Event::DatasetUpdated { id: id.into(), version: ds.version })

@@ -12,6 +12,10 @@ use crate::{
     RunStatus, State, StateRead,
 };
 
+/// How long, in block time, the owner has to start a requested run: the
+/// lessee's node gives up on its submission well before.
+pub const REQUEST_TTL_MS: i64 = 60_000;
+
 /// The lessee of `lease_id` asks the owner to run a workflow on it.
 pub(crate) fn request(
     state: &mut impl State,
@@ -61,6 +65,12 @@ pub(crate) fn start(
         return Err(ChaincodeError::invalid(
             "lease_id",
             format!("{} asked for run {run_id:?} under lease {:?}", req.lessee, req.lease_id),
+        ));
+    }
+    if ctx.now() > req.requested_at_ms.saturating_add(REQUEST_TTL_MS) {
+        return Err(ChaincodeError::invalid(
+            "run_id",
+            format!("{}'s request for run {run_id:?} lapsed {REQUEST_TTL_MS} ms after it was made", req.lessee),
         ));
     }
     if req.submission_hash != *submission_hash {

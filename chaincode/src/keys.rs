@@ -36,6 +36,16 @@ pub fn publication(id: &str) -> Vec<u8> {
 pub fn compute_request(run_id: &str) -> Vec<u8> {
     format!("creq/{run_id}").into_bytes()
 }
+/// The pending publication of a run's outputs: one at a time.
+pub fn publication_of_run(run_id: &str) -> Vec<u8> {
+    format!("pubrun/{run_id}").into_bytes()
+}
+pub fn idx_publication_awaiting(org: &str, id: &str) -> Vec<u8> {
+    format!("idx/pubawait/{org}/{id}").into_bytes()
+}
+pub fn idx_publication_by(org: &str, id: &str) -> Vec<u8> {
+    format!("idx/pubby/{org}/{id}").into_bytes()
+}
 pub fn lease(id: &str) -> Vec<u8> {
     format!("lease/{id}").into_bytes()
 }

@@ -1,15 +1,16 @@
 //! Publishing what is derived from another org's `owner_approval` dataset:
 //! the publication waits on the ledger until every such owner approves it,
-//! and is dropped when one refuses. What one org says alone never puts
-//! another's derived data on the ledger, nor keeps it off.
+//! and is dropped when one refuses. The publisher alone never puts it on
+//! the ledger, and an approved dataset keeps the files and policy its
+//! owners approved.
 
 use std::collections::BTreeSet;
 
 use crate::apply::{publish, Event, TxCtx};
 use crate::run::{input_policies, provenance_for};
 use crate::{
-    keys, ChaincodeError, Dataset, DatasetRef, DerivedPolicy, Publication, PublicationDecision, Result, State,
-    StateRead,
+    keys, ChaincodeError, Dataset, DatasetRef, DatasetSpec, DerivedPolicy, Provenance, Publication,
+    PublicationDecision, Result, State, StateRead,
 };
 
 const MAX_REASON_BYTES: usize = 1000;
@@ -27,14 +28,40 @@ pub(crate) fn approvers(state: &impl StateRead, publisher: &str, inputs: &[Datas
     Ok(orgs.into_iter().collect())
 }
 
-/// Keeps `ds` off the ledger until `awaiting` approve it.
+/// Keeps `ds` off the ledger until `awaiting` approve it; a run's outputs
+/// wait in one publication at a time.
 pub(crate) fn hold(state: &mut impl State, ctx: &TxCtx, ds: Dataset, awaiting: Vec<String>) -> Result<Event> {
     let id = ds.id.clone();
+    let run_id = ds.provenance.as_ref().map(|p| p.run_id.clone()).unwrap_or_default();
+    if let Some(other) = keys::get::<String>(state, &keys::publication_of_run(&run_id))? {
+        return Err(ChaincodeError::AlreadyExists {
+            kind: "pending publication of run",
+            id: format!("{run_id} (as {other})"),
+        });
+    }
+    keys::put(state, keys::publication_of_run(&run_id), &id);
+    state.put(keys::idx_publication_by(&ds.owner, &id), Vec::new());
+    for org in &awaiting {
+        state.put(keys::idx_publication_awaiting(org, &id), Vec::new());
+    }
     let publication =
         Publication { dataset: ds, awaiting: awaiting.clone(), decisions: Vec::new(), requested_at_ms: ctx.now() };
     keys::put(state, keys::publication(&id), &publication);
     ctx.record_history(state, "publication", &id, &publication)?;
     Ok(Event::PublicationAwaiting { id, awaiting })
+}
+
+/// Removes a publication that is decided, and its keys.
+fn drop_pending(state: &mut impl State, p: &Publication) {
+    let id = &p.dataset.id;
+    state.delete(keys::publication(id));
+    if let Some(prov) = &p.dataset.provenance {
+        state.delete(keys::publication_of_run(&prov.run_id));
+    }
+    state.delete(keys::idx_publication_by(&p.dataset.owner, id));
+    for org in p.awaiting.iter().chain(p.decisions.iter().map(|d| &d.org)) {
+        state.delete(keys::idx_publication_awaiting(org, id));
+    }
 }
 
 /// An awaited owner approves the publication of `id` or refuses it. The
@@ -61,9 +88,10 @@ pub(crate) fn decide(state: &mut impl State, ctx: &TxCtx, id: &str, approve: boo
     }
     p.decisions.push(PublicationDecision { org: ctx.org.into(), approved: approve, reason: reason.into() });
     p.awaiting.retain(|o| o != ctx.org);
-    ctx.record_history(state, "publication", id, &p)?;
+    state.delete(keys::idx_publication_awaiting(ctx.org, id));
     if !approve {
-        state.delete(keys::publication(id));
+        ctx.record_history(state, "publication", id, &p)?;
+        drop_pending(state, &p);
         return Ok(Event::PublicationDenied { id: id.into() });
     }
     let publisher = p.dataset.owner.clone();
@@ -74,15 +102,41 @@ pub(crate) fn decide(state: &mut impl State, ctx: &TxCtx, id: &str, approve: boo
     // An input's policy may have turned to `owner_approval` meanwhile.
     for org in approvers(state, &publisher, &prov.inputs)? {
         if !p.decisions.iter().any(|d| d.org == org) && !p.awaiting.contains(&org) {
+            state.put(keys::idx_publication_awaiting(&org, id), Vec::new());
             p.awaiting.push(org);
         }
     }
+    ctx.record_history(state, "publication", id, &p)?;
     if !p.awaiting.is_empty() {
         p.awaiting.sort();
         keys::put(state, keys::publication(id), &p);
         return Ok(Event::PublicationAwaiting { id: id.into(), awaiting: p.awaiting });
     }
-    state.delete(keys::publication(id));
+    drop_pending(state, &p);
     let ds = Dataset { created_at_ms: ctx.now(), updated_at_ms: ctx.now(), ..p.dataset };
     publish(state, ctx, &ds)
+}
+
+/// The provenance a derived dataset keeps in a new version: new files are
+/// no longer what the run produced, so they drop it; and one whose inputs'
+/// owners approved it keeps the files and policy they approved.
+pub(crate) fn provenance_after_update(
+    state: &impl StateRead,
+    ctx: &TxCtx,
+    old: &Dataset,
+    spec: &DatasetSpec,
+) -> Result<Option<Provenance>> {
+    let Some(prov) = &old.provenance else { return Ok(None) };
+    let new_files = spec.content_hash != old.spec.content_hash;
+    if (new_files || spec.policy != old.spec.policy) && !approvers(state, ctx.org, &prov.inputs)?.is_empty() {
+        return Err(ChaincodeError::invalid(
+            "id",
+            format!(
+                "dataset {:?} was published as its inputs' owners approved it: publish a new dataset to change its \
+                 files or policy",
+                old.id
+            ),
+        ));
+    }
+    Ok(if new_files { None } else { Some(prov.clone()) })
 }

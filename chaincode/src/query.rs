@@ -223,17 +223,16 @@ pub fn publication(state: &impl StateRead, id: &str) -> Result<Option<crate::Pub
     keys::get(state, &keys::publication(id))
 }
 
-/// Pending publications that `org` published or must decide, in id order.
+/// Pending publications that `org` published or must still decide: each
+/// list read from its own index, so no org's requests hide another's.
 pub fn publications(state: &impl StateRead, org: &str) -> Result<Vec<crate::Publication>> {
+    let mut ids = BTreeSet::new();
+    for prefix in [keys::idx_publication_awaiting(org, ""), keys::idx_publication_by(org, "")] {
+        ids.extend(state.scan_prefix(&prefix, MAX_PAGE)?.iter().map(|(k, _)| keys::last_segment(k)));
+    }
     let mut out = Vec::new();
-    for (k, v) in state.scan_prefix(b"pub/", usize::MAX)? {
-        let p: crate::Publication = decode(&k, &v)?;
-        if p.dataset.owner == org || p.awaiting.iter().any(|o| o == org) || p.decisions.iter().any(|d| d.org == org) {
-            out.push(p);
-        }
-        if out.len() == MAX_PAGE {
-            break;
-        }
+    for id in ids {
+        out.extend(publication(state, &id)?);
     }
     Ok(out)
 }

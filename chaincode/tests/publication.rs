@@ -91,3 +91,77 @@ fn a_policy_that_turns_to_deny_while_waiting_stops_the_approval() {
     assert!(matches!(err, ChaincodeError::Provenance(_)), "{err}");
     assert!(query::dataset(&net.state, "counts").unwrap().is_none());
 }
+
+#[test]
+fn a_run_waits_in_one_publication_and_an_approved_one_keeps_what_was_approved() {
+    let mut net = with_finished_run();
+    net.run(1, T0 + 5000, publish("counts")).unwrap();
+    let err = net.reject(1, T0 + 5100, publish("counts-again"));
+    assert!(matches!(err, ChaincodeError::AlreadyExists { .. }), "{err}");
+    assert_eq!(query::publications(&net.state, "org2").unwrap().len(), 1, "the publisher sees its own");
+    net.run(0, T0 + 6000, decide("counts", true, "")).unwrap();
+    assert!(query::publications(&net.state, "org1").unwrap().is_empty());
+    assert!(query::publications(&net.state, "org2").unwrap().is_empty());
+    // What the owner approved stays: neither other files nor a wider policy.
+    let old = net.dataset("counts").spec;
+    let other_files = DatasetSpec { content_hash: [6; 32], ..old.clone() };
+    let wider = DatasetSpec { policy: policy(&[0, 2], HOUR, Approval::Automatic, false), ..old.clone() };
+    for spec in [other_files, wider] {
+        let err = net.reject(1, T0 + 7000, Payload::UpdateDataset { id: "counts".into(), spec });
+        assert!(err.to_string().contains("was published as its inputs' owners approved it"), "{err}");
+    }
+    let retitled = DatasetSpec { title: "Row counts".into(), ..old };
+    net.run(1, T0 + 7000, Payload::UpdateDataset { id: "counts".into(), spec: retitled }).unwrap();
+    assert!(net.dataset("counts").provenance.is_some());
+}
+
+#[test]
+fn new_files_drop_a_derived_datasets_provenance_and_an_owner_is_never_held() {
+    let mut net = with_active_lease();
+    let start = Payload::StartRun {
+        run_id: "r".into(),
+        workflow_hash: [3; 32],
+        lease_ids: vec!["L1".into()],
+        inputs: vec![DatasetRef { id: "iris".into(), version: 1 }],
+    };
+    net.run(1, T0 + 3000, start).unwrap();
+    net.run(
+        1,
+        T0 + 4000,
+        Payload::FinishRun { run_id: "r".into(), status: RunStatus::Succeeded, output_hash: Some([5; 32]) },
+    )
+    .unwrap();
+    net.run(1, T0 + 5000, publish("counts")).unwrap();
+    let spec = DatasetSpec { content_hash: [6; 32], ..net.dataset("counts").spec };
+    net.run(1, T0 + 6000, Payload::UpdateDataset { id: "counts".into(), spec }).unwrap();
+    assert_eq!(net.dataset("counts").provenance, None, "other files are not what the run produced");
+    // The owner publishes what it derives from its own owner_approval data at once.
+    let ask = AccessPolicy { derived: DerivedPolicy::OwnerApproval, ..policy(&[1], HOUR, Approval::Owner, false) };
+    net.run(0, T0 + 6000, register("records", spec_with("Records", ask))).unwrap();
+    let own = Payload::StartRun {
+        run_id: "own".into(),
+        workflow_hash: [3; 32],
+        lease_ids: vec![],
+        inputs: vec![DatasetRef { id: "records".into(), version: 1 }],
+    };
+    net.run(0, T0 + 6100, own).unwrap();
+    net.run(
+        0,
+        T0 + 6200,
+        Payload::FinishRun { run_id: "own".into(), status: RunStatus::Succeeded, output_hash: Some([5; 32]) },
+    )
+    .unwrap();
+    let s = DatasetSpec { content_hash: [5; 32], ..spec_with("Own counts", policy(&[], HOUR, Approval::Owner, false)) };
+    let events = net
+        .run(
+            0,
+            T0 + 6300,
+            Payload::RegisterDataset { id: "own-counts".into(), spec: s, derived_from_run: Some("own".into()) },
+        )
+        .unwrap();
+    assert!(matches!(events[0], Event::DatasetRegistered { .. }), "{events:?}");
+}
+
+fn spec_with(title: &str, p: AccessPolicy) -> DatasetSpec {
+    spec(title, &[], p)
+}

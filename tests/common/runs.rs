@@ -49,6 +49,7 @@ pub async fn run_on(net: &TestNet, node: usize, id: &str) -> Value {
 pub async fn log_on(net: &TestNet, node: usize, id: &str) -> String {
     let url = format!("{}/v1/runs/{id}/logs", net.nodes[node].url);
     let mut resp = net.http.get(url).bearer_auth(&net.nodes[node].token).send().await.unwrap();
+    assert_eq!(resp.status(), 200, "the log of run {id} on node {node}");
     let mut text = String::new();
     // The stream stays open while the run lives; read what is there now.
     while let Ok(Ok(Some(chunk))) = tokio::time::timeout(Duration::from_millis(300), resp.chunk()).await {

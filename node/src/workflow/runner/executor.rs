@@ -75,7 +75,7 @@ impl Runner {
                 Some(r) => return Err(NodeError::Conflict(format!("run {run_id} was requested by {}", r.lessee))),
                 None => {}
             }
-            if tokio::time::timeout_at(deadline, head.changed()).await.is_err() {
+            if !matches!(tokio::time::timeout_at(deadline, head.changed()).await, Ok(Ok(()))) {
                 return Err(NodeError::Conflict(format!("{asker} has not requested run {run_id} on the ledger")));
             }
         }

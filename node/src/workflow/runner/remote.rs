@@ -103,8 +103,13 @@ impl Runner {
             submitted_by: submitted_by.into(),
         };
         if let Err(e) = self.node.compute_request(&owner, req).await {
-            let _ = std::fs::remove_dir_all(run.dir());
-            return Err(err(None, "jobs", e.to_string()).into());
+            // A lost reply: the owner may have started it all the same.
+            let started = query::run(&self.node.ledger().store, &id).ok().flatten().is_some();
+            if !started {
+                let _ = std::fs::remove_dir_all(run.dir());
+                return Err(err(None, "jobs", e.to_string()).into());
+            }
+            run.log(None, Stream::Runner, &format!("{owner}'s node did not answer ({e}), but started the run"));
         }
         run.log(None, Stream::Runner, &format!("handed to {owner}'s node, which holds the data and runs it"));
         self.runs.lock().expect("runs lock").insert(id, run.clone());
