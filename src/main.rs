@@ -8,7 +8,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use clap::Parser;
-use leasehold_node::cli::{Cli, Command, UserCommand, WorkflowCommand};
+use leasehold_node::cli::{Cli, Command, GenesisCommand, OrgCommand, UserCommand, WorkflowCommand};
 use leasehold_node::config::NodeConfig;
 
 fn main() {
@@ -43,6 +43,42 @@ fn run() -> anyhow::Result<()> {
             };
             leasehold_node::init::init(&out, &opts)?;
             println!("initialised {orgs} organisations under {}", out.display());
+            Ok(())
+        }
+        Command::Org { command: OrgCommand::New { org, name, dir, p2p_addr, api_addr } } => {
+            use leasehold_node::ceremony;
+            let p2p_addr = ceremony::multiaddr_of(&p2p_addr)?;
+            let new = ceremony::NewOrg {
+                org: &org,
+                name: &name,
+                p2p_addr: &p2p_addr,
+                api_listen: &api_addr,
+                genesis: Path::new("genesis.json"),
+                now_ms: leasehold_node::now_ms(),
+            };
+            let card = ceremony::new_org(&dir, &new)?;
+            println!("{}", serde_json::to_string_pretty(&card)?);
+            Ok(())
+        }
+        Command::Genesis { command: GenesisCommand::New { cards, network_id, out } } => {
+            let cards = cards
+                .iter()
+                .map(|p| {
+                    let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+                    serde_json::from_slice(&bytes).with_context(|| format!("card {}", p.display()))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let genesis = leasehold_node::ceremony::genesis_from_cards(&network_id, &cards, leasehold_node::now_ms())?;
+            anyhow::ensure!(!out.exists(), "{} exists: refusing to overwrite a genesis", out.display());
+            leasehold_node::durable::write_atomic(&out, &serde_json::to_vec_pretty(&genesis)?, 0o644)?;
+            println!("wrote {}: each org now signs it with `leasehold genesis sign`", out.display());
+            Ok(())
+        }
+        Command::Genesis { command: GenesisCommand::Sign { genesis, config } } => {
+            let cfg = NodeConfig::load(&config)?;
+            leasehold_node::ceremony::sign(&genesis, &cfg.org, &cfg.signing_key()?)?;
+            let sigs = leasehold_node::ceremony::signatures_path(&genesis);
+            println!("{} signed {}; signatures in {}", cfg.org, genesis.display(), sigs.display());
             Ok(())
         }
         Command::Start { config, verify } => rt.block_on(start(&config, verify)),

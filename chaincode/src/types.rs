@@ -22,6 +22,10 @@ pub struct OrgInfo {
     pub x25519_key: [u8; 32],
     /// libp2p peer id of the org's node; the network admits only these.
     pub peer_id: String,
+    /// Where the other nodes dial it (a libp2p multiaddr); a node's config
+    /// may name another (`peers`).
+    #[serde(default)]
+    pub p2p_addr: String,
 }
 
 /// Network-wide rules fixed at genesis.

@@ -35,6 +35,16 @@ pub enum Command {
         #[arg(long, value_delimiter = ',')]
         api_ports: Vec<u16>,
     },
+    /// This org's side of the genesis ceremony, run on its own machine.
+    Org {
+        #[command(subcommand)]
+        command: OrgCommand,
+    },
+    /// Build a genesis from the orgs' cards, and sign it as one org.
+    Genesis {
+        #[command(subcommand)]
+        command: GenesisCommand,
+    },
     /// Run a node until SIGTERM or Ctrl-C.
     Start {
         #[arg(long)]
@@ -98,6 +108,51 @@ pub struct BenchArgs {
     /// Transactions per HTTP request.
     #[arg(long, default_value_t = 200)]
     pub batch: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    /// Make this org's keys (mode 0600), node config and first admin token
+    /// in `--dir`, and print its public card (also in `DIR/card.json`).
+    New {
+        /// The org's id on the ledger, e.g. `org4`.
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        dir: PathBuf,
+        /// Where the node listens for and is dialled by its peers:
+        /// `HOST:PORT` or a libp2p multiaddr.
+        #[arg(long)]
+        p2p_addr: String,
+        /// Where its REST API listens.
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        api_addr: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GenesisCommand {
+    /// Write a genesis listing the orgs of `--cards`, in that order.
+    New {
+        #[arg(long, num_args = 1.., required = true)]
+        cards: Vec<PathBuf>,
+        #[arg(long)]
+        network_id: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Sign a genesis as this node's org: the signature goes into
+    /// `genesis.sigs.json` beside it. A node starts only once every org
+    /// the genesis lists has signed.
+    Sign {
+        #[arg(long)]
+        genesis: PathBuf,
+        /// This org's node config (for its key).
+        #[arg(long)]
+        config: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -4,6 +4,7 @@
 //! It knows no HTTP: `leasehold-api` drives a node through [`NodeHandle`].
 
 pub mod block;
+pub mod ceremony;
 pub mod certify;
 pub mod cli;
 pub mod compute;

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ed25519_dalek::SigningKey;
 use leasehold_chaincode::{verify_signatures, Payload, SignedTx, TxBody, TxId};
 use leasehold_network::{Inbound, PeerId};
+use libp2p::Multiaddr;
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::raft::{AppendEntriesResponse, InstallSnapshotResponse};
 use openraft::BasicNode;
@@ -113,10 +114,41 @@ pub fn corrupt(cfg: &NodeConfig, e: NodeError) -> NodeError {
     ))
 }
 
+/// Where to dial each other org: the config's address if it names one,
+/// else the one the genesis lists for it.
+fn peer_addrs(cfg: &NodeConfig, genesis: &leasehold_chaincode::Genesis) -> Result<Vec<(PeerId, Multiaddr)>> {
+    let parse_addr = |s: &str| s.parse::<Multiaddr>().map_err(|e| NodeError::Config(format!("address {s}: {e}")));
+    let parse_peer = |s: &str| s.parse::<PeerId>().map_err(|e| NodeError::Config(format!("peer id {s}: {e}")));
+    let mut peers = Vec::new();
+    for o in genesis.orgs.iter().filter(|o| o.id != cfg.org) {
+        let addr = match cfg.peers.iter().find(|p| p.org == o.id) {
+            Some(p) if p.peer_id != o.peer_id => {
+                return Err(NodeError::Config(format!(
+                    "peer {} in the config is not the genesis's peer of {}",
+                    p.peer_id, o.id
+                )))
+            }
+            Some(p) => p.addr.as_str(),
+            None if o.p2p_addr.is_empty() => {
+                return Err(NodeError::Config(format!(
+                    "neither the config nor the genesis gives an address for {}",
+                    o.id
+                )))
+            }
+            None => o.p2p_addr.as_str(),
+        };
+        peers.push((parse_peer(&o.peer_id)?, parse_addr(addr)?));
+    }
+    Ok(peers)
+}
+
 /// Starts a node from its config: checks and opens storage, joins the
 /// network, starts raft.
 pub async fn start(cfg: NodeConfig) -> Result<(NodeHandle, Tasks)> {
     let genesis_bytes = std::fs::read(&cfg.genesis).map_err(|e| NodeError::file(&cfg.genesis, e))?;
+    let genesis: leasehold_chaincode::Genesis =
+        serde_json::from_slice(&genesis_bytes).map_err(|e| NodeError::file(&cfg.genesis, e))?;
+    crate::ceremony::check_signed(&cfg.genesis, &genesis_bytes, &genesis)?;
     std::fs::create_dir_all(&cfg.data_dir).map_err(|e| NodeError::file(&cfg.data_dir, e))?;
     let store = Store::open(&cfg.data_dir.join("ledger"))?;
     let checked = crate::snapshot::check_not_interrupted(&store)
@@ -142,10 +174,13 @@ pub async fn start(cfg: NodeConfig) -> Result<(NodeHandle, Tasks)> {
         org_of_peer.insert(p, o.id.clone());
     }
     let parse_addr = |s: &str| s.parse().map_err(|e| NodeError::Config(format!("address {s}: {e}")));
-    let peers =
-        cfg.peers.iter().map(|p| Ok((parse_peer(&p.peer_id)?, parse_addr(&p.addr)?))).collect::<Result<Vec<_>>>()?;
+    let peers = peer_addrs(&cfg, genesis)?;
+    let keypair = cfg.p2p_keypair()?;
+    if keypair.public().to_peer_id() != peer_of_node[&node_id] {
+        return Err(NodeError::Config("the p2p key does not match the genesis".into()));
+    }
     let (net, event_loop, inbound) = leasehold_network::new(leasehold_network::Config {
-        keypair: cfg.p2p_keypair()?,
+        keypair,
         listen: parse_addr(&cfg.p2p_listen)?,
         peers,
         allowed: peer_of_node.values().copied().collect(),

@@ -145,21 +145,31 @@ impl TestNet {
             .output()
             .expect("run init");
         assert!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));
-        let genesis: Value = serde_json::from_slice(&std::fs::read(dir.path().join("genesis.json")).unwrap()).unwrap();
-        let mut nodes = Vec::new();
-        for i in 0..n {
-            let org = format!("org{}", i + 1);
-            let ndir = dir.path().join(&org);
-            let mut toml = std::fs::read_to_string(ndir.join("node.toml")).unwrap();
+        let dirs = (0..n).map(|i| dir.path().join(format!("org{}", i + 1))).collect::<Vec<_>>();
+        for d in &dirs {
+            let mut toml = std::fs::read_to_string(d.join("node.toml")).unwrap();
             edit(&mut toml);
-            std::fs::write(ndir.join("node.toml"), toml).unwrap();
-            let secret = leasehold_node::config::read_secret(&ndir.join("keys/signing.key")).unwrap();
+            std::fs::write(d.join("node.toml"), toml).unwrap();
+        }
+        let apis = ports[n..].to_vec();
+        Self::of_orgs(dir, held, &dirs, &apis)
+    }
+
+    /// A network of the orgs in `dirs` (each with `node.toml`, `keys/` and
+    /// `admin.token`), their APIs on `api_ports`; none is started.
+    pub fn of_orgs(dir: tempfile::TempDir, held: Vec<ports::Port>, dirs: &[PathBuf], api_ports: &[u16]) -> Self {
+        let mut nodes = Vec::new();
+        let mut network_id = String::new();
+        for (ndir, port) in dirs.iter().zip(api_ports) {
+            let cfg = leasehold_node::config::NodeConfig::load(&ndir.join("node.toml")).unwrap();
+            let genesis: Value = serde_json::from_slice(&std::fs::read(&cfg.genesis).unwrap()).unwrap();
+            network_id = genesis["network_id"].as_str().unwrap().to_string();
             nodes.push(NodeProc {
-                org,
+                org: cfg.org.clone(),
                 dir: ndir.clone(),
-                url: format!("http://127.0.0.1:{}", ports[n + i]),
+                url: format!("http://127.0.0.1:{port}"),
                 child: None,
-                key: ed25519_dalek::SigningKey::from_bytes(&secret),
+                key: cfg.signing_key().unwrap(),
                 token: std::fs::read_to_string(ndir.join("admin.token")).unwrap(),
             });
         }
@@ -167,7 +177,7 @@ impl TestNet {
             dir,
             ports: held,
             nodes,
-            network_id: genesis["network_id"].as_str().unwrap().to_string(),
+            network_id,
             http: reqwest::Client::new(),
             nonce: leasehold_node::now_ms() as u64 * 1000,
         }

@@ -31,6 +31,7 @@ impl Net {
                 signing_key: k.verifying_key().to_bytes(),
                 x25519_key: [i as u8; 32],
                 peer_id: format!("peer{i}"),
+                p2p_addr: String::new(),
             })
             .collect();
         let genesis = Genesis {
