@@ -147,7 +147,7 @@ fn a_denied_release_is_never_published_and_an_ended_lease_starts_nothing() {
     // A request the owner leaves for over a minute lapses.
     let err = net.reject(0, T0 + 67_001, compute("r3", [3; 32], "L1")).to_string();
     assert!(err.contains("lapsed 60000 ms after it was made"), "{err}");
-    net.run(1, T0 + 100_000, ask("r5", [3; 32], "L1")).unwrap();
+    net.run(1, T0 + 560_000, ask("r5", [3; 32], "L1")).unwrap();
     let late = T0 + 603_000;
     assert!(matches!(net.reject(0, late, compute("r5", [3; 32], "L1")), ChaincodeError::LeaseExpired { .. }));
     assert!(matches!(net.reject(1, late, ask("r4", [3; 32], "L1")), ChaincodeError::LeaseExpired { .. }));
