@@ -95,16 +95,27 @@ impl Hosts {
     /// Moves every node of `net` to its host: each listens on its own
     /// address and dials its peers at theirs.
     pub fn place(&self, net: &mut TestNet) {
+        use leasehold_node::config::{NodeConfig, PeerConfig};
         let n = net.nodes.len();
         let ports: Vec<u16> = net.ports.iter().map(|p| p.number).collect();
-        for node in &mut net.nodes {
+        let p2p = |j: usize| format!("/ip4/{}/tcp/{}", self.ips[j], ports[j]);
+        for (i, node) in net.nodes.iter().enumerate() {
             let path = node.dir.join("node.toml");
-            let mut toml = std::fs::read_to_string(&path).unwrap();
-            for j in 0..n {
-                let (p2p, api, at) = (ports[j], ports[n + j], &self.ips[j]);
-                toml = toml.replace(&format!("/ip4/127.0.0.1/tcp/{p2p}\""), &format!("/ip4/{at}/tcp/{p2p}\""));
-                toml = toml.replace(&format!("\"127.0.0.1:{api}\""), &format!("\"{at}:{api}\""));
-            }
+            let mut cfg = NodeConfig::load(&path).unwrap();
+            let genesis: leasehold_chaincode::Genesis =
+                serde_json::from_slice(&std::fs::read(&cfg.genesis).unwrap()).unwrap();
+            cfg.p2p_listen = p2p(i);
+            cfg.api_listen = format!("{}:{}", self.ips[i], ports[n + i]);
+            // The genesis lists loopback addresses: the config names the hosts'.
+            cfg.peers = (0..n)
+                .filter(|j| *j != i)
+                .map(|j| PeerConfig {
+                    org: genesis.orgs[j].id.clone(),
+                    peer_id: genesis.orgs[j].peer_id.clone(),
+                    addr: p2p(j),
+                })
+                .collect();
+            let toml = toml::to_string_pretty(&cfg).unwrap();
             assert!(!toml.contains("127.0.0.1"), "an address was left on loopback:\n{toml}");
             std::fs::write(&path, toml).unwrap();
         }

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use leasehold_chaincode::{Genesis, OrgInfo};
 use leasehold_network::{Multiaddr, PeerId};
 use leasehold_node::config::NodeConfig;
 use leasehold_node::election::Grant;
@@ -23,8 +24,11 @@ impl Rogue {
     pub async fn as_org3(net: &mut TestNet) -> Self {
         net.stop(2);
         let cfg = NodeConfig::load(&net.nodes[2].dir.join("node.toml")).unwrap();
+        // Its peers are the genesis's other orgs, at the addresses it lists.
+        let genesis: Genesis = serde_json::from_slice(&std::fs::read(&cfg.genesis).unwrap()).unwrap();
+        let others: Vec<&OrgInfo> = genesis.orgs.iter().filter(|o| o.id != cfg.org).collect();
         let peers: Vec<(PeerId, Multiaddr)> =
-            cfg.peers.iter().map(|p| (p.peer_id.parse().unwrap(), p.addr.parse().unwrap())).collect();
+            others.iter().map(|o| (o.peer_id.parse().unwrap(), o.p2p_addr.parse().unwrap())).collect();
         let (client, event_loop, mut inbound) = leasehold_network::new(leasehold_network::Config {
             keypair: cfg.p2p_keypair().unwrap(),
             listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
@@ -37,8 +41,7 @@ impl Rogue {
         tokio::spawn(event_loop.run());
         // It answers nothing that is asked of it.
         tokio::spawn(async move { while inbound.recv().await.is_some() {} });
-        let named = cfg.peers.iter().map(|p| (p.org.clone(), p.peer_id.parse().unwrap())).collect();
-        let genesis = serde_json::from_slice(&std::fs::read(net.dir.path().join("genesis.json")).unwrap()).unwrap();
+        let named = others.iter().map(|o| (o.id.clone(), o.peer_id.parse().unwrap())).collect();
         let rogue = Rogue { client, peers: named, key: net.nodes[2].key.clone(), genesis };
         let deadline = Instant::now() + Duration::from_secs(10);
         while rogue.client.connected_peers().await.unwrap_or_default().len() < 2 {
