@@ -119,6 +119,21 @@ fn run() -> anyhow::Result<()> {
             println!("{token}");
             Ok(())
         }
+        Command::User { command: UserCommand::List { config } } => {
+            let cfg = NodeConfig::load(&config)?;
+            for u in leasehold_node::users::UserStore::new(&cfg.data_dir).list()? {
+                let created = leasehold_chaincode::time::rfc3339(u.created_at_ms);
+                println!("{}\t{}\t{created}", u.name, serde_json::to_value(u.role)?.as_str().unwrap_or_default());
+            }
+            Ok(())
+        }
+        Command::User { command: UserCommand::Revoke { config, name } } => {
+            let cfg = NodeConfig::load(&config)?;
+            let revoked = leasehold_node::users::UserStore::new(&cfg.data_dir).revoke(&name)?;
+            anyhow::ensure!(revoked.is_some(), "no user {name:?}");
+            println!("revoked {name}'s token");
+            Ok(())
+        }
     }
 }
 

@@ -62,6 +62,13 @@ async fn status_user_add_argo_and_run_work_as_documented() {
     assert_eq!(net.call(1, "GET", "/v1/datasets", Some(&token), None).await.0, 200);
     let (code, p) = net.call(1, "POST", "/v1/users", Some(&token), Some(json!({"name": "x", "role": "viewer"}))).await;
     assert_eq!(code, 403, "a member is not an admin: {p}");
+    // `user list` shows ann; `user revoke` ends her token on the running node at once.
+    let out = leasehold(&["user", "list", "--config", path_str(&cfg)]);
+    assert!(String::from_utf8_lossy(&out.stdout).lines().any(|l| l.starts_with("ann\tmember\t")), "{}", text(&out));
+    let out = leasehold(&["user", "revoke", "--config", path_str(&cfg), "--name", "ann"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(net.call(1, "GET", "/v1/datasets", Some(&token), None).await.0, 401, "a revoked token still works");
+    assert!(!leasehold(&["user", "revoke", "--config", path_str(&cfg), "--name", "ann"]).status.success());
 
     // `workflow argo -f`: the same DAG as an Argo Workflow.
     let dir = tempfile::tempdir().unwrap();

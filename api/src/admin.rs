@@ -2,7 +2,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{delete, get};
 use axum::{Json, Router};
 use leasehold_node::users::Role;
 use serde::{Deserialize, Serialize};
@@ -12,7 +12,10 @@ use crate::auth::{Caller, JsonBody};
 use crate::{ApiError, AppState};
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/v1/users", post(add_user)).route("/v1/history/{kind}/{id}", get(history))
+    Router::new()
+        .route("/v1/users", get(list_users).post(add_user))
+        .route("/v1/users/{name}", delete(revoke_user))
+        .route("/v1/history/{kind}/{id}", get(history))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -43,6 +46,48 @@ pub async fn add_user(
     let token =
         s.users.add(&u.name, u.role, leasehold_node::now_ms()).map_err(|e| ApiError::invalid("name", e.to_string()))?;
     Ok((StatusCode::CREATED, Json(UserCreated { name: u.name, role: u.role, token })))
+}
+
+/// A user of this node, without its token (stored hashed, shown once).
+#[derive(Serialize, ToSchema)]
+pub struct UserView {
+    pub name: String,
+    /// viewer, member or admin.
+    #[schema(value_type = String)]
+    pub role: Role,
+    pub created_at: String,
+}
+
+impl From<&leasehold_node::users::User> for UserView {
+    fn from(u: &leasehold_node::users::User) -> Self {
+        Self { name: u.name.clone(), role: u.role, created_at: leasehold_chaincode::time::rfc3339(u.created_at_ms) }
+    }
+}
+
+#[utoipa::path(get, path = "/v1/users", responses((status = 200, body = Vec<UserView>)), security(("bearer" = ["admin"])))]
+pub async fn list_users(s: State<AppState>, caller: Caller) -> Result<Json<Vec<UserView>>, ApiError> {
+    caller.require(Role::Admin)?;
+    Ok(Json(s.users.list()?.iter().map(UserView::from).collect()))
+}
+
+/// Revokes a user's token: it gets 401 from the next request on.
+#[utoipa::path(delete, path = "/v1/users/{name}", responses((status = 200, body = UserView), (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)), security(("bearer" = ["admin"])))]
+pub async fn revoke_user(
+    s: State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<UserView>, ApiError> {
+    let me = caller.require(Role::Admin)?;
+    if me.name == name {
+        return Err(ApiError::invalid(
+            "name",
+            "an admin does not revoke its own token here: another admin can, or `leasehold user revoke` on the node's machine",
+        ));
+    }
+    match s.users.revoke(&name)? {
+        Some(u) => Ok(Json(UserView::from(&u))),
+        None => Err(ApiError::NotFound(format!("no user {name:?}"))),
+    }
 }
 
 #[derive(Serialize, ToSchema)]

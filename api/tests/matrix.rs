@@ -234,6 +234,13 @@ async fn every_operation_by_every_role() {
     let u = m.op(0, "POST", "/v1/users", "/v1/users", Some(&user), 201).await;
     let (code, _) = call(&o1.app, "GET", "/v1/datasets", u["token"].as_str(), None).await;
     assert_eq!(code, 200, "the new user's token works");
+    let users = m.op(0, "GET", "/v1/users", "/v1/users", None, 200).await;
+    assert!(users.as_array().unwrap().iter().any(|x| x["name"] == "new" && x["role"] == "viewer"), "{users}");
+    assert!(!users.to_string().contains("sha256"), "no token hash leaves the node: {users}");
+    let gone = m.op(0, "DELETE", "/v1/users/{name}", "/v1/users/new", None, 200).await;
+    assert_eq!(gone["name"], "new");
+    let (code, _) = call(&o1.app, "GET", "/v1/datasets", u["token"].as_str(), None).await;
+    assert_eq!(code, 401, "a revoked token is refused at once");
     let voters = json!(["org1", "org2", "org3"]);
     let approve = json!({"voters": voters}).to_string();
     m.op(0, "POST", "/v1/membership", "/v1/membership", Some(&approve), 200).await;

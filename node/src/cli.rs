@@ -166,6 +166,18 @@ pub enum UserCommand {
         #[arg(long, value_enum)]
         role: crate::users::Role,
     },
+    /// List the users: name, role, created.
+    List {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Revoke a user's token: it is refused from the next request on.
+    Revoke {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

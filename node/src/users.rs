@@ -46,10 +46,13 @@ pub fn new_token() -> String {
 }
 
 /// Users in `<data_dir>/users.json`, re-read when the file changes so that
-/// `leasehold user add` takes effect on a running node.
+/// `leasehold user add` and `user revoke` take effect on a running node.
 pub struct UserStore {
     path: PathBuf,
-    cache: Mutex<(Option<SystemTime>, Vec<User>)>,
+    /// The users as read, and the file's (mtime, inode) then: every write
+    /// renames a new file into place, so a new inode shows a change that
+    /// the clock's coarse mtime may not.
+    cache: Mutex<(Option<(SystemTime, u64)>, Vec<User>)>,
 }
 
 impl UserStore {
@@ -67,7 +70,8 @@ impl UserStore {
 
     /// The user a bearer token belongs to.
     pub fn authenticate(&self, token: &str) -> Result<Option<User>> {
-        let mtime = fs::metadata(&self.path).and_then(|m| m.modified()).ok();
+        use std::os::unix::fs::MetadataExt;
+        let mtime = fs::metadata(&self.path).and_then(|m| Ok((m.modified()?, m.ino()))).ok();
         let mut cache = self.cache.lock().expect("users lock");
         if cache.0 != mtime || mtime.is_none() {
             *cache = (mtime, self.load()?);
@@ -82,9 +86,39 @@ impl UserStore {
         {
             return Err(NodeError::Config("a user name is 1 to 64 of letters, digits, '.', '_', '-', '@'".into()));
         }
-        // Read, add and write under a lock on a file beside it: two writers
-        // at once (two requests, or the node and `leasehold user add`)
-        // would otherwise each drop the other's user.
+        let _lock = self.lock()?;
+        let mut users = self.load()?;
+        if users.iter().any(|u| u.name == name) {
+            return Err(NodeError::Config(format!("user {name:?} already exists")));
+        }
+        let token = new_token();
+        users.push(User { name: name.into(), role, token_sha256: hash(&token), created_at_ms: now_ms });
+        self.write(&users)?;
+        Ok(token)
+    }
+
+    /// Every user (their tokens' hashes included: not for the API).
+    pub fn list(&self) -> Result<Vec<User>> {
+        self.load()
+    }
+
+    /// Removes `name`; its token is refused from the next request on.
+    /// Returns the user removed, if there was one.
+    pub fn revoke(&self, name: &str) -> Result<Option<User>> {
+        let _lock = self.lock()?;
+        let mut users = self.load()?;
+        let Some(at) = users.iter().position(|u| u.name == name) else { return Ok(None) };
+        let user = users.remove(at);
+        self.write(&users)?;
+        // This process forgets it now; another sees the file change.
+        *self.cache.lock().expect("users lock") = (None, Vec::new());
+        Ok(Some(user))
+    }
+
+    /// A lock on a file beside users.json for a read-change-write: two
+    /// writers at once (two requests, or the node and the CLI) would
+    /// otherwise each drop the other's change. Released when dropped.
+    fn lock(&self) -> Result<fs::File> {
         let lock_path = self.path.with_extension("lock");
         let lock = fs::OpenOptions::new()
             .create(true)
@@ -93,17 +127,13 @@ impl UserStore {
             .open(&lock_path)
             .map_err(|e| NodeError::file(&lock_path, e))?;
         lock.lock().map_err(|e| NodeError::file(&lock_path, e))?;
-        let mut users = self.load()?;
-        if users.iter().any(|u| u.name == name) {
-            return Err(NodeError::Config(format!("user {name:?} already exists")));
-        }
-        let token = new_token();
-        users.push(User { name: name.into(), role, token_sha256: hash(&token), created_at_ms: now_ms });
-        // Whole or not at all: an empty or torn users.json would lock every
-        // user out.
-        let json = serde_json::to_vec_pretty(&users).expect("users serialise");
-        crate::durable::write_atomic(&self.path, &json, 0o600).map_err(|e| NodeError::file(&self.path, e))?;
-        Ok(token)
+        Ok(lock)
+    }
+
+    /// Whole or not at all: an empty or torn users.json would lock every user out.
+    fn write(&self, users: &[User]) -> Result<()> {
+        let json = serde_json::to_vec_pretty(users).expect("users serialise");
+        crate::durable::write_atomic(&self.path, &json, 0o600).map_err(|e| NodeError::file(&self.path, e))
     }
 }
 
@@ -121,6 +151,11 @@ mod tests {
         let on_disk = fs::read_to_string(dir.path().join(USERS_FILE)).unwrap();
         assert!(!on_disk.contains(&token), "token stored in the clear");
         assert!(store.add("alice", Role::Admin, 2).is_err(), "duplicate name accepted");
+        // Revoked by another process's store (the CLI), refused here at once.
+        let other = UserStore::new(dir.path());
+        assert_eq!(other.revoke("alice").unwrap().map(|u| u.name), Some("alice".into()));
+        assert!(store.authenticate(&token).unwrap().is_none(), "a revoked token still works");
+        assert!(other.revoke("alice").unwrap().is_none());
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(fs::metadata(dir.path().join(USERS_FILE)).unwrap().permissions().mode() & 0o777, 0o600);
     }
