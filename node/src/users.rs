@@ -52,8 +52,11 @@ pub struct UserStore {
     /// The users as read, and the file's (mtime, inode) then: every write
     /// renames a new file into place, so a new inode shows a change that
     /// the clock's coarse mtime may not.
-    cache: Mutex<(Option<(SystemTime, u64)>, Vec<User>)>,
+    cache: Mutex<(Option<FileStamp>, Vec<User>)>,
 }
+
+/// A file's modification time and inode.
+type FileStamp = (SystemTime, u64);
 
 impl UserStore {
     pub fn new(data_dir: &Path) -> Self {
