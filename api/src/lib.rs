@@ -60,10 +60,37 @@ pub fn app(state: AppState) -> Router {
         .merge(publications::routes())
         .merge(runs::routes((state.node.config().workflow.max_bundle_mib as usize) << 20))
         .merge(openapi::routes())
+        .route("/metrics", axum::routing::get(metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(state.clone(), refuse_writes_on_a_full_disk))
         .layer(axum::middleware::map_response(error::problem_json))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), count_requests))
         .with_state(state)
+}
+
+/// Prometheus metrics (OpenMetrics text), for a scraper: no
+/// token, and nothing in it names a dataset, lease, run or user.
+async fn metrics(axum::extract::State(s): axum::extract::State<AppState>) -> impl axum::response::IntoResponse {
+    let text = tokio::task::spawn_blocking(move || s.node.metrics_text()).await.unwrap_or_default();
+    ([(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)
+}
+
+/// Counts each request and its latency by route template, method and status.
+async fn count_requests(
+    axum::extract::State(s): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let method = req.method().as_str().to_string();
+    let started = std::time::Instant::now();
+    let response = next.run(req).await;
+    let seconds = started.elapsed().as_secs_f64();
+    s.node.ledger().metrics.api_request(&route, &method, response.status().as_u16(), seconds);
+    response
 }
 
 /// A request other than a read makes the node write to its disk (a tx, a

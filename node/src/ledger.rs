@@ -30,6 +30,7 @@ pub struct Ledger {
     /// The state commitment at the head; only the state machine changes it.
     commitment: Mutex<Commitment>,
     waiters: Mutex<HashMap<TxId, Vec<oneshot::Sender<Receipt>>>>,
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl Ledger {
@@ -47,7 +48,8 @@ impl Ledger {
         let head = store.head()?.unwrap_or_else(|| Head::genesis(&genesis_bytes, &genesis));
         let commitment = Mutex::new(store.commitment()?);
         let head = watch::channel(head).0;
-        Ok(Self { store, genesis, genesis_bytes, head, commitment, waiters: Mutex::new(HashMap::new()) })
+        let waiters = Mutex::new(HashMap::new());
+        Ok(Self { store, genesis, genesis_bytes, head, commitment, waiters, metrics: Default::default() })
     }
 
     /// The state commitment at the head.
@@ -105,6 +107,12 @@ impl Ledger {
         self.store.db().write(batch)?;
         *self.commitment.lock().expect("commitment lock") = commitment;
         self.head.send_replace(head);
+        for (tx, verdict) in block.txs.iter().zip(&block.verdicts) {
+            if matches!(verdict, leasehold_chaincode::Verdict::Valid) {
+                let kind = crate::metrics::KindLabels { kind: tx.body.payload.kind().into() };
+                self.metrics.txs_committed.get_or_create(&kind).inc();
+            }
+        }
         self.notify(block);
         Ok(())
     }

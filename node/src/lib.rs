@@ -21,6 +21,7 @@ mod gate;
 pub mod init;
 pub mod ledger;
 pub mod membership;
+pub mod metrics;
 pub mod node;
 pub mod raft;
 mod reads;

@@ -308,7 +308,11 @@ async fn handle_rpc(node: NodeHandle, peer: PeerId, rpc: Rpc) -> Option<RpcReply
         Rpc::Data(req) => {
             let owner = node.clone();
             let served = tokio::task::spawn_blocking(move || crate::data::plane::serve(&owner.inner, peer, req)).await;
-            RpcReply::Data(served.unwrap_or_else(|e| Err(format!("the owner's node failed serving it: {e}"))))
+            let served = served.unwrap_or_else(|e| Err(format!("the owner's node failed serving it: {e}")));
+            if let Ok(crate::data::plane::DataReply::Chunk(bytes)) = &served {
+                inner.ledger.metrics.data_plane("served", bytes.len() as u64);
+            }
+            RpcReply::Data(served)
         }
         Rpc::Metadata(req) => RpcReply::Metadata(crate::disclose::serve(&node, peer, req).await),
         Rpc::Certify(certs) => RpcReply::Certify(crate::certify::accept(inner, peer, certs)),

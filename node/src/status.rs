@@ -37,4 +37,43 @@ impl NodeHandle {
             raft_applied_index: metrics.last_applied.map(|l| l.index),
         }
     }
+
+    /// The node's metrics in the Prometheus text format, with the gauges
+    /// that mirror state read now.
+    pub fn metrics_text(&self) -> String {
+        use leasehold_chaincode::{query, LeaseStatus};
+        let ledger = self.ledger();
+        let m = &ledger.metrics;
+        let raft = self.inner.raft.metrics().borrow().clone();
+        m.height.set(ledger.head().height as i64);
+        m.raft_term.set(raft.current_term as i64);
+        m.raft_leader.set(i64::from(raft.current_leader == Some(raft.id)));
+        let mempool = &self.inner.mempool;
+        m.mempool_depth.set((mempool.max_capacity() - mempool.capacity()) as i64);
+        let now = self.ledger_now();
+        for status in [LeaseStatus::Requested, LeaseStatus::Active, LeaseStatus::Expired, LeaseStatus::Revoked] {
+            let mut count = 0;
+            for side in [true, false] {
+                let f = query::LeaseFilter {
+                    owner: side.then(|| self.org().to_string()),
+                    lessee: (!side).then(|| self.org().to_string()),
+                    status: Some(status),
+                    limit: query::MAX_PAGE,
+                    ..Default::default()
+                };
+                count += query::leases(&ledger.store, &f, now).map(|l| l.len()).unwrap_or(0);
+            }
+            let labels = crate::metrics::StatusLabels { status: status.as_str().into() };
+            m.leases.get_or_create(&labels).set(count as i64);
+        }
+        let statuses = ["queued", "running", "succeeded", "failed", "cancelled", "expired", "revoked"];
+        let mut runs: std::collections::BTreeMap<&str, i64> = statuses.iter().map(|s| (*s, 0)).collect();
+        for r in self.runner().list() {
+            *runs.entry(r.status.as_str()).or_default() += 1;
+        }
+        for (status, n) in runs {
+            m.runs.get_or_create(&crate::metrics::StatusLabels { status: status.into() }).set(n);
+        }
+        m.render()
+    }
 }

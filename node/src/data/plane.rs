@@ -181,7 +181,12 @@ impl NodeHandle {
     async fn data_request(&self, owner: &str, req: DataRequest) -> Result<DataReply> {
         let bytes = self.request_org(owner, Rpc::Data(req)).await?;
         match decode::<RpcReply>(&bytes, "data reply")? {
-            RpcReply::Data(Ok(reply)) => Ok(reply),
+            RpcReply::Data(Ok(reply)) => {
+                if let DataReply::Chunk(b) = &reply {
+                    self.ledger().metrics.data_plane("fetched", b.len() as u64);
+                }
+                Ok(reply)
+            }
             RpcReply::Data(Err(reason)) => Err(NodeError::Data(format!("{owner} refused: {reason}"))),
             _ => Err(NodeError::Data(format!("{owner} answered a different request"))),
         }
