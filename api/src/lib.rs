@@ -89,7 +89,7 @@ async fn count_requests(
     let started = std::time::Instant::now();
     let response = next.run(req).await;
     let seconds = started.elapsed().as_secs_f64();
-    s.node.ledger().metrics.api_request(&route, &method, response.status().as_u16(), seconds);
+    s.node.record_api_request(&route, &method, response.status().as_u16(), seconds);
     response
 }
 

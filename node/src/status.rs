@@ -38,6 +38,12 @@ impl NodeHandle {
         }
     }
 
+    /// Counts an API request for `/metrics`: its route's template, method,
+    /// status and seconds taken.
+    pub fn record_api_request(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        self.ledger().metrics.api_request(route, method, status, seconds);
+    }
+
     /// The node's metrics in the Prometheus text format, with the gauges
     /// that mirror state read now.
     pub fn metrics_text(&self) -> String {
