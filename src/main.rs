@@ -45,13 +45,19 @@ fn run() -> anyhow::Result<()> {
             println!("initialised {orgs} organisations under {}", out.display());
             Ok(())
         }
-        Command::Org { command: OrgCommand::New { org, name, dir, p2p_addr, api_addr } } => {
+        Command::Org { command: OrgCommand::New { org, name, dir, p2p_addr, p2p_listen, api_addr } } => {
             use leasehold_node::ceremony;
             let p2p_addr = ceremony::multiaddr_of(&p2p_addr)?;
+            let port = p2p_addr.rsplit('/').next().unwrap_or_default().to_string();
+            let p2p_listen = match p2p_listen {
+                Some(l) => ceremony::multiaddr_of(&l)?,
+                None => format!("/ip4/0.0.0.0/tcp/{port}"),
+            };
             let new = ceremony::NewOrg {
                 org: &org,
                 name: &name,
                 p2p_addr: &p2p_addr,
+                p2p_listen: &p2p_listen,
                 api_listen: &api_addr,
                 genesis: Path::new("genesis.json"),
                 now_ms: leasehold_node::now_ms(),
@@ -74,9 +80,10 @@ fn run() -> anyhow::Result<()> {
             println!("wrote {}: each org now signs it with `leasehold genesis sign`", out.display());
             Ok(())
         }
-        Command::Genesis { command: GenesisCommand::Sign { genesis, config } } => {
+        Command::Genesis { command: GenesisCommand::Sign { genesis, config, sha256 } } => {
             let cfg = NodeConfig::load(&config)?;
-            leasehold_node::ceremony::sign(&genesis, &cfg.org, &cfg.signing_key()?)?;
+            let signed = leasehold_node::ceremony::sign(&genesis, &cfg.org, &cfg.signing_key()?, sha256.as_deref())?;
+            print!("{signed}");
             let sigs = leasehold_node::ceremony::signatures_path(&genesis);
             println!("{} signed {}; signatures in {}", cfg.org, genesis.display(), sigs.display());
             Ok(())

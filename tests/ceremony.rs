@@ -84,6 +84,40 @@ async fn three_orgs_made_apart_agree_on_a_genesis_each_signed() {
     for dir in &dirs {
         copy(&shared.join("genesis.sigs.json"), &dir.join("genesis.sigs.json"));
     }
+    // A genesis edited after signing, even by a byte, is not the one signed.
+    let path = dirs[0].join("genesis.json");
+    let signed = std::fs::read(&path).unwrap();
+    std::fs::write(&path, [signed.as_slice(), b"\n"].concat()).unwrap();
+    let out = Command::new(bin()).args(["start", "--config"]).arg(dirs[0].join("node.toml")).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("lacks a valid signature of org1, org2, org3"), "{err}");
+    std::fs::write(&path, &signed).unwrap();
+    // One org listed twice (a second vote for one key) is refused, and a
+    // signer names the hash it agreed to.
+    let mut twice: Value = serde_json::from_slice(&signed).unwrap();
+    let mut copy_of_org1 = twice["orgs"][0].clone();
+    copy_of_org1["id"] = json!("org9");
+    twice["orgs"].as_array_mut().unwrap().push(copy_of_org1);
+    let forged = root.path().join("forged.json");
+    std::fs::write(&forged, twice.to_string()).unwrap();
+    let cfg1 = dirs[0].join("node.toml");
+    let out = Command::new(bin())
+        .args(["genesis", "sign", "--genesis", path_str(&forged), "--config", path_str(&cfg1)])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is listed twice in the genesis"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let wrong =
+        ["genesis", "sign", "--genesis", path_str(&path), "--config", path_str(&cfg1), "--sha256", &"0".repeat(64)];
+    let out = Command::new(bin()).args(wrong).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not the one expected"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // A signature that is not org2's over these bytes does not count.
     let sigs_path = dirs[0].join("genesis.sigs.json");
     let good = std::fs::read_to_string(&sigs_path).unwrap();

@@ -4,7 +4,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use common::runs::*;
 use common::*;
@@ -91,8 +90,16 @@ async fn metrics_parse_and_move_under_load() {
         let body = json!({"id": format!("m{i}"), "title": "t", "policy": {"allowed_orgs": [], "max_lease_ms": 60_000}, "private_metadata": {}});
         assert_eq!(net.call(0, "POST", "/v1/datasets", None, Some(body)).await.0, 201);
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Any method name a client makes up is counted as `other`, not as a label of its own.
+    let odd = reqwest::Method::from_bytes(b"BREW").unwrap();
+    net.http.request(odd, format!("{}/v1/datasets", net.nodes[0].url)).send().await.unwrap();
+    // The lease gauges are counted at most every 5 s.
+    tokio::time::sleep(leasehold_node::metrics::LEASE_COUNT_INTERVAL).await;
     let (owner, lessee) = (scrape(&net, 0).await, scrape(&net, 1).await);
+    let lease_id = lease["id"].as_str().unwrap();
+    assert!(owner.keys().all(|k| !k.contains(lease_id) && !k.contains("BREW")), "{owner:?}");
+    assert!(owner.keys().any(|k| k.contains(r#"route="/v1/leases/{id}""#)), "routes by template: {owner:?}");
+    assert!(owner.keys().any(|k| k.contains(r#"method="other""#)), "{owner:?}");
     assert!(value(&owner, "leasehold_height") >= value(&before[0], "leasehold_height") + 12.0, "{owner:?}");
     let posts = r#"leasehold_api_requests_total{route="/v1/datasets",method="POST",status="201"}"#;
     assert_eq!(value(&owner, posts) - value(&before[0], posts), 11.0);

@@ -40,8 +40,11 @@ pub struct OrgCard {
 pub struct NewOrg<'a> {
     pub org: &'a str,
     pub name: &'a str,
-    /// Listened on and dialled by the others, as a multiaddr.
+    /// Where the others dial it, as a multiaddr (on its card).
     pub p2p_addr: &'a str,
+    /// Where it listens, as a multiaddr: often `/ip4/0.0.0.0/tcp/PORT`
+    /// behind a public or NAT address.
+    pub p2p_listen: &'a str,
     pub api_listen: &'a str,
     /// The genesis the node will start from, relative to `dir`.
     pub genesis: &'a Path,
@@ -78,7 +81,9 @@ fn bad(why: impl Into<String>) -> NodeError {
 /// the org's own machine, and returns its card (also written to `card.json`).
 pub fn new_org(dir: &Path, o: &NewOrg) -> Result<OrgCard> {
     valid_id("org", o.org)?;
-    let listen: libp2p::Multiaddr = o.p2p_addr.parse().map_err(|e| bad(format!("p2p address {}: {e}", o.p2p_addr)))?;
+    let addr: libp2p::Multiaddr = o.p2p_addr.parse().map_err(|e| bad(format!("p2p address {}: {e}", o.p2p_addr)))?;
+    let listen: libp2p::Multiaddr =
+        o.p2p_listen.parse().map_err(|e| bad(format!("p2p listen address {}: {e}", o.p2p_listen)))?;
     let keys_dir = dir.join("keys");
     if keys_dir.exists() {
         return Err(bad(format!("{} exists: refusing to overwrite an org's keys", keys_dir.display())));
@@ -95,7 +100,7 @@ pub fn new_org(dir: &Path, o: &NewOrg) -> Result<OrgCard> {
         signing_key: hex::encode(SigningKey::from_bytes(&signing).verifying_key().to_bytes()),
         x25519_key: hex::encode(x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(x25519)).to_bytes()),
         peer_id: p2p_key.public().to_peer_id().to_string(),
-        p2p_addr: listen.to_string(),
+        p2p_addr: addr.to_string(),
     };
     let cfg = NodeConfig {
         org: o.org.into(),
@@ -135,34 +140,59 @@ fn hex32(field: &str, org: &str, s: &str) -> Result<[u8; 32]> {
 /// A genesis listing `cards`, in order; each card is checked, and no org,
 /// key or peer may appear twice.
 pub fn genesis_from_cards(network_id: &str, cards: &[OrgCard], now_ms: i64) -> Result<Genesis> {
-    valid_id("network_id", network_id)?;
-    if cards.is_empty() || cards.len() > 64 {
-        return Err(bad("a genesis lists 1 to 64 orgs"));
-    }
-    let mut seen = BTreeSet::new();
     let mut orgs = Vec::new();
     for c in cards {
-        valid_id("org", &c.org)?;
-        let signing_key = hex32("signing_key", &c.org, &c.signing_key)?;
-        VerifyingKey::from_bytes(&signing_key).map_err(|e| bad(format!("card of {}: signing_key: {e}", c.org)))?;
-        let x25519_key = hex32("x25519_key", &c.org, &c.x25519_key)?;
-        c.peer_id.parse::<libp2p::PeerId>().map_err(|e| bad(format!("card of {}: peer_id: {e}", c.org)))?;
-        c.p2p_addr.parse::<libp2p::Multiaddr>().map_err(|e| bad(format!("card of {}: p2p_addr: {e}", c.org)))?;
-        for key in [c.org.clone(), c.signing_key.clone(), c.x25519_key.clone(), c.peer_id.clone()] {
-            if !seen.insert(key.clone()) {
-                return Err(bad(format!("card of {}: {key} appears in two cards", c.org)));
-            }
-        }
         orgs.push(OrgInfo {
             id: c.org.clone(),
             name: c.name.clone(),
-            signing_key,
-            x25519_key,
+            signing_key: hex32("signing_key", &c.org, &c.signing_key)?,
+            x25519_key: hex32("x25519_key", &c.org, &c.x25519_key)?,
             peer_id: c.peer_id.clone(),
             p2p_addr: c.p2p_addr.clone(),
         });
     }
-    Ok(Genesis { network_id: network_id.into(), created_at_ms: now_ms, orgs, policy: NetworkPolicy::default() })
+    let genesis =
+        Genesis { network_id: network_id.into(), created_at_ms: now_ms, orgs, policy: NetworkPolicy::default() };
+    validate(&genesis)?;
+    Ok(genesis)
+}
+
+/// What every genesis must be, however it was made: 1 to 64 orgs with
+/// valid ids, keys, peers and addresses, none of them listed twice (an
+/// org listed twice under one key would hold two votes for one signature).
+pub fn validate(g: &Genesis) -> Result<()> {
+    valid_id("network_id", &g.network_id)?;
+    if g.orgs.is_empty() || g.orgs.len() > 64 {
+        return Err(bad("a genesis lists 1 to 64 orgs"));
+    }
+    let mut seen = BTreeSet::new();
+    for o in &g.orgs {
+        valid_id("org", &o.id)?;
+        VerifyingKey::from_bytes(&o.signing_key).map_err(|e| bad(format!("org {}: signing_key: {e}", o.id)))?;
+        o.peer_id.parse::<libp2p::PeerId>().map_err(|e| bad(format!("org {}: peer_id: {e}", o.id)))?;
+        if !o.p2p_addr.is_empty() {
+            o.p2p_addr.parse::<libp2p::Multiaddr>().map_err(|e| bad(format!("org {}: p2p_addr: {e}", o.id)))?;
+        }
+        let keys = [o.id.clone(), hex::encode(o.signing_key), hex::encode(o.x25519_key), o.peer_id.clone()];
+        for key in keys {
+            if !seen.insert(key.clone()) {
+                return Err(bad(format!("org {}: {key} is listed twice in the genesis", o.id)));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What an operator checks before signing: the network, the file's hash,
+/// and each org's key fingerprint, peer and address, to compare out of
+/// band with what each org says it sent.
+pub fn describe(genesis_bytes: &[u8], g: &Genesis) -> String {
+    let mut out = format!("network {}\nsha256 {}\n", g.network_id, hex::encode(Sha256::digest(genesis_bytes)));
+    for o in &g.orgs {
+        let key = hex::encode(&o.signing_key[..8]);
+        out.push_str(&format!("{}\t{}\tkey {key}…\tpeer {}\t{}\n", o.id, o.name, o.peer_id, o.p2p_addr));
+    }
+    out
 }
 
 /// Where the orgs' signatures of `genesis` are kept: `genesis.sigs.json` beside it.
@@ -190,9 +220,14 @@ fn read_signatures(path: &Path) -> Result<Signatures> {
 
 /// `org` signs the genesis at `path` with `key`, adding its signature to
 /// the signatures file beside it. The key must be the one its card listed.
-pub fn sign(path: &Path, org: &str, key: &SigningKey) -> Result<()> {
+pub fn sign(path: &Path, org: &str, key: &SigningKey, expected_sha256: Option<&str>) -> Result<String> {
     let bytes = fs::read(path).map_err(|e| NodeError::file(path, e))?;
     let genesis: Genesis = serde_json::from_slice(&bytes).map_err(|e| NodeError::file(path, e))?;
+    validate(&genesis)?;
+    let sha = hex::encode(Sha256::digest(&bytes));
+    if expected_sha256.is_some_and(|want| !want.eq_ignore_ascii_case(&sha)) {
+        return Err(bad(format!("{} has sha256 {sha}, not the one expected", path.display())));
+    }
     let listed = genesis.org(org).ok_or_else(|| bad(format!("{org} is not in the genesis {}", path.display())))?;
     if listed.signing_key != key.verifying_key().to_bytes() {
         return Err(bad(format!("the genesis lists another signing key for {org}")));
@@ -201,11 +236,13 @@ pub fn sign(path: &Path, org: &str, key: &SigningKey) -> Result<()> {
     let mut sigs = read_signatures(&sigs_path)?;
     sigs.insert(org.into(), hex::encode(key.sign(&signed_message(&bytes)).to_bytes()));
     let json = serde_json::to_vec_pretty(&sigs).expect("signatures serialise");
-    crate::durable::write_atomic(&sigs_path, &json, 0o644).map_err(|e| NodeError::file(&sigs_path, e))
+    crate::durable::write_atomic(&sigs_path, &json, 0o644).map_err(|e| NodeError::file(&sigs_path, e))?;
+    Ok(describe(&bytes, &genesis))
 }
 
 /// Every org the genesis lists signed these exact bytes; names those that did not.
 pub fn check_signed(path: &Path, genesis_bytes: &[u8], genesis: &Genesis) -> Result<()> {
+    validate(genesis)?;
     let sigs_path = signatures_path(path);
     let sigs = read_signatures(&sigs_path)?;
     let message = signed_message(genesis_bytes);

@@ -122,10 +122,14 @@ pub enum OrgCommand {
         name: String,
         #[arg(long)]
         dir: PathBuf,
-        /// Where the node listens for and is dialled by its peers:
-        /// `HOST:PORT` or a libp2p multiaddr.
+        /// Where the other orgs' nodes dial this one (it goes on the
+        /// card): `HOST:PORT` or a libp2p multiaddr.
         #[arg(long)]
         p2p_addr: String,
+        /// Where the node listens; by default every interface, on the
+        /// port of `--p2p-addr`.
+        #[arg(long)]
+        p2p_listen: Option<String>,
         /// Where its REST API listens.
         #[arg(long, default_value = "127.0.0.1:8081")]
         api_addr: String,
@@ -152,6 +156,10 @@ pub enum GenesisCommand {
         /// This org's node config (for its key).
         #[arg(long)]
         config: PathBuf,
+        /// The genesis's sha256 as the orgs agreed it out of band: signing
+        /// stops if the file differs.
+        #[arg(long)]
+        sha256: Option<String>,
     },
 }
 

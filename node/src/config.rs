@@ -272,7 +272,11 @@ pub fn write_secret(path: &Path, secret: &[u8; 32]) -> Result<()> {
         .mode(0o600)
         .open(path)
         .map_err(|e| NodeError::file(path, e))?;
-    f.write_all(hex::encode(secret).as_bytes()).map_err(|e| NodeError::file(path, e))
+    f.write_all(hex::encode(secret).as_bytes()).map_err(|e| NodeError::file(path, e))?;
+    // On disk before anything (a card, a genesis) names its public half.
+    f.sync_all().map_err(|e| NodeError::file(path, e))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| NodeError::file(dir, e))
 }
 
 /// Reads a hex secret, refusing a file that others can read.

@@ -42,6 +42,7 @@ pub fn init(out: &Path, opts: &InitOptions) -> Result<()> {
             org: &org,
             name: &format!("Organisation {}", i + 1),
             p2p_addr: &format!("/ip4/{}/tcp/{}", opts.host, opts.p2p_ports[i]),
+            p2p_listen: &format!("/ip4/{}/tcp/{}", opts.host, opts.p2p_ports[i]),
             api_listen: &format!("{}:{}", opts.host, opts.api_ports[i]),
             genesis: Path::new("../genesis.json"),
             now_ms: opts.now_ms,
@@ -53,7 +54,7 @@ pub fn init(out: &Path, opts: &InitOptions) -> Result<()> {
     crate::durable::write_atomic(&genesis_path, &json, 0o644).map_err(|e| NodeError::file(&genesis_path, e))?;
     for card in &cards {
         let cfg = NodeConfig::load(&out.join(&card.org).join("node.toml"))?;
-        ceremony::sign(&genesis_path, &card.org, &cfg.signing_key()?)?;
+        ceremony::sign(&genesis_path, &card.org, &cfg.signing_key()?, None)?;
     }
     Ok(())
 }

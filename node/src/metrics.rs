@@ -48,7 +48,13 @@ pub struct Metrics {
     pub api_requests: Family<RouteLabels, Counter>,
     pub api_latency_s: HistogramFamily<RouteLabels>,
     pub data_plane_bytes: Family<KindLabels, Counter>,
+    /// When the lease gauges were last counted: they scan this org's
+    /// leases, so an unauthenticated scraper may not make that happen
+    /// more often than every [`LEASE_COUNT_INTERVAL`].
+    pub leases_counted_at: std::sync::Mutex<Option<std::time::Instant>>,
 }
+
+pub const LEASE_COUNT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -65,6 +71,7 @@ impl Default for Metrics {
             api_requests: Family::default(),
             api_latency_s: Family::new_with_constructor(latency_s),
             data_plane_bytes: Family::default(),
+            leases_counted_at: std::sync::Mutex::new(None),
             registry: Registry::default(),
         };
         registry.register("height", "Committed blocks", m.height.clone());
@@ -79,7 +86,7 @@ impl Default for Metrics {
         registry.register("txs_committed", "Transactions committed valid, by kind", m.txs_committed.clone());
         registry.register(
             "leases",
-            "This org's leases, as owner or lessee, by status (at most 1000 each)",
+            "This org's leases, as owner plus as lessee, by status (at most 1000 each way; counted every 5 s)",
             m.leases.clone(),
         );
         registry.register("runs", "Workflow runs on this node, by status", m.runs.clone());

@@ -57,7 +57,17 @@ impl NodeHandle {
         let mempool = &self.inner.mempool;
         m.mempool_depth.set((mempool.max_capacity() - mempool.capacity()) as i64);
         let now = self.ledger_now();
-        for status in [LeaseStatus::Requested, LeaseStatus::Active, LeaseStatus::Expired, LeaseStatus::Revoked] {
+        let mut counted_at = m.leases_counted_at.lock().expect("metrics lock");
+        let stale = counted_at.is_none_or(|t| t.elapsed() >= crate::metrics::LEASE_COUNT_INTERVAL);
+        let statuses = [
+            LeaseStatus::Requested,
+            LeaseStatus::Active,
+            LeaseStatus::Expired,
+            LeaseStatus::Denied,
+            LeaseStatus::Released,
+            LeaseStatus::Revoked,
+        ];
+        for status in statuses.into_iter().filter(|_| stale) {
             let mut count = 0;
             for side in [true, false] {
                 let f = query::LeaseFilter {
@@ -72,6 +82,10 @@ impl NodeHandle {
             let labels = crate::metrics::StatusLabels { status: status.as_str().into() };
             m.leases.get_or_create(&labels).set(count as i64);
         }
+        if stale {
+            *counted_at = Some(std::time::Instant::now());
+        }
+        drop(counted_at);
         let statuses = ["queued", "running", "succeeded", "failed", "cancelled", "expired", "revoked"];
         let mut runs: std::collections::BTreeMap<&str, i64> = statuses.iter().map(|s| (*s, 0)).collect();
         for r in self.runner().list() {

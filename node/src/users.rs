@@ -55,8 +55,9 @@ pub struct UserStore {
     cache: Mutex<(Option<FileStamp>, Vec<User>)>,
 }
 
-/// A file's modification time and inode.
-type FileStamp = (SystemTime, u64);
+/// A file's modification time, inode, size and change time's nanoseconds:
+/// together they tell one written users.json from the next.
+type FileStamp = (SystemTime, u64, u64, i64);
 
 impl UserStore {
     pub fn new(data_dir: &Path) -> Self {
@@ -74,7 +75,7 @@ impl UserStore {
     /// The user a bearer token belongs to.
     pub fn authenticate(&self, token: &str) -> Result<Option<User>> {
         use std::os::unix::fs::MetadataExt;
-        let mtime = fs::metadata(&self.path).and_then(|m| Ok((m.modified()?, m.ino()))).ok();
+        let mtime = fs::metadata(&self.path).and_then(|m| Ok((m.modified()?, m.ino(), m.size(), m.ctime_nsec()))).ok();
         let mut cache = self.cache.lock().expect("users lock");
         if cache.0 != mtime || mtime.is_none() {
             *cache = (mtime, self.load()?);

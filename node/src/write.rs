@@ -30,12 +30,12 @@ impl NodeHandle {
         leasehold_chaincode::apply(&mut Overlay::new(&ledger.store), &tx, &ctx)?;
         let wait = std::time::Duration::from_millis(self.config().commit_wait_ms);
         let started = std::time::Instant::now();
-        match self.submit(vec![tx], wait).await.remove(0) {
+        let submitted = self.submit(vec![tx], wait).await.remove(0);
+        // Every wait counts, those that timed out included.
+        ledger.metrics.commit_latency_s.observe(started.elapsed().as_secs_f64());
+        match submitted {
             Submission::Committed { tx_id, receipt } => match receipt.verdict {
-                Verdict::Valid => {
-                    ledger.metrics.commit_latency_s.observe(started.elapsed().as_secs_f64());
-                    Ok(Written { tx_id, height: Some(receipt.height) })
-                }
+                Verdict::Valid => Ok(Written { tx_id, height: Some(receipt.height) }),
                 // The state moved between the dry run and the block.
                 Verdict::Invalid(reason) => Err(NodeError::Conflict(reason)),
             },
