@@ -246,6 +246,39 @@ impl NodeConfig {
         Ok(cfg)
     }
 
+    /// Where to dial each other org: the config's address if it names one,
+    /// else the one the genesis lists for it.
+    pub fn peer_addrs(
+        &self,
+        genesis: &leasehold_chaincode::Genesis,
+    ) -> Result<Vec<(libp2p::PeerId, libp2p::Multiaddr)>> {
+        let parse_addr =
+            |s: &str| s.parse::<libp2p::Multiaddr>().map_err(|e| NodeError::Config(format!("address {s}: {e}")));
+        let parse_peer =
+            |s: &str| s.parse::<libp2p::PeerId>().map_err(|e| NodeError::Config(format!("peer id {s}: {e}")));
+        let mut peers = Vec::new();
+        for o in genesis.orgs.iter().filter(|o| o.id != self.org) {
+            let addr = match self.peers.iter().find(|p| p.org == o.id) {
+                Some(p) if p.peer_id != o.peer_id => {
+                    return Err(NodeError::Config(format!(
+                        "peer {} in the config is not the genesis's peer of {}",
+                        p.peer_id, o.id
+                    )))
+                }
+                Some(p) => p.addr.as_str(),
+                None if o.p2p_addr.is_empty() => {
+                    return Err(NodeError::Config(format!(
+                        "neither the config nor the genesis gives an address for {}",
+                        o.id
+                    )))
+                }
+                None => o.p2p_addr.as_str(),
+            };
+            peers.push((parse_peer(&o.peer_id)?, parse_addr(addr)?));
+        }
+        Ok(peers)
+    }
+
     pub fn signing_key(&self) -> Result<SigningKey> {
         Ok(SigningKey::from_bytes(&read_secret(&self.keys_dir.join(SIGNING_KEY_FILE))?))
     }

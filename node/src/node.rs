@@ -8,7 +8,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ed25519_dalek::SigningKey;
 use leasehold_chaincode::{verify_signatures, Payload, SignedTx, TxBody, TxId};
 use leasehold_network::{Inbound, PeerId};
-use libp2p::Multiaddr;
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::raft::{AppendEntriesResponse, InstallSnapshotResponse};
 use openraft::BasicNode;
@@ -114,34 +113,6 @@ pub fn corrupt(cfg: &NodeConfig, e: NodeError) -> NodeError {
     ))
 }
 
-/// Where to dial each other org: the config's address if it names one,
-/// else the one the genesis lists for it.
-fn peer_addrs(cfg: &NodeConfig, genesis: &leasehold_chaincode::Genesis) -> Result<Vec<(PeerId, Multiaddr)>> {
-    let parse_addr = |s: &str| s.parse::<Multiaddr>().map_err(|e| NodeError::Config(format!("address {s}: {e}")));
-    let parse_peer = |s: &str| s.parse::<PeerId>().map_err(|e| NodeError::Config(format!("peer id {s}: {e}")));
-    let mut peers = Vec::new();
-    for o in genesis.orgs.iter().filter(|o| o.id != cfg.org) {
-        let addr = match cfg.peers.iter().find(|p| p.org == o.id) {
-            Some(p) if p.peer_id != o.peer_id => {
-                return Err(NodeError::Config(format!(
-                    "peer {} in the config is not the genesis's peer of {}",
-                    p.peer_id, o.id
-                )))
-            }
-            Some(p) => p.addr.as_str(),
-            None if o.p2p_addr.is_empty() => {
-                return Err(NodeError::Config(format!(
-                    "neither the config nor the genesis gives an address for {}",
-                    o.id
-                )))
-            }
-            None => o.p2p_addr.as_str(),
-        };
-        peers.push((parse_peer(&o.peer_id)?, parse_addr(addr)?));
-    }
-    Ok(peers)
-}
-
 /// Starts a node from its config: checks and opens storage, joins the
 /// network, starts raft.
 pub async fn start(cfg: NodeConfig) -> Result<(NodeHandle, Tasks)> {
@@ -174,7 +145,7 @@ pub async fn start(cfg: NodeConfig) -> Result<(NodeHandle, Tasks)> {
         org_of_peer.insert(p, o.id.clone());
     }
     let parse_addr = |s: &str| s.parse().map_err(|e| NodeError::Config(format!("address {s}: {e}")));
-    let peers = peer_addrs(&cfg, genesis)?;
+    let peers = cfg.peer_addrs(genesis)?;
     let keypair = cfg.p2p_keypair()?;
     if keypair.public().to_peer_id() != peer_of_node[&node_id] {
         return Err(NodeError::Config("the p2p key does not match the genesis".into()));

@@ -138,18 +138,6 @@ impl Runner {
         Ok((r, run.output_dir()))
     }
 
-    /// A copy of a run's outputs to publish: the run keeps its own, so a
-    /// publication its inputs' owners refuse can be offered again.
-    pub fn outputs_copy(&self, id: &str) -> Result<PathBuf> {
-        let run = self.get(id)?;
-        let to = run.dir().join(format!("publishing-{}", new_run_id()));
-        if let Err(e) = reuse::copy_tree(&run.output_dir(), &to) {
-            let _ = std::fs::remove_dir_all(&to);
-            return Err(e);
-        }
-        Ok(to)
-    }
-
     pub fn mark_published(&self, id: &str, dataset: &str) -> Result<()> {
         self.get(id)?.update(|r| r.published_as = Some(dataset.into()));
         Ok(())

@@ -85,6 +85,20 @@ impl Runner {
     }
 }
 
+impl Runner {
+    /// A copy of a run's outputs to publish: the run keeps its own, so a
+    /// publication its inputs' owners refuse can be offered again.
+    pub fn outputs_copy(&self, id: &str) -> Result<std::path::PathBuf> {
+        let run = self.get(id)?;
+        let to = run.dir().join(format!("publishing-{}", super::new_run_id()));
+        if let Err(e) = copy_tree(&run.output_dir(), &to) {
+            let _ = std::fs::remove_dir_all(&to);
+            return Err(e);
+        }
+        Ok(to)
+    }
+}
+
 /// Copies plain files and directories; anything else (a link left in the
 /// outputs, a device) is refused, never followed.
 pub(super) fn copy_tree(from: &Path, to: &Path) -> Result<()> {
