@@ -100,6 +100,8 @@ async fn an_owner_approval_publication_waits_for_the_owner() {
     // A refusal drops it, with its reason on the ledger.
     let run = counted(&net, lease["id"].as_str().unwrap()).await;
     assert_eq!(publish(&net, &run, "counts2").await.0, 202);
+    let (code, p) = net.call(0, "POST", "/v1/publications/counts2/deny", None, Some(json!({"reason": " "}))).await;
+    assert_eq!((code, p["field"].as_str()), (422, Some("reason")), "a refusal says why: {p}");
     let why = json!({"reason": "too few rows"});
     assert_eq!(net.call(0, "POST", "/v1/publications/counts2/deny", None, Some(why)).await.0, 200);
     let (_, h) = net.get(0, "/v1/history/publication/counts2").await;

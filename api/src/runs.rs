@@ -103,38 +103,36 @@ pub async fn cancel(s: State<AppState>, caller: Caller, Path(id): Path<String>) 
     Ok(Json(RunView::from(&s.node.runner().cancel(&id, &user.name)?)))
 }
 
-/// The owner's word on a compute run's outputs.
+/// An owner's word on a compute run's outputs or a pending publication.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ReleaseDecision {
-    /// Why: recorded on the ledger, and shown to the run's org.
+pub struct Decision {
+    /// Why: recorded on the ledger, where the other org reads it. A
+    /// refusal must give one.
     #[serde(default)]
     pub reason: String,
 }
 
 /// Releases a compute run's outputs to the org that asked for it (the
 /// executing owner's admin only; recorded on the ledger).
-#[utoipa::path(post, path = "/v1/releases/{id}/approve", request_body = ReleaseDecision, responses((status = 200, body = RunView), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)), security(("bearer" = ["admin"])))]
+#[utoipa::path(post, path = "/v1/releases/{id}/approve", request_body = Decision, responses((status = 200, body = RunView), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)), security(("bearer" = ["admin"])))]
 pub async fn approve_release(
     s: State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    JsonBody(d): JsonBody<ReleaseDecision>,
+    JsonBody(d): JsonBody<Decision>,
 ) -> Result<Json<RunView>, ApiError> {
     decide(s, caller, id, true, d).await
 }
 
 /// Refuses a compute run's outputs, with a reason; they never leave this node.
-#[utoipa::path(post, path = "/v1/releases/{id}/deny", request_body = ReleaseDecision, responses((status = 200, body = RunView), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)), security(("bearer" = ["admin"])))]
+#[utoipa::path(post, path = "/v1/releases/{id}/deny", request_body = Decision, responses((status = 200, body = RunView), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)), security(("bearer" = ["admin"])))]
 pub async fn deny_release(
     s: State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    JsonBody(d): JsonBody<ReleaseDecision>,
+    JsonBody(d): JsonBody<Decision>,
 ) -> Result<Json<RunView>, ApiError> {
-    if d.reason.trim().is_empty() {
-        return Err(ApiError::invalid("reason", "a refusal says why"));
-    }
     decide(s, caller, id, false, d).await
 }
 
@@ -143,9 +141,12 @@ async fn decide(
     caller: Caller,
     id: String,
     approve: bool,
-    d: ReleaseDecision,
+    d: Decision,
 ) -> Result<Json<RunView>, ApiError> {
     let user = caller.require(Role::Admin)?;
+    if !approve && d.reason.trim().is_empty() {
+        return Err(ApiError::invalid("reason", "a refusal says why"));
+    }
     let runner = s.node.runner();
     runner.check_decidable(&id)?;
     let reason = if d.reason.is_empty() { format!("approved by {}", user.name) } else { d.reason };
