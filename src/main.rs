@@ -91,13 +91,40 @@ fn run() -> anyhow::Result<()> {
         Command::Start { config, verify } => rt.block_on(start(&config, verify)),
         Command::Verify { data_dir } => {
             let v = leasehold_node::verify::verify(&data_dir)?;
+            let versions = leasehold_node::backup::check_files(&data_dir)?;
             println!(
-                "ok: {} blocks verified, {} certified by a majority of the orgs; head {} state root {}",
+                "ok: {} blocks verified, {} certified by a majority of the orgs; head {} state root {}; \
+                 {versions} dataset versions match their content hashes",
                 v.height, v.certified_blocks, v.head_hash, v.state_root
             );
             for c in &v.conflicts {
                 println!("warning: {c}");
             }
+            Ok(())
+        }
+        Command::Backup { url, token_file } => rt.block_on(async {
+            let token = std::fs::read_to_string(&token_file)?.trim().to_string();
+            let r = reqwest::Client::new().post(format!("{url}/v1/backups")).bearer_auth(token).send().await?;
+            let status = r.status();
+            let body: serde_json::Value = r.json().await?;
+            anyhow::ensure!(status.is_success(), "{status}: {}", body["detail"].as_str().unwrap_or_default());
+            println!("{}", serde_json::to_string_pretty(&body)?);
+            Ok(())
+        }),
+        Command::Restore { backup, config } => {
+            let cfg = NodeConfig::load(&config)?;
+            let r = leasehold_node::backup::restore(&backup, &cfg, leasehold_node::now_ms())?;
+            println!(
+                "restored {} at height {} ({}) into {}",
+                r.manifest.org,
+                r.manifest.height,
+                r.manifest.head_hash,
+                cfg.data_dir.display()
+            );
+            if let Some(aside) = r.replaced {
+                println!("the data directory it replaced is at {}", aside.display());
+            }
+            println!("start the node: it catches up with the others before it votes again");
             Ok(())
         }
         Command::Status { url } => rt.block_on(async {

@@ -2,7 +2,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use leasehold_node::users::Role;
 use serde::{Deserialize, Serialize};
@@ -16,6 +16,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/users", get(list_users).post(add_user))
         .route("/v1/users/{name}", delete(revoke_user))
         .route("/v1/history/{kind}/{id}", get(history))
+        .route("/v1/backups", post(backup))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -140,4 +141,39 @@ pub async fn history(
         })
         .collect::<Result<_, ApiError>>()
         .map(Json)
+}
+
+/// A backup just taken: where it is on the node's host, and what it holds.
+#[derive(Serialize, ToSchema)]
+pub struct BackupView {
+    /// A directory on the node's host; copy it off the host.
+    pub path: String,
+    pub height: u64,
+    pub head_hash: String,
+    pub state_root: String,
+    pub taken_at: String,
+    /// Dataset files (with their manifests) in the backup.
+    pub files: u64,
+}
+
+/// Takes a backup of this running node: a RocksDB checkpoint of its ledger,
+/// its dataset files and its users' token hashes (no keys, no leased files).
+/// `leasehold verify --data-dir PATH` checks it; `leasehold restore` puts it
+/// back.
+#[utoipa::path(post, path = "/v1/backups", responses((status = 201, body = BackupView), (status = 409, body = crate::error::Problem)), security(("bearer" = ["admin"])))]
+pub async fn backup(s: State<AppState>, caller: Caller) -> Result<(StatusCode, Json<BackupView>), ApiError> {
+    caller.require(Role::Admin)?;
+    let b = s.node.backup().await?;
+    let m = b.manifest;
+    Ok((
+        StatusCode::CREATED,
+        Json(BackupView {
+            path: b.path.display().to_string(),
+            height: m.height,
+            head_hash: m.head_hash,
+            state_root: m.state_root,
+            taken_at: leasehold_chaincode::time::rfc3339(m.taken_at_ms),
+            files: m.files,
+        }),
+    ))
 }

@@ -241,6 +241,10 @@ async fn every_operation_by_every_role() {
     assert_eq!(gone["name"], "new");
     let (code, _) = call(&o1.app, "GET", "/v1/datasets", u["token"].as_str(), None).await;
     assert_eq!(code, 401, "a revoked token is refused at once");
+    let b = m.op(0, "POST", "/v1/backups", "/v1/backups", None, 201).await;
+    let backup = std::path::Path::new(b["path"].as_str().unwrap());
+    assert!(backup.join("ledger/CURRENT").exists() && backup.join("backup.json").exists(), "{b}");
+    assert!(b["height"].as_u64().unwrap() > 0, "{b}");
     let voters = json!(["org1", "org2", "org3"]);
     let approve = json!({"voters": voters}).to_string();
     m.op(0, "POST", "/v1/membership", "/v1/membership", Some(&approve), 200).await;

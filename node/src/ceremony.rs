@@ -116,6 +116,7 @@ pub fn new_org(dir: &Path, o: &NewOrg) -> Result<OrgCard> {
         commit_wait_ms: 5_000,
         min_free_disk_mib: 256,
         workflow: Default::default(),
+        backup_dir: None,
     };
     write_public(&dir.join("node.toml"), toml::to_string_pretty(&cfg).expect("config serialises").as_bytes())?;
     write_public(&dir.join("card.json"), &serde_json::to_vec_pretty(&card).expect("card serialises"))?;

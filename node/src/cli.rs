@@ -58,6 +58,25 @@ pub enum Command {
         #[arg(long)]
         data_dir: PathBuf,
     },
+    /// Take a backup of a running node (admin token): it is written on the
+    /// node's host, and its path printed.
+    Backup {
+        /// The node's API base URL.
+        #[arg(long, env = "LEASEHOLD_URL", default_value = "http://127.0.0.1:8081")]
+        url: String,
+        /// File holding an admin's bearer token.
+        #[arg(long, env = "LEASEHOLD_TOKEN_FILE")]
+        token_file: PathBuf,
+    },
+    /// Restore a stopped node from a backup: the backup is verified, the
+    /// data directory it replaces is moved aside, and the node rejoins
+    /// without voting until it has caught up.
+    Restore {
+        #[arg(long)]
+        backup: PathBuf,
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Print a node's status as JSON.
     Status {
         /// The node's API base URL.

@@ -35,6 +35,10 @@ pub struct NodeConfig {
     pub min_free_disk_mib: u64,
     #[serde(default)]
     pub workflow: WorkflowConfig,
+    /// Where `POST /v1/backups` writes backups; by default `backups`
+    /// beside the data directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -238,12 +242,16 @@ impl NodeConfig {
         let text = fs::read_to_string(path).map_err(|e| NodeError::file(path, e))?;
         let mut cfg: NodeConfig = toml::from_str(&text).map_err(|e| NodeError::file(path, e))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        for p in [&mut cfg.data_dir, &mut cfg.genesis, &mut cfg.keys_dir] {
+        for p in [&mut cfg.data_dir, &mut cfg.genesis, &mut cfg.keys_dir].into_iter().chain(cfg.backup_dir.as_mut()) {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
         }
         Ok(cfg)
+    }
+
+    pub fn backups_dir(&self) -> PathBuf {
+        self.backup_dir.clone().unwrap_or_else(|| self.data_dir.with_file_name("backups"))
     }
 
     /// Where to dial each other org: the config's address if it names one,

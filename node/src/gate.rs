@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use leasehold_network::PeerId;
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest};
 use openraft::{BasicNode, EntryPayload, Membership, Vote};
-use tracing::warn;
+use tracing::{debug, warn};
 
 use crate::election::{proves, Grant};
 use crate::node::Inner;
@@ -163,6 +163,7 @@ pub(crate) fn admit_append(
             return false;
         }
     }
+    inner.fence.leader_heard(r.leader_commit.map(|c| c.index));
     true
 }
 
@@ -171,6 +172,10 @@ pub(crate) fn admit_append(
 /// shunned.
 pub(crate) fn admit_vote(inner: &Inner, peer: &PeerId, vote: &Vote<NodeId>) -> bool {
     if !speaks_for(inner, peer, vote, "a vote request") {
+        return false;
+    }
+    if inner.fence.is_up() {
+        debug!(%peer, "refused a vote request from {}: restored from a backup, not caught up", org_of(inner, peer));
         return false;
     }
     let Some(node) = node_of(inner, peer) else { return false };

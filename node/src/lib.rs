@@ -3,6 +3,7 @@
 //!
 //! It knows no HTTP: `leasehold-api` drives a node through [`NodeHandle`].
 
+pub mod backup;
 pub mod block;
 pub mod ceremony;
 pub mod certify;
@@ -16,6 +17,7 @@ pub mod disk;
 pub mod durable;
 pub mod election;
 mod error;
+mod fence;
 pub mod fuzzing;
 mod gate;
 pub mod init;

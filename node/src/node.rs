@@ -58,6 +58,10 @@ pub(crate) struct Inner {
     pub(crate) incoming: tokio::sync::Mutex<Option<crate::receive_snapshot::Incoming>>,
     /// The (term, leader) whose election this node has seen proven.
     pub(crate) elected: std::sync::Mutex<Option<(u64, NodeId)>>,
+    /// Up on a node restored from a backup until it has caught up.
+    pub(crate) fence: crate::fence::Fence,
+    /// Held while a backup is taken: one at a time.
+    pub(crate) backing_up: tokio::sync::Mutex<()>,
     pub peer_of_node: HashMap<NodeId, PeerId>,
     pub org_of_peer: HashMap<PeerId, String>,
     /// The org's X25519 secret: data keys are derived from it, here only.
@@ -176,6 +180,10 @@ pub async fn start(cfg: NodeConfig) -> Result<(NodeHandle, Tasks)> {
     )
     .await
     .map_err(|e| NodeError::Raft(e.to_string()))?;
+    let fence = crate::fence::Fence::load(&store)?;
+    if fence.is_up() {
+        raft.runtime_config().elect(false);
+    }
     let members: BTreeMap<NodeId, BasicNode> =
         peer_of_node.iter().map(|(id, p)| (*id, BasicNode { addr: p.to_string() })).collect();
     // Every node proposes the same initial membership; on a node that is
@@ -202,6 +210,8 @@ pub async fn start(cfg: NodeConfig) -> Result<(NodeHandle, Tasks)> {
         manifests: Default::default(),
         incoming: tokio::sync::Mutex::new(None),
         elected: std::sync::Mutex::new(None),
+        fence,
+        backing_up: tokio::sync::Mutex::new(()),
         nonce: AtomicU64::new(first_nonce),
     });
     tasks.push(tokio::spawn(serve_inbound(inner.clone(), inbound)));
@@ -209,6 +219,7 @@ pub async fn start(cfg: NodeConfig) -> Result<(NodeHandle, Tasks)> {
     tasks.push(tokio::spawn(prune_waiters(inner.clone())));
     tasks.push(tokio::spawn(crate::certify::run(inner.clone())));
     tasks.push(tokio::spawn(crate::membership::run(inner.clone())));
+    tasks.push(tokio::spawn(crate::fence::watch(inner.clone())));
     let node = NodeHandle { inner };
     // The node runs workflows, watches their leases and deletes ended
     // leases' caches whether or not an API is serving.

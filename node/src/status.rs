@@ -18,6 +18,9 @@ pub struct Status {
     pub peers: Vec<String>,
     pub raft_term: u64,
     pub raft_applied_index: Option<u64>,
+    /// Restored from a backup and not yet caught up: it neither votes nor
+    /// stands for election.
+    pub restore_fenced: bool,
 }
 
 impl NodeHandle {
@@ -35,6 +38,7 @@ impl NodeHandle {
             peers: self.connected_orgs().await,
             raft_term: metrics.current_term,
             raft_applied_index: metrics.last_applied.map(|l| l.index),
+            restore_fenced: self.restore_fenced(),
         }
     }
 

@@ -1,0 +1,260 @@
+//! Backups of a running node, and restoring one.
+//!
+//! A backup is a directory shaped like a data directory, so `verify` reads
+//! it as it reads a stopped node: `ledger/` is a RocksDB checkpoint (the
+//! blocks, state, raft log and vote at one instant), `datasets/` the owner's
+//! files, `users.json` the token hashes, and `backup.json` what it holds.
+//! It holds no key: keys are backed up with the org's other secrets.
+//! Leased files (`cache/`) are left out, since a lessee may keep nothing past
+//! a lease; so are run directories and snapshots, which the node rebuilds.
+//!
+//! Restoring puts a node back to an older point of a log it already voted
+//! and acknowledged past. Raft is safe only if a node never forgets either,
+//! so a restored node is fenced (see [`crate::fence`]): it neither stands
+//! for election nor grants a vote until it has caught up with an elected
+//! leader.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use openraft::Vote;
+use rocksdb::checkpoint::Checkpoint;
+use serde::{Deserialize, Serialize};
+
+use crate::config::NodeConfig;
+use crate::data::Manifest;
+use crate::durable;
+use crate::error::{NodeError, Result};
+use crate::raft::NodeId;
+use crate::store::{Store, CF_RAFT_META};
+
+/// The file that describes a backup; written last.
+pub const MANIFEST: &str = "backup.json";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupManifest {
+    pub network_id: String,
+    pub org: String,
+    pub height: u64,
+    pub head_hash: String,
+    pub state_root: String,
+    pub taken_at_ms: i64,
+    /// Dataset files (and their manifests) in the backup.
+    pub files: u64,
+}
+
+/// A backup written to `path`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Backup {
+    pub path: PathBuf,
+    #[serde(flatten)]
+    pub manifest: BackupManifest,
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> NodeError + '_ {
+    move |e| NodeError::file(path, e)
+}
+
+impl crate::NodeHandle {
+    /// Takes a backup of this running node into its backups directory.
+    pub async fn backup(&self) -> Result<Backup> {
+        let _one = self
+            .inner
+            .backing_up
+            .try_lock()
+            .map_err(|_| NodeError::Conflict("a backup is being taken; try again once it is done".into()))?;
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let cfg = &inner.cfg;
+            take(&inner.ledger.store, &cfg.data_dir, &cfg.backups_dir(), &cfg.org, crate::now_ms())
+        })
+        .await
+        .map_err(|e| NodeError::Unavailable(format!("the backup task failed: {e}")))?
+    }
+
+    /// Whether this node was restored from a backup and has not yet caught
+    /// up (it neither votes nor stands for election meanwhile).
+    pub fn restore_fenced(&self) -> bool {
+        self.inner.fence.is_up()
+    }
+}
+
+/// Takes a backup of `store` and the files in `data_dir` into a new
+/// directory under `backups_dir`: written beside, synced, then renamed in.
+pub fn take(store: &Store, data_dir: &Path, backups_dir: &Path, org: &str, now_ms: i64) -> Result<Backup> {
+    durable::create_dirs(backups_dir).map_err(io(backups_dir))?;
+    let part = backups_dir.join(format!(".{now_ms}.part"));
+    if part.exists() {
+        fs::remove_dir_all(&part).map_err(io(&part))?;
+    }
+    fs::create_dir(&part).map_err(io(&part))?;
+    set_private(&part)?;
+    Checkpoint::new(store.db())?.create_checkpoint(part.join("ledger"))?;
+    let (head, network_id) = {
+        let copy = Store::open_read_only(&part.join("ledger"))?;
+        crate::snapshot::check_not_interrupted(&copy)
+            .map_err(|e| NodeError::Unavailable(format!("no backup while a snapshot is installed ({e}); retry")))?;
+        let genesis: leasehold_chaincode::Genesis = copy
+            .get::<Vec<u8>>(crate::store::CF_META, b"genesis")?
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or_else(|| NodeError::Config("the node holds no genesis".into()))?;
+        (copy.head()?, genesis.network_id)
+    };
+    // Dataset files are immutable once adopted and adopted before the tx
+    // naming them commits, so linking them after the checkpoint covers
+    // every version it holds.
+    let files = link_tree(&data_dir.join("datasets"), &part.join("datasets"))?;
+    let users = data_dir.join(crate::users::USERS_FILE);
+    if users.exists() {
+        fs::copy(&users, part.join(crate::users::USERS_FILE)).map_err(io(&users))?;
+    }
+    let manifest = BackupManifest {
+        network_id,
+        org: org.to_string(),
+        height: head.as_ref().map_or(0, |h| h.height),
+        head_hash: head.as_ref().map_or_else(String::new, |h| hex::encode(h.hash)),
+        state_root: head.as_ref().map_or_else(String::new, |h| h.state_root.to_hex()),
+        taken_at_ms: now_ms,
+        files,
+    };
+    let json = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
+    durable::write_atomic(&part.join(MANIFEST), &json, 0o600).map_err(io(&part))?;
+    durable::sync_tree(&part).map_err(io(&part))?;
+    let path = backups_dir.join(format!("{}-{now_ms}", manifest.height));
+    durable::rename(&part, &path).map_err(io(&path))?;
+    Ok(Backup { path, manifest })
+}
+
+fn set_private(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io(dir))
+}
+
+/// Hard-links (or, across file systems, copies) every file under `from`
+/// into `to`. Returns how many files.
+fn link_tree(from: &Path, to: &Path) -> Result<u64> {
+    if !from.exists() {
+        return Ok(0);
+    }
+    fs::create_dir_all(to).map_err(io(to))?;
+    let mut n = 0;
+    for entry in fs::read_dir(from).map_err(io(from))? {
+        let entry = entry.map_err(io(from))?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let kind = entry.file_type().map_err(io(&src))?;
+        if kind.is_dir() {
+            n += link_tree(&src, &dst)?;
+        } else if kind.is_file() {
+            if fs::hard_link(&src, &dst).is_err() {
+                fs::copy(&src, &dst).map_err(io(&src))?;
+            }
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// Every dataset directory under `dir/datasets` hashes to the content hash
+/// it is filed under. Returns how many were checked.
+pub fn check_files(dir: &Path) -> Result<u64> {
+    let root = dir.join("datasets");
+    let mut checked = 0;
+    let Ok(datasets) = fs::read_dir(&root) else { return Ok(0) };
+    for dataset in datasets {
+        let dataset = dataset.map_err(io(&root))?.path();
+        for version in fs::read_dir(&dataset).map_err(io(&dataset))? {
+            let version = version.map_err(io(&dataset))?.path();
+            if !version.is_dir() {
+                continue;
+            }
+            let named = version.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+            let actual = hex::encode(Manifest::of_dir(&version)?.hash());
+            if actual != named {
+                return Err(NodeError::Corrupt(format!(
+                    "{}: its files hash to {actual}, not to the content hash it is filed under",
+                    version.display()
+                )));
+            }
+            checked += 1;
+        }
+    }
+    Ok(checked)
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Restored {
+    pub manifest: BackupManifest,
+    /// Where the data directory it replaced was moved, if there was one.
+    pub replaced: Option<PathBuf>,
+}
+
+/// Restores `backup` as `cfg`'s data directory, for a stopped node. The
+/// backup is verified whole first; the data directory it replaces is moved
+/// aside, never deleted; the restored node starts fenced.
+pub fn restore(backup: &Path, cfg: &NodeConfig, now_ms: i64) -> Result<Restored> {
+    let manifest_path = backup.join(MANIFEST);
+    let bytes = fs::read(&manifest_path).map_err(io(&manifest_path))?;
+    let manifest: BackupManifest = serde_json::from_slice(&bytes).map_err(|e| NodeError::decode("backup.json", e))?;
+    if manifest.org != cfg.org {
+        return Err(NodeError::Config(format!("the backup is of {}, this node is {}", manifest.org, cfg.org)));
+    }
+    let verified = crate::verify::verify(backup)?;
+    if verified.height != manifest.height || verified.head_hash != manifest.head_hash {
+        return Err(NodeError::Corrupt(format!(
+            "the backup's ledger ends at height {} ({}), its manifest says {} ({})",
+            verified.height, verified.head_hash, manifest.height, manifest.head_hash
+        )));
+    }
+    check_files(backup)?;
+    let data_dir = &cfg.data_dir;
+    let replaced = if data_dir.exists() {
+        // Opening the live store fails while its node holds the lock.
+        if data_dir.join("ledger").exists() {
+            drop(Store::open(&data_dir.join("ledger")).map_err(|e| {
+                NodeError::Unavailable(format!("cannot open {} ({e}): stop the node first", data_dir.display()))
+            })?);
+        }
+        let aside = data_dir.with_extension(format!("replaced-{now_ms}"));
+        durable::rename(data_dir, &aside).map_err(io(&aside))?;
+        Some(aside)
+    } else {
+        None
+    };
+    let part = data_dir.with_extension("restoring");
+    if part.exists() {
+        fs::remove_dir_all(&part).map_err(io(&part))?;
+    }
+    copy_tree(backup, &part)?;
+    fs::remove_file(part.join(MANIFEST)).map_err(io(&part))?;
+    fence(&Store::open(&part.join("ledger"))?, manifest.height)?;
+    durable::sync_tree(&part).map_err(io(&part))?;
+    durable::rename(&part, data_dir).map_err(io(data_dir))?;
+    Ok(Restored { manifest, replaced })
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    fs::create_dir_all(to).map_err(io(to))?;
+    for entry in fs::read_dir(from).map_err(io(from))? {
+        let entry = entry.map_err(io(from))?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        if entry.file_type().map_err(io(&src))?.is_dir() {
+            copy_tree(&src, &dst)?;
+        } else {
+            fs::copy(&src, &dst).map_err(io(&src))?;
+        }
+    }
+    Ok(())
+}
+
+/// Marks a restored store: its vote is no longer committed (a node that led
+/// when the backup was taken must not resume leading an older log), the
+/// snapshot it pointed at is not in the backup, and the node starts fenced.
+fn fence(store: &Store, backup_height: u64) -> Result<()> {
+    if let Some(mut vote) = store.get::<Vote<NodeId>>(CF_RAFT_META, b"vote")? {
+        vote.committed = false;
+        store.put_sync(CF_RAFT_META, b"vote", &vote)?;
+    }
+    store.db().delete_cf(store.cf(CF_RAFT_META), b"snapshot")?;
+    store.put_sync(CF_RAFT_META, crate::fence::KEY, &backup_height)
+}
