@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Stops the nodes that scripts/testnet-up.sh started, by pid, with SIGTERM.
 # The data stays in ./testnet (or $LEASEHOLD_NET); delete that directory for
-# a fresh network.
+# a fresh network. A --netns network's namespaces and bridge are removed
+# (the next testnet-up.sh makes them again).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NET=${LEASEHOLD_NET:-testnet}
@@ -18,3 +19,11 @@ for pidfile in "$NET"/*/pid; do
   rm -f "$pidfile"
 done
 echo "stopped $stopped node(s)"
+if [ -f "$NET/netns" ]; then
+  # shellcheck source=lib/common.sh
+  source scripts/lib/common.sh
+  # shellcheck source=lib/netns.sh
+  source scripts/lib/netns.sh
+  netns_down "$NET"
+  echo "removed the network namespaces"
+fi
