@@ -13,7 +13,10 @@ for pidfile in "$NET"/*/pid; do
   if kill -0 "$pid" 2>/dev/null; then
     kill -TERM "$pid"
     for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+    if kill -0 "$pid" 2>/dev/null; then
+      kill -KILL "$pid"
+      for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    fi
     stopped=$((stopped + 1))
   fi
   rm -f "$pidfile"
@@ -24,6 +27,10 @@ if [ -f "$NET/netns" ]; then
   source scripts/lib/common.sh
   # shellcheck source=lib/netns.sh
   source scripts/lib/netns.sh
-  netns_down "$NET"
-  echo "removed the network namespaces"
+  if [ "$(id -u)" -eq 0 ]; then
+    netns_down "$NET"
+    echo "removed the network namespaces"
+  else
+    log "the network namespaces of $NET need root to remove: run this again as root"
+  fi
 fi

@@ -111,9 +111,9 @@ fn run() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&body)?);
             Ok(())
         }),
-        Command::Restore { backup, config } => {
+        Command::Restore { backup, config, unfenced } => {
             let cfg = NodeConfig::load(&config)?;
-            let r = leasehold_node::backup::restore(&backup, &cfg, leasehold_node::now_ms())?;
+            let r = leasehold_node::backup::restore(&backup, &cfg, unfenced, leasehold_node::now_ms())?;
             println!(
                 "restored {} at height {} ({}) into {}",
                 r.manifest.org,
@@ -124,7 +124,10 @@ fn run() -> anyhow::Result<()> {
             if let Some(aside) = r.replaced {
                 println!("the data directory it replaced is at {}", aside.display());
             }
-            println!("start the node: it catches up with the others before it votes again");
+            match unfenced {
+                false => println!("start the node: it catches up with the others before it votes again"),
+                true => println!("start the node: unfenced, it votes at once"),
+            }
             Ok(())
         }
         Command::Status { url } => rt.block_on(async {

@@ -67,6 +67,11 @@ async fn a_backup_verifies_restores_and_the_restored_node_rejoins_only_once_caug
     leased_dataset(&net, "kept", 600_000).await;
     assert!(lessee_reads(&net, "before").await.contains("3,4"));
 
+    // A user whose token is revoked after the backup is taken.
+    let (code, gone) = net.call(0, "POST", "/v1/users", None, Some(json!({"name": "gone", "role": "viewer"}))).await;
+    assert_eq!(code, 201, "{gone}");
+    let gone = gone["token"].as_str().unwrap().to_string();
+
     // A backup of the running owner, taken through its CLI and API.
     let token_file = net.nodes[0].dir.join("admin.token");
     let out = leasehold(&["backup", "--url", &net.nodes[0].url, "--token-file", path_str(&token_file)]);
@@ -75,6 +80,8 @@ async fn a_backup_verifies_restores_and_the_restored_node_rejoins_only_once_caug
     let backup = PathBuf::from(b["path"].as_str().unwrap());
     let height = b["height"].as_u64().unwrap();
     assert!(height > 0 && b["files"].as_u64().unwrap() >= 2, "the file and its manifest: {b}");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&backup).unwrap().permissions().mode() & 0o777, 0o700, "only root reads it");
     for f in files_under(&backup) {
         let bytes = std::fs::read(&f).unwrap();
         for key in files_under(&net.nodes[0].dir.join("keys")) {
@@ -100,8 +107,9 @@ async fn a_backup_verifies_restores_and_the_restored_node_rejoins_only_once_caug
     assert!(!out.status.success(), "a tampered file passed: {}", text(&out));
     assert!(text(&out).contains("not to the content hash"), "{}", text(&out));
 
-    // The ledger moves on after the backup.
+    // The ledger moves on after the backup, and a token is revoked.
     register(&net, 0, "after-backup").await;
+    assert_eq!(net.call(0, "DELETE", "/v1/users/gone", None, None).await.0, 200);
     let status = net.wait_converged(height + 1, Duration::from_secs(20)).await;
     assert!(status["height"].as_u64().unwrap() > height);
 
@@ -111,6 +119,9 @@ async fn a_backup_verifies_restores_and_the_restored_node_rejoins_only_once_caug
 
     net.stop(0);
     register(&net, 1, "while-org1-is-down").await;
+    // Not as another org, and not over another org's node.
+    let out = leasehold(&["restore", "--backup", path_str(&backup), "--config", path_str(&config(&net, 1))]);
+    assert!(!out.status.success() && text(&out).contains("the backup is of org1"), "{}", text(&out));
     let out = leasehold(&["restore", "--backup", path_str(&backup), "--config", path_str(&config(&net, 0))]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains(&format!("at height {height}")), "{}", text(&out));
@@ -139,9 +150,16 @@ async fn a_backup_verifies_restores_and_the_restored_node_rejoins_only_once_caug
     assert!(fenced, "the restored node is not fenced");
     assert_eq!(term, first.unwrap().1, "the fenced node stood for election:\n{}", net.log(0));
 
-    // With the others back, an elected leader catches it up, the fence
-    // comes down, and it holds what was committed while it was away.
+    // With one other node only, no leader can be elected: the fenced node
+    // grants no vote until it knows no leader was elected after its backup.
     net.spawn(1);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let s1 = net.status(1).await.expect("node 1 answers");
+    assert!(s1["leader"].is_null(), "a leader was elected with the fenced node's vote: {s1}");
+    assert!(fenced_term(&net, 0).await.unwrap().0, "the fence came down with a voter missing");
+
+    // With all the others back, an elected leader catches it up, the fence
+    // comes down, and it holds what was committed while it was away.
     net.spawn(2);
     let deadline = Instant::now() + Duration::from_secs(30);
     while fenced_term(&net, 0).await.is_none_or(|(f, _)| f) {
@@ -155,6 +173,8 @@ async fn a_backup_verifies_restores_and_the_restored_node_rejoins_only_once_caug
         let (code, d) = net.call(0, "GET", &format!("/v1/datasets/{id}"), None, None).await;
         assert_eq!(code, 200, "{id} on the restored node: {d} ({status})");
     }
+    // The token revoked after the backup stays revoked.
+    assert_eq!(net.call(0, "GET", "/v1/datasets", Some(&gone), None).await.0, 401);
     // Its files came back with it: the lessee reads them again.
     assert!(lessee_reads(&net, "after").await.contains("3,4"));
     net.stop(0);

@@ -297,6 +297,10 @@ pub(crate) async fn register(
         private_metadata: s.node.seal_metadata(&id, 1, private.as_bytes()),
         policy,
     };
+    let _adopting = match &files {
+        Some(_) => Some(s.node.adopting_guard().await),
+        None => None,
+    };
     let w = write(s, Payload::RegisterDataset { id: id.clone(), spec, derived_from_run }).await?;
     if let Some((dir, manifest)) = files {
         s.node.adopt_files(&id, &dir, &manifest)?;
@@ -353,6 +357,10 @@ pub async fn update(
         },
         private_metadata: s.node.seal_metadata(&id, version, &private),
         policy,
+    };
+    let _adopting = match &files {
+        Some(_) => Some(s.node.adopting_guard().await),
+        None => None,
     };
     let w = write(&s, Payload::UpdateDataset { id: id.clone(), spec }).await?;
     if let Some((dir, manifest)) = files {

@@ -58,13 +58,19 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> NodeError + '_ {
 impl crate::NodeHandle {
     /// Takes a backup of this running node into its backups directory.
     pub async fn backup(&self) -> Result<Backup> {
-        let _one = self
+        // Owned guards go into the blocking task: a cancelled request must
+        // not free the way for a second backup while the first runs.
+        let one = self
             .inner
             .backing_up
-            .try_lock()
+            .clone()
+            .try_lock_owned()
             .map_err(|_| NodeError::Conflict("a backup is being taken; try again once it is done".into()))?;
+        self.inner.check_disk()?;
+        let files = self.inner.adopting.clone().write_owned().await;
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
+            let _held = (one, files);
             let cfg = &inner.cfg;
             take(&inner.ledger.store, &cfg.data_dir, &cfg.backups_dir(), &cfg.org, crate::now_ms())
         })
@@ -87,22 +93,32 @@ pub fn take(store: &Store, data_dir: &Path, backups_dir: &Path, org: &str, now_m
     if part.exists() {
         fs::remove_dir_all(&part).map_err(io(&part))?;
     }
-    fs::create_dir(&part).map_err(io(&part))?;
-    set_private(&part)?;
+    let taken = write_part(store, data_dir, &part, org, now_ms);
+    let manifest = match taken {
+        Ok(m) => m,
+        Err(e) => {
+            // A checkpoint's hard links would keep files compaction deleted.
+            let _ = fs::remove_dir_all(&part);
+            return Err(e);
+        }
+    };
+    let path = backups_dir.join(format!("{}-{now_ms}", manifest.height));
+    durable::rename(&part, &path).map_err(io(&path))?;
+    Ok(Backup { path, manifest })
+}
+
+fn write_part(store: &Store, data_dir: &Path, part: &Path, org: &str, now_ms: i64) -> Result<BackupManifest> {
+    fs::create_dir(part).map_err(io(part))?;
+    set_private(part)?;
     Checkpoint::new(store.db())?.create_checkpoint(part.join("ledger"))?;
     let (head, network_id) = {
         let copy = Store::open_read_only(&part.join("ledger"))?;
         crate::snapshot::check_not_interrupted(&copy)
             .map_err(|e| NodeError::Unavailable(format!("no backup while a snapshot is installed ({e}); retry")))?;
-        let genesis: leasehold_chaincode::Genesis = copy
-            .get::<Vec<u8>>(crate::store::CF_META, b"genesis")?
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .ok_or_else(|| NodeError::Config("the node holds no genesis".into()))?;
-        (copy.head()?, genesis.network_id)
+        (copy.head()?, stored_genesis(&copy)?.network_id)
     };
-    // Dataset files are immutable once adopted and adopted before the tx
-    // naming them commits, so linking them after the checkpoint covers
-    // every version it holds.
+    // The caller holds off writes that name new files until those are
+    // adopted (`adopting`), so every file the checkpoint names is here.
     let files = link_tree(&data_dir.join("datasets"), &part.join("datasets"))?;
     let users = data_dir.join(crate::users::USERS_FILE);
     if users.exists() {
@@ -118,11 +134,16 @@ pub fn take(store: &Store, data_dir: &Path, backups_dir: &Path, org: &str, now_m
         files,
     };
     let json = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
-    durable::write_atomic(&part.join(MANIFEST), &json, 0o600).map_err(io(&part))?;
-    durable::sync_tree(&part).map_err(io(&part))?;
-    let path = backups_dir.join(format!("{}-{now_ms}", manifest.height));
-    durable::rename(&part, &path).map_err(io(&path))?;
-    Ok(Backup { path, manifest })
+    durable::write_atomic(&part.join(MANIFEST), &json, 0o600).map_err(io(part))?;
+    durable::sync_tree(part).map_err(io(part))?;
+    Ok(manifest)
+}
+
+fn stored_genesis(store: &Store) -> Result<leasehold_chaincode::Genesis> {
+    store
+        .get::<Vec<u8>>(crate::store::CF_META, b"genesis")?
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| NodeError::Config("the store holds no genesis".into()))
 }
 
 fn set_private(dir: &Path) -> Result<()> {
@@ -189,15 +210,85 @@ pub struct Restored {
     pub replaced: Option<PathBuf>,
 }
 
+/// Refuses to start a node whose restore stopped between moving its data
+/// directory aside and renaming the restored one in: it would start empty,
+/// having forgotten everything, and unfenced.
+pub(crate) fn check_not_interrupted(cfg: &NodeConfig) -> Result<()> {
+    let part = beside(&cfg.data_dir, ".restoring")?;
+    if cfg.data_dir.exists() || !part.exists() {
+        return Ok(());
+    }
+    Err(NodeError::Config(format!(
+        "{} is missing and {} is there: a restore was interrupted; run `leasehold restore` again",
+        cfg.data_dir.display(),
+        part.display()
+    )))
+}
+
+/// `data_dir` with `suffix` added to its last component.
+pub fn beside(data_dir: &Path, suffix: &str) -> Result<PathBuf> {
+    match (data_dir.parent(), data_dir.file_name()) {
+        (Some(parent), Some(name)) => Ok(parent.join(format!("{}{suffix}", name.to_string_lossy()))),
+        _ => Err(NodeError::Config(format!("{}: a data directory needs a name of its own", data_dir.display()))),
+    }
+}
+
 /// Restores `backup` as `cfg`'s data directory, for a stopped node. The
-/// backup is verified whole first; the data directory it replaces is moved
-/// aside, never deleted; the restored node starts fenced.
-pub fn restore(backup: &Path, cfg: &NodeConfig, now_ms: i64) -> Result<Restored> {
+/// backup is verified whole and copied beside the data directory first;
+/// only then is the old one moved aside (never deleted) and the copy
+/// renamed in. The restored node starts fenced unless `unfenced` (for when
+/// every voter is restored, and none remembers more than its backup).
+pub fn restore(backup: &Path, cfg: &NodeConfig, unfenced: bool, now_ms: i64) -> Result<Restored> {
+    let manifest = check_backup(backup, cfg)?;
+    let data_dir = &cfg.data_dir;
+    let backup_abs = fs::canonicalize(backup).map_err(io(backup))?;
+    if fs::canonicalize(data_dir).is_ok_and(|d| backup_abs.starts_with(d)) {
+        return Err(NodeError::Config("the backup is inside the data directory: copy it elsewhere first".into()));
+    }
+    let _lock = crate::store::lock_stopped(&data_dir.join("ledger"))?;
+    let part = beside(data_dir, ".restoring")?;
+    if part.exists() {
+        fs::remove_dir_all(&part).map_err(io(&part))?;
+    }
+    copy_tree(backup, &part)?;
+    fs::remove_file(part.join(MANIFEST)).map_err(io(&part))?;
+    // Tokens revoked since the backup stay revoked: the users file is the
+    // replaced directory's when it has one.
+    let users = data_dir.join(crate::users::USERS_FILE);
+    if users.exists() {
+        fs::copy(&users, part.join(crate::users::USERS_FILE)).map_err(io(&users))?;
+    }
+    prepare(&Store::open(&part.join("ledger"))?, manifest.height, unfenced)?;
+    durable::sync_tree(&part).map_err(io(&part))?;
+    let replaced = if data_dir.exists() {
+        let aside = beside(data_dir, &format!(".replaced-{now_ms}"))?;
+        durable::rename(data_dir, &aside).map_err(io(&aside))?;
+        Some(aside)
+    } else {
+        None
+    };
+    durable::rename(&part, data_dir).map_err(io(data_dir))?;
+    Ok(Restored { manifest, replaced })
+}
+
+/// The backup's manifest, once its ledger verifies whole, ends where the
+/// manifest says, is of this org on this node's network, and its files
+/// match their content hashes.
+fn check_backup(backup: &Path, cfg: &NodeConfig) -> Result<BackupManifest> {
     let manifest_path = backup.join(MANIFEST);
     let bytes = fs::read(&manifest_path).map_err(io(&manifest_path))?;
     let manifest: BackupManifest = serde_json::from_slice(&bytes).map_err(|e| NodeError::decode("backup.json", e))?;
     if manifest.org != cfg.org {
         return Err(NodeError::Config(format!("the backup is of {}, this node is {}", manifest.org, cfg.org)));
+    }
+    let ours: leasehold_chaincode::Genesis = serde_json::from_slice(&fs::read(&cfg.genesis).map_err(io(&cfg.genesis))?)
+        .map_err(|e| NodeError::decode("genesis", e))?;
+    let theirs = stored_genesis(&Store::open_read_only(&backup.join("ledger"))?)?;
+    if serde_json::to_value(&ours).ok() != serde_json::to_value(&theirs).ok() {
+        return Err(NodeError::Config(format!(
+            "the backup is of network {:?} under another genesis than this node's ({:?})",
+            theirs.network_id, ours.network_id
+        )));
     }
     let verified = crate::verify::verify(backup)?;
     if verified.height != manifest.height || verified.head_hash != manifest.head_hash {
@@ -207,30 +298,7 @@ pub fn restore(backup: &Path, cfg: &NodeConfig, now_ms: i64) -> Result<Restored>
         )));
     }
     check_files(backup)?;
-    let data_dir = &cfg.data_dir;
-    let replaced = if data_dir.exists() {
-        // Opening the live store fails while its node holds the lock.
-        if data_dir.join("ledger").exists() {
-            drop(Store::open(&data_dir.join("ledger")).map_err(|e| {
-                NodeError::Unavailable(format!("cannot open {} ({e}): stop the node first", data_dir.display()))
-            })?);
-        }
-        let aside = data_dir.with_extension(format!("replaced-{now_ms}"));
-        durable::rename(data_dir, &aside).map_err(io(&aside))?;
-        Some(aside)
-    } else {
-        None
-    };
-    let part = data_dir.with_extension("restoring");
-    if part.exists() {
-        fs::remove_dir_all(&part).map_err(io(&part))?;
-    }
-    copy_tree(backup, &part)?;
-    fs::remove_file(part.join(MANIFEST)).map_err(io(&part))?;
-    fence(&Store::open(&part.join("ledger"))?, manifest.height)?;
-    durable::sync_tree(&part).map_err(io(&part))?;
-    durable::rename(&part, data_dir).map_err(io(data_dir))?;
-    Ok(Restored { manifest, replaced })
+    Ok(manifest)
 }
 
 fn copy_tree(from: &Path, to: &Path) -> Result<()> {
@@ -247,14 +315,18 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Marks a restored store: its vote is no longer committed (a node that led
-/// when the backup was taken must not resume leading an older log), the
-/// snapshot it pointed at is not in the backup, and the node starts fenced.
-fn fence(store: &Store, backup_height: u64) -> Result<()> {
+/// Readies a restored store: its vote is no longer committed (a node that
+/// led when the backup was taken must not resume leading an older log), the
+/// snapshot it pointed at is not in the backup (openraft builds another),
+/// and, unless `unfenced`, the node starts fenced.
+fn prepare(store: &Store, backup_height: u64, unfenced: bool) -> Result<()> {
     if let Some(mut vote) = store.get::<Vote<NodeId>>(CF_RAFT_META, b"vote")? {
         vote.committed = false;
         store.put_sync(CF_RAFT_META, b"vote", &vote)?;
     }
     store.db().delete_cf(store.cf(CF_RAFT_META), b"snapshot")?;
-    store.put_sync(CF_RAFT_META, crate::fence::KEY, &backup_height)
+    if !unfenced {
+        store.put_sync(CF_RAFT_META, crate::fence::KEY, &backup_height)?;
+    }
+    Ok(())
 }

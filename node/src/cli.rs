@@ -76,6 +76,11 @@ pub enum Command {
         backup: PathBuf,
         #[arg(long)]
         config: PathBuf,
+        /// Vote at once. Only when every voter is restored from a backup,
+        /// so that no node remembers more than its backup: the fence
+        /// would otherwise wait for a leader that cannot be elected.
+        #[arg(long)]
+        unfenced: bool,
     },
     /// Print a node's status as JSON.
     Status {

@@ -2,14 +2,20 @@
 //!
 //! Raft's safety rests on each node remembering its vote and every entry it
 //! acknowledged. A restored node forgot both: it could vote twice in a term,
-//! or help elect a leader missing entries its earlier self helped commit.
-//! So until it has caught up it neither stands for election nor grants a
-//! vote. It catches up by taking AppendEntries (or a snapshot) from a leader
-//! that proves its election with a majority's signed votes: such a leader
-//! was elected without this node's forgetful vote, so it holds every
-//! committed entry. Once this node has applied up to the commit index that
-//! leader first showed it, it holds every entry its earlier self could have
-//! acknowledged as committed, and the fence comes down, for good.
+//! help elect a leader missing entries its earlier self helped commit, or
+//! help a deposed leader, whose term it no longer knows is over, commit.
+//! So the fence goes through three steps before it comes down for good:
+//! 1. **Learning:** it asks the other voters their raft term until enough
+//!    have answered that every quorum is among them (n - q + 1 of them),
+//!    and takes the highest as its floor: no leader was elected above it.
+//!    Meanwhile it takes no AppendEntries or snapshot at all.
+//! 2. **Waiting:** it takes them only from a leader of the floor's term or
+//!    later (which proves its election with a majority's signed votes), so
+//!    a deposed leader cannot commit through it.
+//! 3. **Catching up:** once such a leader shows a commit index of its own
+//!    term (so covering every entry committed before), it applies up to it.
+//!
+//! Throughout it neither stands for election nor grants a vote.
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -19,20 +25,23 @@ use tracing::{info, warn};
 
 use crate::error::Result;
 use crate::node::Inner;
-use crate::store::{Store, CF_RAFT_META};
+use crate::raft::NodeId;
+use crate::raft::{Rpc, RpcReply};
+use crate::store::{decode, encode, Store, CF_RAFT_META};
 
 /// In `raft_meta`: the height of the backup a node was restored from, until
 /// the fence comes down.
 pub(crate) const KEY: &[u8] = b"restored_from_height";
 
+/// A term above this from a peer is a lie: no election ever gets there.
+const MAX_CREDIBLE_TERM: u64 = 1 << 48;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Down,
-    /// Restored; no elected leader heard yet.
-    Waiting,
-    /// Catching up to this log index, the first commit index a proven
-    /// leader showed.
-    CatchingUp(u64),
+    Learning,
+    Waiting { floor: u64 },
+    CatchingUp { floor: u64, index: u64 },
 }
 
 pub(crate) struct Fence(Mutex<State>);
@@ -40,54 +49,142 @@ pub(crate) struct Fence(Mutex<State>);
 impl Fence {
     pub(crate) fn load(store: &Store) -> Result<Self> {
         let restored = store.get::<u64>(CF_RAFT_META, KEY)?.is_some();
-        Ok(Self(Mutex::new(if restored { State::Waiting } else { State::Down })))
+        Ok(Self(Mutex::new(if restored { State::Learning } else { State::Down })))
+    }
+
+    fn state(&self) -> State {
+        *self.0.lock().expect("fence lock")
     }
 
     pub(crate) fn is_up(&self) -> bool {
-        *self.0.lock().expect("fence lock") != State::Down
+        self.state() != State::Down
     }
 
-    /// An AppendEntries from a proven leader, claiming `commit_index`.
-    pub(crate) fn leader_heard(&self, commit_index: Option<u64>) {
+    /// Whether a leader of `term` may send AppendEntries or a snapshot.
+    pub(crate) fn admits_leader_of(&self, term: u64) -> bool {
+        match self.state() {
+            State::Down => true,
+            State::Learning => false,
+            State::Waiting { floor } | State::CatchingUp { floor, .. } => term >= floor,
+        }
+    }
+
+    /// This node took an AppendEntries from the leader of `term`, which
+    /// showed `commit` (term, index) as committed.
+    pub(crate) fn leader_heard(&self, term: u64, commit: Option<(u64, u64)>) {
+        // A commit of the leader's own term covers all committed before it;
+        // one of an earlier term may lag what its predecessor committed.
+        let Some((_, index)) = commit.filter(|(t, _)| *t == term) else { return };
         let mut state = self.0.lock().expect("fence lock");
-        // A leader shows its commit index once its first entry commits.
-        let Some(commit_index) = commit_index else { return };
-        if *state == State::Waiting {
-            info!(commit_index, "restored node: an elected leader is heard; catching up before voting");
-            *state = State::CatchingUp(commit_index);
+        if let State::Waiting { floor } = *state {
+            if term >= floor {
+                info!(term, index, "restored node: an elected leader is heard; catching up before voting");
+                *state = State::CatchingUp { floor, index };
+            }
         }
     }
 }
 
-/// Brings the fence down once the node has applied what it must, and then
-/// lets it stand for election again (`start` turned elections off). Returns
+/// Takes the fence through its steps (`start` turned elections off); returns
 /// at once on a node not restored.
 pub(crate) async fn watch(inner: Arc<Inner>) {
     if !inner.fence.is_up() {
         return;
     }
     warn!("restored from a backup: this node neither votes nor stands for election until it has caught up");
+    let Some(floor) = learn_floor(&inner).await else {
+        // The only voter: no other node can hold what it forgot.
+        lift(&inner, 0);
+        return;
+    };
+    info!(floor, "restored node: no leader was elected above term {floor}; waiting for one at or above it");
+    *inner.fence.0.lock().expect("fence lock") = State::Waiting { floor };
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {
         tick.tick().await;
-        let target = match *inner.fence.0.lock().expect("fence lock") {
-            State::CatchingUp(index) => index,
-            _ => continue,
-        };
+        let State::CatchingUp { index, .. } = inner.fence.state() else { continue };
         let applied = inner.raft.metrics().borrow().last_applied.map_or(0, |l| l.index);
-        if applied < target {
-            continue;
+        if applied >= index && lift(&inner, applied) {
+            return;
         }
-        let store = &inner.ledger.store;
-        let mut batch = rocksdb::WriteBatch::default();
-        batch.delete_cf(store.cf(CF_RAFT_META), KEY);
-        if let Err(e) = store.write_sync(batch) {
-            warn!("cannot lift the restore fence: {e}; retrying");
-            continue;
+    }
+}
+
+fn lift(inner: &Inner, applied: u64) -> bool {
+    let store = &inner.ledger.store;
+    let mut batch = rocksdb::WriteBatch::default();
+    batch.delete_cf(store.cf(CF_RAFT_META), KEY);
+    if let Err(e) = store.write_sync(batch) {
+        warn!("cannot lift the restore fence: {e}; retrying");
+        return false;
+    }
+    *inner.fence.0.lock().expect("fence lock") = State::Down;
+    inner.raft.runtime_config().elect(true);
+    info!(applied, "restored node caught up; it votes and stands for election again");
+    true
+}
+
+/// The highest raft term among enough of the other voters that every
+/// quorum of the voters holds one of them; `None` if this is the only voter.
+async fn learn_floor(inner: &Inner) -> Option<u64> {
+    let voters: Vec<NodeId> = inner.raft.metrics().borrow().membership_config.membership().voter_ids().collect();
+    let others: Vec<NodeId> = voters.iter().copied().filter(|v| *v != inner.node_id).collect();
+    if others.is_empty() {
+        return None;
+    }
+    // A quorum may hold this node's forgetful self; what the others of it
+    // know is seen in any n - q + 1 of the others.
+    let quorum = voters.len() / 2 + 1;
+    let needed = (voters.len() + 1 - quorum).min(others.len());
+    let mut terms: std::collections::BTreeMap<NodeId, u64> = Default::default();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    while terms.len() < needed {
+        tick.tick().await;
+        let unheard: Vec<NodeId> = others.iter().copied().filter(|n| !terms.contains_key(n)).collect();
+        for node in &unheard {
+            let Some(peer) = inner.peer_of_node.get(node) else { continue };
+            let asked = tokio::time::timeout(Duration::from_secs(2), inner.net.request(*peer, encode(&Rpc::Term)));
+            if let Ok(Ok(bytes)) = asked.await {
+                if let Ok(RpcReply::Term(t)) = decode::<RpcReply>(&bytes, "term") {
+                    terms.insert(*node, t.min(MAX_CREDIBLE_TERM));
+                }
+            }
         }
-        *inner.fence.0.lock().expect("fence lock") = State::Down;
-        inner.raft.runtime_config().elect(true);
-        info!(applied, "restored node caught up; it votes and stands for election again");
-        return;
+        if terms.len() < needed {
+            info!("restored node: {} of the {needed} other voters needed have told their raft term", terms.len());
+        }
+    }
+    terms.values().copied().max()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fence(state: State) -> Fence {
+        Fence(Mutex::new(state))
+    }
+
+    #[test]
+    fn while_learning_no_leader_is_admitted_and_after_only_those_at_or_above_the_floor() {
+        assert!(!fence(State::Learning).admits_leader_of(u64::MAX));
+        let f = fence(State::Waiting { floor: 7 });
+        assert!(!f.admits_leader_of(6), "a deposed leader");
+        assert!(f.admits_leader_of(7) && f.admits_leader_of(8));
+        assert!(fence(State::Down).admits_leader_of(0));
+    }
+
+    #[test]
+    fn only_a_commit_of_the_leaders_own_term_sets_what_to_catch_up_to() {
+        let f = fence(State::Waiting { floor: 7 });
+        f.leader_heard(8, Some((7, 40)));
+        assert_eq!(f.state(), State::Waiting { floor: 7 }, "a commit index learned from its predecessor may lag");
+        f.leader_heard(8, None);
+        assert_eq!(f.state(), State::Waiting { floor: 7 });
+        f.leader_heard(8, Some((8, 52)));
+        assert_eq!(f.state(), State::CatchingUp { floor: 7, index: 52 });
+        f.leader_heard(9, Some((9, 60)));
+        assert_eq!(f.state(), State::CatchingUp { floor: 7, index: 52 }, "the first proven target stands");
+        assert!(f.is_up());
     }
 }

@@ -90,7 +90,9 @@ pub(crate) fn admit_snapshot(
     r: &InstallSnapshotRequest<TypeConfig>,
     grants: &[Grant],
 ) -> bool {
-    if !speaks_for(inner, peer, &r.vote, "InstallSnapshot") || !proves(inner, peer, &r.vote, grants, "InstallSnapshot")
+    if !speaks_for(inner, peer, &r.vote, "InstallSnapshot")
+        || !fenced_in(inner, peer, &r.vote, "InstallSnapshot")
+        || !proves(inner, peer, &r.vote, grants, "InstallSnapshot")
     {
         return false;
     }
@@ -113,6 +115,17 @@ fn has_room(inner: &Inner, what: &str) -> bool {
     false
 }
 
+/// A restored node takes a leader's messages only once it knows no leader
+/// was elected after it (see `fence`).
+fn fenced_in(inner: &Inner, peer: &PeerId, vote: &Vote<NodeId>, what: &str) -> bool {
+    let term = vote.leader_id().term;
+    let admitted = inner.fence.admits_leader_of(term);
+    if !admitted {
+        debug!(%peer, "refused {what} from {} of term {term}: restored from a backup, fenced", org_of(inner, peer));
+    }
+    admitted
+}
+
 /// Whether to let openraft see this AppendEntries.
 pub(crate) fn admit_append(
     inner: &Inner,
@@ -120,7 +133,10 @@ pub(crate) fn admit_append(
     r: &AppendEntriesRequest<TypeConfig>,
     grants: &[Grant],
 ) -> bool {
-    if !speaks_for(inner, peer, &r.vote, "AppendEntries") || !proves(inner, peer, &r.vote, grants, "AppendEntries") {
+    if !speaks_for(inner, peer, &r.vote, "AppendEntries")
+        || !fenced_in(inner, peer, &r.vote, "AppendEntries")
+        || !proves(inner, peer, &r.vote, grants, "AppendEntries")
+    {
         return false;
     }
     for e in &r.entries {
@@ -163,7 +179,6 @@ pub(crate) fn admit_append(
             return false;
         }
     }
-    inner.fence.leader_heard(r.leader_commit.map(|c| c.index));
     true
 }
 

@@ -28,6 +28,7 @@ pub mod node;
 pub mod raft;
 mod reads;
 mod receive_snapshot;
+mod rpc;
 pub mod snapshot;
 mod status;
 pub mod store;

@@ -7,9 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ed25519_dalek::SigningKey;
 use leasehold_chaincode::{verify_signatures, Payload, SignedTx, TxBody, TxId};
-use leasehold_network::{Inbound, PeerId};
+use leasehold_network::PeerId;
 use openraft::error::{ClientWriteError, RaftError};
-use openraft::raft::{AppendEntriesResponse, InstallSnapshotResponse};
 use openraft::BasicNode;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
@@ -18,7 +17,6 @@ use tracing::{debug, info, warn};
 use crate::block::Proposal;
 use crate::config::NodeConfig;
 use crate::error::{NodeError, Result};
-use crate::gate;
 use crate::ledger::{Ledger, Receipt};
 use crate::raft::{LogStore, Network, NodeId, Raft, Rpc, RpcReply, StateMachine};
 use crate::store::{decode, encode, Store};
@@ -49,7 +47,7 @@ pub(crate) struct Inner {
     pub mempool: mpsc::Sender<Pending>,
     /// Forwarded txs still in the mempool, per forwarding peer: each peer
     /// gets a share of the mempool, so one cannot crowd out the others.
-    forwarded: std::sync::Mutex<HashMap<PeerId, usize>>,
+    pub(crate) forwarded: std::sync::Mutex<HashMap<PeerId, usize>>,
     /// Leaders refused for their clock, ignored until then (see `gate`).
     pub(crate) shunned: std::sync::Mutex<HashMap<NodeId, std::time::Instant>>,
     /// Manifests of this node's datasets, for serving chunks.
@@ -61,7 +59,10 @@ pub(crate) struct Inner {
     /// Up on a node restored from a backup until it has caught up.
     pub(crate) fence: crate::fence::Fence,
     /// Held while a backup is taken: one at a time.
-    pub(crate) backing_up: tokio::sync::Mutex<()>,
+    pub(crate) backing_up: Arc<tokio::sync::Mutex<()>>,
+    /// Read while a write that names new files commits and the files are
+    /// adopted; written while a backup is taken, so it holds them all.
+    pub(crate) adopting: Arc<tokio::sync::RwLock<()>>,
     pub peer_of_node: HashMap<NodeId, PeerId>,
     pub org_of_peer: HashMap<PeerId, String>,
     /// The org's X25519 secret: data keys are derived from it, here only.
@@ -124,6 +125,7 @@ pub async fn start(cfg: NodeConfig) -> Result<(NodeHandle, Tasks)> {
     let genesis: leasehold_chaincode::Genesis =
         serde_json::from_slice(&genesis_bytes).map_err(|e| NodeError::file(&cfg.genesis, e))?;
     crate::ceremony::check_signed(&cfg.genesis, &genesis_bytes, &genesis)?;
+    crate::backup::check_not_interrupted(&cfg)?;
     std::fs::create_dir_all(&cfg.data_dir).map_err(|e| NodeError::file(&cfg.data_dir, e))?;
     let store = Store::open(&cfg.data_dir.join("ledger"))?;
     let checked = crate::snapshot::check_not_interrupted(&store)
@@ -211,10 +213,11 @@ pub async fn start(cfg: NodeConfig) -> Result<(NodeHandle, Tasks)> {
         incoming: tokio::sync::Mutex::new(None),
         elected: std::sync::Mutex::new(None),
         fence,
-        backing_up: tokio::sync::Mutex::new(()),
+        backing_up: Default::default(),
+        adopting: Default::default(),
         nonce: AtomicU64::new(first_nonce),
     });
-    tasks.push(tokio::spawn(serve_inbound(inner.clone(), inbound)));
+    tasks.push(tokio::spawn(crate::rpc::serve_inbound(inner.clone(), inbound)));
     tasks.push(tokio::spawn(cut_blocks(inner.clone(), pending)));
     tasks.push(tokio::spawn(prune_waiters(inner.clone())));
     tasks.push(tokio::spawn(crate::certify::run(inner.clone())));
@@ -238,117 +241,6 @@ async fn prune_waiters(inner: Arc<Inner>) {
     }
 }
 
-async fn serve_inbound(inner: Arc<Inner>, mut inbound: mpsc::Receiver<Inbound>) {
-    while let Some(req) = inbound.recv().await {
-        let inner = inner.clone();
-        tokio::spawn(async move {
-            let reply = match decode::<Rpc>(&req.bytes, "rpc") {
-                Ok(rpc) => match handle_rpc(NodeHandle { inner: inner.clone() }, req.peer, rpc).await {
-                    Some(reply) => reply,
-                    // Refused and logged; the sender gets no answer.
-                    None => return,
-                },
-                Err(e) => {
-                    warn!(peer = %req.peer, "undecodable rpc: {e}");
-                    return;
-                }
-            };
-            let _ = inner.net.respond(req.reply, encode(&reply)).await;
-        });
-    }
-}
-
-async fn handle_rpc(node: NodeHandle, peer: PeerId, rpc: Rpc) -> Option<RpcReply> {
-    let inner = &node.inner;
-    Some(match rpc {
-        Rpc::Append(r, grants) if gate::admit_append(inner, &peer, &r, &grants) => {
-            RpcReply::Append(inner.raft.append_entries(r).await)
-        }
-        Rpc::Vote(r) if gate::admit_vote(inner, &peer, &r.vote) => {
-            let vote = r.vote;
-            let resp = inner.raft.vote(r).await;
-            let granted = resp.as_ref().is_ok_and(|v| v.vote_granted);
-            RpcReply::Vote(resp, granted.then(|| crate::election::grant_for(inner, &vote)).flatten())
-        }
-        Rpc::Snapshot(r, grants) if gate::admit_snapshot(inner, &peer, &r, &grants) => {
-            RpcReply::Snapshot(crate::receive_snapshot::receive(inner, &peer, r).await?)
-        }
-        // Refused: a sender in a lower term than this node's is told so, as
-        // openraft would, so a stale leader steps down; others get nothing.
-        Rpc::Append(r, _) => {
-            let mine = inner.raft.metrics().borrow().vote;
-            (mine > r.vote).then_some(RpcReply::Append(Ok(AppendEntriesResponse::HigherVote(mine))))?
-        }
-        Rpc::Snapshot(r, _) => {
-            let mine = inner.raft.metrics().borrow().vote;
-            (mine > r.vote).then_some(RpcReply::Snapshot(Ok(InstallSnapshotResponse { vote: mine })))?
-        }
-        Rpc::Vote(_) => return None,
-        Rpc::Forward(txs) => RpcReply::Forward(accept_forwarded(inner, peer, txs)),
-        // A chunk is up to 4 MiB read from disk: off the async threads,
-        // which carry raft's heartbeats too.
-        Rpc::Data(req) => {
-            let owner = node.clone();
-            let served = tokio::task::spawn_blocking(move || crate::data::plane::serve(&owner.inner, peer, req)).await;
-            let served = served.unwrap_or_else(|e| Err(format!("the owner's node failed serving it: {e}")));
-            if let Ok(crate::data::plane::DataReply::Chunk(bytes)) = &served {
-                inner.ledger.metrics.data_plane("served", bytes.len() as u64);
-            }
-            RpcReply::Data(served)
-        }
-        Rpc::Metadata(req) => RpcReply::Metadata(crate::disclose::serve(&node, peer, req).await),
-        Rpc::Certify(certs) => RpcReply::Certify(crate::certify::accept(inner, peer, certs)),
-        Rpc::Compute(req) => RpcReply::Compute(crate::compute::serve(&node, peer, req).await),
-    })
-}
-
-/// A forwarded tx is held to what a client's is: the right network, a
-/// valid signature, not yet committed, a bounded size, and within the
-/// forwarding peer's share of the mempool.
-fn accept_forwarded(inner: &Inner, peer: PeerId, txs: Vec<SignedTx>) -> Result<(), String> {
-    if inner.leader() != Some(inner.node_id) {
-        return Err("not the leader".into());
-    }
-    inner.check_disk().map_err(|e| format!("the leader refuses writes: {e}"))?;
-    let genesis = &inner.ledger.genesis;
-    let share = (inner.cfg.block.mempool_capacity / genesis.orgs.len().max(1)).max(1);
-    let sigs = verify_signatures(genesis, &txs);
-    let total = txs.len();
-    let admitted: Vec<Pending> = txs
-        .into_iter()
-        .zip(sigs)
-        .filter(|(tx, sig)| {
-            let committed = matches!(inner.ledger.store.tx_location(&tx.id()), Ok(Some(_)));
-            tx.body.network_id == genesis.network_id && sig.is_ok() && !committed
-        })
-        .filter_map(|(tx, _)| sized(tx, Some(peer)))
-        .collect();
-    let refused = total - admitted.len();
-    {
-        // All or nothing: a batch half admitted would be resent whole.
-        let mut counts = inner.forwarded.lock().expect("forwarded lock");
-        let n = counts.entry(peer).or_default();
-        if *n + admitted.len() > share {
-            return Err(format!("this peer's share of the mempool ({share} txs) is full; retry later"));
-        }
-        *n += admitted.len();
-    }
-    let mut admitted = admitted.into_iter();
-    while let Some(p) = admitted.next() {
-        if inner.mempool.try_send(p).is_err() {
-            for _ in 0..=admitted.len() {
-                inner.release_forwarded(&Some(peer));
-            }
-            return Err("leader mempool is full".into());
-        }
-    }
-    if refused > 0 {
-        let org = inner.org_of_peer.get(&peer).map_or("an unknown org", |o| o.as_str());
-        warn!(%peer, "dropped {refused} forwarded txs from {org}: forged, for another network, committed or too large");
-    }
-    Ok(())
-}
-
 /// One transaction in the mempool, and the peer that forwarded it, if any.
 pub(crate) struct Pending {
     pub tx: SignedTx,
@@ -366,7 +258,7 @@ fn tx_bytes(tx: &SignedTx) -> usize {
 }
 
 /// The tx with its size, or `None` if it is over [`MAX_TX_BYTES`].
-fn sized(tx: SignedTx, from: Option<PeerId>) -> Option<Pending> {
+pub(crate) fn sized(tx: SignedTx, from: Option<PeerId>) -> Option<Pending> {
     let bytes = tx_bytes(&tx);
     (bytes <= MAX_TX_BYTES).then_some(Pending { tx, from, bytes })
 }
@@ -458,7 +350,7 @@ async fn dispatch(inner: &Inner, batch: Vec<SignedTx>) {
 }
 
 impl Inner {
-    fn release_forwarded(&self, from: &Option<PeerId>) {
+    pub(crate) fn release_forwarded(&self, from: &Option<PeerId>) {
         if let Some(p) = from {
             if let Some(n) = self.forwarded.lock().expect("forwarded lock").get_mut(p) {
                 *n = n.saturating_sub(1);

@@ -86,6 +86,12 @@ impl NodeHandle {
         self.dirs().uploads(dataset)
     }
 
+    /// Held from before a write naming new files until they are adopted, so
+    /// that no backup falls between the two.
+    pub async fn adopting_guard(&self) -> tokio::sync::OwnedRwLockReadGuard<()> {
+        self.inner.adopting.clone().read_owned().await
+    }
+
     /// Moves verified files into this owner's store under their content hash.
     pub fn adopt_files(&self, dataset: &str, from: &Path, manifest: &Manifest) -> Result<PathBuf> {
         self.dirs().adopt(dataset, from, manifest)

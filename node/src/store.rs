@@ -63,6 +63,7 @@ impl Store {
     }
 
     /// Opens without taking the write lock, for offline checks.
+    /// (See also [`lock_stopped`].)
     pub fn open_read_only(dir: &Path) -> Result<Self> {
         let db = DB::open_cf_for_read_only(&Options::default(), dir, ALL_CFS, false)?;
         Ok(Self { db: Arc::new(db) })
@@ -196,5 +197,34 @@ impl StateRead for Store {
             out.push((k.to_vec(), v.to_vec()));
         }
         Ok(out)
+    }
+}
+
+/// Takes the lock RocksDB holds on the store in `dir` (a POSIX record lock
+/// on `LOCK`), so the node cannot start while the caller holds the file it
+/// returns. Fails, saying so, while a node has the store open. `None` when
+/// there is no store. Unlike opening the store, this writes nothing.
+pub fn lock_stopped(dir: &Path) -> Result<Option<std::fs::File>> {
+    use nix::fcntl::{fcntl, FcntlArg};
+    let path = dir.join("LOCK");
+    let file = match std::fs::OpenOptions::new().read(true).write(true).open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(crate::NodeError::file(&path, e)),
+    };
+    let whole = nix::libc::flock {
+        l_type: nix::libc::F_WRLCK as i16,
+        l_whence: nix::libc::SEEK_SET as i16,
+        l_start: 0,
+        l_len: 0,
+        l_pid: 0,
+    };
+    match fcntl(&file, FcntlArg::F_SETLK(&whole)) {
+        Ok(_) => Ok(Some(file)),
+        Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EACCES) => Err(crate::NodeError::Unavailable(format!(
+            "{} is in use by a running node: stop the node first",
+            dir.display()
+        ))),
+        Err(e) => Err(crate::NodeError::file(&path, e)),
     }
 }

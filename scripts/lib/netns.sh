@@ -24,6 +24,9 @@ netns_env() {
 
 netns_name() { printf '%so%s' "$NETNS_TAG" "$1"; }
 
+# netns_exists NAME: without `grep -q`, whose early exit fails the pipe.
+netns_exists() { [[ " $(ip netns list | awk '{print $1}' | tr '\n' ' ') " == *" $1 "* ]]; }
+
 # netns_host NET I: creates org slot I's namespace and link (0-based), once.
 netns_host() {
   local ns outer inner
@@ -34,7 +37,10 @@ netns_host() {
     ip addr add "$NETNS_BRIDGE_IP/28" dev "${NETNS_TAG}br"
     ip link set "${NETNS_TAG}br" up
   fi
-  ip netns list | grep -qw "$ns" && return 0
+  if netns_exists "$ns"; then
+    ip -n "$ns" link show "$inner" >/dev/null 2>&1 && return 0
+    ip netns del "$ns" # left half made by an interrupted run
+  fi
   ip netns add "$ns"
   ip link add "$outer" type veth peer name "$inner"
   ip link set "$inner" netns "$ns"
@@ -44,10 +50,12 @@ netns_host() {
   ip -n "$ns" link set lo up
 }
 
-# netns_down NET: removes every namespace and link of the network in NET.
+# netns_down NET: removes every namespace and link of the network in NET,
+# named by the tag its `netns` file recorded (NET may have moved since).
 netns_down() {
   local ns
   netns_env "$1"
+  [ ! -s "$1/netns" ] || NETNS_TAG=$(cat "$1/netns")
   for ns in $(ip netns list | awk '{print $1}' | grep "^${NETNS_TAG}o" || true); do
     ip netns del "$ns"
   done

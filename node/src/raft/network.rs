@@ -38,6 +38,8 @@ pub enum Rpc {
     Certify(Vec<crate::certify::Cert>),
     /// A lessee's node asks the owner's to run a workflow on compute data.
     Compute(crate::compute::ComputeRequest),
+    /// A restored node asks a voter its raft term (see `fence`).
+    Term,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -52,6 +54,7 @@ pub enum RpcReply {
     Metadata(Result<crate::disclose::Disclosure, crate::disclose::Refusal>),
     Certify(Result<(), String>),
     Compute(Result<crate::compute::ComputeReply, String>),
+    Term(u64),
 }
 
 /// Who this node is, to sign its vote for itself as a candidate.
