@@ -135,6 +135,10 @@ async fn a_backup_verifies_restores_and_the_restored_node_rejoins_only_once_caug
 
     // Alone, the restored node neither votes nor stands for election: its
     // term does not move, where an unfenced lone node campaigns.
+    // The node that led comes back last: back first, it would resume
+    // leading its term without an election.
+    let led = net.status(1).await.expect("node 1 answers")["leader"].clone();
+    let (back_first, back_last) = if led == "org2" { (2, 1) } else { (1, 2) };
     net.stop(1);
     net.stop(2);
     net.spawn(0);
@@ -152,15 +156,15 @@ async fn a_backup_verifies_restores_and_the_restored_node_rejoins_only_once_caug
 
     // With one other node only, no leader can be elected: the fenced node
     // grants no vote until it knows no leader was elected after its backup.
-    net.spawn(1);
+    net.spawn(back_first);
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let s1 = net.status(1).await.expect("node 1 answers");
-    assert!(s1["leader"].is_null(), "a leader was elected with the fenced node's vote: {s1}");
+    let s = net.status(back_first).await.expect("the other node answers");
+    assert!(s["leader"].is_null(), "a leader was elected with the fenced node's vote: {s}");
     assert!(fenced_term(&net, 0).await.unwrap().0, "the fence came down with a voter missing");
 
     // With all the others back, an elected leader catches it up, the fence
     // comes down, and it holds what was committed while it was away.
-    net.spawn(2);
+    net.spawn(back_last);
     let deadline = Instant::now() + Duration::from_secs(30);
     while fenced_term(&net, 0).await.is_none_or(|(f, _)| f) {
         assert!(Instant::now() < deadline, "the fence never came down:\n{}", net.log(0));
