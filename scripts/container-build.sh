@@ -6,6 +6,7 @@
 # LEASEHOLD_IMAGE (tag, default leasehold:latest), LEASEHOLD_BASE (the base
 # image, default Debian 12 slim; a local one where no registry is reachable).
 set -euo pipefail
+[ -z "${LEASEHOLD_BIN:-}" ] || LEASEHOLD_BIN=$(realpath "$LEASEHOLD_BIN")
 cd "$(dirname "$0")/.."
 # shellcheck source=lib/common.sh
 source scripts/lib/common.sh

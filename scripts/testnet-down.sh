@@ -6,15 +6,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NET=${LEASEHOLD_NET:-testnet}
+# A --netns network's nodes run as root: another user could neither stop
+# them nor remove their namespaces, and would only lose their pid files.
+if [ -f "$NET/netns" ] && [ "$(id -u)" -ne 0 ]; then
+  echo "$NET runs in network namespaces, as root: run this as root" >&2
+  exit 1
+fi
 stopped=0
 for pidfile in "$NET"/*/pid; do
   [ -f "$pidfile" ] || continue
   pid=$(cat "$pidfile")
   if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid"
+    kill -TERM "$pid" 2>/dev/null || true
     for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     if kill -0 "$pid" 2>/dev/null; then
-      kill -KILL "$pid"
+      kill -KILL "$pid" 2>/dev/null || true
       for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     fi
     stopped=$((stopped + 1))
@@ -27,10 +33,6 @@ if [ -f "$NET/netns" ]; then
   source scripts/lib/common.sh
   # shellcheck source=lib/netns.sh
   source scripts/lib/netns.sh
-  if [ "$(id -u)" -eq 0 ]; then
-    netns_down "$NET"
-    echo "removed the network namespaces"
-  else
-    log "the network namespaces of $NET need root to remove: run this again as root"
-  fi
+  netns_down "$NET"
+  echo "removed the network namespaces"
 fi

@@ -53,7 +53,7 @@ async fn lessee_reads(net: &TestNet, run: &str) -> String {
 
 async fn fenced_term(net: &TestNet, i: usize) -> Option<(bool, u64)> {
     let s = net.status(i).await?;
-    Some((s["restore_fenced"].as_bool().unwrap(), s["raft_term"].as_u64().unwrap()))
+    Some((!s["restore_fence"].is_null(), s["raft_term"].as_u64().unwrap()))
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -160,7 +160,8 @@ async fn a_backup_verifies_restores_and_the_restored_node_rejoins_only_once_caug
     tokio::time::sleep(Duration::from_secs(4)).await;
     let s = net.status(back_first).await.expect("the other node answers");
     assert!(s["leader"].is_null(), "a leader was elected with the fenced node's vote: {s}");
-    assert!(fenced_term(&net, 0).await.unwrap().0, "the fence came down with a voter missing");
+    let s0 = net.status(0).await.expect("the restored node answers");
+    assert_eq!(s0["restore_fence"], "learning the voters' terms", "with 3 voters it needs both others: {s0}");
 
     // With all the others back, an elected leader catches it up, the fence
     // comes down, and it holds what was committed while it was away.
@@ -184,4 +185,65 @@ async fn a_backup_verifies_restores_and_the_restored_node_rejoins_only_once_caug
     net.stop(0);
     let out = leasehold(&["verify", "--data-dir", path_str(&net.data_dir(0))]);
     assert!(out.status.success(), "{}", text(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_restored_while_its_leader_runs_catches_up_and_lifts_its_fence() {
+    let mut net = TestNet::start(3).await;
+    let leader = net.wait_for_leader(Duration::from_secs(30)).await;
+    let f = (leader + 1) % 3;
+    register(&net, leader, "before").await;
+    let (code, b) = net.call(f, "POST", "/v1/backups", None, None).await;
+    assert_eq!(code, 201, "{b}");
+    let backup = PathBuf::from(b["path"].as_str().unwrap());
+    for k in 0..5 {
+        register(&net, leader, &format!("after-{k}")).await;
+    }
+    let height = net.wait_converged(0, Duration::from_secs(20)).await["height"].as_u64().unwrap();
+
+    // The leader still holds how far the follower's log had come, past the
+    // end of the restored one.
+    net.stop(f);
+    register(&net, leader, "while-down").await;
+    let out = leasehold(&["restore", "--backup", path_str(&backup), "--config", path_str(&config(&net, f))]);
+    assert!(out.status.success(), "{}", text(&out));
+    net.spawn(f);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while fenced_term(&net, f).await.is_none_or(|(fenced, _)| fenced) {
+        assert!(Instant::now() < deadline, "the fence never came down:\n{}", net.log(f));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    register(&net, leader, "after-restore").await;
+    net.wait_converged(height + 2, Duration::from_secs(30)).await;
+    for id in ["before", "after-4", "while-down", "after-restore"] {
+        assert_eq!(net.call(f, "GET", &format!("/v1/datasets/{id}"), None, None).await.0, 200, "{id}");
+    }
+}
+
+#[test]
+fn a_node_whose_restore_stopped_halfway_refuses_to_start() {
+    let net = TestNet::init_with(1, |_| {});
+    // Between moving the data directory aside and renaming the restored
+    // copy in: started now, the node would be empty and unfenced.
+    let data = net.data_dir(0);
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::rename(&data, data.with_file_name("data.restoring")).unwrap();
+    let mut child = Command::new(bin())
+        .args(["start", "--config", path_str(&config(&net, 0))])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("the node started: {}", text(&child.wait_with_output().unwrap()));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success(), "it started: {}", text(&out));
+    assert!(text(&out).contains("a restore was interrupted"), "{}", text(&out));
+    assert!(!data.exists(), "it made an empty data directory");
 }

@@ -67,33 +67,43 @@ impl crate::NodeHandle {
             .try_lock_owned()
             .map_err(|_| NodeError::Conflict("a backup is being taken; try again once it is done".into()))?;
         self.inner.check_disk()?;
-        let files = self.inner.adopting.clone().write_owned().await;
+        let adopting = self.inner.adopting.clone().write_owned().await;
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let _held = (one, files);
+            let _one = one;
             let cfg = &inner.cfg;
-            take(&inner.ledger.store, &cfg.data_dir, &cfg.backups_dir(), &cfg.org, crate::now_ms())
+            let until_linked = move || drop(adopting);
+            take(&inner.ledger.store, &cfg.data_dir, &cfg.backups_dir(), &cfg.org, crate::now_ms(), until_linked)
         })
         .await
         .map_err(|e| NodeError::Unavailable(format!("the backup task failed: {e}")))?
     }
 
-    /// Whether this node was restored from a backup and has not yet caught
-    /// up (it neither votes nor stands for election meanwhile).
-    pub fn restore_fenced(&self) -> bool {
-        self.inner.fence.is_up()
+    /// Where the fence of a node restored from a backup stands; `None` once
+    /// it has caught up (it neither votes nor stands for election until then).
+    pub fn restore_fence(&self) -> Option<&'static str> {
+        self.inner.fence.phase()
     }
 }
 
 /// Takes a backup of `store` and the files in `data_dir` into a new
 /// directory under `backups_dir`: written beside, synced, then renamed in.
-pub fn take(store: &Store, data_dir: &Path, backups_dir: &Path, org: &str, now_ms: i64) -> Result<Backup> {
+/// `linked` runs once the files are in (the caller holds writes naming new
+/// files off until then).
+pub fn take(
+    store: &Store,
+    data_dir: &Path,
+    backups_dir: &Path,
+    org: &str,
+    now_ms: i64,
+    linked: impl FnOnce(),
+) -> Result<Backup> {
     durable::create_dirs(backups_dir).map_err(io(backups_dir))?;
     let part = backups_dir.join(format!(".{now_ms}.part"));
     if part.exists() {
         fs::remove_dir_all(&part).map_err(io(&part))?;
     }
-    let taken = write_part(store, data_dir, &part, org, now_ms);
+    let taken = write_part(store, data_dir, &part, org, now_ms, linked);
     let manifest = match taken {
         Ok(m) => m,
         Err(e) => {
@@ -107,7 +117,14 @@ pub fn take(store: &Store, data_dir: &Path, backups_dir: &Path, org: &str, now_m
     Ok(Backup { path, manifest })
 }
 
-fn write_part(store: &Store, data_dir: &Path, part: &Path, org: &str, now_ms: i64) -> Result<BackupManifest> {
+fn write_part(
+    store: &Store,
+    data_dir: &Path,
+    part: &Path,
+    org: &str,
+    now_ms: i64,
+    linked: impl FnOnce(),
+) -> Result<BackupManifest> {
     fs::create_dir(part).map_err(io(part))?;
     set_private(part)?;
     Checkpoint::new(store.db())?.create_checkpoint(part.join("ledger"))?;
@@ -124,6 +141,7 @@ fn write_part(store: &Store, data_dir: &Path, part: &Path, org: &str, now_ms: i6
     if users.exists() {
         fs::copy(&users, part.join(crate::users::USERS_FILE)).map_err(io(&users))?;
     }
+    linked();
     let manifest = BackupManifest {
         network_id,
         org: org.to_string(),
@@ -175,31 +193,41 @@ fn link_tree(from: &Path, to: &Path) -> Result<u64> {
     Ok(n)
 }
 
+/// Every dataset version directory under `root` (`datasets/<id>/<hash>`).
+fn dataset_versions(root: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let Ok(datasets) = fs::read_dir(root) else { return Ok(out) };
+    for dataset in datasets {
+        let dataset = dataset.map_err(io(root))?.path();
+        for version in fs::read_dir(&dataset).map_err(io(&dataset))? {
+            let version = version.map_err(io(&dataset))?.path();
+            if version.is_dir() {
+                out.push(version);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A version directory's files hash to the content hash it is filed under.
+fn check_version(version: &Path) -> Result<()> {
+    let named = version.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let actual = hex::encode(Manifest::of_dir(version)?.hash());
+    if actual == named {
+        return Ok(());
+    }
+    Err(NodeError::Corrupt(format!(
+        "{}: its files hash to {actual}, not to the content hash it is filed under",
+        version.display()
+    )))
+}
+
 /// Every dataset directory under `dir/datasets` hashes to the content hash
 /// it is filed under. Returns how many were checked.
 pub fn check_files(dir: &Path) -> Result<u64> {
-    let root = dir.join("datasets");
-    let mut checked = 0;
-    let Ok(datasets) = fs::read_dir(&root) else { return Ok(0) };
-    for dataset in datasets {
-        let dataset = dataset.map_err(io(&root))?.path();
-        for version in fs::read_dir(&dataset).map_err(io(&dataset))? {
-            let version = version.map_err(io(&dataset))?.path();
-            if !version.is_dir() {
-                continue;
-            }
-            let named = version.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
-            let actual = hex::encode(Manifest::of_dir(&version)?.hash());
-            if actual != named {
-                return Err(NodeError::Corrupt(format!(
-                    "{}: its files hash to {actual}, not to the content hash it is filed under",
-                    version.display()
-                )));
-            }
-            checked += 1;
-        }
-    }
-    Ok(checked)
+    let versions = dataset_versions(&dir.join("datasets"))?;
+    versions.iter().try_for_each(|v| check_version(v))?;
+    Ok(versions.len() as u64)
 }
 
 /// What a restore did.
@@ -245,21 +273,17 @@ pub fn restore(backup: &Path, cfg: &NodeConfig, unfenced: bool, now_ms: i64) -> 
     if fs::canonicalize(data_dir).is_ok_and(|d| backup_abs.starts_with(d)) {
         return Err(NodeError::Config("the backup is inside the data directory: copy it elsewhere first".into()));
     }
+    // A POSIX lock, per process: it keeps a node from starting meanwhile,
+    // not this process from opening the store.
     let _lock = crate::store::lock_stopped(&data_dir.join("ledger"))?;
     let part = beside(data_dir, ".restoring")?;
     if part.exists() {
         fs::remove_dir_all(&part).map_err(io(&part))?;
     }
-    copy_tree(backup, &part)?;
-    fs::remove_file(part.join(MANIFEST)).map_err(io(&part))?;
-    // Tokens revoked since the backup stay revoked: the users file is the
-    // replaced directory's when it has one.
-    let users = data_dir.join(crate::users::USERS_FILE);
-    if users.exists() {
-        fs::copy(&users, part.join(crate::users::USERS_FILE)).map_err(io(&users))?;
+    if let Err(e) = ready_copy(backup, data_dir, &part, manifest.height, unfenced) {
+        let _ = fs::remove_dir_all(&part);
+        return Err(e);
     }
-    prepare(&Store::open(&part.join("ledger"))?, manifest.height, unfenced)?;
-    durable::sync_tree(&part).map_err(io(&part))?;
     let replaced = if data_dir.exists() {
         let aside = beside(data_dir, &format!(".replaced-{now_ms}"))?;
         durable::rename(data_dir, &aside).map_err(io(&aside))?;
@@ -269,6 +293,33 @@ pub fn restore(backup: &Path, cfg: &NodeConfig, unfenced: bool, now_ms: i64) -> 
     };
     durable::rename(&part, data_dir).map_err(io(data_dir))?;
     Ok(Restored { manifest, replaced })
+}
+
+/// Copies `backup` to `part` and readies it to replace `data_dir`. What
+/// the data directory gained since the backup and must not lose comes
+/// along: the users file (tokens revoked since stay revoked) and dataset
+/// versions adopted since, whose files hash to the name they are under.
+fn ready_copy(backup: &Path, data_dir: &Path, part: &Path, height: u64, unfenced: bool) -> Result<()> {
+    copy_tree(backup, part)?;
+    set_private(part)?;
+    fs::remove_file(part.join(MANIFEST)).map_err(io(part))?;
+    let users = data_dir.join(crate::users::USERS_FILE);
+    if users.exists() {
+        fs::copy(&users, part.join(crate::users::USERS_FILE)).map_err(io(&users))?;
+    }
+    for version in dataset_versions(&data_dir.join("datasets"))? {
+        let rel = version.strip_prefix(data_dir).expect("under the data directory");
+        if part.join(rel).exists() || check_version(&version).is_err() {
+            continue;
+        }
+        link_tree(&version, &part.join(rel))?;
+        let manifest = version.with_extension("manifest.json");
+        if manifest.exists() {
+            fs::copy(&manifest, part.join(rel).with_extension("manifest.json")).map_err(io(&manifest))?;
+        }
+    }
+    prepare(&Store::open(&part.join("ledger"))?, height, unfenced)?;
+    durable::sync_tree(part).map_err(io(part))
 }
 
 /// The backup's manifest, once its ledger verifies whole, ends where the
@@ -281,13 +332,13 @@ fn check_backup(backup: &Path, cfg: &NodeConfig) -> Result<BackupManifest> {
     if manifest.org != cfg.org {
         return Err(NodeError::Config(format!("the backup is of {}, this node is {}", manifest.org, cfg.org)));
     }
-    let ours: leasehold_chaincode::Genesis = serde_json::from_slice(&fs::read(&cfg.genesis).map_err(io(&cfg.genesis))?)
-        .map_err(|e| NodeError::decode("genesis", e))?;
-    let theirs = stored_genesis(&Store::open_read_only(&backup.join("ledger"))?)?;
-    if serde_json::to_value(&ours).ok() != serde_json::to_value(&theirs).ok() {
+    // The node compares the bytes at start; so does this.
+    let ours = fs::read(&cfg.genesis).map_err(io(&cfg.genesis))?;
+    let theirs = Store::open_read_only(&backup.join("ledger"))?.get::<Vec<u8>>(crate::store::CF_META, b"genesis")?;
+    if theirs.as_deref() != Some(ours.as_slice()) {
         return Err(NodeError::Config(format!(
-            "the backup is of network {:?} under another genesis than this node's ({:?})",
-            theirs.network_id, ours.network_id
+            "the backup is of another genesis than this node's ({})",
+            cfg.genesis.display()
         )));
     }
     let verified = crate::verify::verify(backup)?;
@@ -325,8 +376,10 @@ fn prepare(store: &Store, backup_height: u64, unfenced: bool) -> Result<()> {
         store.put_sync(CF_RAFT_META, b"vote", &vote)?;
     }
     store.db().delete_cf(store.cf(CF_RAFT_META), b"snapshot")?;
-    if !unfenced {
-        store.put_sync(CF_RAFT_META, crate::fence::KEY, &backup_height)?;
+    match unfenced {
+        // A backup taken while its node was fenced carries the marker.
+        true => store.db().delete_cf(store.cf(CF_RAFT_META), crate::fence::KEY)?,
+        false => store.put_sync(CF_RAFT_META, crate::fence::KEY, &backup_height)?,
     }
     Ok(())
 }

@@ -56,6 +56,16 @@ impl Fence {
         *self.0.lock().expect("fence lock")
     }
 
+    /// Where the fence stands, for status: `None` once it is down.
+    pub(crate) fn phase(&self) -> Option<&'static str> {
+        match self.state() {
+            State::Down => None,
+            State::Learning => Some("learning the voters' terms"),
+            State::Waiting { .. } => Some("waiting for a leader elected after the backup"),
+            State::CatchingUp { .. } => Some("catching up"),
+        }
+    }
+
     pub(crate) fn is_up(&self) -> bool {
         self.state() != State::Down
     }
@@ -124,37 +134,80 @@ fn lift(inner: &Inner, applied: u64) -> bool {
     true
 }
 
-/// The highest raft term among enough of the other voters that every
-/// quorum of the voters holds one of them; `None` if this is the only voter.
-async fn learn_floor(inner: &Inner) -> Option<u64> {
-    let voters: Vec<NodeId> = inner.raft.metrics().borrow().membership_config.membership().voter_ids().collect();
-    let others: Vec<NodeId> = voters.iter().copied().filter(|v| *v != inner.node_id).collect();
-    if others.is_empty() {
+/// What a voter tells a restored node: its raft term and the newest voter
+/// set it holds, by the log index of that membership.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct TermReply {
+    pub term: u64,
+    pub membership_index: u64,
+    pub voters: Vec<NodeId>,
+}
+
+/// This node's answer to `Rpc::Term`; none while it is fenced itself, since
+/// it too has forgotten what came after its backup.
+pub(crate) fn term_reply(inner: &Inner) -> Option<TermReply> {
+    if inner.fence.is_up() {
         return None;
     }
-    // A quorum may hold this node's forgetful self; what the others of it
-    // know is seen in any n - q + 1 of the others.
-    let quorum = voters.len() / 2 + 1;
-    let needed = (voters.len() + 1 - quorum).min(others.len());
+    let m = inner.raft.metrics().borrow().clone();
+    let membership = m.membership_config;
+    Some(TermReply {
+        term: m.current_term,
+        membership_index: membership.log_id().map_or(0, |l| l.index),
+        voters: membership.membership().voter_ids().collect(),
+    })
+}
+
+/// The highest raft term among enough of the other voters that every
+/// quorum of the voters holds one of them; `None` if this is the only voter.
+/// The voters are the newest set that this node or any that answered
+/// holds: the backup's may be older.
+async fn learn_floor(inner: &Inner) -> Option<u64> {
+    let (mut voters, mut index) = {
+        let m = inner.raft.metrics().borrow().membership_config.clone();
+        (m.membership().voter_ids().collect::<Vec<NodeId>>(), m.log_id().map_or(0, |l| l.index))
+    };
     let mut terms: std::collections::BTreeMap<NodeId, u64> = Default::default();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
-    while terms.len() < needed {
+    loop {
+        let others: Vec<NodeId> = voters.iter().copied().filter(|v| *v != inner.node_id).collect();
+        if voters == [inner.node_id] {
+            return None;
+        }
+        // A quorum may hold this node's forgetful self; what the others of
+        // it know is seen in any n - q + 1 of the others.
+        let needed = (voters.len() + 1 - (voters.len() / 2 + 1)).min(others.len());
+        let heard: Vec<u64> = others.iter().filter_map(|n| terms.get(n).copied()).collect();
+        if !others.is_empty() && heard.len() >= needed {
+            return heard.into_iter().max();
+        }
+        info!("restored node: {} of the {needed} other voters needed have told their raft term", heard.len());
         tick.tick().await;
-        let unheard: Vec<NodeId> = others.iter().copied().filter(|n| !terms.contains_key(n)).collect();
-        for node in &unheard {
-            let Some(peer) = inner.peer_of_node.get(node) else { continue };
-            let asked = tokio::time::timeout(Duration::from_secs(2), inner.net.request(*peer, encode(&Rpc::Term)));
-            if let Ok(Ok(bytes)) = asked.await {
-                if let Ok(RpcReply::Term(t)) = decode::<RpcReply>(&bytes, "term") {
-                    terms.insert(*node, t.min(MAX_CREDIBLE_TERM));
-                }
+        let unheard: Vec<NodeId> = others.into_iter().filter(|n| !terms.contains_key(n)).collect();
+        for node in unheard {
+            let Some(reply) = ask_term(inner, node).await else { continue };
+            terms.insert(node, reply.term);
+            if reply.membership_index > index {
+                (voters, index) = (reply.voters, reply.membership_index);
             }
         }
-        if terms.len() < needed {
-            info!("restored node: {} of the {needed} other voters needed have told their raft term", terms.len());
-        }
     }
-    terms.values().copied().max()
+}
+
+async fn ask_term(inner: &Inner, node: NodeId) -> Option<TermReply> {
+    let Some(peer) = inner.peer_of_node.get(&node) else {
+        warn!(node, "restored node: voter {node} has no peer in the genesis");
+        return None;
+    };
+    let asked = tokio::time::timeout(Duration::from_secs(2), inner.net.request(*peer, encode(&Rpc::Term)));
+    let Ok(Ok(bytes)) = asked.await else { return None };
+    let Ok(RpcReply::Term(reply)) = decode::<RpcReply>(&bytes, "term") else { return None };
+    if reply.term > MAX_CREDIBLE_TERM {
+        let org = inner.org_of_peer.get(peer).map_or("an unknown org", |o| o.as_str());
+        warn!(%peer, "restored node: {org} claims raft term {}, which no election reaches; ignored", reply.term);
+        return None;
+    }
+    Some(reply)
 }
 
 #[cfg(test)]

@@ -81,7 +81,7 @@ async fn handle_rpc(node: NodeHandle, peer: PeerId, rpc: Rpc) -> Option<RpcReply
         Rpc::Metadata(req) => RpcReply::Metadata(crate::disclose::serve(&node, peer, req).await),
         Rpc::Certify(certs) => RpcReply::Certify(crate::certify::accept(inner, peer, certs)),
         Rpc::Compute(req) => RpcReply::Compute(crate::compute::serve(&node, peer, req).await),
-        Rpc::Term => RpcReply::Term(inner.raft.metrics().borrow().current_term),
+        Rpc::Term => RpcReply::Term(crate::fence::term_reply(inner)?),
     })
 }
 

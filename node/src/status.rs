@@ -18,9 +18,9 @@ pub struct Status {
     pub peers: Vec<String>,
     pub raft_term: u64,
     pub raft_applied_index: Option<u64>,
-    /// Restored from a backup and not yet caught up: it neither votes nor
-    /// stands for election.
-    pub restore_fenced: bool,
+    /// Restored from a backup and not yet caught up, where the fence stands:
+    /// it neither votes nor stands for election. `None` otherwise.
+    pub restore_fence: Option<&'static str>,
 }
 
 impl NodeHandle {
@@ -38,7 +38,7 @@ impl NodeHandle {
             peers: self.connected_orgs().await,
             raft_term: metrics.current_term,
             raft_applied_index: metrics.last_applied.map(|l| l.index),
-            restore_fenced: self.restore_fenced(),
+            restore_fence: self.restore_fence(),
         }
     }
 

@@ -12,6 +12,8 @@ netns_env() {
   local abs h block second third fourth i
   abs=$(cd "$1" && pwd)
   h=$(printf '%s' "$abs" | sha256sum | cut -c1-6)
+  # A network made before keeps the tag it recorded, wherever NET is now.
+  if [ -s "$1/netns" ]; then h=$(cat "$1/netns"); h=${h#lh}; fi
   NETNS_TAG="lh$h"
   block=$(((16#$h % 8192) * 16))
   second=$((18 + (block >> 16)))
@@ -38,9 +40,13 @@ netns_host() {
     ip link set "${NETNS_TAG}br" up
   fi
   if netns_exists "$ns"; then
-    ip -n "$ns" link show "$inner" >/dev/null 2>&1 && return 0
+    if ip -n "$ns" link show "$inner" >/dev/null 2>&1; then
+      ip link set "$outer" master "${NETNS_TAG}br" up # the bridge may be new
+      return 0
+    fi
     ip netns del "$ns" # left half made by an interrupted run
   fi
+  ip link del "$outer" 2>/dev/null || true
   ip netns add "$ns"
   ip link add "$outer" type veth peer name "$inner"
   ip link set "$inner" netns "$ns"
@@ -50,12 +56,10 @@ netns_host() {
   ip -n "$ns" link set lo up
 }
 
-# netns_down NET: removes every namespace and link of the network in NET,
-# named by the tag its `netns` file recorded (NET may have moved since).
+# netns_down NET: removes every namespace and link of the network in NET.
 netns_down() {
   local ns
   netns_env "$1"
-  [ ! -s "$1/netns" ] || NETNS_TAG=$(cat "$1/netns")
   for ns in $(ip netns list | awk '{print $1}' | grep "^${NETNS_TAG}o" || true); do
     ip netns del "$ns"
   done

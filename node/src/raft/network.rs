@@ -54,7 +54,7 @@ pub enum RpcReply {
     Metadata(Result<crate::disclose::Disclosure, crate::disclose::Refusal>),
     Certify(Result<(), String>),
     Compute(Result<crate::compute::ComputeReply, String>),
-    Term(u64),
+    Term(crate::fence::TermReply),
 }
 
 /// Who this node is, to sign its vote for itself as a candidate.
