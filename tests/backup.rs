@@ -247,3 +247,22 @@ fn a_node_whose_restore_stopped_halfway_refuses_to_start() {
     assert!(text(&out).contains("a restore was interrupted"), "{}", text(&out));
     assert!(!data.exists(), "it made an empty data directory");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_voter_restored_needs_no_fence() {
+    let mut net = TestNet::start(1).await;
+    let alone = |id: &str| json!({"id": id, "title": "t", "policy": {"allowed_orgs": [], "max_lease_ms": 60_000}, "private_metadata": {}});
+    let (code, r) = net.call(0, "POST", "/v1/datasets", None, Some(alone("before"))).await;
+    assert_eq!(code, 201, "{r}");
+    let (code, b) = net.call(0, "POST", "/v1/backups", None, None).await;
+    assert_eq!(code, 201, "{b}");
+    net.stop(0);
+    let out = leasehold(&["restore", "--backup", b["path"].as_str().unwrap(), "--config", path_str(&config(&net, 0))]);
+    assert!(out.status.success(), "{}", text(&out));
+    net.spawn(0);
+    net.wait_for_leader(Duration::from_secs(30)).await;
+    // No other node holds what it forgot: it lifts its fence and leads.
+    let (code, r) = net.call(0, "POST", "/v1/datasets", None, Some(alone("after"))).await;
+    assert_eq!(code, 201, "{r}");
+    assert!(fenced_term(&net, 0).await.is_some_and(|(fenced, _)| !fenced));
+}

@@ -104,7 +104,9 @@ pub(crate) async fn watch(inner: Arc<Inner>) {
     warn!("restored from a backup: this node neither votes nor stands for election until it has caught up");
     let Some(floor) = learn_floor(&inner).await else {
         // The only voter: no other node can hold what it forgot.
-        lift(&inner, 0);
+        while !lift(&inner, 0) {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
         return;
     };
     info!(floor, "restored node: no leader was elected above term {floor}; waiting for one at or above it");
