@@ -132,7 +132,7 @@ fn write_part(
         let copy = Store::open_read_only(&part.join("ledger"))?;
         crate::snapshot::check_not_interrupted(&copy)
             .map_err(|e| NodeError::Unavailable(format!("no backup while a snapshot is installed ({e}); retry")))?;
-        (copy.head()?, stored_genesis(&copy)?.network_id)
+        (copy.head()?, crate::verify::stored_genesis(&copy)?.1.network_id)
     };
     // The caller holds off writes that name new files until those are
     // adopted (`adopting`), so every file the checkpoint names is here.
@@ -155,13 +155,6 @@ fn write_part(
     durable::write_atomic(&part.join(MANIFEST), &json, 0o600).map_err(io(part))?;
     durable::sync_tree(part).map_err(io(part))?;
     Ok(manifest)
-}
-
-fn stored_genesis(store: &Store) -> Result<leasehold_chaincode::Genesis> {
-    store
-        .get::<Vec<u8>>(crate::store::CF_META, b"genesis")?
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or_else(|| NodeError::Config("the store holds no genesis".into()))
 }
 
 fn set_private(dir: &Path) -> Result<()> {
@@ -300,7 +293,7 @@ pub fn restore(backup: &Path, cfg: &NodeConfig, unfenced: bool, now_ms: i64) -> 
 /// along: the users file (tokens revoked since stay revoked) and dataset
 /// versions adopted since, whose files hash to the name they are under.
 fn ready_copy(backup: &Path, data_dir: &Path, part: &Path, height: u64, unfenced: bool) -> Result<()> {
-    copy_tree(backup, part)?;
+    crate::data::copy_tree(backup, part)?;
     set_private(part)?;
     fs::remove_file(part.join(MANIFEST)).map_err(io(part))?;
     let users = data_dir.join(crate::users::USERS_FILE);
@@ -334,8 +327,8 @@ fn check_backup(backup: &Path, cfg: &NodeConfig) -> Result<BackupManifest> {
     }
     // The node compares the bytes at start; so does this.
     let ours = fs::read(&cfg.genesis).map_err(io(&cfg.genesis))?;
-    let theirs = Store::open_read_only(&backup.join("ledger"))?.get::<Vec<u8>>(crate::store::CF_META, b"genesis")?;
-    if theirs.as_deref() != Some(ours.as_slice()) {
+    let (theirs, _) = crate::verify::stored_genesis(&Store::open_read_only(&backup.join("ledger"))?)?;
+    if theirs != ours {
         return Err(NodeError::Config(format!(
             "the backup is of another genesis than this node's ({})",
             cfg.genesis.display()
@@ -350,20 +343,6 @@ fn check_backup(backup: &Path, cfg: &NodeConfig) -> Result<BackupManifest> {
     }
     check_files(backup)?;
     Ok(manifest)
-}
-
-fn copy_tree(from: &Path, to: &Path) -> Result<()> {
-    fs::create_dir_all(to).map_err(io(to))?;
-    for entry in fs::read_dir(from).map_err(io(from))? {
-        let entry = entry.map_err(io(from))?;
-        let (src, dst) = (entry.path(), to.join(entry.file_name()));
-        if entry.file_type().map_err(io(&src))?.is_dir() {
-            copy_tree(&src, &dst)?;
-        } else {
-            fs::copy(&src, &dst).map_err(io(&src))?;
-        }
-    }
-    Ok(())
 }
 
 /// Readies a restored store: its vote is no longer committed (a node that

@@ -24,7 +24,7 @@ pub struct Verified {
 /// Blocks checked at every start by [`check_recent`].
 pub const START_CHECK_BLOCKS: u64 = 64;
 
-fn stored_genesis(store: &Store) -> Result<(Vec<u8>, Genesis)> {
+pub(crate) fn stored_genesis(store: &Store) -> Result<(Vec<u8>, Genesis)> {
     let bytes: Vec<u8> =
         store.get(CF_META, b"genesis")?.ok_or_else(|| NodeError::Config("no genesis in this data dir".into()))?;
     let genesis = serde_json::from_slice(&bytes).map_err(|e| NodeError::decode("genesis", e))?;

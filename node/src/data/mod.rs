@@ -130,6 +130,25 @@ pub fn open_plain(path: &Path) -> std::io::Result<fs::File> {
     Ok(f)
 }
 
+/// Copies plain files and directories; anything else (a link left in the
+/// outputs, a device) is refused, never followed.
+pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    fs::create_dir_all(to).map_err(|e| NodeError::file(to, e))?;
+    for entry in fs::read_dir(from).map_err(|e| NodeError::file(from, e))? {
+        let entry = entry.map_err(|e| NodeError::file(from, e))?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let kind = entry.file_type().map_err(|e| NodeError::file(&src, e))?;
+        if kind.is_dir() {
+            copy_tree(&src, &dst)?;
+        } else {
+            let mut input = open_plain(&src).map_err(|e| NodeError::file(&src, e))?;
+            let mut output = fs::File::create(&dst).map_err(|e| NodeError::file(&dst, e))?;
+            std::io::copy(&mut input, &mut output).map_err(|e| NodeError::file(&dst, e))?;
+        }
+    }
+    Ok(())
+}
+
 /// Size and sha256 of a file, read in bounded chunks.
 pub fn hash_file(path: &Path) -> Result<(u64, Hash32)> {
     let mut f = open_plain(path).map_err(|e| NodeError::file(path, e))?;

@@ -50,7 +50,7 @@ impl Runner {
         test: &QcTest,
         dirs: &StepDirs,
     ) -> Result<(), String> {
-        super::reuse::copy_tree(&run.work_dir(), &dirs.work).map_err(|e| e.to_string())?;
+        crate::data::copy_tree(&run.work_dir(), &dirs.work).map_err(|e| e.to_string())?;
         std::fs::create_dir_all(&dirs.output).map_err(|e| e.to_string())?;
         if nix::unistd::geteuid().is_root() {
             super::chown_tree(&dirs.work, self.cfg.limits.job_uid, self.cfg.limits.job_gid)

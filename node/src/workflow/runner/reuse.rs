@@ -8,14 +8,13 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::Path;
 use std::sync::Arc;
 
 use leasehold_chaincode::{DatasetRef, Hash32};
 use sha2::{Digest, Sha256};
 
 use super::Runner;
-use crate::data::{open_plain, Manifest};
+use crate::data::Manifest;
 use crate::error::{NodeError, Result};
 use crate::workflow::live::{LiveRun, RunRecord, Status, Stream};
 
@@ -58,7 +57,7 @@ impl Runner {
         // Gone once renamed into place; removed if anything fails first.
         let _stage = super::RemoveOnDrop(stage.clone());
         let copied = tokio::task::spawn_blocking(move || {
-            copy_tree(&source, &stage)?;
+            crate::data::copy_tree(&source, &stage)?;
             let got = hex::encode(Manifest::of_dir(&stage)?.hash());
             if Some(&got) != want.as_ref() {
                 return Err(NodeError::Data("they no longer match the output hash that run recorded".into()));
@@ -91,29 +90,10 @@ impl Runner {
     pub fn outputs_copy(&self, id: &str) -> Result<std::path::PathBuf> {
         let run = self.get(id)?;
         let to = run.dir().join(format!("publishing-{}", super::new_run_id()));
-        if let Err(e) = copy_tree(&run.output_dir(), &to) {
+        if let Err(e) = crate::data::copy_tree(&run.output_dir(), &to) {
             let _ = std::fs::remove_dir_all(&to);
             return Err(e);
         }
         Ok(to)
     }
-}
-
-/// Copies plain files and directories; anything else (a link left in the
-/// outputs, a device) is refused, never followed.
-pub(super) fn copy_tree(from: &Path, to: &Path) -> Result<()> {
-    fs::create_dir_all(to).map_err(|e| NodeError::file(to, e))?;
-    for entry in fs::read_dir(from).map_err(|e| NodeError::file(from, e))? {
-        let entry = entry.map_err(|e| NodeError::file(from, e))?;
-        let (src, dst) = (entry.path(), to.join(entry.file_name()));
-        let kind = entry.file_type().map_err(|e| NodeError::file(&src, e))?;
-        if kind.is_dir() {
-            copy_tree(&src, &dst)?;
-        } else {
-            let mut input = open_plain(&src).map_err(|e| NodeError::file(&src, e))?;
-            let mut output = fs::File::create(&dst).map_err(|e| NodeError::file(&dst, e))?;
-            std::io::copy(&mut input, &mut output).map_err(|e| NodeError::file(&dst, e))?;
-        }
-    }
-    Ok(())
 }
