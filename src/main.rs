@@ -8,7 +8,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use clap::Parser;
-use leasehold_node::cli::{Cli, Command, GenesisCommand, OrgCommand, UserCommand, WorkflowCommand};
+use leasehold_node::cli::{ApiArgs, Cli, Command, GenesisCommand, OrgCommand, UserCommand, WorkflowCommand};
 use leasehold_node::config::NodeConfig;
 
 fn main() {
@@ -149,6 +149,7 @@ fn run() -> anyhow::Result<()> {
             print!("{}", serde_norway::to_string(&manifest)?);
             Ok(())
         }
+        Command::Org { command } => rt.block_on(org(command)),
         Command::User { command: UserCommand::Add { config, name, role } } => {
             let cfg = NodeConfig::load(&config)?;
             let token =
@@ -171,6 +172,50 @@ fn run() -> anyhow::Result<()> {
             println!("revoked {name}'s token");
             Ok(())
         }
+    }
+}
+
+/// The org commands that talk to a node's API, and the joining org's request.
+async fn org(command: OrgCommand) -> anyhow::Result<()> {
+    let call = |api: &ApiArgs, method: reqwest::Method, path: String, body: Option<serde_json::Value>| {
+        let token = std::fs::read_to_string(&api.token_file).map(|t| t.trim().to_string());
+        let req = reqwest::Client::new().request(method, format!("{}{path}", api.url));
+        async move {
+            let req = req.bearer_auth(token?);
+            let r = match body {
+                Some(b) => req.json(&b).send().await?,
+                None => req.send().await?,
+            };
+            let (ok, text) = (r.status().is_success(), r.text().await?);
+            anyhow::ensure!(ok, "{text}");
+            println!("{text}");
+            Ok(())
+        }
+    };
+    match command {
+        OrgCommand::New { .. } => unreachable!("handled before the runtime"),
+        OrgCommand::JoinRequest { config, card } => {
+            let req = leasehold_node::orgs::join_request(&NodeConfig::load(&config)?, &card)?;
+            println!("{}", serde_json::to_string_pretty(&req)?);
+            Ok(())
+        }
+        OrgCommand::Propose { api, change_id, join, leave, reason } => {
+            let body = match (join, leave) {
+                (Some(file), None) => {
+                    let join: serde_json::Value = serde_json::from_slice(&std::fs::read(&file)?)?;
+                    serde_json::json!({"change_id": change_id, "join": join})
+                }
+                (None, Some(org)) => {
+                    serde_json::json!({"change_id": change_id, "leave": {"org": org, "reason": reason}})
+                }
+                _ => anyhow::bail!("give one of --join FILE and --leave ORG"),
+            };
+            call(&api, reqwest::Method::POST, "/v1/orgs/changes".into(), Some(body)).await
+        }
+        OrgCommand::Approve { api, change_id } => {
+            call(&api, reqwest::Method::POST, format!("/v1/orgs/changes/{change_id}/approve"), None).await
+        }
+        OrgCommand::List { api } => call(&api, reqwest::Method::GET, "/v1/orgs".into(), None).await,
     }
 }
 

@@ -15,6 +15,7 @@ mod leases;
 mod ledger;
 mod membership;
 pub mod openapi;
+mod orgs;
 mod publications;
 mod runs;
 mod views;
@@ -57,6 +58,7 @@ pub fn app(state: AppState) -> Router {
         .merge(leases::routes())
         .merge(admin::routes())
         .merge(membership::routes())
+        .merge(orgs::routes())
         .merge(publications::routes())
         .merge(runs::routes((state.node.config().workflow.max_bundle_mib as usize) << 20))
         .merge(openapi::routes())

@@ -251,6 +251,16 @@ async fn every_operation_by_every_role() {
     let ms = m.op(0, "GET", "/v1/membership", "/v1/membership", None, 200).await;
     assert_eq!(ms["voters"], voters);
     assert_eq!(ms["approvals"], json!([["org1", voters]]), "org1's approval stands: {ms}");
+    // Org changes: a proposal stays pending with one approval of three,
+    // and an org approves a change once.
+    let leave = json!({"change_id": "drop-org3", "leave": {"org": "org3", "reason": "matrix"}}).to_string();
+    let p = m.op(0, "POST", "/v1/orgs/changes", "/v1/orgs/changes", Some(&leave), 200).await;
+    assert_eq!(p["resource"]["pending"][0]["approvals"], json!(["org1"]), "{p}");
+    let again = m.op(0, "POST", "/v1/orgs/changes/{id}/approve", "/v1/orgs/changes/drop-org3/approve", None, 422).await;
+    assert!(again["detail"].as_str().unwrap().contains("already approved"), "{again}");
+    let orgs = m.op(0, "GET", "/v1/orgs", "/v1/orgs", None, 200).await;
+    assert_eq!(orgs["members"].as_array().unwrap().len(), 3, "{orgs}");
+    assert_eq!(orgs["members"][2]["node_id"], 3, "{orgs}");
 
     // Runs: one succeeds and is published, one is cancelled.
     let yaml = "jobs: [\"echo derived > $OUTPUT_DIR/out.txt; echo done\"]\ncmd_mode: shell\n".to_string();

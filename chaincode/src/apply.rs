@@ -68,6 +68,13 @@ pub enum Event {
         id: String,
         awaiting: Vec<String>,
     },
+    /// A change to the orgs gathered `approvals`; `in_effect` once a
+    /// majority of the active orgs approved it.
+    OrgChange {
+        change_id: String,
+        approvals: Vec<String>,
+        in_effect: bool,
+    },
     /// An owner refused a pending publication; it is dropped.
     PublicationDenied {
         id: String,
@@ -155,6 +162,8 @@ pub(crate) fn apply_verified(state: &mut impl State, tx: &SignedTx, tx_id: TxId,
         Payload::DecidePublication { dataset_id, approve, reason } => {
             crate::publication::decide(state, &tcx, dataset_id, *approve, reason)?
         }
+        Payload::ProposeOrgChange { change_id, change } => crate::roster::propose(state, &tcx, change_id, change)?,
+        Payload::ApproveOrgChange { change_id } => crate::roster::approve(state, &tcx, change_id)?,
     };
     keys::put(state, keys::tx(&tx_id), &ctx.height);
     let nonce_key = keys::nonce(&tx.body.org);

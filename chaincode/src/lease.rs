@@ -109,6 +109,9 @@ pub(crate) fn request(
     if ds.owner == ctx.org {
         return Err(ChaincodeError::invalid("dataset_id", "an owner does not lease its own dataset"));
     }
+    if ctx.block.genesis.org(&ds.owner).is_none() {
+        return Err(ChaincodeError::invalid("dataset_id", format!("its owner {:?} left the network", ds.owner)));
+    }
     if !ds.spec.policy.allowed_orgs.iter().any(|o| o == ctx.org) {
         return Err(ChaincodeError::NotAllowedByPolicy { org: ctx.org.into(), dataset: ds.id });
     }

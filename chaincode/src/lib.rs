@@ -20,6 +20,7 @@ mod lease;
 pub mod membership;
 mod publication;
 pub mod query;
+pub mod roster;
 mod run;
 mod state;
 pub mod time;

@@ -28,6 +28,11 @@ pub fn voters(state: &impl StateRead, genesis: &Genesis) -> Result<Vec<OrgId>> {
     Ok(keys::get(state, VOTERS)?.unwrap_or_else(|| genesis.orgs.iter().map(|o| o.id.clone()).collect()))
 }
 
+/// Sets the voters in effect; an org change does, as it takes effect.
+pub(crate) fn set_voters(state: &mut impl State, voters: &[OrgId]) {
+    keys::put(state, VOTERS.to_vec(), &voters);
+}
+
 pub fn view(state: &impl StateRead, genesis: &Genesis) -> Result<MembershipView> {
     let mut approvals = Vec::new();
     for org in &genesis.orgs {
@@ -76,7 +81,7 @@ pub(crate) fn approve(state: &mut impl State, tcx: &TxCtx, voters: &[OrgId]) -> 
     }
     let in_effect = approving > genesis.orgs.len() / 2;
     if in_effect {
-        keys::put(state, VOTERS.to_vec(), &set);
+        set_voters(state, &set);
     }
     Ok(Event::MembershipApproved { voters: set, in_effect })
 }

@@ -129,6 +129,15 @@ pub enum Payload {
         output_hash: Option<Hash32>,
         reason: String,
     },
+    /// Proposes a change to the orgs, with the proposer's approval; it takes
+    /// effect once a majority of the active orgs approve (see `roster`).
+    ProposeOrgChange {
+        change_id: String,
+        change: crate::roster::OrgChange,
+    },
+    ApproveOrgChange {
+        change_id: String,
+    },
     /// The owner of an input of a pending publication approves it, or
     /// refuses it saying why.
     DecidePublication {
@@ -159,6 +168,8 @@ impl Payload {
             Self::StartComputeRun { .. } => "start_compute_run",
             Self::DecideRelease { .. } => "decide_release",
             Self::DecidePublication { .. } => "decide_publication",
+            Self::ProposeOrgChange { .. } => "propose_org_change",
+            Self::ApproveOrgChange { .. } => "approve_org_change",
         }
     }
 }

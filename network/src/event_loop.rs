@@ -25,6 +25,7 @@ pub struct EventLoop {
     commands: mpsc::Receiver<Command>,
     inbound: mpsc::Sender<Inbound>,
     peers: Vec<(PeerId, Multiaddr)>,
+    allowed: HashSet<PeerId>,
     connected: HashSet<PeerId>,
     pending: HashMap<rr::OutboundRequestId, (PeerId, Pending)>,
     redial_interval_ms: u64,
@@ -64,6 +65,7 @@ impl EventLoop {
             commands,
             inbound,
             peers,
+            allowed: config.allowed.into_iter().collect(),
             connected: HashSet::new(),
             pending: HashMap::new(),
             redial_interval_ms: config.redial_interval_ms,
@@ -117,7 +119,23 @@ impl EventLoop {
             Command::ListenAddrs { done } => {
                 let _ = done.send(self.swarm.listeners().cloned().collect());
             }
+            Command::SetPeers { allowed, peers } => self.set_peers(allowed, peers),
         }
+    }
+
+    fn set_peers(&mut self, allowed: Vec<PeerId>, peers: Vec<(PeerId, Multiaddr)>) {
+        let allowed: HashSet<PeerId> = allowed.into_iter().collect();
+        for gone in self.allowed.difference(&allowed) {
+            // Closes its connections too.
+            self.swarm.behaviour_mut().allowed.disallow_peer(*gone);
+            info!(peer = %gone, "peer no longer allowed");
+        }
+        for new in allowed.difference(&self.allowed) {
+            self.swarm.behaviour_mut().allowed.allow_peer(*new);
+        }
+        let me = *self.swarm.local_peer_id();
+        self.peers = peers.into_iter().filter(|(p, _)| *p != me).collect();
+        self.allowed = allowed;
     }
 
     async fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {

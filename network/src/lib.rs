@@ -66,6 +66,7 @@ pub(crate) enum Command {
     Respond { reply: Reply, bytes: Vec<u8> },
     Peers { done: oneshot::Sender<Vec<PeerId>> },
     ListenAddrs { done: oneshot::Sender<Vec<Multiaddr>> },
+    SetPeers { allowed: Vec<PeerId>, peers: Vec<(PeerId, Multiaddr)> },
 }
 
 /// A cheap, cloneable handle to the event loop.
@@ -103,6 +104,12 @@ impl Client {
         let (done, rx) = oneshot::channel();
         self.send(Command::ListenAddrs { done }).await?;
         rx.await.map_err(|_| NetworkError::Stopped)
+    }
+
+    /// Replaces the peers allowed to connect and the ones dialled: those
+    /// no longer allowed are disconnected at once.
+    pub async fn set_peers(&self, allowed: Vec<PeerId>, peers: Vec<(PeerId, Multiaddr)>) -> Result<(), NetworkError> {
+        self.send(Command::SetPeers { allowed, peers }).await
     }
 
     async fn send(&self, cmd: Command) -> Result<(), NetworkError> {

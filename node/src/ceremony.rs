@@ -117,6 +117,7 @@ pub fn new_org(dir: &Path, o: &NewOrg) -> Result<OrgCard> {
         min_free_disk_mib: 256,
         workflow: Default::default(),
         backup_dir: None,
+        node_id: None,
     };
     write_public(&dir.join("node.toml"), toml::to_string_pretty(&cfg).expect("config serialises").as_bytes())?;
     write_public(&dir.join("card.json"), &serde_json::to_vec_pretty(&card).expect("card serialises"))?;
@@ -138,20 +139,22 @@ fn hex32(field: &str, org: &str, s: &str) -> Result<[u8; 32]> {
     Ok(out)
 }
 
+/// The org a card describes, as the ledger lists it.
+pub fn org_info(c: &OrgCard) -> Result<OrgInfo> {
+    Ok(OrgInfo {
+        id: c.org.clone(),
+        name: c.name.clone(),
+        signing_key: hex32("signing_key", &c.org, &c.signing_key)?,
+        x25519_key: hex32("x25519_key", &c.org, &c.x25519_key)?,
+        peer_id: c.peer_id.clone(),
+        p2p_addr: c.p2p_addr.clone(),
+    })
+}
+
 /// A genesis listing `cards`, in order; each card is checked, and no org,
 /// key or peer may appear twice.
 pub fn genesis_from_cards(network_id: &str, cards: &[OrgCard], now_ms: i64) -> Result<Genesis> {
-    let mut orgs = Vec::new();
-    for c in cards {
-        orgs.push(OrgInfo {
-            id: c.org.clone(),
-            name: c.name.clone(),
-            signing_key: hex32("signing_key", &c.org, &c.signing_key)?,
-            x25519_key: hex32("x25519_key", &c.org, &c.x25519_key)?,
-            peer_id: c.peer_id.clone(),
-            p2p_addr: c.p2p_addr.clone(),
-        });
-    }
+    let orgs = cards.iter().map(org_info).collect::<Result<Vec<_>>>()?;
     let genesis =
         Genesis { network_id: network_id.into(), created_at_ms: now_ms, orgs, policy: NetworkPolicy::default() };
     validate(&genesis)?;

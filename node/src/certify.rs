@@ -163,7 +163,7 @@ pub(crate) async fn run(inner: Arc<Inner>) {
 
 fn broadcast(inner: &Arc<Inner>, certs: Vec<Cert>) {
     let bytes = encode(&Rpc::Certify(certs));
-    for (node, peer) in &inner.peer_of_node {
+    for (node, peer) in &inner.peers().peer_of_node {
         if *node == inner.node_id {
             continue;
         }
@@ -178,12 +178,14 @@ fn broadcast(inner: &Arc<Inner>, certs: Vec<Cert>) {
 /// verify. One on a different hash than this node's block at that height is
 /// evidence of divergence, logged with both hashes.
 pub(crate) fn accept(inner: &Inner, peer: PeerId, certs: Vec<Cert>) -> std::result::Result<(), String> {
-    let org = inner.org_of_peer.get(&peer).ok_or("unknown peer")?;
+    let peers = inner.peers();
+    let org = peers.org_of_peer.get(&peer).ok_or("unknown peer")?;
+    let roster = inner.ledger.roster();
     for c in certs.iter().take(MAX_CERTS_PER_MESSAGE) {
         if c.height > inner.ledger.head().height.saturating_add(MAX_HEIGHTS_AHEAD) {
             continue;
         }
-        if &c.org != org || !c.verify(&inner.ledger.genesis) {
+        if &c.org != org || !c.verify(&roster.orgs) {
             warn!(%peer, "refused a block certificate from {org}: not its own valid signature");
             continue;
         }
@@ -235,7 +237,7 @@ impl NodeHandle {
                 _ => conflicting.push(c),
             }
         }
-        let certified = signatures.len() > self.inner.ledger.genesis.orgs.len() / 2;
+        let certified = signatures.len() > self.inner.ledger.roster().orgs.orgs.len() / 2;
         Ok(Certificate { signatures, certified, conflicting })
     }
 }

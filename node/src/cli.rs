@@ -158,6 +158,52 @@ pub enum OrgCommand {
         #[arg(long, default_value = "127.0.0.1:8081")]
         api_addr: String,
     },
+    /// As an org joining a running network: sign this org's card for the
+    /// network of its genesis, for a member to propose (`org propose`).
+    JoinRequest {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        card: PathBuf,
+    },
+    /// As a member: propose that an org joins (`--join`, a join request) or
+    /// leaves (`--leave ORG --reason`). It takes effect once a majority of
+    /// the orgs approve; this org's proposal is its approval.
+    Propose {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[arg(long)]
+        change_id: String,
+        #[arg(long, conflicts_with = "leave")]
+        join: Option<PathBuf>,
+        #[arg(long, requires = "reason")]
+        leave: Option<String>,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// As a member: approve a pending change.
+    Approve {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[arg(long)]
+        change_id: String,
+    },
+    /// The orgs, their node ids, and the changes waiting for approval.
+    List {
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+}
+
+/// A node's API and an admin's token.
+#[derive(Debug, clap::Args)]
+pub struct ApiArgs {
+    /// The node's API base URL.
+    #[arg(long, env = "LEASEHOLD_URL", default_value = "http://127.0.0.1:8081")]
+    pub url: String,
+    /// File holding the bearer token.
+    #[arg(long, env = "LEASEHOLD_TOKEN_FILE")]
+    pub token_file: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]

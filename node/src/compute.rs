@@ -74,7 +74,7 @@ pub(crate) async fn serve(
     from: PeerId,
     req: ComputeRequest,
 ) -> std::result::Result<ComputeReply, String> {
-    let asker = node.inner.org_of_peer.get(&from).cloned().ok_or("unknown peer")?;
+    let asker = node.inner.peers().org_of_peer.get(&from).cloned().ok_or("unknown peer")?;
     let runner = node.runner().clone();
     match req {
         ComputeRequest::Submit { run_id, yaml, bundle, submitted_by } => {

@@ -39,6 +39,10 @@ pub struct NodeConfig {
     /// beside the data directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_dir: Option<PathBuf>,
+    /// For an org that joined after the genesis: the raft node id the
+    /// network gave it, until its ledger holds its joining.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

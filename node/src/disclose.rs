@@ -117,7 +117,7 @@ pub(crate) async fn serve(
 ) -> std::result::Result<Disclosure, Refusal> {
     let me = node.org().to_string();
     let id = &req.lease_id;
-    let asker = node.inner.org_of_peer.get(&from).cloned().ok_or(Refusal::Forbidden("unknown peer".into()))?;
+    let asker = node.inner.peers().org_of_peer.get(&from).cloned().ok_or(Refusal::Forbidden("unknown peer".into()))?;
     let internal =
         |e: NodeError| Refusal::Unavailable(format!("{me} cannot read its ledger: {e}; nothing was disclosed"));
     let lease =

@@ -108,24 +108,25 @@ pub(crate) fn proves(inner: &Inner, peer: &PeerId, vote: &Vote<NodeId>, grants: 
     if *inner.elected.lock().expect("elected lock") == Some((term, leader)) {
         return true;
     }
-    let genesis = &inner.ledger.genesis;
+    let roster = inner.ledger.roster();
+    let orgs = &roster.orgs;
     let signers: BTreeSet<NodeId> = grants
         .iter()
-        .filter(|g| g.term == term && g.candidate == leader && g.verify(genesis))
-        .filter_map(|g| crate::raft::node_id_of(genesis, &g.org))
+        .filter(|g| g.term == term && g.candidate == leader && g.verify(orgs))
+        .filter_map(|g| roster.node_id(&g.org))
         .collect();
     // A majority of the genesis orgs, or of each of this node's voter sets:
     // a leader elected before the voters changed keeps its proof. Either
     // way an honest org signed, and honest nodes vote only for voters.
     let membership = inner.raft.metrics().borrow().membership_config.clone();
-    let of_genesis = signers.len() > genesis.orgs.len() / 2;
+    let of_genesis = signers.len() > orgs.orgs.len() / 2;
     let of_current =
         membership.membership().get_joint_config().iter().all(|c| c.intersection(&signers).count() > c.len() / 2);
     let proven = of_genesis || of_current;
     if proven {
         *inner.elected.lock().expect("elected lock") = Some((term, leader));
     } else {
-        let org = inner.org_of_peer.get(peer).map_or("an unknown org", |o| o.as_str());
+        let org = inner.peers().org_name(peer);
         warn!(%peer, "refused {what} from {org}: it claims to lead term {term} without a majority's signed votes (signed by nodes {signers:?})");
     }
     proven

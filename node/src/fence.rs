@@ -197,15 +197,16 @@ async fn learn_floor(inner: &Inner) -> Option<u64> {
 }
 
 async fn ask_term(inner: &Inner, node: NodeId) -> Option<TermReply> {
-    let Some(peer) = inner.peer_of_node.get(&node) else {
-        warn!(node, "restored node: voter {node} has no peer in the genesis");
+    let peers = inner.peers();
+    let Some(peer) = peers.peer_of_node.get(&node) else {
+        warn!(node, "restored node: voter {node} is not an active org on this node's ledger");
         return None;
     };
     let asked = tokio::time::timeout(Duration::from_secs(2), inner.net.request(*peer, encode(&Rpc::Term)));
     let Ok(Ok(bytes)) = asked.await else { return None };
     let Ok(RpcReply::Term(reply)) = decode::<RpcReply>(&bytes, "term") else { return None };
     if reply.term > MAX_CREDIBLE_TERM {
-        let org = inner.org_of_peer.get(peer).map_or("an unknown org", |o| o.as_str());
+        let org = peers.org_name(peer);
         warn!(%peer, "restored node: {org} claims raft term {}, which no election reaches; ignored", reply.term);
         return None;
     }

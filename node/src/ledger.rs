@@ -2,8 +2,9 @@
 //! genesis, the head, and receipts for transactions waiting to commit.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
+use leasehold_chaincode::roster::{Roster, MEMBERS};
 use leasehold_chaincode::{Commitment, Genesis, TxId, Verdict, WriteSet};
 use rocksdb::WriteBatch;
 use serde::{Deserialize, Serialize};
@@ -27,6 +28,9 @@ pub struct Ledger {
     pub genesis: Genesis,
     pub genesis_bytes: Vec<u8>,
     head: watch::Sender<Head>,
+    /// The orgs in effect at the head: blocks are built and signatures
+    /// checked against it (see `chaincode::roster`).
+    roster: watch::Sender<Arc<Roster>>,
     /// The state commitment at the head; only the state machine changes it.
     commitment: Mutex<Commitment>,
     waiters: Mutex<HashMap<TxId, Vec<oneshot::Sender<Receipt>>>>,
@@ -48,8 +52,29 @@ impl Ledger {
         let head = store.head()?.unwrap_or_else(|| Head::genesis(&genesis_bytes, &genesis));
         let commitment = Mutex::new(store.commitment()?);
         let head = watch::channel(head).0;
+        let roster = watch::channel(Arc::new(Roster::load(&store, &genesis)?)).0;
         let waiters = Mutex::new(HashMap::new());
-        Ok(Self { store, genesis, genesis_bytes, head, commitment, waiters, metrics: Default::default() })
+        Ok(Self { store, genesis, genesis_bytes, head, roster, commitment, waiters, metrics: Default::default() })
+    }
+
+    /// The orgs in effect at the head.
+    pub fn roster(&self) -> Arc<Roster> {
+        self.roster.borrow().clone()
+    }
+
+    /// Follows the roster as blocks change it.
+    pub fn watch_roster(&self) -> watch::Receiver<Arc<Roster>> {
+        self.roster.subscribe()
+    }
+
+    fn reload_roster(&self) -> Result<()> {
+        let roster = Roster::load(&self.store, &self.genesis)?;
+        self.roster.send_if_modified(|r| {
+            let changed = **r != roster;
+            *r = Arc::new(roster);
+            changed
+        });
+        Ok(())
     }
 
     /// The state commitment at the head.
@@ -70,6 +95,7 @@ impl Ledger {
     pub fn reload_head(&self) -> Result<()> {
         let head = self.store.head()?.unwrap_or_else(|| Head::genesis(&self.genesis_bytes, &self.genesis));
         *self.commitment.lock().expect("commitment lock") = self.store.commitment()?;
+        self.reload_roster()?;
         self.head.send_replace(head);
         Ok(())
     }
@@ -106,6 +132,9 @@ impl Ledger {
         batch.put_cf(self.store.cf(CF_META), b"applied", encode(&Some(*applied)));
         self.store.db().write(batch)?;
         *self.commitment.lock().expect("commitment lock") = commitment;
+        if writes.contains_key(MEMBERS) {
+            self.reload_roster()?;
+        }
         self.head.send_replace(head);
         for (tx, verdict) in block.txs.iter().zip(&block.verdicts) {
             if matches!(verdict, leasehold_chaincode::Verdict::Valid) {

@@ -25,6 +25,8 @@ pub mod ledger;
 pub mod membership;
 pub mod metrics;
 pub mod node;
+pub mod orgs;
+pub mod peers;
 pub mod raft;
 mod reads;
 mod receive_snapshot;

@@ -8,9 +8,13 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use leasehold_chaincode::membership::{view, voters, MembershipView};
+use leasehold_chaincode::roster::Roster;
+use leasehold_chaincode::MemState;
 use openraft::{BasicNode, Membership};
 use serde::Serialize;
-use tracing::{info, warn};
+use std::time::Duration;
+
+use tracing::{debug, info, warn};
 
 use crate::error::Result;
 use crate::node::Inner;
@@ -18,48 +22,90 @@ use crate::raft::NodeId;
 use crate::NodeHandle;
 
 fn node_ids(inner: &Inner, orgs: &[String]) -> BTreeSet<NodeId> {
-    let genesis = &inner.ledger.genesis;
-    orgs.iter().filter_map(|o| crate::raft::node_id_of(genesis, o)).collect()
+    let roster = inner.ledger.roster();
+    orgs.iter().filter_map(|o| roster.node_id(o)).collect()
 }
 
 /// The node ids of the voter set in effect in this node's committed state.
 fn in_effect(inner: &Inner) -> Option<BTreeSet<NodeId>> {
-    let orgs = voters(&inner.ledger.store, &inner.ledger.genesis).ok()?;
+    let orgs = voters(&inner.ledger.store, &inner.ledger.roster().orgs).ok()?;
     Some(node_ids(inner, &orgs))
 }
 
 /// Whether a membership a peer sends may be taken: every configuration in
 /// it (two while a change is in progress) is the genesis voters, the set in
-/// effect on this node's ledger, or one this node's raft already holds; and
-/// there are no learners, since no org joins outside the genesis.
+/// effect on this node's ledger, or one this node's raft already holds.
+/// Learners are not checked: they vote on nothing, and only a leader sends
+/// them anything, which it could send anyone anyway.
 pub(crate) fn allowed(inner: &Inner, m: &Membership<NodeId, BasicNode>) -> bool {
-    let genesis: BTreeSet<NodeId> = inner.peer_of_node.keys().copied().collect();
-    let effective = in_effect(inner);
-    let metrics = inner.raft.metrics().borrow().membership_config.clone();
-    let held = metrics.membership().get_joint_config();
-    m.learner_ids().next().is_none()
-        && m.get_joint_config().iter().all(|c| *c == genesis || Some(c) == effective.as_ref() || held.contains(c))
+    allowed_with(inner, m, None)
 }
 
-/// On the leader, proposes the raft change to the voter set in effect
-/// whenever a block changes it.
+/// As [`allowed`]; a snapshot's membership may also be the voters in effect
+/// in its own `cfg` state, once that state is checked as certified.
+pub(crate) fn allowed_with(inner: &Inner, m: &Membership<NodeId, BasicNode>, cfg: Option<&MemState>) -> bool {
+    let genesis: BTreeSet<NodeId> = (1..=inner.ledger.genesis.orgs.len() as NodeId).collect();
+    let effective = in_effect(inner);
+    let theirs = cfg.and_then(|cfg| {
+        let roster = Roster::load(cfg, &inner.ledger.genesis).ok()?;
+        let orgs = voters(cfg, &roster.orgs).ok()?;
+        Some(orgs.iter().filter_map(|o| roster.node_id(o)).collect::<BTreeSet<NodeId>>())
+    });
+    let metrics = inner.raft.metrics().borrow().membership_config.clone();
+    let held = metrics.membership().get_joint_config();
+    m.get_joint_config()
+        .iter()
+        .all(|c| *c == genesis || Some(c) == effective.as_ref() || Some(c) == theirs.as_ref() || held.contains(c))
+}
+
+/// On the leader, brings raft's membership to the voter set in effect
+/// whenever a block changes it, and at least every second while it differs.
 pub(crate) async fn run(inner: Arc<Inner>) {
     let mut heads = inner.ledger.watch_head();
     loop {
         if inner.leader() == Some(inner.node_id) {
             reconcile(&inner).await;
         }
-        if heads.changed().await.is_err() {
-            return;
-        }
+        let _ = tokio::time::timeout(Duration::from_secs(1), heads.changed()).await;
     }
 }
 
+/// How far behind the leader's log a joining node may be to become a voter.
+const MAX_LAG_ENTRIES: u64 = 16;
+
+/// One step towards the voters in effect: a new org's node is added as a
+/// learner first, made a voter once it has caught up, and a departed one
+/// is removed. openraft makes each change through a joint configuration.
 async fn reconcile(inner: &Inner) {
     let Some(want) = in_effect(inner) else { return };
-    let current = inner.raft.metrics().borrow().membership_config.clone();
-    let m = current.membership();
-    if m.get_joint_config().len() > 1 || m.voter_ids().collect::<BTreeSet<_>>() == want {
+    let metrics = inner.raft.metrics().borrow().clone();
+    let m = metrics.membership_config.membership();
+    if m.get_joint_config().len() > 1 {
+        return;
+    }
+    let voters: BTreeSet<NodeId> = m.voter_ids().collect();
+    let learners: BTreeSet<NodeId> = m.learner_ids().collect();
+    if voters == want && learners.iter().all(|l| want.contains(l)) {
+        return;
+    }
+    let peers = inner.peers();
+    if let Some(new) = want.iter().find(|id| !voters.contains(id) && !learners.contains(id)) {
+        let Some(peer) = peers.peer_of_node.get(new) else { return };
+        info!(node = new, "an org joined on the ledger; adding its node as a learner");
+        if let Err(e) = inner.raft.add_learner(*new, BasicNode { addr: peer.to_string() }, false).await {
+            warn!("cannot add node {new} as a learner yet: {e}");
+        }
+        return;
+    }
+    let replication = metrics.replication.unwrap_or_default();
+    let last = metrics.last_log_index.unwrap_or(0);
+    // Nothing matched yet means the node has taken nothing: not caught up.
+    let lagging = want.difference(&voters).find(|id| match replication.get(id).cloned().flatten() {
+        Some(matched) => matched.index + MAX_LAG_ENTRIES < last,
+        None => true,
+    });
+    if let Some(id) = lagging {
+        debug!(node = id, "waiting for the new node to catch up before it votes");
         return;
     }
     info!(voters = ?want, "the ledger changed the voters; proposing the raft membership change");
@@ -81,13 +127,11 @@ pub struct MembershipStatus {
 impl NodeHandle {
     pub fn membership(&self) -> Result<MembershipStatus> {
         let ledger = self.ledger();
-        let view = view(&ledger.store, &ledger.genesis)?;
+        let roster = ledger.roster();
+        let view = view(&ledger.store, &roster.orgs)?;
         let metrics = self.inner.raft.metrics().borrow().membership_config.clone();
-        let raft_voters = metrics
-            .membership()
-            .voter_ids()
-            .filter_map(|id| ledger.genesis.orgs.get(id as usize - 1).map(|o| o.id.clone()))
-            .collect();
+        let raft_voters =
+            metrics.membership().voter_ids().filter_map(|id| roster.member(id).map(|m| m.info.id.clone())).collect();
         Ok(MembershipStatus { ledger: view, raft_voters })
     }
 }

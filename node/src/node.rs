@@ -63,8 +63,8 @@ pub(crate) struct Inner {
     /// Read while a write that names new files commits and the files are
     /// adopted; written while a backup is taken, so it holds them all.
     pub(crate) adopting: Arc<tokio::sync::RwLock<()>>,
-    pub peer_of_node: HashMap<NodeId, PeerId>,
-    pub org_of_peer: HashMap<PeerId, String>,
+    /// The active orgs' nodes and peers, following the ledger (`peers`).
+    pub(crate) peers: crate::peers::SharedPeers,
     /// The org's X25519 secret: data keys are derived from it, here only.
     pub x25519_secret: [u8; 32],
     /// Set once at start; the runner holds a handle to the node in turn.
@@ -127,6 +127,7 @@ pub async fn start(cfg: NodeConfig) -> Result<(NodeHandle, Tasks)> {
     crate::ceremony::check_signed(&cfg.genesis, &genesis_bytes, &genesis)?;
     crate::backup::check_not_interrupted(&cfg)?;
     std::fs::create_dir_all(&cfg.data_dir).map_err(|e| NodeError::file(&cfg.data_dir, e))?;
+    crate::receive_snapshot::remove_partial(&cfg.data_dir);
     let store = Store::open(&cfg.data_dir.join("ledger"))?;
     let checked = crate::snapshot::check_not_interrupted(&store)
         .and_then(|()| crate::verify::check_recent(&store, crate::verify::START_CHECK_BLOCKS));
@@ -134,42 +135,27 @@ pub async fn start(cfg: NodeConfig) -> Result<(NodeHandle, Tasks)> {
         return Err(corrupt(&cfg, e));
     }
     let ledger = Arc::new(Ledger::open(store.clone(), genesis_bytes)?);
-    let genesis = &ledger.genesis;
-    let node_id = crate::raft::node_id_of(genesis, &cfg.org)
-        .ok_or_else(|| NodeError::Config(format!("org {} is not in the genesis", cfg.org)))?;
     let key = cfg.signing_key()?;
     let x25519_secret = cfg.x25519_secret()?;
-    if genesis.orgs[node_id as usize - 1].signing_key != key.verifying_key().to_bytes() {
-        return Err(NodeError::Config("the signing key does not match the genesis".into()));
-    }
-    let parse_peer = |s: &str| s.parse::<PeerId>().map_err(|e| NodeError::Config(format!("peer id {s}: {e}")));
-    let mut peer_of_node = HashMap::new();
-    let mut org_of_peer = HashMap::new();
-    for (i, o) in genesis.orgs.iter().enumerate() {
-        let p = parse_peer(&o.peer_id)?;
-        peer_of_node.insert(i as NodeId + 1, p);
-        org_of_peer.insert(p, o.id.clone());
-    }
-    let parse_addr = |s: &str| s.parse().map_err(|e| NodeError::Config(format!("address {s}: {e}")));
-    let peers = cfg.peer_addrs(genesis)?;
     let keypair = cfg.p2p_keypair()?;
-    if keypair.public().to_peer_id() != peer_of_node[&node_id] {
-        return Err(NodeError::Config("the p2p key does not match the genesis".into()));
-    }
+    let node_id = crate::peers::identify(&cfg, &ledger.roster(), &key, &keypair.public().to_peer_id())?;
+    let peers = crate::peers::shared(crate::peers::PeerMap::new(&cfg, &ledger.roster()));
+    let map = peers.read().expect("peers lock").clone();
+    let parse_addr = |s: &str| s.parse().map_err(|e| NodeError::Config(format!("address {s}: {e}")));
     let (net, event_loop, inbound) = leasehold_network::new(leasehold_network::Config {
         keypair,
         listen: parse_addr(&cfg.p2p_listen)?,
-        peers,
-        allowed: peer_of_node.values().copied().collect(),
+        peers: map.addrs.clone(),
+        allowed: map.org_of_peer.keys().copied().collect(),
         request_timeout_ms: 10_000,
         redial_interval_ms: 500,
     })?;
     let mut tasks = vec![tokio::spawn(event_loop.run())];
 
-    let me = crate::raft::Me { node: node_id, org: cfg.org.clone(), key: key.clone(), genesis: ledger.genesis.clone() };
+    let me = crate::raft::Me { node: node_id, org: cfg.org.clone(), key: key.clone(), ledger: ledger.clone() };
     let network = Network {
         client: net.clone(),
-        peers: peer_of_node.clone(),
+        peers: peers.clone(),
         me: Arc::new(me),
         ballots: Arc::new(crate::election::Ballots::load(store.clone())?),
     };
@@ -186,12 +172,16 @@ pub async fn start(cfg: NodeConfig) -> Result<(NodeHandle, Tasks)> {
     if fence.is_up() {
         raft.runtime_config().elect(false);
     }
-    let members: BTreeMap<NodeId, BasicNode> =
-        peer_of_node.iter().map(|(id, p)| (*id, BasicNode { addr: p.to_string() })).collect();
-    // Every node proposes the same initial membership; on a node that is
-    // already initialised this is refused, which is what we want.
-    if let Err(e) = raft.initialize(members).await {
-        debug!("raft initialise: {e}");
+    // Every genesis node proposes the same initial membership, the genesis
+    // orgs; on a node already initialised this is refused, which is what
+    // we want. A node that joined later waits to be added as a learner.
+    if node_id as usize <= ledger.genesis.orgs.len() {
+        let members: BTreeMap<NodeId, BasicNode> = (1..=ledger.genesis.orgs.len() as NodeId)
+            .filter_map(|id| map.peer_of_node.get(&id).map(|p| (id, BasicNode { addr: p.to_string() })))
+            .collect();
+        if let Err(e) = raft.initialize(members).await {
+            debug!("raft initialise: {e}");
+        }
     }
     let (mempool, pending) = mpsc::channel(cfg.block.mempool_capacity);
     let first_nonce = (now_ms() as u64).saturating_mul(1000);
@@ -203,8 +193,7 @@ pub async fn start(cfg: NodeConfig) -> Result<(NodeHandle, Tasks)> {
         node_id,
         key,
         mempool,
-        peer_of_node,
-        org_of_peer,
+        peers,
         x25519_secret,
         runner: std::sync::OnceLock::new(),
         forwarded: std::sync::Mutex::new(HashMap::new()),
@@ -223,6 +212,7 @@ pub async fn start(cfg: NodeConfig) -> Result<(NodeHandle, Tasks)> {
     tasks.push(tokio::spawn(crate::certify::run(inner.clone())));
     tasks.push(tokio::spawn(crate::membership::run(inner.clone())));
     tasks.push(tokio::spawn(crate::fence::watch(inner.clone())));
+    tasks.push(tokio::spawn(crate::peers::follow(inner.clone())));
     let node = NodeHandle { inner };
     // The node runs workflows, watches their leases and deletes ended
     // leases' caches whether or not an API is serving.
@@ -323,7 +313,11 @@ async fn dispatch(inner: &Inner, batch: Vec<SignedTx>) {
                 }
             }
             Some(leader) => {
-                let peer = inner.peer_of_node[&leader];
+                let Some(peer) = inner.peers().peer_of_node.get(&leader).copied() else {
+                    // A leader this node's ledger no longer lists: wait for the next.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                };
                 // A leader cut off from us may take the whole request timeout
                 // to fail, while the rest elect another within a second: the
                 // batch goes to the new leader as soon as one is known.
@@ -423,7 +417,7 @@ impl NodeHandle {
                 .map(|t| Submission::Rejected { tx_id: t.id().to_hex(), reason: reason.clone() })
                 .collect();
         }
-        let sigs = verify_signatures(&ledger.genesis, &txs);
+        let sigs = verify_signatures(&ledger.roster().orgs, &txs);
         let mut waiting = Vec::with_capacity(txs.len());
         let mut out: Vec<Option<Submission>> = vec![None; txs.len()];
         for (i, (tx, sig)) in txs.into_iter().zip(sigs).enumerate() {
@@ -459,13 +453,14 @@ impl NodeHandle {
 
     pub fn leader_org(&self) -> Option<String> {
         let leader = self.inner.leader()?;
-        self.inner.ledger.genesis.orgs.get(leader as usize - 1).map(|o| o.id.clone())
+        self.inner.ledger.roster().member(leader).map(|m| m.info.id.clone())
     }
 
     /// Orgs whose nodes this node is connected to.
     pub async fn connected_orgs(&self) -> Vec<String> {
         let peers = self.inner.net.connected_peers().await.unwrap_or_default();
-        let mut orgs: Vec<String> = peers.iter().filter_map(|p| self.inner.org_of_peer.get(p).cloned()).collect();
+        let mut orgs: Vec<String> =
+            peers.iter().filter_map(|p| self.inner.peers().org_of_peer.get(p).cloned()).collect();
         orgs.sort();
         orgs
     }

@@ -48,7 +48,7 @@ fn mismatch(expect: Option<&Incoming>, req: &InstallSnapshotRequest<TypeConfig>)
 /// Takes one chunk. `None` means refused without an answer, as the gate
 /// refuses: the snapshot failed its check, or is too big.
 pub(crate) async fn receive(inner: &Inner, peer: &PeerId, req: InstallSnapshotRequest<TypeConfig>) -> Option<Reply> {
-    let org = inner.org_of_peer.get(peer).map_or("an unknown org", |o| o.as_str()).to_string();
+    let org = inner.peers().org_name(peer);
     let my_vote = inner.raft.metrics().borrow().vote;
     if req.vote < my_vote {
         return Some(Ok(InstallSnapshotResponse { vote: my_vote }));
@@ -58,7 +58,10 @@ pub(crate) async fn receive(inner: &Inner, peer: &PeerId, req: InstallSnapshotRe
         if let Some(old) = slot.take() {
             let _ = std::fs::remove_file(&old.path);
         }
-        let path = inner.cfg.data_dir.join("snapshots").join("incoming.part");
+        // A file of its own: a transfer that starts while the last one is
+        // still being installed must not truncate the file raft reads.
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+        let path = inner.cfg.data_dir.join("snapshots").join(format!("incoming-{nanos}.part"));
         let file = std::fs::create_dir_all(path.parent().expect("has a parent"))
             .and_then(|()| std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path));
         match file {
@@ -117,12 +120,23 @@ async fn finish(
     let checked = tokio::task::spawn_blocking(move || {
         let file = std::fs::File::open(&path).map_err(|e| e.to_string())?;
         let input = std::io::BufReader::new(file);
-        crate::snapshot::check(input, &ledger.genesis_bytes, &ledger.genesis, &ledger.store)
+        let orgs = ledger.roster().orgs.clone();
+        crate::snapshot::check_with_cfg(input, &ledger.genesis_bytes, &ledger.genesis, &orgs, &ledger.store)
     })
     .await
     .unwrap_or_else(|e| Err(e.to_string()));
-    if let Err(reason) = checked {
-        warn!(%peer, "refused a snapshot from {org}: {reason}");
+    let cfg = match checked {
+        Ok((_, cfg)) => cfg,
+        Err(reason) => {
+            warn!(%peer, "refused a snapshot from {org}: {reason}");
+            return None;
+        }
+    };
+    // Its membership may name the voters its own certified state put in
+    // effect: a node that lagged behind an org's joining learns of it here.
+    let m = req.meta.last_membership.membership();
+    if !crate::membership::allowed_with(inner, m, Some(&cfg)) {
+        warn!(%peer, "refused a snapshot from {org}: its membership {:?} is not the voters any ledger put in effect", m.get_joint_config());
         return None;
     }
     let file = match tokio::fs::File::open(&inc.path).await {
@@ -137,4 +151,15 @@ async fn finish(
         Ok(r) => Ok(InstallSnapshotResponse { vote: r.vote }),
         Err(fatal) => Err(RaftError::Fatal(fatal)),
     })
+}
+
+/// Removes transfers a stopped node left half-received.
+pub(crate) fn remove_partial(data_dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(data_dir.join("snapshots")) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with("incoming") && name.ends_with(".part") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }

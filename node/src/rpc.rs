@@ -93,7 +93,8 @@ fn accept_forwarded(inner: &Inner, peer: PeerId, txs: Vec<SignedTx>) -> Result<(
         return Err("not the leader".into());
     }
     inner.check_disk().map_err(|e| format!("the leader refuses writes: {e}"))?;
-    let genesis = &inner.ledger.genesis;
+    let roster = inner.ledger.roster();
+    let genesis = &roster.orgs;
     let share = (inner.cfg.block.mempool_capacity / genesis.orgs.len().max(1)).max(1);
     let sigs = verify_signatures(genesis, &txs);
     let total = txs.len();
@@ -126,7 +127,7 @@ fn accept_forwarded(inner: &Inner, peer: PeerId, txs: Vec<SignedTx>) -> Result<(
         }
     }
     if refused > 0 {
-        let org = inner.org_of_peer.get(&peer).map_or("an unknown org", |o| o.as_str());
+        let org = inner.peers().org_name(&peer);
         warn!(%peer, "dropped {refused} forwarded txs from {org}: forged, for another network, committed or too large");
     }
     Ok(())

@@ -27,7 +27,11 @@ use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use leasehold_chaincode::{Commitment, Genesis};
+use leasehold_chaincode::roster::MAX_ORGS;
+use leasehold_chaincode::{Commitment, Genesis, MemState};
+
+/// `cfg/` entries a snapshot may hold: voters, approvals, orgs, changes.
+const MAX_CFG_ENTRIES: usize = 4 * MAX_ORGS;
 use rocksdb::{IteratorMode, ReadOptions, WriteBatch};
 
 use crate::block::{head_after, Block, Head};
@@ -265,13 +269,29 @@ fn local_signers(store: &Store, genesis: &Genesis, head: &Head) -> Result<BTreeS
 
 /// Checks a snapshot file before anything of it is installed (see the
 /// module docs) and returns the head it holds. The error says what is
-/// wrong, for the log.
+/// wrong, for the log. Its certificates count only from `orgs`, the orgs in
+/// effect on this node's own ledger: never from orgs the snapshot itself
+/// says have joined, or one org could forge a network of its own.
 pub fn check(
     input: impl Read,
     genesis_bytes: &[u8],
     genesis: &Genesis,
+    orgs: &Genesis,
     local: &Store,
 ) -> std::result::Result<Head, String> {
+    check_with_cfg(input, genesis_bytes, genesis, orgs, local).map(|(head, _)| head)
+}
+
+/// As [`check`], and returns the snapshot's `cfg/` state (the orgs and the
+/// voters in effect at its head), certified with the rest.
+pub fn check_with_cfg(
+    input: impl Read,
+    genesis_bytes: &[u8],
+    genesis: &Genesis,
+    orgs: &Genesis,
+    local: &Store,
+) -> std::result::Result<(Head, MemState), String> {
+    let mut cfg = MemState::default();
     let mut reader = Reader::new(input)?;
     let genesis_head = Head::genesis(genesis_bytes, genesis);
     let mine = local.head().map_err(|e| e.to_string())?.unwrap_or(genesis_head);
@@ -295,16 +315,27 @@ pub fn check(
                     return Err("a state entry is in the wrong section".into());
                 }
                 commitment.insert(&key, &value);
+                if key.starts_with(b"cfg/") {
+                    if cfg.map.len() >= MAX_CFG_ENTRIES {
+                        return Err(format!("it holds more than {MAX_CFG_ENTRIES} configuration entries"));
+                    }
+                    cfg.map.insert(key, value);
+                }
             }
             _ => {
                 // Blocks come first, so `head` is final here. A certificate
                 // is stored under the key it names, so the key must be its own.
                 let c: Cert = decode(&value, "block certificate").map_err(|e| e.to_string())?;
                 cert_records += 1;
-                if key != c.key() || !signs(&c, &head) || !c.verify(genesis) || cert_records > 2 * genesis.orgs.len() {
+                let known = orgs.org(&c.org).is_some();
+                if key != c.key() || !signs(&c, &head) || (known && !c.verify(orgs)) || cert_records > 2 * MAX_ORGS {
                     return Err("it carries a certificate that is not a valid signature on its last block".into());
                 }
-                signers.insert(c.org);
+                // An org that joined after this node's head: its signature
+                // may be real, but this node cannot know its key yet.
+                if known {
+                    signers.insert(c.org);
+                }
             }
         }
     }
@@ -322,15 +353,15 @@ pub fn check(
             head.state_root.to_hex()
         ));
     }
-    signers.extend(local_signers(local, genesis, &head).map_err(|e| e.to_string())?);
+    signers.extend(local_signers(local, orgs, &head).map_err(|e| e.to_string())?);
     // The genesis state needs no signatures: every node starts from it.
-    if head.height > 0 && signers.len() <= genesis.orgs.len() / 2 {
+    if head.height > 0 && signers.len() <= orgs.orgs.len() / 2 {
         return Err(format!(
             "its last block (height {}) is not certified by a majority of the orgs (signed by {:?})",
             head.height, signers
         ));
     }
-    Ok(head)
+    Ok((head, cfg))
 }
 
 /// Installs a snapshot that passed [`check`], replacing the ledger, in

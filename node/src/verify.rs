@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use leasehold_chaincode::roster::Roster;
 use leasehold_chaincode::{Commitment, Genesis, Hash32, MemState};
 
 use crate::block::{self, Block, Head};
@@ -38,6 +39,8 @@ pub(crate) fn stored_genesis(store: &Store) -> Result<(Vec<u8>, Genesis)> {
 pub fn check_recent(store: &Store, depth: u64) -> Result<()> {
     let Some(stored_head) = store.head()? else { return Ok(()) };
     let (genesis_bytes, genesis) = stored_genesis(store)?;
+    // Every org that ever joined: these blocks may predate a departure.
+    let ever = Roster::load(store, &genesis)?.ever;
     let first = stored_head.height.saturating_sub(depth).max(1);
     let mut head = match first {
         1 => Head::genesis(&genesis_bytes, &genesis),
@@ -50,7 +53,7 @@ pub fn check_recent(store: &Store, depth: u64) -> Result<()> {
     for height in first..=stored_head.height {
         let bad = |reason: String| NodeError::Verify { height, reason };
         let b = store.block(height).map_err(|e| bad(e.to_string()))?.ok_or_else(|| bad("block is missing".into()))?;
-        check_block(&b, &head, &genesis).map_err(bad)?;
+        check_block(&b, &head, &ever).map_err(bad)?;
         head = block::head_after(&b);
     }
     if head != stored_head {
@@ -83,9 +86,12 @@ pub fn verify(data_dir: &Path) -> Result<Verified> {
             Ok(None) => return Err(bad("block is missing".into())),
             Err(e) => return Err(bad(e.to_string())),
         };
-        check_block(&stored, &head, &genesis).map_err(bad)?;
-        let (rebuilt, writes, next) = block::build(&state, &genesis, &head, &commitment, &block::proposal_of(&stored))
-            .map_err(|e| bad(e.to_string()))?;
+        // The roster after the previous block, as the nodes built this one.
+        let roster = Roster::load(&state, &genesis).map_err(|e| bad(e.to_string()))?;
+        check_block(&stored, &head, &roster.ever).map_err(bad)?;
+        let proposal = block::proposal_of(&stored);
+        let (rebuilt, writes, next) =
+            block::build(&state, &roster.orgs, &head, &commitment, &proposal).map_err(|e| bad(e.to_string()))?;
         if rebuilt != stored {
             return Err(bad(describe_mismatch(&stored, &rebuilt)));
         }
@@ -111,7 +117,8 @@ pub fn verify(data_dir: &Path) -> Result<Verified> {
         let reason = format!("the tx index holds {indexed} txs; the chain has {valid_txs} valid ones");
         return Err(NodeError::Verify { height: last, reason });
     }
-    let (certified_blocks, conflicts) = check_certificates(&store, &genesis)?;
+    let roster = Roster::load(&state, &genesis)?;
+    let (certified_blocks, conflicts) = check_certificates(&store, &roster)?;
     Ok(Verified {
         height: head.height,
         head_hash: hex::encode(head.hash),
@@ -126,9 +133,10 @@ pub fn verify(data_dir: &Path) -> Result<Verified> {
 /// minority doing so is reported (one org must not be able to make an
 /// honest node's store look corrupt). Returns the count of blocks a
 /// majority signed, and the conflicts.
-fn check_certificates(store: &Store, genesis: &Genesis) -> Result<(u64, Vec<String>)> {
+fn check_certificates(store: &Store, roster: &Roster) -> Result<(u64, Vec<String>)> {
     use rocksdb::{Direction, IteratorMode};
-    let majority = genesis.orgs.len() / 2 + 1;
+    let majority = roster.orgs.orgs.len() / 2 + 1;
+    let genesis = &roster.ever;
     let mut matching: std::collections::BTreeMap<u64, usize> = Default::default();
     let mut other: std::collections::BTreeMap<(u64, Hash32), Vec<String>> = Default::default();
     let prefix = b"cert/";

@@ -21,8 +21,9 @@ impl NodeHandle {
     pub async fn write(&self, payload: Payload) -> Result<Written> {
         let tx = self.sign(payload);
         let ledger = self.ledger();
+        let roster = ledger.roster();
         let ctx = BlockCtx {
-            genesis: &ledger.genesis,
+            genesis: &roster.orgs,
             height: ledger.head().height + 1,
             time_ms: self.ledger_now(),
             proposer: self.org().into(),

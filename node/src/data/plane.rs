@@ -38,11 +38,12 @@ pub enum DataReply {
 
 /// Answers a lessee's request, or says why not. Runs on the owner's node.
 pub(crate) fn serve(inner: &Inner, from: PeerId, req: DataRequest) -> std::result::Result<DataReply, String> {
+    let peers = inner.peers();
     let owner = Owner {
         org: &inner.cfg.org,
         state: &inner.ledger.store,
         data_dir: &inner.cfg.data_dir,
-        org_of_peer: &inner.org_of_peer,
+        org_of_peer: &peers.org_of_peer,
         manifests: &inner.manifests,
     };
     owner.serve(inner.ledger_now(), from, req)
@@ -170,11 +171,12 @@ impl NodeHandle {
     pub(crate) async fn request_org(&self, org: &str, rpc: Rpc) -> Result<Vec<u8>> {
         let peer = self
             .inner
+            .peers()
             .org_of_peer
             .iter()
             .find(|(_, o)| *o == org)
             .map(|(p, _)| *p)
-            .ok_or_else(|| NodeError::Data(format!("org {org} is not in the genesis")))?;
+            .ok_or_else(|| NodeError::Data(format!("org {org} is not a member of the network")))?;
         Ok(self.inner.net.request(peer, encode(&rpc)).await?)
     }
 

@@ -19,13 +19,9 @@ pub use log_store::LogStore;
 pub use network::{Me, Network, Rpc, RpcReply};
 pub use state_machine::StateMachine;
 
-/// Node ids are 1-based positions in the genesis org list.
+/// Node ids are 1-based positions in the roster's list of every org that
+/// ever joined (`chaincode::roster`): the genesis orgs first.
 pub type NodeId = u64;
-
-/// The node id of `org`, if it is in the genesis.
-pub fn node_id_of(genesis: &leasehold_chaincode::Genesis, org: &str) -> Option<NodeId> {
-    genesis.orgs.iter().position(|o| o.id == org).map(|i| i as NodeId + 1)
-}
 
 /// What applying one raft entry produced.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,13 +1,12 @@
 //! openraft's network over `leasehold-network`: each RPC is one bincode
 //! message in one request-response exchange.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use ed25519_dalek::SigningKey;
 
-use leasehold_chaincode::{Genesis, SignedTx};
-use leasehold_network::{Client, PeerId};
+use leasehold_chaincode::SignedTx;
+use leasehold_network::Client;
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -62,15 +61,16 @@ pub struct Me {
     pub node: NodeId,
     pub org: String,
     pub key: SigningKey,
-    pub genesis: Genesis,
+    /// For the network id, and the roster that grants are checked against.
+    pub ledger: Arc<crate::ledger::Ledger>,
 }
 
 /// Creates a connection handle per raft peer.
 #[derive(Clone)]
 pub struct Network {
     pub client: Client,
-    /// Raft node id to libp2p peer id, from the genesis.
-    pub peers: HashMap<NodeId, PeerId>,
+    /// Raft node id to libp2p peer id, following the ledger's roster.
+    pub peers: crate::peers::SharedPeers,
     pub me: Arc<Me>,
     /// The grants this node collects as a candidate.
     pub ballots: Arc<Ballots>,
@@ -79,7 +79,8 @@ pub struct Network {
 pub struct PeerConnection {
     client: Client,
     target: NodeId,
-    peer: Option<PeerId>,
+    /// Looked up at each call: a joined org's peer appears once its block applies.
+    peers: crate::peers::SharedPeers,
     me: Arc<Me>,
     ballots: Arc<Ballots>,
 }
@@ -91,7 +92,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
         PeerConnection {
             client: self.client.clone(),
             target,
-            peer: self.peers.get(&target).copied(),
+            peers: self.peers.clone(),
             me: self.me.clone(),
             ballots: self.ballots.clone(),
         }
@@ -104,8 +105,10 @@ struct Failure(String);
 
 impl PeerConnection {
     async fn call<E: std::error::Error>(&self, rpc: &Rpc) -> Result<RpcReply, RPCError<NodeId, BasicNode, E>> {
-        let peer = self.peer.ok_or_else(|| {
-            RPCError::Unreachable(Unreachable::new(&Failure(format!("node {} is not in the genesis", self.target))))
+        let peer = self.peers.read().expect("peers lock").peer_of_node.get(&self.target).copied();
+        let peer = peer.ok_or_else(|| {
+            let reason = format!("node {} is not an active org on this node's ledger", self.target);
+            RPCError::Unreachable(Unreachable::new(&Failure(reason)))
         })?;
         let bytes = self
             .client
@@ -159,18 +162,17 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         if candidate == Some(self.me.node) {
             // A candidate votes for itself before it asks the others.
             let me = &self.me;
-            self.ballots.record(Grant::sign(&me.genesis, &me.org, &me.key, term, me.node));
+            self.ballots.record(Grant::sign(&me.ledger.genesis, &me.org, &me.key, term, me.node));
         }
         match self.call(&Rpc::Vote(rpc)).await? {
             RpcReply::Vote(mut r, grant) => {
                 if let Ok(resp) = &mut r {
-                    let voter = self.me.genesis.orgs.get(self.target as usize - 1).map(|o| o.id.as_str());
+                    let roster = self.me.ledger.roster();
+                    let voter = roster.member(self.target).map(|m| m.info.id.as_str());
                     let ours =
                         |g: &Grant| g.term == term && Some(g.candidate) == candidate && Some(g.org.as_str()) == voter;
                     match grant {
-                        Some(g) if resp.vote_granted && ours(&g) && g.verify(&self.me.genesis) => {
-                            self.ballots.record(g)
-                        }
+                        Some(g) if resp.vote_granted && ours(&g) && g.verify(&roster.orgs) => self.ballots.record(g),
                         // A vote granted without its signature proves
                         // nothing to the followers: count it as refused.
                         _ => resp.vote_granted = false,

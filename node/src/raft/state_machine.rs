@@ -63,7 +63,7 @@ impl StateMachine {
             EntryPayload::Normal(proposal) => {
                 let (head, commitment) = (l.head(), l.commitment());
                 let (blk, writes, commitment) =
-                    block::build(&l.store, &l.genesis, &head, &commitment, &proposal).map_err(write_err)?;
+                    block::build(&l.store, &l.roster().orgs, &head, &commitment, &proposal).map_err(write_err)?;
                 l.commit_block(&blk, &writes, commitment, &entry.log_id).map_err(write_err)?;
                 return Ok(Applied { height: Some(blk.header.height) });
             }
@@ -82,7 +82,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         let name = unique_name("built");
         let file = name.clone();
         let written = tokio::task::spawn_blocking(move || {
-            let majority = ledger.genesis.orgs.len() / 2 + 1;
+            let majority = ledger.roster().orgs.orgs.len() / 2 + 1;
             snapshot::write(&ledger.store, &dir, &file, genesis, majority, CERT_WAIT)
         })
         .await
@@ -142,7 +142,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let l = &ledger;
             file.seek(SeekFrom::Start(0)).map_err(read_err)?;
             let input = std::io::BufReader::new(&mut file);
-            let head = snapshot::check(input, &l.genesis_bytes, &l.genesis, &l.store).map_err(read_err)?;
+            let head =
+                snapshot::check(input, &l.genesis_bytes, &l.genesis, &l.roster().orgs, &l.store).map_err(read_err)?;
             file.seek(SeekFrom::Start(0)).map_err(read_err)?;
             let input = std::io::BufReader::new(&mut file);
             snapshot::install(&l.store, input, &meta2, &dir.join(&keep), &head).map_err(write_err)?;

@@ -1,0 +1,81 @@
+//! The orgs of the network: who they are, and the changes (an org joins or
+//! leaves) that take effect once a majority of the active orgs approve.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use leasehold_chaincode::roster::OrgChange;
+use leasehold_chaincode::Payload;
+use leasehold_node::orgs::{join_change, JoinRequest};
+use leasehold_node::users::Role;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use crate::auth::{Caller, JsonBody};
+use crate::views::WriteView;
+use crate::write::{status, write};
+use crate::{ApiError, AppState};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/orgs", get(list))
+        .route("/v1/orgs/changes", post(propose))
+        .route("/v1/orgs/changes/{id}/approve", post(approve))
+}
+
+/// Every org that ever joined (with its raft node id, and why it left if
+/// it did), and the changes waiting for approval.
+#[utoipa::path(get, path = "/v1/orgs", responses((status = 200, body = Object)), security(("bearer" = ["viewer"])))]
+pub async fn list(s: State<AppState>, caller: Caller) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(Role::Viewer)?;
+    serde_json::to_value(s.node.orgs()?).map(Json).map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Leave {
+    pub org: String,
+    /// Recorded on the org and on each lease its leaving ends.
+    pub reason: String,
+}
+
+/// One of `join` and `leave`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeRequest {
+    pub change_id: String,
+    /// What the joining org made with `leasehold org join-request`.
+    #[schema(value_type = Option<Object>)]
+    pub join: Option<JoinRequest>,
+    pub leave: Option<Leave>,
+}
+
+/// Proposes a change, with this org's approval.
+#[utoipa::path(post, path = "/v1/orgs/changes", request_body = ChangeRequest, responses((status = 200, body = WriteView), (status = 422, body = crate::error::Problem)), security(("bearer" = ["admin"])))]
+pub async fn propose(
+    s: State<AppState>,
+    caller: Caller,
+    JsonBody(r): JsonBody<ChangeRequest>,
+) -> Result<(StatusCode, Json<WriteView>), ApiError> {
+    caller.require(Role::Admin)?;
+    let change = match (r.join, r.leave) {
+        (Some(j), None) => join_change(&j).map_err(|e| ApiError::invalid("join", e.to_string()))?,
+        (None, Some(l)) => OrgChange::Leave { org: l.org, reason: l.reason },
+        _ => return Err(ApiError::invalid("join", "give exactly one of `join` and `leave`")),
+    };
+    let w = write(&s, Payload::ProposeOrgChange { change_id: r.change_id, change }).await?;
+    Ok((status(&w, false), Json(WriteView::new(&w, Some(s.node.orgs()?)))))
+}
+
+/// Adds this org's approval to a pending change.
+#[utoipa::path(post, path = "/v1/orgs/changes/{id}/approve", params(("id" = String, Path)), responses((status = 200, body = WriteView), (status = 422, body = crate::error::Problem)), security(("bearer" = ["admin"])))]
+pub async fn approve(
+    s: State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<WriteView>), ApiError> {
+    caller.require(Role::Admin)?;
+    let w = write(&s, Payload::ApproveOrgChange { change_id: id }).await?;
+    Ok((status(&w, false), Json(WriteView::new(&w, Some(s.node.orgs()?)))))
+}

@@ -1,0 +1,308 @@
+//! Who the orgs are: the genesis orgs, amended by org changes (an org joins
+//! or leaves) that a majority of the active orgs approved.
+//!
+//! Any active org proposes a change (`ProposeOrgChange`, which counts as its
+//! approval); the others approve it (`ApproveOrgChange`). It takes effect in
+//! the block where more than half of the active orgs have approved it. The
+//! node checks the signatures of block h against the roster after block
+//! h - 1, so a change binds from the next block: a departed org's tx is
+//! refused from then on. (Key rotation is not here yet: certificates and
+//! blocks signed before a rotation would need the key of their height.)
+//!
+//! Every org that ever joined keeps its place in [`Roster::members`]; its
+//! raft node id is that place plus one, so ids are never reused.
+
+use ed25519_dalek::{Signature, VerifyingKey};
+use serde::{Deserialize, Serialize};
+
+use crate::apply::{Event, TxCtx};
+use crate::time::TimeMs;
+use crate::{canonical, keys, ChaincodeError, Genesis, LeaseState, LeaseStatus, OrgId, OrgInfo, Result, State};
+use crate::{Lease, StateRead};
+
+/// The state key of the members; a block that writes it changes the roster.
+pub const MEMBERS: &[u8] = b"cfg/orgs";
+const CHANGE_PREFIX: &str = "cfg/orgchange/";
+/// At most this many orgs ever, so every roster-sized loop is bounded.
+pub const MAX_ORGS: usize = 64;
+/// At most this many changes wait for approval at once.
+pub const MAX_PENDING: usize = 8;
+/// A change not approved within this much block time lapses.
+pub const CHANGE_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
+/// Leases ended when an org leaves, at most: a bound on one tx's work.
+const MAX_LEASES_ENDED: usize = 100_000;
+
+fn change_key(id: &str) -> Vec<u8> {
+    format!("{CHANGE_PREFIX}{id}").into_bytes()
+}
+
+/// An org that is or was a member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub info: OrgInfo,
+    /// Set once it left: when, and why.
+    pub left: Option<Departure>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Departure {
+    pub at_ms: TimeMs,
+    pub reason: String,
+}
+
+/// A change to the orgs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OrgChange {
+    /// A new org, from its card. `proof` is the card's signing key's
+    /// signature over [`card_proof_bytes`]: without it one org could bind
+    /// another's key or peer id to a name of its choosing.
+    Join { card: OrgInfo, proof: Vec<u8> },
+    /// An org leaves: its tx are refused and its leases end, with `reason`.
+    Leave { org: OrgId, reason: String },
+}
+
+/// A change waiting for approval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingChange {
+    pub id: String,
+    pub change: OrgChange,
+    pub proposed_by: OrgId,
+    pub proposed_at_ms: TimeMs,
+    pub approvals: Vec<OrgId>,
+}
+
+/// The orgs in effect after some block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Roster {
+    /// Every org that ever joined, in joining order.
+    pub members: Vec<Member>,
+    /// The genesis with the active orgs only: what new signatures are
+    /// checked against.
+    pub orgs: Genesis,
+    /// The genesis with every member, departed ones too: for signatures
+    /// made before they left (old blocks and their certificates).
+    pub ever: Genesis,
+}
+
+impl Roster {
+    /// The roster in `state`: the genesis orgs until a change took effect.
+    pub fn load(state: &impl StateRead, genesis: &Genesis) -> Result<Self> {
+        Ok(Self::from_members(genesis, members(state, genesis)?))
+    }
+
+    fn from_members(genesis: &Genesis, members: Vec<Member>) -> Self {
+        let active = members.iter().filter(|m| m.left.is_none()).map(|m| m.info.clone()).collect();
+        let ever = members.iter().map(|m| m.info.clone()).collect();
+        Self {
+            members,
+            orgs: Genesis { orgs: active, ..genesis.clone() },
+            ever: Genesis { orgs: ever, ..genesis.clone() },
+        }
+    }
+
+    /// The raft node id of `org`, active or not.
+    pub fn node_id(&self, org: &str) -> Option<u64> {
+        self.members.iter().position(|m| m.info.id == org).map(|i| i as u64 + 1)
+    }
+
+    /// The member whose node id is `id`.
+    pub fn member(&self, id: u64) -> Option<&Member> {
+        usize::try_from(id).ok()?.checked_sub(1).and_then(|i| self.members.get(i))
+    }
+}
+
+/// The members in `state`. When none are stored, `genesis` is the genesis
+/// itself (no change has taken effect), so its orgs are the members.
+fn members(state: &impl StateRead, genesis: &Genesis) -> Result<Vec<Member>> {
+    Ok(keys::get(state, MEMBERS)?
+        .unwrap_or_else(|| genesis.orgs.iter().map(|o| Member { info: o.clone(), left: None }).collect()))
+}
+
+/// What a card's proof signs: domain, network and the card's canonical bytes.
+pub fn card_proof_bytes(network_id: &str, card: &OrgInfo) -> Vec<u8> {
+    let mut bytes = b"leasehold org card\0".to_vec();
+    bytes.extend(canonical::to_bytes(&(network_id, card)));
+    bytes
+}
+
+/// The changes waiting for approval, oldest first.
+pub fn pending(state: &impl StateRead) -> Result<Vec<PendingChange>> {
+    let mut out = Vec::new();
+    for (key, value) in state.scan_prefix(CHANGE_PREFIX.as_bytes(), MAX_PENDING * 2)? {
+        out.push(canonical::from_bytes(&value, "org change").map_err(|e| ChaincodeError::Corrupt {
+            key: String::from_utf8_lossy(&key).into(),
+            reason: e.to_string(),
+        })?);
+    }
+    out.sort_by_key(|c: &PendingChange| c.proposed_at_ms);
+    Ok(out)
+}
+
+fn check_card(tcx: &TxCtx, members: &[Member], card: &OrgInfo, proof: &[u8]) -> Result<()> {
+    keys::valid_id("card.id", &card.id)?;
+    if card.name.trim().is_empty() || card.name.len() > 200 {
+        return Err(ChaincodeError::invalid("card.name", "must be 1 to 200 bytes"));
+    }
+    if card.peer_id.is_empty() || card.peer_id.len() > 128 || card.p2p_addr.len() > 256 {
+        return Err(ChaincodeError::invalid("card.peer_id", "must be 1 to 128 bytes, its address at most 256"));
+    }
+    for i in members.iter().map(|m| &m.info) {
+        if i.id == card.id {
+            return Err(ChaincodeError::AlreadyExists { kind: "org", id: card.id.clone() });
+        }
+        if i.signing_key == card.signing_key || i.x25519_key == card.x25519_key || i.peer_id == card.peer_id {
+            return Err(ChaincodeError::invalid("card", format!("its keys or peer id are {:?}'s", i.id)));
+        }
+    }
+    let bad = || ChaincodeError::invalid("proof", "is not the card's signing key's signature over the card");
+    let key = VerifyingKey::from_bytes(&card.signing_key).map_err(|_| bad())?;
+    let sig: [u8; 64] = proof.try_into().map_err(|_| bad())?;
+    let bytes = card_proof_bytes(&tcx.block.genesis.network_id, card);
+    key.verify_strict(&bytes, &Signature::from_bytes(&sig)).map_err(|_| bad())
+}
+
+fn check_change(tcx: &TxCtx, members: &[Member], change: &OrgChange) -> Result<()> {
+    let active = |id: &str| members.iter().any(|m| m.info.id == id && m.left.is_none());
+    match change {
+        OrgChange::Join { card, proof } => {
+            if members.len() >= MAX_ORGS {
+                return Err(ChaincodeError::invalid("change", format!("a network holds at most {MAX_ORGS} orgs")));
+            }
+            check_card(tcx, members, card, proof)
+        }
+        OrgChange::Leave { org, reason } => {
+            if !active(org) {
+                return Err(ChaincodeError::UnknownOrg(org.clone()));
+            }
+            if reason.trim().is_empty() || reason.len() > 1000 {
+                return Err(ChaincodeError::invalid("reason", "must be 1 to 1000 bytes"));
+            }
+            if members.iter().filter(|m| m.left.is_none()).count() < 2 {
+                return Err(ChaincodeError::invalid("org", "the last org cannot leave"));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// `ProposeOrgChange`: records the change with the proposer's approval.
+pub(crate) fn propose(state: &mut impl State, tcx: &TxCtx, id: &str, change: &OrgChange) -> Result<Event> {
+    keys::valid_id("change_id", id)?;
+    let mut live = Vec::new();
+    for c in pending(state)? {
+        if lapsed(&c, tcx.now()) {
+            state.delete(change_key(&c.id));
+        } else {
+            live.push(c.id);
+        }
+    }
+    if live.iter().any(|c| c == id) {
+        return Err(ChaincodeError::AlreadyExists { kind: "org change", id: id.into() });
+    }
+    if live.len() >= MAX_PENDING {
+        return Err(ChaincodeError::invalid("change_id", format!("{MAX_PENDING} changes already wait for approval")));
+    }
+    check_change(tcx, &members(state, tcx.block.genesis)?, change)?;
+    let pending = PendingChange {
+        id: id.into(),
+        change: change.clone(),
+        proposed_by: tcx.org.into(),
+        proposed_at_ms: tcx.now(),
+        approvals: vec![tcx.org.into()],
+    };
+    settle(state, tcx, pending)
+}
+
+fn lapsed(c: &PendingChange, now: TimeMs) -> bool {
+    now.saturating_sub(c.proposed_at_ms) > CHANGE_TTL_MS
+}
+
+/// `ApproveOrgChange`: adds this org's approval.
+pub(crate) fn approve(state: &mut impl State, tcx: &TxCtx, id: &str) -> Result<Event> {
+    let not_found = || ChaincodeError::NotFound { kind: "org change", id: id.into() };
+    let mut c: PendingChange = keys::get(state, &change_key(id))?.ok_or_else(not_found)?;
+    if lapsed(&c, tcx.now()) {
+        state.delete(change_key(id));
+        return Err(ChaincodeError::invalid("change_id", "the change lapsed: it was not approved within 7 days"));
+    }
+    if c.approvals.iter().any(|o| o == tcx.org) {
+        return Err(ChaincodeError::invalid("change_id", format!("{:?} already approved it", tcx.org)));
+    }
+    // The roster may have moved since the proposal (a key taken, an org gone).
+    check_change(tcx, &members(state, tcx.block.genesis)?, &c.change)?;
+    c.approvals.push(tcx.org.into());
+    settle(state, tcx, c)
+}
+
+/// Stores `c`, or applies it once a majority of the active orgs approve.
+fn settle(state: &mut impl State, tcx: &TxCtx, c: PendingChange) -> Result<Event> {
+    let orgs = &tcx.block.genesis.orgs;
+    let approving = c.approvals.iter().filter(|a| orgs.iter().any(|o| &o.id == *a)).count();
+    let in_effect = approving > orgs.len() / 2;
+    let event = Event::OrgChange { change_id: c.id.clone(), approvals: c.approvals.clone(), in_effect };
+    if !in_effect {
+        keys::put(state, change_key(&c.id), &c);
+        return Ok(event);
+    }
+    state.delete(change_key(&c.id));
+    let mut members = members(state, tcx.block.genesis)?;
+    let mut voters = crate::membership::voters(state, tcx.block.genesis)?;
+    match c.change {
+        OrgChange::Join { card, .. } => {
+            voters.push(card.id.clone());
+            members.push(Member { info: card, left: None });
+        }
+        OrgChange::Leave { org, reason } => {
+            let reason = format!("org {org} left the network: {reason}");
+            end_leases(state, tcx, &org, &reason)?;
+            voters.retain(|v| *v != org);
+            state.delete(format!("cfg/approval/{org}").into_bytes());
+            let m = members.iter_mut().find(|m| m.info.id == org).expect("checked active");
+            m.left = Some(Departure { at_ms: tcx.now(), reason });
+            // The voters must stay a majority of the orgs that remain.
+            let remaining = members.iter().filter(|m| m.left.is_none()).count();
+            if voters.len() <= remaining / 2 {
+                voters = members.iter().filter(|m| m.left.is_none()).map(|m| m.info.id.clone()).collect();
+            }
+        }
+    }
+    voters.sort();
+    keys::put(state, MEMBERS.to_vec(), &members);
+    crate::membership::set_voters(state, &voters);
+    Ok(event)
+}
+
+/// Ends every lease `org` holds or grants that is still requested or active.
+fn end_leases(state: &mut impl State, tcx: &TxCtx, org: &str, reason: &str) -> Result<()> {
+    let mut ids: Vec<String> = Vec::new();
+    for prefix in [format!("idx/lessee/{org}/"), format!("idx/lowner/{org}/")] {
+        let found = state.scan_prefix(prefix.as_bytes(), MAX_LEASES_ENDED)?;
+        ids.extend(found.iter().map(|(k, _)| keys::last_segment(k)));
+    }
+    ids.sort();
+    ids.dedup();
+    for id in ids {
+        let mut lease: Lease = crate::lease::load(state, &id)?;
+        lease.state = match lease.status_at(tcx.now()) {
+            LeaseStatus::Requested => LeaseState::Denied,
+            LeaseStatus::Active => LeaseState::Revoked,
+            _ => continue,
+        };
+        lease.reason = Some(reason.into());
+        lease.updated_at_ms = tcx.now();
+        keys::put(state, keys::lease(&id), &lease);
+        tcx.record_history(state, "lease", &id, &lease)?;
+    }
+    Ok(())
+}
+
+/// The members and the changes waiting, for the API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RosterView {
+    pub members: Vec<Member>,
+    pub pending: Vec<PendingChange>,
+}
+
+pub fn view(state: &impl StateRead, genesis: &Genesis) -> Result<RosterView> {
+    Ok(RosterView { members: members(state, genesis)?, pending: pending(state)? })
+}
