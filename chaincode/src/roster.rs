@@ -267,6 +267,11 @@ fn settle(state: &mut impl State, tcx: &TxCtx, c: PendingChange) -> Result<Event
         }
     }
     voters.sort();
+    // Standing voter approvals were for the old orgs: a majority of those
+    // must not re-approve a set that drops a newcomer.
+    for (key, _) in state.scan_prefix(b"cfg/approval/", MAX_ORGS)? {
+        state.delete(key);
+    }
     keys::put(state, MEMBERS.to_vec(), &members);
     crate::membership::set_voters(state, &voters);
     Ok(event)

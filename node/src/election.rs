@@ -120,8 +120,9 @@ pub(crate) fn proves(inner: &Inner, peer: &PeerId, vote: &Vote<NodeId>, grants: 
     // way an honest org signed, and honest nodes vote only for voters.
     let membership = inner.raft.metrics().borrow().membership_config.clone();
     let of_genesis = signers.len() > orgs.orgs.len() / 2;
-    let of_current =
-        membership.membership().get_joint_config().iter().all(|c| c.intersection(&signers).count() > c.len() / 2);
+    // An empty membership (a joined node before it is a learner) proves nothing.
+    let configs = membership.membership().get_joint_config();
+    let of_current = !configs.is_empty() && configs.iter().all(|c| c.intersection(&signers).count() > c.len() / 2);
     let proven = of_genesis || of_current;
     if proven {
         *inner.elected.lock().expect("elected lock") = Some((term, leader));

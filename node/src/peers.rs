@@ -73,6 +73,11 @@ pub fn shared(map: PeerMap) -> SharedPeers {
 /// peers and dial list whenever a block changes the orgs.
 pub(crate) async fn follow(inner: Arc<Inner>) {
     let mut rosters = inner.ledger.watch_roster();
+    // A change applied between start and this subscription is not missed.
+    let roster = rosters.borrow_and_update().clone();
+    if let Err(e) = apply(&inner, &roster).await {
+        warn!("cannot set the peers: {e}");
+    }
     loop {
         if rosters.changed().await.is_err() {
             return;
