@@ -205,3 +205,32 @@ async fn a_fourth_org_joins_under_load_and_an_org_that_leaves_is_refused() {
     net.wait_converged(status["height"].as_u64().unwrap() + 3, Duration::from_secs(30)).await;
     stop_and_verify_all(&mut net);
 }
+
+/// In a network of two, one org leaves: the other alone must be able to
+/// remove it from raft, so its node stays connected until raft has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn of_two_orgs_one_leaves_and_the_other_commits_alone() {
+    let mut net = TestNet::start(2).await;
+    let tx = net.sign(0, auto_dataset("shared"));
+    let (_, r) = net.submit(0, &[tx], 5_000).await.unwrap();
+    assert!(is_committed_valid(&r[0]), "{r:?}");
+    let leave = json!({"change_id": "drop-org2", "leave": {"org": "org2", "reason": "merged into org1"}});
+    let (code, v) = net.call(0, "POST", "/v1/orgs/changes", None, Some(leave)).await;
+    assert_eq!(code, 200, "{v}");
+    wait_for(&net, "the proposal reaches org2", Duration::from_secs(10), async || {
+        net.get(1, "/v1/orgs").await.1["pending"].as_array().is_some_and(|p| !p.is_empty())
+    })
+    .await;
+    let (code, v) = net.call(1, "POST", "/v1/orgs/changes/drop-org2/approve", None, None).await;
+    assert_eq!(code, 200, "{v}");
+    wait_for(&net, "org2 leaves the raft voters", Duration::from_secs(30), async || {
+        raft_voters(&net, 0).await == json!(["org1"])
+    })
+    .await;
+    net.stop(1);
+    let tx = net.sign(0, lease_request("alone", "shared"));
+    let (_, r) = net.submit(0, &[tx], 10_000).await.unwrap();
+    assert_eq!(r[0]["status"], "committed", "org1 cannot commit alone: {r:?}\n{}", tails(&net));
+    net.nodes.truncate(1);
+    stop_and_verify_all(&mut net);
+}

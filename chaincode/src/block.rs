@@ -109,10 +109,16 @@ pub fn apply_block<S: StateRead + ?Sized>(
     let sigs = verify_signatures(ctx.genesis, txs);
     let mut block = Overlay::new(base);
     let mut outcomes = Vec::with_capacity(txs.len());
+    // Orgs that left earlier in this block: the roster is the block's
+    // start's, but a departed org's later tx must not pass.
+    let mut departed: Vec<String> = Vec::new();
     for (tx, sig) in txs.iter().zip(sigs) {
         let tx_id = tx.id();
         let signed = sig.is_ok();
         let result = sig.and_then(|()| {
+            if departed.contains(&tx.body.org) {
+                return Err(ChaincodeError::UnknownOrg(tx.body.org.clone()));
+            }
             let mut overlay = Overlay::new(&block);
             let events = apply_verified(&mut overlay, tx, tx_id, ctx)?;
             Ok((events, overlay.into_writes()))
@@ -120,6 +126,9 @@ pub fn apply_block<S: StateRead + ?Sized>(
         let result = match result {
             Ok((events, writes)) => {
                 block.absorb(writes);
+                if events.iter().any(|e| matches!(e, Event::OrgChange { in_effect: true, .. })) {
+                    departed = crate::roster::departed(&block, ctx.genesis)?;
+                }
                 Ok(events)
             }
             Err(e) if e.is_fatal() => return Err(e),

@@ -64,6 +64,29 @@ fn drop_pending(state: &mut impl State, p: &Publication) {
     }
 }
 
+/// Pending publications one org holds at most; a bound on one leave's work.
+const MAX_PENDING_PER_ORG: usize = 10_000;
+
+/// Drops every pending publication `org` made or is awaited on, when it
+/// leaves: nobody could ever decide them. Each is refused with `reason`.
+pub(crate) fn refuse_for_departed(state: &mut impl State, ctx: &TxCtx, org: &str, reason: &str) -> Result<()> {
+    let mut ids = Vec::new();
+    for prefix in [keys::idx_publication_awaiting(org, ""), keys::idx_publication_by(org, "")] {
+        let found = state.scan_prefix(&prefix, MAX_PENDING_PER_ORG)?;
+        ids.extend(found.iter().map(|(k, _)| keys::last_segment(k)));
+    }
+    ids.sort();
+    ids.dedup();
+    for id in ids {
+        let Some(mut p) = keys::get::<Publication>(state, &keys::publication(&id))? else { continue };
+        p.decisions.push(PublicationDecision { org: org.into(), approved: false, reason: reason.into() });
+        p.awaiting.retain(|o| o != org);
+        ctx.record_history(state, "publication", &id, &p)?;
+        drop_pending(state, &p);
+    }
+    Ok(())
+}
+
 /// An awaited owner approves the publication of `id` or refuses it. The
 /// last approval registers the dataset, after checking its provenance
 /// again: an input's policy may have changed while it waited.

@@ -82,22 +82,24 @@ pub struct Roster {
     /// The genesis with every member, departed ones too: for signatures
     /// made before they left (old blocks and their certificates).
     pub ever: Genesis,
+    /// Whether any change has taken effect since the genesis.
+    pub changed: bool,
 }
 
 impl Roster {
     /// The roster in `state`: the genesis orgs until a change took effect.
     pub fn load(state: &impl StateRead, genesis: &Genesis) -> Result<Self> {
-        Ok(Self::from_members(genesis, members(state, genesis)?))
-    }
-
-    fn from_members(genesis: &Genesis, members: Vec<Member>) -> Self {
+        let stored: Option<Vec<Member>> = keys::get(state, MEMBERS)?;
+        let changed = stored.is_some();
+        let members = stored.unwrap_or_else(|| genesis_members(genesis));
         let active = members.iter().filter(|m| m.left.is_none()).map(|m| m.info.clone()).collect();
         let ever = members.iter().map(|m| m.info.clone()).collect();
-        Self {
+        Ok(Self {
             members,
             orgs: Genesis { orgs: active, ..genesis.clone() },
             ever: Genesis { orgs: ever, ..genesis.clone() },
-        }
+            changed,
+        })
     }
 
     /// The raft node id of `org`, active or not.
@@ -114,8 +116,19 @@ impl Roster {
 /// The members in `state`. When none are stored, `genesis` is the genesis
 /// itself (no change has taken effect), so its orgs are the members.
 fn members(state: &impl StateRead, genesis: &Genesis) -> Result<Vec<Member>> {
-    Ok(keys::get(state, MEMBERS)?
-        .unwrap_or_else(|| genesis.orgs.iter().map(|o| Member { info: o.clone(), left: None }).collect()))
+    Ok(keys::get(state, MEMBERS)?.unwrap_or_else(|| genesis_members(genesis)))
+}
+
+fn genesis_members(genesis: &Genesis) -> Vec<Member> {
+    genesis.orgs.iter().map(|o| Member { info: o.clone(), left: None }).collect()
+}
+
+/// The orgs of `genesis` (the roster a block started with) that have left
+/// in `state`.
+pub(crate) fn departed(state: &impl StateRead, genesis: &Genesis) -> Result<Vec<OrgId>> {
+    let members = members(state, genesis)?;
+    let left = |id: &str| members.iter().any(|m| m.info.id == id && m.left.is_some());
+    Ok(genesis.orgs.iter().filter(|o| left(&o.id)).map(|o| o.id.clone()).collect())
 }
 
 /// What a card's proof signs: domain, network and the card's canonical bytes.
@@ -255,6 +268,7 @@ fn settle(state: &mut impl State, tcx: &TxCtx, c: PendingChange) -> Result<Event
         OrgChange::Leave { org, reason } => {
             let reason = format!("org {org} left the network: {reason}");
             end_leases(state, tcx, &org, &reason)?;
+            crate::publication::refuse_for_departed(state, tcx, &org, &reason)?;
             voters.retain(|v| *v != org);
             state.delete(format!("cfg/approval/{org}").into_bytes());
             let m = members.iter_mut().find(|m| m.info.id == org).expect("checked active");

@@ -133,6 +133,24 @@ fn an_org_that_leaves_is_refused_and_its_leases_end_with_the_reason() {
 }
 
 #[test]
+fn a_departed_orgs_later_tx_in_its_own_leave_block_is_refused() {
+    let mut net = with_active_lease();
+    let leave = OrgChange::Leave { org: org(0), reason: "contract ended".into() };
+    net.run(1, T0 + 4000, propose("bye", leave)).unwrap();
+    let before =
+        net.tx(0, T0 + 4000, register("early", spec("Early", &[], policy(&[1], HOUR, Approval::Owner, false))));
+    let approval = net.tx(2, T0 + 4000, approve("bye"));
+    let after = net.tx(0, T0 + 4000, register("late", spec("Late", &[], policy(&[1], HOUR, Approval::Owner, false))));
+    let ctx = net.ctx(T0 + 4000);
+    let out = apply_block(&net.state, &ctx, &[before, approval, after], &Commitment::empty()).unwrap();
+    let results: Vec<_> = out.outcomes.iter().map(|o| o.result.as_ref().map(|_| ())).collect();
+    assert_eq!(results[0], Ok(()), "before the leave, org1 is a member");
+    assert_eq!(results[1], Ok(()));
+    assert_eq!(results[2], Err(&ChaincodeError::UnknownOrg(org(0))), "org1 wrote after it left");
+    assert!(!out.writes.keys().any(|k| k.windows(4).any(|w| w == b"late")), "the refused tx left writes");
+}
+
+#[test]
 fn org4_joins_then_counts_towards_the_majority() {
     let mut net = Net::new();
     let genesis = net.genesis.clone();

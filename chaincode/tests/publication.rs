@@ -165,3 +165,20 @@ fn new_files_drop_a_derived_datasets_provenance_and_an_owner_is_never_held() {
 fn spec_with(title: &str, p: AccessPolicy) -> DatasetSpec {
     spec(title, &[], p)
 }
+
+#[test]
+fn a_publication_awaiting_an_org_that_leaves_is_refused_with_the_reason() {
+    use leasehold_chaincode::roster::OrgChange;
+    let mut net = with_finished_run();
+    net.run(1, T0 + 5000, publish("counts")).unwrap();
+    let leave = OrgChange::Leave { org: "org1".into(), reason: "contract ended".into() };
+    net.run(1, T0 + 6000, Payload::ProposeOrgChange { change_id: "bye".into(), change: leave }).unwrap();
+    assert_eq!(query::publications(&net.state, "org2").unwrap().len(), 1, "one org's proposal dropped it");
+    net.run(2, T0 + 6000, Payload::ApproveOrgChange { change_id: "bye".into() }).unwrap();
+    assert!(query::publications(&net.state, "org1").unwrap().is_empty(), "it still waits on a departed org");
+    assert!(query::publications(&net.state, "org2").unwrap().is_empty());
+    assert!(query::dataset(&net.state, "counts").unwrap().is_none(), "a departed org's silence published it");
+    let history = query::history(&net.state, "publication", "counts").unwrap();
+    let last: Publication = canonical::from_bytes(&history.last().unwrap().record, "publication").unwrap();
+    assert_eq!(last.decisions.last().unwrap().reason, "org org1 left the network: contract ended");
+}

@@ -180,12 +180,13 @@ fn broadcast(inner: &Arc<Inner>, certs: Vec<Cert>) {
 pub(crate) fn accept(inner: &Inner, peer: PeerId, certs: Vec<Cert>) -> std::result::Result<(), String> {
     let peers = inner.peers();
     let org = peers.org_of_peer.get(&peer).ok_or("unknown peer")?;
-    let roster = inner.ledger.roster();
     for c in certs.iter().take(MAX_CERTS_PER_MESSAGE) {
         if c.height > inner.ledger.head().height.saturating_add(MAX_HEIGHTS_AHEAD) {
             continue;
         }
-        if &c.org != org || !c.verify(&roster.orgs) {
+        // Only an org active at that height signs for it: a newcomer's word
+        // on blocks before it joined counts for nothing.
+        if &c.org != org || !c.verify(&inner.ledger.roster_at(c.height).orgs) {
             warn!(%peer, "refused a block certificate from {org}: not its own valid signature");
             continue;
         }
@@ -214,7 +215,7 @@ pub(crate) fn accept(inner: &Inner, peer: PeerId, certs: Vec<Cert>) -> std::resu
 pub struct Certificate {
     /// Signatures on this node's block at that height.
     pub signatures: Vec<Cert>,
-    /// Whether a majority of the orgs signed it.
+    /// Whether a majority of the orgs active at its height signed it.
     pub certified: bool,
     /// Signatures on a different block at that height: proof of divergence.
     pub conflicting: Vec<Cert>,
@@ -237,7 +238,10 @@ impl NodeHandle {
                 _ => conflicting.push(c),
             }
         }
-        let certified = signatures.len() > self.inner.ledger.roster().orgs.orgs.len() / 2;
+        // The majority is of the orgs active at that height.
+        let orgs = self.inner.ledger.roster_at(height).orgs.orgs.clone();
+        signatures.retain(|c| orgs.iter().any(|o| o.id == c.org));
+        let certified = signatures.len() > orgs.len() / 2;
         Ok(Certificate { signatures, certified, conflicting })
     }
 }

@@ -1,12 +1,12 @@
 //! The committed ledger as the rest of the node sees it: the store, the
 //! genesis, the head, and receipts for transactions waiting to commit.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use leasehold_chaincode::roster::{Roster, MEMBERS};
-use leasehold_chaincode::{Commitment, Genesis, TxId, Verdict, WriteSet};
-use rocksdb::WriteBatch;
+use leasehold_chaincode::{Commitment, Genesis, MemState, TxId, Verdict, WriteSet};
+use rocksdb::{Direction, IteratorMode, WriteBatch};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{oneshot, watch};
 
@@ -31,6 +31,9 @@ pub struct Ledger {
     /// The orgs in effect at the head: blocks are built and signatures
     /// checked against it (see `chaincode::roster`).
     roster: watch::Sender<Arc<Roster>>,
+    /// The roster each change brought in, by the first height built with
+    /// it: a block's certificate counts the orgs of its own height.
+    rosters: Mutex<BTreeMap<u64, Arc<Roster>>>,
     /// The state commitment at the head; only the state machine changes it.
     commitment: Mutex<Commitment>,
     waiters: Mutex<HashMap<TxId, Vec<oneshot::Sender<Receipt>>>>,
@@ -53,8 +56,19 @@ impl Ledger {
         let commitment = Mutex::new(store.commitment()?);
         let head = watch::channel(head).0;
         let roster = watch::channel(Arc::new(Roster::load(&store, &genesis)?)).0;
+        let rosters = Mutex::new(load_rosters(&store, &genesis)?);
         let waiters = Mutex::new(HashMap::new());
-        Ok(Self { store, genesis, genesis_bytes, head, roster, commitment, waiters, metrics: Default::default() })
+        let metrics = Default::default();
+        Ok(Self { store, genesis, genesis_bytes, head, roster, rosters, commitment, waiters, metrics })
+    }
+
+    /// The roster blocks at `height` were built with: the one after block
+    /// `height - 1`. Below a snapshot this node installed, where it knows
+    /// no history, the earliest roster it knows.
+    pub fn roster_at(&self, height: u64) -> Arc<Roster> {
+        let rosters = self.rosters.lock().expect("rosters lock");
+        let at = rosters.range(..=height).next_back().or_else(|| rosters.iter().next());
+        at.map(|(_, r)| r.clone()).expect("the genesis roster is always there")
     }
 
     /// The orgs in effect at the head.
@@ -96,6 +110,7 @@ impl Ledger {
         let head = self.store.head()?.unwrap_or_else(|| Head::genesis(&self.genesis_bytes, &self.genesis));
         *self.commitment.lock().expect("commitment lock") = self.store.commitment()?;
         self.reload_roster()?;
+        *self.rosters.lock().expect("rosters lock") = load_rosters(&self.store, &self.genesis)?;
         self.head.send_replace(head);
         Ok(())
     }
@@ -130,10 +145,16 @@ impl Ledger {
         self.store.stage_block(&mut batch, block, writes, &head);
         batch.put_cf(self.store.cf(CF_META), b"commitment", commitment.to_bytes());
         batch.put_cf(self.store.cf(CF_META), b"applied", encode(&Some(*applied)));
+        let members = writes.get(MEMBERS).cloned().flatten();
+        if let Some(members) = &members {
+            stage_roster(&self.store, &mut batch, head.height + 1, members);
+        }
         self.store.db().write(batch)?;
         *self.commitment.lock().expect("commitment lock") = commitment;
-        if writes.contains_key(MEMBERS) {
+        if members.is_some() {
             self.reload_roster()?;
+            let roster = self.roster();
+            self.rosters.lock().expect("rosters lock").insert(head.height + 1, roster);
         }
         self.head.send_replace(head);
         for (tx, verdict) in block.txs.iter().zip(&block.verdicts) {
@@ -171,4 +192,32 @@ impl Ledger {
             }
         }
     }
+}
+
+const ROSTER_PREFIX: &[u8] = b"roster_from/";
+
+/// Keeps, in `meta`, the members (the state's value under `MEMBERS`) in
+/// effect from block `from_height` on.
+pub(crate) fn stage_roster(store: &Store, batch: &mut WriteBatch, from_height: u64, members: &[u8]) {
+    let mut key = ROSTER_PREFIX.to_vec();
+    key.extend(format!("{from_height:020}").into_bytes());
+    batch.put_cf(store.cf(CF_META), key, members);
+}
+
+/// The genesis roster at height 1 and every roster kept since.
+fn load_rosters(store: &Store, genesis: &Genesis) -> Result<BTreeMap<u64, Arc<Roster>>> {
+    let mut out = BTreeMap::new();
+    out.insert(1, Arc::new(Roster::load(&MemState::default(), genesis)?));
+    let iter = store.db().iterator_cf(store.cf(CF_META), IteratorMode::From(ROSTER_PREFIX, Direction::Forward));
+    // One entry per org change (at most 2 * MAX_ORGS) and per install.
+    for item in iter {
+        let (k, v) = item?;
+        let Some(height) = k.strip_prefix(ROSTER_PREFIX) else { break };
+        let height = std::str::from_utf8(height).ok().and_then(|h| h.parse::<u64>().ok());
+        let height = height.ok_or_else(|| NodeError::Corrupt("a roster key in meta does not parse".into()))?;
+        let mut state = MemState::default();
+        state.map.insert(MEMBERS.to_vec(), v.into_vec());
+        out.insert(height, Arc::new(Roster::load(&state, genesis)?));
+    }
+    Ok(out)
 }

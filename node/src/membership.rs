@@ -33,8 +33,11 @@ fn in_effect(inner: &Inner) -> Option<BTreeSet<NodeId>> {
 }
 
 /// Whether a membership a peer sends may be taken: every configuration in
-/// it (two while a change is in progress) is the genesis voters, the set in
-/// effect on this node's ledger, or one this node's raft already holds.
+/// it (two while a change is in progress) is the genesis voters while no
+/// org change has taken effect, the set in effect on this node's ledger,
+/// one this node's raft already holds, or a held one without the orgs that
+/// left (still a majority of the active orgs), so departed voters can be
+/// removed while a joined node catches up.
 /// Learners are not checked: they vote on nothing, and only a leader sends
 /// them anything, which it could send anyone anyway.
 pub(crate) fn allowed(inner: &Inner, m: &Membership<NodeId, BasicNode>) -> bool {
@@ -44,6 +47,7 @@ pub(crate) fn allowed(inner: &Inner, m: &Membership<NodeId, BasicNode>) -> bool 
 /// As [`allowed`]; a snapshot's membership may also be the voters in effect
 /// in its own `cfg` state, once that state is checked as certified.
 pub(crate) fn allowed_with(inner: &Inner, m: &Membership<NodeId, BasicNode>, cfg: Option<&MemState>) -> bool {
+    let roster = inner.ledger.roster();
     let genesis: BTreeSet<NodeId> = (1..=inner.ledger.genesis.orgs.len() as NodeId).collect();
     let effective = in_effect(inner);
     let theirs = cfg.and_then(|cfg| {
@@ -53,9 +57,17 @@ pub(crate) fn allowed_with(inner: &Inner, m: &Membership<NodeId, BasicNode>, cfg
     });
     let metrics = inner.raft.metrics().borrow().membership_config.clone();
     let held = metrics.membership().get_joint_config();
-    m.get_joint_config()
-        .iter()
-        .all(|c| *c == genesis || Some(c) == effective.as_ref() || Some(c) == theirs.as_ref() || held.contains(c))
+    let trimmed = |c: &BTreeSet<NodeId>| {
+        let Some(e) = effective.as_ref() else { return false };
+        c.len() * 2 > roster.orgs.orgs.len() && held.iter().any(|h| h.intersection(e).eq(c.iter()))
+    };
+    m.get_joint_config().iter().all(|c| {
+        (*c == genesis && !roster.changed)
+            || Some(c) == effective.as_ref()
+            || Some(c) == theirs.as_ref()
+            || held.contains(c)
+            || trimmed(c)
+    })
 }
 
 /// On the leader, brings raft's membership to the voter set in effect
@@ -94,6 +106,17 @@ async fn reconcile(inner: &Inner) {
         info!(node = new, "an org joined on the ledger; adding its node as a learner");
         if let Err(e) = inner.raft.add_learner(*new, BasicNode { addr: peer.to_string() }, false).await {
             warn!("cannot add node {new} as a learner yet: {e}");
+        }
+        return;
+    }
+    // A departed voter goes first, whatever a joining node is doing: a
+    // node that never catches up must not keep a departed org voting.
+    // Followers take this set only while it is a majority of the orgs.
+    let keep: BTreeSet<NodeId> = voters.intersection(&want).copied().collect();
+    if keep != voters && keep.len() * 2 > inner.ledger.roster().orgs.orgs.len() {
+        info!(voters = ?keep, "an org left on the ledger; removing its node from the raft voters");
+        if let Err(e) = inner.raft.change_membership(keep, false).await {
+            warn!("cannot remove the departed voter yet: {e}");
         }
         return;
     }

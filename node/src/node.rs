@@ -139,14 +139,15 @@ pub async fn start(cfg: NodeConfig) -> Result<(NodeHandle, Tasks)> {
     let x25519_secret = cfg.x25519_secret()?;
     let keypair = cfg.p2p_keypair()?;
     let node_id = crate::peers::identify(&cfg, &ledger.roster(), &key, &keypair.public().to_peer_id())?;
-    let peers = crate::peers::shared(crate::peers::PeerMap::new(&cfg, &ledger.roster()));
+    // Raft is not up yet: its voters join the map once `peers::follow` runs.
+    let peers = crate::peers::shared(crate::peers::PeerMap::new(&cfg, &ledger.roster(), &Default::default()));
     let map = peers.read().expect("peers lock").clone();
     let parse_addr = |s: &str| s.parse().map_err(|e| NodeError::Config(format!("address {s}: {e}")));
     let (net, event_loop, inbound) = leasehold_network::new(leasehold_network::Config {
         keypair,
         listen: parse_addr(&cfg.p2p_listen)?,
         peers: map.addrs.clone(),
-        allowed: map.org_of_peer.keys().copied().collect(),
+        allowed: map.allowed(),
         request_timeout_ms: 10_000,
         redial_interval_ms: 500,
     })?;

@@ -1,9 +1,12 @@
 //! Who this node talks to: the active orgs of the roster in effect on its
-//! own ledger, never a file. When a block changes the roster, the maps are
-//! rebuilt and the network is told, so a joined org's node is admitted and
-//! dialled and a departed one's connections are closed.
+//! own ledger, never a file, and a departed org's node for as long as raft
+//! still counts it as a voter (cutting it off first could leave raft
+//! without a quorum to remove it). When a block changes the roster or raft
+//! changes its voters, the maps are rebuilt and the network is told, so a
+//! joined org's node is admitted and dialled and a departed one's
+//! connections are closed.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 
 use leasehold_chaincode::roster::Roster;
@@ -18,7 +21,9 @@ use crate::raft::NodeId;
 /// The active orgs' nodes, peers and addresses.
 #[derive(Debug, Default)]
 pub struct PeerMap {
+    /// Raft's view: the active orgs' nodes and departed raft voters.
     pub peer_of_node: HashMap<NodeId, PeerId>,
+    /// The active orgs only: whom the data plane and the ledger serve.
     pub org_of_peer: HashMap<PeerId, String>,
     /// Where to dial each peer but this node's own.
     pub addrs: Vec<(PeerId, Multiaddr)>,
@@ -28,26 +33,43 @@ pub struct PeerMap {
 pub type SharedPeers = Arc<RwLock<Arc<PeerMap>>>;
 
 impl PeerMap {
-    /// The maps for `roster`. A card whose peer id or address does not
-    /// parse is left out, with a warning: the chaincode cannot check
-    /// libp2p's formats, and one bad card must not stop every node.
-    pub fn new(cfg: &NodeConfig, roster: &Roster) -> Self {
+    /// The maps for `roster`, keeping departed orgs whose nodes are among
+    /// `raft_voters`. A card whose peer id or address does not parse is
+    /// left out, with a warning: the chaincode cannot check libp2p's
+    /// formats, and one bad card must not stop every node.
+    pub fn new(cfg: &NodeConfig, roster: &Roster, raft_voters: &BTreeSet<NodeId>) -> Self {
         let mut map = PeerMap::default();
-        for (i, m) in roster.members.iter().enumerate().filter(|(_, m)| m.left.is_none()) {
+        for (i, m) in roster.members.iter().enumerate() {
+            let node = i as NodeId + 1;
+            let active = m.left.is_none();
+            if !active && !raft_voters.contains(&node) {
+                continue;
+            }
             let Ok(peer) = m.info.peer_id.parse::<PeerId>() else {
                 warn!(org = %m.info.id, "the roster's peer id for this org does not parse; it is left out");
                 continue;
             };
-            map.peer_of_node.insert(i as NodeId + 1, peer);
-            map.org_of_peer.insert(peer, m.info.id.clone());
-        }
-        for o in roster.orgs.orgs.iter().filter(|o| o.id != cfg.org) {
-            match cfg.peer_addrs(&single(&roster.orgs, o)) {
+            map.peer_of_node.insert(node, peer);
+            if active {
+                map.org_of_peer.insert(peer, m.info.id.clone());
+            }
+            if m.info.id == cfg.org {
+                continue;
+            }
+            match cfg.peer_addrs(&single(&roster.ever, &m.info)) {
                 Ok(mut a) => map.addrs.append(&mut a),
-                Err(e) => warn!(org = %o.id, "no address to dial: {e}"),
+                Err(e) => warn!(org = %m.info.id, "no address to dial: {e}"),
             }
         }
         map
+    }
+
+    /// Every peer this node accepts a connection from.
+    pub fn allowed(&self) -> Vec<PeerId> {
+        let mut allowed: Vec<PeerId> = self.peer_of_node.values().copied().collect();
+        allowed.sort();
+        allowed.dedup();
+        allowed
     }
 
     pub fn node_of(&self, peer: &PeerId) -> Option<NodeId> {
@@ -69,31 +91,39 @@ pub fn shared(map: PeerMap) -> SharedPeers {
     Arc::new(RwLock::new(Arc::new(map)))
 }
 
-/// Follows the roster: rebuilds the maps and updates the network's allowed
-/// peers and dial list whenever a block changes the orgs.
+/// Follows the roster and raft's voters: rebuilds the maps and updates the
+/// network's allowed peers and dial list whenever either changes.
 pub(crate) async fn follow(inner: Arc<Inner>) {
     let mut rosters = inner.ledger.watch_roster();
-    // A change applied between start and this subscription is not missed.
-    let roster = rosters.borrow_and_update().clone();
-    if let Err(e) = apply(&inner, &roster).await {
-        warn!("cannot set the peers: {e}");
-    }
+    let mut metrics = inner.raft.metrics();
+    let mut applied: Option<(Arc<Roster>, BTreeSet<NodeId>)> = None;
     loop {
-        if rosters.changed().await.is_err() {
-            return;
-        }
+        // Both are read after subscribing, so no change is missed. Raft's
+        // metrics change with every append: compare cheaply.
         let roster = rosters.borrow_and_update().clone();
-        if let Err(e) = apply(&inner, &roster).await {
-            warn!("cannot update the peers after a roster change: {e}");
+        let voters: BTreeSet<NodeId> = metrics.borrow_and_update().membership_config.membership().voter_ids().collect();
+        let same = applied.as_ref().is_some_and(|(r, v)| Arc::ptr_eq(r, &roster) && *v == voters);
+        if !same {
+            match apply(&inner, &roster, &voters).await {
+                Ok(()) => applied = Some((roster, voters)),
+                Err(e) => warn!("cannot update the peers: {e}"),
+            }
+        }
+        tokio::select! {
+            r = rosters.changed() => if r.is_err() { return },
+            m = metrics.changed() => if m.is_err() { return },
         }
     }
 }
 
-async fn apply(inner: &Inner, roster: &Roster) -> Result<()> {
-    let map = PeerMap::new(&inner.cfg, roster);
-    let mut allowed: Vec<PeerId> = map.org_of_peer.keys().copied().collect();
-    allowed.sort();
-    info!(orgs = ?roster.orgs.orgs.iter().map(|o| o.id.as_str()).collect::<Vec<_>>(), "the orgs changed on the ledger");
+async fn apply(inner: &Inner, roster: &Roster, raft_voters: &BTreeSet<NodeId>) -> Result<()> {
+    let map = PeerMap::new(&inner.cfg, roster, raft_voters);
+    let allowed = map.allowed();
+    info!(
+        orgs = ?roster.orgs.orgs.iter().map(|o| o.id.as_str()).collect::<Vec<_>>(),
+        raft_voters = ?raft_voters,
+        "the peers follow the ledger's orgs and raft's voters"
+    );
     let addrs = map.addrs.clone();
     *inner.peers.write().expect("peers lock") = Arc::new(map);
     inner.net.set_peers(allowed, addrs).await?;

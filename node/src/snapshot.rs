@@ -27,7 +27,7 @@ use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use leasehold_chaincode::roster::MAX_ORGS;
+use leasehold_chaincode::roster::{MAX_ORGS, MEMBERS};
 use leasehold_chaincode::{Commitment, Genesis, MemState};
 
 /// `cfg/` entries a snapshot may hold: voters, approvals, orgs, changes.
@@ -385,7 +385,11 @@ pub fn install(store: &Store, input: impl Read, meta: &SnapshotMeta, keep: &Path
     let mut reader = Reader::new(&mut tee).map_err(|e| NodeError::decode("snapshot", e))?;
     let mut commitment = Commitment::empty();
     let mut head = None;
+    let mut members = None;
     while let Some((section, key, value)) = reader.next_record().map_err(|e| NodeError::decode("snapshot", e))? {
+        if section == STATE && key == MEMBERS {
+            members = Some(value.clone());
+        }
         match section {
             BLOCKS => {
                 let b = Block::from_bytes(&value)?;
@@ -415,6 +419,9 @@ pub fn install(store: &Store, input: impl Read, meta: &SnapshotMeta, keep: &Path
     // Blocks below this came in the snapshot, checked through the chain but
     // not applied here: this node does not certify them (see `certify`).
     batch.put_cf(store.cf(CF_META), b"installed_at", encode(&head.height));
+    if let Some(members) = &members {
+        crate::ledger::stage_roster(store, &mut batch, head.height + 1, members);
+    }
     batch.put_cf(store.cf(CF_META), b"commitment", commitment.to_bytes());
     batch.put_cf(store.cf(CF_META), b"applied", encode(&meta.last_log_id));
     batch.put_cf(store.cf(CF_META), b"membership", encode(&meta.last_membership));

@@ -79,6 +79,8 @@ pub fn verify(data_dir: &Path) -> Result<Verified> {
     let mut commitment = Commitment::empty();
     let last = stored_head.map(|h| h.height).unwrap_or(0);
     let mut valid_txs = 0u64;
+    // The roster each block was built with, from the height it began.
+    let mut rosters: Vec<(u64, Roster)> = Vec::new();
     for height in 1..=last {
         let bad = |reason: String| NodeError::Verify { height, reason };
         let stored = match store.block(height) {
@@ -89,6 +91,9 @@ pub fn verify(data_dir: &Path) -> Result<Verified> {
         // The roster after the previous block, as the nodes built this one.
         let roster = Roster::load(&state, &genesis).map_err(|e| bad(e.to_string()))?;
         check_block(&stored, &head, &roster.ever).map_err(bad)?;
+        if rosters.last().is_none_or(|(_, r)| *r != roster) {
+            rosters.push((height, roster.clone()));
+        }
         let proposal = block::proposal_of(&stored);
         let (rebuilt, writes, next) =
             block::build(&state, &roster.orgs, &head, &commitment, &proposal).map_err(|e| bad(e.to_string()))?;
@@ -117,8 +122,11 @@ pub fn verify(data_dir: &Path) -> Result<Verified> {
         let reason = format!("the tx index holds {indexed} txs; the chain has {valid_txs} valid ones");
         return Err(NodeError::Verify { height: last, reason });
     }
-    let roster = Roster::load(&state, &genesis)?;
-    let (certified_blocks, conflicts) = check_certificates(&store, &roster)?;
+    let now = Roster::load(&state, &genesis)?;
+    if rosters.is_empty() {
+        rosters.push((1, now.clone()));
+    }
+    let (certified_blocks, conflicts) = check_certificates(&store, &rosters, &now.ever)?;
     Ok(Verified {
         height: head.height,
         head_hash: hex::encode(head.hash),
@@ -128,15 +136,19 @@ pub fn verify(data_dir: &Path) -> Result<Verified> {
     })
 }
 
-/// Every certificate kept must be its org's valid signature. A majority
+/// Every certificate kept must be its org's valid signature; it counts
+/// toward the majority of the orgs active at its height. A majority
 /// signing a different block than this chain holds fails the check; a
 /// minority doing so is reported (one org must not be able to make an
 /// honest node's store look corrupt). Returns the count of blocks a
 /// majority signed, and the conflicts.
-fn check_certificates(store: &Store, roster: &Roster) -> Result<(u64, Vec<String>)> {
+fn check_certificates(store: &Store, rosters: &[(u64, Roster)], ever: &Genesis) -> Result<(u64, Vec<String>)> {
     use rocksdb::{Direction, IteratorMode};
-    let majority = roster.orgs.orgs.len() / 2 + 1;
-    let genesis = &roster.ever;
+    let at = |height: u64| {
+        let i = rosters.partition_point(|(from, _)| *from <= height).max(1) - 1;
+        &rosters[i].1
+    };
+    let majority = |height: u64| at(height).orgs.orgs.len() / 2 + 1;
     let mut matching: std::collections::BTreeMap<u64, usize> = Default::default();
     let mut other: std::collections::BTreeMap<(u64, Hash32), Vec<String>> = Default::default();
     let prefix = b"cert/";
@@ -146,9 +158,15 @@ fn check_certificates(store: &Store, roster: &Roster) -> Result<(u64, Vec<String
             break;
         }
         let c: crate::certify::Cert = crate::store::decode(&v, "block certificate")?;
-        if !c.verify(genesis) {
+        if !c.verify(ever) {
             let reason = format!("the certificate from {} is not its valid signature", c.org);
             return Err(NodeError::Verify { height: c.height, reason });
+        }
+        // A member's signature on a height it was not active at counts for
+        // nothing (nodes refuse to keep one; a store restored from a
+        // snapshot may hold one of its own making).
+        if at(c.height).orgs.org(&c.org).is_none() {
+            continue;
         }
         let Some(b) = store.block(c.height)? else { continue };
         let mine = block::head_after(&b);
@@ -160,7 +178,7 @@ fn check_certificates(store: &Store, roster: &Roster) -> Result<(u64, Vec<String
     }
     let mut conflicts = Vec::new();
     for ((height, hash), orgs) in other {
-        if orgs.len() >= majority {
+        if orgs.len() >= majority(height) {
             let reason = format!("a majority ({}) signed a different block ({})", orgs.join(", "), hex::encode(hash));
             return Err(NodeError::Verify { height, reason });
         }
@@ -170,7 +188,7 @@ fn check_certificates(store: &Store, roster: &Roster) -> Result<(u64, Vec<String
             hex::encode(hash)
         ));
     }
-    Ok((matching.values().filter(|n| **n >= majority).count() as u64, conflicts))
+    Ok((matching.iter().filter(|(h, n)| **n >= majority(**h)).count() as u64, conflicts))
 }
 
 fn check_block(b: &Block, prev: &Head, genesis: &Genesis) -> Result<(), String> {
