@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::load::{assert_acknowledged_everywhere, stop_and_verify_all, Load};
 use common::*;
+use leasehold_chaincode::Payload;
 use serde_json::{json, Value};
 
 fn leasehold(args: &[&str]) -> String {
@@ -211,7 +212,11 @@ async fn a_fourth_org_joins_under_load_and_an_org_that_leaves_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn of_two_orgs_one_leaves_and_the_other_commits_alone() {
     let mut net = TestNet::start(2).await;
-    let tx = net.sign(0, auto_dataset("shared"));
+    let mut dataset = auto_dataset("shared");
+    if let Payload::RegisterDataset { spec, .. } = &mut dataset {
+        spec.policy.allowed_orgs = vec!["org2".into()];
+    }
+    let tx = net.sign(0, dataset);
     let (_, r) = net.submit(0, &[tx], 5_000).await.unwrap();
     assert!(is_committed_valid(&r[0]), "{r:?}");
     let leave = json!({"change_id": "drop-org2", "leave": {"org": "org2", "reason": "merged into org1"}});
