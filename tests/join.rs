@@ -202,7 +202,7 @@ async fn a_fourth_org_joins_under_load_and_an_org_that_leaves_is_refused() {
     // The three that remain still commit, and every store verifies.
     let tx = net.sign(1, lease_request("after-leave", "shared"));
     let (_, r) = net.submit(3, &[tx], 5_000).await.unwrap();
-    assert!(is_committed_valid(&r[0]), "{r:?}");
+    assert!(is_committed_valid(&r[0]), "{r:?}\n{}", tails(&net));
     net.wait_converged(status["height"].as_u64().unwrap() + 3, Duration::from_secs(30)).await;
     stop_and_verify_all(&mut net);
 }

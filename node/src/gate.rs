@@ -126,6 +126,20 @@ fn fenced_in(inner: &Inner, peer: &PeerId, vote: &Vote<NodeId>, what: &str) -> b
     admitted
 }
 
+/// Whether this node's log holds the entry `id` already, or has applied
+/// past it (an applied entry is committed: raft never replaces it).
+fn already_held(inner: &Inner, id: &crate::raft::LogId) -> bool {
+    let applied = inner.raft.metrics().borrow().last_applied;
+    if applied.is_some_and(|a| a.index >= id.index) {
+        return true;
+    }
+    let store = &inner.ledger.store;
+    match store.db().get_cf(store.cf(crate::store::CF_RAFT_LOG), id.index.to_be_bytes()) {
+        Ok(Some(v)) => crate::store::decode::<crate::raft::Entry>(&v, "raft entry").is_ok_and(|e| e.log_id == *id),
+        _ => false,
+    }
+}
+
 /// Whether to let openraft see this AppendEntries.
 pub(crate) fn admit_append(
     inner: &Inner,
@@ -141,7 +155,9 @@ pub(crate) fn admit_append(
     }
     for e in &r.entries {
         if let EntryPayload::Membership(m) = &e.payload {
-            if !crate::membership::allowed(inner, m) {
+            // A new leader resends entries this node already took: a past
+            // change is no longer a voter set in effect, and is no change.
+            if !already_held(inner, &e.log_id) && !crate::membership::allowed(inner, m) {
                 return refuse_membership(inner, peer, "AppendEntries", m);
             }
         }
