@@ -42,6 +42,9 @@ pub struct Member {
     pub info: OrgInfo,
     /// Set once it left: when, and why.
     pub left: Option<Departure>,
+    /// The cards it had before each key rotation, oldest first: their keys
+    /// are never taken again, and old blocks still check against them.
+    pub previous: Vec<OrgInfo>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,7 +62,15 @@ pub enum OrgChange {
     Join { card: OrgInfo, proof: Vec<u8> },
     /// An org leaves: its tx are refused and its leases end, with `reason`.
     Leave { org: OrgId, reason: String },
+    /// An org's new signing and p2p keys: `card` names the org (`card.id`)
+    /// and its new keys; `proof` is the new signing key's signature over
+    /// [`card_proof_bytes`]. The old keys sign nothing from the next tx on.
+    /// The X25519 key stays: data sealed to it must still open.
+    Rotate { card: OrgInfo, proof: Vec<u8> },
 }
+
+/// Rotations one org may make, at most: every old key is kept.
+pub const MAX_ROTATIONS: usize = 16;
 
 /// A change waiting for approval.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,15 +131,18 @@ fn members(state: &impl StateRead, genesis: &Genesis) -> Result<Vec<Member>> {
 }
 
 fn genesis_members(genesis: &Genesis) -> Vec<Member> {
-    genesis.orgs.iter().map(|o| Member { info: o.clone(), left: None }).collect()
+    genesis.orgs.iter().map(|o| Member { info: o.clone(), left: None, previous: Vec::new() }).collect()
 }
 
 /// The orgs of `genesis` (the roster a block started with) that have left
-/// in `state`.
+/// or rotated their signing key in `state`: their txs later in the block
+/// were checked against a key that no longer speaks for them.
 pub(crate) fn departed(state: &impl StateRead, genesis: &Genesis) -> Result<Vec<OrgId>> {
     let members = members(state, genesis)?;
-    let left = |id: &str| members.iter().any(|m| m.info.id == id && m.left.is_some());
-    Ok(genesis.orgs.iter().filter(|o| left(&o.id)).map(|o| o.id.clone()).collect())
+    let gone = |o: &OrgInfo| {
+        members.iter().any(|m| m.info.id == o.id && (m.left.is_some() || m.info.signing_key != o.signing_key))
+    };
+    Ok(genesis.orgs.iter().filter(|o| gone(o)).map(|o| o.id.clone()).collect())
 }
 
 /// What a card's proof signs: domain, network and the card's canonical bytes.
@@ -151,7 +165,9 @@ pub fn pending(state: &impl StateRead) -> Result<Vec<PendingChange>> {
     Ok(out)
 }
 
-fn check_card(tcx: &TxCtx, members: &[Member], card: &OrgInfo, proof: &[u8]) -> Result<()> {
+/// Checks a new card (`rotating`: new keys for the member of that id) and
+/// its proof. No key or peer id any member has or had may be taken again.
+fn check_card(tcx: &TxCtx, members: &[Member], card: &OrgInfo, proof: &[u8], rotating: bool) -> Result<()> {
     keys::valid_id("card.id", &card.id)?;
     if card.name.trim().is_empty() || card.name.len() > 200 {
         return Err(ChaincodeError::invalid("card.name", "must be 1 to 200 bytes"));
@@ -159,12 +175,18 @@ fn check_card(tcx: &TxCtx, members: &[Member], card: &OrgInfo, proof: &[u8]) -> 
     if card.peer_id.is_empty() || card.peer_id.len() > 128 || card.p2p_addr.len() > 256 {
         return Err(ChaincodeError::invalid("card.peer_id", "must be 1 to 128 bytes, its address at most 256"));
     }
-    for i in members.iter().map(|m| &m.info) {
-        if i.id == card.id {
+    for m in members {
+        if m.info.id == card.id && !rotating {
             return Err(ChaincodeError::AlreadyExists { kind: "org", id: card.id.clone() });
         }
-        if i.signing_key == card.signing_key || i.x25519_key == card.x25519_key || i.peer_id == card.peer_id {
-            return Err(ChaincodeError::invalid("card", format!("its keys or peer id are {:?}'s", i.id)));
+        for i in std::iter::once(&m.info).chain(&m.previous) {
+            let own_sealing_key = rotating && i.id == card.id;
+            if i.signing_key == card.signing_key
+                || (i.x25519_key == card.x25519_key && !own_sealing_key)
+                || i.peer_id == card.peer_id
+            {
+                return Err(ChaincodeError::invalid("card", format!("its keys or peer id are or were {:?}'s", i.id)));
+            }
         }
     }
     let bad = || ChaincodeError::invalid("proof", "is not the card's signing key's signature over the card");
@@ -181,7 +203,19 @@ fn check_change(tcx: &TxCtx, members: &[Member], change: &OrgChange) -> Result<(
             if members.len() >= MAX_ORGS {
                 return Err(ChaincodeError::invalid("change", format!("a network holds at most {MAX_ORGS} orgs")));
             }
-            check_card(tcx, members, card, proof)
+            check_card(tcx, members, card, proof, false)
+        }
+        OrgChange::Rotate { card, proof } => {
+            let Some(m) = members.iter().find(|m| m.info.id == card.id && m.left.is_none()) else {
+                return Err(ChaincodeError::UnknownOrg(card.id.clone()));
+            };
+            if m.info.x25519_key != card.x25519_key {
+                return Err(ChaincodeError::invalid("card.x25519_key", "stays the same: data is sealed to it"));
+            }
+            if m.previous.len() >= MAX_ROTATIONS {
+                return Err(ChaincodeError::invalid("card", format!("an org rotates its keys at most {MAX_ROTATIONS} times")));
+            }
+            check_card(tcx, members, card, proof, true)
         }
         OrgChange::Leave { org, reason } => {
             if !active(org) {
@@ -263,7 +297,14 @@ fn settle(state: &mut impl State, tcx: &TxCtx, c: PendingChange) -> Result<Event
     match c.change {
         OrgChange::Join { card, .. } => {
             voters.push(card.id.clone());
-            members.push(Member { info: card, left: None });
+            members.push(Member { info: card, left: None, previous: Vec::new() });
+        }
+        OrgChange::Rotate { card, .. } => {
+            let m = members.iter_mut().find(|m| m.info.id == card.id).expect("checked active");
+            let old = std::mem::replace(&mut m.info, card);
+            m.previous.push(old);
+            keys::put(state, MEMBERS.to_vec(), &members);
+            return Ok(event);
         }
         OrgChange::Leave { org, reason } => {
             let reason = format!("org {org} left the network: {reason}");
