@@ -5,6 +5,7 @@ mod bench;
 mod run;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
@@ -199,16 +200,22 @@ async fn org(command: OrgCommand) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&req)?);
             Ok(())
         }
-        OrgCommand::Propose { api, change_id, join, leave, reason } => {
-            let body = match (join, leave) {
-                (Some(file), None) => {
-                    let join: serde_json::Value = serde_json::from_slice(&std::fs::read(&file)?)?;
-                    serde_json::json!({"change_id": change_id, "join": join})
-                }
-                (None, Some(org)) => {
+        OrgCommand::RotateKeys { config, card } => {
+            let req = leasehold_node::orgs::rotate_keys(&NodeConfig::load(&config)?, &card)?;
+            println!("{}", serde_json::to_string_pretty(&req)?);
+            Ok(())
+        }
+        OrgCommand::Propose { api, change_id, join, rotate, leave, reason } => {
+            let file = |f: &std::path::Path| -> anyhow::Result<serde_json::Value> {
+                Ok(serde_json::from_slice(&std::fs::read(f)?)?)
+            };
+            let body = match (join, rotate, leave) {
+                (Some(f), None, None) => serde_json::json!({"change_id": change_id, "join": file(&f)?}),
+                (None, Some(f), None) => serde_json::json!({"change_id": change_id, "rotate": file(&f)?}),
+                (None, None, Some(org)) => {
                     serde_json::json!({"change_id": change_id, "leave": {"org": org, "reason": reason}})
                 }
-                _ => anyhow::bail!("give one of --join FILE and --leave ORG"),
+                _ => anyhow::bail!("give one of --join FILE, --rotate FILE and --leave ORG"),
             };
             call(&api, reqwest::Method::POST, "/v1/orgs/changes".into(), Some(body)).await
         }
@@ -231,10 +238,25 @@ async fn start(config: &Path, verify: bool) -> anyhow::Result<()> {
     let (node, tasks) = leasehold_node::start(cfg.clone()).await?;
     println!("leasehold node {} up: api http://{} p2p {}", cfg.org, listener.local_addr()?, cfg.p2p_listen);
     let state = leasehold_api::AppState::new(node.clone())?;
-    leasehold_api::serve(listener, state, shutdown_signal()).await?;
+    let rotated = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = {
+        let (node, rotated) = (node.clone(), rotated.clone());
+        async move {
+            tokio::select! {
+                () = shutdown_signal() => {}
+                () = node.keys_rotated() => rotated.store(true, std::sync::atomic::Ordering::SeqCst),
+            }
+        }
+    };
+    leasehold_api::serve(listener, state, stop).await?;
     tracing::info!("shutting down");
     node.shutdown().await;
     tasks.abort();
+    // A non-zero exit, so a service manager starts it again.
+    anyhow::ensure!(
+        !rotated.load(std::sync::atomic::Ordering::SeqCst),
+        "this org's keys were rotated on the ledger: start the node again to take up the new ones"
+    );
     Ok(())
 }
 

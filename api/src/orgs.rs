@@ -7,7 +7,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use leasehold_chaincode::roster::OrgChange;
 use leasehold_chaincode::Payload;
-use leasehold_node::orgs::{join_change, JoinRequest};
+use leasehold_node::orgs::{join_change, rotate_change, JoinRequest};
 use leasehold_node::users::Role;
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -40,7 +40,7 @@ pub struct Leave {
     pub reason: String,
 }
 
-/// One of `join` and `leave`.
+/// One of `join`, `leave` and `rotate`.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeRequest {
@@ -49,6 +49,10 @@ pub struct ChangeRequest {
     #[schema(value_type = Option<Object>)]
     pub join: Option<JoinRequest>,
     pub leave: Option<Leave>,
+    /// What a member made with `leasehold org rotate-keys`: its card with
+    /// its new keys, signed by the new signing key.
+    #[schema(value_type = Option<Object>)]
+    pub rotate: Option<JoinRequest>,
 }
 
 /// Proposes a change, with this org's approval.
@@ -59,10 +63,11 @@ pub async fn propose(
     JsonBody(r): JsonBody<ChangeRequest>,
 ) -> Result<(StatusCode, Json<WriteView>), ApiError> {
     caller.require(Role::Admin)?;
-    let change = match (r.join, r.leave) {
-        (Some(j), None) => join_change(&j).map_err(|e| ApiError::invalid("join", e.to_string()))?,
-        (None, Some(l)) => OrgChange::Leave { org: l.org, reason: l.reason },
-        _ => return Err(ApiError::invalid("join", "give exactly one of `join` and `leave`")),
+    let change = match (r.join, r.leave, r.rotate) {
+        (Some(j), None, None) => join_change(&j).map_err(|e| ApiError::invalid("join", e.to_string()))?,
+        (None, Some(l), None) => OrgChange::Leave { org: l.org, reason: l.reason },
+        (None, None, Some(k)) => rotate_change(&k).map_err(|e| ApiError::invalid("rotate", e.to_string()))?,
+        _ => return Err(ApiError::invalid("join", "give exactly one of `join`, `leave` and `rotate`")),
     };
     let w = write(&s, Payload::ProposeOrgChange { change_id: r.change_id, change }).await?;
     Ok((status(&w, false), Json(WriteView::new(&w, Some(s.node.orgs()?)))))

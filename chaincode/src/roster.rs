@@ -118,6 +118,23 @@ impl Roster {
         self.members.iter().position(|m| m.info.id == org).map(|i| i as u64 + 1)
     }
 
+    /// `ever`, then the same with each member's earlier cards, newest
+    /// first: every key an org signed with, for old signatures whose height
+    /// is not at hand (at most `MAX_ROTATIONS + 1`).
+    pub fn generations(&self) -> Vec<Genesis> {
+        let depth = self.members.iter().map(|m| m.previous.len()).max().unwrap_or(0);
+        let mut out = vec![self.ever.clone()];
+        for back in 1..=depth {
+            let orgs = self
+                .members
+                .iter()
+                .map(|m| m.previous.len().checked_sub(back).map_or(&m.info, |i| &m.previous[i]).clone())
+                .collect();
+            out.push(Genesis { orgs, ..self.ever.clone() });
+        }
+        out
+    }
+
     /// The member whose node id is `id`.
     pub fn member(&self, id: u64) -> Option<&Member> {
         usize::try_from(id).ok()?.checked_sub(1).and_then(|i| self.members.get(i))

@@ -165,3 +165,42 @@ fn org4_joins_then_counts_towards_the_majority() {
     let ev = net.run(1, T0, approve("bye")).unwrap();
     assert!(matches!(&ev[0], Event::OrgChange { in_effect: true, .. }), "{ev:?}");
 }
+
+#[test]
+fn an_org_rotates_its_keys_and_its_old_key_is_refused() {
+    let mut net = Net::new();
+    let genesis = net.genesis.clone();
+    let old = net.genesis.orgs[1].clone();
+    let key = SigningKey::from_bytes(&[52; 32]);
+    let card = OrgInfo { signing_key: key.verifying_key().to_bytes(), peer_id: "peer-org2-new".into(), ..old.clone() };
+    let rotate = |card: &OrgInfo, net: &Net| OrgChange::Rotate { proof: proof(net, card, &key), card: card.clone() };
+    // The sealing key stays; no key is taken twice; the proof is the new key's.
+    let other_x = OrgInfo { x25519_key: [9; 32], ..card.clone() };
+    let e = net.reject(0, T0, propose("r", rotate(&other_x, &net)));
+    assert_eq!(e, invalid("card.x25519_key", "stays the same: data is sealed to it"));
+    let taken = OrgInfo { peer_id: net.genesis.orgs[2].peer_id.clone(), ..card.clone() };
+    assert!(matches!(net.reject(0, T0, propose("r", rotate(&taken, &net))), ChaincodeError::InvalidField { field: "card", .. }));
+    let forged = OrgChange::Rotate { proof: proof(&net, &card, &net.keys[1].clone()), card: card.clone() };
+    assert!(matches!(net.reject(0, T0, propose("r", forged)), ChaincodeError::InvalidField { field: "proof", .. }));
+
+    net.run(0, T0, propose("r", rotate(&card, &net))).unwrap();
+    let approval = net.tx(2, T0, approve("r"));
+    let late_old = net.tx(1, T0, request("L1", "none", HOUR));
+    let ctx = net.ctx(T0);
+    let out = apply_block(&net.state, &ctx, &[approval.clone(), late_old], &Commitment::empty()).unwrap();
+    assert_eq!(out.outcomes[1].result, Err(ChaincodeError::UnknownOrg(org(1))), "the old key signed after the rotation");
+    net.submit(&approval, T0).unwrap();
+    let roster = Roster::load(&net.state, &genesis).unwrap();
+    assert_eq!(roster.members[1].info, card);
+    assert_eq!(roster.members[1].previous, vec![old.clone()]);
+    assert_eq!(roster.generations()[1].orgs[1], old, "the old key is kept for old signatures");
+    next_block(&mut net, &genesis);
+    let stale = net.tx(1, T0, request("L2", "none", HOUR));
+    assert!(net.submit(&stale, T0).is_err(), "the old key still signs for org2");
+    net.keys[1] = key;
+    let e = net.reject(1, T0, request("L3", "none", HOUR));
+    assert_eq!(e, ChaincodeError::NotFound { kind: "dataset", id: "none".into() }, "the new key's tx passed the envelope");
+    // Going back to the old key is refused: no key is taken twice.
+    let back = OrgChange::Rotate { proof: proof(&net, &old, &SigningKey::from_bytes(&[2; 32])), card: old.clone() };
+    assert!(matches!(net.reject(0, T0, propose("back", back)), ChaincodeError::InvalidField { .. }));
+}

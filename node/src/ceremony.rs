@@ -67,7 +67,7 @@ pub fn multiaddr_of(addr: &str) -> Result<String> {
     })
 }
 
-fn random32() -> [u8; 32] {
+pub(crate) fn random32() -> [u8; 32] {
     let mut b = [0u8; 32];
     OsRng.fill_bytes(&mut b);
     b

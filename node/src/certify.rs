@@ -130,6 +130,11 @@ pub(crate) async fn run(inner: Arc<Inner>) {
         let installed_at: u64 = inner.ledger.store.get(CF_META, b"installed_at").ok().flatten().unwrap_or(0);
         signed = signed.max(installed_at.saturating_sub(1));
         for h in (signed + 1)..=head.height {
+            // After a rotation this node's old key speaks for nobody.
+            let mine = inner.key.verifying_key().to_bytes();
+            if !inner.ledger.roster_at(h).orgs.org(&inner.cfg.org).is_some_and(|o| o.signing_key == mine) {
+                continue;
+            }
             match inner.ledger.store.block(h) {
                 Ok(Some(b)) => certs.push(Cert::sign(&inner, &head_after(&b))),
                 Ok(None) => {}

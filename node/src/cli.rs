@@ -166,16 +166,30 @@ pub enum OrgCommand {
         #[arg(long)]
         card: PathBuf,
     },
-    /// As a member: propose that an org joins (`--join`, a join request) or
-    /// leaves (`--leave ORG --reason`). It takes effect once a majority of
-    /// the orgs approve; this org's proposal is its approval.
+    /// As a member rotating its keys: make the next signing and p2p keys
+    /// (beside the current ones) and sign the card with them, for a member
+    /// to propose (`org propose --rotate`). The node takes them up when it
+    /// restarts after the change took effect (it stops by itself then).
+    RotateKeys {
+        #[arg(long)]
+        config: PathBuf,
+        /// The org's current card.
+        #[arg(long)]
+        card: PathBuf,
+    },
+    /// As a member: propose that an org joins (`--join`, a join request),
+    /// leaves (`--leave ORG --reason`) or takes new keys (`--rotate`, a
+    /// rotation request). It takes effect once a majority of the orgs
+    /// approve; this org's proposal is its approval.
     Propose {
         #[command(flatten)]
         api: ApiArgs,
         #[arg(long)]
         change_id: String,
-        #[arg(long, conflicts_with = "leave")]
+        #[arg(long, conflicts_with_all = ["leave", "rotate"])]
         join: Option<PathBuf>,
+        #[arg(long, conflicts_with = "leave")]
+        rotate: Option<PathBuf>,
         #[arg(long, requires = "reason")]
         leave: Option<String>,
         #[arg(long)]

@@ -135,6 +135,9 @@ pub async fn start(cfg: NodeConfig) -> Result<(NodeHandle, Tasks)> {
         return Err(corrupt(&cfg, e));
     }
     let ledger = Arc::new(Ledger::open(store.clone(), genesis_bytes)?);
+    if crate::orgs::promote_next_keys(&cfg, &ledger.roster())? {
+        info!(org = %cfg.org, "the ledger names this org's new keys: they replace the old ones");
+    }
     let key = cfg.signing_key()?;
     let x25519_secret = cfg.x25519_secret()?;
     let keypair = cfg.p2p_keypair()?;
@@ -468,6 +471,29 @@ impl NodeHandle {
 
     pub fn lookup_tx(&self, id: &TxId) -> Result<Option<(u64, u32)>> {
         self.inner.ledger.store.tx_location(id)
+    }
+
+    /// Resolves once the ledger no longer names this node's signing key as
+    /// its org's (a rotation took effect): the node must stop, and start
+    /// again with the new keys, for nothing it signs now counts.
+    pub async fn keys_rotated(&self) {
+        let mut rosters = self.inner.ledger.watch_roster();
+        let mine = self.inner.key.verifying_key().to_bytes();
+        loop {
+            // A joining node's ledger may not list its org yet: that is no
+            // rotation.
+            let rotated = {
+                let roster = rosters.borrow_and_update();
+                roster.members.iter().any(|m| m.info.id == self.inner.cfg.org && m.info.signing_key != mine)
+            };
+            if rotated {
+                return;
+            }
+            if rosters.changed().await.is_err() {
+                // The ledger is gone: the node is stopping anyway.
+                std::future::pending::<()>().await;
+            }
+        }
     }
 
     pub async fn shutdown(&self) {

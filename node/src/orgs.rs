@@ -46,6 +46,63 @@ pub fn join_change(req: &JoinRequest) -> Result<OrgChange> {
     Ok(OrgChange::Join { card: org_info(&req.card)?, proof })
 }
 
+/// The ledger change a rotation request asks for.
+pub fn rotate_change(req: &JoinRequest) -> Result<OrgChange> {
+    let proof = hex::decode(&req.proof).map_err(|e| NodeError::Config(format!("proof: {e}")))?;
+    Ok(OrgChange::Rotate { card: org_info(&req.card)?, proof })
+}
+
+/// Where a rotation's new secret waits until the ledger names its key.
+pub fn next_key_path(cfg: &NodeConfig, file: &str) -> std::path::PathBuf {
+    cfg.keys_dir.join(format!("{file}.next"))
+}
+
+/// Makes this org's next signing and p2p keys (0600, beside the current
+/// ones) and signs its card with them for a member to propose (`org
+/// propose --rotate`). `card_path` is the org's current card. Refused while
+/// a rotation is pending: its keys are not replaced.
+pub fn rotate_keys(cfg: &NodeConfig, card_path: &Path) -> Result<JoinRequest> {
+    use crate::config::{write_secret, P2P_KEY_FILE, SIGNING_KEY_FILE};
+    let bytes = std::fs::read(card_path).map_err(|e| NodeError::file(card_path, e))?;
+    let mut card: OrgCard = serde_json::from_slice(&bytes).map_err(|e| NodeError::file(card_path, e))?;
+    let genesis_bytes = std::fs::read(&cfg.genesis).map_err(|e| NodeError::file(&cfg.genesis, e))?;
+    let genesis: Genesis = serde_json::from_slice(&genesis_bytes).map_err(|e| NodeError::file(&cfg.genesis, e))?;
+    let current = cfg.signing_key()?;
+    if card.org != cfg.org || card.signing_key != hex::encode(current.verifying_key().to_bytes()) {
+        return Err(NodeError::Config(format!("{} is not this node's org's current card", card_path.display())));
+    }
+    let (signing, p2p) = (crate::ceremony::random32(), crate::ceremony::random32());
+    write_secret(&next_key_path(cfg, SIGNING_KEY_FILE), &signing)?;
+    write_secret(&next_key_path(cfg, P2P_KEY_FILE), &p2p)?;
+    let key = ed25519_dalek::SigningKey::from_bytes(&signing);
+    let p2p = libp2p::identity::Keypair::ed25519_from_bytes(p2p).map_err(|e| NodeError::Config(e.to_string()))?;
+    card.signing_key = hex::encode(key.verifying_key().to_bytes());
+    card.peer_id = p2p.public().to_peer_id().to_string();
+    let proof = key.sign(&card_proof_bytes(&genesis.network_id, &org_info(&card)?)).to_bytes();
+    Ok(JoinRequest { card, proof: hex::encode(proof) })
+}
+
+/// At start: once the ledger names this org's next keys, they replace the
+/// current ones (each renamed over its old file, durably). Before that, or
+/// with no rotation pending, nothing changes.
+pub fn promote_next_keys(cfg: &NodeConfig, roster: &leasehold_chaincode::roster::Roster) -> Result<bool> {
+    use crate::config::{read_secret, P2P_KEY_FILE, SIGNING_KEY_FILE};
+    let next = next_key_path(cfg, SIGNING_KEY_FILE);
+    if !next.exists() {
+        return Ok(false);
+    }
+    let key = ed25519_dalek::SigningKey::from_bytes(&read_secret(&next)?);
+    let named = roster.orgs.org(&cfg.org).is_some_and(|o| o.signing_key == key.verifying_key().to_bytes());
+    if !named {
+        return Ok(false);
+    }
+    for file in [P2P_KEY_FILE, SIGNING_KEY_FILE] {
+        let (from, to) = (next_key_path(cfg, file), cfg.keys_dir.join(file));
+        crate::durable::rename(&from, &to).map_err(|e| NodeError::file(&to, e))?;
+    }
+    Ok(true)
+}
+
 /// A member as the API shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct MemberView {
@@ -62,7 +119,7 @@ pub struct MemberView {
 #[derive(Debug, Clone, Serialize)]
 pub struct PendingView {
     pub change_id: String,
-    /// `join` or `leave`.
+    /// `join`, `leave` or `rotate`.
     pub kind: &'static str,
     pub org: String,
     pub proposed_by: String,
@@ -101,6 +158,7 @@ impl NodeHandle {
                 let (kind, org) = match c.change {
                     OrgChange::Join { card, .. } => ("join", card.id),
                     OrgChange::Leave { org, .. } => ("leave", org),
+                    OrgChange::Rotate { card, .. } => ("rotate", card.id),
                 };
                 PendingView {
                     change_id: c.id,

@@ -39,8 +39,9 @@ pub(crate) fn stored_genesis(store: &Store) -> Result<(Vec<u8>, Genesis)> {
 pub fn check_recent(store: &Store, depth: u64) -> Result<()> {
     let Some(stored_head) = store.head()? else { return Ok(()) };
     let (genesis_bytes, genesis) = stored_genesis(store)?;
-    // Every org that ever joined: these blocks may predate a departure.
-    let ever = Roster::load(store, &genesis)?.ever;
+    // Every org that ever joined, with every key it had: these blocks may
+    // predate a departure or a rotation.
+    let generations = Roster::load(store, &genesis)?.generations();
     let first = stored_head.height.saturating_sub(depth).max(1);
     let mut head = match first {
         1 => Head::genesis(&genesis_bytes, &genesis),
@@ -53,7 +54,11 @@ pub fn check_recent(store: &Store, depth: u64) -> Result<()> {
     for height in first..=stored_head.height {
         let bad = |reason: String| NodeError::Verify { height, reason };
         let b = store.block(height).map_err(|e| bad(e.to_string()))?.ok_or_else(|| bad("block is missing".into()))?;
-        check_block(&b, &head, &ever).map_err(bad)?;
+        if let Err(e) = check_block(&b, &head, &generations[0]) {
+            if !generations[1..].iter().any(|g| check_block(&b, &head, g).is_ok()) {
+                return Err(bad(e));
+            }
+        }
         head = block::head_after(&b);
     }
     if head != stored_head {
@@ -126,7 +131,7 @@ pub fn verify(data_dir: &Path) -> Result<Verified> {
     if rosters.is_empty() {
         rosters.push((1, now.clone()));
     }
-    let (certified_blocks, conflicts) = check_certificates(&store, &rosters, &now.ever)?;
+    let (certified_blocks, conflicts) = check_certificates(&store, &rosters, &now.generations())?;
     Ok(Verified {
         height: head.height,
         head_hash: hex::encode(head.hash),
@@ -142,7 +147,7 @@ pub fn verify(data_dir: &Path) -> Result<Verified> {
 /// minority doing so is reported (one org must not be able to make an
 /// honest node's store look corrupt). Returns the count of blocks a
 /// majority signed, and the conflicts.
-fn check_certificates(store: &Store, rosters: &[(u64, Roster)], ever: &Genesis) -> Result<(u64, Vec<String>)> {
+fn check_certificates(store: &Store, rosters: &[(u64, Roster)], keys: &[Genesis]) -> Result<(u64, Vec<String>)> {
     use rocksdb::{Direction, IteratorMode};
     let at = |height: u64| {
         let i = rosters.partition_point(|(from, _)| *from <= height).max(1) - 1;
@@ -158,14 +163,14 @@ fn check_certificates(store: &Store, rosters: &[(u64, Roster)], ever: &Genesis) 
             break;
         }
         let c: crate::certify::Cert = crate::store::decode(&v, "block certificate")?;
-        if !c.verify(ever) {
+        if !keys.iter().any(|g| c.verify(g)) {
             let reason = format!("the certificate from {} is not its valid signature", c.org);
             return Err(NodeError::Verify { height: c.height, reason });
         }
-        // A member's signature on a height it was not active at counts for
-        // nothing (nodes refuse to keep one; a store restored from a
-        // snapshot may hold one of its own making).
-        if at(c.height).orgs.org(&c.org).is_none() {
+        // A signature on a height its org was not active at, or by a key it
+        // no longer held then, counts for nothing (nodes refuse to keep
+        // one; a store restored from a snapshot may hold one of its own).
+        if !c.verify(&at(c.height).orgs) {
             continue;
         }
         let Some(b) = store.block(c.height)? else { continue };
