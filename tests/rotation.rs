@@ -50,7 +50,7 @@ async fn an_org_rotates_its_keys_and_its_old_key_is_refused() {
     let (_, r) = net.submit(0, &[tx], 5_000).await.unwrap();
     assert!(is_committed_valid(&r[0]), "one org's proposal rotated org2's key: {r:?}");
     let start = Instant::now();
-    while !net.get(2, "/v1/orgs").await.1["pending"].as_array().is_some_and(|p| !p.is_empty()) {
+    while net.get(2, "/v1/orgs").await.1["pending"].as_array().is_none_or(|p| p.is_empty()) {
         assert!(start.elapsed() < Duration::from_secs(10), "the proposal did not reach org3");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -75,12 +75,17 @@ async fn an_org_rotates_its_keys_and_its_old_key_is_refused() {
     // A tx signed with the old key is refused, by every node.
     let stale = net.sign(1, lease_request("old-key", "shared"));
     for i in [0, 2] {
-        let (_, r) = net.submit(i, &[stale.clone()], 5_000).await.unwrap();
+        let (_, r) = net.submit(i, std::slice::from_ref(&stale), 5_000).await.unwrap();
         assert_eq!(r[0]["status"], "rejected", "the old key still signs for org2: {r:?}");
     }
 
     // Started again, it takes up the new keys and signs with them.
     net.spawn(1);
+    let start = Instant::now();
+    while net.status(1).await.is_none() {
+        assert!(start.elapsed() < Duration::from_secs(30), "org2's node did not start again:\n{}", net.log(1));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let cfg = leasehold_node::config::NodeConfig::load(&config).unwrap();
     let new_key = cfg.signing_key().unwrap();
     assert_ne!(new_key.to_bytes(), old_key.to_bytes());

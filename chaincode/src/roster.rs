@@ -230,7 +230,10 @@ fn check_change(tcx: &TxCtx, members: &[Member], change: &OrgChange) -> Result<(
                 return Err(ChaincodeError::invalid("card.x25519_key", "stays the same: data is sealed to it"));
             }
             if m.previous.len() >= MAX_ROTATIONS {
-                return Err(ChaincodeError::invalid("card", format!("an org rotates its keys at most {MAX_ROTATIONS} times")));
+                return Err(ChaincodeError::invalid(
+                    "card",
+                    format!("an org rotates its keys at most {MAX_ROTATIONS} times"),
+                ));
             }
             check_card(tcx, members, card, proof, true)
         }
