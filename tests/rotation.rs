@@ -56,8 +56,15 @@ async fn an_org_rotates_its_keys_and_its_old_key_is_refused() {
     }
     let (code, v) = net.call(2, "POST", "/v1/orgs/changes/rotate-org2/approve", None, None).await;
     assert_eq!(code, 200, "{v}");
-    let (_, orgs) = net.get(0, "/v1/orgs").await;
-    assert_eq!(orgs["members"][1]["peer_id"], request["card"]["peer_id"], "{orgs}");
+    let start = Instant::now();
+    loop {
+        let (_, orgs) = net.get(0, "/v1/orgs").await;
+        if orgs["members"][1]["peer_id"] == request["card"]["peer_id"] {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "org1 did not take org2's new card: {orgs}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // org2's node stops by itself: its old key speaks for nobody now.
     let start = Instant::now();
