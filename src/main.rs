@@ -205,6 +205,11 @@ async fn org(command: OrgCommand) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&req)?);
             Ok(())
         }
+        OrgCommand::TakeUpKeys { config } => {
+            leasehold_node::orgs::take_up_next_keys(&NodeConfig::load(&config)?)?;
+            println!("the next keys are this org's keys now; start the node");
+            Ok(())
+        }
         OrgCommand::Propose { api, change_id, join, rotate, leave, reason } => {
             let file = |f: &std::path::Path| -> anyhow::Result<serde_json::Value> {
                 Ok(serde_json::from_slice(&std::fs::read(f)?)?)

@@ -5,9 +5,10 @@
 //! approval); the others approve it (`ApproveOrgChange`). It takes effect in
 //! the block where more than half of the active orgs have approved it. The
 //! node checks the signatures of block h against the roster after block
-//! h - 1, so a change binds from the next block: a departed org's tx is
-//! refused from then on. (Key rotation is not here yet: certificates and
-//! blocks signed before a rotation would need the key of their height.)
+//! h - 1, so a change binds from the next block (and later in its own
+//! block, for an org that left or rotated its key): a departed org's tx, or
+//! one under a rotated-away key, is refused from then on. A rotation keeps
+//! the old card in [`Member::previous`], for old blocks' signatures.
 //!
 //! Every org that ever joined keeps its place in [`Roster::members`]; its
 //! raft node id is that place plus one, so ids are never reused.
@@ -64,8 +65,9 @@ pub enum OrgChange {
     Leave { org: OrgId, reason: String },
     /// An org's new signing and p2p keys: `card` names the org (`card.id`)
     /// and its new keys; `proof` is the new signing key's signature over
-    /// [`card_proof_bytes`]. The old keys sign nothing from the next tx on.
-    /// The X25519 key stays: data sealed to it must still open.
+    /// [`card_proof_bytes`]. It needs the org's own approval besides the
+    /// majority. The old keys sign nothing from the next tx on. The X25519
+    /// key stays: data sealed to it must still open.
     Rotate { card: OrgInfo, proof: Vec<u8> },
 }
 
@@ -305,7 +307,13 @@ pub(crate) fn approve(state: &mut impl State, tcx: &TxCtx, id: &str) -> Result<E
 fn settle(state: &mut impl State, tcx: &TxCtx, c: PendingChange) -> Result<Event> {
     let orgs = &tcx.block.genesis.orgs;
     let approving = c.approvals.iter().filter(|a| orgs.iter().any(|o| &o.id == *a)).count();
-    let in_effect = approving > orgs.len() / 2;
+    // An org's keys change only with its own word too: a majority must not
+    // take over another org's name (a lost key is a leave and a new join).
+    let consents = match &c.change {
+        OrgChange::Rotate { card, .. } => c.approvals.contains(&card.id),
+        _ => true,
+    };
+    let in_effect = approving > orgs.len() / 2 && consents;
     let event = Event::OrgChange { change_id: c.id.clone(), approvals: c.approvals.clone(), in_effect };
     if !in_effect {
         keys::put(state, change_key(&c.id), &c);

@@ -187,7 +187,10 @@ fn an_org_rotates_its_keys_and_its_old_key_is_refused() {
     assert!(matches!(net.reject(0, T0, propose("r", forged)), ChaincodeError::InvalidField { field: "proof", .. }));
 
     net.run(0, T0, propose("r", rotate(&card, &net))).unwrap();
-    let approval = net.tx(2, T0, approve("r"));
+    let ev = net.run(2, T0, approve("r")).unwrap();
+    assert!(matches!(&ev[0], Event::OrgChange { in_effect: false, .. }), "a majority took over org2's keys: {ev:?}");
+    assert_eq!(Roster::load(&net.state, &genesis).unwrap().members[1].info, old);
+    let approval = net.tx(1, T0, approve("r"));
     let late_old = net.tx(1, T0, request("L1", "none", HOUR));
     let ctx = net.ctx(T0);
     let out = apply_block(&net.state, &ctx, &[approval.clone(), late_old], &Commitment::empty()).unwrap();

@@ -244,9 +244,11 @@ impl NodeHandle {
             }
         }
         // The majority is of the orgs active at that height.
-        let orgs = self.inner.ledger.roster_at(height).orgs.orgs.clone();
-        signatures.retain(|c| orgs.iter().any(|o| o.id == c.org));
-        let certified = signatures.len() > orgs.len() / 2;
+        // Only a key its org had at that height counts (one kept from
+        // before this node applied a rotation may be an old key's).
+        let roster = self.inner.ledger.roster_at(height);
+        signatures.retain(|c| c.verify(&roster.orgs));
+        let certified = signatures.len() > roster.orgs.orgs.len() / 2;
         Ok(Certificate { signatures, certified, conflicting })
     }
 }

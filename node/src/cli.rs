@@ -168,14 +168,22 @@ pub enum OrgCommand {
     },
     /// As a member rotating its keys: make the next signing and p2p keys
     /// (beside the current ones) and sign the card with them, for a member
-    /// to propose (`org propose --rotate`). The node takes them up when it
-    /// restarts after the change took effect (it stops by itself then).
+    /// to propose (`org propose --rotate`); the org itself must approve it
+    /// too. The node takes them up when it restarts after the change took
+    /// effect (it stops by itself then).
     RotateKeys {
         #[arg(long)]
         config: PathBuf,
-        /// The org's current card.
+        /// The org's current card, or the request of its last rotation.
         #[arg(long)]
         card: PathBuf,
+    },
+    /// As a member whose rotation took effect while its node was down (or
+    /// behind): take up the next keys now, then start the node. It catches
+    /// up under them; the ledger it has not applied yet names the old key.
+    TakeUpKeys {
+        #[arg(long)]
+        config: PathBuf,
     },
     /// As a member: propose that an org joins (`--join`, a join request),
     /// leaves (`--leave ORG --reason`) or takes new keys (`--rotate`, a

@@ -209,7 +209,8 @@ fn load_rosters(store: &Store, genesis: &Genesis) -> Result<BTreeMap<u64, Arc<Ro
     let mut out = BTreeMap::new();
     out.insert(1, Arc::new(Roster::load(&MemState::default(), genesis)?));
     let iter = store.db().iterator_cf(store.cf(CF_META), IteratorMode::From(ROSTER_PREFIX, Direction::Forward));
-    // One entry per org change (at most 2 * MAX_ORGS) and per install.
+    // One entry per org change (joins, leaves and rotations: at most
+    // MAX_ORGS * (2 + MAX_ROTATIONS)) and per install.
     for item in iter {
         let (k, v) = item?;
         let Some(height) = k.strip_prefix(ROSTER_PREFIX) else { break };

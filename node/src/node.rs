@@ -309,6 +309,13 @@ async fn dispatch(inner: &Inner, batch: Vec<SignedTx>) {
     while start.elapsed() < GIVE_UP_AFTER {
         match inner.leader() {
             Some(leader) if leader == inner.node_id => {
+                // A proposal under a key its org no longer has is refused
+                // by every node: wait for a leader whose key counts.
+                let mine = inner.key.verifying_key().to_bytes();
+                if inner.ledger.roster().orgs.org(&inner.cfg.org).is_none_or(|o| o.signing_key != mine) {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
                 let p = Proposal::new(&inner.ledger.genesis, &inner.cfg.org, &inner.key, now_ms(), batch.clone());
                 match inner.raft.client_write(p).await {
                     Ok(_) => return,
@@ -480,11 +487,13 @@ impl NodeHandle {
         let mut rosters = self.inner.ledger.watch_roster();
         let mine = self.inner.key.verifying_key().to_bytes();
         loop {
-            // A joining node's ledger may not list its org yet: that is no
-            // rotation.
+            // Only this node's key among its org's earlier ones is a
+            // rotation: a ledger behind a joining or rotated node names an
+            // older key, or none.
             let rotated = {
                 let roster = rosters.borrow_and_update();
-                roster.members.iter().any(|m| m.info.id == self.inner.cfg.org && m.info.signing_key != mine)
+                let org = roster.members.iter().find(|m| m.info.id == self.inner.cfg.org);
+                org.is_some_and(|m| m.previous.iter().any(|p| p.signing_key == mine))
             };
             if rotated {
                 return;

@@ -1,5 +1,6 @@
-//! Orgs that join or leave a running network (`chaincode::roster`): the
-//! joining org's signed request, and the roster as the API shows it.
+//! Orgs that join, leave or rotate their keys in a running network
+//! (`chaincode::roster`): the joining or rotating org's signed request, its
+//! next keys and their take-up, and the roster as the API shows it.
 
 use std::path::Path;
 
@@ -52,19 +53,27 @@ pub fn rotate_change(req: &JoinRequest) -> Result<OrgChange> {
     Ok(OrgChange::Rotate { card: org_info(&req.card)?, proof })
 }
 
-/// Where a rotation's new secret waits until the ledger names its key.
+/// Where a rotation's new secret waits until it is taken up.
 pub fn next_key_path(cfg: &NodeConfig, file: &str) -> std::path::PathBuf {
     cfg.keys_dir.join(format!("{file}.next"))
 }
 
+/// The public signing keys this org had before each rotation this node
+/// took up, one hex key per line: a ledger that predates a rotation names
+/// one of them.
+const PREVIOUS_KEYS_FILE: &str = "previous-signing-keys";
+
 /// Makes this org's next signing and p2p keys (0600, beside the current
-/// ones) and signs its card with them for a member to propose (`org
-/// propose --rotate`). `card_path` is the org's current card. Refused while
-/// a rotation is pending: its keys are not replaced.
+/// ones) and signs its card with them, for a member to propose (`org
+/// propose --rotate`). `card_path` is the org's current card, or the
+/// request of its last rotation. Refused while next keys wait: remove
+/// `keys/*.next` if a rotation lapsed or was refused.
 pub fn rotate_keys(cfg: &NodeConfig, card_path: &Path) -> Result<JoinRequest> {
-    use crate::config::{write_secret, P2P_KEY_FILE, SIGNING_KEY_FILE};
+    use crate::config::{P2P_KEY_FILE, SIGNING_KEY_FILE};
     let bytes = std::fs::read(card_path).map_err(|e| NodeError::file(card_path, e))?;
-    let mut card: OrgCard = serde_json::from_slice(&bytes).map_err(|e| NodeError::file(card_path, e))?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| NodeError::file(card_path, e))?;
+    let card = value.get("card").cloned().unwrap_or(value);
+    let mut card: OrgCard = serde_json::from_value(card).map_err(|e| NodeError::file(card_path, e))?;
     let genesis_bytes = std::fs::read(&cfg.genesis).map_err(|e| NodeError::file(&cfg.genesis, e))?;
     let genesis: Genesis = serde_json::from_slice(&genesis_bytes).map_err(|e| NodeError::file(&cfg.genesis, e))?;
     let current = cfg.signing_key()?;
@@ -72,8 +81,17 @@ pub fn rotate_keys(cfg: &NodeConfig, card_path: &Path) -> Result<JoinRequest> {
         return Err(NodeError::Config(format!("{} is not this node's org's current card", card_path.display())));
     }
     let (signing, p2p) = (crate::ceremony::random32(), crate::ceremony::random32());
-    write_secret(&next_key_path(cfg, SIGNING_KEY_FILE), &signing)?;
-    write_secret(&next_key_path(cfg, P2P_KEY_FILE), &p2p)?;
+    for (file, secret) in [(P2P_KEY_FILE, &p2p), (SIGNING_KEY_FILE, &signing)] {
+        let path = next_key_path(cfg, file);
+        if path.exists() {
+            return Err(NodeError::Config(format!(
+                "{} exists: a rotation waits; remove keys/*.next if it lapsed or was refused",
+                path.display()
+            )));
+        }
+        let hex = hex::encode(secret);
+        crate::durable::write_atomic(&path, hex.as_bytes(), 0o600).map_err(|e| NodeError::file(&path, e))?;
+    }
     let key = ed25519_dalek::SigningKey::from_bytes(&signing);
     let p2p = libp2p::identity::Keypair::ed25519_from_bytes(p2p).map_err(|e| NodeError::Config(e.to_string()))?;
     card.signing_key = hex::encode(key.verifying_key().to_bytes());
@@ -82,25 +100,60 @@ pub fn rotate_keys(cfg: &NodeConfig, card_path: &Path) -> Result<JoinRequest> {
     Ok(JoinRequest { card, proof: hex::encode(proof) })
 }
 
-/// At start: once the ledger names this org's next keys, they replace the
-/// current ones (each renamed over its old file, durably). Before that, or
-/// with no rotation pending, nothing changes.
+/// At start: once the ledger names this org's next keys, they are taken up.
+/// Before that, or with no rotation waiting, nothing changes.
 pub fn promote_next_keys(cfg: &NodeConfig, roster: &leasehold_chaincode::roster::Roster) -> Result<bool> {
-    use crate::config::{read_secret, P2P_KEY_FILE, SIGNING_KEY_FILE};
+    use crate::config::{read_secret, SIGNING_KEY_FILE};
     let next = next_key_path(cfg, SIGNING_KEY_FILE);
     if !next.exists() {
         return Ok(false);
     }
     let key = ed25519_dalek::SigningKey::from_bytes(&read_secret(&next)?);
-    let named = roster.orgs.org(&cfg.org).is_some_and(|o| o.signing_key == key.verifying_key().to_bytes());
-    if !named {
+    if roster.orgs.org(&cfg.org).is_none_or(|o| o.signing_key != key.verifying_key().to_bytes()) {
         return Ok(false);
+    }
+    take_up_next_keys(cfg)?;
+    Ok(true)
+}
+
+/// Renames the next keys over the current ones, the p2p key first and the
+/// signing key last: its `.next` file marks a take-up not yet done, so a
+/// crash between the two is finished at the next call. The old public
+/// signing key is kept in `previous-signing-keys` (see [`identify`]).
+///
+/// [`identify`]: crate::peers::identify
+pub fn take_up_next_keys(cfg: &NodeConfig) -> Result<()> {
+    use crate::config::{P2P_KEY_FILE, SIGNING_KEY_FILE};
+    let next = next_key_path(cfg, SIGNING_KEY_FILE);
+    if !next.exists() {
+        return Err(NodeError::Config(format!("no next keys in {}: run `org rotate-keys`", cfg.keys_dir.display())));
+    }
+    let old = hex::encode(cfg.signing_key()?.verifying_key().to_bytes());
+    let list = cfg.keys_dir.join(PREVIOUS_KEYS_FILE);
+    let mut text = std::fs::read_to_string(&list).unwrap_or_default();
+    if !text.lines().any(|l| l == old) {
+        text.push_str(&format!("{old}\n"));
+        crate::durable::write_atomic(&list, text.as_bytes(), 0o644).map_err(|e| NodeError::file(&list, e))?;
     }
     for file in [P2P_KEY_FILE, SIGNING_KEY_FILE] {
         let (from, to) = (next_key_path(cfg, file), cfg.keys_dir.join(file));
-        crate::durable::rename(&from, &to).map_err(|e| NodeError::file(&to, e))?;
+        if from.exists() {
+            crate::durable::rename(&from, &to).map_err(|e| NodeError::file(&to, e))?;
+        }
     }
-    Ok(true)
+    Ok(())
+}
+
+/// The public signing keys this org had before the rotations this node
+/// took up.
+pub fn previous_signing_keys(cfg: &NodeConfig) -> Result<Vec<[u8; 32]>> {
+    let list = cfg.keys_dir.join(PREVIOUS_KEYS_FILE);
+    let text = match std::fs::read_to_string(&list) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(NodeError::file(&list, e)),
+    };
+    Ok(text.lines().filter_map(|l| <[u8; 32]>::try_from(hex::decode(l.trim()).ok()?).ok()).collect())
 }
 
 /// A member as the API shows it.
