@@ -4,20 +4,12 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::load::{assert_acknowledged_everywhere, stop_and_verify_all, Load};
 use common::*;
 use leasehold_chaincode::Payload;
 use serde_json::{json, Value};
-
-fn leasehold(args: &[&str]) -> String {
-    let out = Command::new(bin()).args(args).output().expect("run leasehold");
-    let said = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "leasehold {args:?} failed: {said}");
-    String::from_utf8(out.stdout).unwrap()
-}
 
 /// org4 makes its keys in a directory of its own and takes the network's
 /// signed genesis; it is told its node id, 4, as `org list` would show.
@@ -28,7 +20,7 @@ fn make_org4(net: &TestNet, p2p: u16, api: u16) -> PathBuf {
     let api = format!("127.0.0.1:{api}");
     let d = path_str(&dir);
     let args = ["--dir", d, "--p2p-addr", &addr, "--p2p-listen", &listen, "--api-addr", &api];
-    leasehold(&[&["org", "new", "--org", "org4", "--name", "Org Four"][..], &args].concat());
+    leasehold_ok(&[&["org", "new", "--org", "org4", "--name", "Org Four"][..], &args].concat());
     let cfg = leasehold_node::config::NodeConfig::load(&net.nodes[0].dir.join("node.toml")).unwrap();
     std::fs::copy(&cfg.genesis, dir.join("genesis.json")).unwrap();
     let sigs = leasehold_node::ceremony::signatures_path(&cfg.genesis);
@@ -97,11 +89,11 @@ async fn a_fourth_org_joins_under_load_and_an_org_that_leaves_is_refused() {
     let (p2p, api) = (held[0].number, held[1].number);
     let dir = make_org4(&net, p2p, api);
     let (config, card) = (dir.join("node.toml"), dir.join("card.json"));
-    let request = leasehold(&["org", "join-request", "--config", path_str(&config), "--card", path_str(&card)]);
+    let request = leasehold_ok(&["org", "join-request", "--config", path_str(&config), "--card", path_str(&card)]);
     let join = dir.join("join.json");
     std::fs::write(&join, request).unwrap();
     let (u1, t1) = (net.nodes[0].url.clone(), token_file(&net, 0));
-    let proposed = leasehold(&[
+    let proposed = leasehold_ok(&[
         "org",
         "propose",
         "--url",
@@ -117,7 +109,7 @@ async fn a_fourth_org_joins_under_load_and_an_org_that_leaves_is_refused() {
     assert_eq!(proposed["resource"]["pending"][0]["approvals"], json!(["org1"]), "{proposed}");
     assert_eq!(proposed["resource"]["members"].as_array().unwrap().len(), 3, "one org alone added org4");
     let (u2, t2) = (net.nodes[1].url.clone(), token_file(&net, 1));
-    leasehold(&["org", "approve", "--url", &u2, "--token-file", &t2, "--change-id", "add-org4"]);
+    leasehold_ok(&["org", "approve", "--url", &u2, "--token-file", &t2, "--change-id", "add-org4"]);
     wait_for(&net, "org1 applies the join", Duration::from_secs(10), async || {
         net.get(0, "/v1/orgs").await.1["members"].as_array().is_some_and(|m| m.len() == 4)
     })

@@ -6,19 +6,11 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::load::stop_and_verify_all;
 use common::*;
 use serde_json::{json, Value};
-
-fn leasehold(args: &[&str]) -> String {
-    let out = Command::new(bin()).args(args).output().expect("run leasehold");
-    let said = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "leasehold {args:?} failed: {said}");
-    String::from_utf8(out.stdout).unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_org_rotates_its_keys_and_its_old_key_is_refused() {
@@ -30,7 +22,7 @@ async fn an_org_rotates_its_keys_and_its_old_key_is_refused() {
     // org2 makes its next keys at home and signs its card with them.
     let dir = net.nodes[1].dir.clone();
     let (config, card) = (dir.join("node.toml"), dir.join("card.json"));
-    let request = leasehold(&["org", "rotate-keys", "--config", path_str(&config), "--card", path_str(&card)]);
+    let request = leasehold_ok(&["org", "rotate-keys", "--config", path_str(&config), "--card", path_str(&card)]);
     for next in ["signing.key.next", "p2p.key.next"] {
         let mode = std::fs::metadata(dir.join("keys").join(next)).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "{next}");
@@ -47,7 +39,7 @@ async fn an_org_rotates_its_keys_and_its_old_key_is_refused() {
     let token = path_str(&net.nodes[0].dir.join("admin.token")).to_string();
     let url = net.nodes[0].url.clone();
     let args = ["--url", &url, "--token-file", &token, "--change-id", "rotate-org2", "--rotate"];
-    leasehold(&[&["org", "propose"][..], &args, &[path_str(&request_file)]].concat());
+    leasehold_ok(&[&["org", "propose"][..], &args, &[path_str(&request_file)]].concat());
     let tx = net.sign(1, lease_request("before", "shared"));
     let (_, r) = net.submit(0, &[tx], 5_000).await.unwrap();
     assert!(is_committed_valid(&r[0]), "one org's proposal rotated org2's key: {r:?}");
@@ -87,7 +79,7 @@ async fn an_org_rotates_its_keys_and_its_old_key_is_refused() {
         }
         None => {
             net.stop(1);
-            leasehold(&["org", "take-up-keys", "--config", path_str(&config)]);
+            leasehold_ok(&["org", "take-up-keys", "--config", path_str(&config)]);
         }
     }
 
@@ -100,11 +92,7 @@ async fn an_org_rotates_its_keys_and_its_old_key_is_refused() {
 
     // Started again, it takes up the new keys and signs with them.
     net.spawn(1);
-    let start = Instant::now();
-    while net.status(1).await.is_none() {
-        assert!(start.elapsed() < Duration::from_secs(30), "org2's node did not start again:\n{}", net.log(1));
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_up(&net, 1).await;
     let cfg = leasehold_node::config::NodeConfig::load(&config).unwrap();
     let new_key = cfg.signing_key().unwrap();
     assert_ne!(new_key.to_bytes(), old_key.to_bytes());
@@ -136,7 +124,7 @@ async fn an_org_rotates_its_keys_and_its_old_key_is_refused() {
     // approval brings it in. It takes up its keys by hand and catches up.
     let dir3 = net.nodes[2].dir.clone();
     let (config3, card3) = (dir3.join("node.toml"), dir3.join("card.json"));
-    let request3 = leasehold(&["org", "rotate-keys", "--config", path_str(&config3), "--card", path_str(&card3)]);
+    let request3 = leasehold_ok(&["org", "rotate-keys", "--config", path_str(&config3), "--card", path_str(&card3)]);
     let request3: Value = serde_json::from_str(&request3).unwrap();
     let body = json!({"change_id": "rotate-org3", "rotate": request3});
     let (code, v) = net.call(2, "POST", "/v1/orgs/changes", None, Some(body)).await;
@@ -146,18 +134,11 @@ async fn an_org_rotates_its_keys_and_its_old_key_is_refused() {
     let (code, v) = net.call(0, "POST", "/v1/orgs/changes/rotate-org3/approve", None, None).await;
     assert!(code == 200 || code == 202, "{code} {v}"); // 202: not committed within the wait yet
     wait_orgs(&net, 1, |o| o["members"][2]["peer_id"] == request3["card"]["peer_id"]).await;
-    leasehold(&["org", "take-up-keys", "--config", path_str(&config3)]);
+    leasehold_ok(&["org", "take-up-keys", "--config", path_str(&config3)]);
     net.spawn(2);
     net.nodes[2].key = leasehold_node::config::NodeConfig::load(&config3).unwrap().signing_key().unwrap();
-    let start = Instant::now();
-    while net.status(2).await.is_none() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "org3's node did not start on keys its ledger does not name yet:\n{}",
-            net.log(2)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // Its ledger does not name these keys yet.
+    wait_up(&net, 2).await;
     wait_orgs(&net, 2, |o| o["members"][2]["peer_id"] == request3["card"]["peer_id"]).await;
     let tx = net.sign(2, lease_request("org3-new-key", "shared"));
     let (_, r) = net.submit(2, &[tx], 15_000).await.unwrap();
@@ -176,6 +157,15 @@ async fn wait_orgs(net: &TestNet, i: usize, done: impl Fn(&Value) -> bool) -> Va
             return orgs;
         }
         assert!(start.elapsed() < Duration::from_secs(10), "{orgs}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until node `i` answers, within 30 s.
+async fn wait_up(net: &TestNet, i: usize) {
+    let start = Instant::now();
+    while net.status(i).await.is_none() {
+        assert!(start.elapsed() < Duration::from_secs(30), "node {i} did not start:\n{}", net.log(i));
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

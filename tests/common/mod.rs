@@ -50,6 +50,14 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 /// checkout shares one target directory, so another checkout's build may
 /// replace the binary there while tests run; cargo and the linker write a
 /// new file rather than rewrite the old one, so a link keeps its bytes.
+/// Runs the `leasehold` binary with `args`, asserts it succeeded, and
+/// returns what it printed.
+pub fn leasehold_ok(args: &[&str]) -> String {
+    let out = Command::new(bin()).args(args).output().expect("run leasehold");
+    assert!(out.status.success(), "leasehold {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 pub fn bin() -> &'static Path {
     static BIN: OnceLock<(PathBuf, Option<std::fs::File>)> = OnceLock::new();
     let (path, _alive) = BIN.get_or_init(|| {
