@@ -120,6 +120,11 @@ impl Roster {
         self.members.iter().position(|m| m.info.id == org).map(|i| i as u64 + 1)
     }
 
+    /// Whether `key` is `org`'s signing key now (the org active).
+    pub fn is_key_of(&self, org: &str, key: &[u8; 32]) -> bool {
+        self.orgs.org(org).is_some_and(|o| o.signing_key == *key)
+    }
+
     /// `ever`, then the same with each member's earlier cards, newest
     /// first: every key an org signed with, for old signatures whose height
     /// is not at hand (at most `MAX_ROTATIONS + 1`).

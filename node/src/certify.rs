@@ -132,7 +132,7 @@ pub(crate) async fn run(inner: Arc<Inner>) {
         for h in (signed + 1)..=head.height {
             // After a rotation this node's old key speaks for nobody.
             let mine = inner.key.verifying_key().to_bytes();
-            if inner.ledger.roster_at(h).orgs.org(&inner.cfg.org).is_none_or(|o| o.signing_key != mine) {
+            if !inner.ledger.roster_at(h).is_key_of(&inner.cfg.org, &mine) {
                 continue;
             }
             match inner.ledger.store.block(h) {

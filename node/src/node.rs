@@ -312,7 +312,7 @@ async fn dispatch(inner: &Inner, batch: Vec<SignedTx>) {
                 // A proposal under a key its org no longer has is refused
                 // by every node: wait for a leader whose key counts.
                 let mine = inner.key.verifying_key().to_bytes();
-                if inner.ledger.roster().orgs.org(&inner.cfg.org).is_none_or(|o| o.signing_key != mine) {
+                if !inner.ledger.roster().is_key_of(&inner.cfg.org, &mine) {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }

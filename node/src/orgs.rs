@@ -109,7 +109,7 @@ pub fn promote_next_keys(cfg: &NodeConfig, roster: &leasehold_chaincode::roster:
         return Ok(false);
     }
     let key = ed25519_dalek::SigningKey::from_bytes(&read_secret(&next)?);
-    if roster.orgs.org(&cfg.org).is_none_or(|o| o.signing_key != key.verifying_key().to_bytes()) {
+    if !roster.is_key_of(&cfg.org, &key.verifying_key().to_bytes()) {
         return Ok(false);
     }
     take_up_next_keys(cfg)?;

@@ -41,7 +41,7 @@ pub fn check_recent(store: &Store, depth: u64) -> Result<()> {
     let (genesis_bytes, genesis) = stored_genesis(store)?;
     // Every org that ever joined, with every key it had: these blocks may
     // predate a departure or a rotation.
-    let generations = Roster::load(store, &genesis)?.generations();
+    let roster = Roster::load(store, &genesis)?;
     let first = stored_head.height.saturating_sub(depth).max(1);
     let mut head = match first {
         1 => Head::genesis(&genesis_bytes, &genesis),
@@ -54,11 +54,7 @@ pub fn check_recent(store: &Store, depth: u64) -> Result<()> {
     for height in first..=stored_head.height {
         let bad = |reason: String| NodeError::Verify { height, reason };
         let b = store.block(height).map_err(|e| bad(e.to_string()))?.ok_or_else(|| bad("block is missing".into()))?;
-        if let Err(e) = check_block(&b, &head, &generations[0]) {
-            if !generations[1..].iter().any(|g| check_block(&b, &head, g).is_ok()) {
-                return Err(bad(e));
-            }
-        }
+        check_block_any_key(&b, &head, &roster).map_err(bad)?;
         head = block::head_after(&b);
     }
     if head != stored_head {
@@ -97,11 +93,7 @@ pub fn verify(data_dir: &Path) -> Result<Verified> {
         let roster = Roster::load(&state, &genesis).map_err(|e| bad(e.to_string()))?;
         // A leader whose key was rotated away may have proposed a block
         // under its old key; rebuilding it below checks its verdicts.
-        if let Err(e) = check_block(&stored, &head, &roster.ever) {
-            if !roster.generations()[1..].iter().any(|g| check_block(&stored, &head, g).is_ok()) {
-                return Err(bad(e));
-            }
-        }
+        check_block_any_key(&stored, &head, &roster).map_err(bad)?;
         if rosters.last().is_none_or(|(_, r)| *r != roster) {
             rosters.push((height, roster.clone()));
         }
@@ -200,6 +192,16 @@ fn check_certificates(store: &Store, rosters: &[(u64, Roster)], keys: &[Genesis]
         ));
     }
     Ok((matching.iter().filter(|(h, n)| **n >= majority(**h)).count() as u64, conflicts))
+}
+
+/// [`check_block`] against the keys of `roster`, then, only if that fails,
+/// against its members' earlier keys: a block may be signed by a key
+/// rotated away since.
+fn check_block_any_key(b: &Block, prev: &Head, roster: &Roster) -> Result<(), String> {
+    check_block(b, prev, &roster.ever).or_else(|e| {
+        let older = roster.generations();
+        older[1..].iter().any(|g| check_block(b, prev, g).is_ok()).then_some(()).ok_or(e)
+    })
 }
 
 fn check_block(b: &Block, prev: &Head, genesis: &Genesis) -> Result<(), String> {
