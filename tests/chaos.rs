@@ -236,6 +236,8 @@ async fn a_full_disk_refuses_writes_clearly_and_recovers() {
     let load = Load::start(&net, "ds", 10);
     load.set_targets(&net, &rest);
     load.wait_for_progress(20, Duration::from_secs(30)).await;
+    // Read below on the node whose disk fills: it must have the dataset first.
+    net.wait_found(full, "/v1/datasets/ds").await;
 
     disks[full].fill_leaving(8);
     // Its users' writes are refused, clearly, and nothing is submitted.

@@ -109,6 +109,10 @@ async fn a_fourth_org_joins_under_load_and_an_org_that_leaves_is_refused() {
     assert_eq!(proposed["resource"]["pending"][0]["approvals"], json!(["org1"]), "{proposed}");
     assert_eq!(proposed["resource"]["members"].as_array().unwrap().len(), 3, "one org alone added org4");
     let (u2, t2) = (net.nodes[1].url.clone(), token_file(&net, 1));
+    wait_for(&net, "the proposal reaches org2", Duration::from_secs(10), async || {
+        net.get(1, "/v1/orgs").await.1["pending"].as_array().is_some_and(|p| !p.is_empty())
+    })
+    .await;
     leasehold_ok(&["org", "approve", "--url", &u2, "--token-file", &t2, "--change-id", "add-org4"]);
     wait_for(&net, "org1 applies the join", Duration::from_secs(10), async || {
         net.get(0, "/v1/orgs").await.1["members"].as_array().is_some_and(|m| m.len() == 4)
@@ -157,6 +161,10 @@ async fn a_fourth_org_joins_under_load_and_an_org_that_leaves_is_refused() {
     }
     let (code, v) = net.call(3, "POST", "/v1/orgs/changes/drop-org3/approve", None, None).await;
     assert_eq!(code, 200, "{v}");
+    wait_for(&net, "org1 applies org4's approval", Duration::from_secs(10), async || {
+        net.get(0, "/v1/orgs").await.1["pending"][0]["approvals"].as_array().is_some_and(|a| a.contains(&json!("org4")))
+    })
+    .await;
     assert_eq!(net.get(0, "/v1/leases/org3-lease").await.1["status"], "active", "two of four ended a lease");
     let (code, v) = net.call(1, "POST", "/v1/orgs/changes/drop-org3/approve", None, None).await;
     assert_eq!(code, 200, "{v}");

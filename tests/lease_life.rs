@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 const SECRET: &str = "hunter2-PLAINTEXT-7d3f9a";
 
 async fn wait_status(net: &TestNet, node: usize, lease: &str, want: &str) -> Value {
-    for _ in 0..100 {
+    for _ in 0..300 {
         let (code, l) = net.call(node, "GET", &format!("/v1/leases/{lease}"), None, None).await;
         if code == 200 && l["status"] == want {
             return l;
@@ -75,7 +75,8 @@ async fn a_lease_gates_private_metadata_from_grant_to_expiry_and_revocation() {
     let (code, m) = net.call(1, "GET", &format!("/v1/leases/{lease}/metadata"), None, None).await;
     assert_eq!(code, 200, "{m}");
     assert_eq!(m["private_metadata"], private, "org2 reads the exact plaintext");
-    // org3 still cannot, through its own node.
+    // org3 still cannot, through its own node (once that node has the grant).
+    wait_status(&net, 2, &lease, "active").await;
     let (code, p) = net.call(2, "GET", &format!("/v1/leases/{lease}/metadata"), None, None).await;
     assert_eq!(
         (code, p["detail"].as_str().unwrap()),

@@ -68,6 +68,23 @@ async fn what_a_deny_dataset_yields_is_never_published_in_either_mode() {
     }
 }
 
+/// Polls node `i`'s pending publications until `done` holds: the publisher's
+/// node commits them, the others apply the block a moment later.
+async fn pending_on(net: &TestNet, i: usize, done: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..300 {
+        let (_, pending) = net.get(i, "/v1/publications").await;
+        if done(&pending) {
+            return pending;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("node {i}'s pending publications: {}", net.get(i, "/v1/publications").await.1);
+}
+
+fn lists(id: &'static str) -> impl Fn(&Value) -> bool {
+    move |p| p.as_array().is_some_and(|a| a.iter().any(|x| x["id"] == id))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_owner_approval_publication_waits_for_the_owner() {
     let net = TestNet::start(3).await;
@@ -82,10 +99,18 @@ async fn an_owner_approval_publication_waits_for_the_owner() {
     for node in 0..3 {
         assert_eq!(net.get(node, "/v1/datasets/counts").await.0, 404, "node {node} has it before the approval");
     }
-    let (_, pending) = net.get(0, "/v1/publications").await;
+    let pending = pending_on(&net, 0, lists("counts")).await;
     assert_eq!((pending[0]["id"].as_str(), pending[0]["run_id"].as_str()), (Some("counts"), Some(run.as_str())));
     // No one else's word moves it: not the publisher's, not a third org's.
+    // (Each is asked once its node has the publication.)
+    let (_, h) = net.get(0, "/v1/history/publication/counts").await;
     for node in [1, 2] {
+        for _ in 0..300 {
+            if net.get(node, "/v1/history/publication/counts").await.1 == h {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         let (code, p) = net.call(node, "POST", "/v1/publications/counts/approve", None, Some(json!({}))).await;
         assert_eq!(code, 403, "node {node}: {p}");
     }
@@ -100,15 +125,15 @@ async fn an_owner_approval_publication_waits_for_the_owner() {
     // A refusal drops it, with its reason on the ledger.
     let run = counted(&net, lease["id"].as_str().unwrap()).await;
     assert_eq!(publish(&net, &run, "counts2").await.0, 202);
+    pending_on(&net, 0, lists("counts2")).await;
     let (code, p) = net.call(0, "POST", "/v1/publications/counts2/deny", None, Some(json!({"reason": " "}))).await;
     assert_eq!((code, p["field"].as_str()), (422, Some("reason")), "a refusal says why: {p}");
     let why = json!({"reason": "too few rows"});
     assert_eq!(net.call(0, "POST", "/v1/publications/counts2/deny", None, Some(why)).await.0, 200);
     let (_, h) = net.get(0, "/v1/history/publication/counts2").await;
     assert!(h.to_string().contains("too few rows"), "{h}");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    pending_on(&net, 1, |p| p == &json!([])).await;
     assert_eq!(net.get(1, "/v1/datasets/counts2").await.0, 404);
-    assert_eq!(net.get(1, "/v1/publications").await.1, json!([]));
     // Refused, the run may be offered again.
     let (code, p) = publish(&net, &run, "counts3").await;
     assert_eq!((code, &p["resource"]["awaiting"]), (202, &json!(["org1"])), "{p}");

@@ -53,6 +53,7 @@ async fn an_org_rotates_its_keys_and_its_old_key_is_refused() {
                                                        // A majority without org2's own word does not take over its name.
     let orgs = wait_orgs(&net, 0, |o| o["pending"][0]["approvals"] == json!(["org1", "org3"])).await;
     assert_eq!(orgs["members"][1]["peer_id"], old_peer, "org1 and org3 rotated org2's keys: {orgs}");
+    wait_orgs(&net, 1, |o| o["pending"][0]["approvals"] == json!(["org1", "org3"])).await;
     let (code, v) = net.call(1, "POST", "/v1/orgs/changes/rotate-org2/approve", None, None).await;
     assert!(code == 200 || code == 202, "{code} {v}"); // 202: not committed within the wait yet
     wait_orgs(&net, 0, |o| o["members"][1]["peer_id"] == request["card"]["peer_id"]).await;
@@ -83,7 +84,8 @@ async fn an_org_rotates_its_keys_and_its_old_key_is_refused() {
         }
     }
 
-    // A tx signed with the old key is refused, by every node.
+    // A tx signed with the old key is refused, by every node (once it has the rotation).
+    wait_orgs(&net, 2, |o| o["members"][1]["peer_id"] == request["card"]["peer_id"]).await;
     let stale = net.sign(1, lease_request("old-key", "shared"));
     for i in [0, 2] {
         let (_, r) = net.submit(i, std::slice::from_ref(&stale), 5_000).await.unwrap();

@@ -194,7 +194,14 @@ fn release_from(r: &crate::views::ReleaseView) -> Result<ReleasePolicy, ApiError
         })?;
         trusted.push(out);
     }
-    Ok(ReleasePolicy { max_output_bytes: r.max_output_bytes, approval: r.approval, trusted_workflows: trusted, logs })
+    // Its bound is the chaincode's to check (`policy.release.end_granularity_ms`).
+    Ok(ReleasePolicy {
+        max_output_bytes: r.max_output_bytes,
+        approval: r.approval,
+        trusted_workflows: trusted,
+        logs,
+        end_granularity_ms: r.end_granularity_ms,
+    })
 }
 
 fn content_hash(h: &Option<String>) -> Result<[u8; 32], ApiError> {

@@ -44,7 +44,9 @@ pub async fn upload(
     if s.node.dataset(&id)?.is_some() {
         crate::datasets::owned(&s, &id)?;
     }
-    let target = s.node.staging_dir(&id).join(&path);
+    let root = s.node.staging_dir(&id);
+    clash(&root, &path)?;
+    let target = root.join(&path);
     let partial =
         target.with_file_name(format!(".{}.partial", target.file_name().and_then(|n| n.to_str()).unwrap_or("upload")));
     let parent = target.parent().expect("under the uploads dir");
@@ -65,6 +67,26 @@ pub async fn upload(
             Err(e)
         }
     }
+}
+
+/// A staged file cannot be a directory of others too: `a` then `a/b` (or
+/// `a/b` then `a`) is refused, naming the path, and nothing is changed.
+fn clash(root: &std::path::Path, rel: &str) -> Result<(), ApiError> {
+    let parts: Vec<&str> = rel.split('/').collect();
+    let mut at = root.to_path_buf();
+    for (i, part) in parts.iter().enumerate() {
+        at.push(part);
+        let Ok(meta) = std::fs::symlink_metadata(&at) else { return Ok(()) };
+        let last = i + 1 == parts.len();
+        if !last && !meta.is_dir() {
+            let why = format!("{} is a staged file, so {rel} cannot be under it", parts[..=i].join("/"));
+            return Err(ApiError::invalid("path", why));
+        }
+        if last && meta.is_dir() {
+            return Err(ApiError::invalid("path", format!("{rel} is a directory of staged files")));
+        }
+    }
+    Ok(())
 }
 
 /// Streams the body to `to`, hashing as it goes, within the size limit.

@@ -58,6 +58,10 @@ pub struct ReleaseView {
     pub trusted_workflows: Vec<String>,
     /// When the lessee sees the jobs' logs: `live`, `after_release` or `never`.
     pub logs: String,
+    /// A run's end is reported only at a whole multiple of this many ms
+    /// after its start (0: as it happens; at most a day), so that its
+    /// duration says little of the data.
+    pub end_granularity_ms: u64,
 }
 
 impl Default for ReleaseView {
@@ -78,6 +82,7 @@ impl From<&ReleasePolicy> for ReleaseView {
                 LogRelease::Never => "never",
             }
             .into(),
+            end_granularity_ms: r.end_granularity_ms,
         }
     }
 }

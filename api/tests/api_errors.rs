@@ -75,3 +75,40 @@ async fn every_error_on_one_node_is_a_clear_4xx_and_writes_nothing() {
     assert_eq!(call(&o1.app, "GET", "/v1/runs", Some(&o1.viewer), None).await.1, json!([]), "no run was created");
     assert!(!o1.node.config().data_dir.join("uploads/iris").exists(), "no file was staged");
 }
+
+/// A file and a directory cannot share a staged path, in either order: the
+/// second upload is a 422 naming the path, and the first stays as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_staged_path_that_clashes_with_another_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let o1 = &one_node(dir.path()).await;
+    let put = |path: &str, body: &str| call(&o1.app, "PUT", &format!("/v1/datasets/fresh/files/{path}"), Some(&o1.admin), Some(body.into()));
+    assert_eq!(put("a", "one").await.0, 201);
+    assert_eq!(put("c/d", "two").await.0, 201);
+    let cases: Vec<Case> = vec![
+        (o1, "PUT", "/v1/datasets/fresh/files/a/b".into(), Some(&o1.admin), Some("x".into()), 422, Some("path"), "a is a staged file"),
+        (o1, "PUT", "/v1/datasets/fresh/files/c".into(), Some(&o1.admin), Some("x".into()), 422, Some("path"), "c is a directory"),
+    ];
+    check_cases(cases).await;
+    let staged = o1.node.staging_dir("fresh");
+    assert_eq!(std::fs::read_to_string(staged.join("a")).unwrap(), "one");
+    assert_eq!(std::fs::read_to_string(staged.join("c/d")).unwrap(), "two");
+    let mut names: Vec<String> = files_under(&staged);
+    names.sort();
+    assert_eq!(names, ["a", "c/d"], "nothing else was written");
+}
+
+fn files_under(root: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                dirs.push(e.path());
+            } else {
+                out.push(e.path().strip_prefix(root).unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    out
+}

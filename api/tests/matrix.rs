@@ -166,12 +166,22 @@ async fn every_operation_by_every_role() {
     let meta_path = format!("/v1/leases/{lease}/metadata");
     let meta = m.op(1, "GET", "/v1/leases/{id}/metadata", &meta_path, None, 200).await;
     assert_eq!(meta["private_metadata"], json!({"location": "s3://x/iris.csv"}));
+    wait_lease(o3, &lease, "active").await;
     for (o, who) in [(o3, "org3"), (o1, "org1")] {
         let (code, p) = call(&o.app, "GET", &meta_path, Some(&o.member), None).await;
         assert_eq!(code, 403, "{who}: {p}");
         assert!(p["detail"].as_str().unwrap().contains(&format!("held by org2, not by {who}")), "{p}");
     }
-    let log = m.op(1, "GET", "/v1/leases/{id}/access-log", &format!("/v1/leases/{lease}/access-log"), None, 200).await;
+    // The owner committed the record; org2's node applies it a moment later.
+    let log_path = format!("/v1/leases/{lease}/access-log");
+    for _ in 0..500 {
+        let (_, log) = call(&o2.app, "GET", &log_path, Some(&o2.viewer), None).await;
+        if log.as_array().is_some_and(|l| !l.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    let log = m.op(1, "GET", "/v1/leases/{id}/access-log", &log_path, None, 200).await;
     assert_eq!(log[0]["reader"], "mia", "{log}");
     let rel = m.op(1, "POST", "/v1/leases/{id}/release", &format!("/v1/leases/{lease}/release"), None, 200).await;
     assert_eq!(rel["resource"]["status"], "released");
@@ -205,6 +215,8 @@ async fn every_operation_by_every_role() {
         assert!(std::time::Instant::now() < deadline, "org2's node never reached the lease's expiry");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The grant, too, must have reached org2's node: "expired" says both.
+    wait_lease(o2, &l4, "expired").await;
     let (code, p) = call(&o2.app, "GET", &format!("/v1/leases/{l4}/metadata"), Some(&o2.member), None).await;
     assert!(code == 403 && p["detail"].as_str().unwrap().contains("expired at"), "{p}");
 

@@ -25,7 +25,10 @@ async fn every_error_is_a_clear_4xx_and_changes_nothing() {
     )
     .await;
     let lease = req["resource"]["id"].as_str().unwrap().to_string();
-    wait_lease(o1, &lease, "requested").await;
+    // Each case asks one node about the lease: each must have applied it.
+    for o in [o1, o2, o3] {
+        wait_lease(o, &lease, "requested").await;
+    }
     let height = o1.node.height();
     let cases: Vec<Case> = vec![
         (o2, "POST", "/v1/datasets/nope/leases".into(), Some(&o2.member), Some(json!({"duration_ms": 5}).to_string()), 404, None, "does not exist"),
@@ -74,4 +77,44 @@ async fn every_error_is_a_clear_4xx_and_changes_nothing() {
 
 fn run_yaml(volume: &str, path: &str) -> String {
     format!("jobs:\n- command: ls\n  volumes: [{{id: {volume}, name: v, path: '{path}'}}]\n")
+}
+
+/// The private metadata of a compute dataset is the way to its raw data (a
+/// location, a password): a compute lessee runs its code at the owner and
+/// never receives it, during the lease or after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compute_lessee_never_receives_the_private_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let orgs = network(dir.path()).await;
+    let (o1, o2) = (&orgs[0], &orgs[1]);
+    let body = json!({
+        "id": "vault", "title": "Vault",
+        "policy": {"allowed_orgs": ["org2"], "max_lease_ms": 60_000, "access": "compute"},
+        "private_metadata": {"location": "s3://vault/raw.csv", "password": "hunter2"},
+    });
+    assert_eq!(call(&o1.app, "POST", "/v1/datasets", Some(&o1.admin), Some(body.to_string())).await.0, 201);
+    wait_dataset(o2, "vault", 1).await;
+    let (code, req) = call(
+        &o2.app,
+        "POST",
+        "/v1/datasets/vault/leases",
+        Some(&o2.member),
+        Some(json!({"duration_ms": 30_000}).to_string()),
+    )
+    .await;
+    assert_eq!(code, 201, "{req}");
+    let lease = req["resource"]["id"].as_str().unwrap().to_string();
+    wait_lease(o1, &lease, "requested").await;
+    let path = format!("/v1/leases/{lease}/grant");
+    assert_eq!(call(&o1.app, "POST", &path, Some(&o1.admin), None).await.0, 200);
+    wait_lease(o2, &lease, "active").await;
+    let height = o1.node.height();
+    let (code, p) = call(&o2.app, "GET", &format!("/v1/leases/{lease}/metadata"), Some(&o2.member), None).await;
+    assert_eq!(code, 403, "{p}");
+    assert!(p["detail"].as_str().unwrap().contains("compute-only"), "{p}");
+    assert!(!p.to_string().contains("hunter2"), "{p}");
+    // Nothing was recorded as read: the owner committed no access record.
+    let (code, probe) = call(&o1.app, "POST", "/v1/datasets", Some(&o1.admin), Some(dataset_body("probe"))).await;
+    assert_eq!(code, 201, "{probe}");
+    assert_only_probe_since(o1, height, &probe);
 }

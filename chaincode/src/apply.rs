@@ -232,6 +232,10 @@ fn validate_spec(ctx: &TxCtx, spec: &DatasetSpec) -> Result<()> {
             format!("must be between 1 and the network maximum of {} ms", g.policy.max_lease_ms),
         ));
     }
+    if p.release.end_granularity_ms > crate::MAX_END_GRANULARITY_MS {
+        let why = format!("at most {} ms (a day)", crate::MAX_END_GRANULARITY_MS);
+        return Err(ChaincodeError::invalid("policy.release.end_granularity_ms", why));
+    }
     for org in &p.allowed_orgs {
         if g.org(org).is_none() {
             return Err(ChaincodeError::invalid(

@@ -123,7 +123,8 @@ fn runnable(state: &impl StateRead, ctx: &TxCtx, lease: &Lease) -> Result<Datase
 }
 
 /// The executor releases a succeeded compute run's outputs, or refuses to.
-/// A release never exceeds the dataset's `max_output_bytes`, and is decided once.
+/// A release never exceeds the dataset's `max_output_bytes`, and is decided
+/// once; a refusal records nothing of the outputs.
 pub(crate) fn decide_release(
     state: &mut impl State,
     ctx: &TxCtx,
@@ -158,6 +159,11 @@ pub(crate) fn decide_release(
     }
     if approve != output_hash.is_some() {
         return Err(ChaincodeError::invalid("output_hash", "a release names the outputs' hash; a refusal names none"));
+    }
+    // What was refused stays at the owner, its size included: a size on
+    // the ledger would carry the data out a few bits a run.
+    if !approve && output_bytes != 0 {
+        return Err(ChaincodeError::invalid("output_bytes", "a refusal records no size: 0"));
     }
     for input in &run.inputs {
         // The stricter of the version the run read and the current one.

@@ -129,7 +129,15 @@ pub struct ReleasePolicy {
     /// (Ocean Protocol's "trusted algorithms").
     pub trusted_workflows: Vec<Hash32>,
     pub logs: LogRelease,
+    /// A compute run's end is reported (to its lessee, and on the ledger)
+    /// only at a whole multiple of this many ms after its start, so its
+    /// duration says at most log2(1 + timeout / granularity) bits of the
+    /// data; 0 reports it as it happens. At most [`MAX_END_GRANULARITY_MS`].
+    pub end_granularity_ms: u64,
 }
+
+/// The coarsest a compute run's end may be reported: one day.
+pub const MAX_END_GRANULARITY_MS: u64 = 86_400_000;
 
 impl Default for ReleasePolicy {
     fn default() -> Self {
@@ -138,6 +146,7 @@ impl Default for ReleasePolicy {
             approval: true,
             trusted_workflows: Vec::new(),
             logs: LogRelease::AfterRelease,
+            end_granularity_ms: 0,
         }
     }
 }

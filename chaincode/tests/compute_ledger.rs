@@ -133,7 +133,7 @@ fn a_denied_release_is_never_published_and_an_ended_lease_starts_nothing() {
     net.run(1, T0 + 2900, ask("r", TRUSTED, "L1")).unwrap();
     net.run(0, T0 + 3000, compute("r", TRUSTED, "L1")).unwrap();
     net.run(0, T0 + 4000, finish("r")).unwrap();
-    net.run(0, T0 + 5000, decide("r", false, 10)).unwrap();
+    net.run(0, T0 + 5000, decide("r", false, 0)).unwrap();
     let run = query::run(&net.state, "r").unwrap().unwrap();
     assert_eq!(run.release.map(|r| (r.approved, r.reason)), Some((false, "checked by org1".into())));
     assert!(matches!(net.reject(1, T0 + 6000, publish("out", "r")), ChaincodeError::Provenance(_)));
@@ -151,4 +151,49 @@ fn a_denied_release_is_never_published_and_an_ended_lease_starts_nothing() {
     let late = T0 + 603_000;
     assert!(matches!(net.reject(0, late, compute("r5", [3; 32], "L1")), ChaincodeError::LeaseExpired { .. }));
     assert!(matches!(net.reject(1, late, ask("r4", [3; 32], "L1")), ChaincodeError::LeaseExpired { .. }));
+}
+
+/// Another org cannot take the id of a committed compute request with a
+/// run of its own, with inputs or without, so the owner's start is never
+/// blocked by a squatter.
+#[test]
+fn a_requested_run_id_is_bound_to_its_requester() {
+    let mut net = with_compute_lease();
+    net.run(1, T0 + 2900, ask("r", [3; 32], "L1")).unwrap();
+    let empty = |id: &str| Payload::StartRun {
+        run_id: id.into(),
+        workflow_hash: [7; 32],
+        lease_ids: Vec::new(),
+        inputs: Vec::new(),
+    };
+    let err = net.reject(2, T0 + 2950, empty("r")).to_string();
+    assert!(err.contains("org2 asked for run \"r\""), "{err}");
+    net.run(2, T0 + 2950, empty("other")).unwrap();
+    // Nor with inputs of its own: the id is org2's.
+    net.run(2, T0 + 2950, register("own3", spec("Own", &[], policy(&[0], HOUR, Approval::Owner, false)))).unwrap();
+    let own = Payload::StartRun {
+        run_id: "r".into(),
+        workflow_hash: [7; 32],
+        lease_ids: Vec::new(),
+        inputs: vec![DatasetRef { id: "own3".into(), version: 1 }],
+    };
+    let err = net.reject(2, T0 + 2960, own).to_string();
+    assert!(err.contains("org2 asked for run \"r\""), "{err}");
+    net.run(0, T0 + 3000, compute("r", [3; 32], "L1")).unwrap();
+    assert_eq!(query::run(&net.state, "r").unwrap().unwrap().org, "org2");
+}
+
+/// A refusal puts no size on the ledger: with a cap, the size of what was
+/// refused would carry the data out a few bits a run.
+#[test]
+fn a_refused_release_records_no_size() {
+    let mut net = with_compute_lease();
+    net.run(1, T0 + 2900, ask("r", [3; 32], "L1")).unwrap();
+    net.run(0, T0 + 3000, compute("r", [3; 32], "L1")).unwrap();
+    net.run(0, T0 + 4000, finish("r")).unwrap();
+    let err = net.reject(0, T0 + 5000, decide("r", false, 1_237)).to_string();
+    assert!(err.contains("a refusal records no size"), "{err}");
+    net.run(0, T0 + 5000, decide("r", false, 0)).unwrap();
+    let release = query::run(&net.state, "r").unwrap().unwrap().release.unwrap();
+    assert_eq!((release.approved, release.output_bytes), (false, 0));
 }

@@ -5,14 +5,15 @@
 //! ledger says: the files of a compute dataset never travel, and nothing of
 //! a run travels but what the dataset's policy releases.
 
+use leasehold_chaincode::SignedTx;
 use leasehold_network::PeerId;
 use serde::{Deserialize, Serialize};
 
 use crate::data::Manifest;
 use crate::error::{NodeError, Result};
 use crate::raft::{Rpc, RpcReply};
-use crate::store::decode;
 use crate::workflow::live::{JobRecord, LogLine};
+use crate::workflow::WorkflowError;
 use crate::NodeHandle;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -24,6 +25,10 @@ pub enum ComputeRequest {
         yaml: String,
         bundle: Option<Vec<u8>>,
         submitted_by: String,
+        /// The lessee's signed `RequestComputeRun` for this workflow. The
+        /// owner commits it only once it has accepted the workflow, so a
+        /// refused submission leaves nothing on the ledger.
+        request: SignedTx,
     },
     /// The run's state, and its log from `from_seq` as far as the dataset's
     /// policy lets the asking org see it.
@@ -59,6 +64,55 @@ pub struct RemoteStatus {
     pub lines: Vec<LogLine>,
 }
 
+/// Why the owner's node did not do what the lessee's asked, in a form the
+/// lessee's API can answer with: the workflow's field at fault, or a kind.
+#[derive(Debug, Clone, Serialize, Deserialize, thiserror::Error)]
+pub enum Refusal {
+    #[error("{0}")]
+    Workflow(WorkflowError),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl From<NodeError> for Refusal {
+    fn from(e: NodeError) -> Self {
+        match e {
+            NodeError::Workflow(w) => Self::Workflow(w),
+            NodeError::Forbidden(d) => Self::Forbidden(d),
+            NodeError::NotFound(d) => Self::NotFound(d),
+            NodeError::Conflict(d) => Self::Conflict(d),
+            NodeError::Chaincode(e) => Self::Conflict(e.to_string()),
+            other => Self::Unavailable(other.to_string()),
+        }
+    }
+}
+
+impl From<String> for Refusal {
+    fn from(why: String) -> Self {
+        Self::Forbidden(why)
+    }
+}
+
+impl Refusal {
+    /// The refusal as this node's error, saying whose it is.
+    fn from_owner(self, owner: &str) -> NodeError {
+        let by = |d: String| format!("{owner} refused: {d}");
+        match self {
+            Self::Workflow(w) => NodeError::Workflow(WorkflowError { reason: by(w.reason), ..w }),
+            Self::Forbidden(d) => NodeError::Forbidden(by(d)),
+            Self::NotFound(d) => NodeError::NotFound(by(d)),
+            Self::Conflict(d) => NodeError::Conflict(by(d)),
+            Self::Unavailable(d) => NodeError::Unavailable(by(d)),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ComputeReply {
     Started,
@@ -73,17 +127,18 @@ pub(crate) async fn serve(
     node: &NodeHandle,
     from: PeerId,
     req: ComputeRequest,
-) -> std::result::Result<ComputeReply, String> {
-    let asker = node.inner.peers().org_of_peer.get(&from).cloned().ok_or("unknown peer")?;
+) -> std::result::Result<ComputeReply, Refusal> {
+    let unknown = || Refusal::Forbidden("unknown peer".into());
+    let asker = node.inner.peers().org_of_peer.get(&from).cloned().ok_or_else(unknown)?;
     let runner = node.runner().clone();
     match req {
-        ComputeRequest::Submit { run_id, yaml, bundle, submitted_by } => {
+        ComputeRequest::Submit { run_id, yaml, bundle, submitted_by, request } => {
             let by = format!("{asker}/{submitted_by}");
-            runner.execute_for(&asker, &run_id, &yaml, bundle, &by).await.map_err(|e| e.to_string())?;
+            runner.execute_for(&asker, &run_id, &yaml, bundle, &by, &request).await?;
             Ok(ComputeReply::Started)
         }
         ComputeRequest::Status { run_id, from_seq } => {
-            runner.remote_status(&asker, &run_id, from_seq).map(ComputeReply::Status)
+            Ok(runner.remote_status(&asker, &run_id, from_seq).map(ComputeReply::Status)?)
         }
         ComputeRequest::Cancel { run_id, by } => {
             runner.cancel_for(&asker, &run_id, &format!("{asker}/{by}"))?;
@@ -92,13 +147,15 @@ pub(crate) async fn serve(
         ComputeRequest::OutputManifest { run_id } => {
             let r = runner.clone();
             let served = tokio::task::spawn_blocking(move || r.released_manifest(&asker, &run_id)).await;
-            served.map_err(|e| e.to_string())?.map(ComputeReply::Manifest)
+            let served = served.map_err(|e| Refusal::Unavailable(e.to_string()))?;
+            Ok(served.map(ComputeReply::Manifest)?)
         }
         ComputeRequest::OutputChunk { run_id, path, offset, len } => {
             let r = runner.clone();
             let served =
                 tokio::task::spawn_blocking(move || r.released_chunk(&asker, &run_id, &path, offset, len)).await;
-            served.map_err(|e| e.to_string())?.map(ComputeReply::Chunk)
+            let served = served.map_err(|e| Refusal::Unavailable(e.to_string()))?;
+            Ok(served.map(ComputeReply::Chunk)?)
         }
     }
 }
@@ -106,11 +163,10 @@ pub(crate) async fn serve(
 impl NodeHandle {
     /// Asks the node of `owner`; its refusal comes back as the owner's words.
     pub(crate) async fn compute_request(&self, owner: &str, req: ComputeRequest) -> Result<ComputeReply> {
-        let bytes = self.request_org(owner, Rpc::Compute(req)).await?;
-        match decode::<RpcReply>(&bytes, "compute reply")? {
+        match self.ask_org(owner, Rpc::Compute(req)).await? {
             RpcReply::Compute(Ok(reply)) => Ok(reply),
-            RpcReply::Compute(Err(reason)) => Err(NodeError::Data(format!("{owner} refused: {reason}"))),
-            _ => Err(NodeError::Data(format!("{owner} answered a different request"))),
+            RpcReply::Compute(Err(refusal)) => Err(refusal.from_owner(owner)),
+            _ => Err(NodeError::Peer(format!("{owner}'s node answered a different request"))),
         }
     }
 }

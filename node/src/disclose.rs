@@ -5,7 +5,8 @@
 //!
 //! 1. the lessee's node asks the owner's node over the permissioned network;
 //! 2. the owner checks that the lease is active and held by the asking
-//!    peer's org;
+//!    peer's org, and that the dataset is read as files (a compute
+//!    dataset's metadata is never disclosed);
 //! 3. it commits the audit record (`RecordAccess`: org, user, lease,
 //!    version, block time), which the chaincode accepts only while the
 //!    lease is active at that block's time;
@@ -21,7 +22,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{NodeError, Result};
 use crate::raft::{Rpc, RpcReply};
-use crate::store::decode;
 use crate::{crypto, NodeHandle};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -101,10 +101,13 @@ impl NodeHandle {
         let unreachable = |e: NodeError| {
             NodeError::Unavailable(format!("{}'s node cannot be reached ({e}); nothing was disclosed", lease.owner))
         };
-        let bytes = self.request_org(&lease.owner, req).await.map_err(unreachable)?;
-        match decode::<RpcReply>(&bytes, "metadata reply")? {
+        let reply = match self.ask_org(&lease.owner, req).await {
+            Err(NodeError::Peer(why)) => return Err(NodeError::Peer(why)),
+            other => other.map_err(unreachable)?,
+        };
+        match reply {
             RpcReply::Metadata(answer) => answer.map_err(NodeError::from),
-            _ => Err(NodeError::Data(format!("{} answered a different request", lease.owner))),
+            _ => Err(NodeError::Peer(format!("{}'s node answered a different request", lease.owner))),
         }
     }
 }
@@ -130,6 +133,19 @@ pub(crate) async fn serve(
     }
     if let Some(reason) = lease.inactive_reason(node.ledger_now()) {
         return Err(Refusal::Forbidden(reason));
+    }
+    // A compute dataset's private metadata is the way to its raw data (a
+    // location, a password), which would outlive the lease: its lessee
+    // gets only what the owner releases of its runs.
+    match query::files_served(&node.inner.ledger.store, &lease.dataset_id, lease.dataset_version) {
+        Ok(()) => {}
+        Err(leasehold_chaincode::ChaincodeError::ComputeOnly(ds)) => {
+            return Err(Refusal::Forbidden(format!(
+                "dataset {ds} is compute-only: its private metadata stays at {me}'s node, and its lessees \
+                 receive only the outputs {me} releases"
+            )))
+        }
+        Err(e) => return Err(internal(e.into())),
     }
     let audit = node.write(Payload::RecordAccess { lease_id: id.clone(), reader: req.reader.clone() }).await;
     let audit_tx_id = match audit {

@@ -19,6 +19,9 @@ pub enum NodeError {
     Raft(String),
     #[error("data plane: {0}")]
     Data(String),
+    /// Another org's node answered what it was not asked, or nothing valid.
+    #[error("{0}")]
+    Peer(String),
     #[error("{0}")]
     Workflow(#[from] crate::workflow::WorkflowError),
     #[error("{0}")]

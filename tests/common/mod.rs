@@ -461,4 +461,17 @@ impl TestNet {
         }
         panic!("lease {lease} never became {want} on node {i}");
     }
+
+    /// Polls node `i` until `path` answers 200: a write made through one
+    /// node reaches the others a moment later.
+    pub async fn wait_found(&self, i: usize, path: &str) -> Value {
+        for _ in 0..300 {
+            let (code, v) = self.call(i, "GET", path, None, None).await;
+            if code == 200 {
+                return v;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("{path} was not found on node {i} within 15 s");
+    }
 }

@@ -51,6 +51,24 @@ impl Rogue {
         rogue
     }
 
+    /// A tx signed with org3's key, as org3's node would sign it.
+    pub fn sign(&self, payload: leasehold_chaincode::Payload) -> leasehold_chaincode::SignedTx {
+        self.sign_as("org3", payload)
+    }
+
+    /// A tx that claims to be `org`'s, signed with org3's key.
+    pub fn sign_as(&self, org: &str, payload: leasehold_chaincode::Payload) -> leasehold_chaincode::SignedTx {
+        let now = leasehold_node::now_ms();
+        let body = leasehold_chaincode::TxBody {
+            network_id: self.genesis.network_id.clone(),
+            org: org.into(),
+            nonce: now as u64 * 1000,
+            created_at_ms: now,
+            payload,
+        };
+        body.sign(&self.key)
+    }
+
     pub fn peer(&self, org: &str) -> PeerId {
         self.peers.iter().find(|(o, _)| o == org).unwrap().1
     }

@@ -13,19 +13,22 @@ pub const DATA: &str = "a,b\n1,2\n3,4\n";
 /// `policy` (extra fields merged in); org2 (node 1) leases it for
 /// `lease_ms`. Returns the active lease as org2's node sees it.
 pub async fn leased_dataset_with(net: &TestNet, id: &str, lease_ms: u64, policy: Value) -> Value {
+    leased_dataset_of(net, id, lease_ms, policy, DATA.as_bytes()).await
+}
+
+/// As [`leased_dataset_with`], with `data` as the file's bytes.
+pub async fn leased_dataset_of(net: &TestNet, id: &str, lease_ms: u64, policy: Value, data: &[u8]) -> Value {
     let (code, up) =
-        net.call_raw(0, "PUT", &format!("/v1/datasets/{id}/files/dir/data.csv"), DATA.into(), "text/csv").await;
+        net.call_raw(0, "PUT", &format!("/v1/datasets/{id}/files/dir/data.csv"), data.into(), "text/csv").await;
     assert_eq!(code, 201, "{up}");
     let mut p = json!({"allowed_orgs": ["org2"], "max_lease_ms": 600_000});
     p.as_object_mut().unwrap().extend(policy.as_object().cloned().unwrap_or_default());
     let body = json!({"id": id, "title": "t", "policy": p, "private_metadata": {"k": "v"}});
     let (code, reg) = net.call(0, "POST", "/v1/datasets", None, Some(body)).await;
     assert_eq!(code, 201, "{reg}");
-    for _ in 0..100 {
-        if net.call(1, "GET", &format!("/v1/datasets/{id}"), None, None).await.0 == 200 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    // Every node: a test may go on to ask any of them about it.
+    for i in 1..net.nodes.len() {
+        net.wait_found(i, &format!("/v1/datasets/{id}")).await;
     }
     let req = json!({"duration_ms": lease_ms, "purpose": "test"});
     let (code, r) = net.call(1, "POST", &format!("/v1/datasets/{id}/leases"), None, Some(req)).await;

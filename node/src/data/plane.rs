@@ -167,8 +167,15 @@ fn readable_by_jobs(dir: &std::path::Path) -> std::io::Result<()> {
 }
 
 impl NodeHandle {
+    /// Sends `rpc` to the node of `org` and returns its reply; one that
+    /// does not decode is that node's fault ([`NodeError::Peer`]).
+    pub(crate) async fn ask_org(&self, org: &str, rpc: Rpc) -> Result<RpcReply> {
+        let bytes = self.request_org(org, rpc).await?;
+        decode::<RpcReply>(&bytes, "reply").map_err(|e| NodeError::Peer(format!("{org}'s node answered wrongly: {e}")))
+    }
+
     /// Sends `rpc` to the node of `org` and returns the reply's bytes.
-    pub(crate) async fn request_org(&self, org: &str, rpc: Rpc) -> Result<Vec<u8>> {
+    async fn request_org(&self, org: &str, rpc: Rpc) -> Result<Vec<u8>> {
         let peer = self
             .inner
             .peers()
@@ -177,12 +184,12 @@ impl NodeHandle {
             .find(|(_, o)| *o == org)
             .map(|(p, _)| *p)
             .ok_or_else(|| NodeError::Data(format!("org {org} is not a member of the network")))?;
-        Ok(self.inner.net.request(peer, encode(&rpc)).await?)
+        let sent = self.inner.net.request(peer, encode(&rpc)).await;
+        sent.map_err(|e| NodeError::Unavailable(format!("{org}'s node cannot be reached: {e}")))
     }
 
     async fn data_request(&self, owner: &str, req: DataRequest) -> Result<DataReply> {
-        let bytes = self.request_org(owner, Rpc::Data(req)).await?;
-        match decode::<RpcReply>(&bytes, "data reply")? {
+        match self.ask_org(owner, Rpc::Data(req)).await? {
             RpcReply::Data(Ok(reply)) => {
                 if let DataReply::Chunk(b) = &reply {
                     self.ledger().metrics.data_plane("fetched", b.len() as u64);
@@ -190,7 +197,7 @@ impl NodeHandle {
                 Ok(reply)
             }
             RpcReply::Data(Err(reason)) => Err(NodeError::Data(format!("{owner} refused: {reason}"))),
-            _ => Err(NodeError::Data(format!("{owner} answered a different request"))),
+            _ => Err(NodeError::Peer(format!("{owner}'s node answered a different request"))),
         }
     }
 

@@ -52,7 +52,7 @@ pub enum RpcReply {
     Data(Result<crate::data::plane::DataReply, String>),
     Metadata(Result<crate::disclose::Disclosure, crate::disclose::Refusal>),
     Certify(Result<(), String>),
-    Compute(Result<crate::compute::ComputeReply, String>),
+    Compute(Result<crate::compute::ComputeReply, crate::compute::Refusal>),
     Term(crate::fence::TermReply),
 }
 

@@ -33,7 +33,7 @@ pub const MAX_ENV_VARS: usize = 128;
 pub const MAX_ENV_BYTES: usize = 64 * 1024;
 
 /// A validation error naming the job (1-based) and field at fault.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, Deserialize)]
 #[error("{}{field}: {reason}", job.map(|j| format!("job {j}: ")).unwrap_or_default())]
 pub struct WorkflowError {
     pub job: Option<usize>,

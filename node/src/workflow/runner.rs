@@ -302,7 +302,12 @@ impl Runner {
         let lease_ids: Vec<String> = inputs.leases.keys().cloned().collect();
         let dataset_refs = inputs.versions.keys().cloned().collect();
         let start = match (mode, inputs.watch_only.first()) {
-            (Mode::For { .. }, Some(lease)) => {
+            (Mode::For { request, .. }, Some(lease)) => {
+                let committed = self.commit_request(request, lease, &submission_hash).await;
+                if let Err(e) = committed {
+                    let _ = std::fs::remove_dir_all(run.dir());
+                    return Err(e);
+                }
                 Payload::StartComputeRun { run_id: id.clone(), workflow_hash, lease_id: lease.clone(), submission_hash }
             }
             _ => Payload::StartRun { run_id: id.clone(), workflow_hash, lease_ids, inputs: dataset_refs },
@@ -455,8 +460,9 @@ fn mount_error(wf: &Workflow, e: WorkdirError) -> WorkflowError {
 pub(super) enum Mode<'a> {
     /// This node's own user; `force` runs even when outputs could be reused.
     Local { force: bool },
-    /// The node of `asker`, a lessee of this node's compute data.
-    For { asker: &'a str, run_id: &'a str },
+    /// The node of `asker`, a lessee of this node's compute data, which
+    /// signed `request` for this run.
+    For { asker: &'a str, run_id: &'a str, request: &'a leasehold_chaincode::SignedTx },
 }
 
 /// A workflow's directory: unpacked at `dir`, named by `hash`, and the tar

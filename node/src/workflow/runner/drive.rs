@@ -58,8 +58,37 @@ impl Runner {
                 ended
             }
         };
+        let (status, reason) = self.pad_end(&run, status, reason, &mut stop).await;
         monitor.abort();
         self.conclude(run, status, reason).await;
+    }
+
+    /// A compute run done here for a lessee ends, as far as anyone but this
+    /// node can see, only at a whole multiple of its dataset's
+    /// `end_granularity_ms` after its start on the ledger: what its jobs
+    /// did sets at most which multiple. A stop meanwhile (the lessee's
+    /// cancel, the lease's end) ends it at once, as it would have anyway.
+    async fn pad_end(
+        &self,
+        run: &LiveRun,
+        status: Status,
+        reason: Option<String>,
+        stop: &mut tokio::sync::watch::Receiver<Option<Stop>>,
+    ) -> (Status, Option<String>) {
+        let r = run.record();
+        let outcome_of_jobs = matches!(status, Status::Succeeded | Status::Failed);
+        if !outcome_of_jobs || r.executor.as_deref() != Some(self.node.org()) {
+            return (status, reason);
+        }
+        let Ok((on_ledger, policy)) = self.ledger_release(&r.id) else { return (status, reason) };
+        let Some(until_ms) = padded_end(on_ledger.started_at_ms, now_ms(), policy.end_granularity_ms) else {
+            return (status, reason);
+        };
+        let wait = Duration::from_millis(until_ms.saturating_sub(now_ms()).max(0) as u64);
+        tokio::select! {
+            () = tokio::time::sleep(wait) => (status, reason),
+            s = stopped(stop) => (s.status(), Some(s.reason().into())),
+        }
     }
 
     /// The environment, then the QC tests, then the data: each only once
@@ -197,6 +226,14 @@ impl Runner {
     }
 }
 
+/// The first whole multiple of `granularity_ms` after `started_ms` that is
+/// not before `now_ms` (at least one), or `None` for no padding.
+fn padded_end(started_ms: i64, now_ms: i64, granularity_ms: u64) -> Option<i64> {
+    let g = i64::try_from(granularity_ms).ok().filter(|g| *g > 0)?;
+    let periods = (now_ms.saturating_sub(started_ms) + g - 1).div_euclid(g).max(1);
+    Some(started_ms.saturating_add(periods.saturating_mul(g)))
+}
+
 fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
@@ -263,5 +300,20 @@ pub(super) async fn janitor(runner: Arc<Runner>) {
         // which also carry raft's heartbeats.
         let r = runner.clone();
         let _ = tokio::task::spawn_blocking(move || r.delete_ended_caches()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::padded_end;
+
+    #[test]
+    fn an_end_is_padded_to_the_next_whole_period_after_the_start() {
+        assert_eq!(padded_end(1_000, 1_200, 0), None);
+        assert_eq!(padded_end(1_000, 1_200, 3_000), Some(4_000));
+        assert_eq!(padded_end(1_000, 1_000, 3_000), Some(4_000), "at least one period");
+        assert_eq!(padded_end(1_000, 4_000, 3_000), Some(4_000));
+        assert_eq!(padded_end(1_000, 4_001, 3_000), Some(7_000));
+        assert_eq!(padded_end(5_000, 1_000, 3_000), Some(8_000), "a clock behind the ledger");
     }
 }

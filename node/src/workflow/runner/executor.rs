@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use leasehold_chaincode::{query, ComputeRunRequest, DatasetRef, Lease, LogRelease, Payload, ReleasePolicy, Run};
+use leasehold_chaincode::{query, DatasetRef, Lease, LogRelease, Payload, ReleasePolicy, Run, SignedTx};
 
 use super::inputs::Inputs;
 use super::{Mode, Runner};
@@ -17,13 +17,13 @@ use crate::error::{NodeError, Result};
 use crate::workflow::live::{JobRecord, LiveRun, RunRecord, Status, Stop, Stream};
 use crate::workflow::{err, Workflow, WorkflowError};
 
-/// How long a submission waits for its signed request to commit here.
-const REQUEST_WAIT_MS: u64 = 5_000;
 /// Log text sent per status request, at most.
 const MAX_LOG_BYTES_PER_REPLY: usize = 1 << 20;
 
 impl Runner {
-    /// Runs `yaml` for `asker`, a lessee of this node's compute data.
+    /// Runs `yaml` for `asker`, a lessee of this node's compute data, under
+    /// `request`, its signed `RequestComputeRun`: committed here only once
+    /// the workflow is accepted, just before the run's start.
     pub(crate) async fn execute_for(
         self: &Arc<Self>,
         asker: &str,
@@ -31,6 +31,7 @@ impl Runner {
         yaml: &str,
         bundle: Option<Vec<u8>>,
         by: &str,
+        request: &SignedTx,
     ) -> Result<RunRecord> {
         leasehold_chaincode::keys::valid_id("run_id", run_id)?;
         // The lessee's code: never without the sandbox.
@@ -47,9 +48,9 @@ impl Runner {
         {
             return Err(taken());
         }
-        self.requested(asker, run_id).await?;
+        check_request(&self.node, asker, run_id, request)?;
         std::fs::create_dir(self.dirs.run(run_id)).map_err(|_| taken())?;
-        let mode = Mode::For { asker, run_id };
+        let mode = Mode::For { asker, run_id, request };
         let submitted = match bundle {
             Some(tar) => self.submit_tar(tar, by, mode).await,
             None => self.submit_with(yaml, None, by, mode).await,
@@ -59,26 +60,6 @@ impl Runner {
             let _ = std::fs::remove_dir_all(self.dirs.run(run_id));
         }
         submitted
-    }
-
-    /// Waits, a little, for `asker`'s signed request for `run_id` to reach
-    /// this node's ledger: its node submits the run once it committed.
-    async fn requested(&self, asker: &str, run_id: &str) -> Result<()> {
-        let ledger = self.node.ledger();
-        let mut head = ledger.watch_head();
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(REQUEST_WAIT_MS);
-        loop {
-            let req: Option<ComputeRunRequest> =
-                leasehold_chaincode::keys::get(&ledger.store, &leasehold_chaincode::keys::compute_request(run_id))?;
-            match req {
-                Some(r) if r.lessee == asker => return Ok(()),
-                Some(r) => return Err(NodeError::Conflict(format!("run {run_id} was requested by {}", r.lessee))),
-                None => {}
-            }
-            if !matches!(tokio::time::timeout_at(deadline, head.changed()).await, Ok(Ok(()))) {
-                return Err(NodeError::Conflict(format!("{asker} has not requested run {run_id} on the ledger")));
-            }
-        }
     }
 
     /// Every volume must name one active lease `asker` holds on a compute
@@ -137,7 +118,7 @@ impl Runner {
     }
 
     /// The run on the ledger and its dataset's release policy.
-    fn ledger_release(&self, run_id: &str) -> std::result::Result<(Run, ReleasePolicy), String> {
+    pub(super) fn ledger_release(&self, run_id: &str) -> std::result::Result<(Run, ReleasePolicy), String> {
         let store = &self.node.ledger().store;
         let run = query::run(store, run_id).map_err(|e| e.to_string())?.ok_or("the run is not on the ledger")?;
         let input = run.inputs.first().ok_or("the run has no input")?;
@@ -158,13 +139,17 @@ impl Runner {
         let released = release.as_ref().is_some_and(|(ok, _)| *ok);
         let shown = policy.logs == LogRelease::Live || (policy.logs == LogRelease::AfterRelease && released);
         if !shown {
-            // What a job controls (exit codes, errors, times, file names in
-            // a reason) could carry the data out: only the state goes.
+            // Until the release the lessee learns one word for the whole
+            // run: a job's state, exit code, times, sizes or log could each
+            // carry a bit of the data out, and a workflow has many jobs. Each
+            // job shows the run's word. (Its end is padded: see `drive`.)
+            let withheld = format!("withheld by {}'s policy until the outputs are released", self.node.org());
             let jobs = r
                 .jobs
                 .iter()
                 .map(|j| JobRecord {
-                    status: j.status,
+                    status: r.status,
+                    error: Some(withheld.clone()),
                     ..JobRecord::queued(j.number, j.command.clone(), j.depends_on.clone())
                 })
                 .collect();
@@ -216,9 +201,11 @@ impl Runner {
         read_chunk(&file, offset, len).map_err(|e| format!("{path}: {e}"))
     }
 
-    /// After a compute run succeeded here: released at once if the policy
-    /// allows it (under the cap, and no approval needed or a trusted
-    /// workflow), refused if over the cap, else left for the owner.
+    /// After a compute run succeeded here: where the policy needs the
+    /// owner's approval (and the workflow is not trusted), left for the
+    /// owner, whatever the outputs are; else released at once, or refused
+    /// if over the cap. An automatic refusal under approval would tell the
+    /// lessee whether the outputs were over the cap: a bit of the data.
     pub(super) async fn release_by_policy(&self, run: &Arc<LiveRun>) {
         let r = run.record();
         let out = run.output_dir();
@@ -227,14 +214,15 @@ impl Runner {
             _ => return,
         };
         let Ok((on_ledger, policy)) = self.ledger_release(&r.id) else { return };
-        let decision = if bytes > policy.max_output_bytes {
-            Some((false, format!("the outputs are {bytes} bytes, over the {} bytes released", policy.max_output_bytes)))
-        } else if policy.trusted_workflows.contains(&on_ledger.workflow_hash) {
-            Some((true, "a trusted workflow: released by the dataset's policy".to_string()))
-        } else if !policy.approval {
-            Some((true, "released by the dataset's policy".to_string()))
-        } else {
+        let trusted = policy.trusted_workflows.contains(&on_ledger.workflow_hash);
+        let decision = if policy.approval && !trusted {
             None
+        } else if bytes > policy.max_output_bytes {
+            Some((false, format!("the outputs are over the {} bytes the policy releases", policy.max_output_bytes)))
+        } else if trusted {
+            Some((true, "a trusted workflow: released by the dataset's policy".to_string()))
+        } else {
+            Some((true, "released by the dataset's policy".to_string()))
         };
         match decision {
             Some((approve, reason)) => {
@@ -254,17 +242,18 @@ impl Runner {
         if run.record().executor.as_deref() != Some(self.node.org()) {
             return Err(NodeError::NotFound(format!("run {run_id} is not a compute run this node executed")));
         }
-        let out = run.output_dir();
-        let manifest = tokio::task::spawn_blocking(move || Manifest::of_dir(&out))
-            .await
-            .map_err(|e| NodeError::Unavailable(e.to_string()))??;
-        let payload = Payload::DecideRelease {
-            run_id: run_id.into(),
-            approve,
-            output_bytes: manifest.total_bytes(),
-            output_hash: approve.then(|| manifest.hash()),
-            reason: reason.into(),
+        // A refusal records nothing of the outputs, not even their size.
+        let (output_bytes, output_hash) = if approve {
+            let out = run.output_dir();
+            let manifest = tokio::task::spawn_blocking(move || Manifest::of_dir(&out))
+                .await
+                .map_err(|e| NodeError::Unavailable(e.to_string()))??;
+            (manifest.total_bytes(), Some(manifest.hash()))
+        } else {
+            (0, None)
         };
+        let payload =
+            Payload::DecideRelease { run_id: run_id.into(), approve, output_bytes, output_hash, reason: reason.into() };
         let w = self.node.write(payload).await?;
         if w.height.is_none() {
             return Err(NodeError::Unavailable("the ledger did not commit the decision in time; try again".into()));
@@ -290,4 +279,46 @@ impl Runner {
         }
         Ok(())
     }
+}
+
+impl Runner {
+    /// Commits the lessee's request once its submission is accepted: it
+    /// must name the lease the workflow reads and the submission's hash.
+    pub(super) async fn commit_request(&self, request: &SignedTx, lease: &str, submission: &[u8; 32]) -> Result<()> {
+        let Payload::RequestComputeRun { lease_id, submission_hash, .. } = &request.body.payload else {
+            return Err(NodeError::Forbidden("the run's request is not a request".into()));
+        };
+        if lease_id != lease {
+            let why = format!("the run's request names lease {lease_id}, but its workflow reads lease {lease}");
+            return Err(crate::workflow::err(None, "jobs", why).into());
+        }
+        if submission_hash != submission {
+            let why = "the run's request was signed for another workflow or other files";
+            return Err(crate::workflow::err(None, "workflow.yaml", why).into());
+        }
+        match self.node.write_signed(request.clone()).await? {
+            w if w.height.is_some() => Ok(()),
+            _ => Err(NodeError::Unavailable("the ledger did not commit the run's request in time; try again".into())),
+        }
+    }
+}
+
+/// The lessee's request for `run_id`: `asker`'s own, correctly signed, for
+/// this run, and one the ledger would take now. What it names (the lease
+/// and the workflow's hash) is checked against the submission before it is
+/// committed (`submit_with`).
+fn check_request(node: &crate::NodeHandle, asker: &str, run_id: &str, request: &SignedTx) -> Result<()> {
+    let refuse = |why: String| NodeError::Forbidden(format!("the request for run {run_id}: {why}"));
+    if request.body.org != asker {
+        return Err(refuse(format!("signed as {}, not by {asker}", request.body.org)));
+    }
+    match &request.body.payload {
+        Payload::RequestComputeRun { run_id: id, .. } if id == run_id => {}
+        _ => return Err(refuse("it is not a request for this run".into())),
+    }
+    let roster = node.ledger().roster();
+    if let Some(Err(e)) = leasehold_chaincode::verify_signatures(&roster.orgs, std::slice::from_ref(request)).pop() {
+        return Err(refuse(e.to_string()));
+    }
+    node.check(request)
 }

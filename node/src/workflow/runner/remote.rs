@@ -58,8 +58,9 @@ impl Runner {
     }
 
     /// Hands the workflow to the owner of `lease`'s dataset and follows it.
-    /// The request is signed on the ledger first: the owner runs nothing
-    /// this org did not ask for, and cannot say it did.
+    /// It goes with this org's signed request, which the owner commits
+    /// before it starts the run: the owner runs nothing this org did not
+    /// ask for, and cannot say it did.
     pub(super) async fn submit_remote(
         self: &Arc<Self>,
         submission: Submission<'_>,
@@ -80,34 +81,30 @@ impl Runner {
         record.workflow_hash = String::new();
         record.executor = Some(owner.clone());
         let run = LiveRun::create(&self.dirs.run(&id), record)?;
-        let ask = Payload::RequestComputeRun {
+        // Signed here, committed by the owner only once it accepts the
+        // workflow: a refused submission leaves nothing on the ledger.
+        let request = self.node.sign(Payload::RequestComputeRun {
             run_id: id.clone(),
             lease_id: lease.id.clone(),
             submission_hash: submission.hash,
-        };
-        let asked = match self.node.write(ask).await {
-            Ok(w) if w.height.is_some() => Ok(()),
-            Ok(_) => {
-                Err(NodeError::Unavailable("the ledger did not commit the run's request in time; try again".into()))
-            }
-            Err(e) => Err(e),
-        };
-        if let Err(e) = asked {
-            let _ = std::fs::remove_dir_all(run.dir());
-            return Err(e);
-        }
+        });
         let req = ComputeRequest::Submit {
             run_id: id.clone(),
             yaml: submission.yaml.into(),
             bundle: submission.tar.map(<[u8]>::to_vec),
             submitted_by: submitted_by.into(),
+            request: request.clone(),
         };
-        if let Err(e) = self.node.compute_request(&owner, req).await {
+        let handed = match self.node.check(&request) {
+            Ok(()) => self.node.compute_request(&owner, req).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = handed {
             // A lost reply: the owner may have started it all the same.
             let started = query::run(&self.node.ledger().store, &id).ok().flatten().is_some();
             if !started {
                 let _ = std::fs::remove_dir_all(run.dir());
-                return Err(err(None, "jobs", e.to_string()).into());
+                return Err(e);
             }
             run.log(None, Stream::Runner, &format!("{owner}'s node did not answer ({e}), but started the run"));
         }
