@@ -385,7 +385,8 @@ async fn ledger_run(net: &TestNet, node: usize, id: &str, entries: usize) -> Val
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_compute_run_signals_nothing_of_the_data_but_its_one_word() {
     let net = TestNet::start(3).await;
-    let release = json!({"approval": true, "logs": "after_release", "max_output_bytes": 100, "end_granularity_ms": 3000});
+    let release =
+        json!({"approval": true, "logs": "after_release", "max_output_bytes": 100, "end_granularity_ms": 3000});
     let policy = json!({"access": "compute", "release": release});
     let byte = "$(head -c1 d/dir/data.csv | od -An -tu1)";
     let bits = |ds: &str| {
@@ -465,7 +466,13 @@ async fn a_compute_submission_the_owner_refuses_commits_nothing() {
     assert_eq!(code, 201, "{w}");
     let upto = w["height"].as_u64().unwrap();
     let (_, blocks) = net.get(1, &format!("/v1/blocks?from={}&limit={}", before + 1, upto - before)).await;
-    let kinds: Vec<&str> = blocks.as_array().unwrap().iter().flat_map(|b| b["txs"].as_array().unwrap()).map(|t| t["kind"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = blocks
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|b| b["txs"].as_array().unwrap())
+        .map(|t| t["kind"].as_str().unwrap())
+        .collect();
     assert_eq!(kinds, ["register_dataset"], "{blocks}");
     assert!(net.get(1, "/v1/runs").await.1.as_array().unwrap().is_empty(), "no run was kept");
 }

@@ -419,9 +419,34 @@ async fn a_forged_snapshot_is_refused() {
     writer.record(leasehold_node::snapshot::CERTS, b"genesis", &value).unwrap();
     writer.finish().unwrap();
     let planted = std::fs::read(&path).unwrap();
-    assert!(rogue.send(&f_org, &install_request(term, grants, planted)).await.is_none(), "planted certificate");
+    assert!(rogue.send(&f_org, &install_request(term, grants.clone(), planted)).await.is_none(), "planted certificate");
+    let refusal = "it carries a certificate that is not a valid signature on its last block";
     let log = net.log(follower);
-    assert!(log.contains("it carries a certificate that is not a valid signature on its last block"), "{log}");
+    assert!(log.contains(refusal), "{log}");
+
+    // 5. The honest ledger, with a certificate filed under its own key by an
+    // org no node knows: installed, it would make `verify` refuse this
+    // honest store, and be served on in its next snapshot.
+    let forged = leasehold_node::certify::Cert {
+        org: "org9".into(),
+        height: head.height,
+        hash: head.hash,
+        state_root: head.state_root.0,
+        signature: vec![7; 64],
+    };
+    let path = dir.path().join("stranger.snap");
+    let mut reader = leasehold_node::snapshot::Reader::new(bytes.as_slice()).unwrap();
+    let mut writer = leasehold_node::snapshot::Writer::create(&path).unwrap();
+    while let Some((section, key, value)) = reader.next_record().unwrap() {
+        writer.record(section, &key, &value).unwrap();
+    }
+    writer.record(leasehold_node::snapshot::CERTS, &forged.key(), &leasehold_node::store::encode(&forged)).unwrap();
+    writer.finish().unwrap();
+    let stranger = std::fs::read(&path).unwrap();
+    let refused_before = net.log(follower).matches(refusal).count();
+    assert!(rogue.send(&f_org, &install_request(term, grants, stranger)).await.is_none(), "a stranger's certificate");
+    let log = net.log(follower);
+    assert_eq!(log.matches(refusal).count(), refused_before + 1, "{log}");
 
     // Nothing moved: the follower's height, state and lease.
     let after = status(&net, follower).await;
@@ -429,4 +454,44 @@ async fn a_forged_snapshot_is_refused() {
     assert_eq!(after["state_root"], before["state_root"], "{after}");
     let (_, lease) = net.get(follower, "/v1/leases/L").await;
     assert_eq!(lease["expires_at_ms"], honest_lease["expires_at_ms"], "{lease}");
+}
+
+/// A lessee floods its owner with metadata reads, each of which would make
+/// the owner sign and submit an audit record. The owner answers all but a
+/// few with a clear refusal, so its mempool stays its own: its revocation
+/// of that very lease commits at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_metadata_flood_stops_no_revocation() {
+    use leasehold_node::disclose::{MetadataRequest, Refusal};
+    let mut net = TestNet::start_with(3, |toml| {
+        *toml = toml.replace("mempool_capacity = 100000", "mempool_capacity = 300");
+    })
+    .await;
+    let setup = [net.sign(0, auto_dataset("ds")), net.sign(2, lease_request("L3", "ds"))];
+    for tx in setup {
+        let (_, r) = net.submit(0, &[tx], 10_000).await.unwrap();
+        assert!(is_committed_valid(&r[0]), "{r:?}");
+    }
+    net.wait_lease(0, "L3", "active").await;
+    let rogue = Rogue::as_org3(&mut net).await;
+    let read = |i: usize| Rpc::Metadata(MetadataRequest { lease_id: "L3".into(), reader: format!("mallory{i}") });
+    let requests: Vec<Rpc> = (0..1500).map(read).collect();
+    let flood = futures::future::join_all(requests.iter().map(|r| rogue.send("org1", r)));
+    let revoke = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let t = Instant::now();
+        let (code, r) = net.call(0, "POST", "/v1/leases/L3/revoke", None, Some(json!({"reason": "flooding"}))).await;
+        (code, r, t.elapsed())
+    };
+    let (replies, (code, r, took)) = tokio::join!(flood, revoke);
+    assert_eq!(code, 200, "the revocation did not commit in its wait ({took:?}): {r}");
+    assert_eq!(r["resource"]["status"], "revoked", "{r}");
+    let busy = replies
+        .iter()
+        .filter(|r| matches!(r, Some(RpcReply::Metadata(Err(Refusal::Busy(why)))) if why.contains("at most")))
+        .count();
+    assert!(busy > 1000, "{busy} of 1500 reads were refused as too many");
+    // What the flood put on the ledger is bounded too.
+    let (_, log) = net.get(0, "/v1/leases/L3/access-log").await;
+    assert!(log.as_array().unwrap().len() <= 64, "{} access records", log.as_array().unwrap().len());
 }

@@ -45,7 +45,9 @@ pub struct ListQuery {
 #[derive(Serialize, ToSchema)]
 pub struct DatasetPage {
     pub items: Vec<DatasetView>,
-    /// Pass as `after` for the next page; absent on the last page.
+    /// Pass as `after` for the next page; absent on the last page. A page
+    /// may hold fewer than `limit` items and still have a next: a request
+    /// reads at most 10,000 datasets, whatever it filters out.
     pub next: Option<String>,
 }
 
@@ -61,9 +63,8 @@ pub async fn list(s: State<AppState>, caller: Caller, q: Query<ListQuery>) -> Re
         after: q.after.clone(),
         limit,
     };
-    let items: Vec<DatasetView> = s.node.datasets(&f)?.iter().map(DatasetView::from).collect();
-    let next = (items.len() == limit).then(|| items.last().map(|d| d.id.clone())).flatten();
-    Ok(Json(DatasetPage { items, next }))
+    let page = s.node.datasets(&f)?;
+    Ok(Json(DatasetPage { items: page.items.iter().map(DatasetView::from).collect(), next: page.next }))
 }
 
 #[derive(Serialize, ToSchema)]

@@ -26,6 +26,9 @@ pub enum ApiError {
     Unprocessable { field: Option<String>, detail: String },
     #[error("{0}")]
     Unavailable(String),
+    /// Over a limit: retry later.
+    #[error("{0}")]
+    TooMany(String),
     /// Another organisation's node, asked on the caller's behalf, answered
     /// wrongly: nothing the caller sent, and nothing of this node, is at fault.
     #[error("{0}")]
@@ -67,7 +70,10 @@ impl ApiError {
             Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too-large", "Request body too large"),
             Self::Unprocessable { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid", "Invalid field"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Unavailable"),
-            Self::BadGateway(_) => (StatusCode::BAD_GATEWAY, "bad-peer", "Another organisation's node answered wrongly"),
+            Self::TooMany(_) => (StatusCode::TOO_MANY_REQUESTS, "too-many", "Too many requests"),
+            Self::BadGateway(_) => {
+                (StatusCode::BAD_GATEWAY, "bad-peer", "Another organisation's node answered wrongly")
+            }
             Self::DiskFull(_) => (StatusCode::INSUFFICIENT_STORAGE, "disk-full", "The node's disk is full"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
         }
@@ -86,6 +92,7 @@ impl From<leasehold_node::NodeError> for ApiError {
             N::Unavailable(d) => Self::Unavailable(d),
             N::DiskFull(d) => Self::DiskFull(d),
             N::Peer(d) => Self::BadGateway(d),
+            N::Busy(d) => Self::TooMany(d),
             other => Self::Internal(other.to_string()),
         }
     }

@@ -72,6 +72,8 @@ pub struct LeaseQuery {
     role: Option<String>,
     status: Option<String>,
     dataset: Option<String>,
+    /// The last id of the previous page (with one `role`).
+    after: Option<String>,
     limit: Option<usize>,
 }
 
@@ -99,10 +101,10 @@ pub async fn list(s: State<AppState>, caller: Caller, q: Query<LeaseQuery>) -> R
             lessee,
             owner,
             status,
-            after: None,
+            after: q.after.clone(),
             limit: q.limit.unwrap_or(100),
         };
-        out.extend(s.node.leases(&f)?.iter().map(|l| LeaseView::at(l, now)));
+        out.extend(s.node.leases(&f)?.items.iter().map(|l| LeaseView::at(l, now)));
     }
     Ok(Json(out))
 }

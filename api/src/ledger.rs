@@ -20,6 +20,9 @@ use crate::{ApiError, AppState};
 const MAX_SUBMIT_TXS: usize = 10_000;
 /// Most blocks in one listing.
 const MAX_BLOCKS: u64 = 100;
+/// Encoded blocks one listing decodes at most (it holds one block at least,
+/// up to `block.max_bytes`): a page of full blocks would be hundreds of MiB.
+const MAX_BLOCKS_BYTES: usize = 8 << 20;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -158,6 +161,8 @@ pub struct BlocksQuery {
     limit: Option<u64>,
 }
 
+/// Blocks from `from`, at most `limit` (100) and about 8 MiB of them: a
+/// page may be shorter; go on from the last height plus one.
 #[utoipa::path(get, path = "/v1/blocks", params(("from" = Option<u64>, Query), ("limit" = Option<u64>, Query)), responses((status = 200, body = Vec<BlockView>)), security(("bearer" = ["viewer"])))]
 pub async fn blocks(
     State(s): State<AppState>,
@@ -167,12 +172,10 @@ pub async fn blocks(
     caller.require(Role::Viewer)?;
     let from = q.from.unwrap_or(1).max(1);
     let limit = q.limit.unwrap_or(20).clamp(1, MAX_BLOCKS);
-    let head = s.node.height();
     let mut out = Vec::new();
-    for h in from..=head.min(from.saturating_add(limit - 1)) {
-        if let Some(b) = s.node.block(h)? {
-            out.push(block_view(&b, &s.node.certificate(h)?));
-        }
+    for b in s.node.blocks(from, limit, MAX_BLOCKS_BYTES)? {
+        let cert = s.node.certificate(b.header.height)?;
+        out.push(block_view(&b, &cert));
     }
     Ok(Json(out))
 }

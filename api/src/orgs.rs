@@ -1,5 +1,7 @@
-//! The orgs of the network: who they are, and the changes (an org joins or
-//! leaves) that take effect once a majority of the active orgs approve.
+//! The orgs of the network: who they are, and the changes (an org joins,
+//! leaves or rotates its keys) that take effect once a majority of the
+//! active orgs approve, and are dropped once a majority deny them or their
+//! proposer withdraws them.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -22,6 +24,8 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/orgs", get(list))
         .route("/v1/orgs/changes", post(propose))
         .route("/v1/orgs/changes/{id}/approve", post(approve))
+        .route("/v1/orgs/changes/{id}/deny", post(deny))
+        .route("/v1/orgs/changes/{id}/withdraw", post(withdraw))
 }
 
 /// Every org that ever joined (with its raft node id, and why it left if
@@ -82,5 +86,29 @@ pub async fn approve(
 ) -> Result<(StatusCode, Json<WriteView>), ApiError> {
     caller.require(Role::Admin)?;
     let w = write(&s, Payload::ApproveOrgChange { change_id: id }).await?;
+    Ok((status(&w, false), Json(WriteView::new(&w, Some(s.node.orgs()?)))))
+}
+
+/// Adds this org's refusal to a pending change: a majority's drop it.
+#[utoipa::path(post, path = "/v1/orgs/changes/{id}/deny", params(("id" = String, Path)), responses((status = 200, body = WriteView), (status = 422, body = crate::error::Problem)), security(("bearer" = ["admin"])))]
+pub async fn deny(
+    s: State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<WriteView>), ApiError> {
+    caller.require(Role::Admin)?;
+    let w = write(&s, Payload::DenyOrgChange { change_id: id }).await?;
+    Ok((status(&w, false), Json(WriteView::new(&w, Some(s.node.orgs()?)))))
+}
+
+/// Takes back a pending change this org proposed.
+#[utoipa::path(post, path = "/v1/orgs/changes/{id}/withdraw", params(("id" = String, Path)), responses((status = 200, body = WriteView), (status = 422, body = crate::error::Problem)), security(("bearer" = ["admin"])))]
+pub async fn withdraw(
+    s: State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<WriteView>), ApiError> {
+    caller.require(Role::Admin)?;
+    let w = write(&s, Payload::WithdrawOrgChange { change_id: id }).await?;
     Ok((status(&w, false), Json(WriteView::new(&w, Some(s.node.orgs()?)))))
 }

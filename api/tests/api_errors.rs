@@ -82,12 +82,31 @@ async fn every_error_on_one_node_is_a_clear_4xx_and_writes_nothing() {
 async fn a_staged_path_that_clashes_with_another_is_refused_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let o1 = &one_node(dir.path()).await;
-    let put = |path: &str, body: &str| call(&o1.app, "PUT", &format!("/v1/datasets/fresh/files/{path}"), Some(&o1.admin), Some(body.into()));
-    assert_eq!(put("a", "one").await.0, 201);
-    assert_eq!(put("c/d", "two").await.0, 201);
+    for (path, body) in [("a", "one"), ("c/d", "two")] {
+        let path = format!("/v1/datasets/fresh/files/{path}");
+        assert_eq!(call(&o1.app, "PUT", &path, Some(&o1.admin), Some(body.into())).await.0, 201);
+    }
     let cases: Vec<Case> = vec![
-        (o1, "PUT", "/v1/datasets/fresh/files/a/b".into(), Some(&o1.admin), Some("x".into()), 422, Some("path"), "a is a staged file"),
-        (o1, "PUT", "/v1/datasets/fresh/files/c".into(), Some(&o1.admin), Some("x".into()), 422, Some("path"), "c is a directory"),
+        (
+            o1,
+            "PUT",
+            "/v1/datasets/fresh/files/a/b".into(),
+            Some(&o1.admin),
+            Some("x".into()),
+            422,
+            Some("path"),
+            "a is a staged file",
+        ),
+        (
+            o1,
+            "PUT",
+            "/v1/datasets/fresh/files/c".into(),
+            Some(&o1.admin),
+            Some("x".into()),
+            422,
+            Some("path"),
+            "c is a directory",
+        ),
     ];
     check_cases(cases).await;
     let staged = o1.node.staging_dir("fresh");

@@ -101,6 +101,18 @@ impl Matrix<'_> {
     }
 }
 
+/// Waits until `o` has applied `org`'s denial of the first pending change.
+async fn wait_orgs_denied(o: &Org, org: &str) {
+    for _ in 0..500 {
+        let (_, orgs) = call(&o.app, "GET", "/v1/orgs", Some(&o.viewer), None).await;
+        if orgs["pending"][0]["denials"].as_array().is_some_and(|d| d.contains(&json!(org))) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    panic!("{org}'s denial never reached {}", o.node.org());
+}
+
 async fn wait_run(o: &Org, id: &str, status: &str) -> Value {
     for _ in 0..400 {
         let (_, r) = call(&o.app, "GET", &format!("/v1/runs/{id}"), Some(&o.viewer), None).await;
@@ -273,6 +285,22 @@ async fn every_operation_by_every_role() {
     let orgs = m.op(0, "GET", "/v1/orgs", "/v1/orgs", None, 200).await;
     assert_eq!(orgs["members"].as_array().unwrap().len(), 3, "{orgs}");
     assert_eq!(orgs["members"][2]["node_id"], 3, "{orgs}");
+    // Another org denies it (one of three drops nothing) and cannot take it
+    // back; its proposer can.
+    for _ in 0..500 {
+        let (_, orgs) = call(&o2.app, "GET", "/v1/orgs", Some(&o2.viewer), None).await;
+        if orgs["pending"].as_array().is_some_and(|p| !p.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    let d = m.op(1, "POST", "/v1/orgs/changes/{id}/deny", "/v1/orgs/changes/drop-org3/deny", None, 200).await;
+    assert_eq!(d["resource"]["pending"][0]["denials"], json!(["org2"]), "{d}");
+    let (code, p) = call(&o2.app, "POST", "/v1/orgs/changes/drop-org3/withdraw", Some(&o2.admin), None).await;
+    assert!(code == 422 && p["detail"].as_str().unwrap().contains("only org1, which proposed it"), "{p}");
+    wait_orgs_denied(o1, "org2").await;
+    let w = m.op(0, "POST", "/v1/orgs/changes/{id}/withdraw", "/v1/orgs/changes/drop-org3/withdraw", None, 200).await;
+    assert_eq!(w["resource"]["pending"], json!([]), "{w}");
 
     // Runs: one succeeds and is published, one is cancelled.
     let yaml = "jobs: [\"echo derived > $OUTPUT_DIR/out.txt; echo done\"]\ncmd_mode: shell\n".to_string();

@@ -79,6 +79,13 @@ pub enum Event {
     PublicationDenied {
         id: String,
     },
+    /// A pending org change gathered `denials`; `dropped` once it was
+    /// withdrawn, or a majority of the active orgs denied it.
+    OrgChangeDenied {
+        change_id: String,
+        denials: Vec<String>,
+        dropped: bool,
+    },
 }
 
 /// Context of one transaction inside a block.
@@ -164,6 +171,8 @@ pub(crate) fn apply_verified(state: &mut impl State, tx: &SignedTx, tx_id: TxId,
         }
         Payload::ProposeOrgChange { change_id, change } => crate::roster::propose(state, &tcx, change_id, change)?,
         Payload::ApproveOrgChange { change_id } => crate::roster::approve(state, &tcx, change_id)?,
+        Payload::WithdrawOrgChange { change_id } => crate::roster::withdraw(state, &tcx, change_id)?,
+        Payload::DenyOrgChange { change_id } => crate::roster::deny(state, &tcx, change_id)?,
     };
     keys::put(state, keys::tx(&tx_id), &ctx.height);
     let nonce_key = keys::nonce(&tx.body.org);

@@ -83,6 +83,21 @@ pub fn idx_lease_by_owner(org: &str, lease: &str) -> Vec<u8> {
     format!("idx/lowner/{org}/{lease}").into_bytes()
 }
 
+/// A granted lease of dataset `ds` until `expires_at_ms`, by expiry: the
+/// leases that may still be active are those after the present, and no
+/// check walks the ended ones. Removed when a lease ends early.
+pub fn idx_lease_live(ds: &str, expires_at_ms: i64, lease: &str) -> Vec<u8> {
+    format!("idx/llive/{ds}/{:020}/{lease}", expires_at_ms.max(0)).into_bytes()
+}
+pub fn idx_lease_live_prefix(ds: &str) -> Vec<u8> {
+    format!("idx/llive/{ds}/").into_bytes()
+}
+/// Where the leases of `ds` that are unexpired at `now_ms` begin.
+pub fn idx_lease_live_from(ds: &str, now_ms: i64) -> Vec<u8> {
+    // Every key of a later expiry sorts after this one (an id is never empty).
+    format!("idx/llive/{ds}/{:020}/", now_ms.max(0)).into_bytes()
+}
+
 /// The last path segment of an index key: the id it points at.
 pub fn last_segment(key: &[u8]) -> String {
     let s = String::from_utf8_lossy(key);

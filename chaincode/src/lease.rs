@@ -10,9 +10,31 @@ pub(crate) fn load(state: &impl StateRead, id: &str) -> Result<Lease> {
     keys::get(state, &keys::lease(id))?.ok_or_else(|| ChaincodeError::NotFound { kind: "lease", id: id.into() })
 }
 
-fn store(state: &mut impl State, ctx: &TxCtx, lease: &Lease) -> Result<()> {
+/// Writes the lease, its history, and its place in the index of granted
+/// leases by expiry (moved when it is extended, gone once it ends early).
+pub(crate) fn store(state: &mut impl State, ctx: &TxCtx, lease: &Lease) -> Result<()> {
+    let live = |l: &Lease| match (l.state, l.expires_at_ms) {
+        (LeaseState::Granted, Some(exp)) => Some(keys::idx_lease_live(&l.dataset_id, exp, &l.id)),
+        _ => None,
+    };
+    let before: Option<Lease> = keys::get(state, &keys::lease(&lease.id))?;
+    let (was, is) = (before.as_ref().and_then(live), live(lease));
+    if let Some(k) = was.filter(|k| Some(k) != is.as_ref()) {
+        state.delete(k);
+    }
+    if let Some(k) = is {
+        state.put(k, Vec::new());
+    }
     keys::put(state, keys::lease(&lease.id), lease);
     ctx.record_history(state, "lease", &lease.id, lease)
+}
+
+/// The leases of `dataset` that may be active at `now_ms`: granted, not
+/// ended early, and expiring after it, soonest first, at most `limit`.
+pub(crate) fn live(state: &impl StateRead, dataset: &str, now_ms: i64, limit: usize) -> Result<Vec<Lease>> {
+    let (prefix, from) = (keys::idx_lease_live_prefix(dataset), keys::idx_lease_live_from(dataset, now_ms));
+    let found = state.scan_after(&prefix, &from, limit)?;
+    found.iter().map(|(k, _)| load(state, &keys::last_segment(k))).collect()
 }
 
 /// The lease's status error for an action that needs it `needs`.
@@ -63,8 +85,8 @@ fn check_exclusive(state: &impl StateRead, ctx: &TxCtx, ds: &Dataset, lease_id: 
     if !ds.spec.policy.exclusive {
         return Ok(());
     }
-    for (key, _) in state.scan_prefix(&keys::idx_lease_by_dataset(&ds.id, ""), usize::MAX)? {
-        let other = load(state, &keys::last_segment(&key))?;
+    // Through the index of live leases: at most one other is there to find.
+    for other in live(state, &ds.id, ctx.now(), 2)? {
         if other.id != lease_id && other.status_at(ctx.now()) == LeaseStatus::Active {
             return Err(ChaincodeError::ExclusiveConflict {
                 dataset: ds.id.clone(),

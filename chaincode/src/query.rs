@@ -49,38 +49,74 @@ pub struct DatasetFilter {
     pub limit: usize,
 }
 
-/// Datasets matching `f`, in id order, at most `f.limit` (capped at [`MAX_PAGE`]).
-pub fn datasets(state: &impl StateRead, f: &DatasetFilter) -> Result<Vec<Dataset>> {
-    let limit = f.limit.clamp(1, MAX_PAGE);
-    let ids: Vec<String> = match (&f.owner, &f.tag) {
-        (Some(o), _) => index_ids(state, &keys::idx_owner(o, ""))?,
-        (None, Some(t)) => index_ids(state, &keys::idx_tag(t, ""))?,
-        (None, None) => state.scan_prefix(b"ds/", usize::MAX)?.iter().map(|(k, _)| keys::last_segment(k)).collect(),
+/// A page of a listing, and where the next one starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass as `after` for the next page; `None` on the last.
+    pub next: Option<String>,
+}
+
+/// Entries a listing reads per request at most, whatever it filters out:
+/// a filter that matches little stops there and says where to go on.
+pub const MAX_SCAN: usize = 10_000;
+/// Entries read from the state at a time (a dataset is up to ~150 KiB).
+const SCAN_STEP: usize = 32;
+
+/// Walks the ids under `prefix` after `after`, a bounded step at a time,
+/// handing each key and value to `take` until it has `limit` items or
+/// [`MAX_SCAN`] entries were read. `take` answers with the item, if any.
+fn walk<T>(
+    state: &impl StateRead,
+    prefix: &[u8],
+    after: Option<&str>,
+    limit: usize,
+    mut take: impl FnMut(&[u8], &[u8]) -> Result<Option<T>>,
+) -> Result<Page<T>> {
+    let limit = limit.clamp(1, MAX_PAGE);
+    let mut cursor = after.map(|a| [prefix, a.as_bytes()].concat()).unwrap_or_default();
+    let (mut items, mut scanned) = (Vec::new(), 0usize);
+    loop {
+        let step = state.scan_after(prefix, &cursor, SCAN_STEP)?;
+        if step.is_empty() {
+            return Ok(Page { items, next: None });
+        }
+        for (k, v) in step {
+            scanned += 1;
+            cursor = k;
+            if let Some(item) = take(&cursor, &v)? {
+                items.push(item);
+            }
+            if items.len() == limit || scanned == MAX_SCAN {
+                return Ok(Page { items, next: Some(keys::last_segment(&cursor)) });
+            }
+        }
+    }
+}
+
+/// Datasets matching `f`, in id order, at most `f.limit` (capped at
+/// [`MAX_PAGE`]), reading at most [`MAX_SCAN`] entries.
+pub fn datasets(state: &impl StateRead, f: &DatasetFilter) -> Result<Page<Dataset>> {
+    let (prefix, indexed) = match (&f.owner, &f.tag) {
+        (Some(o), _) => (keys::idx_owner(o, ""), true),
+        (None, Some(t)) => (keys::idx_tag(t, ""), true),
+        (None, None) => (b"ds/".to_vec(), false),
     };
     let text = f.text.as_ref().map(|t| t.to_lowercase());
-    let mut out = Vec::new();
-    for id in ids.into_iter().filter(|id| f.after.as_ref().is_none_or(|a| id > a)) {
-        let Some(ds) = dataset(state, &id)? else {
-            continue;
+    walk(state, &prefix, f.after.as_deref(), f.limit, |k, v| {
+        let ds = match indexed {
+            true => dataset(state, &keys::last_segment(k))?,
+            false => Some(decode::<Dataset>(k, v)?),
         };
+        let Some(ds) = ds else { return Ok(None) };
         let tag_ok = f.tag.as_ref().is_none_or(|t| ds.spec.tags.contains(t));
         let text_ok = text.as_ref().is_none_or(|t| {
             ds.spec.title.to_lowercase().contains(t)
                 || ds.spec.description.to_lowercase().contains(t)
                 || ds.spec.tags.iter().any(|g| g.to_lowercase().contains(t))
         });
-        if tag_ok && text_ok && (f.include_retired || !ds.retired) {
-            out.push(ds);
-            if out.len() == limit {
-                break;
-            }
-        }
-    }
-    Ok(out)
-}
-
-fn index_ids(state: &impl StateRead, prefix: &[u8]) -> Result<Vec<String>> {
-    Ok(state.scan_prefix(prefix, usize::MAX)?.iter().map(|(k, _)| keys::last_segment(k)).collect())
+        Ok((tag_ok && text_ok && (f.include_retired || !ds.retired)).then_some(ds))
+    })
 }
 
 #[derive(Debug, Clone, Default)]
@@ -93,45 +129,34 @@ pub struct LeaseFilter {
     pub limit: usize,
 }
 
-/// Leases matching `f`, with status judged at block time `now_ms`.
-pub fn leases(state: &impl StateRead, f: &LeaseFilter, now_ms: i64) -> Result<Vec<Lease>> {
-    let limit = f.limit.clamp(1, MAX_PAGE);
-    let ids = match (&f.dataset, &f.lessee, &f.owner) {
-        (Some(d), _, _) => index_ids(state, &keys::idx_lease_by_dataset(d, ""))?,
-        (None, Some(o), _) => index_ids(state, &keys::idx_lease_by_lessee(o, ""))?,
-        (None, None, Some(o)) => index_ids(state, &keys::idx_lease_by_owner(o, ""))?,
-        (None, None, None) => {
-            state.scan_prefix(b"lease/", usize::MAX)?.iter().map(|(k, _)| keys::last_segment(k)).collect()
-        }
+/// Leases matching `f`, with status judged at block time `now_ms`, in id
+/// order, at most `f.limit`, reading at most [`MAX_SCAN`] entries.
+pub fn leases(state: &impl StateRead, f: &LeaseFilter, now_ms: i64) -> Result<Page<Lease>> {
+    let (prefix, indexed) = match (&f.dataset, &f.lessee, &f.owner) {
+        (Some(d), _, _) => (keys::idx_lease_by_dataset(d, ""), true),
+        (None, Some(o), _) => (keys::idx_lease_by_lessee(o, ""), true),
+        (None, None, Some(o)) => (keys::idx_lease_by_owner(o, ""), true),
+        (None, None, None) => (b"lease/".to_vec(), false),
     };
-    let mut out = Vec::new();
-    for id in ids.into_iter().filter(|id| f.after.as_ref().is_none_or(|a| id > a)) {
-        let Some(l) = lease(state, &id)? else {
-            continue;
+    walk(state, &prefix, f.after.as_deref(), f.limit, |k, v| {
+        let l = match indexed {
+            true => lease(state, &keys::last_segment(k))?,
+            false => Some(decode::<Lease>(k, v)?),
         };
-        let ok = f.lessee.as_ref().is_none_or(|o| &l.lessee == o)
-            && f.owner.as_ref().is_none_or(|o| &l.owner == o)
-            && f.status.is_none_or(|s| l.status_at(now_ms) == s);
-        if ok {
-            out.push(l);
-            if out.len() == limit {
-                break;
-            }
-        }
-    }
-    Ok(out)
+        Ok(l.filter(|l| {
+            f.lessee.as_ref().is_none_or(|o| &l.lessee == o)
+                && f.owner.as_ref().is_none_or(|o| &l.owner == o)
+                && f.status.is_none_or(|s| l.status_at(now_ms) == s)
+        }))
+    })
 }
 
 /// The lease through which `org` may use `dataset` at time `now_ms`, if any.
+/// Read from the index of live leases, so it costs the dataset's live
+/// leases (at most [`MAX_SCAN`] of them), never its ended ones.
 pub fn active_lease(state: &impl StateRead, org: &str, dataset: &str, now_ms: i64) -> Result<Option<Lease>> {
-    let f = LeaseFilter {
-        dataset: Some(dataset.into()),
-        lessee: Some(org.into()),
-        status: Some(LeaseStatus::Active),
-        limit: 1,
-        ..Default::default()
-    };
-    Ok(leases(state, &f, now_ms)?.into_iter().next())
+    let live = crate::lease::live(state, dataset, now_ms, MAX_SCAN)?;
+    Ok(live.into_iter().find(|l| l.lessee == org && l.status_at(now_ms) == LeaseStatus::Active))
 }
 
 /// Every recorded version of `kind` (`dataset`, `lease`, `run` or `access`)

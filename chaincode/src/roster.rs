@@ -2,7 +2,9 @@
 //! or leaves) that a majority of the active orgs approved.
 //!
 //! Any active org proposes a change (`ProposeOrgChange`, which counts as its
-//! approval); the others approve it (`ApproveOrgChange`). It takes effect in
+//! approval; at most [`MAX_PENDING_PER_ORG`] of an org's wait at once); the
+//! others approve it (`ApproveOrgChange`) or deny it (`DenyOrgChange`: a
+//! majority's denials drop it), and its proposer may withdraw it. It takes effect in
 //! the block where more than half of the active orgs have approved it. The
 //! node checks the signatures of block h against the roster after block
 //! h - 1, so a change binds from the next block (and later in its own
@@ -26,8 +28,11 @@ pub const MEMBERS: &[u8] = b"cfg/orgs";
 const CHANGE_PREFIX: &str = "cfg/orgchange/";
 /// At most this many orgs ever, so every roster-sized loop is bounded.
 pub const MAX_ORGS: usize = 64;
+/// At most this many of one org's proposals wait for approval at once: no
+/// org can fill the queue and so block the others' changes.
+pub const MAX_PENDING_PER_ORG: usize = 2;
 /// At most this many changes wait for approval at once.
-pub const MAX_PENDING: usize = 8;
+pub const MAX_PENDING: usize = MAX_ORGS * MAX_PENDING_PER_ORG;
 /// A change not approved within this much block time lapses.
 pub const CHANGE_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
 /// Leases ended when an org leaves, at most: a bound on one tx's work.
@@ -82,6 +87,8 @@ pub struct PendingChange {
     pub proposed_by: OrgId,
     pub proposed_at_ms: TimeMs,
     pub approvals: Vec<OrgId>,
+    /// The active orgs that refused it; a majority of them drop it.
+    pub denials: Vec<OrgId>,
 }
 
 /// The orgs in effect after some block.
@@ -179,7 +186,7 @@ pub fn card_proof_bytes(network_id: &str, card: &OrgInfo) -> Vec<u8> {
 /// The changes waiting for approval, oldest first.
 pub fn pending(state: &impl StateRead) -> Result<Vec<PendingChange>> {
     let mut out = Vec::new();
-    for (key, value) in state.scan_prefix(CHANGE_PREFIX.as_bytes(), MAX_PENDING * 2)? {
+    for (key, value) in state.scan_prefix(CHANGE_PREFIX.as_bytes(), MAX_PENDING)? {
         out.push(canonical::from_bytes(&value, "org change").map_err(|e| ChaincodeError::Corrupt {
             key: String::from_utf8_lossy(&key).into(),
             reason: e.to_string(),
@@ -267,14 +274,16 @@ pub(crate) fn propose(state: &mut impl State, tcx: &TxCtx, id: &str, change: &Or
         if lapsed(&c, tcx.now()) {
             state.delete(change_key(&c.id));
         } else {
-            live.push(c.id);
+            live.push(c);
         }
     }
-    if live.iter().any(|c| c == id) {
+    if live.iter().any(|c| c.id == id) {
         return Err(ChaincodeError::AlreadyExists { kind: "org change", id: id.into() });
     }
-    if live.len() >= MAX_PENDING {
-        return Err(ChaincodeError::invalid("change_id", format!("{MAX_PENDING} changes already wait for approval")));
+    let mine = live.iter().filter(|c| c.proposed_by == tcx.org).count();
+    if mine >= MAX_PENDING_PER_ORG {
+        let why = format!("{} already has {mine} changes waiting for approval: withdraw one first", tcx.org);
+        return Err(ChaincodeError::invalid("change_id", why));
     }
     check_change(tcx, &members(state, tcx.block.genesis)?, change)?;
     let pending = PendingChange {
@@ -283,8 +292,49 @@ pub(crate) fn propose(state: &mut impl State, tcx: &TxCtx, id: &str, change: &Or
         proposed_by: tcx.org.into(),
         proposed_at_ms: tcx.now(),
         approvals: vec![tcx.org.into()],
+        denials: Vec::new(),
     };
     settle(state, tcx, pending)
+}
+
+/// A pending change by `id`; one that lapsed is dropped and refused.
+fn load_pending(state: &mut impl State, tcx: &TxCtx, id: &str) -> Result<PendingChange> {
+    let not_found = || ChaincodeError::NotFound { kind: "org change", id: id.into() };
+    let c: PendingChange = keys::get(state, &change_key(id))?.ok_or_else(not_found)?;
+    if lapsed(&c, tcx.now()) {
+        state.delete(change_key(id));
+        return Err(ChaincodeError::invalid("change_id", "the change lapsed: it was not approved within 7 days"));
+    }
+    Ok(c)
+}
+
+/// `WithdrawOrgChange`: its proposer takes a pending change back.
+pub(crate) fn withdraw(state: &mut impl State, tcx: &TxCtx, id: &str) -> Result<Event> {
+    let c = load_pending(state, tcx, id)?;
+    if c.proposed_by != tcx.org {
+        let why = format!("only {}, which proposed it, may withdraw it", c.proposed_by);
+        return Err(ChaincodeError::invalid("change_id", why));
+    }
+    state.delete(change_key(id));
+    Ok(Event::OrgChangeDenied { change_id: c.id, denials: c.denials, dropped: true })
+}
+
+/// `DenyOrgChange`: an active org refuses a pending change; once more
+/// than half of the active orgs have, it is dropped.
+pub(crate) fn deny(state: &mut impl State, tcx: &TxCtx, id: &str) -> Result<Event> {
+    let mut c = load_pending(state, tcx, id)?;
+    if c.denials.iter().any(|o| o == tcx.org) {
+        return Err(ChaincodeError::invalid("change_id", format!("{:?} already denied it", tcx.org)));
+    }
+    c.denials.push(tcx.org.into());
+    let orgs = &tcx.block.genesis.orgs;
+    let denying = c.denials.iter().filter(|d| orgs.iter().any(|o| &o.id == *d)).count();
+    let dropped = denying > orgs.len() / 2;
+    match dropped {
+        true => state.delete(change_key(id)),
+        false => keys::put(state, change_key(id), &c),
+    }
+    Ok(Event::OrgChangeDenied { change_id: c.id, denials: c.denials, dropped })
 }
 
 fn lapsed(c: &PendingChange, now: TimeMs) -> bool {
@@ -293,12 +343,7 @@ fn lapsed(c: &PendingChange, now: TimeMs) -> bool {
 
 /// `ApproveOrgChange`: adds this org's approval.
 pub(crate) fn approve(state: &mut impl State, tcx: &TxCtx, id: &str) -> Result<Event> {
-    let not_found = || ChaincodeError::NotFound { kind: "org change", id: id.into() };
-    let mut c: PendingChange = keys::get(state, &change_key(id))?.ok_or_else(not_found)?;
-    if lapsed(&c, tcx.now()) {
-        state.delete(change_key(id));
-        return Err(ChaincodeError::invalid("change_id", "the change lapsed: it was not approved within 7 days"));
-    }
+    let mut c = load_pending(state, tcx, id)?;
     if c.approvals.iter().any(|o| o == tcx.org) {
         return Err(ChaincodeError::invalid("change_id", format!("{:?} already approved it", tcx.org)));
     }
@@ -342,6 +387,10 @@ fn settle(state: &mut impl State, tcx: &TxCtx, c: PendingChange) -> Result<Event
         OrgChange::Leave { org, reason } => {
             let reason = format!("org {org} left the network: {reason}");
             end_leases(state, tcx, &org, &reason)?;
+            // Its own proposals go with it.
+            for p in pending(state)?.into_iter().filter(|p| p.proposed_by == org) {
+                state.delete(change_key(&p.id));
+            }
             crate::publication::refuse_for_departed(state, tcx, &org, &reason)?;
             voters.retain(|v| *v != org);
             state.delete(format!("cfg/approval/{org}").into_bytes());
@@ -383,8 +432,7 @@ fn end_leases(state: &mut impl State, tcx: &TxCtx, org: &str, reason: &str) -> R
         };
         lease.reason = Some(reason.into());
         lease.updated_at_ms = tcx.now();
-        keys::put(state, keys::lease(&id), &lease);
-        tcx.record_history(state, "lease", &id, &lease)?;
+        crate::lease::store(state, tcx, &lease)?;
     }
     Ok(())
 }

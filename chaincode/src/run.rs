@@ -33,7 +33,8 @@ pub(crate) fn start(
     // A requested compute run's id is its requester's, for its owner to
     // start: no other run may take it first.
     if let Some(req) = keys::get::<crate::ComputeRunRequest>(state, &keys::compute_request(run_id))? {
-        let why = format!("{} asked for run {run_id:?} at its dataset's owner: the id is bound to that request", req.lessee);
+        let why =
+            format!("{} asked for run {run_id:?} at its dataset's owner: the id is bound to that request", req.lessee);
         return Err(ChaincodeError::invalid("run_id", why));
     }
     if lease_ids.len() > MAX_RUN_LEASES || inputs.len() > MAX_RUN_INPUTS {

@@ -13,8 +13,15 @@ pub type WriteSet = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 /// application need from a backend.
 pub trait StateRead {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
+    /// Entries whose key starts with `prefix` and sorts after `after` (from
+    /// the first when `after` is empty), in key order, at most `limit`: a
+    /// page of a listing, read without touching what comes before it.
+    fn scan_after(&self, prefix: &[u8], after: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
+
     /// Entries whose key starts with `prefix`, in key order, at most `limit`.
-    fn scan_prefix(&self, prefix: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
+    fn scan_prefix(&self, prefix: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.scan_after(prefix, &[], limit)
+    }
 }
 
 /// A key-value state the chaincode writes to.
@@ -40,10 +47,16 @@ impl MemState {
     }
 }
 
-fn prefix_range<'a, V>(map: &'a BTreeMap<Vec<u8>, V>, prefix: &[u8]) -> impl Iterator<Item = (&'a Vec<u8>, &'a V)> {
+/// The entries of `map` under `prefix` after `after`, in key order.
+fn prefix_range<'a, V>(
+    map: &'a BTreeMap<Vec<u8>, V>,
+    prefix: &[u8],
+    after: &[u8],
+) -> impl Iterator<Item = (&'a Vec<u8>, &'a V)> {
     let prefix = prefix.to_vec();
-    map.range::<Vec<u8>, _>((Bound::Included(prefix.clone()), Bound::Unbounded))
-        .take_while(move |(k, _)| k.starts_with(&prefix))
+    let start =
+        if after > prefix.as_slice() { Bound::Excluded(after.to_vec()) } else { Bound::Included(prefix.clone()) };
+    map.range::<Vec<u8>, _>((start, Bound::Unbounded)).take_while(move |(k, _)| k.starts_with(&prefix))
 }
 
 impl StateRead for MemState {
@@ -51,8 +64,8 @@ impl StateRead for MemState {
         Ok(self.map.get(key).cloned())
     }
 
-    fn scan_prefix(&self, prefix: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        Ok(prefix_range(&self.map, prefix).take(limit).map(|(k, v)| (k.clone(), v.clone())).collect())
+    fn scan_after(&self, prefix: &[u8], after: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        Ok(prefix_range(&self.map, prefix, after).take(limit).map(|(k, v)| (k.clone(), v.clone())).collect())
     }
 }
 
@@ -97,11 +110,15 @@ impl<S: StateRead + ?Sized> StateRead for Overlay<'_, S> {
         }
     }
 
-    fn scan_prefix(&self, prefix: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        // Overlays live for one block, so scanning the base in full and
-        // merging is cheap; the limit applies to the merged view.
-        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = self.base.scan_prefix(prefix, usize::MAX)?.into_iter().collect();
-        for (k, v) in prefix_range(&self.writes, prefix) {
+    fn scan_after(&self, prefix: &[u8], after: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        // Of the base, only as many entries as this overlay could delete
+        // beyond `limit`: the first `limit` of the merged view are among
+        // them and the overlay's own writes, never further into the base.
+        let writes: Vec<_> = prefix_range(&self.writes, prefix, after).collect();
+        let deletes = writes.iter().filter(|(_, v)| v.is_none()).count();
+        let base = self.base.scan_after(prefix, after, limit.saturating_add(deletes))?;
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = base.into_iter().collect();
+        for (k, v) in writes {
             match v {
                 Some(v) => merged.insert(k.clone(), v.clone()),
                 None => merged.remove(k),
@@ -137,6 +154,8 @@ mod tests {
         let keys: Vec<_> = o.scan_prefix(b"a/", 10).unwrap().into_iter().map(|(k, _)| k).collect();
         assert_eq!(keys, vec![b"a/2".to_vec(), b"a/3".to_vec()]);
         assert_eq!(o.scan_prefix(b"a/", 1).unwrap().len(), 1);
+        let after: Vec<_> = o.scan_after(b"a/", b"a/2", 10).unwrap().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(after, vec![b"a/3".to_vec()]);
         drop(o);
         assert_eq!(base.get(b"a/1").unwrap(), Some(b"x".to_vec()));
     }

@@ -145,6 +145,15 @@ pub enum Payload {
         approve: bool,
         reason: String,
     },
+    /// Its proposer takes back a pending org change.
+    WithdrawOrgChange {
+        change_id: String,
+    },
+    /// An active org refuses a pending org change; a majority's refusals
+    /// drop it.
+    DenyOrgChange {
+        change_id: String,
+    },
 }
 
 impl Payload {
@@ -170,6 +179,8 @@ impl Payload {
             Self::DecidePublication { .. } => "decide_publication",
             Self::ProposeOrgChange { .. } => "propose_org_change",
             Self::ApproveOrgChange { .. } => "approve_org_change",
+            Self::WithdrawOrgChange { .. } => "withdraw_org_change",
+            Self::DenyOrgChange { .. } => "deny_org_change",
         }
     }
 }

@@ -93,7 +93,7 @@ fn register_stores_version_one_with_indexes() {
         &net.state,
         &query::DatasetFilter { tag: Some("flowers".into()), limit: 10, ..Default::default() },
     );
-    assert_eq!(by_tag.unwrap().len(), 1);
+    assert_eq!(by_tag.unwrap().items.len(), 1);
 }
 
 #[test]
@@ -136,6 +136,7 @@ fn update_is_owner_only_and_each_update_is_a_new_version() {
     let tag = |t: &str| {
         query::datasets(&net.state, &query::DatasetFilter { tag: Some(t.into()), limit: 10, ..Default::default() })
             .unwrap()
+            .items
             .len()
     };
     assert_eq!((tag("flowers"), tag("botany")), (0, 1), "tag index follows the new version");
@@ -166,6 +167,6 @@ fn retire_is_owner_only_and_final() {
         ChaincodeError::Retired("iris".into())
     );
     assert_eq!(net.reject(1, T0, request("L", "iris", 1000)), ChaincodeError::Retired("iris".into()));
-    let listed = query::datasets(&net.state, &query::DatasetFilter { limit: 10, ..Default::default() }).unwrap();
+    let listed = query::datasets(&net.state, &query::DatasetFilter { limit: 10, ..Default::default() }).unwrap().items;
     assert!(listed.is_empty(), "retired datasets are hidden unless asked for");
 }

@@ -218,3 +218,57 @@ fn an_org_rotates_its_keys_and_its_old_key_is_refused() {
     let back = OrgChange::Rotate { proof: proof(&net, &old, &SigningKey::from_bytes(&[2; 32])), card: old.clone() };
     assert!(matches!(net.reject(0, T0, propose("back", back)), ChaincodeError::InvalidField { .. }));
 }
+
+fn leave(org_ix: usize, reason: &str) -> OrgChange {
+    OrgChange::Leave { org: org(org_ix), reason: reason.into() }
+}
+
+/// A rogue org's flood of proposals to expel the honest orgs: it may keep
+/// only a few pending, so it blocks neither an honest org's key rotation
+/// nor its own expulsion; a proposer withdraws its own change, and a
+/// majority denies one.
+#[test]
+fn hostile_org_changes_block_no_rotation_and_no_expulsion() {
+    let mut net = Net::new();
+    let genesis = net.genesis.clone();
+    let mut refused = 0;
+    for i in 0..8 {
+        let target = [0, 1][i % 2];
+        match net.run(2, T0, propose(&format!("rogue-{i}"), leave(target, "spite"))) {
+            Ok(_) => {}
+            Err(e) => {
+                assert!(e.to_string().contains("org3 already has"), "{e}");
+                refused += 1;
+            }
+        }
+    }
+    assert!(refused >= 8 - roster::MAX_PENDING_PER_ORG, "org3 kept {} changes pending", 8 - refused);
+    // org1 rotates its keys all the same.
+    let key = SigningKey::from_bytes(&[51; 32]);
+    let mut new_card = card("org1", &key, 0);
+    new_card.x25519_key = net.genesis.orgs[0].x25519_key;
+    let rotate = OrgChange::Rotate { proof: proof(&net, &new_card, &key), card: new_card };
+    net.run(0, T0 + 1, propose("rotate-org1", rotate)).unwrap();
+    let ev = net.run(1, T0 + 1, approve("rotate-org1")).unwrap();
+    assert!(matches!(&ev[0], Event::OrgChange { in_effect: true, .. }), "{ev:?}");
+    next_block(&mut net, &genesis);
+    net.keys[0] = key;
+    // Its proposer withdraws a change; no one else can.
+    let err = net.reject(0, T0 + 2, Payload::WithdrawOrgChange { change_id: "rogue-0".into() });
+    assert!(err.to_string().contains("only org3"), "{err}");
+    net.run(2, T0 + 2, Payload::WithdrawOrgChange { change_id: "rogue-0".into() }).unwrap();
+    assert!(roster::pending(&net.state).unwrap().iter().all(|c| c.id != "rogue-0"));
+    // A majority denies one: it is gone, and cannot be approved.
+    net.run(0, T0 + 3, Payload::DenyOrgChange { change_id: "rogue-1".into() }).unwrap();
+    assert!(roster::pending(&net.state).unwrap().iter().any(|c| c.id == "rogue-1"), "one denial is not a majority");
+    net.run(1, T0 + 3, Payload::DenyOrgChange { change_id: "rogue-1".into() }).unwrap();
+    assert!(roster::pending(&net.state).unwrap().iter().all(|c| c.id != "rogue-1"));
+    assert!(matches!(net.reject(2, T0 + 4, approve("rogue-1")), ChaincodeError::NotFound { .. }));
+    // And the rogue is expelled by the other two.
+    net.run(2, T0 + 4, propose("rogue-2", leave(0, "spite"))).unwrap();
+    net.run(0, T0 + 5, propose("expel-org3", leave(2, "proposed to expel everyone"))).unwrap();
+    let ev = net.run(1, T0 + 5, approve("expel-org3")).unwrap();
+    assert!(matches!(&ev[0], Event::OrgChange { in_effect: true, .. }), "{ev:?}");
+    // Its proposals go with it.
+    assert!(roster::pending(&net.state).unwrap().is_empty(), "{:?}", roster::pending(&net.state).unwrap());
+}

@@ -234,7 +234,7 @@ fn check_authority(pre: &MemState, signer: &str, op: &Op, now: i64) {
 
 /// No lease is active at or past its expiry.
 fn check_expiry(state: &MemState, now: i64) {
-    let all = query::leases(state, &query::LeaseFilter { limit: 100, ..Default::default() }, now).unwrap();
+    let all = query::leases(state, &query::LeaseFilter { limit: 100, ..Default::default() }, now).unwrap().items;
     for l in all {
         if let (Some(granted), Some(exp)) = (l.granted_at_ms, l.expires_at_ms) {
             assert!(exp > granted);

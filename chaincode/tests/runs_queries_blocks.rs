@@ -154,7 +154,7 @@ fn datasets_are_found_by_owner_tag_and_text_with_pagination() {
         net.run(*owner, T0, register(id, spec(&title, tags, policy(&[], HOUR, Approval::Owner, false)))).unwrap();
     }
     let q = |f: query::DatasetFilter| {
-        query::datasets(&net.state, &f).unwrap().into_iter().map(|d| d.id).collect::<Vec<_>>()
+        query::datasets(&net.state, &f).unwrap().items.into_iter().map(|d| d.id).collect::<Vec<_>>()
     };
     let base = || query::DatasetFilter { limit: 10, ..Default::default() };
     assert_eq!(q(query::DatasetFilter { owner: Some("org1".into()), ..base() }), ["a", "b"]);
@@ -169,7 +169,7 @@ fn leases_are_found_by_dataset_lessee_owner_and_status() {
     let mut net = with_active_lease();
     net.run(2, T0 + 3000, request("L2", "iris", 1000)).unwrap();
     let q = |f: query::LeaseFilter, t| {
-        query::leases(&net.state, &f, t).unwrap().into_iter().map(|l| l.id).collect::<Vec<_>>()
+        query::leases(&net.state, &f, t).unwrap().items.into_iter().map(|l| l.id).collect::<Vec<_>>()
     };
     let base = || query::LeaseFilter { limit: 10, ..Default::default() };
     assert_eq!(q(query::LeaseFilter { dataset: Some("iris".into()), ..base() }, T0), ["L1", "L2"]);

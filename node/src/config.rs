@@ -208,6 +208,23 @@ pub struct RaftConfig {
     /// ...and at most this far behind it (a leader holding time still).
     #[serde(default = "default_max_past_ms")]
     pub max_past_ms: u64,
+    /// A tx the leader acknowledged but did not order within this long is
+    /// sent to every node; not ordered within as long again, the leader is
+    /// taken to censor this node: see `censor`.
+    #[serde(default = "default_censorship_bound_ms")]
+    pub censorship_bound_ms: u64,
+    /// How long a leader found censoring is ignored (neither followed nor
+    /// voted for), so another is elected and it cannot win back at once.
+    #[serde(default = "default_censor_shun_ms")]
+    pub censor_shun_ms: u64,
+}
+
+fn default_censorship_bound_ms() -> u64 {
+    3_000
+}
+
+fn default_censor_shun_ms() -> u64 {
+    60_000
 }
 
 fn default_min_free_disk_mib() -> u64 {
@@ -236,6 +253,8 @@ impl Default for RaftConfig {
             keep_logs: 1_000,
             max_future_ms: default_max_future_ms(),
             max_past_ms: default_max_past_ms(),
+            censorship_bound_ms: default_censorship_bound_ms(),
+            censor_shun_ms: default_censor_shun_ms(),
         }
     }
 }

@@ -50,6 +50,8 @@ pub enum Refusal {
     Forbidden(String),
     NotFound(String),
     Unavailable(String),
+    /// Over the owner's limit for this org and lease: retry later.
+    Busy(String),
 }
 
 impl From<Refusal> for NodeError {
@@ -58,6 +60,7 @@ impl From<Refusal> for NodeError {
             Refusal::Forbidden(d) => NodeError::Forbidden(d),
             Refusal::NotFound(d) => NodeError::NotFound(d),
             Refusal::Unavailable(d) => NodeError::Unavailable(d),
+            Refusal::Busy(d) => NodeError::Busy(d),
         }
     }
 }
@@ -147,6 +150,19 @@ pub(crate) async fn serve(
         }
         Err(e) => return Err(internal(e.into())),
     }
+    // Each read commits an audit record: a flood of them must not fill
+    // this node's mempool, or its own revocation of the lease would wait.
+    let limits = &node.inner.limits;
+    if !limits.disclosures.take(&asker, id, std::time::Instant::now()) {
+        let (burst, rate) = (crate::limits::DISCLOSURE_BURST, crate::limits::DISCLOSURES_PER_S);
+        return Err(Refusal::Busy(format!(
+            "{asker} reads lease {id}'s metadata at most {burst} times at once and {rate} a second; retry later"
+        )));
+    }
+    let Some(_slot) = limits.disclosing.enter(&asker) else {
+        let max = crate::limits::DISCLOSURES_IN_FLIGHT;
+        return Err(Refusal::Busy(format!("at most {max} of {asker}'s reads are disclosed at once; retry later")));
+    };
     let audit = node.write(Payload::RecordAccess { lease_id: id.clone(), reader: req.reader.clone() }).await;
     let audit_tx_id = match audit {
         Ok(w) if w.height.is_some() => w.tx_id,

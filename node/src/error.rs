@@ -32,6 +32,9 @@ pub enum NodeError {
     /// The request conflicts with the state of the ledger or of a run.
     #[error("{0}")]
     Conflict(String),
+    /// Over a limit another org's node holds this one to: retry later.
+    #[error("{0}")]
+    Busy(String),
     /// The node cannot do this now or in this configuration.
     #[error("{0}")]
     Unavailable(String),

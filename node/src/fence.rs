@@ -162,16 +162,18 @@ pub(crate) fn term_reply(inner: &Inner) -> Option<TermReply> {
 
 /// The highest raft term among enough of the other voters that every
 /// quorum of the voters holds one of them; `None` if this is the only voter.
-/// The voters are the newest set that this node or any that answered
-/// holds: the backup's may be older.
+/// The voters are this node's own set, or a newer one that a majority of
+/// that newer set's other members report alike ([`confirmed_voters`]): the
+/// backup's may be older, and no one reply may change it.
 async fn learn_floor(inner: &Inner) -> Option<u64> {
-    let (mut voters, mut index) = {
+    let own = {
         let m = inner.raft.metrics().borrow().membership_config.clone();
         (m.membership().voter_ids().collect::<Vec<NodeId>>(), m.log_id().map_or(0, |l| l.index))
     };
-    let mut terms: std::collections::BTreeMap<NodeId, u64> = Default::default();
+    let mut replies: std::collections::BTreeMap<NodeId, TermReply> = Default::default();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
+        let (voters, _) = confirmed_voters(&own, inner.node_id, &replies);
         let others: Vec<NodeId> = voters.iter().copied().filter(|v| *v != inner.node_id).collect();
         if voters == [inner.node_id] {
             return None;
@@ -179,21 +181,51 @@ async fn learn_floor(inner: &Inner) -> Option<u64> {
         // A quorum may hold this node's forgetful self; what the others of
         // it know is seen in any n - q + 1 of the others.
         let needed = (voters.len() + 1 - (voters.len() / 2 + 1)).min(others.len());
-        let heard: Vec<u64> = others.iter().filter_map(|n| terms.get(n).copied()).collect();
+        let heard: Vec<u64> = others.iter().filter_map(|n| replies.get(n).map(|r| r.term)).collect();
         if !others.is_empty() && heard.len() >= needed {
             return heard.into_iter().max();
         }
         info!("restored node: {} of the {needed} other voters needed have told their raft term", heard.len());
         tick.tick().await;
-        let unheard: Vec<NodeId> = others.into_iter().filter(|n| !terms.contains_key(n)).collect();
+        // The members of any set reported too, so a newer one can be vouched for.
+        let named = replies.values().flat_map(|r| r.voters.iter().copied()).collect::<Vec<_>>();
+        let mut unheard: Vec<NodeId> = others.into_iter().chain(named).filter(|n| *n != inner.node_id).collect();
+        unheard.sort_unstable();
+        unheard.dedup();
+        unheard.retain(|n| !replies.contains_key(n));
         for node in unheard {
-            let Some(reply) = ask_term(inner, node).await else { continue };
-            terms.insert(node, reply.term);
-            if reply.membership_index > index {
-                (voters, index) = (reply.voters, reply.membership_index);
+            if let Some(reply) = ask_term(inner, node).await {
+                replies.insert(node, reply);
             }
         }
     }
+}
+
+/// The voter set to learn from: `own` (this node's, by the log index of
+/// its membership), or the newest set that more than half of its members
+/// other than `me` report alike. A set only a minority vouches for, such as
+/// one naming this node alone (which would lift the fence at once), is a
+/// lie or not yet known: it changes nothing.
+fn confirmed_voters(
+    own: &(Vec<NodeId>, u64),
+    me: NodeId,
+    replies: &std::collections::BTreeMap<NodeId, TermReply>,
+) -> (Vec<NodeId>, u64) {
+    let mut best = own.clone();
+    for r in replies.values() {
+        if r.membership_index <= best.1 {
+            continue;
+        }
+        let vouching = replies
+            .iter()
+            .filter(|(n, o)| **n != me && r.voters.contains(n) && o.membership_index == r.membership_index)
+            .filter(|(_, o)| o.voters == r.voters)
+            .count();
+        if vouching > r.voters.len() / 2 {
+            best = (r.voters.clone(), r.membership_index);
+        }
+    }
+    best
 }
 
 async fn ask_term(inner: &Inner, node: NodeId) -> Option<TermReply> {
@@ -205,6 +237,10 @@ async fn ask_term(inner: &Inner, node: NodeId) -> Option<TermReply> {
     let asked = tokio::time::timeout(Duration::from_secs(2), inner.net.request(*peer, encode(&Rpc::Term)));
     let Ok(Ok(bytes)) = asked.await else { return None };
     let Ok(RpcReply::Term(reply)) = decode::<RpcReply>(&bytes, "term") else { return None };
+    if reply.voters.len() > leasehold_chaincode::roster::MAX_ORGS {
+        warn!(%peer, "restored node: {} names {} voters, more than a network holds; ignored", peers.org_name(peer), reply.voters.len());
+        return None;
+    }
     if reply.term > MAX_CREDIBLE_TERM {
         let org = peers.org_name(peer);
         warn!(%peer, "restored node: {org} claims raft term {}, which no election reaches; ignored", reply.term);
@@ -219,6 +255,26 @@ mod tests {
 
     fn fence(state: State) -> Fence {
         Fence(Mutex::new(state))
+    }
+
+    fn reply(voters: &[NodeId], index: u64) -> TermReply {
+        TermReply { term: 5, membership_index: index, voters: voters.to_vec() }
+    }
+
+    #[test]
+    fn no_one_reply_changes_the_voters_a_restored_node_learns_from() {
+        let own = (vec![1, 2, 3], 10);
+        // org3 says the voters are the restored node alone: a lie that
+        // would lift the fence at once. It changes nothing.
+        let forged: std::collections::BTreeMap<NodeId, TermReply> = [(3, reply(&[1], 1 << 40))].into();
+        assert_eq!(confirmed_voters(&own, 1, &forged), own);
+        let with_honest = [(2, reply(&[1, 2, 3], 10)), (3, reply(&[1], 1 << 40))].into();
+        assert_eq!(confirmed_voters(&own, 1, &with_honest), own);
+        // A newer set that a majority of its other members report is taken.
+        let newer = [(2, reply(&[1, 2, 4], 20)), (4, reply(&[1, 2, 4], 20)), (3, reply(&[1, 3], 30))].into();
+        assert_eq!(confirmed_voters(&own, 1, &newer), (vec![1, 2, 4], 20));
+        let half = [(2, reply(&[1, 2, 4], 20))].into();
+        assert_eq!(confirmed_voters(&own, 1, &half), own, "one of its two other members");
     }
 
     #[test]

@@ -59,6 +59,20 @@ pub(crate) fn speaks_for(inner: &Inner, peer: &PeerId, vote: &Vote<NodeId>, what
     false
 }
 
+/// Ignores `node`'s appends and vote requests for `how_long`: the others
+/// elect a leader without it.
+pub(crate) fn shun(inner: &Inner, node: NodeId, how_long: Duration) {
+    let mut shunned = inner.shunned.lock().expect("shunned lock");
+    let until = Instant::now() + how_long;
+    let at = shunned.entry(node).or_insert(until);
+    *at = (*at).max(until);
+}
+
+/// Whether `node` is ignored now.
+pub(crate) fn is_shunned(inner: &Inner, node: NodeId) -> bool {
+    shunned(inner, node)
+}
+
 fn shunned(inner: &Inner, node: NodeId) -> bool {
     let mut shunned = inner.shunned.lock().expect("shunned lock");
     match shunned.get(&node) {
@@ -182,7 +196,7 @@ pub(crate) fn admit_append(
         let too_old = e.log_id.index > committed && behind > raft.max_past_ms as i64;
         if ahead > raft.max_future_ms as i64 || too_old {
             let shun = Duration::from_millis(raft.election_max_ms * SHUN_ELECTIONS);
-            inner.shunned.lock().expect("shunned lock").insert(node, Instant::now() + shun);
+            self::shun(inner, node, shun);
             warn!(
                 %peer,
                 "refused AppendEntries from {}: its proposal's time is {ahead} ms from this node's clock \

@@ -37,6 +37,8 @@ pub struct Ledger {
     /// The state commitment at the head; only the state machine changes it.
     commitment: Mutex<Commitment>,
     waiters: Mutex<HashMap<TxId, Vec<oneshot::Sender<Receipt>>>>,
+    /// Txs this node handed to leaders, followed until they are ordered.
+    pub(crate) watch: crate::censor::Watch,
     pub metrics: crate::metrics::Metrics,
 }
 
@@ -59,7 +61,8 @@ impl Ledger {
         let rosters = Mutex::new(load_rosters(&store, &genesis)?);
         let waiters = Mutex::new(HashMap::new());
         let metrics = Default::default();
-        Ok(Self { store, genesis, genesis_bytes, head, roster, rosters, commitment, waiters, metrics })
+        let watch = Default::default();
+        Ok(Self { store, genesis, genesis_bytes, head, roster, rosters, commitment, waiters, watch, metrics })
     }
 
     /// The roster blocks at `height` were built with: the one after block
@@ -179,12 +182,17 @@ impl Ledger {
     }
 
     fn notify(&self, block: &Block) {
+        let following = !self.watch.is_empty();
         let mut waiters = self.waiters.lock().expect("waiters lock");
-        if waiters.is_empty() {
+        if waiters.is_empty() && !following {
             return;
         }
-        for (i, (tx, verdict)) in block.txs.iter().zip(&block.verdicts).enumerate() {
-            if let Some(list) = waiters.remove(&tx.id()) {
+        let ids: Vec<TxId> = block.txs.iter().map(|t| t.id()).collect();
+        if following {
+            self.watch.committed(&ids);
+        }
+        for (i, (id, verdict)) in ids.iter().zip(&block.verdicts).enumerate() {
+            if let Some(list) = waiters.remove(id) {
                 let receipt = Receipt { height: block.header.height, index: i as u32, verdict: verdict.clone() };
                 for w in list {
                     let _ = w.send(receipt.clone());

@@ -5,6 +5,9 @@
 
 pub mod backup;
 pub mod block;
+mod censor;
+#[cfg(test)]
+mod censor_tests;
 pub mod ceremony;
 pub mod certify;
 pub mod cli;
@@ -22,6 +25,7 @@ pub mod fuzzing;
 mod gate;
 pub mod init;
 pub mod ledger;
+mod limits;
 pub mod membership;
 pub mod metrics;
 pub mod node;

@@ -67,6 +67,12 @@ pub(crate) struct Inner {
     pub(crate) peers: crate::peers::SharedPeers,
     /// The org's X25519 secret: data keys are derived from it, here only.
     pub x25519_secret: [u8; 32],
+    /// What other orgs may ask of this node at once, and how often.
+    pub(crate) limits: crate::limits::PeerLimits,
+    /// Tests only: the org whose forwarded txs this node, as a dishonest
+    /// leader, acknowledges and drops (see `censor_tests`).
+    #[cfg(test)]
+    pub(crate) censors: std::sync::Mutex<Option<String>>,
     /// Set once at start; the runner holds a handle to the node in turn.
     pub(crate) runner: std::sync::OnceLock<Arc<crate::workflow::runner::Runner>>,
     nonce: AtomicU64,
@@ -202,6 +208,9 @@ pub async fn start(cfg: NodeConfig) -> Result<(NodeHandle, Tasks)> {
         runner: std::sync::OnceLock::new(),
         forwarded: std::sync::Mutex::new(HashMap::new()),
         shunned: std::sync::Mutex::new(HashMap::new()),
+        limits: Default::default(),
+        #[cfg(test)]
+        censors: Default::default(),
         manifests: Default::default(),
         incoming: tokio::sync::Mutex::new(None),
         elected: std::sync::Mutex::new(None),
@@ -217,6 +226,7 @@ pub async fn start(cfg: NodeConfig) -> Result<(NodeHandle, Tasks)> {
     tasks.push(tokio::spawn(crate::membership::run(inner.clone())));
     tasks.push(tokio::spawn(crate::fence::watch(inner.clone())));
     tasks.push(tokio::spawn(crate::peers::follow(inner.clone())));
+    tasks.push(tokio::spawn(crate::censor::run(inner.clone())));
     let node = NodeHandle { inner };
     // The node runs workflows, watches their leases and deletes ended
     // leases' caches whether or not an API is serving.
@@ -323,6 +333,11 @@ async fn dispatch(inner: &Inner, batch: Vec<SignedTx>) {
                     Err(e) => warn!("proposal failed: {e}"),
                 }
             }
+            // A leader found censoring is not handed this batch: the next is.
+            Some(leader) if crate::gate::is_shunned(inner, leader) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
             Some(leader) => {
                 let Some(peer) = inner.peers().peer_of_node.get(&leader).copied() else {
                     // A leader this node's ledger no longer lists: wait for the next.
@@ -338,7 +353,11 @@ async fn dispatch(inner: &Inner, batch: Vec<SignedTx>) {
                 tokio::select! {
                     reply = sent => match reply {
                         Ok(bytes) => match decode::<RpcReply>(&bytes, "forward reply") {
-                            Ok(RpcReply::Forward(Ok(()))) => return,
+                            Ok(RpcReply::Forward(Ok(()))) => {
+                                // Acknowledged is not ordered: followed until it is.
+                                inner.ledger.watch.acknowledged(leader, &batch);
+                                return;
+                            }
                             Ok(RpcReply::Forward(Err(e))) => debug!("leader refused batch: {e}"),
                             _ => warn!("unexpected reply to forward"),
                         },

@@ -178,6 +178,8 @@ pub struct PendingView {
     pub proposed_by: String,
     pub proposed_at_ms: i64,
     pub approvals: Vec<String>,
+    /// The orgs that refused it: a majority's refusals drop it.
+    pub denials: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -220,6 +222,7 @@ impl NodeHandle {
                     proposed_by: c.proposed_by,
                     proposed_at_ms: c.proposed_at_ms,
                     approvals: c.approvals,
+                    denials: c.denials,
                 }
             })
             .collect();

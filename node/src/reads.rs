@@ -25,6 +25,12 @@ impl NodeHandle {
         self.inner.ledger.store.block(height)
     }
 
+    /// Committed blocks from `from`, at most `limit` and about `max_bytes`
+    /// of them (see [`crate::store::Store::blocks`]).
+    pub fn blocks(&self, from: u64, limit: u64, max_bytes: usize) -> Result<Vec<Block>> {
+        self.inner.ledger.store.blocks(from, limit, max_bytes)
+    }
+
     /// A committed valid tx's block and its index in it.
     pub fn tx_block(&self, id: &TxId) -> Result<Option<(Block, u32)>> {
         let Some((height, index)) = self.lookup_tx(id)? else { return Ok(None) };
@@ -39,7 +45,7 @@ impl NodeHandle {
         Ok(query::dataset_versions(&self.inner.ledger.store, id)?)
     }
 
-    pub fn datasets(&self, filter: &DatasetFilter) -> Result<Vec<Dataset>> {
+    pub fn datasets(&self, filter: &DatasetFilter) -> Result<query::Page<Dataset>> {
         Ok(query::datasets(&self.inner.ledger.store, filter)?)
     }
 
@@ -52,7 +58,7 @@ impl NodeHandle {
     }
 
     /// Leases matching `filter`, with statuses at the ledger's time now.
-    pub fn leases(&self, filter: &LeaseFilter) -> Result<Vec<Lease>> {
+    pub fn leases(&self, filter: &LeaseFilter) -> Result<query::Page<Lease>> {
         Ok(query::leases(&self.inner.ledger.store, filter, self.ledger_now())?)
     }
 

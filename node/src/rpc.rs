@@ -67,9 +67,15 @@ async fn handle_rpc(node: NodeHandle, peer: PeerId, rpc: Rpc) -> Option<RpcReply
         }
         Rpc::Vote(_) => return None,
         Rpc::Forward(txs) => RpcReply::Forward(accept_forwarded(inner, peer, txs)),
+        Rpc::Relay(txs) => RpcReply::Relay(accept_relayed(inner, peer, txs)),
         // A chunk is up to 4 MiB read from disk: off the async threads,
         // which carry raft's heartbeats too.
         Rpc::Data(req) => {
+            let org = inner.peers().org_name(&peer);
+            let Some(_slot) = inner.limits.serving.enter(&org) else {
+                let max = crate::limits::DATA_IN_FLIGHT;
+                return Some(RpcReply::Data(Err(format!("busy: at most {max} of {org}'s data requests at once"))));
+            };
             let owner = node.clone();
             let served = tokio::task::spawn_blocking(move || crate::data::plane::serve(&owner.inner, peer, req)).await;
             let served = served.unwrap_or_else(|e| Err(format!("the owner's node failed serving it: {e}")));
@@ -92,7 +98,25 @@ fn accept_forwarded(inner: &Inner, peer: PeerId, txs: Vec<SignedTx>) -> Result<(
     if inner.leader() != Some(inner.node_id) {
         return Err("not the leader".into());
     }
-    inner.check_disk().map_err(|e| format!("the leader refuses writes: {e}"))?;
+    let admitted = admit(inner, peer, txs)?;
+    enqueue(inner, peer, admitted)
+}
+
+/// Txs another node's leader acknowledged and did not order: held to what
+/// a forwarded tx is, then proposed if this node leads, else handed to its
+/// leader and followed (see `censor`).
+fn accept_relayed(inner: &Inner, peer: PeerId, txs: Vec<SignedTx>) -> Result<(), String> {
+    let admitted = admit(inner, peer, txs)?;
+    let followed: Vec<SignedTx> = admitted.iter().map(|p| p.tx.clone()).collect();
+    enqueue(inner, peer, admitted)?;
+    crate::censor::follow_relayed(inner, &followed);
+    Ok(())
+}
+
+/// The txs of `txs` from `peer` that pass the checks, counted against the
+/// peer's share of the mempool: all or nothing.
+fn admit(inner: &Inner, peer: PeerId, txs: Vec<SignedTx>) -> Result<Vec<Pending>, String> {
+    inner.check_disk().map_err(|e| format!("this node refuses writes: {e}"))?;
     let roster = inner.ledger.roster();
     let genesis = &roster.orgs;
     let share = (inner.cfg.block.mempool_capacity / genesis.orgs.len().max(1)).max(1);
@@ -108,6 +132,9 @@ fn accept_forwarded(inner: &Inner, peer: PeerId, txs: Vec<SignedTx>) -> Result<(
         .filter_map(|(tx, _)| sized(tx, Some(peer)))
         .collect();
     let refused = total - admitted.len();
+    // A test's dishonest leader drops, silently, what it censors.
+    #[cfg(test)]
+    let admitted = crate::censor_tests::censored(inner, admitted);
     {
         // All or nothing: a batch half admitted would be resent whole.
         let mut counts = inner.forwarded.lock().expect("forwarded lock");
@@ -117,18 +144,24 @@ fn accept_forwarded(inner: &Inner, peer: PeerId, txs: Vec<SignedTx>) -> Result<(
         }
         *n += admitted.len();
     }
+    if refused > 0 {
+        let org = inner.peers().org_name(&peer);
+        warn!(%peer, "dropped {refused} forwarded txs from {org}: forged, for another network, committed or too large");
+    }
+    Ok(admitted)
+}
+
+/// Puts what `admit` counted into the mempool; what does not fit is
+/// released from the peer's share, and the whole refused.
+fn enqueue(inner: &Inner, peer: PeerId, admitted: Vec<Pending>) -> Result<(), String> {
     let mut admitted = admitted.into_iter();
     while let Some(p) = admitted.next() {
         if inner.mempool.try_send(p).is_err() {
             for _ in 0..=admitted.len() {
                 inner.release_forwarded(&Some(peer));
             }
-            return Err("leader mempool is full".into());
+            return Err("the mempool is full".into());
         }
-    }
-    if refused > 0 {
-        let org = inner.peers().org_name(&peer);
-        warn!(%peer, "dropped {refused} forwarded txs from {org}: forged, for another network, committed or too large");
     }
     Ok(())
 }

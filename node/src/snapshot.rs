@@ -298,10 +298,10 @@ pub fn check_with_cfg(
     let mut head = genesis_head;
     let mut commitment = Commitment::empty();
     let mut signers = BTreeSet::new();
-    // Certificates by a key this node does not know for its org (rotated
-    // since this node's head): checked against the snapshot's own roster
-    // once the rest is certified, and never counted.
-    let mut rotated = Vec::new();
+    // Certificates by a key or an org this node does not know (rotated or
+    // joined since this node's head): checked against the snapshot's own
+    // roster once the rest is certified, and never counted.
+    let mut later = Vec::new();
     let mut cert_records = 0;
     while let Some((section, key, value)) = reader.next_record()? {
         match section {
@@ -335,14 +335,16 @@ pub fn check_with_cfg(
                 if key != c.key() || !signs(&c, &head) || cert_records > 2 * MAX_ORGS {
                     return Err("it carries a certificate that is not a valid signature on its last block".into());
                 }
-                // An org that joined after this node's head: its signature
-                // may be real, but this node cannot know its key yet.
+                // An org that joined, or a key rotated, after this node's
+                // head: its signature may be real, but only the snapshot's
+                // own roster can say; it is checked against that below, and
+                // never counted. A certificate no roster backs is refused,
+                // or it would be installed, fail `verify` and be served on.
                 match (known, c.verify(orgs)) {
                     (true, true) => {
                         signers.insert(c.org);
                     }
-                    (true, false) => rotated.push(c),
-                    (false, _) => {}
+                    _ => later.push(c),
                 }
             }
         }
@@ -370,7 +372,7 @@ pub fn check_with_cfg(
         ));
     }
     let theirs = leasehold_chaincode::roster::Roster::load(&cfg, genesis).map_err(|e| e.to_string())?;
-    if rotated.iter().any(|c| !c.verify(&theirs.orgs)) {
+    if later.iter().any(|c| !c.verify(&theirs.orgs)) {
         return Err("it carries a certificate that is not a valid signature on its last block".into());
     }
     Ok((head, cfg))

@@ -81,7 +81,7 @@ impl NodeHandle {
                     limit: query::MAX_PAGE,
                     ..Default::default()
                 };
-                count += query::leases(&ledger.store, &f, now).map(|l| l.len()).unwrap_or(0);
+                count += query::leases(&ledger.store, &f, now).map(|l| l.items.len()).unwrap_or(0);
             }
             let labels = crate::metrics::StatusLabels { status: status.as_str().into() };
             m.leases.get_or_create(&labels).set(count as i64);

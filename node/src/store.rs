@@ -110,6 +110,28 @@ impl Store {
         }
     }
 
+    /// Blocks from `from` on, at most `limit`, and no more than `max_bytes`
+    /// of them encoded (one block at least, whatever its size): each is
+    /// measured before it is decoded.
+    pub fn blocks(&self, from: u64, limit: u64, max_bytes: usize) -> Result<Vec<Block>> {
+        let (mut out, mut bytes) = (Vec::new(), 0usize);
+        for height in from..from.saturating_add(limit) {
+            let Some(v) = self.db.get_pinned_cf(self.cf(CF_BLOCKS), height.to_be_bytes())? else { break };
+            bytes += v.len();
+            if !out.is_empty() && bytes > max_bytes {
+                break;
+            }
+            out.push(Block::from_bytes(&v)?);
+        }
+        Ok(out)
+    }
+
+    /// Whether tx `id` was ordered, valid or not: the chaincode spends
+    /// every correctly signed tx it orders.
+    pub fn is_spent(&self, id: &TxId) -> Result<bool> {
+        Ok(StateRead::get(self, &leasehold_chaincode::keys::tx(id))?.is_some())
+    }
+
     pub fn tx_location(&self, id: &TxId) -> Result<Option<TxLocation>> {
         self.get(CF_TXS, &id.0)
     }
@@ -186,15 +208,23 @@ impl StateRead for Store {
         self.db.get_cf(self.cf(state_cf(key)), key).map_err(storage_err)
     }
 
-    fn scan_prefix(&self, prefix: &[u8], limit: usize) -> leasehold_chaincode::Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let iter = self.db.iterator_cf(self.cf(state_cf(prefix)), IteratorMode::From(prefix, Direction::Forward));
+    fn scan_after(
+        &self,
+        prefix: &[u8],
+        after: &[u8],
+        limit: usize,
+    ) -> leasehold_chaincode::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let start = if after > prefix { after } else { prefix };
+        let iter = self.db.iterator_cf(self.cf(state_cf(prefix)), IteratorMode::From(start, Direction::Forward));
         let mut out = Vec::new();
         for item in iter {
             let (k, v) = item.map_err(storage_err)?;
             if !k.starts_with(prefix) || out.len() == limit {
                 break;
             }
-            out.push((k.to_vec(), v.to_vec()));
+            if *k != *after {
+                out.push((k.to_vec(), v.to_vec()));
+            }
         }
         Ok(out)
     }

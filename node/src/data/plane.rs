@@ -36,9 +36,23 @@ pub enum DataReply {
     Chunk(Vec<u8>),
 }
 
+impl DataRequest {
+    pub fn lease_id(&self) -> &str {
+        match self {
+            Self::Manifest { lease_id } | Self::Chunk { lease_id, .. } => lease_id,
+        }
+    }
+}
+
 /// Answers a lessee's request, or says why not. Runs on the owner's node.
 pub(crate) fn serve(inner: &Inner, from: PeerId, req: DataRequest) -> std::result::Result<DataReply, String> {
     let peers = inner.peers();
+    if let Some(org) = peers.org_of_peer.get(&from) {
+        if !inner.limits.data.take(org, req.lease_id(), std::time::Instant::now()) {
+            let (burst, rate) = (crate::limits::DATA_BURST, crate::limits::DATA_PER_S);
+            return Err(format!("busy: {org} asks at most {burst} requests at once and {rate} a second per lease"));
+        }
+    }
     let owner = Owner {
         org: &inner.cfg.org,
         state: &inner.ledger.store,
@@ -91,9 +105,7 @@ impl<S: StateRead> Owner<'_, S> {
     /// first chunk asked for after the lease ends.
     pub fn serve(&self, now_ms: i64, from: PeerId, req: DataRequest) -> std::result::Result<DataReply, String> {
         let requester = self.org_of_peer.get(&from).ok_or("unknown peer")?;
-        let lease_id = match &req {
-            DataRequest::Manifest { lease_id } | DataRequest::Chunk { lease_id, .. } => lease_id,
-        };
+        let lease_id = req.lease_id();
         let lease = query::lease(self.state, lease_id).map_err(|e| e.to_string())?.ok_or("no such lease")?;
         if lease.owner != self.org || &lease.lessee != requester {
             return Err(format!("lease {lease_id} is not between {} and {requester}", self.org));

@@ -39,6 +39,9 @@ pub enum Rpc {
     Compute(crate::compute::ComputeRequest),
     /// A restored node asks a voter its raft term (see `fence`).
     Term,
+    /// Txs a leader acknowledged and did not order in time: every node
+    /// hands them to its leader and follows them (see `censor`).
+    Relay(Vec<SignedTx>),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -54,6 +57,7 @@ pub enum RpcReply {
     Certify(Result<(), String>),
     Compute(Result<crate::compute::ComputeReply, crate::compute::Refusal>),
     Term(crate::fence::TermReply),
+    Relay(Result<(), String>),
 }
 
 /// Who this node is, to sign its vote for itself as a candidate.
