@@ -15,7 +15,9 @@
 //!    `gate`) and calls an election. Every node the tx was relayed to does
 //!    the same, so a majority elects another leader, which orders it.
 //!
-//! A node that lags behind its log accuses no one. The bound: a tx an honest
+//! A node that lags behind its log, or has not heard from the leader
+//! lately (cut off from it: raft's case, not a censor's), accuses no one.
+//! The bound: a tx an honest
 //! majority relays is ordered within about three bounds and an election.
 
 use std::collections::HashMap;
@@ -58,6 +60,8 @@ pub(crate) struct Watch {
     /// The latest acknowledgement of each leader's that its blocks hold:
     /// a tx acknowledged before it and still missing was skipped.
     ordered_seq: Mutex<HashMap<NodeId, u64>>,
+    /// The leader whose AppendEntries this node last took, and when.
+    heard: Mutex<Option<(NodeId, Instant)>>,
 }
 
 impl Watch {
@@ -124,6 +128,17 @@ impl Watch {
         self.tracked.lock().expect("watch lock").remove(id);
     }
 
+    /// This node took an AppendEntries (a heartbeat, or entries) from `leader`.
+    pub(crate) fn heard(&self, leader: NodeId) {
+        *self.heard.lock().expect("watch lock") = Some((leader, Instant::now()));
+    }
+
+    /// Whether `leader` reached this node within `within`: a leader cut off
+    /// from it is raft's to replace, not a censor.
+    fn hears(&self, leader: NodeId, within: Duration) -> bool {
+        self.heard.lock().expect("watch lock").is_some_and(|(l, at)| l == leader && at.elapsed() < within)
+    }
+
     /// Whether `leader` ordered a tx of this node acknowledged after `seq`.
     fn skipped(&self, leader: NodeId, seq: u64) -> bool {
         self.ordered_seq.lock().expect("watch lock").get(&leader).is_some_and(|s| *s > seq)
@@ -165,7 +180,11 @@ async fn check(inner: &Arc<Inner>, overdue: Vec<(TxId, Tracked)>) {
     if !relay.is_empty() {
         relay_to_all(inner, relay).await;
     }
-    if !accused.is_empty() && !lagging(inner) {
+    // A censor heartbeats: one this node does not hear from is cut off,
+    // and raft replaces it; one it hears, while it lags, may have ordered
+    // the txs already.
+    let recently = Duration::from_millis(inner.cfg.raft.election_max_ms.saturating_mul(2));
+    if !accused.is_empty() && inner.ledger.watch.hears(leader, recently) && !lagging(inner) {
         accuse(inner, leader, &accused).await;
     }
 }

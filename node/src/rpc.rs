@@ -40,9 +40,13 @@ async fn handle_rpc(node: NodeHandle, peer: PeerId, rpc: Rpc) -> Option<RpcReply
     Some(match rpc {
         Rpc::Append(r, grants) if gate::admit_append(inner, &peer, &r, &grants) => {
             let (term, commit) = (r.vote.leader_id().term, r.leader_commit.map(|c| (c.leader_id.term, c.index)));
+            let leader = r.vote.leader_id().voted_for();
             let resp = inner.raft.append_entries(r).await;
             if matches!(resp, Ok(AppendEntriesResponse::Success)) {
                 inner.fence.leader_heard(term, commit);
+                if let Some(leader) = leader {
+                    inner.ledger.watch.heard(leader);
+                }
             }
             RpcReply::Append(resp)
         }

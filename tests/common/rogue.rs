@@ -22,6 +22,12 @@ pub struct Rogue {
 impl Rogue {
     /// org3's node is stopped; the rogue takes its keys and connects.
     pub async fn as_org3(net: &mut TestNet) -> Self {
+        Self::as_org3_answering(net, None).await
+    }
+
+    /// As [`Rogue::as_org3`], answering every request with `answer`'s bytes
+    /// (nothing when `None`).
+    pub async fn as_org3_answering(net: &mut TestNet, answer: Option<Vec<u8>>) -> Self {
         net.stop(2);
         let cfg = NodeConfig::load(&net.nodes[2].dir.join("node.toml")).unwrap();
         // Its peers are the genesis's other orgs, at the addresses it lists.
@@ -39,8 +45,15 @@ impl Rogue {
         })
         .unwrap();
         tokio::spawn(event_loop.run());
-        // It answers nothing that is asked of it.
-        tokio::spawn(async move { while inbound.recv().await.is_some() {} });
+        // It answers nothing that is asked of it, or always the same.
+        let responder = client.clone();
+        tokio::spawn(async move {
+            while let Some(req) = inbound.recv().await {
+                if let Some(bytes) = &answer {
+                    let _ = responder.respond(req.reply, bytes.clone()).await;
+                }
+            }
+        });
         let named = others.iter().map(|o| (o.id.clone(), o.peer_id.parse().unwrap())).collect();
         let rogue = Rogue { client, peers: named, key: net.nodes[2].key.clone(), genesis };
         let deadline = Instant::now() + Duration::from_secs(10);
