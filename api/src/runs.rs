@@ -83,12 +83,34 @@ pub async fn submit(
     Ok((StatusCode::CREATED, Json(RunView::from(&record))))
 }
 
-#[utoipa::path(get, path = "/v1/runs", responses((status = 200, body = Vec<RunView>)), security(("bearer" = ["viewer"])))]
-pub async fn list(s: State<AppState>, caller: Caller) -> Result<Json<Vec<RunView>>, ApiError> {
+/// Runs listed at once, at most.
+const MAX_RUNS: usize = 1000;
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct RunQuery {
+    /// The last id of the previous page.
+    after: Option<String>,
+    /// At most this many (100 by default, 1000 at most).
+    limit: Option<usize>,
+}
+
+/// The runs on this node, newest first, a page at a time.
+#[utoipa::path(get, path = "/v1/runs", params(RunQuery), responses((status = 200, body = Vec<RunView>)), security(("bearer" = ["viewer"])))]
+pub async fn list(s: State<AppState>, caller: Caller, q: Query<RunQuery>) -> Result<Json<Vec<RunView>>, ApiError> {
     caller.require(Role::Viewer)?;
     let mut runs = s.node.runner().list();
     runs.sort_by(|a, b| b.created_at_ms.cmp(&a.created_at_ms).then_with(|| a.id.cmp(&b.id)));
-    Ok(Json(runs.iter().map(RunView::from).collect()))
+    let from = match &q.after {
+        Some(after) => runs
+            .iter()
+            .position(|r| &r.id == after)
+            .map(|i| i + 1)
+            .ok_or_else(|| ApiError::bad("after", format!("no run {after:?} on this node to list after")))?,
+        None => 0,
+    };
+    let limit = q.limit.unwrap_or(100).clamp(1, MAX_RUNS);
+    Ok(Json(runs.iter().skip(from).take(limit).map(RunView::from).collect()))
 }
 
 #[utoipa::path(get, path = "/v1/runs/{id}", responses((status = 200, body = RunView), (status = 404, body = crate::error::Problem)), security(("bearer" = ["viewer"])))]

@@ -354,8 +354,9 @@ async fn dispatch(inner: &Inner, batch: Vec<SignedTx>) {
                     reply = sent => match reply {
                         Ok(bytes) => match decode::<RpcReply>(&bytes, "forward reply") {
                             Ok(RpcReply::Forward(Ok(()))) => {
-                                // Acknowledged is not ordered: followed until it is.
-                                inner.ledger.watch.acknowledged(leader, &batch);
+                                // Acknowledged is not ordered: this org's own txs
+                                // are followed until they are (see `censor`).
+                                inner.ledger.watch.acknowledged(leader, &inner.cfg.org, &batch);
                                 return;
                             }
                             Ok(RpcReply::Forward(Err(e))) => debug!("leader refused batch: {e}"),

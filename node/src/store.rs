@@ -258,3 +258,52 @@ pub fn lock_stopped(dir: &Path) -> Result<Option<std::fs::File>> {
         Err(e) => Err(crate::NodeError::file(&path, e)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use leasehold_chaincode::{Payload, TxBody, Verdict};
+
+    use super::*;
+    use crate::block::BlockHeader;
+
+    /// A block of `txs` transactions of about 200 KiB each.
+    fn heavy_block(height: u64, txs: usize) -> Block {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
+        let tx = |n: usize| {
+            let payload = Payload::DenyLease { lease_id: format!("L{n}"), reason: "x".repeat(200 << 10) };
+            TxBody { network_id: "n".into(), org: "org1".into(), nonce: n as u64, created_at_ms: 0, payload }.sign(&key)
+        };
+        let header = BlockHeader {
+            height,
+            prev_hash: [0; 32],
+            time_ms: 0,
+            proposer: "org1".into(),
+            txs_root: [0; 32],
+            verdicts_root: [0; 32],
+            state_root: [0; 32],
+        };
+        Block {
+            header,
+            proposer_signature: Vec::new(),
+            proposed_time_ms: 0,
+            txs: (0..txs).map(tx).collect(),
+            verdicts: vec![Verdict::Valid; txs],
+        }
+    }
+
+    #[test]
+    fn a_page_of_blocks_stops_at_its_bytes_with_one_block_at_least() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut batch = WriteBatch::default();
+        for h in 1..=20u64 {
+            batch.put_cf(store.cf(CF_BLOCKS), h.to_be_bytes(), heavy_block(h, 10).to_bytes());
+        }
+        store.write_sync(batch).unwrap();
+        // 20 blocks of a little over 2 MiB: a page of 8 MiB holds 3 of them.
+        let page = store.blocks(1, 100, 8 << 20).unwrap();
+        assert_eq!(page.iter().map(|b| b.header.height).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(store.blocks(5, 100, 1).unwrap().len(), 1, "one block, whatever its size");
+        assert_eq!(store.blocks(19, 100, 8 << 20).unwrap().len(), 2, "up to the head");
+    }
+}
