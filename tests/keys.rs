@@ -150,7 +150,10 @@ async fn reads_across_expiry_are_all_decided_before_it_and_audited_by_the_owner(
     let refused = answers.iter().filter(|(c, _)| *c == 403).count();
     assert!(disclosed.len() > 20 && refused > 20, "{} disclosed, {refused} refused", disclosed.len());
 
-    assert!(answers.iter().all(|(c, _)| *c == 200 || *c == 403), "only answers or refusals");
+    // 429: the owner's per-lease disclosure limit (node/src/limits.rs) turns
+    // the eight readers' excess away before deciding anything.
+    let odd: Vec<u16> = answers.iter().map(|(c, _)| *c).filter(|c| ![200, 403, 429].contains(c)).collect();
+    assert!(odd.is_empty(), "only answers, refusals or 'too many': {odd:?}");
     // Each answer: decided before its expiry (fixed-width UTC timestamps
     // order as text), and its audit record is on the owner's ledger, before
     // the expiry too.
