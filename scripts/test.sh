@@ -25,7 +25,7 @@ trap 'LEASEHOLD_NET=$net scripts/testnet-down.sh >/dev/null; rm -rf "$net" "$dem
 # Layers are chosen by test target, never by package: selecting packages
 # would change cargo's feature unification and rebuild half the tree.
 targets() { for f in "$@"; do [ -f "$f" ] && printf -- '--test\n%s\n' "$(basename "$f" .rs)"; done; }
-mapfile -t fast < <(targets chaincode/tests/*.rs network/tests/*.rs node/tests/*.rs api/tests/*.rs)
+mapfile -t fast < <(targets chaincode/tests/*.rs network/tests/*.rs workflow/tests/*.rs node/tests/*.rs api/tests/*.rs)
 mapfile -t slow < <(targets tests/*.rs)
 [ ${#fast[@]} -gt 0 ] && [ ${#slow[@]} -gt 0 ] || { log "no test targets found"; exit 1; }
 # Layers 1 and 2, in seconds: unit and property tests; then the middle

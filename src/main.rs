@@ -77,7 +77,7 @@ fn run() -> anyhow::Result<()> {
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let genesis = leasehold_node::ceremony::genesis_from_cards(&network_id, &cards, leasehold_node::now_ms())?;
             anyhow::ensure!(!out.exists(), "{} exists: refusing to overwrite a genesis", out.display());
-            leasehold_node::durable::write_atomic(&out, &serde_json::to_vec_pretty(&genesis)?, 0o644)?;
+            leasehold_files::durable::write_atomic(&out, &serde_json::to_vec_pretty(&genesis)?, 0o644)?;
             println!("wrote {}: each org now signs it with `leasehold genesis sign`", out.display());
             Ok(())
         }
@@ -141,12 +141,12 @@ fn run() -> anyhow::Result<()> {
         Command::Run { file, url, token_file, force } => rt.block_on(run::run(&file, &url, &token_file, force)),
         Command::Workflow { command: WorkflowCommand::Argo { file, image, url, token_file } } => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-            let wf = leasehold_node::workflow::Workflow::parse(&text)?;
+            let wf = leasehold_workflow::Workflow::parse(&text)?;
             let deadline = match url {
                 Some(url) => Some(rt.block_on(lease_deadline_s(&wf, &url, token_file.as_deref()))?),
                 None => None,
             };
-            let manifest = leasehold_node::workflow::argo::manifest(&wf, &image, deadline);
+            let manifest = leasehold_workflow::argo::manifest(&wf, &image, deadline);
             print!("{}", serde_norway::to_string(&manifest)?);
             Ok(())
         }
@@ -275,7 +275,7 @@ async fn shutdown_signal() {
 
 /// Seconds until the earliest expiry among the workflow's leased volumes.
 async fn lease_deadline_s(
-    wf: &leasehold_node::workflow::Workflow,
+    wf: &leasehold_workflow::Workflow,
     url: &str,
     token_file: Option<&Path>,
 ) -> anyhow::Result<u64> {

@@ -282,7 +282,7 @@ async fn a_rogue_org_gets_no_files_and_nothing_of_another_orgs_run() {
     let rogue = Rogue::as_org3(&mut net).await;
     let refused = |reply: Option<RpcReply>| match reply {
         Some(RpcReply::Compute(Err(why))) => why.to_string(),
-        Some(RpcReply::Data(Err(why))) => why,
+        Some(RpcReply::Data(Err(why))) => why.to_string(),
         other => panic!("not refused: {:?}", other.map(|r| matches!(r, RpcReply::Compute(Ok(ComputeReply::Chunk(_)))))),
     };
     // Its own active lease on the compute dataset fetches no file.
@@ -313,7 +313,7 @@ async fn a_rogue_org_gets_no_files_and_nothing_of_another_orgs_run() {
         yaml,
         bundle: None,
         submitted_by: "mallory".into(),
-        request,
+        request: Box::new(request),
     };
     let yaml = format!("jobs: ['true']\n# {}\n", victim);
     let stolen = submit(&victim, yaml, rogue.sign(ask(&victim, [0; 32])));

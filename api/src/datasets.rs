@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use leasehold_chaincode::{
     keys, AccessMode, AccessPolicy, Approval, Dataset, DatasetSpec, DerivedPolicy, LogRelease, Payload, ReleasePolicy,
 };
-use leasehold_node::data::Manifest;
+use leasehold_files::Manifest;
 use leasehold_node::users::Role;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -265,7 +265,8 @@ async fn files_of(dir: Option<PathBuf>, claimed: &Option<String>) -> Result<Opti
     let d = dir.clone();
     let manifest = tokio::task::spawn_blocking(move || Manifest::of_dir(&d))
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(leasehold_node::NodeError::from)?;
     if claimed.is_some() && content_hash(claimed)? != manifest.hash() {
         return Err(ApiError::invalid("content_hash", "does not match the manifest of the files"));
     }

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use futures::StreamExt;
 use leasehold_chaincode::keys;
-use leasehold_node::data::check_rel_path;
+use leasehold_files::check_rel_path;
 use leasehold_node::users::Role;
 use leasehold_node::NodeHandle;
 use serde::Serialize;
@@ -40,7 +40,7 @@ pub async fn upload(
 ) -> Result<(StatusCode, Json<StagedFile>), ApiError> {
     caller.require(Role::Admin)?;
     keys::valid_id("id", &id)?;
-    check_rel_path(&path).map_err(|e| ApiError::invalid("path", e))?;
+    check_rel_path(&path).map_err(|e| ApiError::invalid("path", e.to_string()))?;
     if s.node.dataset(&id)?.is_some() {
         crate::datasets::owned(&s, &id)?;
     }
@@ -56,7 +56,7 @@ pub async fn upload(
             // `receive` fsynced the file; the rename is durable once its
             // directory is.
             let (from, to) = (partial.clone(), target.clone());
-            tokio::task::spawn_blocking(move || leasehold_node::durable::rename(&from, &to))
+            tokio::task::spawn_blocking(move || leasehold_files::durable::rename(&from, &to))
                 .await
                 .map_err(|e| ApiError::Internal(e.to_string()))?
                 .map_err(|e| ApiError::Internal(e.to_string()))?;

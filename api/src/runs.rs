@@ -12,7 +12,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures::stream::{self, Stream};
 use leasehold_node::users::Role;
-use leasehold_node::workflow::live::{LiveRun, RunRecord};
+use leasehold_workflow::live::{LiveRun, RunRecord};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -214,7 +214,7 @@ fn follow(run: Arc<LiveRun>, from: u64) -> impl Stream<Item = Result<Event, Infa
             let (mut next, mut changes, mut batch) = state?;
             loop {
                 if let Some(line) = batch.pop_front() {
-                    let line: leasehold_node::workflow::live::LogLine = line;
+                    let line: leasehold_workflow::live::LogLine = line;
                     next = line.seq + 1;
                     let event = Event::default().event("log").id(line.seq.to_string()).json_data(&line).ok()?;
                     return Some((Ok(event), Some((next, changes, batch))));

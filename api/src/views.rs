@@ -310,8 +310,8 @@ pub struct ProtectionView {
     pub enforced_by: String,
 }
 
-impl From<&leasehold_node::workflow::live::RunRecord> for RunView {
-    fn from(r: &leasehold_node::workflow::live::RunRecord) -> Self {
+impl From<&leasehold_workflow::live::RunRecord> for RunView {
+    fn from(r: &leasehold_workflow::live::RunRecord) -> Self {
         let jobs = r
             .jobs
             .iter()

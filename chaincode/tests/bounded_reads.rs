@@ -68,7 +68,7 @@ fn a_page_of_one_dataset_reads_one_step_of_the_state_however_many_there_are() {
     let (page, bytes) = count(&f);
     assert!(page.items.is_empty());
     assert_eq!(page.next, Some(format!("d{:05}", query::MAX_SCAN - 1)));
-    assert!(bytes < query::MAX_SCAN * 5 << 10, "a filtered listing read {bytes} bytes");
+    assert!(bytes < (query::MAX_SCAN * 5) << 10, "a filtered listing read {bytes} bytes");
     let f = query::DatasetFilter { after: page.next, ..f };
     let (page, _) = count(&f);
     assert_eq!((page.items.len(), page.next.as_deref()), (0, Some("d19999")), "the rest");

@@ -22,11 +22,11 @@ use rocksdb::checkpoint::Checkpoint;
 use serde::{Deserialize, Serialize};
 
 use crate::config::NodeConfig;
-use crate::data::Manifest;
-use crate::durable;
 use crate::error::{NodeError, Result};
 use crate::raft::NodeId;
 use crate::store::{Store, CF_RAFT_META};
+use leasehold_files::durable;
+use leasehold_files::Manifest;
 
 /// The file that describes a backup; written last.
 pub const MANIFEST: &str = "backup.json";
@@ -293,7 +293,7 @@ pub fn restore(backup: &Path, cfg: &NodeConfig, unfenced: bool, now_ms: i64) -> 
 /// along: the users file (tokens revoked since stay revoked) and dataset
 /// versions adopted since, whose files hash to the name they are under.
 fn ready_copy(backup: &Path, data_dir: &Path, part: &Path, height: u64, unfenced: bool) -> Result<()> {
-    crate::data::copy_tree(backup, part)?;
+    leasehold_files::copy_tree(backup, part)?;
     set_private(part)?;
     fs::remove_file(part.join(MANIFEST)).map_err(io(part))?;
     let users = data_dir.join(crate::users::USERS_FILE);

@@ -46,20 +46,33 @@ fn proposal_bytes(network_id: &str, proposer: &str, time_ms: i64, txs_root: Hash
     canonical::to_bytes(&ProposalSigned { domain: "leasehold/proposal/v1", network_id, proposer, time_ms, txs_root })
 }
 
+/// Why a proposal is not its proposer's. The text is each tx's verdict in
+/// a block built from it, so it is part of the chain: never reword it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProposalError {
+    #[error("proposer {0:?} is not a member")]
+    NotMember(String),
+    #[error("{0}")]
+    BadKey(String),
+    #[error("signature is not 64 bytes")]
+    SignatureLength,
+    #[error("proposal signature does not verify against {0:?}")]
+    BadSignature(String),
+}
+
 impl Proposal {
     pub fn new(genesis: &Genesis, proposer: &str, key: &SigningKey, time_ms: i64, txs: Vec<SignedTx>) -> Self {
         let bytes = proposal_bytes(&genesis.network_id, proposer, time_ms, txs_root(&txs));
         Self { proposer: proposer.into(), time_ms, txs, signature: key.sign(&bytes).to_bytes().to_vec() }
     }
 
-    pub fn verify(&self, genesis: &Genesis) -> Result<(), String> {
-        let org = genesis.org(&self.proposer).ok_or_else(|| format!("proposer {:?} is not a member", self.proposer))?;
-        let key = VerifyingKey::from_bytes(&org.signing_key).map_err(|e| e.to_string())?;
-        let sig: [u8; 64] =
-            self.signature.as_slice().try_into().map_err(|_| "signature is not 64 bytes".to_string())?;
+    pub fn verify(&self, genesis: &Genesis) -> Result<(), ProposalError> {
+        let org = genesis.org(&self.proposer).ok_or_else(|| ProposalError::NotMember(self.proposer.clone()))?;
+        let key = VerifyingKey::from_bytes(&org.signing_key).map_err(|e| ProposalError::BadKey(e.to_string()))?;
+        let sig: [u8; 64] = self.signature.as_slice().try_into().map_err(|_| ProposalError::SignatureLength)?;
         let bytes = proposal_bytes(&genesis.network_id, &self.proposer, self.time_ms, txs_root(&self.txs));
         key.verify(&bytes, &ed25519_dalek::Signature::from_bytes(&sig))
-            .map_err(|_| format!("proposal signature does not verify against {:?}", self.proposer))
+            .map_err(|_| ProposalError::BadSignature(self.proposer.clone()))
     }
 }
 
@@ -161,7 +174,7 @@ pub fn build(
             let out = apply_block(state, &ctx, &p.txs, commitment)?;
             (out.outcomes.iter().map(|o| o.verdict()).collect(), out.writes, out.commitment)
         }
-        Err(reason) => (vec![Verdict::Invalid(reason); p.txs.len()], WriteSet::new(), commitment.clone()),
+        Err(reason) => (vec![Verdict::Invalid(reason.to_string()); p.txs.len()], WriteSet::new(), commitment.clone()),
     };
     let header = BlockHeader {
         height: ctx.height,

@@ -120,7 +120,7 @@ async fn a_leader_that_drops_the_owners_revocation_is_replaced_and_the_revocatio
     let rogue_peer = rogue.inner.net.local_peer_id();
     let asked = crate::data::plane::DataRequest::Manifest { lease_id: "mine".into() };
     let refused = crate::data::plane::serve(&owner.inner, rogue_peer, asked).unwrap_err();
-    assert!(refused.contains("revoked"), "{refused}");
+    assert!(refused.to_string().contains("revoked"), "{refused}");
 }
 
 pub(crate) fn dataset_spec(lessee: &str) -> leasehold_chaincode::DatasetSpec {

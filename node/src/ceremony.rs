@@ -88,7 +88,7 @@ pub fn new_org(dir: &Path, o: &NewOrg) -> Result<OrgCard> {
     if keys_dir.exists() {
         return Err(bad(format!("{} exists: refusing to overwrite an org's keys", keys_dir.display())));
     }
-    crate::durable::create_dirs(&keys_dir).map_err(|e| NodeError::file(&keys_dir, e))?;
+    leasehold_files::durable::create_dirs(&keys_dir).map_err(|e| NodeError::file(&keys_dir, e))?;
     let (signing, x25519, p2p) = (random32(), random32(), random32());
     write_secret(&keys_dir.join(SIGNING_KEY_FILE), &signing)?;
     write_secret(&keys_dir.join(X25519_KEY_FILE), &x25519)?;
@@ -122,15 +122,16 @@ pub fn new_org(dir: &Path, o: &NewOrg) -> Result<OrgCard> {
     write_public(&dir.join("node.toml"), toml::to_string_pretty(&cfg).expect("config serialises").as_bytes())?;
     write_public(&dir.join("card.json"), &serde_json::to_vec_pretty(&card).expect("card serialises"))?;
     let data_dir = dir.join("data");
-    crate::durable::create_dirs(&data_dir).map_err(|e| NodeError::file(&data_dir, e))?;
+    leasehold_files::durable::create_dirs(&data_dir).map_err(|e| NodeError::file(&data_dir, e))?;
     let token = crate::users::UserStore::new(&data_dir).add("admin", crate::users::Role::Admin, o.now_ms)?;
     let token_path = dir.join("admin.token");
-    crate::durable::write_atomic(&token_path, token.as_bytes(), 0o600).map_err(|e| NodeError::file(&token_path, e))?;
+    leasehold_files::durable::write_atomic(&token_path, token.as_bytes(), 0o600)
+        .map_err(|e| NodeError::file(&token_path, e))?;
     Ok(card)
 }
 
 fn write_public(path: &Path, bytes: &[u8]) -> Result<()> {
-    crate::durable::write_atomic(path, bytes, 0o644).map_err(|e| NodeError::file(path, e))
+    leasehold_files::durable::write_atomic(path, bytes, 0o644).map_err(|e| NodeError::file(path, e))
 }
 
 fn hex32(field: &str, org: &str, s: &str) -> Result<[u8; 32]> {
@@ -240,7 +241,7 @@ pub fn sign(path: &Path, org: &str, key: &SigningKey, expected_sha256: Option<&s
     let mut sigs = read_signatures(&sigs_path)?;
     sigs.insert(org.into(), hex::encode(key.sign(&signed_message(&bytes)).to_bytes()));
     let json = serde_json::to_vec_pretty(&sigs).expect("signatures serialise");
-    crate::durable::write_atomic(&sigs_path, &json, 0o644).map_err(|e| NodeError::file(&sigs_path, e))?;
+    leasehold_files::durable::write_atomic(&sigs_path, &json, 0o644).map_err(|e| NodeError::file(&sigs_path, e))?;
     Ok(describe(&bytes, &genesis))
 }
 

@@ -179,12 +179,21 @@ fn broadcast(inner: &Arc<Inner>, certs: Vec<Cert>) {
     }
 }
 
+/// Why a node refused another's block certificates.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, thiserror::Error)]
+pub enum CertRefusal {
+    #[error("unknown peer")]
+    UnknownPeer,
+    #[error("{0}")]
+    NotStored(String),
+}
+
 /// Keeps a peer's signatures: each must be the sending org's own and
 /// verify. One on a different hash than this node's block at that height is
 /// evidence of divergence, logged with both hashes.
-pub(crate) fn accept(inner: &Inner, peer: PeerId, certs: Vec<Cert>) -> std::result::Result<(), String> {
+pub(crate) fn accept(inner: &Inner, peer: PeerId, certs: Vec<Cert>) -> std::result::Result<(), CertRefusal> {
     let peers = inner.peers();
-    let org = peers.org_of_peer.get(&peer).ok_or("unknown peer")?;
+    let org = peers.org_of_peer.get(&peer).ok_or(CertRefusal::UnknownPeer)?;
     for c in certs.iter().take(MAX_CERTS_PER_MESSAGE) {
         if c.height > inner.ledger.head().height.saturating_add(MAX_HEIGHTS_AHEAD) {
             continue;
@@ -210,7 +219,7 @@ pub(crate) fn accept(inner: &Inner, peer: PeerId, certs: Vec<Cert>) -> std::resu
                 );
             }
         }
-        store_cert(inner, c).map_err(|e| e.to_string())?;
+        store_cert(inner, c).map_err(|e| CertRefusal::NotStored(e.to_string()))?;
     }
     Ok(())
 }

@@ -9,12 +9,12 @@ use leasehold_chaincode::SignedTx;
 use leasehold_network::PeerId;
 use serde::{Deserialize, Serialize};
 
-use crate::data::Manifest;
 use crate::error::{NodeError, Result};
 use crate::raft::{Rpc, RpcReply};
-use crate::workflow::live::{JobRecord, LogLine};
-use crate::workflow::WorkflowError;
 use crate::NodeHandle;
+use leasehold_files::Manifest;
+use leasehold_workflow::live::{JobRecord, LogLine};
+use leasehold_workflow::WorkflowError;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ComputeRequest {
@@ -28,7 +28,8 @@ pub enum ComputeRequest {
         /// The lessee's signed `RequestComputeRun` for this workflow. The
         /// owner commits it only once it has accepted the workflow, so a
         /// refused submission leaves nothing on the ledger.
-        request: SignedTx,
+        /// Boxed: a signed tx is large, and every RPC is sized by its largest.
+        request: Box<SignedTx>,
     },
     /// The run's state, and its log from `from_seq` as far as the dataset's
     /// policy lets the asking org see it.
@@ -55,7 +56,7 @@ pub enum ComputeRequest {
 /// What the owner's node tells the lessee's about a run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RemoteStatus {
-    pub status: crate::workflow::live::Status,
+    pub status: leasehold_workflow::live::Status,
     pub reason: Option<String>,
     pub jobs: Vec<JobRecord>,
     pub output_hash: Option<String>,
@@ -93,15 +94,9 @@ impl From<NodeError> for Refusal {
     }
 }
 
-impl From<String> for Refusal {
-    fn from(why: String) -> Self {
-        Self::Forbidden(why)
-    }
-}
-
 impl Refusal {
     /// The refusal as this node's error, saying whose it is.
-    fn from_owner(self, owner: &str) -> NodeError {
+    fn into_node_error(self, owner: &str) -> NodeError {
         let by = |d: String| format!("{owner} refused: {d}");
         match self {
             Self::Workflow(w) => NodeError::Workflow(WorkflowError { reason: by(w.reason), ..w }),
@@ -165,7 +160,7 @@ impl NodeHandle {
     pub(crate) async fn compute_request(&self, owner: &str, req: ComputeRequest) -> Result<ComputeReply> {
         match self.ask_org(owner, Rpc::Compute(req)).await? {
             RpcReply::Compute(Ok(reply)) => Ok(reply),
-            RpcReply::Compute(Err(refusal)) => Err(refusal.from_owner(owner)),
+            RpcReply::Compute(Err(refusal)) => Err(refusal.into_node_error(owner)),
             _ => Err(NodeError::Peer(format!("{owner}'s node answered a different request"))),
         }
     }

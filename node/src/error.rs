@@ -23,7 +23,7 @@ pub enum NodeError {
     #[error("{0}")]
     Peer(String),
     #[error("{0}")]
-    Workflow(#[from] crate::workflow::WorkflowError),
+    Workflow(#[from] leasehold_workflow::WorkflowError),
     #[error("{0}")]
     NotFound(String),
     /// Who asks may not have this (a lease not held, or not active).
@@ -55,6 +55,12 @@ impl NodeError {
 
     pub(crate) fn file(path: &std::path::Path, e: impl std::fmt::Display) -> Self {
         Self::File { path: path.display().to_string(), reason: e.to_string() }
+    }
+}
+
+impl From<leasehold_files::FileError> for NodeError {
+    fn from(e: leasehold_files::FileError) -> Self {
+        Self::File { path: e.path, reason: e.reason }
     }
 }
 

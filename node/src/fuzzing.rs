@@ -8,7 +8,7 @@ use leasehold_chaincode::{canonical, SignedTx};
 use crate::block::Block;
 use crate::raft::{Rpc, RpcReply};
 use crate::store::decode;
-use crate::workflow::Workflow;
+use leasehold_workflow::Workflow;
 
 /// A client's or peer's batch of signed txs. The encoding is canonical: a
 /// decoded batch encodes back to exactly the bytes it came from, so no tx

@@ -51,7 +51,8 @@ pub fn init(out: &Path, opts: &InitOptions) -> Result<()> {
     }
     let genesis = ceremony::genesis_from_cards(&opts.network_id, &cards, opts.now_ms)?;
     let json = serde_json::to_vec_pretty(&genesis).expect("genesis serialises");
-    crate::durable::write_atomic(&genesis_path, &json, 0o644).map_err(|e| NodeError::file(&genesis_path, e))?;
+    leasehold_files::durable::write_atomic(&genesis_path, &json, 0o644)
+        .map_err(|e| NodeError::file(&genesis_path, e))?;
     for card in &cards {
         let cfg = NodeConfig::load(&out.join(&card.org).join("node.toml"))?;
         ceremony::sign(&genesis_path, &card.org, &cfg.signing_key()?, None)?;

@@ -74,7 +74,7 @@ pub(crate) struct Inner {
     #[cfg(test)]
     pub(crate) censors: std::sync::Mutex<Option<String>>,
     /// Set once at start; the runner holds a handle to the node in turn.
-    pub(crate) runner: std::sync::OnceLock<Arc<crate::workflow::runner::Runner>>,
+    pub(crate) runner: std::sync::OnceLock<Arc<crate::runner::Runner>>,
     nonce: AtomicU64,
 }
 
@@ -230,7 +230,7 @@ pub async fn start(cfg: NodeConfig) -> Result<(NodeHandle, Tasks)> {
     let node = NodeHandle { inner };
     // The node runs workflows, watches their leases and deletes ended
     // leases' caches whether or not an API is serving.
-    let (runner, janitor) = crate::workflow::runner::Runner::start(node.clone())?;
+    let (runner, janitor) = crate::runner::Runner::start(node.clone())?;
     tasks.push(janitor);
     let _ = node.inner.runner.set(runner);
     info!(org = %node.inner.cfg.org, node_id, "node started");

@@ -90,7 +90,7 @@ pub fn rotate_keys(cfg: &NodeConfig, card_path: &Path) -> Result<JoinRequest> {
             )));
         }
         let hex = hex::encode(secret);
-        crate::durable::write_atomic(&path, hex.as_bytes(), 0o600).map_err(|e| NodeError::file(&path, e))?;
+        leasehold_files::durable::write_atomic(&path, hex.as_bytes(), 0o600).map_err(|e| NodeError::file(&path, e))?;
     }
     let key = ed25519_dalek::SigningKey::from_bytes(&signing);
     let p2p = libp2p::identity::Keypair::ed25519_from_bytes(p2p).map_err(|e| NodeError::Config(e.to_string()))?;
@@ -133,12 +133,12 @@ pub fn take_up_next_keys(cfg: &NodeConfig) -> Result<()> {
     let mut text = std::fs::read_to_string(&list).unwrap_or_default();
     if !text.lines().any(|l| l == old) {
         text.push_str(&format!("{old}\n"));
-        crate::durable::write_atomic(&list, text.as_bytes(), 0o644).map_err(|e| NodeError::file(&list, e))?;
+        leasehold_files::durable::write_atomic(&list, text.as_bytes(), 0o644).map_err(|e| NodeError::file(&list, e))?;
     }
     for file in [P2P_KEY_FILE, SIGNING_KEY_FILE] {
         let (from, to) = (next_key_path(cfg, file), cfg.keys_dir.join(file));
         if from.exists() {
-            crate::durable::rename(&from, &to).map_err(|e| NodeError::file(&to, e))?;
+            leasehold_files::durable::rename(&from, &to).map_err(|e| NodeError::file(&to, e))?;
         }
     }
     Ok(())

@@ -7,9 +7,10 @@ use leasehold_chaincode::query::{self, DatasetFilter, LeaseFilter, LineageNode};
 use leasehold_chaincode::{AccessRecord, Dataset, HistoryEntry, Lease, Publication, TxId};
 
 use crate::block::Block;
-use crate::data::{DataDirs, Manifest};
+use crate::data::DataDirs;
 use crate::error::Result;
 use crate::NodeHandle;
+use leasehold_files::Manifest;
 
 impl NodeHandle {
     fn dirs(&self) -> DataDirs {
@@ -83,7 +84,7 @@ impl NodeHandle {
     }
 
     /// The node's workflow runner: runs, their records and logs.
-    pub fn runner(&self) -> &std::sync::Arc<crate::workflow::runner::Runner> {
+    pub fn runner(&self) -> &std::sync::Arc<crate::runner::Runner> {
         self.inner.runner.get().expect("the runner is set when the node starts")
     }
 

@@ -20,6 +20,7 @@ use tracing::warn;
 
 use crate::node::Inner;
 use crate::raft::{NodeId, TypeConfig};
+use crate::snapshot::SnapshotError;
 
 /// Largest snapshot taken from a peer; a bigger one is refused, so a peer
 /// cannot fill this node's disk.
@@ -118,13 +119,13 @@ async fn finish(
     let ledger = inner.ledger.clone();
     let path = inc.path.clone();
     let checked = tokio::task::spawn_blocking(move || {
-        let file = std::fs::File::open(&path).map_err(|e| e.to_string())?;
+        let file = std::fs::File::open(&path).map_err(|e| SnapshotError::Local(e.to_string()))?;
         let input = std::io::BufReader::new(file);
         let orgs = ledger.roster().orgs.clone();
         crate::snapshot::check_with_cfg(input, &ledger.genesis_bytes, &ledger.genesis, &orgs, &ledger.store)
     })
     .await
-    .unwrap_or_else(|e| Err(e.to_string()));
+    .unwrap_or_else(|e| Err(SnapshotError::Local(e.to_string())));
     let cfg = match checked {
         Ok((_, cfg)) => cfg,
         Err(reason) => {

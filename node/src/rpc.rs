@@ -9,9 +9,10 @@ use openraft::raft::{AppendEntriesResponse, InstallSnapshotResponse};
 use tokio::sync::mpsc;
 use tracing::warn;
 
+use crate::data::plane::DataRefusal;
 use crate::gate;
 use crate::node::{sized, Inner, Pending};
-use crate::raft::{Rpc, RpcReply};
+use crate::raft::{Rpc, RpcReply, TxRefusal};
 use crate::store::{decode, encode};
 use crate::NodeHandle;
 
@@ -78,11 +79,11 @@ async fn handle_rpc(node: NodeHandle, peer: PeerId, rpc: Rpc) -> Option<RpcReply
             let org = inner.peers().org_name(&peer);
             let Some(_slot) = inner.limits.serving.enter(&org) else {
                 let max = crate::limits::DATA_IN_FLIGHT;
-                return Some(RpcReply::Data(Err(format!("busy: at most {max} of {org}'s data requests at once"))));
+                return Some(RpcReply::Data(Err(DataRefusal::InFlight { max, org })));
             };
             let owner = node.clone();
             let served = tokio::task::spawn_blocking(move || crate::data::plane::serve(&owner.inner, peer, req)).await;
-            let served = served.unwrap_or_else(|e| Err(format!("the owner's node failed serving it: {e}")));
+            let served = served.unwrap_or_else(|e| Err(DataRefusal::Failed(e.to_string())));
             if let Ok(crate::data::plane::DataReply::Chunk(bytes)) = &served {
                 inner.ledger.metrics.data_plane("served", bytes.len() as u64);
             }
@@ -98,9 +99,9 @@ async fn handle_rpc(node: NodeHandle, peer: PeerId, rpc: Rpc) -> Option<RpcReply
 /// A forwarded tx is held to what a client's is: the right network, a
 /// valid signature, not yet committed, a bounded size, and within the
 /// forwarding peer's share of the mempool.
-fn accept_forwarded(inner: &Inner, peer: PeerId, txs: Vec<SignedTx>) -> Result<(), String> {
+fn accept_forwarded(inner: &Inner, peer: PeerId, txs: Vec<SignedTx>) -> Result<(), TxRefusal> {
     if inner.leader() != Some(inner.node_id) {
-        return Err("not the leader".into());
+        return Err(TxRefusal::NotLeader);
     }
     let admitted = admit(inner, peer, txs)?;
     enqueue(inner, peer, admitted)
@@ -109,7 +110,7 @@ fn accept_forwarded(inner: &Inner, peer: PeerId, txs: Vec<SignedTx>) -> Result<(
 /// Txs another node's leader acknowledged and did not order: held to what
 /// a forwarded tx is, then proposed if this node leads, else handed to its
 /// leader and followed (see `censor`).
-fn accept_relayed(inner: &Inner, peer: PeerId, txs: Vec<SignedTx>) -> Result<(), String> {
+fn accept_relayed(inner: &Inner, peer: PeerId, txs: Vec<SignedTx>) -> Result<(), TxRefusal> {
     let admitted = admit(inner, peer, txs)?;
     let followed: Vec<SignedTx> = admitted.iter().map(|p| p.tx.clone()).collect();
     enqueue(inner, peer, admitted)?;
@@ -119,8 +120,8 @@ fn accept_relayed(inner: &Inner, peer: PeerId, txs: Vec<SignedTx>) -> Result<(),
 
 /// The txs of `txs` from `peer` that pass the checks, counted against the
 /// peer's share of the mempool: all or nothing.
-fn admit(inner: &Inner, peer: PeerId, txs: Vec<SignedTx>) -> Result<Vec<Pending>, String> {
-    inner.check_disk().map_err(|e| format!("this node refuses writes: {e}"))?;
+fn admit(inner: &Inner, peer: PeerId, txs: Vec<SignedTx>) -> Result<Vec<Pending>, TxRefusal> {
+    inner.check_disk().map_err(|e| TxRefusal::RefusesWrites(e.to_string()))?;
     let roster = inner.ledger.roster();
     let genesis = &roster.orgs;
     let share = (inner.cfg.block.mempool_capacity / genesis.orgs.len().max(1)).max(1);
@@ -144,7 +145,7 @@ fn admit(inner: &Inner, peer: PeerId, txs: Vec<SignedTx>) -> Result<Vec<Pending>
         let mut counts = inner.forwarded.lock().expect("forwarded lock");
         let n = counts.entry(peer).or_default();
         if *n + admitted.len() > share {
-            return Err(format!("this peer's share of the mempool ({share} txs) is full; retry later"));
+            return Err(TxRefusal::ShareFull { share });
         }
         *n += admitted.len();
     }
@@ -157,14 +158,14 @@ fn admit(inner: &Inner, peer: PeerId, txs: Vec<SignedTx>) -> Result<Vec<Pending>
 
 /// Puts what `admit` counted into the mempool; what does not fit is
 /// released from the peer's share, and the whole refused.
-fn enqueue(inner: &Inner, peer: PeerId, admitted: Vec<Pending>) -> Result<(), String> {
+fn enqueue(inner: &Inner, peer: PeerId, admitted: Vec<Pending>) -> Result<(), TxRefusal> {
     let mut admitted = admitted.into_iter();
     while let Some(p) = admitted.next() {
         if inner.mempool.try_send(p).is_err() {
             for _ in 0..=admitted.len() {
                 inner.release_forwarded(&Some(peer));
             }
-            return Err("the mempool is full".into());
+            return Err(TxRefusal::MempoolFull);
         }
     }
     Ok(())

@@ -121,7 +121,7 @@ pub fn write(
     }
     out.finish()?;
     let path = dir.join(name);
-    crate::durable::rename(&tmp, &path).map_err(io(&path))?;
+    leasehold_files::durable::rename(&tmp, &path).map_err(io(&path))?;
     Ok(Written { path, head, applied, membership })
 }
 
@@ -157,6 +157,28 @@ impl Writer {
     }
 }
 
+/// Why a snapshot is refused, for the log: each says what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SnapshotError {
+    /// The file's framing: header, lengths, section order, its end.
+    #[error("{0}")]
+    Framing(String),
+    /// Its blocks: not a chain, not this node's chain, or behind it.
+    #[error("{0}")]
+    Chain(String),
+    /// Its state: not the state its last block commits to.
+    #[error("{0}")]
+    State(String),
+    /// Its certificates: forged, or too few to stand for the network.
+    #[error("{0}")]
+    Certificates(String),
+    /// This node's own store could not be read to check it against.
+    #[error("{0}")]
+    Local(String),
+}
+
+use SnapshotError::{Certificates, Chain, Framing, Local, State};
+
 /// One record: its section, key and value.
 pub type Record = (u8, Vec<u8>, Vec<u8>);
 
@@ -169,46 +191,46 @@ pub struct Reader<R: Read> {
 }
 
 impl<R: Read> Reader<R> {
-    pub fn new(mut input: R) -> std::result::Result<Self, String> {
+    pub fn new(mut input: R) -> std::result::Result<Self, SnapshotError> {
         let mut magic = [0u8; 8];
-        input.read_exact(&mut magic).map_err(|e| format!("no snapshot header: {e}"))?;
+        input.read_exact(&mut magic).map_err(|e| Framing(format!("no snapshot header: {e}")))?;
         if &magic != MAGIC {
-            return Err("not a leasehold snapshot (bad header)".into());
+            return Err(Framing("not a leasehold snapshot (bad header)".into()));
         }
         Ok(Self { input, last: None })
     }
 
-    fn bytes(&mut self, max: u32, what: &str) -> std::result::Result<Vec<u8>, String> {
+    fn bytes(&mut self, max: u32, what: &str) -> std::result::Result<Vec<u8>, SnapshotError> {
         let mut len = [0u8; 4];
-        self.input.read_exact(&mut len).map_err(|e| format!("truncated {what}: {e}"))?;
+        self.input.read_exact(&mut len).map_err(|e| Framing(format!("truncated {what}: {e}")))?;
         let len = u32::from_le_bytes(len);
         if len > max {
-            return Err(format!("a {what} of {len} bytes is over the {max}-byte limit"));
+            return Err(Framing(format!("a {what} of {len} bytes is over the {max}-byte limit")));
         }
         let mut buf = vec![0u8; len as usize];
-        self.input.read_exact(&mut buf).map_err(|e| format!("truncated {what}: {e}"))?;
+        self.input.read_exact(&mut buf).map_err(|e| Framing(format!("truncated {what}: {e}")))?;
         Ok(buf)
     }
 
     /// The next `(section, key, value)`, or `None` at the end marker.
-    pub fn next_record(&mut self) -> std::result::Result<Option<Record>, String> {
+    pub fn next_record(&mut self) -> std::result::Result<Option<Record>, SnapshotError> {
         let mut section = [0u8; 1];
-        self.input.read_exact(&mut section).map_err(|e| format!("truncated snapshot: {e}"))?;
+        self.input.read_exact(&mut section).map_err(|e| Framing(format!("truncated snapshot: {e}")))?;
         let section = section[0];
         if section == END {
             let mut rest = [0u8; 1];
             return match self.input.read(&mut rest) {
                 Ok(0) => Ok(None),
-                _ => Err("bytes after the end of the snapshot".into()),
+                _ => Err(Framing("bytes after the end of the snapshot".into())),
             };
         }
         if !(BLOCKS..=CERTS).contains(&section) {
-            return Err(format!("unknown section {section}"));
+            return Err(Framing(format!("unknown section {section}")));
         }
         let key = self.bytes(MAX_KEY_BYTES, "key")?;
         if let Some((s, k)) = &self.last {
             if section < *s || (section == *s && key <= *k) {
-                return Err(format!("record out of order in section {section}"));
+                return Err(Framing(format!("record out of order in section {section}")));
             }
         }
         let value = self.bytes(MAX_VALUE_BYTES, "value")?;
@@ -217,18 +239,22 @@ impl<R: Read> Reader<R> {
     }
 }
 
+const FORGED: &str = "it carries a certificate that is not a valid signature on its last block";
+
 /// Folds one block into the chain being checked.
-fn check_block(key: &[u8], value: &[u8], prev: &Head) -> std::result::Result<Head, String> {
-    let height = <[u8; 8]>::try_from(key).map(u64::from_be_bytes).map_err(|_| "a block key is not a height")?;
-    let b = Block::from_bytes(value).map_err(|e| format!("block {height}: {e}"))?;
+fn check_block(key: &[u8], value: &[u8], prev: &Head) -> std::result::Result<Head, SnapshotError> {
+    let height =
+        <[u8; 8]>::try_from(key).map(u64::from_be_bytes).map_err(|_| Framing("a block key is not a height".into()))?;
+    let b = Block::from_bytes(value).map_err(|e| Chain(format!("block {height}: {e}")))?;
     if height != prev.height + 1 || b.header.height != height {
-        return Err(format!("block {height} does not follow block {}", prev.height));
+        return Err(Chain(format!("block {height} does not follow block {}", prev.height)));
     }
     if b.header.prev_hash != prev.hash {
-        return Err(format!("block {height} does not link to block {}", prev.height));
+        return Err(Chain(format!("block {height} does not link to block {}", prev.height)));
     }
     if !b.body_matches_header() {
-        return Err(format!("block {height}: its transactions or verdicts are not the ones its header commits to"));
+        let why = "its transactions or verdicts are not the ones its header commits to";
+        return Err(Chain(format!("block {height}: {why}")));
     }
     Ok(head_after(&b))
 }
@@ -278,7 +304,7 @@ pub fn check(
     genesis: &Genesis,
     orgs: &Genesis,
     local: &Store,
-) -> std::result::Result<Head, String> {
+) -> std::result::Result<Head, SnapshotError> {
     check_with_cfg(input, genesis_bytes, genesis, orgs, local).map(|(head, _)| head)
 }
 
@@ -290,11 +316,11 @@ pub fn check_with_cfg(
     genesis: &Genesis,
     orgs: &Genesis,
     local: &Store,
-) -> std::result::Result<(Head, MemState), String> {
+) -> std::result::Result<(Head, MemState), SnapshotError> {
     let mut cfg = MemState::default();
     let mut reader = Reader::new(input)?;
     let genesis_head = Head::genesis(genesis_bytes, genesis);
-    let mine = local.head().map_err(|e| e.to_string())?.unwrap_or(genesis_head);
+    let mine = local.head().map_err(|e| Local(e.to_string()))?.unwrap_or(genesis_head);
     let mut head = genesis_head;
     let mut commitment = Commitment::empty();
     let mut signers = BTreeSet::new();
@@ -308,20 +334,20 @@ pub fn check_with_cfg(
             BLOCKS => {
                 head = check_block(&key, &value, &head)?;
                 if head.height == mine.height && head.hash != mine.hash {
-                    return Err(format!(
+                    return Err(Chain(format!(
                         "its block {} is not this node's: it would fork this node's chain",
                         head.height
-                    ));
+                    )));
                 }
             }
             STATE | INDEXES => {
                 if key.starts_with(b"idx/") != (section == INDEXES) {
-                    return Err("a state entry is in the wrong section".into());
+                    return Err(Framing("a state entry is in the wrong section".into()));
                 }
                 commitment.insert(&key, &value);
                 if key.starts_with(b"cfg/") {
                     if cfg.map.len() >= MAX_CFG_ENTRIES {
-                        return Err(format!("it holds more than {MAX_CFG_ENTRIES} configuration entries"));
+                        return Err(State(format!("it holds more than {MAX_CFG_ENTRIES} configuration entries")));
                     }
                     cfg.map.insert(key, value);
                 }
@@ -329,11 +355,11 @@ pub fn check_with_cfg(
             _ => {
                 // Blocks come first, so `head` is final here. A certificate
                 // is stored under the key it names, so the key must be its own.
-                let c: Cert = decode(&value, "block certificate").map_err(|e| e.to_string())?;
+                let c: Cert = decode(&value, "block certificate").map_err(|e| Certificates(e.to_string()))?;
                 cert_records += 1;
                 let known = orgs.org(&c.org).is_some();
                 if key != c.key() || !signs(&c, &head) || cert_records > 2 * MAX_ORGS {
-                    return Err("it carries a certificate that is not a valid signature on its last block".into());
+                    return Err(Certificates(FORGED.into()));
                 }
                 // An org that joined, or a key rotated, after this node's
                 // head: its signature may be real, but only the snapshot's
@@ -350,30 +376,30 @@ pub fn check_with_cfg(
         }
     }
     if head.height < mine.height {
-        return Err(format!(
+        return Err(Chain(format!(
             "it ends at height {}, below this node's head ({}): it would roll this node's ledger back",
             head.height, mine.height
-        ));
+        )));
     }
     if commitment.root() != head.state_root {
-        return Err(format!(
+        return Err(State(format!(
             "its state hashes to {}, not to the state root of its last block (height {}, {})",
             commitment.root().to_hex(),
             head.height,
             head.state_root.to_hex()
-        ));
+        )));
     }
-    signers.extend(local_signers(local, orgs, &head).map_err(|e| e.to_string())?);
+    signers.extend(local_signers(local, orgs, &head).map_err(|e| Local(e.to_string()))?);
     // The genesis state needs no signatures: every node starts from it.
     if head.height > 0 && signers.len() <= orgs.orgs.len() / 2 {
-        return Err(format!(
+        return Err(Certificates(format!(
             "its last block (height {}) is not certified by a majority of the orgs (signed by {:?})",
             head.height, signers
-        ));
+        )));
     }
-    let theirs = leasehold_chaincode::roster::Roster::load(&cfg, genesis).map_err(|e| e.to_string())?;
+    let theirs = leasehold_chaincode::roster::Roster::load(&cfg, genesis).map_err(|e| State(e.to_string()))?;
     if later.iter().any(|c| !c.verify(&theirs.orgs)) {
-        return Err("it carries a certificate that is not a valid signature on its last block".into());
+        return Err(Certificates(FORGED.into()));
     }
     Ok((head, cfg))
 }
@@ -424,7 +450,7 @@ pub fn install(store: &Store, input: impl Read, meta: &SnapshotMeta, keep: &Path
     }
     let mut copy = tee.copy.into_inner().map_err(|e| NodeError::file(&tmp, e))?;
     copy.flush().and_then(|()| copy.sync_all()).map_err(io(&tmp))?;
-    crate::durable::rename(&tmp, keep).map_err(io(keep))?;
+    leasehold_files::durable::rename(&tmp, keep).map_err(io(keep))?;
     let head = head.unwrap_or(*expect);
     if head != *expect || commitment.root() != head.state_root {
         return Err(NodeError::Corrupt("the snapshot changed on disk between its check and its install".into()));

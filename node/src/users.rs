@@ -137,7 +137,7 @@ impl UserStore {
     /// Whole or not at all: an empty or torn users.json would lock every user out.
     fn write(&self, users: &[User]) -> Result<()> {
         let json = serde_json::to_vec_pretty(users).expect("users serialise");
-        crate::durable::write_atomic(&self.path, &json, 0o600).map_err(|e| NodeError::file(&self.path, e))
+        leasehold_files::durable::write_atomic(&self.path, &json, 0o600).map_err(|e| NodeError::file(&self.path, e))
     }
 }
 

@@ -54,7 +54,7 @@ pub fn check_recent(store: &Store, depth: u64) -> Result<()> {
     for height in first..=stored_head.height {
         let bad = |reason: String| NodeError::Verify { height, reason };
         let b = store.block(height).map_err(|e| bad(e.to_string()))?.ok_or_else(|| bad("block is missing".into()))?;
-        check_block_any_key(&b, &head, &roster).map_err(bad)?;
+        check_block_any_key(&b, &head, &roster).map_err(|e| bad(e.to_string()))?;
         head = block::head_after(&b);
     }
     if head != stored_head {
@@ -93,7 +93,7 @@ pub fn verify(data_dir: &Path) -> Result<Verified> {
         let roster = Roster::load(&state, &genesis).map_err(|e| bad(e.to_string()))?;
         // A leader whose key was rotated away may have proposed a block
         // under its old key; rebuilding it below checks its verdicts.
-        check_block_any_key(&stored, &head, &roster).map_err(bad)?;
+        check_block_any_key(&stored, &head, &roster).map_err(|e| bad(e.to_string()))?;
         if rosters.last().is_none_or(|(_, r)| *r != roster) {
             rosters.push((height, roster.clone()));
         }
@@ -103,7 +103,7 @@ pub fn verify(data_dir: &Path) -> Result<Verified> {
         if rebuilt != stored {
             return Err(bad(describe_mismatch(&stored, &rebuilt)));
         }
-        valid_txs += check_tx_index(&store, &stored).map_err(bad)?;
+        valid_txs += check_tx_index(&store, &stored).map_err(|e| bad(e.to_string()))?;
         state.apply_writes(writes);
         commitment = next;
         head = block::head_after(&stored);
@@ -197,24 +197,41 @@ fn check_certificates(store: &Store, rosters: &[(u64, Roster)], keys: &[Genesis]
 /// [`check_block`] against the keys of `roster`, then, only if that fails,
 /// against its members' earlier keys: a block may be signed by a key
 /// rotated away since.
-fn check_block_any_key(b: &Block, prev: &Head, roster: &Roster) -> Result<(), String> {
+fn check_block_any_key(b: &Block, prev: &Head, roster: &Roster) -> Result<(), BlockFault> {
     check_block(b, prev, &roster.ever).or_else(|e| {
         let older = roster.generations();
         older[1..].iter().any(|g| check_block(b, prev, g).is_ok()).then_some(()).ok_or(e)
     })
 }
 
-fn check_block(b: &Block, prev: &Head, genesis: &Genesis) -> Result<(), String> {
+/// What is wrong with a stored block, found by `verify`.
+#[derive(Debug, thiserror::Error)]
+enum BlockFault {
+    #[error("height field says {0}")]
+    Height(u64),
+    #[error("previous-hash link is broken")]
+    BrokenLink,
+    #[error("verdict count differs from tx count")]
+    VerdictCount,
+    #[error(transparent)]
+    Proposal(#[from] block::ProposalError),
+    #[error("the tx index puts tx {tx} at {at:?}, not at index {index}")]
+    TxIndex { tx: String, at: Option<(u64, u32)>, index: usize },
+    #[error(transparent)]
+    Store(#[from] NodeError),
+}
+
+fn check_block(b: &Block, prev: &Head, genesis: &Genesis) -> Result<(), BlockFault> {
     if b.header.height != prev.height + 1 {
-        return Err(format!("height field says {}", b.header.height));
+        return Err(BlockFault::Height(b.header.height));
     }
     if b.header.prev_hash != prev.hash {
-        return Err("previous-hash link is broken".into());
+        return Err(BlockFault::BrokenLink);
     }
     if b.verdicts.len() != b.txs.len() {
-        return Err("verdict count differs from tx count".into());
+        return Err(BlockFault::VerdictCount);
     }
-    block::proposal_of(b).verify(genesis)
+    Ok(block::proposal_of(b).verify(genesis)?)
 }
 
 fn describe_mismatch(stored: &Block, rebuilt: &Block) -> String {
@@ -228,15 +245,15 @@ fn describe_mismatch(stored: &Block, rebuilt: &Block) -> String {
 }
 
 /// Each valid tx of `block` is indexed at its place; returns how many.
-fn check_tx_index(store: &Store, block: &Block) -> Result<u64, String> {
+fn check_tx_index(store: &Store, block: &Block) -> Result<u64, BlockFault> {
     let mut valid = 0;
     for (i, (tx, verdict)) in block.txs.iter().zip(&block.verdicts).enumerate() {
         if *verdict != leasehold_chaincode::Verdict::Valid {
             continue;
         }
-        let at = store.tx_location(&tx.id()).map_err(|e| e.to_string())?;
+        let at = store.tx_location(&tx.id())?;
         if at != Some((block.header.height, i as u32)) {
-            return Err(format!("the tx index puts tx {} at {at:?}, not at index {i}", tx.id().to_hex()));
+            return Err(BlockFault::TxIndex { tx: tx.id().to_hex(), at, index: i });
         }
         valid += 1;
     }

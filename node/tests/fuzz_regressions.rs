@@ -115,7 +115,7 @@ fn the_checks_hold_for_well_formed_inputs_and_the_decoder_takes_one_encoding() {
     trailing.push(0);
     assert!(canonical::from_bytes::<Vec<SignedTx>>(&trailing, "t").is_err(), "a trailing byte was accepted");
     fuzzing::signed_txs(&trailing);
-    let parsed = leasehold_node::workflow::Workflow::parse("jobs:\n- command: x\ndags:\n- 1 >> 1\n");
+    let parsed = leasehold_workflow::Workflow::parse("jobs:\n- command: x\ndags:\n- 1 >> 1\n");
     assert!(parsed.is_err(), "a job that depends on itself parsed");
 }
 
@@ -126,6 +126,6 @@ fn the_checks_hold_for_well_formed_inputs_and_the_decoder_takes_one_encoding() {
 fn write_seeds() {
     for (target, name, bytes) in seeds() {
         let path = fuzz_dir().join("seeds").join(target).join(name);
-        leasehold_node::durable::write_atomic(&path, &bytes, 0o644).unwrap();
+        leasehold_files::durable::write_atomic(&path, &bytes, 0o644).unwrap();
     }
 }

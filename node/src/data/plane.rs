@@ -13,7 +13,9 @@ use leasehold_network::PeerId;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{DataDirs, Manifest};
+use leasehold_files::Manifest;
+
+use super::DataDirs;
 use crate::error::{NodeError, Result};
 use crate::node::Inner;
 use crate::raft::{Rpc, RpcReply};
@@ -44,13 +46,54 @@ impl DataRequest {
     }
 }
 
+/// Why an owner's node refused a data request, as the lessee hears it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum DataRefusal {
+    #[error(
+        "busy: {org} asks at most {} requests at once and {} a second per lease",
+        crate::limits::DATA_BURST,
+        crate::limits::DATA_PER_S
+    )]
+    Busy { org: String },
+    #[error("busy: at most {max} of {org}'s data requests at once")]
+    InFlight { max: usize, org: String },
+    #[error("unknown peer")]
+    UnknownPeer,
+    #[error("no such lease")]
+    NoSuchLease,
+    #[error("lease {lease} is not between {owner} and {lessee}")]
+    NotBetween { lease: String, owner: String, lessee: String },
+    /// The lease's own words: pending, expired at, revoked at…
+    #[error("{0}")]
+    Inactive(String),
+    /// The ledger's refusal, e.g. a dataset that is run on, not read.
+    #[error("{0}")]
+    Ledger(String),
+    #[error("lease has no dataset version")]
+    NoVersion,
+    #[error("dataset version not found")]
+    NoSuchVersion,
+    #[error("{owner} holds no files for dataset {dataset} version {version}")]
+    NoFiles { owner: String, dataset: String, version: u32 },
+    #[error("no such file in the dataset")]
+    NoSuchFile,
+    /// The owner's node could not read what it holds.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<leasehold_chaincode::ChaincodeError> for DataRefusal {
+    fn from(e: leasehold_chaincode::ChaincodeError) -> Self {
+        Self::Ledger(e.to_string())
+    }
+}
+
 /// Answers a lessee's request, or says why not. Runs on the owner's node.
-pub(crate) fn serve(inner: &Inner, from: PeerId, req: DataRequest) -> std::result::Result<DataReply, String> {
+pub(crate) fn serve(inner: &Inner, from: PeerId, req: DataRequest) -> std::result::Result<DataReply, DataRefusal> {
     let peers = inner.peers();
     if let Some(org) = peers.org_of_peer.get(&from) {
         if !inner.limits.data.take(org, req.lease_id(), std::time::Instant::now()) {
-            let (burst, rate) = (crate::limits::DATA_BURST, crate::limits::DATA_PER_S);
-            return Err(format!("busy: {org} asks at most {burst} requests at once and {rate} a second per lease"));
+            return Err(DataRefusal::Busy { org: org.clone() });
         }
     }
     let owner = Owner {
@@ -103,41 +146,42 @@ impl<S: StateRead> Owner<'_, S> {
     /// Every request, the manifest and each chunk alike, is checked against
     /// the lease as the ledger has it at `now_ms`: a transfer stops at the
     /// first chunk asked for after the lease ends.
-    pub fn serve(&self, now_ms: i64, from: PeerId, req: DataRequest) -> std::result::Result<DataReply, String> {
-        let requester = self.org_of_peer.get(&from).ok_or("unknown peer")?;
+    pub fn serve(&self, now_ms: i64, from: PeerId, req: DataRequest) -> std::result::Result<DataReply, DataRefusal> {
+        let requester = self.org_of_peer.get(&from).ok_or(DataRefusal::UnknownPeer)?;
         let lease_id = req.lease_id();
-        let lease = query::lease(self.state, lease_id).map_err(|e| e.to_string())?.ok_or("no such lease")?;
+        let lease = query::lease(self.state, lease_id)?.ok_or(DataRefusal::NoSuchLease)?;
         if lease.owner != self.org || &lease.lessee != requester {
-            return Err(format!("lease {lease_id} is not between {} and {requester}", self.org));
+            let (owner, lessee) = (self.org.to_string(), requester.clone());
+            return Err(DataRefusal::NotBetween { lease: lease_id.into(), owner, lessee });
         }
         if let Some(reason) = lease.inactive_reason(now_ms) {
-            return Err(reason);
+            return Err(DataRefusal::Inactive(reason));
         }
-        query::files_served(self.state, &lease.dataset_id, lease.dataset_version).map_err(|e| e.to_string())?;
-        let version = lease.dataset_version.ok_or("lease has no dataset version")?;
-        let ds = query::dataset_version(self.state, &lease.dataset_id, version)
-            .map_err(|e| e.to_string())?
-            .ok_or("dataset version not found")?;
+        query::files_served(self.state, &lease.dataset_id, lease.dataset_version)?;
+        let version = lease.dataset_version.ok_or(DataRefusal::NoVersion)?;
+        let ds = query::dataset_version(self.state, &lease.dataset_id, version)?.ok_or(DataRefusal::NoSuchVersion)?;
         let dirs = DataDirs::new(self.data_dir);
         let manifest = self
             .manifests
             .get(&dirs, &ds.id, &ds.spec.content_hash)
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("{} holds no files for dataset {} version {version}", self.org, ds.id))?;
+            .map_err(|e| DataRefusal::Failed(e.to_string()))?
+            .ok_or_else(|| DataRefusal::NoFiles { owner: self.org.into(), dataset: ds.id.clone(), version })?;
         match req {
             DataRequest::Manifest { .. } => Ok(DataReply::Manifest(Manifest::clone(&manifest))),
             DataRequest::Chunk { path, offset, len, .. } => {
-                let entry = manifest.files.iter().find(|f| f.path == path).ok_or("no such file in the dataset")?;
+                let entry = manifest.files.iter().find(|f| f.path == path).ok_or(DataRefusal::NoSuchFile)?;
                 let len = len.min(CHUNK_BYTES).min(entry.size_bytes.saturating_sub(offset));
                 let file = dirs.dataset(&ds.id, &ds.spec.content_hash).join(&entry.path);
-                read_chunk(&file, offset, len).map(DataReply::Chunk).map_err(|e| format!("{}: {e}", entry.path))
+                read_chunk(&file, offset, len)
+                    .map(DataReply::Chunk)
+                    .map_err(|e| DataRefusal::Failed(format!("{}: {e}", entry.path)))
             }
         }
     }
 }
 
 pub(crate) fn read_chunk(file: &std::path::Path, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
-    let mut f = super::open_plain(file)?;
+    let mut f = leasehold_files::open_plain(file)?;
     f.seek(SeekFrom::Start(offset))?;
     let mut buf = Vec::with_capacity(len as usize);
     f.take(len).read_to_end(&mut buf)?;
@@ -290,7 +334,7 @@ impl NodeHandle {
         // gigabytes is slow: off the async threads, which carry raft too.
         let (from, to) = (partial.clone(), files.clone());
         tokio::task::spawn_blocking(move || {
-            crate::durable::sync_tree(&from).and_then(|()| crate::durable::rename(&from, &to))
+            leasehold_files::durable::sync_tree(&from).and_then(|()| leasehold_files::durable::rename(&from, &to))
         })
         .await
         .map_err(|e| NodeError::Data(format!("syncing the cache: {e}")))?

@@ -8,7 +8,8 @@ use leasehold_chaincode::{Approval, Payload};
 use leasehold_network::PeerId;
 
 use super::{DataReply, DataRequest, Owner, CHUNK_BYTES};
-use crate::data::{DataDirs, Manifest};
+use crate::data::DataDirs;
+use leasehold_files::Manifest;
 
 #[path = "../../../chaincode/tests/common/mod.rs"]
 mod net;
@@ -57,7 +58,7 @@ impl Fixture {
             org_of_peer: &self.peers,
             manifests: &Default::default(),
         };
-        owner.serve(at_ms, from, req)
+        owner.serve(at_ms, from, req).map_err(|e| e.to_string())
     }
 
     /// A chunk's bytes, or why it was refused.
@@ -112,7 +113,10 @@ fn a_chunk_is_refused_to_any_peer_but_the_lessees_node() {
         manifests: &Default::default(),
     };
     let req = DataRequest::Manifest { lease_id: "L1".into() };
-    assert_eq!(other.serve(at, f.nodes[1], req).err().as_deref(), Some("lease L1 is not between org3 and org2"));
+    assert_eq!(
+        other.serve(at, f.nodes[1], req).err().map(|e| e.to_string()).as_deref(),
+        Some("lease L1 is not between org3 and org2")
+    );
     assert_eq!(f.chunk(at, f.nodes[1], 0).map(|b| b.len()), Ok(CHUNK_BYTES as usize), "the lessee's node is served");
 }
 

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::block::Proposal;
 
 pub use log_store::LogStore;
-pub use network::{Me, Network, Rpc, RpcReply};
+pub use network::{Me, Network, Rpc, RpcReply, TxRefusal};
 pub use state_machine::StateMachine;
 
 /// Node ids are 1-based positions in the roster's list of every org that

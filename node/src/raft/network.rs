@@ -51,13 +51,27 @@ pub enum RpcReply {
     Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>, Option<Grant>),
     Snapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
     /// `Err` says why the txs were not accepted (e.g. not the leader).
-    Forward(Result<(), String>),
-    Data(Result<crate::data::plane::DataReply, String>),
+    Forward(Result<(), TxRefusal>),
+    Data(Result<crate::data::plane::DataReply, crate::data::plane::DataRefusal>),
     Metadata(Result<crate::disclose::Disclosure, crate::disclose::Refusal>),
-    Certify(Result<(), String>),
+    Certify(Result<(), crate::certify::CertRefusal>),
     Compute(Result<crate::compute::ComputeReply, crate::compute::Refusal>),
     Term(crate::fence::TermReply),
-    Relay(Result<(), String>),
+    Relay(Result<(), TxRefusal>),
+}
+
+/// Why a node refused a batch of txs forwarded or relayed to it. Each is
+/// the receiver's own state; the sender retries, or relays elsewhere.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum TxRefusal {
+    #[error("not the leader")]
+    NotLeader,
+    #[error("this node refuses writes: {0}")]
+    RefusesWrites(String),
+    #[error("this peer's share of the mempool ({share} txs) is full; retry later")]
+    ShareFull { share: usize },
+    #[error("the mempool is full")]
+    MempoolFull,
 }
 
 /// Who this node is, to sign its vote for itself as a candidate.

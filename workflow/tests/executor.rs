@@ -10,9 +10,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::*;
-use leasehold_node::workflow::exec::execute;
-use leasehold_node::workflow::live::{JobRecord, Status, Stop, Stream};
-use leasehold_node::workflow::sandbox::{Mount, Sandbox};
+use leasehold_workflow::exec::execute;
+use leasehold_workflow::live::{JobRecord, Status, Stop, Stream};
+use leasehold_workflow::sandbox::{Mount, Sandbox};
 
 fn span(j: &JobRecord) -> (i64, i64) {
     (j.started_at_ms.unwrap(), j.finished_at_ms.unwrap())
@@ -90,7 +90,7 @@ async fn cancel_kills_running_jobs_within_a_second_and_ends_queued_ones() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let cancelled_ms = leasehold_node::now_ms();
+    let cancelled_ms = leasehold_workflow::now_ms();
     live.stop(Stop::Cancelled("cancelled by tester".into()));
     let (status, reason) = exec.await.unwrap();
     // The job's own record says when it ended.

@@ -17,7 +17,7 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use super::{err, WorkflowError};
-use crate::data::{check_rel_path, FileEntry, Manifest, MAX_FILES};
+use leasehold_files::{check_rel_path, FileEntry, Manifest, MAX_FILES};
 
 /// What a bundle held: its workflow.yaml and the hash of all its files.
 pub struct Bundle {
@@ -42,7 +42,7 @@ pub fn unpack(tar: &[u8], to: &Path, max_bytes: u64) -> Result<Bundle, WorkflowE
         if path.is_empty() || path == "." {
             continue;
         }
-        check_rel_path(&path).map_err(bad)?;
+        check_rel_path(&path).map_err(|why| bad(why.to_string()))?;
         let dest = to.join(&path);
         match entry.header().entry_type() {
             tar::EntryType::Directory => {

@@ -87,8 +87,8 @@ pub fn program() -> Option<&'static [u8]> {
     PROGRAM.get_or_init(|| build().map_err(|e| tracing::error!("cannot build the seccomp filter: {e}")).ok()).as_deref()
 }
 
-fn build() -> Result<Vec<u8>, String> {
-    let arch = TargetArch::try_from(std::env::consts::ARCH).map_err(|e| e.to_string())?;
+fn build() -> Result<Vec<u8>, seccompiler::BackendError> {
+    let arch = TargetArch::try_from(std::env::consts::ARCH)?;
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = DENIED.iter().map(|(_, nr)| (*nr, Vec::new())).collect();
     let clone_rules = CLONE_NAMESPACE_FLAGS
         .iter()
@@ -96,12 +96,10 @@ fn build() -> Result<Vec<u8>, String> {
             let c = SeccompCondition::new(0, SeccompCmpArgLen::Qword, SeccompCmpOp::MaskedEq(*flag), *flag)?;
             SeccompRule::new(vec![c])
         })
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())?;
+        .collect::<Result<Vec<_>, _>>()?;
     rules.insert(libc::SYS_clone, clone_rules);
-    let deny = SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Errno(libc::EPERM as u32), arch)
-        .map_err(|e| e.to_string())?;
-    let mut program: BpfProgram = deny.try_into().map_err(|e: seccompiler::BackendError| e.to_string())?;
+    let deny = SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Errno(libc::EPERM as u32), arch)?;
+    let mut program: BpfProgram = deny.try_into()?;
     // clone3 passes its flags in memory, where no filter can read them:
     // ENOSYS makes the C library fall back to clone, which is checked.
     let enosys = ret(libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32);

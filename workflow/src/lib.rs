@@ -1,3 +1,5 @@
+//! The workflow engine: parsing, bundles, QC tests and the sandbox.
+//!
 //! `workflow.yaml`, compatible with jupyterflow: `name`, `jobs` (a command
 //! string, or `{command, volumes: [{id, name, path}]}`), `dags` such as
 //! `"1 >> 2"` with jobs numbered from 1. Extensions, all optional: per-job
@@ -16,7 +18,6 @@ pub mod bundle;
 pub mod exec;
 pub mod live;
 pub mod qc;
-pub mod runner;
 pub mod sandbox;
 
 use std::collections::{BTreeMap, HashSet};
@@ -25,6 +26,13 @@ use std::path::{Component, Path};
 use petgraph::algo::toposort;
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde::Deserialize;
+
+/// Wall-clock milliseconds since the Unix epoch: when a job started, ended
+/// or logged a line (records for people; the ledger keeps its own time).
+pub fn now_ms() -> i64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
+}
 
 /// Limits on what one workflow may ask for.
 pub const MAX_JOBS: usize = 256;
@@ -42,6 +50,11 @@ pub struct WorkflowError {
 }
 
 impl WorkflowError {
+    /// A fault in `field` of job `job` (1-based), or of the workflow.
+    pub fn new(job: Option<usize>, field: &str, reason: impl Into<String>) -> Self {
+        Self { job, field: field.into(), reason: reason.into() }
+    }
+
     /// The field as a path into the workflow, e.g. `jobs[1].volumes[0].id`
     /// for job 2 (the YAML list is 0-based; job numbers are 1-based).
     pub fn field_path(&self) -> String {
@@ -53,7 +66,7 @@ impl WorkflowError {
 }
 
 fn err(job: Option<usize>, field: &str, reason: impl Into<String>) -> WorkflowError {
-    WorkflowError { job, field: field.into(), reason: reason.into() }
+    WorkflowError::new(job, field, reason)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -287,7 +300,7 @@ impl Workflow {
         let workdir = raw.workdir.unwrap_or_else(|| DEFAULT_WORKDIR.into());
         top("workdir", &workdir)?;
         if let Some(r) = &raw.requirements {
-            crate::data::check_rel_path(r).map_err(|why| err(None, "requirements", why))?;
+            leasehold_files::check_rel_path(r).map_err(|why| err(None, "requirements", why.to_string()))?;
         }
         let tests = qc::parse_tests(raw.tests)?;
         let wf = Self {
@@ -385,10 +398,13 @@ impl Workflow {
     /// Checks every volume against the ledger: `active(id)` answers whether
     /// the lease (or this org's lease on the dataset) named `id` is active,
     /// and if not, why.
-    pub fn check_leases(&self, mut active: impl FnMut(&str) -> Result<(), String>) -> Result<(), WorkflowError> {
+    pub fn check_leases<E: std::fmt::Display>(
+        &self,
+        mut active: impl FnMut(&str) -> Result<(), E>,
+    ) -> Result<(), WorkflowError> {
         for j in &self.jobs {
             for (v, vol) in j.volumes.iter().enumerate() {
-                active(&vol.id).map_err(|reason| err(Some(j.number), &format!("volumes[{v}].id"), reason))?;
+                active(&vol.id).map_err(|why| err(Some(j.number), &format!("volumes[{v}].id"), why.to_string()))?;
             }
         }
         Ok(())

@@ -154,5 +154,5 @@ fn volumes_without_an_active_lease_are_named() {
     let e = wf.check_leases(|id| Err(format!("lease {id} expired at 2026-11-23T21:40:02.000Z"))).unwrap_err();
     assert_eq!((e.job, e.field.as_str()), (Some(3), "volumes[0].id"));
     assert!(e.reason.starts_with("lease 6de22e83"));
-    wf.check_leases(|_| Ok(())).unwrap();
+    wf.check_leases(|_| Ok::<(), String>(())).unwrap();
 }

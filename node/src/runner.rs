@@ -9,21 +9,21 @@ use std::sync::{Arc, Mutex};
 use leasehold_chaincode::Payload;
 use tracing::{info, warn};
 
-use super::exec::Plan;
-use super::live::{JobRecord, LiveRun, RunRecord, Status, Stop};
-use super::sandbox::{Sandbox, WorkdirError, DEFAULT_OUTPUT_PATH};
-use super::{bundle, Workflow, WorkflowError};
 use crate::config::WorkflowConfig;
 use crate::data::DataDirs;
 use crate::error::{NodeError, Result};
 use crate::{now_ms, NodeHandle};
+use leasehold_workflow::exec::Plan;
+use leasehold_workflow::live::{JobRecord, LiveRun, RunRecord, Status, Stop};
+use leasehold_workflow::sandbox::{Sandbox, Unavailable, WorkdirError, DEFAULT_OUTPUT_PATH};
+use leasehold_workflow::{bundle, Workflow, WorkflowError};
 
 pub struct Runner {
     node: NodeHandle,
     cfg: WorkflowConfig,
     dirs: DataDirs,
     /// The sandbox, or the protection this machine lacks.
-    sandbox: std::result::Result<Sandbox, String>,
+    sandbox: std::result::Result<Sandbox, Unavailable>,
     runs: Mutex<BTreeMap<String, Arc<LiveRun>>>,
     /// One fetch per lease, and one build per environment, at a time;
     /// concurrent runs share the result.
@@ -69,7 +69,7 @@ impl Runner {
     fn private_dirs(&self) -> Result<()> {
         use std::os::unix::fs::PermissionsExt;
         for d in [self.dirs.runs_root(), self.node.config().data_dir.join("envs")] {
-            crate::durable::create_dirs(&d).map_err(|e| NodeError::file(&d, e))?;
+            leasehold_files::durable::create_dirs(&d).map_err(|e| NodeError::file(&d, e))?;
             std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).map_err(|e| NodeError::file(&d, e))?;
         }
         Ok(())
@@ -149,7 +149,7 @@ impl Runner {
     fn adopt_bundle(&self, files: &std::path::Path, work: &std::path::Path) -> Result<()> {
         let fail = |e: std::io::Error| NodeError::file(work, e);
         std::fs::remove_dir(work).map_err(fail)?;
-        crate::durable::rename(files, work).map_err(fail)?;
+        leasehold_files::durable::rename(files, work).map_err(fail)?;
         if nix::unistd::geteuid().is_root() {
             chown_tree(work, self.cfg.limits.job_uid, self.cfg.limits.job_gid).map_err(fail)?;
         }
@@ -199,11 +199,11 @@ impl Runner {
         let tar = raw.clone();
         // Up to `max_bundle_mib` of files, written and synced: off the async threads.
         let unpacked = tokio::task::spawn_blocking(move || {
-            crate::durable::create_dirs(&to).map_err(|e| NodeError::file(&to, e))?;
+            leasehold_files::durable::create_dirs(&to).map_err(|e| NodeError::file(&to, e))?;
             let unpacked = bundle::unpack(&tar, &to, max)?;
             // Files and directories synced once, before the rename that
             // makes them the run's working directory.
-            crate::durable::sync_tree(&to).map_err(|e| NodeError::file(&to, e))?;
+            leasehold_files::durable::sync_tree(&to).map_err(|e| NodeError::file(&to, e))?;
             Ok::<_, NodeError>(unpacked)
         })
         .await
@@ -253,7 +253,7 @@ impl Runner {
         }
         if let Some(ds) = inputs.requiring_tests.first().filter(|_| wf.tests.is_empty()) {
             let why = format!("dataset {ds}'s policy requires QC tests: declare them under tests:");
-            return Err(super::err(None, "tests", why).into());
+            return Err(WorkflowError::new(None, "tests", why).into());
         }
         let files = bundle.map(|(dir, _)| dir);
         let requirements = requirements(&wf, files)?;
@@ -262,7 +262,7 @@ impl Runner {
             None if wf.tests.iter().any(|t| !t.fixtures.is_empty()) => {
                 let why =
                     "fixtures come from the workflow's directory: send it with leasehold run -f DIR/workflow.yaml";
-                return Err(super::err(None, "tests", why).into());
+                return Err(WorkflowError::new(None, "tests", why).into());
             }
             None => {}
         }
@@ -298,7 +298,7 @@ impl Runner {
             let _ = std::fs::remove_dir_all(run.dir());
             return Err(e);
         }
-        let _ = crate::durable::write_atomic(&run.dir().join("workflow.yaml"), yaml.as_bytes(), 0o644);
+        let _ = leasehold_files::durable::write_atomic(&run.dir().join("workflow.yaml"), yaml.as_bytes(), 0o644);
         let lease_ids: Vec<String> = inputs.leases.keys().cloned().collect();
         let dataset_refs = inputs.versions.keys().cloned().collect();
         let start = match (mode, inputs.watch_only.first()) {
@@ -344,10 +344,10 @@ impl Runner {
         let max = self.cfg.max_job_timeout_s;
         let why = || format!("at most {max} seconds on this node");
         if let Some(j) = wf.jobs.iter().find(|j| j.timeout_s.is_some_and(|t| t > max)) {
-            return Err(super::err(Some(j.number), "timeout", why()).into());
+            return Err(WorkflowError::new(Some(j.number), "timeout", why()).into());
         }
         if let Some(t) = wf.tests.iter().position(|t| t.timeout_s > max) {
-            return Err(super::err(None, &format!("tests[{t}].timeout"), why()).into());
+            return Err(WorkflowError::new(None, &format!("tests[{t}].timeout"), why()).into());
         }
         Ok(())
     }
@@ -412,7 +412,7 @@ fn requirements(wf: &Workflow, files: Option<&Path>) -> Result<Option<Vec<u8>>> 
     let path = match (named, files) {
         (Some(_), None) => {
             let why = "names a file of the workflow's directory: send it with leasehold run -f DIR/workflow.yaml";
-            return Err(super::err(None, "requirements", why).into());
+            return Err(WorkflowError::new(None, "requirements", why).into());
         }
         (_, None) => return Ok(None),
         (Some(name), Some(dir)) => dir.join(name),
@@ -420,21 +420,21 @@ fn requirements(wf: &Workflow, files: Option<&Path>) -> Result<Option<Vec<u8>>> 
         (None, Some(_)) => return Ok(None),
     };
     let field = if named.is_some() { "requirements" } else { "bundle" };
-    let bytes = crate::data::open_plain(&path)
+    let bytes = leasehold_files::open_plain(&path)
         .and_then(|f| {
             let mut buf = Vec::new();
             std::io::Read::read_to_end(&mut std::io::Read::take(f, env::MAX_REQUIREMENTS_BYTES as u64 + 1), &mut buf)?;
             Ok(buf)
         })
         .map_err(|e| {
-            super::err(None, field, format!("{}: {e}", path.file_name().unwrap_or_default().to_string_lossy()))
+            WorkflowError::new(None, field, format!("{}: {e}", path.file_name().unwrap_or_default().to_string_lossy()))
         })?;
     if bytes.len() > env::MAX_REQUIREMENTS_BYTES {
         let why = format!("a requirements file holds at most {} bytes", env::MAX_REQUIREMENTS_BYTES);
-        return Err(super::err(None, field, why).into());
+        return Err(WorkflowError::new(None, field, why).into());
     }
     let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
-    env::check_requirements(&bytes).map_err(|why| super::err(None, field, format!("{name}: {why}")))?;
+    env::check_requirements(&bytes).map_err(|why| WorkflowError::new(None, field, format!("{name}: {why}")))?;
     Ok(Some(bytes))
 }
 
@@ -444,15 +444,15 @@ fn mount_error(wf: &Workflow, e: WorkdirError) -> WorkflowError {
     let same = |p: &str| Path::new(p) == Path::new(&e.path);
     for j in &wf.jobs {
         if let Some(i) = j.volumes.iter().position(|v| same(&v.path)) {
-            return super::err(Some(j.number), &format!("volumes[{i}].path"), e.reason);
+            return WorkflowError::new(Some(j.number), &format!("volumes[{i}].path"), e.reason);
         }
     }
     for (t, test) in wf.tests.iter().enumerate() {
         if let Some(i) = test.fixtures.iter().position(|f| same(&f.path)) {
-            return super::err(None, &format!("tests[{t}].fixtures[{i}].path"), e.reason);
+            return WorkflowError::new(None, &format!("tests[{t}].fixtures[{i}].path"), e.reason);
         }
     }
-    super::err(None, "workdir", e.reason)
+    WorkflowError::new(None, "workdir", e.reason)
 }
 
 /// Who a submission is for.

@@ -10,14 +10,27 @@ use leasehold_chaincode::{Lease, LeaseStatus, Payload};
 use tracing::{info, warn};
 
 use super::env::EnvSpec;
+use super::qc::QcFailure;
 use super::{Inputs, Runner};
-use crate::data::Manifest;
-use crate::error::Result;
+use crate::error::{NodeError, Result};
 use crate::now_ms;
-use crate::workflow::exec::{self, stopped, JobSpec, Plan, StepKind};
-use crate::workflow::live::{LiveRun, Status, Stop, Stream};
-use crate::workflow::sandbox::Mount;
-use crate::workflow::Workflow;
+use leasehold_files::Manifest;
+use leasehold_workflow::exec::{self, stopped, JobSpec, Plan, StepKind};
+use leasehold_workflow::live::{LiveRun, Status, Stop, Stream};
+use leasehold_workflow::sandbox::Mount;
+use leasehold_workflow::Workflow;
+
+/// Why a run's jobs never started: the reason its record gives.
+#[derive(Debug, thiserror::Error)]
+enum NotReady {
+    /// Its environment could not be built, or its data fetched.
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    #[error(transparent)]
+    Qc(#[from] QcFailure),
+    #[error("{0}")]
+    Stopped(String),
+}
 
 impl Runner {
     pub(super) async fn drive(
@@ -35,7 +48,7 @@ impl Runner {
         let mut stop = run.stop_signal();
         let ready = tokio::select! {
             r = self.before_jobs(&run, &wf, &mut plan, &inputs, env.as_ref()) => r,
-            s = stopped(&mut stop) => Err(s.reason().into()),
+            s = stopped(&mut stop) => Err(NotReady::Stopped(s.reason().into())),
         };
         let (status, reason) = match ready {
             Ok(dirs) => {
@@ -45,7 +58,7 @@ impl Runner {
             Err(e) => {
                 let ended = match run.stopped() {
                     Some(s) => (s.status(), Some(s.reason().into())),
-                    None => (Status::Failed, Some(e)),
+                    None => (Status::Failed, Some(e.to_string())),
                 };
                 // No job started: each says why.
                 let why = format!("not started: {}", ended.1.as_deref().unwrap_or_default());
@@ -102,16 +115,16 @@ impl Runner {
         plan: &mut Plan,
         inputs: &Inputs,
         env: Option<&EnvSpec>,
-    ) -> std::result::Result<HashMap<String, PathBuf>, String> {
+    ) -> std::result::Result<HashMap<String, PathBuf>, NotReady> {
         if let Some(spec) = env {
             let started = std::time::Instant::now();
-            let env = self.environment(run, plan, spec).await.map_err(|e| e.to_string())?;
+            let env = self.environment(run, plan, spec).await?;
             let took = format!("environment ready in {} ms", started.elapsed().as_millis());
             run.log(None, Stream::Runner, &took);
             plan.python_env = Some(env);
         }
         self.run_tests(run, wf, plan).await?;
-        let mut dirs = self.fetch_all(run, &inputs.leases).await.map_err(|e| e.to_string())?;
+        let mut dirs = self.fetch_all(run, &inputs.leases).await?;
         dirs.extend(inputs.own_dirs.iter().map(|(k, d)| (k.clone(), d.clone())));
         if !inputs.own_dirs.is_empty() {
             run.log(None, Stream::Runner, "this org's own datasets mounted read-only from its store");

@@ -9,8 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::cgroup::JobCgroup;
 use super::JobCommand;
-use crate::config::JobLimits;
-use crate::data::MAX_FILES;
+use leasehold_files::MAX_FILES;
+
+use super::JobLimits;
 
 pub struct Guard {
     cgroup: Option<JobCgroup>,

@@ -13,8 +13,11 @@ use leasehold_chaincode::{DatasetRef, RunStatus};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::error::{NodeError, Result};
+use leasehold_files::FileError;
+
 use crate::now_ms;
+
+type Result<T> = std::result::Result<T, FileError>;
 
 /// Bytes per log line; a longer line is cut and says so.
 pub const MAX_LINE_BYTES: usize = 16 * 1024;
@@ -202,19 +205,19 @@ pub struct LiveRun {
 
 fn write_json(path: &Path, v: &impl Serialize) -> Result<()> {
     let json = serde_json::to_vec_pretty(v).expect("serialisable");
-    crate::durable::write_atomic(path, &json, 0o644).map_err(|e| NodeError::file(path, e))
+    leasehold_files::durable::write_atomic(path, &json, 0o644).map_err(|e| FileError::new(path, e))
 }
 
 impl LiveRun {
     /// Creates the run's directory (with `work/` and `output/`) and record.
     pub fn create(dir: &Path, record: RunRecord) -> Result<Arc<Self>> {
         for d in [dir.join("work"), dir.join("output")] {
-            fs::create_dir_all(&d).map_err(|e| NodeError::file(&d, e))?;
+            fs::create_dir_all(&d).map_err(|e| FileError::new(&d, e))?;
         }
         write_json(&dir.join("run.json"), &record)?;
         let log_path = dir.join("logs.jsonl");
         let file = fs::OpenOptions::new().create(true).append(true).open(&log_path);
-        let file = file.map_err(|e| NodeError::file(&log_path, e))?;
+        let file = file.map_err(|e| FileError::new(&log_path, e))?;
         Ok(Self::new(dir, record, 0, Some(file)))
     }
 
@@ -222,8 +225,9 @@ impl LiveRun {
     /// Only the log's tail is read, to learn where it ends.
     pub fn load(dir: &Path) -> Result<Arc<Self>> {
         let path = dir.join("run.json");
-        let bytes = fs::read(&path).map_err(|e| NodeError::file(&path, e))?;
-        let record: RunRecord = serde_json::from_slice(&bytes).map_err(|e| NodeError::decode("run.json", e))?;
+        let bytes = fs::read(&path).map_err(|e| FileError::new(&path, e))?;
+        let record: RunRecord =
+            serde_json::from_slice(&bytes).map_err(|e| FileError::new(&path, format!("cannot decode: {e}")))?;
         let log_path = dir.join("logs.jsonl");
         let next_seq = last_seq(&log_path).map_or(0, |s| s + 1);
         // A run the node was running when it stopped still logs its end.

@@ -17,8 +17,8 @@ use crate::compute::{ComputeReply, ComputeRequest, RemoteStatus};
 use crate::data::plane::CHUNK_BYTES;
 use crate::error::{NodeError, Result};
 use crate::now_ms;
-use crate::workflow::live::{LiveRun, RunRecord, Status, Stream};
-use crate::workflow::{err, Workflow};
+use leasehold_workflow::live::{LiveRun, RunRecord, Status, Stream};
+use leasehold_workflow::{Workflow, WorkflowError};
 
 /// How often a remote run is asked about while it runs, and after.
 const FOLLOW_MS: u64 = 200;
@@ -52,7 +52,7 @@ impl Runner {
                      run's other data; run on it alone",
                     lease.dataset_id, lease.owner
                 );
-                Err(err(None, "jobs", why).into())
+                Err(WorkflowError::new(None, "jobs", why).into())
             }
         }
     }
@@ -65,7 +65,7 @@ impl Runner {
         self: &Arc<Self>,
         submission: Submission<'_>,
         wf: &Workflow,
-        sandbox: &crate::workflow::sandbox::Sandbox,
+        sandbox: &leasehold_workflow::sandbox::Sandbox,
         inputs: &Inputs,
         submitted_by: &str,
     ) -> Result<RunRecord> {
@@ -93,7 +93,7 @@ impl Runner {
             yaml: submission.yaml.into(),
             bundle: submission.tar.map(<[u8]>::to_vec),
             submitted_by: submitted_by.into(),
-            request: request.clone(),
+            request: Box::new(request.clone()),
         };
         let handed = match self.node.check(&request) {
             Ok(()) => self.node.compute_request(&owner, req).await,
@@ -212,7 +212,7 @@ impl Runner {
         if manifest.hash() != want {
             return Err(NodeError::Data("the manifest does not match the output hash on the ledger".into()));
         }
-        manifest.check().map_err(NodeError::Data)?;
+        manifest.check().map_err(|e| NodeError::Data(e.to_string()))?;
         let stage = run.dir().join(".outputs");
         let _stage = super::RemoveOnDrop(stage.clone());
         for entry in &manifest.files {
@@ -248,9 +248,9 @@ impl Runner {
             }
         }
         let dest = run.output_dir();
-        crate::durable::sync_tree(&stage).map_err(|e| NodeError::file(&stage, e))?;
+        leasehold_files::durable::sync_tree(&stage).map_err(|e| NodeError::file(&stage, e))?;
         std::fs::remove_dir(&dest).map_err(|e| NodeError::file(&dest, e))?;
-        crate::durable::rename(&stage, &dest).map_err(|e| NodeError::file(&dest, e))?;
+        leasehold_files::durable::rename(&stage, &dest).map_err(|e| NodeError::file(&dest, e))?;
         Ok(hex::encode(want))
     }
 

@@ -8,14 +8,15 @@ use std::sync::Arc;
 
 use leasehold_chaincode::{query, DatasetRef, Lease, LogRelease, Payload, ReleasePolicy, Run, SignedTx};
 
-use super::inputs::Inputs;
+use super::inputs::{Inputs, VolumeError};
 use super::{Mode, Runner};
-use crate::compute::RemoteStatus;
+use crate::compute::{Refusal, RemoteStatus};
 use crate::data::plane::{read_chunk, CHUNK_BYTES};
-use crate::data::{DataDirs, Manifest};
+use crate::data::DataDirs;
 use crate::error::{NodeError, Result};
-use crate::workflow::live::{JobRecord, LiveRun, RunRecord, Status, Stop, Stream};
-use crate::workflow::{err, Workflow, WorkflowError};
+use leasehold_files::Manifest;
+use leasehold_workflow::live::{JobRecord, LiveRun, RunRecord, Status, Stop, Stream};
+use leasehold_workflow::{Workflow, WorkflowError};
 
 /// Log text sent per status request, at most.
 const MAX_LOG_BYTES_PER_REPLY: usize = 1 << 20;
@@ -35,7 +36,7 @@ impl Runner {
     ) -> Result<RunRecord> {
         leasehold_chaincode::keys::valid_id("run_id", run_id)?;
         // The lessee's code: never without the sandbox.
-        if !matches!(self.usable_sandbox()?, crate::workflow::sandbox::Sandbox::Jail(_)) {
+        if !matches!(self.usable_sandbox()?, leasehold_workflow::sandbox::Sandbox::Jail(_)) {
             let why = format!("{} runs no other org's code without its sandbox", self.node.org());
             return Err(NodeError::Unavailable(why));
         }
@@ -69,28 +70,26 @@ impl Runner {
         let mut inputs = Inputs::default();
         let mut the_lease: Option<Lease> = None;
         wf.check_leases(|id| {
-            let lease = match query::lease(store, id).map_err(|e| e.to_string())? {
+            let lease = match query::lease(store, id)? {
                 Some(l) => l,
-                None => query::active_lease(store, asker, id, now)
-                    .map_err(|e| e.to_string())?
-                    .ok_or_else(|| format!("{asker} holds no active lease named or on {id:?}"))?,
+                None => query::active_lease(store, asker, id, now)?
+                    .ok_or_else(|| VolumeError::NoComputeLease { asker: asker.into(), id: id.into() })?,
             };
             if lease.lessee != asker || lease.owner != me {
-                return Err(format!("lease {} is not {asker}'s on a dataset of {me}", lease.id));
+                return Err(VolumeError::NotTheirs { lease: lease.id, asker: asker.into(), me: me.into() });
             }
             if let Some(why) = lease.inactive_reason(now) {
-                return Err(why);
+                return Err(VolumeError::Inactive(why));
             }
             if query::files_served(store, &lease.dataset_id, lease.dataset_version).is_ok() {
-                return Err(format!("dataset {} is read as files, not run on here", lease.dataset_id));
+                return Err(VolumeError::ReadAsFiles(lease.dataset_id));
             }
             if the_lease.as_ref().is_some_and(|l| l.id != lease.id) {
-                return Err("a compute run reads one lease".into());
+                return Err(VolumeError::OneLease);
             }
-            let version = lease.dataset_version.ok_or("the lease has no dataset version")?;
-            let ds = query::dataset_version(store, &lease.dataset_id, version)
-                .map_err(|e| e.to_string())?
-                .ok_or("the leased version is not on the ledger")?;
+            let version = lease.dataset_version.ok_or(VolumeError::NoVersion)?;
+            let ds =
+                query::dataset_version(store, &lease.dataset_id, version)?.ok_or(VolumeError::LeasedVersionMissing)?;
             let key = format!("own:{}", ds.id);
             let dir = DataDirs::new(&self.node.config().data_dir).dataset(&ds.id, &ds.spec.content_hash);
             inputs.own_dirs.insert(key.clone(), dir);
@@ -100,29 +99,32 @@ impl Runner {
                 inputs.requiring_tests.push(ds.id);
             }
             the_lease = Some(lease);
-            Ok(())
+            Ok::<(), VolumeError>(())
         })?;
-        let lease = the_lease.ok_or_else(|| err(None, "jobs", "a compute run mounts its leased dataset"))?;
+        let lease =
+            the_lease.ok_or_else(|| WorkflowError::new(None, "jobs", "a compute run mounts its leased dataset"))?;
         inputs.watch_only.push(lease.id);
         Ok(inputs)
     }
 
     /// A run of this node's for `asker`, whose it must be.
-    fn run_for(&self, asker: &str, run_id: &str) -> std::result::Result<Arc<LiveRun>, String> {
-        let run = self.get(run_id).map_err(|e| e.to_string())?;
+    fn run_for(&self, asker: &str, run_id: &str) -> std::result::Result<Arc<LiveRun>, Refusal> {
+        let run = self.get(run_id).map_err(|e| Refusal::Forbidden(e.to_string()))?;
         let r = run.record();
         if r.org != asker || r.executor.as_deref() != Some(self.node.org()) {
-            return Err(format!("run {run_id} is not one {} runs for {asker}", self.node.org()));
+            return Err(Refusal::Forbidden(format!("run {run_id} is not one {} runs for {asker}", self.node.org())));
         }
         Ok(run)
     }
 
     /// The run on the ledger and its dataset's release policy.
-    pub(super) fn ledger_release(&self, run_id: &str) -> std::result::Result<(Run, ReleasePolicy), String> {
+    pub(super) fn ledger_release(&self, run_id: &str) -> std::result::Result<(Run, ReleasePolicy), Refusal> {
         let store = &self.node.ledger().store;
-        let run = query::run(store, run_id).map_err(|e| e.to_string())?.ok_or("the run is not on the ledger")?;
-        let input = run.inputs.first().ok_or("the run has no input")?;
-        let ds = query::dataset(store, &input.id).map_err(|e| e.to_string())?.ok_or("its dataset is gone")?;
+        let refuse = |why: &str| Refusal::Forbidden(why.into());
+        let ledger = |e: leasehold_chaincode::ChaincodeError| Refusal::Forbidden(e.to_string());
+        let run = query::run(store, run_id).map_err(ledger)?.ok_or_else(|| refuse("the run is not on the ledger"))?;
+        let input = run.inputs.first().ok_or_else(|| refuse("the run has no input"))?;
+        let ds = query::dataset(store, &input.id).map_err(ledger)?.ok_or_else(|| refuse("its dataset is gone"))?;
         Ok((run, ds.spec.policy.release))
     }
 
@@ -131,7 +133,7 @@ impl Runner {
         asker: &str,
         run_id: &str,
         from: u64,
-    ) -> std::result::Result<RemoteStatus, String> {
+    ) -> std::result::Result<RemoteStatus, Refusal> {
         let run = self.run_for(asker, run_id)?;
         let r = run.record();
         let (on_ledger, policy) = self.ledger_release(run_id)?;
@@ -164,7 +166,7 @@ impl Runner {
         Ok(RemoteStatus { status: r.status, reason: r.reason, jobs: r.jobs, output_hash, release, lines })
     }
 
-    pub(crate) fn cancel_for(&self, asker: &str, run_id: &str, by: &str) -> std::result::Result<(), String> {
+    pub(crate) fn cancel_for(&self, asker: &str, run_id: &str, by: &str) -> std::result::Result<(), Refusal> {
         let run = self.run_for(asker, run_id)?;
         if !run.record().status.is_final() {
             run.stop(Stop::Cancelled(format!("cancelled by {by}")));
@@ -173,15 +175,15 @@ impl Runner {
     }
 
     /// The outputs' manifest, once the ledger says they are released to `asker`.
-    pub(crate) fn released_manifest(&self, asker: &str, run_id: &str) -> std::result::Result<Manifest, String> {
+    pub(crate) fn released_manifest(&self, asker: &str, run_id: &str) -> std::result::Result<Manifest, Refusal> {
         let run = self.run_for(asker, run_id)?;
         let (on_ledger, _) = self.ledger_release(run_id)?;
         if !on_ledger.release.as_ref().is_some_and(|r| r.approved) || on_ledger.org != asker {
-            return Err(format!("the outputs of run {run_id} are not released to {asker}"));
+            return Err(Refusal::Forbidden(format!("the outputs of run {run_id} are not released to {asker}")));
         }
-        let manifest = Manifest::of_dir(&run.output_dir()).map_err(|e| e.to_string())?;
+        let manifest = Manifest::of_dir(&run.output_dir()).map_err(|e| Refusal::Forbidden(e.to_string()))?;
         if Some(manifest.hash()) != on_ledger.output_hash {
-            return Err("the outputs no longer match their hash on the ledger".into());
+            return Err(Refusal::Forbidden("the outputs no longer match their hash on the ledger".into()));
         }
         Ok(manifest)
     }
@@ -193,12 +195,14 @@ impl Runner {
         path: &str,
         offset: u64,
         len: u64,
-    ) -> std::result::Result<Vec<u8>, String> {
+    ) -> std::result::Result<Vec<u8>, Refusal> {
         let manifest = self.released_manifest(asker, run_id)?;
-        let entry = manifest.files.iter().find(|f| f.path == path).ok_or("no such output")?;
+        let entry = manifest.files.iter().find(|f| f.path == path);
+        let entry = entry.ok_or_else(|| Refusal::Forbidden("no such output".into()))?;
         let len = len.min(CHUNK_BYTES).min(entry.size_bytes.saturating_sub(offset));
-        let file = self.get(run_id).map_err(|e| e.to_string())?.output_dir().join(&entry.path);
-        read_chunk(&file, offset, len).map_err(|e| format!("{path}: {e}"))
+        let run = self.get(run_id).map_err(|e| Refusal::Forbidden(e.to_string()))?;
+        let file = run.output_dir().join(&entry.path);
+        read_chunk(&file, offset, len).map_err(|e| Refusal::Forbidden(format!("{path}: {e}")))
     }
 
     /// After a compute run succeeded here: where the policy needs the
@@ -290,11 +294,11 @@ impl Runner {
         };
         if lease_id != lease {
             let why = format!("the run's request names lease {lease_id}, but its workflow reads lease {lease}");
-            return Err(crate::workflow::err(None, "jobs", why).into());
+            return Err(WorkflowError::new(None, "jobs", why).into());
         }
         if submission_hash != submission {
             let why = "the run's request was signed for another workflow or other files";
-            return Err(crate::workflow::err(None, "workflow.yaml", why).into());
+            return Err(WorkflowError::new(None, "workflow.yaml", why).into());
         }
         match self.node.write_signed(request.clone()).await? {
             w if w.height.is_some() => Ok(()),

@@ -77,7 +77,8 @@ fn parse_test(t: usize, r: RawTest) -> Result<QcTest, WorkflowError> {
         return Err(err(None, &field("fixtures"), format!("at most {MAX_FIXTURES}")));
     }
     for (i, f) in r.fixtures.iter().enumerate() {
-        crate::data::check_rel_path(&f.from).map_err(|why| err(None, &field(&format!("fixtures[{i}].from")), why))?;
+        leasehold_files::check_rel_path(&f.from)
+            .map_err(|why| err(None, &field(&format!("fixtures[{i}].from")), why.to_string()))?;
         let path = field(&format!("fixtures[{i}].path"));
         check_mount_path(0, &path, &f.path).map_err(|e| WorkflowError { job: None, ..e })?;
         if r.fixtures[..i].iter().any(|o| std::path::Path::new(&o.path) == std::path::Path::new(&f.path)) {

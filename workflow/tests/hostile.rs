@@ -12,10 +12,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::*;
-use leasehold_node::data::Manifest;
-use leasehold_node::workflow::exec::execute;
-use leasehold_node::workflow::live::{LiveRun, Status, Stream};
-use leasehold_node::workflow::sandbox::Mount;
+use leasehold_files::Manifest;
+use leasehold_workflow::exec::execute;
+use leasehold_workflow::live::{LiveRun, Status, Stream};
+use leasehold_workflow::sandbox::Mount;
 
 /// A directory on the host that is not under `/tmp`.
 fn host_dir() -> tempfile::TempDir {
@@ -65,7 +65,7 @@ async fn nothing_in_a_jobs_env_runs_on_the_host() {
     // by its path inside the sandbox.
     let work = host.path().join("run/work");
     let mut plant = sh(1, "cp /data/v/evil.so /data/v/evil.sh ~/ && chmod 755 ~/evil.*", &[]);
-    plant.mounts = vec![leasehold_node::workflow::sandbox::Mount {
+    plant.mounts = vec![leasehold_workflow::sandbox::Mount {
         name: "v".into(),
         host: kit.path().to_path_buf(),
         path: "/data/v".into(),
@@ -82,7 +82,7 @@ async fn nothing_in_a_jobs_env_runs_on_the_host() {
     ]);
     let jobs = vec![plant, use_it];
     let live = live(host.path(), &jobs);
-    sb.prepare_workdir(&live.work_dir(), leasehold_node::workflow::DEFAULT_WORKDIR, &[]).unwrap();
+    sb.prepare_workdir(&live.work_dir(), leasehold_workflow::DEFAULT_WORKDIR, &[]).unwrap();
     let (status, reason) = execute(&plan(sb, jobs, 1), &live).await;
     assert_eq!(status, Status::Succeeded, "{reason:?} {:?}", all_output(&live, 1));
     assert!(work.join("evil.so").exists(), "the job did plant the library on the host");
@@ -278,7 +278,7 @@ async fn filling_tmp_or_the_outputs_is_stopped_by_the_disk_limits() {
     killed_for(&fill("/tmp/fill"), "/tmp limit 16 MiB reached").await;
     let r =
         killed_for(&fill("$OUTPUT_DIR/fill"), "disk limit 32 MiB reached in the working and output directories").await;
-    let (bytes, _) = leasehold_node::workflow::sandbox::dir_usage(&r.live.output_dir(), 10);
+    let (bytes, _) = leasehold_workflow::sandbox::dir_usage(&r.live.output_dir(), 10);
     assert!(bytes <= 32 << 20, "one file never passes RLIMIT_FSIZE: {bytes}");
     killed_for(&fill("$HOME/fill"), "disk limit 32 MiB reached in the working and output directories").await;
 }

@@ -14,9 +14,9 @@ use leasehold_chaincode::{DatasetRef, Hash32};
 use sha2::{Digest, Sha256};
 
 use super::Runner;
-use crate::data::Manifest;
 use crate::error::{NodeError, Result};
-use crate::workflow::live::{LiveRun, RunRecord, Status, Stream};
+use leasehold_files::Manifest;
+use leasehold_workflow::live::{LiveRun, RunRecord, Status, Stream};
 
 pub(super) fn reuse_key(workflow_hash: &[u8; 32], versions: &BTreeMap<DatasetRef, Hash32>) -> String {
     let mut h = Sha256::new().chain_update(b"leasehold-reuse-v1\n").chain_update(workflow_hash);
@@ -57,14 +57,14 @@ impl Runner {
         // Gone once renamed into place; removed if anything fails first.
         let _stage = super::RemoveOnDrop(stage.clone());
         let copied = tokio::task::spawn_blocking(move || {
-            crate::data::copy_tree(&source, &stage)?;
+            leasehold_files::copy_tree(&source, &stage)?;
             let got = hex::encode(Manifest::of_dir(&stage)?.hash());
             if Some(&got) != want.as_ref() {
                 return Err(NodeError::Data("they no longer match the output hash that run recorded".into()));
             }
-            crate::durable::sync_tree(&stage).map_err(|e| NodeError::file(&stage, e))?;
+            leasehold_files::durable::sync_tree(&stage).map_err(|e| NodeError::file(&stage, e))?;
             fs::remove_dir(&dest).map_err(|e| NodeError::file(&dest, e))?;
-            crate::durable::rename(&stage, &dest).map_err(|e| NodeError::file(&dest, e))
+            leasehold_files::durable::rename(&stage, &dest).map_err(|e| NodeError::file(&dest, e))
         })
         .await
         .map_err(|e| NodeError::Unavailable(e.to_string()))
@@ -90,9 +90,9 @@ impl Runner {
     pub fn outputs_copy(&self, id: &str) -> Result<std::path::PathBuf> {
         let run = self.get(id)?;
         let to = run.dir().join(format!("publishing-{}", super::new_run_id()));
-        if let Err(e) = crate::data::copy_tree(&run.output_dir(), &to) {
+        if let Err(e) = leasehold_files::copy_tree(&run.output_dir(), &to) {
             let _ = std::fs::remove_dir_all(&to);
-            return Err(e);
+            return Err(e.into());
         }
         Ok(to)
     }

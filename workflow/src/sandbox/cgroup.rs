@@ -15,7 +15,7 @@ use std::time::Duration;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::config::JobLimits;
+use super::{JobLimits, Unavailable};
 
 const ROOT: &str = "/sys/fs/cgroup";
 const V1_CONTROLLERS: [&str; 3] = ["memory", "pids", "cpu"];
@@ -59,18 +59,21 @@ fn write(path: &Path, value: &str) -> io::Result<()> {
 
 impl Cgroups {
     /// Creates the node's groups, or says why it cannot.
-    pub fn detect(name: &str) -> Result<Self, String> {
+    pub fn detect(name: &str) -> Result<Self, Unavailable> {
         let root = Path::new(ROOT);
-        let denied =
-            |e: io::Error| format!("cgroups: {e} (run the node as root, or delegate a cgroup v2 subtree to its user)");
+        let denied = |e: io::Error| {
+            Unavailable::Cgroups(format!("{e} (run the node as root, or delegate a cgroup v2 subtree to its user)"))
+        };
         if root.join("cgroup.controllers").exists() {
             let controllers = fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
             if let Some(missing) =
                 ["memory", "pids", "cpu"].iter().find(|c| !controllers.split_whitespace().any(|x| x == **c))
             {
-                return Err(format!("cgroups: the v2 hierarchy has no {missing} controller"));
+                return Err(Unavailable::Cgroups(format!("the v2 hierarchy has no {missing} controller")));
             }
-            let own = root.join(own_path(|c| c.is_empty()).ok_or("cgroups: no v2 entry in /proc/self/cgroup")?);
+            let own =
+                own_path(|c| c.is_empty()).ok_or(Unavailable::Cgroups("no v2 entry in /proc/self/cgroup".into()))?;
+            let own = root.join(own);
             let parent = Self::v2_parent(&own, name).map_err(denied)?;
             return Ok(Self { version: Version::V2, parents: vec![parent] });
         }
@@ -78,10 +81,10 @@ impl Cgroups {
         for c in V1_CONTROLLERS {
             let mount = root.join(c);
             if !mount.join("cgroup.procs").exists() {
-                return Err(format!(
-                    "cgroups: no {c} controller at {} (neither cgroup v2 nor v1 is usable)",
+                return Err(Unavailable::Cgroups(format!(
+                    "no {c} controller at {} (neither cgroup v2 nor v1 is usable)",
                     mount.display()
-                ));
+                )));
             }
             let own = own_path(|list| list.split(',').any(|x| x == c)).unwrap_or_default();
             let parent = mount.join(own).join(name);

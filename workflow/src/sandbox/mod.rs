@@ -36,6 +36,7 @@
 //! the node's own; the run record says so.
 
 pub mod cgroup;
+mod limits;
 pub mod seccomp;
 mod watch;
 mod workdir;
@@ -52,9 +53,9 @@ use serde::{Deserialize, Serialize};
 use tokio::process::{Child, Command};
 
 use self::cgroup::Cgroups;
+pub use self::limits::JobLimits;
 pub use self::watch::{dir_usage, Guard};
 pub use self::workdir::WorkdirError;
-use crate::config::JobLimits;
 
 /// Where the sandbox's own additions live: no volume may cover it.
 pub const ALIAS_PARENT: &str = "/run/leasehold";
@@ -105,6 +106,20 @@ pub struct Jail {
     limits: JobLimits,
 }
 
+/// Why this machine cannot give jobs the full sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unavailable {
+    /// A program or filter the sandbox needs, and how to get it.
+    #[error("{0}")]
+    Missing(&'static str),
+    #[error("cgroups: {0}")]
+    Cgroups(String),
+    #[error("bubblewrap cannot start: {0}")]
+    Bubblewrap(String),
+    #[error("bubblewrap cannot create namespaces here: {0}")]
+    Namespaces(String),
+}
+
 fn find(name: &str) -> Option<PathBuf> {
     ["/usr/bin", "/usr/local/bin", "/bin"].iter().map(|d| Path::new(d).join(name)).find(|p| p.exists())
 }
@@ -112,15 +127,16 @@ fn find(name: &str) -> Option<PathBuf> {
 impl Sandbox {
     /// The full sandbox, or the name of the protection this machine lacks.
     /// `name` names the node's cgroups (`leasehold-{org}-{pid}`).
-    pub fn detect(name: &str, limits: &JobLimits) -> Result<Self, String> {
-        let bwrap = find("bwrap").ok_or("bubblewrap is not installed (apt install bubblewrap)")?;
-        find("bash").ok_or("bash is not installed")?;
+    pub fn detect(name: &str, limits: &JobLimits) -> Result<Self, Unavailable> {
+        let missing = Unavailable::Missing;
+        let bwrap = find("bwrap").ok_or(missing("bubblewrap is not installed (apt install bubblewrap)"))?;
+        find("bash").ok_or(missing("bash is not installed"))?;
         let root = nix::unistd::geteuid().is_root();
         let setpriv = match root {
-            true => Some(find("setpriv").ok_or("setpriv is not installed (apt install util-linux)")?),
+            true => Some(find("setpriv").ok_or(missing("setpriv is not installed (apt install util-linux)"))?),
             false => None,
         };
-        seccomp::program().ok_or("no seccomp filter for this architecture")?;
+        seccomp::program().ok_or(missing("no seccomp filter for this architecture"))?;
         let cgroups = Cgroups::detect(&format!("leasehold-{name}-{}", std::process::id()))?;
         cgroups.sweep_stale();
         let jail = Jail { bwrap, setpriv, cgroups, limits: limits.clone() };
@@ -134,10 +150,10 @@ impl Sandbox {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .output()
-            .map_err(|e| format!("bubblewrap cannot start: {e}"))?;
+            .map_err(|e| Unavailable::Bubblewrap(e.to_string()))?;
         if !probe.status.success() {
             let why = String::from_utf8_lossy(&probe.stderr).trim().to_string();
-            return Err(format!("bubblewrap cannot create namespaces here: {why}"));
+            return Err(Unavailable::Namespaces(why));
         }
         Ok(Self::Jail(Arc::new(jail)))
     }

@@ -7,10 +7,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 
-use leasehold_node::config::JobLimits;
-use leasehold_node::workflow::exec::{execute, JobSpec, Plan};
-use leasehold_node::workflow::live::{JobRecord, LiveRun, RunRecord, Status, Stream};
-use leasehold_node::workflow::sandbox::{Mount, Sandbox};
+use leasehold_workflow::exec::{execute, JobSpec, Plan};
+use leasehold_workflow::live::{JobRecord, LiveRun, RunRecord, Status, Stream};
+use leasehold_workflow::sandbox::JobLimits;
+use leasehold_workflow::sandbox::{Mount, Sandbox};
 
 /// Small limits, so that each can be reached quickly.
 pub fn small_limits() -> JobLimits {
@@ -39,7 +39,7 @@ pub fn sandbox() -> Option<Sandbox> {
 pub fn sh(number: usize, script: &str, deps: &[usize]) -> JobSpec {
     JobSpec {
         number,
-        kind: leasehold_node::workflow::exec::StepKind::Job,
+        kind: leasehold_workflow::exec::StepKind::Job,
         argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
         env: BTreeMap::new(),
         mounts: Vec::new(),
@@ -86,7 +86,7 @@ pub fn plan(sandbox: Sandbox, jobs: Vec<JobSpec>, max_parallel: usize) -> Plan {
         max_parallel,
         sandbox,
         output_path: "/output".into(),
-        home: leasehold_node::workflow::DEFAULT_WORKDIR.into(),
+        home: leasehold_workflow::DEFAULT_WORKDIR.into(),
         python_env: None,
         log_job_bytes: l.log_job_mib << 20,
         log_run_bytes: l.log_run_mib << 20,
@@ -101,7 +101,7 @@ pub struct Ran {
 }
 
 pub async fn run(sandbox: Sandbox, jobs: Vec<JobSpec>, max_parallel: usize) -> Ran {
-    run_in(leasehold_node::workflow::DEFAULT_WORKDIR, sandbox, jobs, max_parallel).await
+    run_in(leasehold_workflow::DEFAULT_WORKDIR, sandbox, jobs, max_parallel).await
 }
 
 /// Like `run`, with the working directory at `home` in the sandbox.

@@ -25,9 +25,9 @@ use sha2::{Digest, Sha256};
 
 use super::Runner;
 use crate::error::{NodeError, Result};
-use crate::workflow::exec::{run_step, JobSpec, Plan, StepDirs, StepKind};
-use crate::workflow::live::{LiveRun, Status, Stream};
-use crate::workflow::sandbox::ENV_PATH;
+use leasehold_workflow::exec::{run_step, JobSpec, Plan, StepDirs, StepKind};
+use leasehold_workflow::live::{LiveRun, Status, Stream};
+use leasehold_workflow::sandbox::ENV_PATH;
 
 /// The interpreter environments are made from, inside the sandbox as on the host.
 const PYTHON: &str = "/usr/bin/python3";
@@ -58,10 +58,19 @@ pub struct EnvSpec {
     pub key: [u8; 32],
 }
 
+/// Why a requirements file is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadRequirement {
+    #[error("is not UTF-8 text")]
+    NotUtf8,
+    #[error("line {number}: {why}")]
+    Line { number: usize, why: &'static str },
+}
+
 /// Each line names a package, with extras, versions and markers, and
 /// nothing else. The reason names the line.
-pub fn check_requirements(requirements: &[u8]) -> std::result::Result<(), String> {
-    let text = std::str::from_utf8(requirements).map_err(|_| "is not UTF-8 text".to_string())?;
+pub fn check_requirements(requirements: &[u8]) -> std::result::Result<(), BadRequirement> {
+    let text = std::str::from_utf8(requirements).map_err(|_| BadRequirement::NotUtf8)?;
     for (n, raw) in text.lines().enumerate() {
         let line = raw.split(" #").next().unwrap_or_default().trim();
         if line.is_empty() || line.starts_with('#') {
@@ -76,7 +85,7 @@ pub fn check_requirements(requirements: &[u8]) -> std::result::Result<(), String
         } else {
             continue;
         };
-        return Err(format!("line {}: {why}", n + 1));
+        return Err(BadRequirement::Line { number: n + 1, why });
     }
     Ok(())
 }
@@ -119,8 +128,8 @@ impl Runner {
         let fail = |e: std::io::Error| NodeError::file(&venv, e);
         // Read-only to the jobs, the node's on the host, no special bits.
         plain_modes(&venv).map_err(fail)?;
-        crate::durable::sync_tree(&venv).map_err(fail)?;
-        crate::durable::rename(&venv, &dir).map_err(fail)?;
+        leasehold_files::durable::sync_tree(&venv).map_err(fail)?;
+        leasehold_files::durable::rename(&venv, &dir).map_err(fail)?;
         Ok(dir)
     }
 
@@ -137,10 +146,10 @@ impl Runner {
     async fn build(&self, run: &Arc<LiveRun>, plan: &Plan, requirements: &[u8], staging: &Path) -> Result<()> {
         let (work, venv) = (staging.join("work"), staging.join("venv"));
         for d in [&work, &venv] {
-            crate::durable::create_dirs(d).map_err(|e| NodeError::file(d, e))?;
+            leasehold_files::durable::create_dirs(d).map_err(|e| NodeError::file(d, e))?;
         }
         let req = work.join("requirements.txt");
-        crate::durable::write_atomic(&req, requirements, 0o644).map_err(|e| NodeError::file(&req, e))?;
+        leasehold_files::durable::write_atomic(&req, requirements, 0o644).map_err(|e| NodeError::file(&req, e))?;
         let script = format!(
             "{PYTHON} -m venv {ENV_PATH} && \
              {ENV_PATH}/bin/pip install --no-input --disable-pip-version-check --no-warn-script-location \
@@ -197,7 +206,7 @@ fn plain_modes(dir: &Path) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::check_requirements;
+    use super::{check_requirements, BadRequirement};
 
     #[test]
     fn requirements_name_packages_and_nothing_else() {
@@ -211,9 +220,9 @@ mod tests {
             ("./local/pkg\n", "line 1: URLs and paths"),
             ("[extra]\n", "line 1: does not start"),
         ] {
-            let e = check_requirements(bad.as_bytes()).unwrap_err();
+            let e = check_requirements(bad.as_bytes()).unwrap_err().to_string();
             assert!(e.starts_with(why), "{bad:?}: {e}");
         }
-        assert!(check_requirements(&[0xff, 0xfe]).unwrap_err().contains("UTF-8"));
+        assert_eq!(check_requirements(&[0xff, 0xfe]).unwrap_err(), BadRequirement::NotUtf8);
     }
 }

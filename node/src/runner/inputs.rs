@@ -5,11 +5,46 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
-use leasehold_chaincode::{query, DatasetRef, Hash32, Lease};
+use leasehold_chaincode::{query, ChaincodeError, DatasetRef, Hash32, Lease};
+use leasehold_workflow::Workflow;
 
 use super::Runner;
 use crate::data::DataDirs;
-use crate::workflow::Workflow;
+
+/// Why a volume cannot be read: the reason its `volumes[i].id` is refused.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum VolumeError {
+    #[error("{0}")]
+    Ledger(#[from] ChaincodeError),
+    #[error("no lease or dataset is named {0:?}")]
+    Unknown(String),
+    #[error("lease {id} is held by {lessee}, not by {me}")]
+    HeldByOther { id: String, lessee: String, me: String },
+    /// The lease's own words: pending, denied, expired at, revoked at…
+    #[error("{0}")]
+    Inactive(String),
+    #[error("dataset {0} is retired")]
+    Retired(String),
+    #[error("{me} owns dataset {id}, but this node holds no files for version {version}")]
+    NoFiles { me: String, id: String, version: u32 },
+    #[error("{me} holds no active lease on dataset {id}")]
+    NoLease { me: String, id: String },
+    #[error("dataset {id}@{version} is not on the ledger")]
+    NotOnLedger { id: String, version: u32 },
+    // A compute run's volume, checked by the dataset's owner:
+    #[error("{asker} holds no active lease named or on {id:?}")]
+    NoComputeLease { asker: String, id: String },
+    #[error("lease {lease} is not {asker}'s on a dataset of {me}")]
+    NotTheirs { lease: String, asker: String, me: String },
+    #[error("dataset {0} is read as files, not run on here")]
+    ReadAsFiles(String),
+    #[error("a compute run reads one lease")]
+    OneLease,
+    #[error("the lease has no dataset version")]
+    NoVersion,
+    #[error("the leased version is not on the ledger")]
+    LeasedVersionMissing,
+}
 
 /// A workflow's inputs, checked against the ledger at submission.
 #[derive(Default)]
@@ -35,7 +70,7 @@ enum Source {
 
 impl Runner {
     /// Resolves every volume; an error names the volume and why.
-    pub(super) fn resolve_inputs(&self, wf: &Workflow) -> Result<Inputs, crate::workflow::WorkflowError> {
+    pub(super) fn resolve_inputs(&self, wf: &Workflow) -> Result<Inputs, leasehold_workflow::WorkflowError> {
         let mut inputs = Inputs::default();
         wf.check_leases(|id| {
             let (key, dataset) = match self.resolve_volume(id)? {
@@ -52,46 +87,46 @@ impl Runner {
                 }
             };
             let store = &self.node.ledger().store;
-            let found = query::dataset_version(store, &dataset.id, dataset.version).map_err(|e| e.to_string())?;
-            let ds = found.ok_or_else(|| format!("dataset {}@{} is not on the ledger", dataset.id, dataset.version))?;
+            let found = query::dataset_version(store, &dataset.id, dataset.version)?;
+            let ds =
+                found.ok_or_else(|| VolumeError::NotOnLedger { id: dataset.id.clone(), version: dataset.version })?;
             if ds.spec.policy.require_tests && !inputs.requiring_tests.contains(&ds.id) {
                 inputs.requiring_tests.push(ds.id.clone());
             }
             inputs.versions.insert(dataset, ds.spec.content_hash);
             inputs.source_of_volume.insert(id.into(), key);
-            Ok(())
+            Ok::<(), VolumeError>(())
         })?;
         Ok(inputs)
     }
 
     /// A volume id is a lease id, or a dataset this org owns or holds an
     /// active lease on.
-    fn resolve_volume(&self, id: &str) -> Result<Source, String> {
+    fn resolve_volume(&self, id: &str) -> Result<Source, VolumeError> {
         let (store, me, now) = (&self.node.ledger().store, self.node.org(), self.node.ledger_now());
-        if let Some(lease) = query::lease(store, id).map_err(|e| e.to_string())? {
+        if let Some(lease) = query::lease(store, id)? {
             if lease.lessee != me {
-                return Err(format!("lease {id} is held by {}, not by {me}", lease.lessee));
+                return Err(VolumeError::HeldByOther { id: id.into(), lessee: lease.lessee, me: me.into() });
             }
-            return lease.inactive_reason(now).map_or(Ok(Source::Lease(lease)), Err);
+            return lease.inactive_reason(now).map_or(Ok(Source::Lease(lease)), |why| Err(VolumeError::Inactive(why)));
         }
-        let Some(ds) = query::dataset(store, id).map_err(|e| e.to_string())? else {
-            return Err(format!("no lease or dataset is named {id:?}"));
+        let Some(ds) = query::dataset(store, id)? else {
+            return Err(VolumeError::Unknown(id.into()));
         };
         if ds.owner == me {
             if ds.retired {
-                return Err(format!("dataset {id} is retired"));
+                return Err(VolumeError::Retired(id.into()));
             }
             let dirs = DataDirs::new(&self.node.config().data_dir);
             // The manifest is written last: with it, the files are whole.
             if !matches!(dirs.dataset_manifest(id, &ds.spec.content_hash), Ok(Some(_))) {
-                return Err(format!("{me} owns dataset {id}, but this node holds no files for version {}", ds.version));
+                return Err(VolumeError::NoFiles { me: me.into(), id: id.into(), version: ds.version });
             }
             let dir = dirs.dataset(id, &ds.spec.content_hash);
             return Ok(Source::Own(DatasetRef { id: ds.id, version: ds.version }, dir));
         }
-        query::active_lease(store, me, id, now)
-            .map_err(|e| e.to_string())?
+        query::active_lease(store, me, id, now)?
             .map(Source::Lease)
-            .ok_or_else(|| format!("{me} holds no active lease on dataset {id}"))
+            .ok_or_else(|| VolumeError::NoLease { me: me.into(), id: id.into() })
     }
 }

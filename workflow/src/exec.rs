@@ -311,7 +311,7 @@ async fn watch_limits(guard: Arc<Guard>, limit: mpsc::Sender<String>) {
     }
 }
 
-pub(crate) async fn stopped(rx: &mut watch::Receiver<Option<Stop>>) -> Stop {
+pub async fn stopped(rx: &mut watch::Receiver<Option<Stop>>) -> Stop {
     loop {
         if let Some(s) = rx.borrow_and_update().clone() {
             return s;
