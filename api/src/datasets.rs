@@ -6,13 +6,12 @@ use axum::http::StatusCode;
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use leasehold_chaincode::query::DatasetFilter;
-use std::path::PathBuf;
 
 use leasehold_chaincode::{
     keys, AccessMode, AccessPolicy, Approval, Dataset, DatasetSpec, DerivedPolicy, LogRelease, Payload, ReleasePolicy,
 };
-use leasehold_files::Manifest;
 use leasehold_node::users::Role;
+use leasehold_node::Staged;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -243,8 +242,8 @@ pub enum Source {
     /// Files staged with `PUT /v1/datasets/{id}/files/...`, if any; without
     /// them the dataset is metadata only.
     Upload,
-    /// A succeeded run's output directory: the dataset is derived from it.
-    RunOutput { run_id: String, dir: PathBuf },
+    /// A copy of a succeeded run's outputs: the dataset is derived from it.
+    RunOutput { run_id: String, outputs: Staged },
 }
 
 #[utoipa::path(post, path = "/v1/datasets", request_body = NewDataset, responses((status = 201, body = WriteView), (status = 202, body = WriteView), (status = 422, body = crate::error::Problem)), security(("bearer" = ["admin"])))]
@@ -258,19 +257,14 @@ pub async fn create(
     Ok((status, view))
 }
 
-/// The files' manifest, and the content hash and size they give the spec.
-/// A content hash the client sent must agree with the files.
-async fn files_of(dir: Option<PathBuf>, claimed: &Option<String>) -> Result<Option<(PathBuf, Manifest)>, ApiError> {
-    let Some(dir) = dir else { return Ok(None) };
-    let d = dir.clone();
-    let manifest = tokio::task::spawn_blocking(move || Manifest::of_dir(&d))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(leasehold_node::NodeError::from)?;
-    if claimed.is_some() && content_hash(claimed)? != manifest.hash() {
-        return Err(ApiError::invalid("content_hash", "does not match the manifest of the files"));
+/// A content hash the client sent must agree with the staged files.
+fn check_claim(files: &Option<Staged>, claimed: &Option<String>) -> Result<(), ApiError> {
+    if let (Some(staged), Some(_)) = (files, claimed) {
+        if content_hash(claimed)? != staged.manifest().hash() {
+            return Err(ApiError::invalid("content_hash", "does not match the manifest of the files"));
+        }
     }
-    Ok(Some((dir, manifest)))
+    Ok(())
 }
 
 /// Registers a dataset, seals its private metadata and, once the ledger has
@@ -283,13 +277,13 @@ pub(crate) async fn register(
     let id = req.id.clone().unwrap_or_else(|| slug(&req.title));
     keys::valid_id("id", &id)?;
     let policy = policy_from(&req.policy)?;
-    let (dir, derived_from_run) = match source {
-        Source::Upload => (Some(s.node.staging_dir(&id)).filter(|d| d.exists()), None),
-        Source::RunOutput { run_id, dir } => (Some(dir), Some(run_id)),
+    let (files, derived_from_run) = match source {
+        Source::Upload => (s.node.staged_files(&id).await?, None),
+        Source::RunOutput { run_id, outputs } => (Some(outputs), Some(run_id)),
     };
-    let files = files_of(dir, &req.content_hash).await?;
+    check_claim(&files, &req.content_hash)?;
     let (hash, size_bytes) = match &files {
-        Some((_, m)) => (m.hash(), m.total_bytes()),
+        Some(f) => (f.manifest().hash(), f.manifest().total_bytes()),
         None => (content_hash(&req.content_hash)?, req.size_bytes),
     };
     let private = to_json_text("private_metadata", &req.private_metadata)?;
@@ -311,8 +305,8 @@ pub(crate) async fn register(
         None => None,
     };
     let w = write(s, Payload::RegisterDataset { id: id.clone(), spec, derived_from_run }).await?;
-    if let Some((dir, manifest)) = files {
-        s.node.adopt_files(&id, &dir, &manifest)?;
+    if let Some(staged) = files {
+        s.node.adopt_files(&id, staged)?;
     }
     Ok((status(&w, true), Json(WriteView::new(&w, committed_view(s, &id))), id))
 }
@@ -346,9 +340,10 @@ pub async fn update(
         Some(pv) => policy_from(pv)?,
         None => old.spec.policy.clone(),
     };
-    let files = files_of(Some(s.node.staging_dir(&id)).filter(|d| d.exists()), &p.content_hash).await?;
+    let files = s.node.staged_files(&id).await?;
+    check_claim(&files, &p.content_hash)?;
     let (hash, size_bytes) = match &files {
-        Some((_, m)) => (m.hash(), m.total_bytes()),
+        Some(f) => (f.manifest().hash(), f.manifest().total_bytes()),
         None if p.content_hash.is_some() => {
             (content_hash(&p.content_hash)?, p.size_bytes.unwrap_or(old.spec.size_bytes))
         }
@@ -372,8 +367,8 @@ pub async fn update(
         None => None,
     };
     let w = write(&s, Payload::UpdateDataset { id: id.clone(), spec }).await?;
-    if let Some((dir, manifest)) = files {
-        s.node.adopt_files(&id, &dir, &manifest)?;
+    if let Some(staged) = files {
+        s.node.adopt_files(&id, staged)?;
     }
     Ok((status(&w, false), Json(WriteView::new(&w, committed_view(&s, &id)))))
 }

@@ -80,6 +80,18 @@ impl ApiError {
     }
 }
 
+/// A refused upload names its path; the node's own trouble maps as any.
+impl From<leasehold_node::StageError> for ApiError {
+    fn from(e: leasehold_node::StageError) -> Self {
+        use leasehold_node::StageError as S;
+        match e {
+            S::Path(_) | S::Clash(_) => Self::invalid("path", e.to_string()),
+            S::TooLarge => Self::TooLarge(e.to_string()),
+            S::Node(n) => n.into(),
+        }
+    }
+}
+
 impl From<leasehold_node::NodeError> for ApiError {
     fn from(e: leasehold_node::NodeError) -> Self {
         use leasehold_node::NodeError as N;

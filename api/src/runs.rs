@@ -249,15 +249,10 @@ pub async fn publish(
 ) -> Result<(StatusCode, Json<WriteView>), ApiError> {
     caller.require(Role::Admin)?;
     let (record, _): (RunRecord, _) = s.node.runner().publishable(&id)?;
-    let runner = s.node.runner().clone();
-    let run_id = id.clone();
-    let copy = tokio::task::spawn_blocking(move || runner.outputs_copy(&run_id))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
-    let registered = register(&s, req, Source::RunOutput { run_id: record.id.clone(), dir: copy.clone() }).await;
-    // Adopted into the store on success; anything left is this call's own.
-    let _ = std::fs::remove_dir_all(&copy);
-    let (status, Json(view), dataset) = registered?;
+    // Adopted into the store on success; dropped (and deleted) otherwise.
+    let outputs = s.node.run_outputs(&id).await?;
+    let (status, Json(view), dataset) =
+        register(&s, req, Source::RunOutput { run_id: record.id.clone(), outputs }).await?;
     // A pending publication may yet be refused, and the run published again.
     if let Some(p) = s.node.publication(&dataset)? {
         let pending = WriteView { resource: serde_json::to_value(PublicationView::from(&p)).ok(), ..view };

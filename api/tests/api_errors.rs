@@ -109,7 +109,7 @@ async fn a_staged_path_that_clashes_with_another_is_refused_and_changes_nothing(
         ),
     ];
     check_cases(cases).await;
-    let staged = o1.node.staging_dir("fresh");
+    let staged = o1.node.config().data_dir.join("uploads/fresh");
     assert_eq!(std::fs::read_to_string(staged.join("a")).unwrap(), "one");
     assert_eq!(std::fs::read_to_string(staged.join("c/d")).unwrap(), "two");
     let mut names: Vec<String> = files_under(&staged);

@@ -42,6 +42,7 @@ pub mod users;
 pub mod verify;
 pub mod write;
 
+pub use data::staging::{StageError, Staged, StagedFile, Upload, MAX_UPLOAD_BYTES};
 pub use error::{NodeError, Result};
 pub use node::{now_ms, start, NodeHandle, Submission, Tasks};
 pub use status::Status;

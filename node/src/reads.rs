@@ -1,16 +1,16 @@
 //! What the node answers about its ledger and files: every read the API
 //! makes goes through these, so the API never touches the store.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use leasehold_chaincode::query::{self, DatasetFilter, LeaseFilter, LineageNode};
 use leasehold_chaincode::{AccessRecord, Dataset, HistoryEntry, Lease, Publication, TxId};
 
 use crate::block::Block;
+use crate::data::staging::{DiskReserve, StageError, Staged, Upload};
 use crate::data::DataDirs;
 use crate::error::Result;
 use crate::NodeHandle;
-use leasehold_files::Manifest;
 
 impl NodeHandle {
     fn dirs(&self) -> DataDirs {
@@ -88,9 +88,30 @@ impl NodeHandle {
         self.inner.runner.get().expect("the runner is set when the node starts")
     }
 
-    /// Where the owner stages a dataset's files before registering it.
-    pub fn staging_dir(&self, dataset: &str) -> PathBuf {
-        self.dirs().uploads(dataset)
+    /// Starts staging `path` of `dataset`'s next version (the API streams
+    /// the body into it). The node alone opens its directories.
+    pub async fn begin_upload(&self, dataset: &str, path: &str) -> std::result::Result<Upload, StageError> {
+        let disk = DiskReserve { dir: self.inner.cfg.data_dir.clone(), min_free_mib: self.inner.cfg.min_free_disk_mib };
+        Upload::begin(&self.dirs().uploads(dataset), path, disk).await
+    }
+
+    /// The files staged for `dataset`'s next version, if any.
+    pub async fn staged_files(&self, dataset: &str) -> Result<Option<Staged>> {
+        let dir = self.dirs().uploads(dataset);
+        if !dir.exists() {
+            return Ok(None);
+        }
+        Staged::of_dir(dir, false).await.map(Some)
+    }
+
+    /// A copy of a succeeded run's outputs, to publish as a dataset.
+    pub async fn run_outputs(&self, run_id: &str) -> Result<Staged> {
+        let runner = self.runner().clone();
+        let id = run_id.to_string();
+        let copy = tokio::task::spawn_blocking(move || runner.outputs_copy(&id))
+            .await
+            .map_err(|e| crate::NodeError::Data(format!("copying a run's outputs: {e}")))??;
+        Staged::of_dir(copy, true).await
     }
 
     /// Held from before a write naming new files until they are adopted, so
@@ -100,7 +121,8 @@ impl NodeHandle {
     }
 
     /// Moves verified files into this owner's store under their content hash.
-    pub fn adopt_files(&self, dataset: &str, from: &Path, manifest: &Manifest) -> Result<PathBuf> {
-        self.dirs().adopt(dataset, from, manifest)
+    pub fn adopt_files(&self, dataset: &str, staged: Staged) -> Result<PathBuf> {
+        let manifest = staged.manifest().clone();
+        self.dirs().adopt(dataset, &staged.into_dir(), &manifest)
     }
 }

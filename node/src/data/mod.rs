@@ -12,6 +12,7 @@
 //! - `runs/{run}/`: a run's record, logs, working and output directories.
 
 pub mod plane;
+pub mod staging;
 
 use std::fs;
 use std::path::{Path, PathBuf};
