@@ -91,7 +91,7 @@ fn run() -> anyhow::Result<()> {
         }
         Command::Start { config, verify } => rt.block_on(start(&config, verify)),
         Command::Verify { data_dir } => {
-            let v = leasehold_node::verify::verify(&data_dir)?;
+            let v = leasehold_node::ledger::verify::verify(&data_dir)?;
             let versions = leasehold_node::backup::check_files(&data_dir)?;
             println!(
                 "ok: {} blocks verified, {} certified by a majority of the orgs; head {} state root {}; \
@@ -234,7 +234,7 @@ async fn org(command: OrgCommand) -> anyhow::Result<()> {
 async fn start(config: &Path, verify: bool) -> anyhow::Result<()> {
     let cfg = NodeConfig::load(config)?;
     if verify && cfg.data_dir.join("ledger").exists() {
-        let v = leasehold_node::verify::verify(&cfg.data_dir).map_err(|e| leasehold_node::node::corrupt(&cfg, e))?;
+        let v = leasehold_node::ledger::verify::verify(&cfg.data_dir).map_err(|e| leasehold_node::corrupt(&cfg, e))?;
         println!("verified {} blocks up to head {}", v.height, v.head_hash);
     }
     let listener = tokio::net::TcpListener::bind(&cfg.api_listen)

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use common::*;
 use leasehold_node::block::Proposal;
-use leasehold_node::raft::{Rpc, RpcReply, TypeConfig};
+use leasehold_node::raft::TypeConfig;
+use leasehold_node::wire::{Rpc, RpcReply};
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse};
 use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, Vote};
 

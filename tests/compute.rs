@@ -261,9 +261,9 @@ async fn time_to_the_first_job_at_the_owner_against_a_local_run() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rogue_org_gets_no_files_and_nothing_of_another_orgs_run() {
     use leasehold_chaincode::Payload;
-    use leasehold_node::compute::{ComputeReply, ComputeRequest};
-    use leasehold_node::data::plane::DataRequest;
-    use leasehold_node::raft::{Rpc, RpcReply};
+    use leasehold_node::wire::compute::{ComputeReply, ComputeRequest};
+    use leasehold_node::wire::data::DataRequest;
+    use leasehold_node::wire::{Rpc, RpcReply};
 
     let mut net = TestNet::start(3).await;
     let release = json!({"approval": false});

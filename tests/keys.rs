@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use leasehold_chaincode::{query, SealedMetadata};
 use leasehold_node::crypto;
-use leasehold_node::store::Store;
+use leasehold_node::ledger::store::Store;
 use serde_json::{json, Value};
 
 const SECRET: &str = "hunter2-PLAINTEXT-5e1f0b";

@@ -219,8 +219,8 @@ async fn verify_names_the_height_of_a_corrupted_block() {
         let db = open();
         let h = db.cf_handle("txs").unwrap();
         let (k, v) = db.iterator_cf(h, rocksdb::IteratorMode::Start).next().unwrap().unwrap();
-        let (height, index): (u64, u32) = leasehold_node::store::decode(&v, "tx location").unwrap();
-        db.put_cf(h, &k, leasehold_node::store::encode(&(height, index + 1))).unwrap();
+        let (height, index): (u64, u32) = leasehold_node::ledger::store::decode(&v, "tx location").unwrap();
+        db.put_cf(h, &k, leasehold_node::ledger::store::encode(&(height, index + 1))).unwrap();
         (k.to_vec(), v.to_vec())
     };
     assert!(failure().contains("the tx index puts tx"));

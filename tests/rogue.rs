@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use leasehold_chaincode::{Payload, SignedTx};
-use leasehold_node::election::Grant;
-use leasehold_node::raft::{Rpc, RpcReply};
+use leasehold_node::wire::Grant;
+use leasehold_node::wire::{Rpc, RpcReply};
 use openraft::raft::{AppendEntriesRequest, VoteRequest};
 use openraft::Vote;
 use serde_json::{json, Value};
@@ -122,7 +122,7 @@ async fn forged_duplicate_and_flooding_forwarded_txs_are_dropped_and_honest_writ
     let flood: Vec<SignedTx> = (0..400).map(|i| net.sign(2, lease_request(&format!("f{i}"), "nowhere"))).collect();
     let reply = rogue.send(&l_org, &Rpc::Forward(flood)).await;
     let Some(RpcReply::Forward(Err(why))) = reply else { panic!("the flood was not refused: {reply:?}") };
-    assert!(matches!(why, leasehold_node::raft::TxRefusal::ShareFull { .. }), "{why}");
+    assert!(matches!(why, leasehold_node::wire::TxRefusal::ShareFull { .. }), "{why}");
     // An honest write still commits.
     let t = Instant::now();
     let (code, r) = net
@@ -189,7 +189,7 @@ async fn blocks_are_certified_by_a_majority_and_a_signature_on_another_block_is_
     assert_eq!(block["certified"], true);
     let hex32 = |v: &Value| <[u8; 32]>::try_from(hex::decode(v.as_str().unwrap()).unwrap().as_slice()).unwrap();
     for c in block["certificate"].as_array().unwrap() {
-        let cert = leasehold_node::certify::Cert {
+        let cert = leasehold_node::ledger::certs::Cert {
             org: c["org"].as_str().unwrap().into(),
             height: 2,
             hash: hex32(&c["hash"]),
@@ -204,8 +204,8 @@ async fn blocks_are_certified_by_a_majority_and_a_signature_on_another_block_is_
     // on another: the first is kept as proof and logged, the second refused.
     let rogue = Rogue::as_org3(&mut net).await;
     let key = net.nodes[2].key.clone();
-    let other = leasehold_node::certify::Cert::signed(&net.network_id, "org3", &key, 2, [9; 32], [8; 32]);
-    let forged = leasehold_node::certify::Cert::signed(&net.network_id, "org1", &key, 2, [7; 32], [6; 32]);
+    let other = leasehold_node::ledger::certs::Cert::signed(&net.network_id, "org3", &key, 2, [9; 32], [8; 32]);
+    let forged = leasehold_node::ledger::certs::Cert::signed(&net.network_id, "org1", &key, 2, [7; 32], [6; 32]);
     let reply = rogue.send("org1", &Rpc::Certify(vec![other, forged])).await;
     assert!(matches!(reply, Some(RpcReply::Certify(Ok(())))), "{reply:?}");
     let block = net.get(0, "/v1/blocks/2").await.1;
@@ -287,8 +287,8 @@ fn rewritten_snapshot(
     out: &std::path::Path,
     mut rewrite: impl FnMut(u8, Vec<u8>, Vec<u8>) -> Option<(Vec<u8>, Vec<u8>)>,
 ) -> Vec<u8> {
-    use leasehold_node::snapshot::{write, Reader, Writer};
-    let store = leasehold_node::store::Store::open_read_only(&net.data_dir(2).join("ledger")).unwrap();
+    use leasehold_node::ledger::snapshot::{write, Reader, Writer};
+    let store = leasehold_node::ledger::store::Store::open_read_only(&net.data_dir(2).join("ledger")).unwrap();
     let genesis_head = store.head().unwrap().expect("org3 committed blocks");
     let genuine = write(&store, out, "genuine.snap", genesis_head, 2, Duration::ZERO).unwrap();
     let mut reader = Reader::new(std::fs::File::open(&genuine.path).unwrap()).unwrap();
@@ -349,7 +349,7 @@ async fn a_forged_snapshot_is_refused() {
     // 1. The state changed (lease L never expires), the blocks left as signed.
     let lease_key = leasehold_chaincode::keys::lease("L");
     let forged = forged_snapshot(&net, dir.path(), |section, key, value| {
-        if section == leasehold_node::snapshot::STATE && key == lease_key.as_slice() {
+        if section == leasehold_node::ledger::snapshot::STATE && key == lease_key.as_slice() {
             with_lease_forever(value)
         } else {
             value
@@ -364,22 +364,22 @@ async fn a_forged_snapshot_is_refused() {
     // no other org signed, and not the follower's block at that height.
     let mut forged_root = leasehold_chaincode::Commitment::empty();
     let _ = forged_snapshot(&net, dir.path(), |section, key, value| {
-        let value = if section == leasehold_node::snapshot::STATE && key == lease_key.as_slice() {
+        let value = if section == leasehold_node::ledger::snapshot::STATE && key == lease_key.as_slice() {
             with_lease_forever(value)
         } else {
             value
         };
-        if section == leasehold_node::snapshot::STATE || section == leasehold_node::snapshot::INDEXES {
+        if section == leasehold_node::ledger::snapshot::STATE || section == leasehold_node::ledger::snapshot::INDEXES {
             forged_root.insert(key, &value);
         }
         value
     });
     let top = before["height"].as_u64().unwrap();
     let forged = forged_snapshot(&net, dir.path(), |section, key, value| {
-        if section == leasehold_node::snapshot::STATE && key == lease_key.as_slice() {
+        if section == leasehold_node::ledger::snapshot::STATE && key == lease_key.as_slice() {
             return with_lease_forever(value);
         }
-        if section == leasehold_node::snapshot::BLOCKS && key == top.to_be_bytes() {
+        if section == leasehold_node::ledger::snapshot::BLOCKS && key == top.to_be_bytes() {
             let mut b = leasehold_node::block::Block::from_bytes(&value).unwrap();
             b.header.state_root = forged_root.root().0;
             return b.to_bytes();
@@ -399,24 +399,30 @@ async fn a_forged_snapshot_is_refused() {
 
     // 4. The honest ledger, with org3's own valid signature on its last
     // block filed under a key of the rogue's choosing (over the genesis).
-    let store = leasehold_node::store::Store::open_read_only(&net.data_dir(2).join("ledger")).unwrap();
+    let store = leasehold_node::ledger::store::Store::open_read_only(&net.data_dir(2).join("ledger")).unwrap();
     let head = store.head().unwrap().unwrap();
     drop(store);
     let network = rogue.genesis.network_id.clone();
-    let cert =
-        leasehold_node::certify::Cert::signed(&network, "org3", &rogue.key, head.height, head.hash, head.state_root.0);
+    let cert = leasehold_node::ledger::certs::Cert::signed(
+        &network,
+        "org3",
+        &rogue.key,
+        head.height,
+        head.hash,
+        head.state_root.0,
+    );
     let bytes = rewritten_snapshot(&net, dir.path(), |section, key, value| {
-        (section != leasehold_node::snapshot::CERTS).then_some((key, value))
+        (section != leasehold_node::ledger::snapshot::CERTS).then_some((key, value))
     });
     // Copied record by record through the real format, plus one CERTS record.
-    let mut reader = leasehold_node::snapshot::Reader::new(bytes.as_slice()).unwrap();
+    let mut reader = leasehold_node::ledger::snapshot::Reader::new(bytes.as_slice()).unwrap();
     let path = dir.path().join("planted.snap");
-    let mut writer = leasehold_node::snapshot::Writer::create(&path).unwrap();
+    let mut writer = leasehold_node::ledger::snapshot::Writer::create(&path).unwrap();
     while let Some((section, key, value)) = reader.next_record().unwrap() {
         writer.record(section, &key, &value).unwrap();
     }
-    let value = leasehold_node::store::encode(&cert);
-    writer.record(leasehold_node::snapshot::CERTS, b"genesis", &value).unwrap();
+    let value = leasehold_node::ledger::store::encode(&cert);
+    writer.record(leasehold_node::ledger::snapshot::CERTS, b"genesis", &value).unwrap();
     writer.finish().unwrap();
     let planted = std::fs::read(&path).unwrap();
     assert!(rogue.send(&f_org, &install_request(term, grants.clone(), planted)).await.is_none(), "planted certificate");
@@ -427,7 +433,7 @@ async fn a_forged_snapshot_is_refused() {
     // 5. The honest ledger, with a certificate filed under its own key by an
     // org no node knows: installed, it would make `verify` refuse this
     // honest store, and be served on in its next snapshot.
-    let forged = leasehold_node::certify::Cert {
+    let forged = leasehold_node::ledger::certs::Cert {
         org: "org9".into(),
         height: head.height,
         hash: head.hash,
@@ -435,12 +441,14 @@ async fn a_forged_snapshot_is_refused() {
         signature: vec![7; 64],
     };
     let path = dir.path().join("stranger.snap");
-    let mut reader = leasehold_node::snapshot::Reader::new(bytes.as_slice()).unwrap();
-    let mut writer = leasehold_node::snapshot::Writer::create(&path).unwrap();
+    let mut reader = leasehold_node::ledger::snapshot::Reader::new(bytes.as_slice()).unwrap();
+    let mut writer = leasehold_node::ledger::snapshot::Writer::create(&path).unwrap();
     while let Some((section, key, value)) = reader.next_record().unwrap() {
         writer.record(section, &key, &value).unwrap();
     }
-    writer.record(leasehold_node::snapshot::CERTS, &forged.key(), &leasehold_node::store::encode(&forged)).unwrap();
+    writer
+        .record(leasehold_node::ledger::snapshot::CERTS, &forged.key(), &leasehold_node::ledger::store::encode(&forged))
+        .unwrap();
     writer.finish().unwrap();
     let stranger = std::fs::read(&path).unwrap();
     let refused_before = net.log(follower).matches(refusal).count();

@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use leasehold_node::raft::{Rpc, RpcReply};
+use leasehold_node::wire::{Rpc, RpcReply};
 use serde_json::json;
 
 /// A lessee floods its owner with metadata reads (256 in flight for 8 s),
@@ -18,7 +18,7 @@ use serde_json::json;
 /// own: its revocation of that very lease commits within its wait.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_metadata_flood_stops_no_revocation() {
-    use leasehold_node::disclose::{MetadataRequest, Refusal};
+    use leasehold_node::wire::disclose::{MetadataRequest, Refusal};
     let mut net = TestNet::start_with(3, |toml| {
         *toml = toml.replace("mempool_capacity = 100000", "mempool_capacity = 300");
     })
@@ -89,7 +89,7 @@ async fn an_owners_wrong_answer_is_a_502_naming_it() {
     let (_, r) = net.submit(1, &[tx], 10_000).await.unwrap();
     assert!(is_committed_valid(&r[0]), "{r:?}");
     net.wait_lease(1, "L2", "active").await;
-    let wrong = leasehold_node::store::encode(&RpcReply::Forward(Ok(())));
+    let wrong = leasehold_node::ledger::store::encode(&RpcReply::Forward(Ok(())));
     let rogue = Rogue::as_org3_answering(&mut net, Some(wrong)).await;
     let (code, p) = net.call(1, "GET", "/v1/leases/L2/metadata", None, None).await;
     assert_eq!(code, 502, "{p}");

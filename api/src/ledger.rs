@@ -103,7 +103,7 @@ pub struct CertView {
     pub signature: String,
 }
 
-fn cert_view(c: &leasehold_node::certify::Cert) -> CertView {
+fn cert_view(c: &leasehold_node::ledger::certs::Cert) -> CertView {
     CertView {
         org: c.org.clone(),
         hash: hex::encode(c.hash),
@@ -128,7 +128,7 @@ fn tx_view(tx: &SignedTx, verdict: &Verdict) -> TxView {
     }
 }
 
-fn block_view(b: &Block, cert: &leasehold_node::certify::Certificate) -> BlockView {
+fn block_view(b: &Block, cert: &leasehold_node::ledger::certs::Certificate) -> BlockView {
     BlockView {
         certified: cert.certified,
         certificate: cert.signatures.iter().map(cert_view).collect(),

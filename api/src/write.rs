@@ -3,7 +3,7 @@
 
 use axum::http::StatusCode;
 use leasehold_chaincode::Payload;
-pub use leasehold_node::write::Written;
+pub use leasehold_node::Written;
 
 use crate::{ApiError, AppState};
 

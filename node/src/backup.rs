@@ -23,8 +23,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::NodeConfig;
 use crate::error::{NodeError, Result};
+use crate::ledger::store::{Store, CF_RAFT_META};
 use crate::raft::NodeId;
-use crate::store::{Store, CF_RAFT_META};
 use leasehold_files::durable;
 use leasehold_files::Manifest;
 
@@ -55,7 +55,7 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> NodeError + '_ {
     move |e| NodeError::file(path, e)
 }
 
-impl crate::NodeHandle {
+impl crate::handle::NodeHandle {
     /// Takes a backup of this running node into its backups directory.
     pub async fn backup(&self) -> Result<Backup> {
         // Owned guards go into the blocking task: a cancelled request must
@@ -66,14 +66,14 @@ impl crate::NodeHandle {
             .clone()
             .try_lock_owned()
             .map_err(|_| NodeError::Conflict("a backup is being taken; try again once it is done".into()))?;
-        self.inner.check_disk()?;
+        self.inner.consensus.check_disk()?;
         let adopting = self.inner.adopting.clone().write_owned().await;
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             let _one = one;
             let cfg = &inner.cfg;
             let until_linked = move || drop(adopting);
-            take(&inner.ledger.store, &cfg.data_dir, &cfg.backups_dir(), &cfg.org, crate::now_ms(), until_linked)
+            take(&inner.ledger.store, &cfg.data_dir, &cfg.backups_dir(), &cfg.org, crate::clock::now_ms(), until_linked)
         })
         .await
         .map_err(|e| NodeError::Unavailable(format!("the backup task failed: {e}")))?
@@ -82,7 +82,7 @@ impl crate::NodeHandle {
     /// Where the fence of a node restored from a backup stands; `None` once
     /// it has caught up (it neither votes nor stands for election until then).
     pub fn restore_fence(&self) -> Option<&'static str> {
-        self.inner.fence.phase()
+        self.inner.consensus.fence().phase()
     }
 }
 
@@ -130,9 +130,9 @@ fn write_part(
     Checkpoint::new(store.db())?.create_checkpoint(part.join("ledger"))?;
     let (head, network_id) = {
         let copy = Store::open_read_only(&part.join("ledger"))?;
-        crate::snapshot::check_not_interrupted(&copy)
+        crate::ledger::snapshot::check_not_interrupted(&copy)
             .map_err(|e| NodeError::Unavailable(format!("no backup while a snapshot is installed ({e}); retry")))?;
-        (copy.head()?, crate::verify::stored_genesis(&copy)?.1.network_id)
+        (copy.head()?, crate::ledger::verify::stored_genesis(&copy)?.1.network_id)
     };
     // The caller holds off writes that name new files until those are
     // adopted (`adopting`), so every file the checkpoint names is here.
@@ -268,7 +268,7 @@ pub fn restore(backup: &Path, cfg: &NodeConfig, unfenced: bool, now_ms: i64) -> 
     }
     // A POSIX lock, per process: it keeps a node from starting meanwhile,
     // not this process from opening the store.
-    let _lock = crate::store::lock_stopped(&data_dir.join("ledger"))?;
+    let _lock = crate::ledger::store::lock_stopped(&data_dir.join("ledger"))?;
     let part = beside(data_dir, ".restoring")?;
     if part.exists() {
         fs::remove_dir_all(&part).map_err(io(&part))?;
@@ -327,14 +327,14 @@ fn check_backup(backup: &Path, cfg: &NodeConfig) -> Result<BackupManifest> {
     }
     // The node compares the bytes at start; so does this.
     let ours = fs::read(&cfg.genesis).map_err(io(&cfg.genesis))?;
-    let (theirs, _) = crate::verify::stored_genesis(&Store::open_read_only(&backup.join("ledger"))?)?;
+    let (theirs, _) = crate::ledger::verify::stored_genesis(&Store::open_read_only(&backup.join("ledger"))?)?;
     if theirs != ours {
         return Err(NodeError::Config(format!(
             "the backup is of another genesis than this node's ({})",
             cfg.genesis.display()
         )));
     }
-    let verified = crate::verify::verify(backup)?;
+    let verified = crate::ledger::verify::verify(backup)?;
     if verified.height != manifest.height || verified.head_hash != manifest.head_hash {
         return Err(NodeError::Corrupt(format!(
             "the backup's ledger ends at height {} ({}), its manifest says {} ({})",
@@ -357,8 +357,8 @@ fn prepare(store: &Store, backup_height: u64, unfenced: bool) -> Result<()> {
     store.db().delete_cf(store.cf(CF_RAFT_META), b"snapshot")?;
     match unfenced {
         // A backup taken while its node was fenced carries the marker.
-        true => store.db().delete_cf(store.cf(CF_RAFT_META), crate::fence::KEY)?,
-        false => store.put_sync(CF_RAFT_META, crate::fence::KEY, &backup_height)?,
+        true => store.db().delete_cf(store.cf(CF_RAFT_META), crate::consensus::fence::KEY)?,
+        false => store.put_sync(CF_RAFT_META, crate::consensus::fence::KEY, &backup_height)?,
     }
     Ok(())
 }

@@ -5,117 +5,12 @@
 //! ledger says: the files of a compute dataset never travel, and nothing of
 //! a run travels but what the dataset's policy releases.
 
-use leasehold_chaincode::SignedTx;
 use leasehold_network::PeerId;
-use serde::{Deserialize, Serialize};
 
 use crate::error::{NodeError, Result};
-use crate::raft::{Rpc, RpcReply};
-use crate::NodeHandle;
-use leasehold_files::Manifest;
-use leasehold_workflow::live::{JobRecord, LogLine};
-use leasehold_workflow::WorkflowError;
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum ComputeRequest {
-    /// Run this workflow, with its directory as a tar if it has one, on the
-    /// owner's compute data, under the asking org's leases.
-    Submit {
-        run_id: String,
-        yaml: String,
-        bundle: Option<Vec<u8>>,
-        submitted_by: String,
-        /// The lessee's signed `RequestComputeRun` for this workflow. The
-        /// owner commits it only once it has accepted the workflow, so a
-        /// refused submission leaves nothing on the ledger.
-        /// Boxed: a signed tx is large, and every RPC is sized by its largest.
-        request: Box<SignedTx>,
-    },
-    /// The run's state, and its log from `from_seq` as far as the dataset's
-    /// policy lets the asking org see it.
-    Status {
-        run_id: String,
-        from_seq: u64,
-    },
-    Cancel {
-        run_id: String,
-        by: String,
-    },
-    /// The released outputs: their manifest, then their bytes.
-    OutputManifest {
-        run_id: String,
-    },
-    OutputChunk {
-        run_id: String,
-        path: String,
-        offset: u64,
-        len: u64,
-    },
-}
-
-/// What the owner's node tells the lessee's about a run.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RemoteStatus {
-    pub status: leasehold_workflow::live::Status,
-    pub reason: Option<String>,
-    pub jobs: Vec<JobRecord>,
-    pub output_hash: Option<String>,
-    /// `None` while undecided; the owner's reason either way.
-    pub release: Option<(bool, String)>,
-    pub lines: Vec<LogLine>,
-}
-
-/// Why the owner's node did not do what the lessee's asked, in a form the
-/// lessee's API can answer with: the workflow's field at fault, or a kind.
-#[derive(Debug, Clone, Serialize, Deserialize, thiserror::Error)]
-pub enum Refusal {
-    #[error("{0}")]
-    Workflow(WorkflowError),
-    #[error("{0}")]
-    Forbidden(String),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    Conflict(String),
-    #[error("{0}")]
-    Unavailable(String),
-}
-
-impl From<NodeError> for Refusal {
-    fn from(e: NodeError) -> Self {
-        match e {
-            NodeError::Workflow(w) => Self::Workflow(w),
-            NodeError::Forbidden(d) => Self::Forbidden(d),
-            NodeError::NotFound(d) => Self::NotFound(d),
-            NodeError::Conflict(d) => Self::Conflict(d),
-            NodeError::Chaincode(e) => Self::Conflict(e.to_string()),
-            other => Self::Unavailable(other.to_string()),
-        }
-    }
-}
-
-impl Refusal {
-    /// The refusal as this node's error, saying whose it is.
-    fn into_node_error(self, owner: &str) -> NodeError {
-        let by = |d: String| format!("{owner} refused: {d}");
-        match self {
-            Self::Workflow(w) => NodeError::Workflow(WorkflowError { reason: by(w.reason), ..w }),
-            Self::Forbidden(d) => NodeError::Forbidden(by(d)),
-            Self::NotFound(d) => NodeError::NotFound(by(d)),
-            Self::Conflict(d) => NodeError::Conflict(by(d)),
-            Self::Unavailable(d) => NodeError::Unavailable(by(d)),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum ComputeReply {
-    Started,
-    Status(RemoteStatus),
-    Cancelled,
-    Manifest(Manifest),
-    Chunk(Vec<u8>),
-}
+use crate::handle::NodeHandle;
+use crate::wire::compute::{ComputeReply, ComputeRequest, Refusal};
+use crate::wire::{Rpc, RpcReply};
 
 /// Answers a lessee's node. Runs on the owner's.
 pub(crate) async fn serve(
@@ -124,7 +19,7 @@ pub(crate) async fn serve(
     req: ComputeRequest,
 ) -> std::result::Result<ComputeReply, Refusal> {
     let unknown = || Refusal::Forbidden("unknown peer".into());
-    let asker = node.inner.peers().org_of_peer.get(&from).cloned().ok_or_else(unknown)?;
+    let asker = node.inner.consensus.peers().org_of_peer.get(&from).cloned().ok_or_else(unknown)?;
     let runner = node.runner().clone();
     match req {
         ComputeRequest::Submit { run_id, yaml, bundle, submitted_by, request } => {

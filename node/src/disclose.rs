@@ -18,41 +18,12 @@
 
 use leasehold_chaincode::{query, Payload, SealedMetadata};
 use leasehold_network::PeerId;
-use serde::{Deserialize, Serialize};
 
+use crate::crypto;
 use crate::error::{NodeError, Result};
-use crate::raft::{Rpc, RpcReply};
-use crate::{crypto, NodeHandle};
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct MetadataRequest {
-    pub lease_id: String,
-    /// The lessee's user, for the audit record.
-    pub reader: String,
-}
-
-/// The owner's answer: the plaintext and the record of its disclosure.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Disclosure {
-    pub lease_id: String,
-    pub dataset_id: String,
-    pub version: u32,
-    pub plaintext: Vec<u8>,
-    pub audit_tx_id: String,
-    /// When the owner decided to answer: always before `expires_at_ms`.
-    pub decided_at_ms: i64,
-    pub expires_at_ms: i64,
-}
-
-/// Why the owner did not disclose.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum Refusal {
-    Forbidden(String),
-    NotFound(String),
-    Unavailable(String),
-    /// Over the owner's limit for this org and lease: retry later.
-    Busy(String),
-}
+use crate::handle::NodeHandle;
+use crate::wire::disclose::{Disclosure, MetadataRequest, Refusal};
+use crate::wire::{Rpc, RpcReply};
 
 impl From<Refusal> for NodeError {
     fn from(r: Refusal) -> Self {
@@ -123,7 +94,14 @@ pub(crate) async fn serve(
 ) -> std::result::Result<Disclosure, Refusal> {
     let me = node.org().to_string();
     let id = &req.lease_id;
-    let asker = node.inner.peers().org_of_peer.get(&from).cloned().ok_or(Refusal::Forbidden("unknown peer".into()))?;
+    let asker = node
+        .inner
+        .consensus
+        .peers()
+        .org_of_peer
+        .get(&from)
+        .cloned()
+        .ok_or(Refusal::Forbidden("unknown peer".into()))?;
     let internal =
         |e: NodeError| Refusal::Unavailable(format!("{me} cannot read its ledger: {e}; nothing was disclosed"));
     let lease =

@@ -12,7 +12,6 @@
 use std::path::Path;
 
 use crate::error::{NodeError, Result};
-use crate::NodeHandle;
 
 /// Bytes an unprivileged writer may still use on `dir`'s filesystem.
 pub fn free_bytes(dir: &Path) -> Result<u64> {
@@ -32,17 +31,4 @@ pub fn check(dir: &Path, min_free_mib: u64) -> Result<()> {
          in reserve; it takes no writes until space is freed",
         free >> 20
     )))
-}
-
-impl NodeHandle {
-    /// Whether this node has room to take a write now.
-    pub fn check_disk(&self) -> Result<()> {
-        self.inner.check_disk()
-    }
-}
-
-impl crate::node::Inner {
-    pub(crate) fn check_disk(&self) -> Result<()> {
-        check(&self.cfg.data_dir, self.cfg.min_free_disk_mib)
-    }
 }

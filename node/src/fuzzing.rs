@@ -6,8 +6,8 @@
 use leasehold_chaincode::{canonical, SignedTx};
 
 use crate::block::Block;
-use crate::raft::{Rpc, RpcReply};
-use crate::store::decode;
+use crate::ledger::store::decode;
+use crate::wire::{Rpc, RpcReply};
 use leasehold_workflow::Workflow;
 
 /// A client's or peer's batch of signed txs. The encoding is canonical: a

@@ -1,48 +1,48 @@
-//! The leasehold daemon library: RocksDB storage, openraft ordering over
-//! libp2p, hash-chained blocks, and the CLI's node-side commands.
+//! The daemon library: RocksDB storage, openraft ordering over libp2p,
+//! hash-chained blocks, the data plane, disclosure, compute-to-data, the
+//! workflow runner, and the CLI's node-side commands.
 //!
 //! It knows no HTTP: `leasehold-api` drives a node through [`NodeHandle`].
+//! The subsystems, lowest first: `block` and `raft` (types), `ledger`
+//! (store, blocks, snapshots, certificates), `wire` (what nodes send each
+//! other), `consensus` (raft and the checks around it), `data`, `disclose`,
+//! `compute`, `runner`; `handle` wires them behind [`NodeHandle`] and
+//! `node` starts them.
 
 pub mod backup;
 pub mod block;
-mod censor;
-#[cfg(test)]
-mod censor_tests;
 pub mod ceremony;
-pub mod certify;
 pub mod cli;
-pub mod compute;
+mod clock;
+mod compute;
 pub mod config;
+pub mod consensus;
 pub mod crypto;
-pub mod data;
-pub mod disclose;
+mod data;
+mod disclose;
 pub mod disk;
-pub mod election;
 mod error;
-mod fence;
 pub mod fuzzing;
-mod gate;
+mod handle;
 pub mod init;
 pub mod ledger;
 mod limits;
-pub mod membership;
 pub mod metrics;
-pub mod node;
+mod node;
 pub mod orgs;
-pub mod peers;
 pub mod raft;
 mod reads;
-mod receive_snapshot;
 mod rpc;
 mod runner;
-pub mod snapshot;
 mod status;
-pub mod store;
 pub mod users;
-pub mod verify;
-pub mod write;
+pub mod wire;
+mod write;
 
+pub use clock::now_ms;
 pub use data::staging::{StageError, Staged, StagedFile, Upload, MAX_UPLOAD_BYTES};
 pub use error::{NodeError, Result};
-pub use node::{now_ms, start, NodeHandle, Submission, Tasks};
+pub use handle::NodeHandle;
+pub use node::{corrupt, start, Tasks};
 pub use status::Status;
+pub use write::{Submission, Written};

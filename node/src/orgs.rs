@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::ceremony::{org_info, OrgCard};
 use crate::config::NodeConfig;
 use crate::error::{NodeError, Result};
-use crate::NodeHandle;
+use crate::ledger::Ledger;
 
 /// What a joining org hands a member to propose: its card, and its signing
 /// key's signature over the card and the network it joins.
@@ -121,7 +121,7 @@ pub fn promote_next_keys(cfg: &NodeConfig, roster: &leasehold_chaincode::roster:
 /// crash between the two is finished at the next call. The old public
 /// signing key is kept in `previous-signing-keys` (see [`identify`]).
 ///
-/// [`identify`]: crate::peers::identify
+/// [`identify`]: crate::consensus::peers::identify
 pub fn take_up_next_keys(cfg: &NodeConfig) -> Result<()> {
     use crate::config::{P2P_KEY_FILE, SIGNING_KEY_FILE};
     let next = next_key_path(cfg, SIGNING_KEY_FILE);
@@ -188,44 +188,41 @@ pub struct OrgsView {
     pub pending: Vec<PendingView>,
 }
 
-impl NodeHandle {
-    /// Every org that ever joined, and the changes waiting for approval.
-    pub fn orgs(&self) -> Result<OrgsView> {
-        let ledger = self.ledger();
-        let v = view(&ledger.store, &ledger.genesis)?;
-        let members = v
-            .members
-            .into_iter()
-            .enumerate()
-            .map(|(i, m)| MemberView {
-                org: m.info.id,
-                name: m.info.name,
-                node_id: i as u64 + 1,
-                peer_id: m.info.peer_id,
-                p2p_addr: m.info.p2p_addr,
-                left: m.left,
-            })
-            .collect();
-        let pending = v
-            .pending
-            .into_iter()
-            .map(|c| {
-                let (kind, org) = match c.change {
-                    OrgChange::Join { card, .. } => ("join", card.id),
-                    OrgChange::Leave { org, .. } => ("leave", org),
-                    OrgChange::Rotate { card, .. } => ("rotate", card.id),
-                };
-                PendingView {
-                    change_id: c.id,
-                    kind,
-                    org,
-                    proposed_by: c.proposed_by,
-                    proposed_at_ms: c.proposed_at_ms,
-                    approvals: c.approvals,
-                    denials: c.denials,
-                }
-            })
-            .collect();
-        Ok(OrgsView { members, pending })
-    }
+/// Every org that ever joined, and the changes waiting for approval.
+pub fn orgs(ledger: &Ledger) -> Result<OrgsView> {
+    let v = view(&ledger.store, &ledger.genesis)?;
+    let members = v
+        .members
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| MemberView {
+            org: m.info.id,
+            name: m.info.name,
+            node_id: i as u64 + 1,
+            peer_id: m.info.peer_id,
+            p2p_addr: m.info.p2p_addr,
+            left: m.left,
+        })
+        .collect();
+    let pending = v
+        .pending
+        .into_iter()
+        .map(|c| {
+            let (kind, org) = match c.change {
+                OrgChange::Join { card, .. } => ("join", card.id),
+                OrgChange::Leave { org, .. } => ("leave", org),
+                OrgChange::Rotate { card, .. } => ("rotate", card.id),
+            };
+            PendingView {
+                change_id: c.id,
+                kind,
+                org,
+                proposed_by: c.proposed_by,
+                proposed_at_ms: c.proposed_at_ms,
+                approvals: c.approvals,
+                denials: c.denials,
+            }
+        })
+        .collect();
+    Ok(OrgsView { members, pending })
 }

@@ -10,7 +10,7 @@ use crate::block::Block;
 use crate::data::staging::{DiskReserve, StageError, Staged, Upload};
 use crate::data::DataDirs;
 use crate::error::Result;
-use crate::NodeHandle;
+use crate::handle::NodeHandle;
 
 impl NodeHandle {
     fn dirs(&self) -> DataDirs {
@@ -27,7 +27,7 @@ impl NodeHandle {
     }
 
     /// Committed blocks from `from`, at most `limit` and about `max_bytes`
-    /// of them (see [`crate::store::Store::blocks`]).
+    /// of them (see [`crate::ledger::store::Store::blocks`]).
     pub fn blocks(&self, from: u64, limit: u64, max_bytes: usize) -> Result<Vec<Block>> {
         self.inner.ledger.store.blocks(from, limit, max_bytes)
     }
@@ -110,7 +110,7 @@ impl NodeHandle {
         let id = run_id.to_string();
         let copy = tokio::task::spawn_blocking(move || runner.outputs_copy(&id))
             .await
-            .map_err(|e| crate::NodeError::Data(format!("copying a run's outputs: {e}")))??;
+            .map_err(|e| crate::error::NodeError::Data(format!("copying a run's outputs: {e}")))??;
         Staged::of_dir(copy, true).await
     }
 
@@ -124,5 +124,10 @@ impl NodeHandle {
     pub fn adopt_files(&self, dataset: &str, staged: Staged) -> Result<PathBuf> {
         let manifest = staged.manifest().clone();
         self.dirs().adopt(dataset, &staged.into_dir(), &manifest)
+    }
+
+    /// Every org that ever joined, and the changes waiting for approval.
+    pub fn orgs(&self) -> Result<crate::orgs::OrgsView> {
+        crate::orgs::orgs(&self.inner.ledger)
     }
 }

@@ -9,10 +9,11 @@ use std::sync::{Arc, Mutex};
 use leasehold_chaincode::Payload;
 use tracing::{info, warn};
 
+use crate::clock::now_ms;
 use crate::config::WorkflowConfig;
 use crate::data::DataDirs;
 use crate::error::{NodeError, Result};
-use crate::{now_ms, NodeHandle};
+use crate::handle::NodeHandle;
 use leasehold_workflow::exec::Plan;
 use leasehold_workflow::live::{JobRecord, LiveRun, RunRecord, Status, Stop};
 use leasehold_workflow::sandbox::{Sandbox, Unavailable, WorkdirError, DEFAULT_OUTPUT_PATH};

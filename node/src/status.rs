@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::node::NodeHandle;
+use crate::handle::NodeHandle;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
@@ -26,7 +26,7 @@ pub struct Status {
 impl NodeHandle {
     pub async fn status(&self) -> Status {
         let head = self.ledger().head();
-        let metrics = self.inner.raft.metrics().borrow().clone();
+        let metrics = self.inner.consensus.raft_metrics();
         Status {
             org: self.org().to_string(),
             network_id: self.ledger().genesis.network_id.clone(),
@@ -54,12 +54,11 @@ impl NodeHandle {
         use leasehold_chaincode::{query, LeaseStatus};
         let ledger = self.ledger();
         let m = &ledger.metrics;
-        let raft = self.inner.raft.metrics().borrow().clone();
+        let raft = self.inner.consensus.raft_metrics();
         m.height.set(ledger.head().height as i64);
         m.raft_term.set(raft.current_term as i64);
         m.raft_leader.set(i64::from(raft.current_leader == Some(raft.id)));
-        let mempool = &self.inner.mempool;
-        m.mempool_depth.set((mempool.max_capacity() - mempool.capacity()) as i64);
+        m.mempool_depth.set(self.inner.consensus.mempool_len() as i64);
         let now = self.ledger_now();
         let mut counted_at = m.leases_counted_at.lock().expect("metrics lock");
         let stale = counted_at.is_none_or(|t| t.elapsed() >= crate::metrics::LEASE_COUNT_INTERVAL);

@@ -9,8 +9,8 @@ use ed25519_dalek::SigningKey;
 use leasehold_chaincode::{canonical, Payload, SignedTx, TxBody};
 use leasehold_node::block::{Block, BlockHeader};
 use leasehold_node::fuzzing;
-use leasehold_node::raft::Rpc;
-use leasehold_node::store::encode;
+use leasehold_node::ledger::store::encode;
+use leasehold_node::wire::Rpc;
 
 type Check = fn(&[u8]);
 const TARGETS: [(&str, Check); 4] = [

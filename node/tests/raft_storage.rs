@@ -4,8 +4,9 @@
 //! applying, and building then installing a snapshot. No network, no
 //! consensus round; a few seconds.
 
-use leasehold_node::raft::{LogStore, NodeId, StateMachine, TypeConfig};
-use leasehold_node::store::Store;
+use leasehold_node::consensus::{LogStore, StateMachine};
+use leasehold_node::ledger::store::Store;
+use leasehold_node::raft::{NodeId, TypeConfig};
 use openraft::testing::{StoreBuilder, Suite};
 use openraft::StorageError;
 

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 use leasehold_chaincode::{Genesis, OrgInfo};
 use leasehold_network::{Multiaddr, PeerId};
 use leasehold_node::config::NodeConfig;
-use leasehold_node::election::Grant;
-use leasehold_node::raft::{Rpc, RpcReply};
-use leasehold_node::store::{decode, encode};
+use leasehold_node::ledger::store::{decode, encode};
+use leasehold_node::wire::Grant;
+use leasehold_node::wire::{Rpc, RpcReply};
 
 use super::TestNet;
 

@@ -8,102 +8,128 @@ use std::fs;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use leasehold_chaincode::{query, Hash32, Lease, LeaseStatus, StateRead};
+use leasehold_chaincode::{query, Hash32, Lease, StateRead};
 use leasehold_network::PeerId;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use leasehold_files::Manifest;
 
 use super::DataDirs;
+use crate::consensus::Consensus;
 use crate::error::{NodeError, Result};
-use crate::node::Inner;
-use crate::raft::{Rpc, RpcReply};
-use crate::store::{decode, encode};
-use crate::NodeHandle;
+use crate::ledger::Ledger;
+use crate::wire::data::{DataRefusal, DataReply, DataRequest};
+use crate::wire::{Rpc, RpcReply};
 
 /// Bytes per chunk request: well under the network's message limit, and
 /// large enough that a round trip per chunk costs little.
 pub const CHUNK_BYTES: u64 = 4 << 20;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum DataRequest {
-    Manifest { lease_id: String },
-    Chunk { lease_id: String, path: String, offset: u64, len: u64 },
+/// A lessee's node fetching leased files from their owner's.
+pub(crate) struct Fetcher<'a> {
+    pub consensus: &'a Consensus,
+    pub ledger: &'a Ledger,
+    pub dirs: &'a DataDirs,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum DataReply {
-    Manifest(Manifest),
-    Chunk(Vec<u8>),
-}
-
-impl DataRequest {
-    pub fn lease_id(&self) -> &str {
-        match self {
-            Self::Manifest { lease_id } | Self::Chunk { lease_id, .. } => lease_id,
+impl Fetcher<'_> {
+    async fn data_request(&self, owner: &str, req: DataRequest) -> Result<DataReply> {
+        match self.consensus.ask_org(owner, Rpc::Data(req)).await? {
+            RpcReply::Data(Ok(reply)) => {
+                if let DataReply::Chunk(b) = &reply {
+                    self.ledger.metrics.data_plane("fetched", b.len() as u64);
+                }
+                Ok(reply)
+            }
+            RpcReply::Data(Err(reason)) => Err(NodeError::Data(format!("{owner} refused: {reason}"))),
+            _ => Err(NodeError::Peer(format!("{owner}'s node answered a different request"))),
         }
     }
-}
 
-/// Why an owner's node refused a data request, as the lessee hears it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-pub enum DataRefusal {
-    #[error(
-        "busy: {org} asks at most {} requests at once and {} a second per lease",
-        crate::limits::DATA_BURST,
-        crate::limits::DATA_PER_S
-    )]
-    Busy { org: String },
-    #[error("busy: at most {max} of {org}'s data requests at once")]
-    InFlight { max: usize, org: String },
-    #[error("unknown peer")]
-    UnknownPeer,
-    #[error("no such lease")]
-    NoSuchLease,
-    #[error("lease {lease} is not between {owner} and {lessee}")]
-    NotBetween { lease: String, owner: String, lessee: String },
-    /// The lease's own words: pending, expired at, revoked at…
-    #[error("{0}")]
-    Inactive(String),
-    /// The ledger's refusal, e.g. a dataset that is run on, not read.
-    #[error("{0}")]
-    Ledger(String),
-    #[error("lease has no dataset version")]
-    NoVersion,
-    #[error("dataset version not found")]
-    NoSuchVersion,
-    #[error("{owner} holds no files for dataset {dataset} version {version}")]
-    NoFiles { owner: String, dataset: String, version: u32 },
-    #[error("no such file in the dataset")]
-    NoSuchFile,
-    /// The owner's node could not read what it holds.
-    #[error("{0}")]
-    Failed(String),
-}
-
-impl From<leasehold_chaincode::ChaincodeError> for DataRefusal {
-    fn from(e: leasehold_chaincode::ChaincodeError) -> Self {
-        Self::Ledger(e.to_string())
-    }
-}
-
-/// Answers a lessee's request, or says why not. Runs on the owner's node.
-pub(crate) fn serve(inner: &Inner, from: PeerId, req: DataRequest) -> std::result::Result<DataReply, DataRefusal> {
-    let peers = inner.peers();
-    if let Some(org) = peers.org_of_peer.get(&from) {
-        if !inner.limits.data.take(org, req.lease_id(), std::time::Instant::now()) {
-            return Err(DataRefusal::Busy { org: org.clone() });
+    /// Brings a lease's files into this node's cache and returns their
+    /// directory. Each file is checked against its manifest entry and the
+    /// manifest against the ledger's content hash; nothing unverified is
+    /// left where a job could mount it. `progress(done, total)` is called
+    /// after each chunk.
+    pub(crate) async fn fetch(&self, lease: &Lease, mut progress: impl FnMut(u64, u64)) -> Result<PathBuf> {
+        let dirs = &self.dirs;
+        let cache = dirs.cache(&lease.id);
+        let files = cache.join("files");
+        if files.exists() {
+            return Ok(files);
         }
+        let version = lease.dataset_version.ok_or_else(|| NodeError::Data("lease has no dataset version".into()))?;
+        let store = &self.ledger.store;
+        let ds = query::dataset_version(store, &lease.dataset_id, version)?
+            .ok_or_else(|| NodeError::Data(format!("dataset {}@{version} is not on the ledger", lease.dataset_id)))?;
+        let req = DataRequest::Manifest { lease_id: lease.id.clone() };
+        let DataReply::Manifest(manifest) = self.data_request(&lease.owner, req).await? else {
+            return Err(NodeError::Data("expected a manifest".into()));
+        };
+        if manifest.hash() != ds.spec.content_hash {
+            return Err(NodeError::Data(format!(
+                "the manifest from {} does not match the content hash of {}@{version} on the ledger",
+                lease.owner, ds.id
+            )));
+        }
+        manifest.check().map_err(|e| NodeError::Data(format!("the manifest from {} is refused: {e}", lease.owner)))?;
+        let partial = cache.join("partial");
+        let _ = fs::remove_dir_all(&partial);
+        let total = manifest.total_bytes();
+        let mut done = 0;
+        progress(done, total);
+        for entry in &manifest.files {
+            let path = partial.join(&entry.path);
+            fs::create_dir_all(path.parent().expect("has parent")).map_err(|e| NodeError::file(&path, e))?;
+            // A new file, never one that is there already (or a link to one).
+            let mut out = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .map_err(|e| NodeError::file(&path, e))?;
+            let mut hasher = Sha256::new();
+            let mut offset = 0;
+            while offset < entry.size_bytes {
+                let req = DataRequest::Chunk {
+                    lease_id: lease.id.clone(),
+                    path: entry.path.clone(),
+                    offset,
+                    len: CHUNK_BYTES,
+                };
+                // A dataset may be larger than the disk's reserve.
+                self.consensus.check_disk()?;
+                let DataReply::Chunk(bytes) = self.data_request(&lease.owner, req).await? else {
+                    return Err(NodeError::Data("expected a chunk".into()));
+                };
+                if bytes.is_empty() {
+                    return Err(NodeError::Data(format!("{} ended early", entry.path)));
+                }
+                let n = bytes.len() as u64;
+                (out, hasher) = append_chunk(out, hasher, bytes, &path).await?;
+                offset += n;
+                done += n;
+                progress(done, total);
+            }
+            let digest: [u8; 32] = hasher.finalize().into();
+            if offset != entry.size_bytes || digest != entry.sha256 {
+                let _ = fs::remove_dir_all(&partial);
+                return Err(NodeError::Data(format!("{} does not match its hash in the manifest", entry.path)));
+            }
+        }
+        fs::create_dir_all(&partial).map_err(|e| NodeError::file(&partial, e))?;
+        readable_by_jobs(&partial).map_err(|e| NodeError::file(&partial, e))?;
+        // Every file is on disk before the cache counts as verified: after a
+        // power loss it is whole under `files/`, or not there. Syncing
+        // gigabytes is slow: off the async threads, which carry raft too.
+        let (from, to) = (partial.clone(), files.clone());
+        tokio::task::spawn_blocking(move || {
+            leasehold_files::durable::sync_tree(&from).and_then(|()| leasehold_files::durable::rename(&from, &to))
+        })
+        .await
+        .map_err(|e| NodeError::Data(format!("syncing the cache: {e}")))?
+        .map_err(|e| NodeError::file(&files, e))?;
+        Ok(files)
     }
-    let owner = Owner {
-        org: &inner.cfg.org,
-        state: &inner.ledger.store,
-        data_dir: &inner.cfg.data_dir,
-        org_of_peer: &peers.org_of_peer,
-        manifests: &inner.manifests,
-    };
-    owner.serve(inner.ledger_now(), from, req)
 }
 
 /// Manifests the owner has read, by dataset and content hash. A transfer
@@ -220,137 +246,6 @@ fn readable_by_jobs(dir: &std::path::Path) -> std::io::Result<()> {
         }
     }
     Ok(())
-}
-
-impl NodeHandle {
-    /// Sends `rpc` to the node of `org` and returns its reply; one that
-    /// does not decode is that node's fault ([`NodeError::Peer`]).
-    pub(crate) async fn ask_org(&self, org: &str, rpc: Rpc) -> Result<RpcReply> {
-        let bytes = self.request_org(org, rpc).await?;
-        decode::<RpcReply>(&bytes, "reply").map_err(|e| NodeError::Peer(format!("{org}'s node answered wrongly: {e}")))
-    }
-
-    /// Sends `rpc` to the node of `org` and returns the reply's bytes.
-    async fn request_org(&self, org: &str, rpc: Rpc) -> Result<Vec<u8>> {
-        let peer = self
-            .inner
-            .peers()
-            .org_of_peer
-            .iter()
-            .find(|(_, o)| *o == org)
-            .map(|(p, _)| *p)
-            .ok_or_else(|| NodeError::Data(format!("org {org} is not a member of the network")))?;
-        let sent = self.inner.net.request(peer, encode(&rpc)).await;
-        sent.map_err(|e| NodeError::Unavailable(format!("{org}'s node cannot be reached: {e}")))
-    }
-
-    async fn data_request(&self, owner: &str, req: DataRequest) -> Result<DataReply> {
-        match self.ask_org(owner, Rpc::Data(req)).await? {
-            RpcReply::Data(Ok(reply)) => {
-                if let DataReply::Chunk(b) = &reply {
-                    self.ledger().metrics.data_plane("fetched", b.len() as u64);
-                }
-                Ok(reply)
-            }
-            RpcReply::Data(Err(reason)) => Err(NodeError::Data(format!("{owner} refused: {reason}"))),
-            _ => Err(NodeError::Peer(format!("{owner}'s node answered a different request"))),
-        }
-    }
-
-    /// Brings a lease's files into this node's cache and returns their
-    /// directory. Each file is checked against its manifest entry and the
-    /// manifest against the ledger's content hash; nothing unverified is
-    /// left where a job could mount it. `progress(done, total)` is called
-    /// after each chunk.
-    pub async fn fetch_lease_data(&self, lease: &Lease, mut progress: impl FnMut(u64, u64)) -> Result<PathBuf> {
-        let dirs = DataDirs::new(&self.inner.cfg.data_dir);
-        let cache = dirs.cache(&lease.id);
-        let files = cache.join("files");
-        if files.exists() {
-            return Ok(files);
-        }
-        let version = lease.dataset_version.ok_or_else(|| NodeError::Data("lease has no dataset version".into()))?;
-        let store = &self.inner.ledger.store;
-        let ds = query::dataset_version(store, &lease.dataset_id, version)?
-            .ok_or_else(|| NodeError::Data(format!("dataset {}@{version} is not on the ledger", lease.dataset_id)))?;
-        let req = DataRequest::Manifest { lease_id: lease.id.clone() };
-        let DataReply::Manifest(manifest) = self.data_request(&lease.owner, req).await? else {
-            return Err(NodeError::Data("expected a manifest".into()));
-        };
-        if manifest.hash() != ds.spec.content_hash {
-            return Err(NodeError::Data(format!(
-                "the manifest from {} does not match the content hash of {}@{version} on the ledger",
-                lease.owner, ds.id
-            )));
-        }
-        manifest.check().map_err(|e| NodeError::Data(format!("the manifest from {} is refused: {e}", lease.owner)))?;
-        let partial = cache.join("partial");
-        let _ = fs::remove_dir_all(&partial);
-        let total = manifest.total_bytes();
-        let mut done = 0;
-        progress(done, total);
-        for entry in &manifest.files {
-            let path = partial.join(&entry.path);
-            fs::create_dir_all(path.parent().expect("has parent")).map_err(|e| NodeError::file(&path, e))?;
-            // A new file, never one that is there already (or a link to one).
-            let mut out = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-                .map_err(|e| NodeError::file(&path, e))?;
-            let mut hasher = Sha256::new();
-            let mut offset = 0;
-            while offset < entry.size_bytes {
-                let req = DataRequest::Chunk {
-                    lease_id: lease.id.clone(),
-                    path: entry.path.clone(),
-                    offset,
-                    len: CHUNK_BYTES,
-                };
-                // A dataset may be larger than the disk's reserve.
-                self.check_disk()?;
-                let DataReply::Chunk(bytes) = self.data_request(&lease.owner, req).await? else {
-                    return Err(NodeError::Data("expected a chunk".into()));
-                };
-                if bytes.is_empty() {
-                    return Err(NodeError::Data(format!("{} ended early", entry.path)));
-                }
-                let n = bytes.len() as u64;
-                (out, hasher) = append_chunk(out, hasher, bytes, &path).await?;
-                offset += n;
-                done += n;
-                progress(done, total);
-            }
-            let digest: [u8; 32] = hasher.finalize().into();
-            if offset != entry.size_bytes || digest != entry.sha256 {
-                let _ = fs::remove_dir_all(&partial);
-                return Err(NodeError::Data(format!("{} does not match its hash in the manifest", entry.path)));
-            }
-        }
-        fs::create_dir_all(&partial).map_err(|e| NodeError::file(&partial, e))?;
-        readable_by_jobs(&partial).map_err(|e| NodeError::file(&partial, e))?;
-        // Every file is on disk before the cache counts as verified: after a
-        // power loss it is whole under `files/`, or not there. Syncing
-        // gigabytes is slow: off the async threads, which carry raft too.
-        let (from, to) = (partial.clone(), files.clone());
-        tokio::task::spawn_blocking(move || {
-            leasehold_files::durable::sync_tree(&from).and_then(|()| leasehold_files::durable::rename(&from, &to))
-        })
-        .await
-        .map_err(|e| NodeError::Data(format!("syncing the cache: {e}")))?
-        .map_err(|e| NodeError::file(&files, e))?;
-        Ok(files)
-    }
-
-    /// Whether `lease` is active now, by the ledger's records and the later
-    /// of this node's clock and the last block's time.
-    pub fn lease_status_now(&self, lease_id: &str) -> Result<Option<(Lease, LeaseStatus)>> {
-        let now = self.inner.ledger_now();
-        Ok(query::lease(&self.inner.ledger.store, lease_id)?.map(|l| {
-            let s = l.status_at(now);
-            (l, s)
-        }))
-    }
 }
 
 #[cfg(test)]

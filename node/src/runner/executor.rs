@@ -10,10 +10,10 @@ use leasehold_chaincode::{query, DatasetRef, Lease, LogRelease, Payload, Release
 
 use super::inputs::{Inputs, VolumeError};
 use super::{Mode, Runner};
-use crate::compute::{Refusal, RemoteStatus};
 use crate::data::plane::{read_chunk, CHUNK_BYTES};
 use crate::data::DataDirs;
 use crate::error::{NodeError, Result};
+use crate::wire::compute::{Refusal, RemoteStatus};
 use leasehold_files::Manifest;
 use leasehold_workflow::live::{JobRecord, LiveRun, RunRecord, Status, Stop, Stream};
 use leasehold_workflow::{Workflow, WorkflowError};
@@ -311,7 +311,7 @@ impl Runner {
 /// this run, and one the ledger would take now. What it names (the lease
 /// and the workflow's hash) is checked against the submission before it is
 /// committed (`submit_with`).
-fn check_request(node: &crate::NodeHandle, asker: &str, run_id: &str, request: &SignedTx) -> Result<()> {
+fn check_request(node: &crate::handle::NodeHandle, asker: &str, run_id: &str, request: &SignedTx) -> Result<()> {
     let refuse = |why: String| NodeError::Forbidden(format!("the request for run {run_id}: {why}"));
     if request.body.org != asker {
         return Err(refuse(format!("signed as {}, not by {asker}", request.body.org)));

@@ -13,10 +13,10 @@ use sha2::{Digest, Sha256};
 
 use super::inputs::Inputs;
 use super::{new_run_id, Runner};
-use crate::compute::{ComputeReply, ComputeRequest, RemoteStatus};
+use crate::clock::now_ms;
 use crate::data::plane::CHUNK_BYTES;
 use crate::error::{NodeError, Result};
-use crate::now_ms;
+use crate::wire::compute::{ComputeReply, ComputeRequest, RemoteStatus};
 use leasehold_workflow::live::{LiveRun, RunRecord, Status, Stream};
 use leasehold_workflow::{Workflow, WorkflowError};
 

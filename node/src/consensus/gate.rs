@@ -33,23 +33,24 @@ use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest};
 use openraft::{BasicNode, EntryPayload, Membership, Vote};
 use tracing::{debug, warn};
 
-use crate::election::{proves, Grant};
-use crate::node::Inner;
+use super::election::proves;
+use super::Consensus;
 use crate::raft::{NodeId, TypeConfig};
+use crate::wire::Grant;
 
 /// How long a leader refused for its clock is ignored, in election timeouts.
 const SHUN_ELECTIONS: u64 = 4;
 
-fn org_of(inner: &Inner, peer: &PeerId) -> String {
+fn org_of(inner: &Consensus, peer: &PeerId) -> String {
     inner.peers().org_name(peer)
 }
 
-fn node_of(inner: &Inner, peer: &PeerId) -> Option<NodeId> {
+fn node_of(inner: &Consensus, peer: &PeerId) -> Option<NodeId> {
     inner.peers().node_of(peer)
 }
 
 /// A raft message names the node it speaks for; it must be the sender's own.
-pub(crate) fn speaks_for(inner: &Inner, peer: &PeerId, vote: &Vote<NodeId>, what: &str) -> bool {
+pub(crate) fn speaks_for(inner: &Consensus, peer: &PeerId, vote: &Vote<NodeId>, what: &str) -> bool {
     let sender = node_of(inner, peer);
     let claimed = vote.leader_id().voted_for();
     if sender.is_some() && claimed == sender {
@@ -61,7 +62,7 @@ pub(crate) fn speaks_for(inner: &Inner, peer: &PeerId, vote: &Vote<NodeId>, what
 
 /// Ignores `node`'s appends and vote requests for `how_long`: the others
 /// elect a leader without it.
-pub(crate) fn shun(inner: &Inner, node: NodeId, how_long: Duration) {
+pub(crate) fn shun(inner: &Consensus, node: NodeId, how_long: Duration) {
     let mut shunned = inner.shunned.lock().expect("shunned lock");
     let until = Instant::now() + how_long;
     let at = shunned.entry(node).or_insert(until);
@@ -69,11 +70,11 @@ pub(crate) fn shun(inner: &Inner, node: NodeId, how_long: Duration) {
 }
 
 /// Whether `node` is ignored now.
-pub(crate) fn is_shunned(inner: &Inner, node: NodeId) -> bool {
+pub(crate) fn is_shunned(inner: &Consensus, node: NodeId) -> bool {
     shunned(inner, node)
 }
 
-fn shunned(inner: &Inner, node: NodeId) -> bool {
+fn shunned(inner: &Consensus, node: NodeId) -> bool {
     let mut shunned = inner.shunned.lock().expect("shunned lock");
     match shunned.get(&node) {
         Some(until) if *until > Instant::now() => true,
@@ -85,7 +86,7 @@ fn shunned(inner: &Inner, node: NodeId) -> bool {
     }
 }
 
-fn refuse_membership(inner: &Inner, peer: &PeerId, what: &str, m: &Membership<NodeId, BasicNode>) -> bool {
+fn refuse_membership(inner: &Consensus, peer: &PeerId, what: &str, m: &Membership<NodeId, BasicNode>) -> bool {
     let configs = m.get_joint_config();
     let learners: Vec<NodeId> = m.learner_ids().collect();
     warn!(
@@ -99,7 +100,7 @@ fn refuse_membership(inner: &Inner, peer: &PeerId, what: &str, m: &Membership<No
 
 /// Whether to let openraft see this InstallSnapshot.
 pub(crate) fn admit_snapshot(
-    inner: &Inner,
+    inner: &Consensus,
     peer: &PeerId,
     r: &InstallSnapshotRequest<TypeConfig>,
     grants: &[Grant],
@@ -117,11 +118,11 @@ pub(crate) fn admit_snapshot(
 
 /// Whether the disk has room for what a leader sends; says why not at most
 /// once every 10 s, as the leader keeps resending.
-fn has_room(inner: &Inner, what: &str) -> bool {
+fn has_room(inner: &Consensus, what: &str) -> bool {
     use std::sync::atomic::{AtomicI64, Ordering};
     static LAST_WARNED_MS: AtomicI64 = AtomicI64::new(0);
     let Err(e) = inner.check_disk() else { return true };
-    let now = crate::now_ms();
+    let now = crate::clock::now_ms();
     let last = LAST_WARNED_MS.load(Ordering::Relaxed);
     if now - last > 10_000 && LAST_WARNED_MS.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
         warn!("refusing {what} from the leader: {e}");
@@ -131,7 +132,7 @@ fn has_room(inner: &Inner, what: &str) -> bool {
 
 /// A restored node takes a leader's messages only once it knows no leader
 /// was elected after it (see `fence`).
-fn fenced_in(inner: &Inner, peer: &PeerId, vote: &Vote<NodeId>, what: &str) -> bool {
+fn fenced_in(inner: &Consensus, peer: &PeerId, vote: &Vote<NodeId>, what: &str) -> bool {
     let term = vote.leader_id().term;
     let admitted = inner.fence.admits_leader_of(term);
     if !admitted {
@@ -142,21 +143,23 @@ fn fenced_in(inner: &Inner, peer: &PeerId, vote: &Vote<NodeId>, what: &str) -> b
 
 /// Whether this node's log holds the entry `id` already, or has applied
 /// past it (an applied entry is committed: raft never replaces it).
-fn already_held(inner: &Inner, id: &crate::raft::LogId) -> bool {
+fn already_held(inner: &Consensus, id: &crate::raft::LogId) -> bool {
     let applied = inner.raft.metrics().borrow().last_applied;
     if applied.is_some_and(|a| a.index >= id.index) {
         return true;
     }
     let store = &inner.ledger.store;
-    match store.db().get_cf(store.cf(crate::store::CF_RAFT_LOG), id.index.to_be_bytes()) {
-        Ok(Some(v)) => crate::store::decode::<crate::raft::Entry>(&v, "raft entry").is_ok_and(|e| e.log_id == *id),
+    match store.db().get_cf(store.cf(crate::ledger::store::CF_RAFT_LOG), id.index.to_be_bytes()) {
+        Ok(Some(v)) => {
+            crate::ledger::store::decode::<crate::raft::Entry>(&v, "raft entry").is_ok_and(|e| e.log_id == *id)
+        }
         _ => false,
     }
 }
 
 /// Whether to let openraft see this AppendEntries.
 pub(crate) fn admit_append(
-    inner: &Inner,
+    inner: &Consensus,
     peer: &PeerId,
     r: &AppendEntriesRequest<TypeConfig>,
     grants: &[Grant],
@@ -171,7 +174,7 @@ pub(crate) fn admit_append(
         if let EntryPayload::Membership(m) = &e.payload {
             // A new leader resends entries this node already took: a past
             // change is no longer a voter set in effect, and is no change.
-            if !already_held(inner, &e.log_id) && !crate::membership::allowed(inner, m) {
+            if !already_held(inner, &e.log_id) && !super::membership::allowed(inner, m) {
                 return refuse_membership(inner, peer, "AppendEntries", m);
             }
         }
@@ -189,7 +192,7 @@ pub(crate) fn admit_append(
     // past bound only (a follower catching up receives old entries); no
     // entry is ever exempt from the future bound.
     let committed = r.leader_commit.map_or(0, |c| c.index);
-    let (now, raft) = (crate::now_ms(), &inner.cfg.raft);
+    let (now, raft) = (crate::clock::now_ms(), &inner.cfg.raft);
     for e in &r.entries {
         let EntryPayload::Normal(p) = &e.payload else { continue };
         let (ahead, behind) = (p.time_ms.saturating_sub(now), now.saturating_sub(p.time_ms));
@@ -215,7 +218,7 @@ pub(crate) fn admit_append(
 /// Whether to let openraft see this vote request: from a voter in this
 /// node's membership (a removed org must not collect signed votes), not
 /// shunned.
-pub(crate) fn admit_vote(inner: &Inner, peer: &PeerId, vote: &Vote<NodeId>) -> bool {
+pub(crate) fn admit_vote(inner: &Consensus, peer: &PeerId, vote: &Vote<NodeId>) -> bool {
     if !speaks_for(inner, peer, vote, "a vote request") {
         return false;
     }

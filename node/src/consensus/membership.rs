@@ -16,18 +16,17 @@ use std::time::Duration;
 
 use tracing::{debug, info, warn};
 
+use super::Consensus;
 use crate::error::Result;
-use crate::node::Inner;
 use crate::raft::NodeId;
-use crate::NodeHandle;
 
-fn node_ids(inner: &Inner, orgs: &[String]) -> BTreeSet<NodeId> {
+fn node_ids(inner: &Consensus, orgs: &[String]) -> BTreeSet<NodeId> {
     let roster = inner.ledger.roster();
     orgs.iter().filter_map(|o| roster.node_id(o)).collect()
 }
 
 /// The node ids of the voter set in effect in this node's committed state.
-fn in_effect(inner: &Inner) -> Option<BTreeSet<NodeId>> {
+fn in_effect(inner: &Consensus) -> Option<BTreeSet<NodeId>> {
     let orgs = voters(&inner.ledger.store, &inner.ledger.roster().orgs).ok()?;
     Some(node_ids(inner, &orgs))
 }
@@ -40,13 +39,13 @@ fn in_effect(inner: &Inner) -> Option<BTreeSet<NodeId>> {
 /// removed while a joined node catches up.
 /// Learners are not checked: they vote on nothing, and only a leader sends
 /// them anything, which it could send anyone anyway.
-pub(crate) fn allowed(inner: &Inner, m: &Membership<NodeId, BasicNode>) -> bool {
+pub(crate) fn allowed(inner: &Consensus, m: &Membership<NodeId, BasicNode>) -> bool {
     allowed_with(inner, m, None)
 }
 
 /// As [`allowed`]; a snapshot's membership may also be the voters in effect
 /// in its own `cfg` state, once that state is checked as certified.
-pub(crate) fn allowed_with(inner: &Inner, m: &Membership<NodeId, BasicNode>, cfg: Option<&MemState>) -> bool {
+pub(crate) fn allowed_with(inner: &Consensus, m: &Membership<NodeId, BasicNode>, cfg: Option<&MemState>) -> bool {
     let roster = inner.ledger.roster();
     let genesis: BTreeSet<NodeId> = (1..=inner.ledger.genesis.orgs.len() as NodeId).collect();
     let effective = in_effect(inner);
@@ -72,7 +71,7 @@ pub(crate) fn allowed_with(inner: &Inner, m: &Membership<NodeId, BasicNode>, cfg
 
 /// On the leader, brings raft's membership to the voter set in effect
 /// whenever a block changes it, and at least every second while it differs.
-pub(crate) async fn run(inner: Arc<Inner>) {
+pub(crate) async fn run(inner: Arc<Consensus>) {
     let mut heads = inner.ledger.watch_head();
     loop {
         if inner.leader() == Some(inner.node_id) {
@@ -88,7 +87,7 @@ const MAX_LAG_ENTRIES: u64 = 16;
 /// One step towards the voters in effect: a new org's node is added as a
 /// learner first, made a voter once it has caught up, and a departed one
 /// is removed. openraft makes each change through a joint configuration.
-async fn reconcile(inner: &Inner) {
+async fn reconcile(inner: &Consensus) {
     let Some(want) = in_effect(inner) else { return };
     let metrics = inner.raft.metrics().borrow().clone();
     let m = metrics.membership_config.membership();
@@ -147,12 +146,12 @@ pub struct MembershipStatus {
     pub raft_voters: Vec<String>,
 }
 
-impl NodeHandle {
-    pub fn membership(&self) -> Result<MembershipStatus> {
-        let ledger = self.ledger();
+impl Consensus {
+    pub(crate) fn membership(&self) -> Result<MembershipStatus> {
+        let ledger = &self.ledger;
         let roster = ledger.roster();
         let view = view(&ledger.store, &roster.orgs)?;
-        let metrics = self.inner.raft.metrics().borrow().membership_config.clone();
+        let metrics = self.raft.metrics().borrow().membership_config.clone();
         let raft_voters =
             metrics.membership().voter_ids().filter_map(|id| roster.member(id).map(|m| m.info.id.clone())).collect();
         Ok(MembershipStatus { ledger: view, raft_voters })

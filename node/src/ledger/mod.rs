@@ -10,10 +10,16 @@ use rocksdb::{Direction, IteratorMode, WriteBatch};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{oneshot, watch};
 
+pub mod certs;
+pub(crate) mod followed;
+pub mod snapshot;
+pub mod store;
+pub mod verify;
+
 use crate::block::{head_after, Block, Head};
 use crate::error::{NodeError, Result};
 use crate::raft::{LogId, StoredMembership};
-use crate::store::{encode, Store, CF_META};
+use store::{encode, Store, CF_META};
 
 /// Where and how a transaction was committed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,7 +44,7 @@ pub struct Ledger {
     commitment: Mutex<Commitment>,
     waiters: Mutex<HashMap<TxId, Vec<oneshot::Sender<Receipt>>>>,
     /// Txs this node handed to leaders, followed until they are ordered.
-    pub(crate) watch: crate::censor::Watch,
+    pub(crate) watch: followed::Watch,
     pub metrics: crate::metrics::Metrics,
 }
 
@@ -97,6 +103,13 @@ impl Ledger {
     /// The state commitment at the head.
     pub fn commitment(&self) -> Commitment {
         self.commitment.lock().expect("commitment lock").clone()
+    }
+
+    /// The ledger's notion of now: the wall clock, never behind the last
+    /// block's time, so a lease that the ledger has ended stays ended even
+    /// when this host's clock runs behind.
+    pub fn now_ms(&self) -> i64 {
+        crate::clock::now_ms().max(self.head().time_ms)
     }
 
     pub fn head(&self) -> Head {

@@ -23,11 +23,12 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
+use super::Consensus;
 use crate::error::Result;
-use crate::node::Inner;
+use crate::ledger::store::{decode, encode, Store, CF_RAFT_META};
 use crate::raft::NodeId;
-use crate::raft::{Rpc, RpcReply};
-use crate::store::{decode, encode, Store, CF_RAFT_META};
+use crate::wire::TermReply;
+use crate::wire::{Rpc, RpcReply};
 
 /// In `raft_meta`: the height of the backup a node was restored from, until
 /// the fence comes down.
@@ -97,7 +98,7 @@ impl Fence {
 
 /// Takes the fence through its steps (`start` turned elections off); returns
 /// at once on a node not restored.
-pub(crate) async fn watch(inner: Arc<Inner>) {
+pub(crate) async fn watch(inner: Arc<Consensus>) {
     if !inner.fence.is_up() {
         return;
     }
@@ -122,7 +123,7 @@ pub(crate) async fn watch(inner: Arc<Inner>) {
     }
 }
 
-fn lift(inner: &Inner, applied: u64) -> bool {
+fn lift(inner: &Consensus, applied: u64) -> bool {
     let store = &inner.ledger.store;
     let mut batch = rocksdb::WriteBatch::default();
     batch.delete_cf(store.cf(CF_RAFT_META), KEY);
@@ -136,18 +137,9 @@ fn lift(inner: &Inner, applied: u64) -> bool {
     true
 }
 
-/// What a voter tells a restored node: its raft term and the newest voter
-/// set it holds, by the log index of that membership.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct TermReply {
-    pub term: u64,
-    pub membership_index: u64,
-    pub voters: Vec<NodeId>,
-}
-
 /// This node's answer to `Rpc::Term`; none while it is fenced itself, since
 /// it too has forgotten what came after its backup.
-pub(crate) fn term_reply(inner: &Inner) -> Option<TermReply> {
+pub(crate) fn term_reply(inner: &Consensus) -> Option<TermReply> {
     if inner.fence.is_up() {
         return None;
     }
@@ -165,7 +157,7 @@ pub(crate) fn term_reply(inner: &Inner) -> Option<TermReply> {
 /// The voters are this node's own set, or a newer one that a majority of
 /// that newer set's other members report alike ([`confirmed_voters`]): the
 /// backup's may be older, and no one reply may change it.
-async fn learn_floor(inner: &Inner) -> Option<u64> {
+async fn learn_floor(inner: &Consensus) -> Option<u64> {
     let own = {
         let m = inner.raft.metrics().borrow().membership_config.clone();
         (m.membership().voter_ids().collect::<Vec<NodeId>>(), m.log_id().map_or(0, |l| l.index))
@@ -228,7 +220,7 @@ fn confirmed_voters(
     best
 }
 
-async fn ask_term(inner: &Inner, node: NodeId) -> Option<TermReply> {
+async fn ask_term(inner: &Consensus, node: NodeId) -> Option<TermReply> {
     let peers = inner.peers();
     let Some(peer) = peers.peer_of_node.get(&node) else {
         warn!(node, "restored node: voter {node} is not an active org on this node's ledger");

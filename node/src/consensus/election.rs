@@ -18,45 +18,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
-use ed25519_dalek::{Signer, SigningKey, Verifier};
-use leasehold_chaincode::Genesis;
 use leasehold_network::PeerId;
 use openraft::Vote;
-use serde::{Deserialize, Serialize};
 use tracing::warn;
 
+use super::Consensus;
 use crate::error::Result;
-use crate::node::Inner;
+use crate::ledger::store::{Store, CF_RAFT_META};
 use crate::raft::NodeId;
-use crate::store::{encode, Store, CF_RAFT_META};
-
-/// One org's signed vote for a candidate in a term.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Grant {
-    pub org: String,
-    pub term: u64,
-    pub candidate: NodeId,
-    pub signature: Vec<u8>,
-}
-
-fn signed_bytes(network_id: &str, term: u64, candidate: NodeId) -> Vec<u8> {
-    encode(&("leasehold/vote-grant/v1", network_id, term, candidate))
-}
-
-impl Grant {
-    pub fn sign(genesis: &Genesis, org: &str, key: &SigningKey, term: u64, candidate: NodeId) -> Self {
-        let signature = key.sign(&signed_bytes(&genesis.network_id, term, candidate)).to_bytes().to_vec();
-        Self { org: org.into(), term, candidate, signature }
-    }
-
-    pub fn verify(&self, genesis: &Genesis) -> bool {
-        let Some(org) = genesis.org(&self.org) else { return false };
-        let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(&org.signing_key) else { return false };
-        let Ok(sig) = <[u8; 64]>::try_from(self.signature.as_slice()) else { return false };
-        let bytes = signed_bytes(&genesis.network_id, self.term, self.candidate);
-        key.verify(&bytes, &ed25519_dalek::Signature::from_bytes(&sig)).is_ok()
-    }
-}
+use crate::wire::Grant;
 
 /// Terms of grants a candidate keeps; older ones are of no use.
 const TERMS_KEPT: usize = 4;
@@ -96,14 +66,14 @@ impl Ballots {
 }
 
 /// The grant this node gives when it has granted `vote`'s candidate its vote.
-pub(crate) fn grant_for(inner: &Inner, vote: &Vote<NodeId>) -> Option<Grant> {
+pub(crate) fn grant_for(inner: &Consensus, vote: &Vote<NodeId>) -> Option<Grant> {
     let candidate = vote.leader_id().voted_for()?;
     Some(Grant::sign(&inner.ledger.genesis, &inner.cfg.org, &inner.key, vote.leader_id().term, candidate))
 }
 
 /// Whether `grants` prove that `vote`'s leader was elected: a majority
 /// signed a vote for it in that term.
-pub(crate) fn proves(inner: &Inner, peer: &PeerId, vote: &Vote<NodeId>, grants: &[Grant], what: &str) -> bool {
+pub(crate) fn proves(inner: &Consensus, peer: &PeerId, vote: &Vote<NodeId>, grants: &[Grant], what: &str) -> bool {
     let (term, Some(leader)) = (vote.leader_id().term, vote.leader_id().voted_for()) else { return false };
     if *inner.elected.lock().expect("elected lock") == Some((term, leader)) {
         return true;

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use ed25519_dalek::SigningKey;
 
-use leasehold_chaincode::SignedTx;
 use leasehold_network::Client;
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
@@ -14,65 +13,13 @@ use openraft::raft::{
     VoteResponse,
 };
 use openraft::BasicNode;
-use serde::{Deserialize, Serialize};
 
-use super::{NodeId, TypeConfig};
-use crate::election::{Ballots, Grant};
-use crate::store::{decode, encode};
-
-/// Requests between nodes.
-#[derive(Debug, Serialize, Deserialize)]
-pub enum Rpc {
-    /// With the signed votes that elected the sender (see `election`).
-    Append(AppendEntriesRequest<TypeConfig>, Vec<Grant>),
-    Vote(VoteRequest<NodeId>),
-    Snapshot(InstallSnapshotRequest<TypeConfig>, Vec<Grant>),
-    /// A follower hands client transactions to the leader.
-    Forward(Vec<SignedTx>),
-    /// A lessee asks the owner for a leased dataset's files.
-    Data(crate::data::plane::DataRequest),
-    /// A lessee asks the owner to disclose a lease's private metadata.
-    Metadata(crate::disclose::MetadataRequest),
-    /// A node's signatures on blocks it applied.
-    Certify(Vec<crate::certify::Cert>),
-    /// A lessee's node asks the owner's to run a workflow on compute data.
-    Compute(crate::compute::ComputeRequest),
-    /// A restored node asks a voter its raft term (see `fence`).
-    Term,
-    /// Txs a leader acknowledged and did not order in time: every node
-    /// hands them to its leader and follows them (see `censor`).
-    Relay(Vec<SignedTx>),
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub enum RpcReply {
-    Append(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
-    /// With the voter's signed grant when it granted the vote.
-    Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>, Option<Grant>),
-    Snapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
-    /// `Err` says why the txs were not accepted (e.g. not the leader).
-    Forward(Result<(), TxRefusal>),
-    Data(Result<crate::data::plane::DataReply, crate::data::plane::DataRefusal>),
-    Metadata(Result<crate::disclose::Disclosure, crate::disclose::Refusal>),
-    Certify(Result<(), crate::certify::CertRefusal>),
-    Compute(Result<crate::compute::ComputeReply, crate::compute::Refusal>),
-    Term(crate::fence::TermReply),
-    Relay(Result<(), TxRefusal>),
-}
-
-/// Why a node refused a batch of txs forwarded or relayed to it. Each is
-/// the receiver's own state; the sender retries, or relays elsewhere.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-pub enum TxRefusal {
-    #[error("not the leader")]
-    NotLeader,
-    #[error("this node refuses writes: {0}")]
-    RefusesWrites(String),
-    #[error("this peer's share of the mempool ({share} txs) is full; retry later")]
-    ShareFull { share: usize },
-    #[error("the mempool is full")]
-    MempoolFull,
-}
+use super::election::Ballots;
+use crate::ledger::store::{decode, encode};
+use crate::raft::{NodeId, TypeConfig};
+use crate::wire::Grant;
+use crate::wire::Rpc;
+use crate::wire::RpcReply;
 
 /// Who this node is, to sign its vote for itself as a candidate.
 pub struct Me {
@@ -88,7 +35,7 @@ pub struct Me {
 pub struct Network {
     pub client: Client,
     /// Raft node id to libp2p peer id, following the ledger's roster.
-    pub peers: crate::peers::SharedPeers,
+    pub peers: super::peers::SharedPeers,
     pub me: Arc<Me>,
     /// The grants this node collects as a candidate.
     pub ballots: Arc<Ballots>,
@@ -98,7 +45,7 @@ pub struct PeerConnection {
     client: Client,
     target: NodeId,
     /// Looked up at each call: a joined org's peer appears once its block applies.
-    peers: crate::peers::SharedPeers,
+    peers: super::peers::SharedPeers,
     me: Arc<Me>,
     ballots: Arc<Ballots>,
 }

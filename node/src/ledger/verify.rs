@@ -7,7 +7,7 @@ use leasehold_chaincode::{Commitment, Genesis, Hash32, MemState};
 
 use crate::block::{self, Block, Head};
 use crate::error::{NodeError, Result};
-use crate::store::{Store, CF_META};
+use crate::ledger::store::{Store, CF_META};
 
 /// What a successful verification covered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,7 +160,7 @@ fn check_certificates(store: &Store, rosters: &[(u64, Roster)], keys: &[Genesis]
         if !k.starts_with(prefix) {
             break;
         }
-        let c: crate::certify::Cert = crate::store::decode(&v, "block certificate")?;
+        let c: crate::ledger::certs::Cert = crate::ledger::store::decode(&v, "block certificate")?;
         if !keys.iter().any(|g| c.verify(g)) {
             let reason = format!("the certificate from {} is not its valid signature", c.org);
             return Err(NodeError::Verify { height: c.height, reason });

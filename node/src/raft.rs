@@ -1,23 +1,10 @@
-//! openraft adapters: log storage, state machine and network. openraft is the
-//! consensus engine; this module only stores what it asks and carries its
-//! messages over `leasehold-network`.
-
-// openraft's trait signatures fix `StorageError` as the error type; boxing it
-// in our helpers would only add conversions at every call.
-#![allow(clippy::result_large_err)]
-
-mod log_store;
-mod network;
-mod state_machine;
+//! openraft's types for leasehold: each raft entry carries a block
+//! proposal. The adapters that store and carry them are in `consensus`.
 
 use openraft::{AnyError, BasicNode, StorageError, StorageIOError};
 use serde::{Deserialize, Serialize};
 
 use crate::block::Proposal;
-
-pub use log_store::LogStore;
-pub use network::{Me, Network, Rpc, RpcReply, TxRefusal};
-pub use state_machine::StateMachine;
 
 /// Node ids are 1-based positions in the roster's list of every org that
 /// ever joined (`chaincode::roster`): the genesis orgs first.
@@ -46,10 +33,12 @@ pub type LogId = openraft::LogId<NodeId>;
 pub type StoredMembership = openraft::StoredMembership<NodeId, BasicNode>;
 pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, BasicNode>;
 
+#[allow(clippy::result_large_err)]
 pub(crate) fn read_err(e: impl std::fmt::Display) -> StorageError<NodeId> {
     StorageIOError::read(AnyError::error(e)).into()
 }
 
+#[allow(clippy::result_large_err)]
 pub(crate) fn write_err(e: impl std::fmt::Display) -> StorageError<NodeId> {
     StorageIOError::write(AnyError::error(e)).into()
 }

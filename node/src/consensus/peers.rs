@@ -13,9 +13,9 @@ use leasehold_chaincode::roster::Roster;
 use leasehold_network::{Multiaddr, PeerId};
 use tracing::{info, warn};
 
+use super::Consensus;
 use crate::config::NodeConfig;
 use crate::error::Result;
-use crate::node::Inner;
 use crate::raft::NodeId;
 
 /// The active orgs' nodes, peers and addresses.
@@ -93,7 +93,7 @@ pub fn shared(map: PeerMap) -> SharedPeers {
 
 /// Follows the roster and raft's voters: rebuilds the maps and updates the
 /// network's allowed peers and dial list whenever either changes.
-pub(crate) async fn follow(inner: Arc<Inner>) {
+pub(crate) async fn follow(inner: Arc<Consensus>) {
     let mut rosters = inner.ledger.watch_roster();
     let mut metrics = inner.raft.metrics();
     let mut applied: Option<(Arc<Roster>, BTreeSet<NodeId>)> = None;
@@ -116,7 +116,7 @@ pub(crate) async fn follow(inner: Arc<Inner>) {
     }
 }
 
-async fn apply(inner: &Inner, roster: &Roster, raft_voters: &BTreeSet<NodeId>) -> Result<()> {
+async fn apply(inner: &Consensus, roster: &Roster, raft_voters: &BTreeSet<NodeId>) -> Result<()> {
     let map = PeerMap::new(&inner.cfg, roster, raft_voters);
     let allowed = map.allowed();
     info!(
@@ -128,13 +128,6 @@ async fn apply(inner: &Inner, roster: &Roster, raft_voters: &BTreeSet<NodeId>) -
     *inner.peers.write().expect("peers lock") = Arc::new(map);
     inner.net.set_peers(allowed, addrs).await?;
     Ok(())
-}
-
-impl Inner {
-    /// The peer maps now; cheap, and stable while held.
-    pub(crate) fn peers(&self) -> Arc<PeerMap> {
-        self.peers.read().expect("peers lock").clone()
-    }
 }
 
 /// This node's raft node id, once its keys are checked against the roster

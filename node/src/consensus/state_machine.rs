@@ -9,11 +9,11 @@ use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, RaftSnapshotBuilder, StorageError};
 use tokio::fs::File;
 
-use super::{read_err, write_err, Applied, Entry, LogId, NodeId, SnapshotMeta, StoredMembership, TypeConfig};
 use crate::block::{self, Head};
+use crate::ledger::snapshot;
+use crate::ledger::store::{CF_META, CF_RAFT_META};
 use crate::ledger::Ledger;
-use crate::snapshot;
-use crate::store::{CF_META, CF_RAFT_META};
+use crate::raft::{read_err, write_err, Applied, Entry, LogId, NodeId, SnapshotMeta, StoredMembership, TypeConfig};
 
 /// How long a snapshot's builder waits for a majority to sign its last
 /// block, so that the snapshot carries its own proof. Signatures usually

@@ -35,10 +35,10 @@ const MAX_CFG_ENTRIES: usize = 4 * MAX_ORGS;
 use rocksdb::{IteratorMode, ReadOptions, WriteBatch};
 
 use crate::block::{head_after, Block, Head};
-use crate::certify::Cert;
 use crate::error::{NodeError, Result};
+use crate::ledger::certs::Cert;
+use crate::ledger::store::{decode, encode, Store, CF_BLOCKS, CF_INDEXES, CF_META, CF_RAFT_META, CF_STATE, CF_TXS};
 use crate::raft::{LogId, SnapshotMeta, StoredMembership};
-use crate::store::{decode, encode, Store, CF_BLOCKS, CF_INDEXES, CF_META, CF_RAFT_META, CF_STATE, CF_TXS};
 
 const MAGIC: &[u8; 8] = b"LHSNAP01";
 const END: u8 = 0;
@@ -265,8 +265,8 @@ fn signs(c: &Cert, head: &Head) -> bool {
 
 /// The certificates this node holds on `head`, as stored: key and value.
 /// Stored ones were verified when they arrived.
-fn held_certs(store: &Store, head: &Head) -> Result<Vec<crate::store::KeyValue>> {
-    let prefix = crate::certify::height_prefix(head.height);
+fn held_certs(store: &Store, head: &Head) -> Result<Vec<crate::ledger::store::KeyValue>> {
+    let prefix = crate::ledger::certs::height_prefix(head.height);
     let mut held = Vec::new();
     let iter = store.db().iterator_cf(store.cf(CF_META), IteratorMode::From(&prefix, rocksdb::Direction::Forward));
     for item in iter {

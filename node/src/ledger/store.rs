@@ -240,7 +240,7 @@ pub fn lock_stopped(dir: &Path) -> Result<Option<std::fs::File>> {
     let file = match std::fs::OpenOptions::new().read(true).write(true).open(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(crate::NodeError::file(&path, e)),
+        Err(e) => return Err(crate::error::NodeError::file(&path, e)),
     };
     let whole = nix::libc::flock {
         l_type: nix::libc::F_WRLCK as i16,
@@ -251,11 +251,10 @@ pub fn lock_stopped(dir: &Path) -> Result<Option<std::fs::File>> {
     };
     match fcntl(&file, FcntlArg::F_SETLK(&whole)) {
         Ok(_) => Ok(Some(file)),
-        Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EACCES) => Err(crate::NodeError::Unavailable(format!(
-            "{} is in use by a running node: stop the node first",
-            dir.display()
-        ))),
-        Err(e) => Err(crate::NodeError::file(&path, e)),
+        Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EACCES) => Err(crate::error::NodeError::Unavailable(
+            format!("{} is in use by a running node: stop the node first", dir.display()),
+        )),
+        Err(e) => Err(crate::error::NodeError::file(&path, e)),
     }
 }
 

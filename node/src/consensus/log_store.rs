@@ -7,8 +7,8 @@ use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader, StorageError, Vote};
 use rocksdb::{Direction, IteratorMode, WriteBatch};
 
-use super::{read_err, write_err, Entry, LogId, NodeId, TypeConfig};
-use crate::store::{decode, encode, Store, CF_RAFT_LOG, CF_RAFT_META};
+use crate::ledger::store::{decode, encode, Store, CF_RAFT_LOG, CF_RAFT_META};
+use crate::raft::{read_err, write_err, Entry, LogId, NodeId, TypeConfig};
 
 #[derive(Clone)]
 pub struct LogStore {

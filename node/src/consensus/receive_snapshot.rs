@@ -1,5 +1,5 @@
 //! InstallSnapshot chunks from a peer, received into a file and checked
-//! whole (see [`crate::snapshot::check`]) before raft sees any of it. This
+//! whole (see [`crate::ledger::snapshot::check`]) before raft sees any of it. This
 //! replaces openraft's own chunk receiver, which would install whatever a
 //! "leader" sent; openraft supports such application-defined transfer
 //! through `Raft::install_full_snapshot`.
@@ -18,9 +18,9 @@ use openraft::storage::Snapshot;
 use openraft::{SnapshotSegmentId, Vote};
 use tracing::warn;
 
-use crate::node::Inner;
+use super::Consensus;
+use crate::ledger::snapshot::SnapshotError;
 use crate::raft::{NodeId, TypeConfig};
-use crate::snapshot::SnapshotError;
 
 /// Largest snapshot taken from a peer; a bigger one is refused, so a peer
 /// cannot fill this node's disk.
@@ -48,7 +48,11 @@ fn mismatch(expect: Option<&Incoming>, req: &InstallSnapshotRequest<TypeConfig>)
 
 /// Takes one chunk. `None` means refused without an answer, as the gate
 /// refuses: the snapshot failed its check, or is too big.
-pub(crate) async fn receive(inner: &Inner, peer: &PeerId, req: InstallSnapshotRequest<TypeConfig>) -> Option<Reply> {
+pub(crate) async fn receive(
+    inner: &Consensus,
+    peer: &PeerId,
+    req: InstallSnapshotRequest<TypeConfig>,
+) -> Option<Reply> {
     let org = inner.peers().org_name(peer);
     let my_vote = inner.raft.metrics().borrow().vote;
     if req.vote < my_vote {
@@ -110,7 +114,7 @@ fn discard(slot: &mut Option<Incoming>) -> Option<Reply> {
 
 /// Checks the whole file, then hands it to raft to install.
 async fn finish(
-    inner: &Inner,
+    inner: &Consensus,
     peer: &PeerId,
     org: &str,
     inc: &Incoming,
@@ -122,7 +126,7 @@ async fn finish(
         let file = std::fs::File::open(&path).map_err(|e| SnapshotError::Local(e.to_string()))?;
         let input = std::io::BufReader::new(file);
         let orgs = ledger.roster().orgs.clone();
-        crate::snapshot::check_with_cfg(input, &ledger.genesis_bytes, &ledger.genesis, &orgs, &ledger.store)
+        crate::ledger::snapshot::check_with_cfg(input, &ledger.genesis_bytes, &ledger.genesis, &orgs, &ledger.store)
     })
     .await
     .unwrap_or_else(|e| Err(SnapshotError::Local(e.to_string())));
@@ -136,7 +140,7 @@ async fn finish(
     // Its membership may name the voters its own certified state put in
     // effect: a node that lagged behind an org's joining learns of it here.
     let m = req.meta.last_membership.membership();
-    if !crate::membership::allowed_with(inner, m, Some(&cfg)) {
+    if !super::membership::allowed_with(inner, m, Some(&cfg)) {
         warn!(%peer, "refused a snapshot from {org}: its membership {:?} is not the voters any ledger put in effect", m.get_joint_config());
         return None;
     }

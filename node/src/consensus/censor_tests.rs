@@ -9,14 +9,15 @@ use std::time::{Duration, Instant};
 
 use leasehold_chaincode::{LeaseStatus, Payload};
 
-use crate::node::{Inner, Pending};
+use super::mempool::Pending;
+use super::Consensus;
 use crate::NodeHandle;
 
-#[path = "../../tests/common/ports.rs"]
+#[path = "../../../tests/common/ports.rs"]
 mod ports;
 
 /// What the patched leader keeps of `admitted`: all but the censored org's.
-pub(crate) fn censored(inner: &Inner, admitted: Vec<Pending>) -> Vec<Pending> {
+pub(crate) fn censored(inner: &Consensus, admitted: Vec<Pending>) -> Vec<Pending> {
     let victim = inner.censors.lock().expect("censors lock").clone();
     let Some(victim) = victim else { return admitted };
     let (dropped, kept): (Vec<Pending>, Vec<Pending>) = admitted.into_iter().partition(|p| p.tx.body.org == victim);
@@ -36,7 +37,7 @@ async fn three_nodes(dir: &std::path::Path, bound_ms: u64) -> Vec<NodeHandle> {
         host: "127.0.0.1".into(),
         p2p_ports: ports[..3].to_vec(),
         api_ports: ports[3..].to_vec(),
-        now_ms: crate::now_ms(),
+        now_ms: crate::clock::now_ms(),
     };
     crate::init::init(dir, &opts).unwrap();
     let mut nodes = Vec::new();
@@ -82,7 +83,7 @@ async fn a_leader_that_drops_the_owners_revocation_is_replaced_and_the_revocatio
     let owner = &nodes[(ix(&leader) + 1) % 3];
 
     // The owner's dataset, leased by the leader's org at once.
-    let mut spec = crate::censor_tests::dataset_spec(rogue.org());
+    let mut spec = super::censor_tests::dataset_spec(rogue.org());
     spec.private_metadata = owner.seal_metadata("ds", 1, b"{}");
     let register = Payload::RegisterDataset { id: "ds".into(), spec, derived_from_run: None };
     assert!(owner.write(register).await.unwrap().height.is_some());
@@ -98,7 +99,7 @@ async fn a_leader_that_drops_the_owners_revocation_is_replaced_and_the_revocatio
     until("the owner sees the lease", Duration::from_secs(15), || active(owner) == Some(LeaseStatus::Active)).await;
 
     // The leader now acknowledges the owner's txs and drops them.
-    *rogue.inner.censors.lock().unwrap() = Some(owner.org().to_string());
+    *rogue.inner.consensus.censors.lock().unwrap() = Some(owner.org().to_string());
     let started = Instant::now();
     let revoke = Payload::RevokeLease { lease_id: "mine".into(), reason: "audit".into() };
     owner.write(revoke).await.unwrap();
@@ -117,9 +118,9 @@ async fn a_leader_that_drops_the_owners_revocation_is_replaced_and_the_revocatio
     });
     assert_ne!(holder.unwrap().header.proposer, leader);
     // And the owner's data plane refuses the censor's org.
-    let rogue_peer = rogue.inner.net.local_peer_id();
-    let asked = crate::data::plane::DataRequest::Manifest { lease_id: "mine".into() };
-    let refused = crate::data::plane::serve(&owner.inner, rogue_peer, asked).unwrap_err();
+    let rogue_peer = rogue.inner.consensus.net.local_peer_id();
+    let asked = crate::wire::data::DataRequest::Manifest { lease_id: "mine".into() };
+    let refused = owner.serve_data(rogue_peer, asked).unwrap_err();
     assert!(refused.to_string().contains("revoked"), "{refused}");
 }
 
