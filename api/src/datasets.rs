@@ -17,7 +17,6 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{Caller, JsonBody};
 use crate::views::{DatasetView, LineageView, PolicyView, WriteView};
-use crate::write::{status, write};
 use crate::{ApiError, AppState};
 
 pub fn routes() -> Router<AppState> {
@@ -304,11 +303,12 @@ pub(crate) async fn register(
         Some(_) => Some(s.node.adopting_guard().await),
         None => None,
     };
-    let w = write(s, Payload::RegisterDataset { id: id.clone(), spec, derived_from_run }).await?;
+    let w = s.node.write(Payload::RegisterDataset { id: id.clone(), spec, derived_from_run }).await?;
     if let Some(staged) = files {
         s.node.adopt_files(&id, staged)?;
     }
-    Ok((status(&w, true), Json(WriteView::new(&w, committed_view(s, &id))), id))
+    let (status, view) = WriteView::reply(&w, true, committed_view(s, &id));
+    Ok((status, view, id))
 }
 
 pub(crate) fn owned(s: &AppState, id: &str) -> Result<Dataset, ApiError> {
@@ -366,11 +366,11 @@ pub async fn update(
         Some(_) => Some(s.node.adopting_guard().await),
         None => None,
     };
-    let w = write(&s, Payload::UpdateDataset { id: id.clone(), spec }).await?;
+    let w = s.node.write(Payload::UpdateDataset { id: id.clone(), spec }).await?;
     if let Some(staged) = files {
         s.node.adopt_files(&id, staged)?;
     }
-    Ok((status(&w, false), Json(WriteView::new(&w, committed_view(&s, &id)))))
+    Ok(WriteView::reply(&w, false, committed_view(&s, &id)))
 }
 
 #[utoipa::path(delete, path = "/v1/datasets/{id}", responses((status = 200, body = WriteView), (status = 403, body = crate::error::Problem)), security(("bearer" = ["admin"])))]
@@ -381,6 +381,6 @@ pub async fn retire(
 ) -> Result<(StatusCode, Json<WriteView>), ApiError> {
     caller.require(Role::Admin)?;
     owned(&s, &id)?;
-    let w = write(&s, Payload::RetireDataset { id: id.clone() }).await?;
-    Ok((status(&w, false), Json(WriteView::new(&w, committed_view(&s, &id)))))
+    let w = s.node.write(Payload::RetireDataset { id: id.clone() }).await?;
+    Ok(WriteView::reply(&w, false, committed_view(&s, &id)))
 }

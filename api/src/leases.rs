@@ -12,7 +12,6 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{Caller, JsonBody};
 use crate::views::{LeaseView, WriteView};
-use crate::write::{status, write};
 use crate::{ApiError, AppState};
 
 pub fn routes() -> Router<AppState> {
@@ -33,9 +32,9 @@ fn load(s: &AppState, id: &str) -> Result<Lease, ApiError> {
     s.node.lease(id)?.ok_or_else(|| ApiError::NotFound(format!("lease {id:?} does not exist")))
 }
 
-fn reply(s: &AppState, w: crate::write::Written, id: &str, created: bool) -> (StatusCode, Json<WriteView>) {
+fn reply(s: &AppState, w: leasehold_node::Written, id: &str, created: bool) -> (StatusCode, Json<WriteView>) {
     let view = s.node.lease(id).ok().flatten().map(|l| LeaseView::at(&l, s.node.ledger_now()));
-    (status(&w, created), Json(WriteView::new(&w, view)))
+    WriteView::reply(&w, created, view)
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -61,7 +60,7 @@ pub async fn request(
         duration_ms: r.duration_ms,
         purpose: r.purpose,
     };
-    let w = write(&s, payload).await?;
+    let w = s.node.write(payload).await?;
     Ok(reply(&s, w, &id, true))
 }
 
@@ -136,7 +135,7 @@ pub async fn grant(
     }
     let body: GrantBody = crate::auth::optional_json(&body)?;
     let duration_ms = body.duration_ms.unwrap_or(lease.requested_ms);
-    let w = write(&s, Payload::GrantLease { lease_id: id.clone(), duration_ms }).await?;
+    let w = s.node.write(Payload::GrantLease { lease_id: id.clone(), duration_ms }).await?;
     Ok(reply(&s, w, &id, false))
 }
 
@@ -154,7 +153,7 @@ pub async fn deny(
     JsonBody(b): JsonBody<ReasonBody>,
 ) -> Result<(StatusCode, Json<WriteView>), ApiError> {
     caller.require(Role::Admin)?;
-    let w = write(&s, Payload::DenyLease { lease_id: id.clone(), reason: b.reason }).await?;
+    let w = s.node.write(Payload::DenyLease { lease_id: id.clone(), reason: b.reason }).await?;
     Ok(reply(&s, w, &id, false))
 }
 
@@ -166,7 +165,7 @@ pub async fn revoke(
     JsonBody(b): JsonBody<ReasonBody>,
 ) -> Result<(StatusCode, Json<WriteView>), ApiError> {
     caller.require(Role::Admin)?;
-    let w = write(&s, Payload::RevokeLease { lease_id: id.clone(), reason: b.reason }).await?;
+    let w = s.node.write(Payload::RevokeLease { lease_id: id.clone(), reason: b.reason }).await?;
     Ok(reply(&s, w, &id, false))
 }
 
@@ -177,7 +176,7 @@ pub async fn release(
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<WriteView>), ApiError> {
     caller.require(Role::Member)?;
-    let w = write(&s, Payload::ReleaseLease { lease_id: id.clone() }).await?;
+    let w = s.node.write(Payload::ReleaseLease { lease_id: id.clone() }).await?;
     Ok(reply(&s, w, &id, false))
 }
 
@@ -195,7 +194,7 @@ pub async fn extend(
     JsonBody(b): JsonBody<ExtendBody>,
 ) -> Result<(StatusCode, Json<WriteView>), ApiError> {
     caller.require(Role::Admin)?;
-    let w = write(&s, Payload::ExtendLease { lease_id: id.clone(), extra_ms: b.extra_ms }).await?;
+    let w = s.node.write(Payload::ExtendLease { lease_id: id.clone(), extra_ms: b.extra_ms }).await?;
     Ok(reply(&s, w, &id, false))
 }
 

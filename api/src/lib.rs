@@ -19,7 +19,6 @@ mod orgs;
 mod publications;
 mod runs;
 mod views;
-mod write;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -11,7 +11,6 @@ use utoipa::ToSchema;
 
 use crate::auth::{Caller, JsonBody};
 use crate::views::WriteView;
-use crate::write::{status, write};
 use crate::{ApiError, AppState};
 
 pub fn routes() -> Router<AppState> {
@@ -42,7 +41,7 @@ pub async fn approve(
     JsonBody(a): JsonBody<Approval>,
 ) -> Result<(StatusCode, Json<WriteView>), ApiError> {
     caller.require(Role::Admin)?;
-    let w = write(&s, Payload::ApproveMembership { voters: a.voters }).await?;
+    let w = s.node.write(Payload::ApproveMembership { voters: a.voters }).await?;
     let m = s.node.membership()?;
-    Ok((status(&w, false), Json(WriteView::new(&w, Some(m)))))
+    Ok(WriteView::reply(&w, false, Some(m)))
 }

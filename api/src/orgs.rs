@@ -16,7 +16,6 @@ use utoipa::ToSchema;
 
 use crate::auth::{Caller, JsonBody};
 use crate::views::WriteView;
-use crate::write::{status, write};
 use crate::{ApiError, AppState};
 
 pub fn routes() -> Router<AppState> {
@@ -73,8 +72,8 @@ pub async fn propose(
         (None, None, Some(k)) => rotate_change(&k).map_err(|e| ApiError::invalid("rotate", e.to_string()))?,
         _ => return Err(ApiError::invalid("join", "give exactly one of `join`, `leave` and `rotate`")),
     };
-    let w = write(&s, Payload::ProposeOrgChange { change_id: r.change_id, change }).await?;
-    Ok((status(&w, false), Json(WriteView::new(&w, Some(s.node.orgs()?)))))
+    let w = s.node.write(Payload::ProposeOrgChange { change_id: r.change_id, change }).await?;
+    Ok(WriteView::reply(&w, false, Some(s.node.orgs()?)))
 }
 
 /// Adds this org's approval to a pending change.
@@ -85,8 +84,8 @@ pub async fn approve(
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<WriteView>), ApiError> {
     caller.require(Role::Admin)?;
-    let w = write(&s, Payload::ApproveOrgChange { change_id: id }).await?;
-    Ok((status(&w, false), Json(WriteView::new(&w, Some(s.node.orgs()?)))))
+    let w = s.node.write(Payload::ApproveOrgChange { change_id: id }).await?;
+    Ok(WriteView::reply(&w, false, Some(s.node.orgs()?)))
 }
 
 /// Adds this org's refusal to a pending change: a majority's drop it.
@@ -97,8 +96,8 @@ pub async fn deny(
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<WriteView>), ApiError> {
     caller.require(Role::Admin)?;
-    let w = write(&s, Payload::DenyOrgChange { change_id: id }).await?;
-    Ok((status(&w, false), Json(WriteView::new(&w, Some(s.node.orgs()?)))))
+    let w = s.node.write(Payload::DenyOrgChange { change_id: id }).await?;
+    Ok(WriteView::reply(&w, false, Some(s.node.orgs()?)))
 }
 
 /// Takes back a pending change this org proposed.
@@ -109,6 +108,6 @@ pub async fn withdraw(
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<WriteView>), ApiError> {
     caller.require(Role::Admin)?;
-    let w = write(&s, Payload::WithdrawOrgChange { change_id: id }).await?;
-    Ok((status(&w, false), Json(WriteView::new(&w, Some(s.node.orgs()?)))))
+    let w = s.node.write(Payload::WithdrawOrgChange { change_id: id }).await?;
+    Ok(WriteView::reply(&w, false, Some(s.node.orgs()?)))
 }

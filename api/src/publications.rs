@@ -13,7 +13,6 @@ use utoipa::ToSchema;
 use crate::auth::{Caller, JsonBody};
 use crate::runs::Decision;
 use crate::views::{PolicyView, WriteView};
-use crate::write::{status, write};
 use crate::{ApiError, AppState};
 
 pub fn routes() -> Router<AppState> {
@@ -110,12 +109,12 @@ async fn decide(
     if s.node.publication(&id)?.is_none() {
         return Err(ApiError::NotFound(format!("no publication of {id:?} is pending")));
     }
-    let w = write(&s, Payload::DecidePublication { dataset_id: id.clone(), approve, reason }).await?;
+    let w = s.node.write(Payload::DecidePublication { dataset_id: id.clone(), approve, reason }).await?;
     let resource = match s.node.publication(&id)? {
         Some(p) => serde_json::to_value(PublicationView::from(&p)).ok(),
         None => {
             s.node.dataset(&id)?.map(|d| serde_json::to_value(crate::views::DatasetView::from(&d))).and_then(|r| r.ok())
         }
     };
-    Ok((status(&w, false), Json(WriteView::new(&w, resource))))
+    Ok(WriteView::reply(&w, false, resource))
 }

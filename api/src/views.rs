@@ -241,7 +241,23 @@ pub struct WriteView {
 }
 
 impl WriteView {
-    pub fn new(w: &crate::write::Written, resource: Option<impl Serialize>) -> Self {
+    /// 201 (or 200 when `created` is false) once committed, 202 while
+    /// pending; the body says which.
+    pub fn reply(
+        w: &leasehold_node::Written,
+        created: bool,
+        resource: Option<impl Serialize>,
+    ) -> (axum::http::StatusCode, axum::Json<Self>) {
+        use axum::http::StatusCode;
+        let code = match (w.height, created) {
+            (None, _) => StatusCode::ACCEPTED,
+            (Some(_), true) => StatusCode::CREATED,
+            (Some(_), false) => StatusCode::OK,
+        };
+        (code, axum::Json(Self::new(w, resource)))
+    }
+
+    pub fn new(w: &leasehold_node::Written, resource: Option<impl Serialize>) -> Self {
         Self {
             tx_id: w.tx_id.clone(),
             status: if w.height.is_some() { "committed" } else { "pending" }.into(),

@@ -7,10 +7,8 @@
 
 use leasehold_network::PeerId;
 
-use crate::error::{NodeError, Result};
 use crate::handle::NodeHandle;
 use crate::wire::compute::{ComputeReply, ComputeRequest, Refusal};
-use crate::wire::{Rpc, RpcReply};
 
 /// Answers a lessee's node. Runs on the owner's.
 pub(crate) async fn serve(
@@ -46,17 +44,6 @@ pub(crate) async fn serve(
                 tokio::task::spawn_blocking(move || r.released_chunk(&asker, &run_id, &path, offset, len)).await;
             let served = served.map_err(|e| Refusal::Unavailable(e.to_string()))?;
             Ok(served.map(ComputeReply::Chunk)?)
-        }
-    }
-}
-
-impl NodeHandle {
-    /// Asks the node of `owner`; its refusal comes back as the owner's words.
-    pub(crate) async fn compute_request(&self, owner: &str, req: ComputeRequest) -> Result<ComputeReply> {
-        match self.ask_org(owner, Rpc::Compute(req)).await? {
-            RpcReply::Compute(Ok(reply)) => Ok(reply),
-            RpcReply::Compute(Err(refusal)) => Err(refusal.into_node_error(owner)),
-            _ => Err(NodeError::Peer(format!("{owner}'s node answered a different request"))),
         }
     }
 }

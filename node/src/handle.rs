@@ -5,18 +5,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ed25519_dalek::SigningKey;
 use leasehold_chaincode::{Payload, SignedTx, TxId};
 
-use std::path::PathBuf;
-
-use leasehold_chaincode::{query, Lease, LeaseStatus};
+use leasehold_chaincode::{Lease, LeaseStatus};
 
 use crate::config::NodeConfig;
 use crate::consensus::membership::MembershipStatus;
 use crate::consensus::Consensus;
-use crate::data::plane::Fetcher;
-use crate::data::DataDirs;
 use crate::error::Result;
 use crate::ledger::certs::Certificate;
 use crate::ledger::Ledger;
@@ -40,8 +35,8 @@ pub(crate) struct Inner {
     /// Read while a write that names new files commits and the files are
     /// adopted; written while a backup is taken, so it holds them all.
     pub(crate) adopting: Arc<tokio::sync::RwLock<()>>,
-    /// Set once at start (see `node::start`).
-    pub(crate) runner: std::sync::OnceLock<Arc<crate::runner::Runner>>,
+    /// Runs workflows; it reaches the node only through its own port.
+    pub(crate) runner: Arc<crate::runner::Runner>,
 }
 
 impl Inner {
@@ -49,10 +44,10 @@ impl Inner {
         cfg: NodeConfig,
         ledger: Arc<Ledger>,
         consensus: Arc<Consensus>,
-        key: SigningKey,
+        writer: Arc<Writer>,
         x25519_secret: [u8; 32],
+        runner: Arc<crate::runner::Runner>,
     ) -> Self {
-        let writer = Arc::new(Writer::new(&cfg.org, key, cfg.commit_wait_ms, ledger.clone(), consensus.clone()));
         Self {
             cfg,
             ledger,
@@ -63,7 +58,7 @@ impl Inner {
             limits: Default::default(),
             backing_up: Default::default(),
             adopting: Default::default(),
-            runner: std::sync::OnceLock::new(),
+            runner,
         }
     }
 }
@@ -91,7 +86,7 @@ impl NodeHandle {
     /// last block's time, so a lease ends at its expiry even when no block
     /// has been cut since.
     pub fn ledger_now(&self) -> i64 {
-        self.inner.consensus.ledger_now()
+        self.inner.ledger.now_ms()
     }
 
     /// Signs `payload` as this node's org with a fresh nonce.
@@ -176,23 +171,10 @@ impl NodeHandle {
         self.inner.consensus.check_disk()
     }
 
-    /// Brings a lease's files into this node's cache and returns their
-    /// directory, verified against the ledger (see `data::plane`).
-    /// `progress(done, total)` is called after each chunk.
-    pub async fn fetch_lease_data(&self, lease: &Lease, progress: impl FnMut(u64, u64)) -> Result<PathBuf> {
-        let dirs = DataDirs::new(&self.inner.cfg.data_dir);
-        let fetcher = Fetcher { consensus: &self.inner.consensus, ledger: &self.inner.ledger, dirs: &dirs };
-        fetcher.fetch(lease, progress).await
-    }
-
     /// Whether `lease` is active now, by the ledger's records and the later
     /// of this node's clock and the last block's time.
     pub fn lease_status_now(&self, lease_id: &str) -> Result<Option<(Lease, LeaseStatus)>> {
-        let now = self.ledger_now();
-        Ok(query::lease(&self.inner.ledger.store, lease_id)?.map(|l| {
-            let s = l.status_at(now);
-            (l, s)
-        }))
+        self.inner.ledger.lease_status_now(lease_id)
     }
 
     /// The voters as the ledger and raft see them.

@@ -14,6 +14,7 @@ use crate::handle::Inner;
 use crate::handle::NodeHandle;
 use crate::ledger::store::Store;
 use crate::ledger::Ledger;
+use crate::write::Writer;
 
 /// Background tasks of a node; abort them to stop it.
 pub struct Tasks(Vec<JoinHandle<()>>);
@@ -61,15 +62,16 @@ pub async fn start(cfg: NodeConfig) -> Result<(NodeHandle, Tasks)> {
     let crate::consensus::Started { consensus, inbound, mut tasks } =
         crate::consensus::Consensus::start(&cfg, ledger.clone(), &store).await?;
     let node_id = consensus.node_id();
-    let inner = Arc::new(Inner::new(cfg, ledger.clone(), consensus, key, x25519_secret));
-    let node = NodeHandle { inner };
-    tasks.push(tokio::spawn(crate::rpc::serve_inbound(node.clone(), inbound)));
-    tasks.push(tokio::spawn(prune_waiters(ledger)));
+    let writer = Arc::new(Writer::new(&cfg.org, key, cfg.commit_wait_ms, ledger.clone(), consensus.clone()));
     // The node runs workflows, watches their leases and deletes ended
     // leases' caches whether or not an API is serving.
-    let (runner, janitor) = crate::runner::Runner::start(node.clone())?;
+    let port = crate::runner::port::Node::new(cfg.clone(), ledger.clone(), consensus.clone(), writer.clone());
+    let (runner, janitor) = crate::runner::Runner::start(port)?;
     tasks.push(janitor);
-    let _ = node.inner.runner.set(runner);
+    let inner = Inner::new(cfg, ledger.clone(), consensus, writer, x25519_secret, runner);
+    let node = NodeHandle { inner: Arc::new(inner) };
+    tasks.push(tokio::spawn(crate::rpc::serve_inbound(node.clone(), inbound)));
+    tasks.push(tokio::spawn(prune_waiters(ledger)));
     info!(org = %node.org(), node_id, "node started");
     Ok((node, Tasks(tasks)))
 }

@@ -85,7 +85,7 @@ impl NodeHandle {
 
     /// The node's workflow runner: runs, their records and logs.
     pub fn runner(&self) -> &std::sync::Arc<crate::runner::Runner> {
-        self.inner.runner.get().expect("the runner is set when the node starts")
+        &self.inner.runner
     }
 
     /// Starts staging `path` of `dataset`'s next version (the API streams

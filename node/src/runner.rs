@@ -13,18 +13,19 @@ use crate::clock::now_ms;
 use crate::config::WorkflowConfig;
 use crate::data::DataDirs;
 use crate::error::{NodeError, Result};
-use crate::handle::NodeHandle;
-use leasehold_workflow::exec::Plan;
+use leasehold_workflow::exec::{Executor, Local, Plan};
 use leasehold_workflow::live::{JobRecord, LiveRun, RunRecord, Status, Stop};
 use leasehold_workflow::sandbox::{Sandbox, Unavailable, WorkdirError, DEFAULT_OUTPUT_PATH};
 use leasehold_workflow::{bundle, Workflow, WorkflowError};
 
 pub struct Runner {
-    node: NodeHandle,
+    node: port::Node,
     cfg: WorkflowConfig,
     dirs: DataDirs,
     /// The sandbox, or the protection this machine lacks.
     sandbox: std::result::Result<Sandbox, Unavailable>,
+    /// Where jobs run: this host, today.
+    executor: Arc<dyn Executor>,
     runs: Mutex<BTreeMap<String, Arc<LiveRun>>>,
     /// One fetch per lease, and one build per environment, at a time;
     /// concurrent runs share the result.
@@ -34,7 +35,7 @@ pub struct Runner {
 impl Runner {
     /// Finds the sandbox, loads the runs kept on disk, and starts the cache
     /// janitor, whose task it returns. Must be called inside a tokio runtime.
-    pub fn start(node: NodeHandle) -> Result<(Arc<Self>, tokio::task::JoinHandle<()>)> {
+    pub(crate) fn start(node: port::Node) -> Result<(Arc<Self>, tokio::task::JoinHandle<()>)> {
         let cfg = node.config().workflow.clone();
         let dirs = DataDirs::new(&node.config().data_dir);
         let sandbox = match Sandbox::detect(node.org(), &cfg.limits) {
@@ -45,7 +46,7 @@ impl Runner {
             other => other,
         };
         match &sandbox {
-            Ok(s) => info!("workflow sandbox: {}", s.describe()),
+            Ok(s) => info!("workflow sandbox: {}; executor: {}", s.describe(), Local.describe()),
             Err(missing) => warn!("{missing}: this node will refuse to run workflows"),
         }
         let runner = Arc::new(Self {
@@ -53,6 +54,7 @@ impl Runner {
             cfg,
             dirs,
             sandbox,
+            executor: Arc::new(Local),
             runs: Mutex::new(BTreeMap::new()),
             fetching: Mutex::new(HashMap::new()),
         });
@@ -331,6 +333,7 @@ impl Runner {
             jobs: Vec::new(),
             max_parallel: self.cfg.parallel_jobs(),
             sandbox,
+            executor: self.executor.clone(),
             output_path: wf.outputs.clone().unwrap_or_else(|| DEFAULT_OUTPUT_PATH.into()),
             home: wf.workdir.clone(),
             python_env: None,
@@ -482,6 +485,7 @@ mod drive;
 mod env;
 mod executor;
 mod inputs;
+pub(crate) mod port;
 mod qc;
 mod remote;
 mod reuse;

@@ -202,13 +202,6 @@ impl Consensus {
         self.raft.metrics().borrow().clone()
     }
 
-    /// The time a lease is judged at: the later of this node's clock and the
-    /// last block's time, so a lease ends at its expiry even when no block
-    /// has been cut since.
-    pub(crate) fn ledger_now(&self) -> i64 {
-        self.ledger.now_ms()
-    }
-
     pub(crate) fn check_disk(&self) -> Result<()> {
         crate::disk::check(&self.cfg.data_dir, self.cfg.min_free_disk_mib)
     }

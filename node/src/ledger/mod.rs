@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use leasehold_chaincode::roster::{Roster, MEMBERS};
-use leasehold_chaincode::{Commitment, Genesis, MemState, TxId, Verdict, WriteSet};
+use leasehold_chaincode::{Commitment, Genesis, Lease, LeaseStatus, MemState, TxId, Verdict, WriteSet};
 use rocksdb::{Direction, IteratorMode, WriteBatch};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{oneshot, watch};
@@ -110,6 +110,16 @@ impl Ledger {
     /// when this host's clock runs behind.
     pub fn now_ms(&self) -> i64 {
         crate::clock::now_ms().max(self.head().time_ms)
+    }
+
+    /// Whether `lease` is active now, by the ledger's records and
+    /// [`Ledger::now_ms`].
+    pub fn lease_status_now(&self, lease_id: &str) -> Result<Option<(Lease, LeaseStatus)>> {
+        let now = self.now_ms();
+        Ok(leasehold_chaincode::query::lease(&self.store, lease_id)?.map(|l| {
+            let s = l.status_at(now);
+            (l, s)
+        }))
     }
 
     pub fn head(&self) -> Head {

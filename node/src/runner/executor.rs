@@ -311,7 +311,7 @@ impl Runner {
 /// this run, and one the ledger would take now. What it names (the lease
 /// and the workflow's hash) is checked against the submission before it is
 /// committed (`submit_with`).
-fn check_request(node: &crate::handle::NodeHandle, asker: &str, run_id: &str, request: &SignedTx) -> Result<()> {
+fn check_request(node: &super::port::Node, asker: &str, run_id: &str, request: &SignedTx) -> Result<()> {
     let refuse = |why: String| NodeError::Forbidden(format!("the request for run {run_id}: {why}"));
     if request.body.org != asker {
         return Err(refuse(format!("signed as {}, not by {asker}", request.body.org)));

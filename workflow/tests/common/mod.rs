@@ -85,6 +85,7 @@ pub fn plan(sandbox: Sandbox, jobs: Vec<JobSpec>, max_parallel: usize) -> Plan {
         jobs,
         max_parallel,
         sandbox,
+        executor: std::sync::Arc::new(leasehold_workflow::exec::Local),
         output_path: "/output".into(),
         home: leasehold_workflow::DEFAULT_WORKDIR.into(),
         python_env: None,
