@@ -106,7 +106,7 @@ fn record_json(kind: &str, bytes: &[u8], now: i64) -> Result<serde_json::Value, 
     let v = match kind {
         "dataset" => serde_json::to_value(crate::views::DatasetView::from(&from_bytes::<Dataset>(bytes, kind)?)),
         "lease" => serde_json::to_value(crate::views::LeaseView::at(&from_bytes::<Lease>(bytes, kind)?, now)),
-        "publication" => serde_json::to_value(crate::publications::PublicationView::from(&from_bytes::<
+        "publication" => serde_json::to_value(crate::views::PublicationView::from(&from_bytes::<
             leasehold_chaincode::Publication,
         >(bytes, kind)?)),
         _ => serde_json::to_value(from_bytes::<Run>(bytes, kind)?),

@@ -1,12 +1,14 @@
-//! Bearer-token authentication and role checks.
+//! Authentication (a bearer token, or a browser's session cookie with its
+//! CSRF token: see `session`) and role checks.
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
+use axum::http::Method;
 use axum::Json;
 use leasehold_node::users::{Role, User};
 use serde::de::DeserializeOwned;
 
-use crate::{ApiError, AppState};
+use crate::{session, ApiError, AppState};
 
 /// The authenticated caller. Extracting it answers 401 without a valid token.
 pub struct Caller(pub User);
@@ -29,12 +31,42 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let header = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        if header.is_none() {
+            if let Some(id) = session::cookie(&parts.headers) {
+                return from_session(parts, state, id);
+            }
+        }
         let token = header
             .and_then(|h| h.strip_prefix("Bearer "))
             .ok_or_else(|| ApiError::Unauthorized("send 'Authorization: Bearer <token>'".into()))?;
         match state.users.authenticate(token.trim())? {
             Some(user) => Ok(Caller(user)),
             None => Err(ApiError::Unauthorized("the bearer token is not valid on this node".into())),
+        }
+    }
+}
+
+/// A browser's request: its session must still be open, its user still on
+/// this node, and a write must carry the session's CSRF token, which a page
+/// of another origin cannot read.
+fn from_session(parts: &Parts, state: &AppState, id: &str) -> Result<Caller, ApiError> {
+    let ended = || ApiError::Unauthorized("the session has ended: sign in again".into());
+    let session = state.sessions.find(id, leasehold_node::now_ms()).ok_or_else(ended)?;
+    let reads = [Method::GET, Method::HEAD, Method::OPTIONS];
+    if !reads.contains(&parts.method) {
+        let sent = parts.headers.get(session::CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        if !session::same_secret(sent, &session.csrf) {
+            return Err(ApiError::Forbidden(format!(
+                "a write from a browser session needs the session's {} header",
+                session::CSRF_HEADER
+            )));
+        }
+    }
+    match state.users.by_token_hash(&session.token_sha256)? {
+        Some(user) => Ok(Caller(user)),
+        None => {
+            state.sessions.close(id);
+            Err(ended())
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, put};
+use axum::routing::get;
 use axum::{Json, Router};
 use leasehold_chaincode::query::DatasetFilter;
 
@@ -22,7 +22,6 @@ use crate::{ApiError, AppState};
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/datasets", get(list).post(create))
-        .route("/v1/datasets/{id}/files/{*path}", put(crate::files::upload))
         .route("/v1/datasets/{id}", get(show).patch(update).delete(retire))
 }
 

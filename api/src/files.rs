@@ -5,7 +5,8 @@
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::Json;
+use axum::routing::put;
+use axum::{Json, Router};
 use futures::StreamExt;
 use leasehold_chaincode::keys;
 use leasehold_node::users::Role;
@@ -14,6 +15,10 @@ use utoipa::ToSchema;
 
 use crate::auth::Caller;
 use crate::{ApiError, AppState};
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/v1/datasets/{id}/files/{*path}", put(upload))
+}
 
 #[derive(Serialize, ToSchema)]
 pub struct StagedFile {

@@ -1,10 +1,15 @@
 //! Ledger endpoints: status, raw transaction submission, blocks, txs.
 
+use std::convert::Infallible;
+use std::time::Duration;
+
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use futures::Stream;
 use leasehold_chaincode::{canonical, SignedTx, TxId, Verdict};
 use leasehold_node::block::Block;
 use leasehold_node::{Status, Submission};
@@ -46,6 +51,32 @@ pub struct SubmitQuery {
 
 /// Body: the canonical encoding of a `Vec<SignedTx>`. Answers 200 when every
 /// tx committed, 202 when some are still pending.
+/// How often the status stream looks for a change.
+const STATUS_EVENTS_EVERY_MS: u64 = 1000;
+
+/// The status as it changes, as server-sent `status` events: one at once,
+/// then at most one a second, when something in it changed.
+#[utoipa::path(get, path = "/v1/status/events", responses((status = 200, description = "text/event-stream of `status` events")), security(("bearer" = ["viewer"])))]
+pub async fn status_events(
+    State(s): State<AppState>,
+    caller: Caller,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    caller.require(Role::Viewer)?;
+    let changes = futures::stream::unfold((s, None::<String>), |(s, last)| async move {
+        loop {
+            if last.is_some() {
+                tokio::time::sleep(Duration::from_millis(STATUS_EVENTS_EVERY_MS)).await;
+            }
+            let now = serde_json::to_string(&s.node.status().await).unwrap_or_default();
+            if last.as_deref() != Some(now.as_str()) {
+                let event = Event::default().event("status").data(now.clone());
+                return Some((Ok(event), (s, Some(now))));
+            }
+        }
+    });
+    Ok(Sse::new(changes).keep_alive(KeepAlive::default()))
+}
+
 #[utoipa::path(post, path = "/v1/txs", request_body(content = Vec<u8>, content_type = "application/octet-stream"), responses((status = 200, description = "every tx committed"), (status = 202, description = "some still pending")), security(("bearer" = ["member"])))]
 pub async fn submit(
     State(s): State<AppState>,

@@ -1,4 +1,5 @@
-//! The leasehold REST API, versioned under `/v1`.
+//! The leasehold REST API, versioned under `/v1`, and the data explorer
+//! page at `/` (`ui`), which uses the same routes.
 //!
 //! [`app`] builds the router over an [`AppState`]; the binary serves it on
 //! the node's configured address. Every error is `application/problem+json`.
@@ -18,6 +19,8 @@ pub mod openapi;
 mod orgs;
 mod publications;
 mod runs;
+pub mod session;
+pub mod ui;
 mod views;
 
 use std::sync::Arc;
@@ -37,12 +40,20 @@ pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 pub struct AppState {
     pub node: NodeHandle,
     pub users: Arc<UserStore>,
+    pub sessions: Arc<session::Sessions>,
+    /// Where the explorer's files come from.
+    pub ui: ui::UiFiles,
 }
 
 impl AppState {
     pub fn new(node: NodeHandle) -> Result<Self, ApiError> {
         let cfg = node.config();
-        Ok(Self { users: Arc::new(UserStore::new(&cfg.data_dir)), node })
+        Ok(Self {
+            users: Arc::new(UserStore::new(&cfg.data_dir)),
+            sessions: Default::default(),
+            ui: ui::UiFiles::Embedded,
+            node,
+        })
     }
 
     pub fn commit_wait(&self) -> Duration {
@@ -54,6 +65,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(ledger::routes())
         .merge(datasets::routes())
+        .merge(files::routes())
         .merge(leases::routes())
         .merge(admin::routes())
         .merge(membership::routes())
@@ -61,11 +73,15 @@ pub fn app(state: AppState) -> Router {
         .merge(publications::routes())
         .merge(runs::routes((state.node.config().workflow.max_bundle_mib as usize) << 20))
         .merge(openapi::routes())
+        .merge(session::routes())
+        .route("/v1/status/events", axum::routing::get(ledger::status_events))
         .route("/metrics", axum::routing::get(metrics))
+        .fallback(ui::fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(state.clone(), refuse_writes_on_a_full_disk))
         .layer(axum::middleware::map_response(error::problem_json))
         .layer(axum::middleware::from_fn_with_state(state.clone(), count_requests))
+        .layer(axum::middleware::from_fn(ui::security_headers))
         .with_state(state)
 }
 

@@ -1,6 +1,6 @@
-//! The OpenAPI 3 document, generated from the handlers, and a docs page.
+//! The OpenAPI 3 document, generated from the handlers; `/v1/docs` draws it
+//! (the explorer's `docs.html`, with no remote script).
 
-use axum::response::Html;
 use axum::routing::get;
 use axum::{Json, Router};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -105,19 +105,15 @@ fn document_problems(op: &mut utoipa::openapi::path::Operation, writes: bool) {
         crate::admin::add_user, crate::admin::list_users, crate::admin::revoke_user, crate::admin::history, crate::admin::backup, crate::files::upload, crate::membership::show, crate::membership::approve, crate::orgs::list, crate::orgs::propose, crate::orgs::approve, crate::orgs::deny, crate::orgs::withdraw,
         crate::runs::submit, crate::runs::list, crate::runs::show, crate::runs::cancel, crate::runs::logs, crate::runs::publish, crate::runs::approve_release, crate::runs::deny_release,
         crate::publications::list, crate::publications::approve, crate::publications::deny,
+        crate::session::sign_in, crate::session::show, crate::session::sign_out, crate::ledger::status_events,
     ),
     components(schemas(crate::error::Problem)),
     modifiers(&Bearer, &Problems)
 )]
 pub struct ApiDoc;
 
-const DOCS: &str = r#"<!doctype html>
-<html><head><title>leasehold API</title><meta charset="utf-8"></head>
-<body><script id="api-reference" data-url="/v1/openapi.json"></script>
-<script src="https://cdn.jsdelivr.net/npm/@scalar/api-reference"></script></body></html>"#;
-
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
-        .route("/v1/docs", get(|| async { Html(DOCS) }))
+        .route("/v1/docs", get(crate::ui::docs))
 }

@@ -5,14 +5,11 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use leasehold_chaincode::{time::rfc3339, Payload, Publication};
+use leasehold_chaincode::Payload;
 use leasehold_node::users::Role;
-use serde::Serialize;
-use utoipa::ToSchema;
 
 use crate::auth::{Caller, JsonBody};
-use crate::runs::Decision;
-use crate::views::{PolicyView, WriteView};
+use crate::views::{Decision, PublicationView, WriteView};
 use crate::{ApiError, AppState};
 
 pub fn routes() -> Router<AppState> {
@@ -20,51 +17,6 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/publications", get(list))
         .route("/v1/publications/{id}/approve", post(approve))
         .route("/v1/publications/{id}/deny", post(deny))
-}
-
-/// A derived dataset that is not on the ledger until `awaiting` approve it.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PublicationView {
-    /// The dataset id it will have.
-    pub id: String,
-    pub publisher: String,
-    pub title: String,
-    pub description: String,
-    pub tags: Vec<String>,
-    /// Who could lease it once published: what the owner approves.
-    pub policy: PolicyView,
-    pub run_id: String,
-    pub content_hash: String,
-    pub size_bytes: u64,
-    pub awaiting: Vec<String>,
-    /// The owners' words so far: `{org, approved, reason}`.
-    #[schema(value_type = Vec<Object>)]
-    pub decisions: Vec<serde_json::Value>,
-    pub requested_at: String,
-}
-
-impl From<&Publication> for PublicationView {
-    fn from(p: &Publication) -> Self {
-        let ds = &p.dataset;
-        Self {
-            id: ds.id.clone(),
-            publisher: ds.owner.clone(),
-            title: ds.spec.title.clone(),
-            description: ds.spec.description.clone(),
-            tags: ds.spec.tags.clone(),
-            policy: PolicyView::from(&ds.spec.policy),
-            run_id: ds.provenance.as_ref().map(|p| p.run_id.clone()).unwrap_or_default(),
-            content_hash: hex::encode(ds.spec.content_hash),
-            size_bytes: ds.spec.size_bytes,
-            awaiting: p.awaiting.clone(),
-            decisions: p
-                .decisions
-                .iter()
-                .map(|d| serde_json::json!({"org": d.org, "approved": d.approved, "reason": d.reason}))
-                .collect(),
-            requested_at: rfc3339(p.requested_at_ms),
-        }
-    }
 }
 
 /// Pending publications this org published or must decide.

@@ -18,8 +18,7 @@ use utoipa::IntoParams;
 
 use crate::auth::{Caller, JsonBody};
 use crate::datasets::{register, NewDataset, Source};
-use crate::publications::PublicationView;
-use crate::views::{RunView, WriteView};
+use crate::views::{Decision, PublicationView, RunView, WriteView};
 use crate::{ApiError, AppState};
 
 /// Largest workflow.yaml accepted, in bytes.
@@ -123,16 +122,6 @@ pub async fn show(s: State<AppState>, caller: Caller, Path(id): Path<String>) ->
 pub async fn cancel(s: State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<RunView>, ApiError> {
     let user = caller.require(Role::Member)?;
     Ok(Json(RunView::from(&s.node.runner().cancel(&id, &user.name)?)))
-}
-
-/// An owner's word on a compute run's outputs or a pending publication.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Decision {
-    /// Why: recorded on the ledger, where the other org reads it. A
-    /// refusal must give one.
-    #[serde(default)]
-    pub reason: String,
 }
 
 /// Releases a compute run's outputs to the org that asked for it (the

@@ -4,7 +4,7 @@
 use leasehold_chaincode::query::LineageNode;
 use leasehold_chaincode::time::rfc3339;
 use leasehold_chaincode::{
-    AccessMode, AccessPolicy, Approval, Dataset, DerivedPolicy, Lease, LogRelease, ReleasePolicy,
+    AccessMode, AccessPolicy, Approval, Dataset, DerivedPolicy, Lease, LogRelease, Publication, ReleasePolicy,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -377,4 +377,59 @@ impl From<&leasehold_workflow::live::RunRecord> for RunView {
                 .collect(),
         }
     }
+}
+
+/// A derived dataset that is not on the ledger until `awaiting` approve it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PublicationView {
+    /// The dataset id it will have.
+    pub id: String,
+    pub publisher: String,
+    pub title: String,
+    pub description: String,
+    pub tags: Vec<String>,
+    /// Who could lease it once published: what the owner approves.
+    pub policy: PolicyView,
+    pub run_id: String,
+    pub content_hash: String,
+    pub size_bytes: u64,
+    pub awaiting: Vec<String>,
+    /// The owners' words so far: `{org, approved, reason}`.
+    #[schema(value_type = Vec<Object>)]
+    pub decisions: Vec<serde_json::Value>,
+    pub requested_at: String,
+}
+
+impl From<&Publication> for PublicationView {
+    fn from(p: &Publication) -> Self {
+        let ds = &p.dataset;
+        Self {
+            id: ds.id.clone(),
+            publisher: ds.owner.clone(),
+            title: ds.spec.title.clone(),
+            description: ds.spec.description.clone(),
+            tags: ds.spec.tags.clone(),
+            policy: PolicyView::from(&ds.spec.policy),
+            run_id: ds.provenance.as_ref().map(|p| p.run_id.clone()).unwrap_or_default(),
+            content_hash: hex::encode(ds.spec.content_hash),
+            size_bytes: ds.spec.size_bytes,
+            awaiting: p.awaiting.clone(),
+            decisions: p
+                .decisions
+                .iter()
+                .map(|d| serde_json::json!({"org": d.org, "approved": d.approved, "reason": d.reason}))
+                .collect(),
+            requested_at: rfc3339(p.requested_at_ms),
+        }
+    }
+}
+
+/// An owner's word on a compute run's outputs or a pending publication.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Decision {
+    /// Why: recorded on the ledger, where the other org reads it. A
+    /// refusal must give one.
+    #[serde(default)]
+    pub reason: String,
 }

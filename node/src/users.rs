@@ -74,14 +74,19 @@ impl UserStore {
 
     /// The user a bearer token belongs to.
     pub fn authenticate(&self, token: &str) -> Result<Option<User>> {
+        self.by_token_hash(&hash(token))
+    }
+
+    /// The user whose token hashes to `token_sha256`: a browser session
+    /// holds only that, so revoking the user ends the session too.
+    pub fn by_token_hash(&self, token_sha256: &str) -> Result<Option<User>> {
         use std::os::unix::fs::MetadataExt;
         let mtime = fs::metadata(&self.path).and_then(|m| Ok((m.modified()?, m.ino(), m.size(), m.ctime_nsec()))).ok();
         let mut cache = self.cache.lock().expect("users lock");
         if cache.0 != mtime || mtime.is_none() {
             *cache = (mtime, self.load()?);
         }
-        let h = hash(token);
-        Ok(cache.1.iter().find(|u| u.token_sha256 == h).cloned())
+        Ok(cache.1.iter().find(|u| u.token_sha256 == token_sha256).cloned())
     }
 
     /// Adds a user and returns its token, which is not stored anywhere.
