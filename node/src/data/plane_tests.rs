@@ -9,6 +9,7 @@ use leasehold_network::PeerId;
 
 use super::{DataReply, DataRequest, Owner, CHUNK_BYTES};
 use crate::data::DataDirs;
+use crate::wire::data::DataRefusal;
 use leasehold_files::Manifest;
 
 #[path = "../../../chaincode/tests/common/mod.rs"]
@@ -50,7 +51,7 @@ impl Fixture {
         Self { net, data, peers, nodes, expires_ms: T0 + 2_000 + 600_000 }
     }
 
-    fn serve(&self, at_ms: i64, from: PeerId, req: DataRequest) -> Result<DataReply, String> {
+    fn serve(&self, at_ms: i64, from: PeerId, req: DataRequest) -> Result<DataReply, DataRefusal> {
         let owner = Owner {
             org: "org1",
             state: &self.net.state,
@@ -58,11 +59,11 @@ impl Fixture {
             org_of_peer: &self.peers,
             manifests: &Default::default(),
         };
-        owner.serve(at_ms, from, req).map_err(|e| e.to_string())
+        owner.serve(at_ms, from, req)
     }
 
     /// A chunk's bytes, or why it was refused.
-    fn chunk(&self, at_ms: i64, from: PeerId, offset: u64) -> Result<Vec<u8>, String> {
+    fn chunk(&self, at_ms: i64, from: PeerId, offset: u64) -> Result<Vec<u8>, DataRefusal> {
         let req = DataRequest::Chunk { lease_id: "L1".into(), path: "big.bin".into(), offset, len: u64::MAX };
         match self.serve(at_ms, from, req)? {
             DataReply::Chunk(bytes) => Ok(bytes),
@@ -74,7 +75,7 @@ impl Fixture {
     fn refusal(&self, at_ms: i64, from: PeerId, offset: u64) -> String {
         match self.chunk(at_ms, from, offset) {
             Ok(bytes) => panic!("served {} bytes", bytes.len()),
-            Err(reason) => reason,
+            Err(reason) => reason.to_string(),
         }
     }
 }
@@ -127,7 +128,7 @@ fn a_transfer_stops_at_the_first_chunk_asked_for_after_expiry() {
     assert_eq!(f.chunk(f.expires_ms - 1, org2, 0).map(|b| b.len()), Ok(CHUNK_BYTES as usize), "served up to the end");
     let err = f.refusal(f.expires_ms, org2, CHUNK_BYTES);
     assert!(err.starts_with("lease L1 expired at"), "{err}");
-    let err = f.serve(f.expires_ms, org2, DataRequest::Manifest { lease_id: "L1".into() }).unwrap_err();
+    let err = f.serve(f.expires_ms, org2, DataRequest::Manifest { lease_id: "L1".into() }).unwrap_err().to_string();
     assert!(err.starts_with("lease L1 expired at"), "{err}");
 }
 
