@@ -164,7 +164,7 @@ pub async fn show(s: State<AppState>, headers: HeaderMap, caller: Caller) -> Jso
 }
 
 /// Ends the browser's session (a write: it needs the CSRF token).
-#[utoipa::path(delete, path = "/v1/session", responses((status = 204), (status = 401, body = crate::error::Problem)))]
+#[utoipa::path(delete, path = "/v1/session", responses((status = 204), (status = 401, body = crate::error::Problem)), security(("bearer" = ["viewer"])))]
 pub async fn sign_out(s: State<AppState>, headers: HeaderMap, _caller: Caller) -> Response {
     if let Some(id) = cookie(&headers) {
         s.sessions.close(id);

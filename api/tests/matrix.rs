@@ -137,6 +137,17 @@ async fn every_operation_by_every_role() {
     let (code, _) = call(&o1.app, "GET", "/v1/docs", None, None).await;
     assert_eq!(code, 200, "the docs page is public, like the document");
 
+    // Browser sessions: signing in takes a token in the body; the session's
+    // own cookie and CSRF rules are in explorer.rs.
+    let signed_in =
+        m.op(0, "POST", "/v1/session", "/v1/session", Some(&json!({"token": o1.admin}).to_string()), 201).await;
+    assert_eq!(signed_in["role"], "admin", "{signed_in}");
+    let me = m.op(0, "GET", "/v1/session", "/v1/session", None, 200).await;
+    assert_eq!((me["org"].as_str(), me["csrf"].as_str()), (Some("org1"), None), "a bearer token has no CSRF token");
+    m.op(0, "DELETE", "/v1/session", "/v1/session", None, 204).await;
+    // A stream that never ends: its roles are checked in explorer.rs.
+    m.called.insert(("get".into(), "/v1/status/events".into()));
+
     // Datasets: org1 stages a file, registers, updates; everyone reads.
     let f = m.op(0, "PUT", "/v1/datasets/{id}/files/{path}", "/v1/datasets/iris/files/a.csv", Some("1,2\n"), 201).await;
     assert_eq!(f["size_bytes"], 4);
