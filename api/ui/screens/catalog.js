@@ -71,7 +71,10 @@ function Lineage({ nodes }) {
     <${Link} to=${`/datasets/${enc(n.dataset)}`}>${n.title}<//> <span class="muted">v${n.version} by ${n.owner}</span>
     ${n.run_id && html` ← run <${Link} to=${`/runs/${enc(n.run_id)}`}>${n.run_id}<//>
       <span class="muted">workflow ${short(n.workflow_hash)}</span>`}
-    ${n.inputs.length > 0 && html` ← inputs: ${n.inputs.map((i, k) => html`${k ? ', ' : ''}<${Link} to=${`/datasets/${enc(i)}`}>${i}<//>`)}`}
+    ${n.inputs.length > 0 && html` ← inputs: ${n.inputs.map((input, k) => {
+      const [id, version] = input.split('@');
+      return html`${k ? ', ' : ''}<${Link} to=${`/datasets/${enc(id)}`}>${id}<//> <span class="muted">v${version}</span>`;
+    })}`}
   </li>`)}</ol>`;
 }
 
@@ -118,7 +121,9 @@ function RequestLease({ ds, done }) {
 export function DatasetPage({ me, id }) {
   const detail = useLoad(() => get(`/v1/datasets/${enc(id)}`), [id]);
   const leases = useLoad(() => get(`/v1/leases${query({ dataset: id })}`), [id]);
-  return html`<${Loaded} state=${detail}>${({ dataset: ds, versions, lineage }) => {
+  // The dataset's own fields come flattened, next to its versions and lineage.
+  return html`<${Loaded} state=${detail}>${(ds) => {
+    const { versions, lineage } = ds;
     const mine = (leases.data || []).filter((l) => l.lessee === me.org);
     const active = mine.find((l) => l.status === 'active');
     const canRequest = atLeast(me, 'member') && ds.owner !== me.org && !ds.retired && ds.policy.allowed_orgs.includes(me.org);
