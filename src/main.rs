@@ -89,7 +89,7 @@ fn run() -> anyhow::Result<()> {
             println!("{} signed {}; signatures in {}", cfg.org, genesis.display(), sigs.display());
             Ok(())
         }
-        Command::Start { config, verify } => rt.block_on(start(&config, verify)),
+        Command::Start { config, verify, ui_dir } => rt.block_on(start(&config, verify, ui_dir)),
         Command::Verify { data_dir } => {
             let v = leasehold_node::ledger::verify::verify(&data_dir)?;
             let versions = leasehold_node::backup::check_files(&data_dir)?;
@@ -231,7 +231,7 @@ async fn org(command: OrgCommand) -> anyhow::Result<()> {
     }
 }
 
-async fn start(config: &Path, verify: bool) -> anyhow::Result<()> {
+async fn start(config: &Path, verify: bool, ui_dir: Option<std::path::PathBuf>) -> anyhow::Result<()> {
     let cfg = NodeConfig::load(config)?;
     if verify && cfg.data_dir.join("ledger").exists() {
         let v = leasehold_node::ledger::verify::verify(&cfg.data_dir).map_err(|e| leasehold_node::corrupt(&cfg, e))?;
@@ -242,7 +242,11 @@ async fn start(config: &Path, verify: bool) -> anyhow::Result<()> {
         .with_context(|| format!("binding the API address {}", cfg.api_listen))?;
     let (node, tasks) = leasehold_node::start(cfg.clone()).await?;
     println!("leasehold node {} up: api http://{} p2p {}", cfg.org, listener.local_addr()?, cfg.p2p_listen);
-    let state = leasehold_api::AppState::new(node.clone())?;
+    let mut state = leasehold_api::AppState::new(node.clone())?;
+    if let Some(dir) = ui_dir {
+        anyhow::ensure!(dir.join("index.html").is_file(), "--ui-dir {}: no index.html there", dir.display());
+        state.ui = leasehold_api::ui::UiFiles::Dir(dir);
+    }
     let rotated = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stop = {
         let (node, rotated) = (node.clone(), rotated.clone());

@@ -186,7 +186,7 @@ async fn the_whole_story_clicked_through_in_a_real_browser() {
     c.click("ol.lineage", "visits").await;
     c.wait_text("main h1", "Clinic visits 2026").await;
 
-    the_pages_of_every_screen(&a, &c, &run).await;
+    the_pages_of_every_screen(&a, &c).await;
     a_viewer_sees_no_write_button(&driver, &net, &viewer3).await;
     a_write_without_the_csrf_token_is_refused(&b, &net).await;
 
@@ -212,7 +212,7 @@ async fn the_whole_story_clicked_through_in_a_real_browser() {
 }
 
 /// Screens not covered by the story, shot for docs/UI.md.
-async fn the_pages_of_every_screen(a: &Page, c: &Page, run: &str) {
+async fn the_pages_of_every_screen(a: &Page, c: &Page) {
     a.goto("/").await;
     a.wait("#height").await;
     a.wait("table.peers").await;
@@ -221,14 +221,18 @@ async fn the_pages_of_every_screen(a: &Page, c: &Page, run: &str) {
     a.wait_text("table.leases", "visits").await;
     a.shot("leases").await;
     a.goto("/ledger").await;
-    a.wait("main table").await;
+    a.wait_text("main table a", "#1").await;
     a.shot("ledger").await;
-    a.goto("/ledger/1").await;
-    a.wait("main h1").await;
+    a.click("main table", "#2").await;
+    a.wait_text("main h1", "Block #2").await;
+    a.wait_text("main table", "org3").await;
     a.shot("block").await;
-    a.goto("/search?q=visits").await;
-    a.wait_text("main", "visits").await;
+    // The header's search: words find datasets; an id goes to its page.
+    a.search("clinic").await;
+    a.wait_text("ul.matches", "Clinic visits 2026").await;
     a.shot("search").await;
+    a.search("3").await;
+    a.wait_text("main h1", "Block #3").await;
     a.goto("/orgs").await;
     a.wait_text("main table", "org3").await;
     a.shot("orgs").await;
@@ -244,7 +248,6 @@ async fn the_pages_of_every_screen(a: &Page, c: &Page, run: &str) {
     c.wait_text("#operations", "Operations (").await;
     c.wait_text("section code", "/v1/datasets").await;
     c.shot("docs").await;
-    let _ = run;
 }
 
 /// org3's viewer may read every screen and sees no button that writes.

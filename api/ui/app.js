@@ -3,7 +3,7 @@
 
 import { html, render, useState, useEffect } from './vendor/htm-preact.js';
 import { api, get, onSignedOut, setCsrf } from './api.js';
-import { ErrorBox, Link, navigate, useLocation } from './ui.js';
+import { ErrorBox, Link, follow, navigate, useLocation } from './ui.js';
 import { Overview } from './screens/overview.js';
 import { Catalog, DatasetPage } from './screens/catalog.js';
 import { Leases, Inbox } from './screens/leases.js';
@@ -40,11 +40,7 @@ function SignIn({ onIn }) {
 /** Follows the node's status as it changes (server-sent events). */
 function useStatus() {
   const [status, setStatus] = useState(null);
-  useEffect(() => {
-    const events = new EventSource('/v1/status/events');
-    events.addEventListener('status', (e) => setStatus(JSON.parse(e.data)));
-    return () => events.close();
-  }, []);
+  useEffect(() => follow('/v1/status/events', { status: (e) => setStatus(JSON.parse(e.data)) }), []);
   return status;
 }
 

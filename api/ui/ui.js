@@ -108,3 +108,32 @@ export const atLeast = (me, role) => ROLES.indexOf(me.role) >= ROLES.indexOf(rol
 export function Status({ value }) {
   return html`<span class=${`status s-${value}`}>${value}</span>`;
 }
+
+/**
+ * Follows a server-sent event stream: `listeners` maps event names to
+ * handlers. The stream is closed when the page is hidden (a page kept in
+ * the back/forward cache would otherwise hold its connection, and a
+ * browser opens only six to one node) and opened again, after `reset()`,
+ * if the page comes back. Returns the function that closes it for good.
+ */
+export function follow(url, listeners, reset = () => {}) {
+  let events = null;
+  const open = () => {
+    events = new EventSource(url);
+    for (const [name, f] of Object.entries(listeners)) events.addEventListener(name, f);
+  };
+  const hide = () => events.close();
+  const show = (e) => {
+    if (!e.persisted) return;
+    reset();
+    open();
+  };
+  open();
+  window.addEventListener('pagehide', hide);
+  window.addEventListener('pageshow', show);
+  return () => {
+    events.close();
+    window.removeEventListener('pagehide', hide);
+    window.removeEventListener('pageshow', show);
+  };
+}

@@ -52,6 +52,10 @@ pub enum Command {
         /// Replay the whole chain before starting, not only the last blocks.
         #[arg(long)]
         verify: bool,
+        /// Serve the web explorer's files from this directory (`api/ui`)
+        /// instead of those built into the binary: edit, then reload.
+        #[arg(long)]
+        ui_dir: Option<PathBuf>,
     },
     /// Re-check a stopped node's chain offline: hashes, signatures, state roots.
     Verify {

@@ -182,8 +182,19 @@ impl Page {
     /// Replaces what the field matching `css` holds with `value`.
     pub async fn fill(&self, css: &str, value: &str) {
         let e = self.wait(css).await;
-        e.clear().await.expect("clear");
+        // Select all and delete, as a person would: WebDriver's clear sets
+        // the value without the input event the page's state follows.
+        e.send_keys("\u{E009}a\u{E000}\u{E003}").await.expect("select all and delete");
         e.send_keys(value).await.expect("type");
+        let now = e.prop("value").await.expect("the field's value");
+        assert_eq!(now.as_deref(), Some(value), "`{css}` holds something else than what was typed");
+    }
+
+    /// Types `text` into the header's search box and presses Enter.
+    pub async fn search(&self, text: &str) {
+        const BOX: &str = "header input[aria-label=Search]";
+        self.fill(BOX, text).await;
+        self.wait(BOX).await.send_keys("\u{E007}").await.expect("press Enter");
     }
 
     /// Answers the dialog the last click opened: typing `text` into a

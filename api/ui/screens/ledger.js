@@ -9,7 +9,11 @@ import { Link, Loaded, navigate, useLoad } from '../ui.js';
 const PAGE = 20;
 
 export function Ledger({ status, params }) {
-  const head = status ? status.height : 0;
+  if (!status && !params.get('to')) return html`<p class="loading">Waiting for the node's status…</p>`;
+  return html`<${Blocks} head=${status ? status.height : Number(params.get('to'))} params=${params} />`;
+}
+
+function Blocks({ head, params }) {
   const upTo = Number(params.get('to')) || head;
   const from = Math.max(1, upTo - PAGE + 1);
   const blocks = useLoad(() => (upTo ? get(`/v1/blocks${query({ from, limit: upTo - from + 1 })}`) : Promise.resolve([])), [from, upTo]);
@@ -91,6 +95,17 @@ export function Search({ q }) {
   }, [q]);
   if (!q) return html`<p>Type a dataset id, lease id, run id, tx id or block height in the search box.</p>`;
   if (!none) return html`<p class="loading">Looking for ${q}…</p>`;
-  return html`<section><h1>Nothing named ${q}</h1>
-    <p>No block, transaction, dataset, lease or run has that id. <${Link} to=${`/datasets`}>Search the catalog<//> by words instead.</p></section>`;
+  return html`<${Matches} q=${q} />`;
+}
+
+/** No id matched: the datasets whose title, description or tags do. */
+function Matches({ q }) {
+  const found = useLoad(() => get(`/v1/datasets${query({ q, limit: 50 })}`), [q]);
+  return html`<section><h1>Datasets matching “${q}”</h1>
+    <p class="muted">No block, transaction, dataset, lease or run has this id; these datasets mention it.</p>
+    <${Loaded} state=${found}>${(page) => (page.items.length === 0
+      ? html`<p class="muted">None.</p>`
+      : html`<ul class="matches">${page.items.map((d) => html`<li>
+          <${Link} to=${`/datasets/${enc(d.id)}`}>${d.title}<//> <span class="muted">${d.id} by ${d.owner}</span></li>`)}</ul>`)}<//>
+  </section>`;
 }

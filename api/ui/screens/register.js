@@ -20,13 +20,14 @@ function parse(field, text) {
 }
 
 export function Register({ me }) {
-  const [f, setF] = useState({ title: '', id: '', description: '', tags: '', orgs: '', hours: 24, approval: 'owner',
+  const [f, setF] = useState({ title: '', id: null, description: '', tags: '', orgs: '', hours: 24, approval: 'owner',
     access: 'files', pub: '{}', priv: '{}' });
   const [files, setFiles] = useState([]);
   const [progress, setProgress] = useState('');
   const [error, setError] = useState(null);
   const set = (k) => (e) => setF({ ...f, [k]: e.target.value });
-  const id = f.id || slug(f.title);
+  // The id follows the title until the user edits it (even to empty).
+  const id = f.id === null ? slug(f.title) : f.id;
   const submit = async (e) => {
     e.preventDefault();
     setError(null);

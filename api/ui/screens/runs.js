@@ -4,7 +4,7 @@
 
 import { html, useState, useEffect, useRef } from '../vendor/htm-preact.js';
 import { get, post, send, query, enc, short } from '../api.js';
-import { Action, ErrorBox, Link, Loaded, Status, atLeast, navigate, useLoad } from '../ui.js';
+import { Action, ErrorBox, Link, Loaded, Status, atLeast, follow, navigate, useLoad } from '../ui.js';
 import { tarOf } from '../tar.js';
 
 const PAGE = 50;
@@ -93,9 +93,8 @@ function Log({ id, onEnd }) {
   const [lines, setLines] = useState([]);
   const [top, setTop] = useState(0);
   const box = useRef(null);
-  const follow = useRef(true);
+  const atBottom = useRef(true);
   useEffect(() => {
-    const events = new EventSource(`/v1/runs/${enc(id)}/logs`);
     let pending = [];
     const flush = setInterval(() => {
       if (!pending.length) return;
@@ -103,22 +102,30 @@ function Log({ id, onEnd }) {
       pending = [];
       setLines((old) => old.concat(add).slice(-MAX_LINES));
     }, 200);
-    events.addEventListener('log', (e) => pending.push(JSON.parse(e.data)));
-    events.addEventListener('end', (e) => {
-      events.close();
-      onEnd(JSON.parse(e.data));
-    });
+    // The stream starts from the log's first line: a page that comes back
+    // from the back/forward cache starts over.
+    const restart = () => {
+      pending = [];
+      setLines([]);
+    };
+    const close = follow(`/v1/runs/${enc(id)}/logs`, {
+      log: (e) => pending.push(JSON.parse(e.data)),
+      end: (e) => {
+        close();
+        onEnd(JSON.parse(e.data));
+      },
+    }, restart);
     return () => {
       clearInterval(flush);
-      events.close();
+      close();
     };
   }, [id]);
   useEffect(() => {
-    if (follow.current && box.current) box.current.scrollTop = box.current.scrollHeight;
+    if (atBottom.current && box.current) box.current.scrollTop = box.current.scrollHeight;
   }, [lines.length]);
   const scrolled = (e) => {
     const el = e.target;
-    follow.current = el.scrollTop + el.clientHeight >= el.scrollHeight - LINE_PX;
+    atBottom.current = el.scrollTop + el.clientHeight >= el.scrollHeight - LINE_PX;
     setTop(el.scrollTop);
   };
   const first = Math.max(0, Math.floor(top / LINE_PX) - 5);
