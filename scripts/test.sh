@@ -6,6 +6,10 @@ cd "$(dirname "$0")/.."
 # shellcheck source=lib/common.sh
 source scripts/lib/common.sh
 ensure_deps
+# The explorer's test drives Debian's Chromium through its chromedriver
+# (tests/explorer.rs); here it must run, never skip.
+[ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] || apt_install chromium chromium-driver
+export LEASEHOLD_REQUIRE_BROWSER=1
 
 # Release mode: the same build as scripts/testnet-up.sh, so RocksDB's C++ is
 # compiled once, and the multi-node tests run at realistic speed.

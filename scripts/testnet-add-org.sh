@@ -69,4 +69,9 @@ if ! { [ -f "$O/pid" ] && kill -0 "$(cat "$O/pid")" 2>/dev/null; }; then
 fi
 log "org4's node catches up and becomes a voter..."
 wait_until 120 "org4 becoming a raft voter" voter
+orgs=()
+for d in "$NET"/org*/; do [ -f "$d/node.toml" ] && orgs+=("$(basename "$d")"); done
+write_network_json "$NET" "${orgs[@]}"
 echo "org4 is a member and a raft voter: $(api_url org4)   stop: scripts/testnet-down.sh"
+print_explorer "$NET" org4
+echo "details: $NET/network.json"

@@ -123,25 +123,7 @@ except Exception: print("none")')$'\n'
   sleep 0.5
 done
 
-python3 - "$NET" "${ORGS[@]}" <<'PY'
-import json, os, re, sys
-net, orgs = sys.argv[1], sys.argv[2:]
-out = []
-for o in orgs:
-    cfg = open(f"{net}/{o}/node.toml").read()
-    api = re.search(r'^api_listen = "(.*)"', cfg, re.M).group(1)
-    tok = f"{net}/{o}/admin.token"
-    out.append({
-        "org": o,
-        "api_url": f"http://{api}",
-        "data_dir": os.path.abspath(f"{net}/{o}/data"),
-        "config": os.path.abspath(f"{net}/{o}/node.toml"),
-        "log": os.path.abspath(f"{net}/{o}/node.log"),
-        "pid": int(open(f"{net}/{o}/pid").read()),
-        "admin_token_file": os.path.abspath(tok) if os.path.exists(tok) else None,
-    })
-json.dump({"orgs": out}, open(f"{net}/network.json", "w"), indent=2)
-PY
+write_network_json "$NET" "${ORGS[@]}"
 
 where="on loopback"
 [ "$netns" -eq 0 ] || where="each in its own network namespace ($(netns_name 0)…), bridged to this host"
@@ -149,6 +131,8 @@ echo "three organisations are up, $where, and agree on the head:"
 for o in "${ORGS[@]}"; do
   echo "  $o  $(api_url "$o")   status: $BIN status --url $(api_url "$o")"
 done
+echo "the web explorer of each org (one browser profile per org: they share the host, so they would share cookies):"
+for o in "${ORGS[@]}"; do print_explorer "$NET" "$o"; done
 echo "details: $NET/network.json   stop: scripts/testnet-down.sh"
 
 if [ "$demo" -eq 1 ]; then

@@ -64,3 +64,43 @@ reserve_ports() {
   log "found only ${#PORTS[@]} free ports below $low"
   return 1
 }
+
+# Writes $1/network.json: every org of the testnet in $1 (the rest of the
+# arguments) with its API and explorer URLs, files and pid.
+write_network_json() {
+  python3 - "$@" <<'PY'
+import json, os, re, sys
+net, orgs = sys.argv[1], sys.argv[2:]
+out = []
+for o in orgs:
+    cfg = open(f"{net}/{o}/node.toml").read()
+    api = re.search(r'^api_listen = "(.*)"', cfg, re.M).group(1)
+    tok = f"{net}/{o}/admin.token"
+    pid = f"{net}/{o}/pid"
+    out.append({
+        "org": o,
+        "api_url": f"http://{api}",
+        "explorer_url": f"http://{api}/",
+        "data_dir": os.path.abspath(f"{net}/{o}/data"),
+        "config": os.path.abspath(f"{net}/{o}/node.toml"),
+        "log": os.path.abspath(f"{net}/{o}/node.log"),
+        "pid": int(open(pid).read()) if os.path.exists(pid) else None,
+        "admin_token_file": os.path.abspath(tok) if os.path.exists(tok) else None,
+    })
+tmp = f"{net}/network.json.tmp"
+with open(tmp, "w") as f:
+    json.dump({"orgs": out}, f, indent=2)
+    f.flush()
+    os.fsync(f.fileno())
+os.replace(tmp, f"{net}/network.json")
+PY
+}
+
+# Prints how to open org $2's explorer in testnet $1, and the token that
+# signs its admin in.
+print_explorer() {
+  local url token
+  url=$(sed -n 's/^api_listen = "\(.*\)"/http:\/\/\1\//p' "$1/$2/node.toml")
+  token=$(cat "$1/$2/admin.token" 2>/dev/null || echo "(no $1/$2/admin.token)")
+  echo "  $2  explorer $url   sign in with $token"
+}
