@@ -20,6 +20,7 @@ mod orgs;
 mod publications;
 mod runs;
 pub mod session;
+pub mod signin;
 pub mod ui;
 mod views;
 
@@ -73,7 +74,7 @@ pub fn app(state: AppState) -> Router {
         .merge(publications::routes())
         .merge(runs::routes((state.node.config().workflow.max_bundle_mib as usize) << 20))
         .merge(openapi::routes())
-        .merge(session::routes())
+        .merge(signin::routes())
         .route("/v1/status/events", axum::routing::get(ledger::status_events))
         .route("/metrics", axum::routing::get(metrics))
         .fallback(ui::fallback)

@@ -105,7 +105,7 @@ fn document_problems(op: &mut utoipa::openapi::path::Operation, writes: bool) {
         crate::admin::add_user, crate::admin::list_users, crate::admin::revoke_user, crate::admin::history, crate::admin::backup, crate::files::upload, crate::membership::show, crate::membership::approve, crate::orgs::list, crate::orgs::propose, crate::orgs::approve, crate::orgs::deny, crate::orgs::withdraw,
         crate::runs::submit, crate::runs::list, crate::runs::show, crate::runs::cancel, crate::runs::logs, crate::runs::publish, crate::runs::approve_release, crate::runs::deny_release,
         crate::publications::list, crate::publications::approve, crate::publications::deny,
-        crate::session::sign_in, crate::session::show, crate::session::sign_out, crate::ledger::status_events,
+        crate::signin::sign_in, crate::signin::show, crate::signin::sign_out, crate::ledger::status_events,
     ),
     components(schemas(crate::error::Problem)),
     modifiers(&Bearer, &Problems)

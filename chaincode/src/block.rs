@@ -5,18 +5,9 @@ use std::collections::HashMap;
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
-use crate::apply::{apply_verified, Event};
-use crate::{ChaincodeError, Commitment, Genesis, OrgId, Overlay, Result, SignedTx, StateRead, TxId, WriteSet};
-
-/// What the chaincode knows of the block a transaction is in.
-#[derive(Debug, Clone)]
-pub struct BlockCtx<'a> {
-    pub genesis: &'a Genesis,
-    pub height: u64,
-    /// The block's timestamp; the only clock the chaincode sees.
-    pub time_ms: i64,
-    pub proposer: OrgId,
-}
+use crate::apply::apply_verified;
+use crate::ctx::{BlockCtx, Event};
+use crate::{ChaincodeError, Commitment, Genesis, Overlay, Result, SignedTx, StateRead, TxId, WriteSet};
 
 /// One transaction's verdict, recorded in the block like Fabric's validity bitmap.
 #[derive(Debug, Clone, PartialEq, Eq)]

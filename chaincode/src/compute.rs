@@ -5,7 +5,8 @@
 //! runs it, and decides, under the dataset's release policy, whether its
 //! outputs may leave.
 
-use crate::apply::{load_dataset, Event, TxCtx};
+use crate::catalog::load_dataset;
+use crate::ctx::{Event, TxCtx};
 use crate::run::{load, store};
 use crate::{
     keys, lease, ChaincodeError, ComputeRunRequest, DatasetRef, Hash32, Lease, LeaseStatus, Release, Result, Run,

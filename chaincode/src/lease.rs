@@ -1,6 +1,7 @@
 //! Lease rules: request, grant, deny, release, revoke, extend, audit.
 
-use crate::apply::{load_dataset, Event, TxCtx};
+use crate::catalog::load_dataset;
+use crate::ctx::{Event, TxCtx};
 use crate::time::rfc3339;
 use crate::{
     keys, AccessRecord, Approval, ChaincodeError, Dataset, Lease, LeaseState, LeaseStatus, Result, State, StateRead,

@@ -12,8 +12,11 @@
 mod apply;
 mod block;
 pub mod canonical;
+mod catalog;
 mod commitment;
 mod compute;
+mod ctx;
+mod dataset;
 mod error;
 pub mod keys;
 mod lease;
@@ -27,9 +30,10 @@ pub mod time;
 mod tx;
 mod types;
 
-pub use apply::{apply, Event};
-pub use block::{apply_block, verify_signatures, BlockCtx, BlockOutcome, TxOutcome, Verdict};
+pub use apply::apply;
+pub use block::{apply_block, verify_signatures, BlockOutcome, TxOutcome, Verdict};
 pub use commitment::{Commitment, StateRoot, COMMITMENT_BYTES};
+pub use ctx::{BlockCtx, Event};
 pub use error::ChaincodeError;
 pub use state::{MemState, Overlay, State, StateRead, WriteSet};
 pub use tx::{Payload, SignedTx, TxBody, TxId};

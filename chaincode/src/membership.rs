@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::apply::{Event, TxCtx};
+use crate::ctx::{Event, TxCtx};
 use crate::{keys, ChaincodeError, Genesis, OrgId, Result, State, StateRead};
 
 const VOTERS: &[u8] = b"cfg/voters";

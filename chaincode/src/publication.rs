@@ -6,7 +6,8 @@
 
 use std::collections::BTreeSet;
 
-use crate::apply::{publish, Event, TxCtx};
+use crate::catalog::publish;
+use crate::ctx::{Event, TxCtx};
 use crate::run::{input_policies, provenance_for};
 use crate::{
     keys, ChaincodeError, Dataset, DatasetRef, DatasetSpec, DerivedPolicy, Provenance, Publication,
@@ -22,7 +23,7 @@ pub(crate) fn approvers(state: &impl StateRead, publisher: &str, inputs: &[Datas
     let mut orgs = BTreeSet::new();
     for input in inputs {
         if input_policies(state, publisher, input)?.contains(&DerivedPolicy::OwnerApproval) {
-            orgs.insert(crate::apply::load_dataset(state, &input.id)?.owner);
+            orgs.insert(crate::catalog::load_dataset(state, &input.id)?.owner);
         }
     }
     Ok(orgs.into_iter().collect())

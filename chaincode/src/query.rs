@@ -231,7 +231,7 @@ pub fn lineage(state: &impl StateRead, id: &str) -> Result<Vec<LineageNode>> {
 /// compute-only, so a later version read as files opens no earlier one.
 /// The owner's node asks at every request.
 pub fn files_served(state: &impl StateRead, dataset: &str, version: Option<u32>) -> Result<()> {
-    let current = crate::apply::load_dataset(state, dataset)?;
+    let current = crate::catalog::load_dataset(state, dataset)?;
     let leased: Option<Dataset> = match version {
         Some(v) => keys::get(state, &keys::dataset_version(dataset, v))?,
         None => None,

@@ -18,7 +18,7 @@
 use ed25519_dalek::{Signature, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
-use crate::apply::{Event, TxCtx};
+use crate::ctx::{Event, TxCtx};
 use crate::time::TimeMs;
 use crate::{canonical, keys, ChaincodeError, Genesis, LeaseState, LeaseStatus, OrgId, OrgInfo, Result, State};
 use crate::{Lease, StateRead};

@@ -1,6 +1,7 @@
 //! Workflow runs and the provenance of what they publish.
 
-use crate::apply::{load_dataset, Event, TxCtx};
+use crate::catalog::load_dataset;
+use crate::ctx::{Event, TxCtx};
 use crate::{
     keys, lease, ChaincodeError, Dataset, DatasetRef, DerivedPolicy, Hash32, Provenance, Result, Run, RunStatus, State,
     StateRead,
