@@ -118,7 +118,7 @@ async fn lessee_runs(b: &Page, wf: &std::path::Path) -> String {
     b.wait_text(".log", "counted wards").await;
     let done = b.client.find_all(fantoccini::Locator::Css("svg.dag g.job.s-succeeded")).await.unwrap();
     assert_eq!(done.len(), 2, "both jobs drawn as succeeded");
-    b.shot("run").await;
+    b.shot_at("run", "svg.dag").await;
     b.path().await.trim_start_matches("/runs/").to_string()
 }
 
@@ -159,7 +159,7 @@ async fn the_whole_story_clicked_through_in_a_real_browser() {
     b.wait_text("#private-pane .countdown", " s").await;
     b.click("#private-pane", "Read it from org1's node").await;
     b.wait_text("#private-pane pre", "north wing").await;
-    b.shot("dataset-lessee").await;
+    b.shot_at("dataset-lessee", "#private-pane").await;
 
     // org2 uploads a workflow directory and follows it to the end.
     let wf = workflow_dir(dir.path(), &lease);
@@ -182,7 +182,7 @@ async fn the_whole_story_clicked_through_in_a_real_browser() {
     c.sign_in(&net.nodes[2].token).await;
     c.goto(&format!("/datasets/{published}")).await;
     c.wait_text("ol.lineage", &run).await;
-    c.shot("lineage").await;
+    c.shot_at("lineage", "ol.lineage").await;
     c.click("ol.lineage", "visits").await;
     c.wait_text("main h1", "Clinic visits 2026").await;
 
@@ -199,7 +199,7 @@ async fn the_whole_story_clicked_through_in_a_real_browser() {
     assert_eq!(marker, json!(1));
     b.wait_text_for("#private-pane.ended", "The lease ended", Duration::from_millis(left_ms + 15_000)).await;
     assert_eq!(b.js("return document.body.dataset.unreloaded").await, json!("yes"), "the page was reloaded");
-    b.shot("lease-ended").await;
+    b.shot_at("lease-ended", "#private-pane").await;
 
     compute_release_from_the_inbox(&net, &a, &b).await;
     overview_render_and_first_load(&mut a, first_load).await;

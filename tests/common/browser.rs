@@ -245,6 +245,14 @@ impl Page {
         std::fs::write(self.shots.join(format!("{name}.png")), png).expect("write the screenshot");
     }
 
+    /// Scrolls the first element matching `css` to the middle of the
+    /// window, then writes the screenshot.
+    pub async fn shot_at(&self, name: &str, css: &str) {
+        let script = format!("document.querySelector({}).scrollIntoView({{block: 'center'}})", json!(css));
+        self.js(&script).await;
+        self.shot(name).await;
+    }
+
     /// Moves what the browser logged about the network since the last call
     /// into `network`; returns how many events came.
     pub async fn drain_network(&mut self) -> usize {
