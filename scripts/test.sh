@@ -7,8 +7,12 @@ cd "$(dirname "$0")/.."
 source scripts/lib/common.sh
 ensure_deps
 # The explorer's test drives Debian's Chromium through its chromedriver
-# (tests/explorer.rs); here it must run, never skip.
-[ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] || apt_install chromium chromium-driver
+# (tests/web_explorer.rs); here it must run, never skip.
+if ! { [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; }; then
+  command -v apt-get >/dev/null 2>&1 ||
+    { log "the browser test needs /usr/bin/chromium and /usr/bin/chromedriver (Debian: chromium chromium-driver)"; exit 1; }
+  apt_install chromium chromium-driver
+fi
 export LEASEHOLD_REQUIRE_BROWSER=1
 
 # Release mode: the same build as scripts/testnet-up.sh, so RocksDB's C++ is

@@ -233,6 +233,9 @@ async fn org(command: OrgCommand) -> anyhow::Result<()> {
 
 async fn start(config: &Path, verify: bool, ui_dir: Option<std::path::PathBuf>) -> anyhow::Result<()> {
     let cfg = NodeConfig::load(config)?;
+    if let Some(dir) = &ui_dir {
+        anyhow::ensure!(dir.join("index.html").is_file(), "--ui-dir {}: no index.html there", dir.display());
+    }
     if verify && cfg.data_dir.join("ledger").exists() {
         let v = leasehold_node::ledger::verify::verify(&cfg.data_dir).map_err(|e| leasehold_node::corrupt(&cfg, e))?;
         println!("verified {} blocks up to head {}", v.height, v.head_hash);
@@ -244,7 +247,6 @@ async fn start(config: &Path, verify: bool, ui_dir: Option<std::path::PathBuf>) 
     println!("leasehold node {} up: api http://{} p2p {}", cfg.org, listener.local_addr()?, cfg.p2p_listen);
     let mut state = leasehold_api::AppState::new(node.clone())?;
     if let Some(dir) = ui_dir {
-        anyhow::ensure!(dir.join("index.html").is_file(), "--ui-dir {}: no index.html there", dir.display());
         state.ui = leasehold_api::ui::UiFiles::Dir(dir);
     }
     let rotated = Arc::new(std::sync::atomic::AtomicBool::new(false));

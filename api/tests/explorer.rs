@@ -3,7 +3,7 @@
 //! session ends with its user, or at sign-out), the page's files served
 //! from the binary under a strict Content-Security-Policy, and the API's
 //! docs with no remote script. The page itself is driven in a real browser
-//! by `tests/explorer.rs` at the top of the repository.
+//! by `tests/web_explorer.rs` at the top of the repository.
 
 mod common;
 

@@ -96,11 +96,16 @@ os.replace(tmp, f"{net}/network.json")
 PY
 }
 
-# Prints how to open org $2's explorer in testnet $1, and the token that
-# signs its admin in.
+# Prints how to open org $2's explorer in testnet $1, and how to sign its
+# admin in: the token itself on a terminal, else (a log, CI) only the file
+# that holds it, which no one else may read.
 print_explorer() {
   local url token
   url=$(sed -n 's/^api_listen = "\(.*\)"/http:\/\/\1\//p' "$1/$2/node.toml")
-  token=$(cat "$1/$2/admin.token" 2>/dev/null || echo "(no $1/$2/admin.token)")
+  if [ -t 1 ]; then
+    token=$(cat "$1/$2/admin.token" 2>/dev/null || echo "(no $1/$2/admin.token)")
+  else
+    token="the token in $1/$2/admin.token"
+  fi
   echo "  $2  explorer $url   sign in with $token"
 }

@@ -3,6 +3,7 @@
 //! person. Included by path from the tests that use it.
 #![allow(dead_code)]
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -43,7 +44,10 @@ impl Driver {
             return None;
         }
         let port = ports::reserve(1).pop().expect("a port for chromedriver");
+        // Its own process group: dropping the driver kills the browsers it
+        // started too, even after a failed step.
         let child = Command::new(CHROMEDRIVER)
+            .process_group(0)
             .arg(format!("--port={}", port.number))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -88,7 +92,8 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.wait();
     }
 }

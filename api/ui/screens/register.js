@@ -32,6 +32,7 @@ export function Register({ me }) {
     e.preventDefault();
     setError(null);
     try {
+      if (!id) throw Object.assign(new Error('is empty: give the dataset an id, or a title to make one from'), { field: 'id', title: 'Invalid' });
       const body = {
         id,
         title: f.title,
