@@ -249,7 +249,7 @@ async fn the_pages_of_every_screen(a: &Page, c: &Page) {
     a.wait_text("main", "admin").await;
     a.shot("users").await;
     a.goto("/operations").await;
-    a.wait("main h1").await;
+    a.wait_text("#config", "api_listen").await;
     a.shot("operations").await;
     c.goto("/runs").await;
     c.wait("main h1").await;

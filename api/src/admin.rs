@@ -17,6 +17,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/users/{name}", delete(revoke_user))
         .route("/v1/history/{kind}/{id}", get(history))
         .route("/v1/backups", post(backup))
+        .route("/v1/config", get(config))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -176,4 +177,14 @@ pub async fn backup(s: State<AppState>, caller: Caller) -> Result<(StatusCode, J
             files: m.files,
         }),
     ))
+}
+
+/// The node's configuration as it runs: `node.toml` with its defaults
+/// filled in. It names where the keys are kept, never what they hold
+/// (nothing secret is in the configuration); admins only, since it shows
+/// the node's directories.
+#[utoipa::path(get, path = "/v1/config", responses((status = 200, body = Object)), security(("bearer" = ["admin"])))]
+pub async fn config(s: State<AppState>, caller: Caller) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(Role::Admin)?;
+    Ok(Json(serde_json::to_value(s.node.config()).unwrap_or_default()))
 }

@@ -276,6 +276,9 @@ async fn every_operation_by_every_role() {
     assert_eq!(gone["name"], "new");
     let (code, _) = call(&o1.app, "GET", "/v1/datasets", u["token"].as_str(), None).await;
     assert_eq!(code, 401, "a revoked token is refused at once");
+    let c = m.op(0, "GET", "/v1/config", "/v1/config", None, 200).await;
+    assert_eq!(c["org"], "org1", "{c}");
+    assert!(c["workflow"]["limits"].is_object() && !c.to_string().contains("lh_"), "no token in the config: {c}");
     let b = m.op(0, "POST", "/v1/backups", "/v1/backups", None, 201).await;
     let backup = std::path::Path::new(b["path"].as_str().unwrap());
     assert!(backup.join("ledger/CURRENT").exists() && backup.join("backup.json").exists(), "{b}");

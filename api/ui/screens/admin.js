@@ -86,6 +86,13 @@ export function Operations({ me, status }) {
     ${atLeast(me, 'admin') && html`<h2>Backup</h2>
       <${Action} label="Take a backup" confirm="Take a backup of this node now?" run=${async () => setBackup(await post('/v1/backups', {}))} />
       ${backup && html`<p class="pane">Backup at <code>${backup.path}</code>, height ${backup.height}.</p>`}`}
+    ${atLeast(me, 'admin') && html`<h2>Configuration</h2><${Config} />`}
     <h2>Metrics</h2><${Metrics} />
   </section>`;
+}
+
+/** The node's configuration as it runs (no secret is in it). */
+function Config() {
+  const config = useLoad(() => get('/v1/config'), []);
+  return html`<${Loaded} state=${config}>${(c) => html`<pre class="json" id="config">${JSON.stringify(c, null, 2)}</pre>`}<//>`;
 }
