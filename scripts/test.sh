@@ -14,6 +14,17 @@ if ! { [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; }; then
   apt_install chromium chromium-driver
 fi
 export LEASEHOLD_REQUIRE_BROWSER=1
+# The Slurm executor's tests start a one-node cluster of their own on
+# loopback (tests/common/slurm.rs) from Debian's packages; as root they
+# must run, never skip.
+if ! { [ -x /usr/sbin/munged ] && [ -x /usr/sbin/slurmctld ] && [ -x /usr/sbin/slurmd ] && [ -x /usr/bin/sbatch ]; }; then
+  if command -v apt-get >/dev/null 2>&1; then
+    apt_install munge slurmctld slurmd slurm-client
+  else
+    log "the Slurm tests need munge, slurmctld, slurmd and slurm-client; they will say SKIPPED"
+  fi
+fi
+[ "$(id -u)" = 0 ] && [ -x /usr/sbin/slurmctld ] && export LEASEHOLD_REQUIRE_SLURM=1
 
 # Release mode: the same build as scripts/testnet-up.sh, so RocksDB's C++ is
 # compiled once, and the multi-node tests run at realistic speed.

@@ -280,6 +280,10 @@ pub struct JobView {
     pub finished_at: Option<String>,
     pub duration_ms: Option<i64>,
     pub error: Option<String>,
+    /// Where a cluster ran it: its job id there, the node and the queue
+    /// wait. Absent for a job run on the node's own host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub placement: Option<String>,
 }
 
 /// A workflow run on this node.
@@ -341,6 +345,7 @@ impl From<&leasehold_workflow::live::RunRecord> for RunView {
                 finished_at: j.finished_at_ms.map(rfc3339),
                 duration_ms: j.started_at_ms.zip(j.finished_at_ms).map(|(a, b)| b - a),
                 error: j.error.clone(),
+                placement: r.placements.get(&j.number).cloned(),
             })
             .collect();
         Self {

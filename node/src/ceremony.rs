@@ -113,6 +113,7 @@ pub fn new_org(dir: &Path, o: &NewOrg) -> Result<OrgCard> {
         peers: Vec::new(),
         block: BlockConfig::default(),
         raft: RaftConfig::default(),
+        executor: Default::default(),
         commit_wait_ms: 5_000,
         min_free_disk_mib: 256,
         workflow: Default::default(),

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 
+use leasehold_workflow::exec::ExecutorConfig;
 use leasehold_workflow::sandbox::JobLimits;
 
 use crate::error::{NodeError, Result};
@@ -37,6 +38,10 @@ pub struct NodeConfig {
     pub min_free_disk_mib: u64,
     #[serde(default)]
     pub workflow: WorkflowConfig,
+    /// Where workflow steps run: this host (`local`, the default) or a
+    /// Slurm cluster (`slurm`; see docs/OPERATIONS.md).
+    #[serde(default, skip_serializing_if = "ExecutorConfig::is_local")]
+    pub executor: ExecutorConfig,
     /// Where `POST /v1/backups` writes backups; by default `backups`
     /// beside the data directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -227,7 +232,12 @@ impl NodeConfig {
         let text = fs::read_to_string(path).map_err(|e| NodeError::file(path, e))?;
         let mut cfg: NodeConfig = toml::from_str(&text).map_err(|e| NodeError::file(path, e))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        for p in [&mut cfg.data_dir, &mut cfg.genesis, &mut cfg.keys_dir].into_iter().chain(cfg.backup_dir.as_mut()) {
+        let slurm = match &mut cfg.executor {
+            ExecutorConfig::Slurm(s) => vec![&mut s.shared_dir].into_iter().chain(s.slurm_conf.as_mut()),
+            ExecutorConfig::Local => vec![].into_iter().chain(None),
+        };
+        let paths = [&mut cfg.data_dir, &mut cfg.genesis, &mut cfg.keys_dir].into_iter().chain(cfg.backup_dir.as_mut());
+        for p in paths.chain(slurm) {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
@@ -315,4 +325,33 @@ pub fn read_secret(path: &Path) -> Result<[u8; 32]> {
     let mut out = [0u8; 32];
     hex::decode_to_slice(text.trim(), &mut out).map_err(|e| NodeError::file(path, e))?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "org = \"org1\"\ndata_dir = \"data\"\ngenesis = \"g.json\"\nkeys_dir = \"keys\"\n\
+                        p2p_listen = \"/ip4/127.0.0.1/tcp/1\"\napi_listen = \"127.0.0.1:2\"\npeers = []\n";
+
+    #[test]
+    fn the_executor_is_local_unless_node_toml_names_a_cluster() {
+        let cfg: NodeConfig = toml::from_str(BASE).unwrap();
+        assert!(cfg.executor.is_local());
+        assert!(!toml::to_string(&cfg).unwrap().contains("[executor]"), "the default is not written out");
+        let slurm = format!("{BASE}[executor]\nkind = \"slurm\"\nshared_dir = \"/shared\"\npartition = \"p\"\n");
+        let cfg: NodeConfig = toml::from_str(&slurm).unwrap();
+        let ExecutorConfig::Slurm(s) = &cfg.executor else { panic!("{:?}", cfg.executor) };
+        assert_eq!(
+            (s.shared_dir.to_str(), s.partition.as_deref(), s.poll_interval_ms),
+            (Some("/shared"), Some("p"), 250)
+        );
+        let back: NodeConfig = toml::from_str(&toml::to_string(&cfg).unwrap()).unwrap();
+        assert_eq!(back.executor, cfg.executor);
+        let typo = format!("{BASE}[executor]\nkind = \"slurm\"\nshared_dir = \"/s\"\npartiton = \"p\"\n");
+        let err = toml::from_str::<NodeConfig>(&typo).unwrap_err().to_string();
+        assert!(err.contains("partiton"), "{err}");
+        let none = format!("{BASE}[executor]\nkind = \"kubernetes\"\n");
+        assert!(toml::from_str::<NodeConfig>(&none).is_err());
+    }
 }

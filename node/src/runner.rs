@@ -13,7 +13,7 @@ use crate::clock::now_ms;
 use crate::config::WorkflowConfig;
 use crate::data::DataDirs;
 use crate::error::{NodeError, Result};
-use leasehold_workflow::exec::{Executor, Local, Plan};
+use leasehold_workflow::exec::{Executor, Plan};
 use leasehold_workflow::live::{JobRecord, LiveRun, RunRecord, Status, Stop};
 use leasehold_workflow::sandbox::{Sandbox, Unavailable, WorkdirError, DEFAULT_OUTPUT_PATH};
 use leasehold_workflow::{bundle, Workflow, WorkflowError};
@@ -24,7 +24,7 @@ pub struct Runner {
     dirs: DataDirs,
     /// The sandbox, or the protection this machine lacks.
     sandbox: std::result::Result<Sandbox, Unavailable>,
-    /// Where jobs run: this host, today.
+    /// Where jobs run: this host, or a cluster (`[executor]`).
     executor: Arc<dyn Executor>,
     runs: Mutex<BTreeMap<String, Arc<LiveRun>>>,
     /// One fetch per lease, and one build per environment, at a time;
@@ -37,7 +37,12 @@ impl Runner {
     /// janitor, whose task it returns. Must be called inside a tokio runtime.
     pub(crate) fn start(node: port::Node) -> Result<(Arc<Self>, tokio::task::JoinHandle<()>)> {
         let cfg = node.config().workflow.clone();
-        let dirs = DataDirs::new(&node.config().data_dir);
+        let executor = node.config().executor.build(node.org());
+        // A cluster reaches a run's files only in the directory it shares.
+        let dirs = match executor.work_root() {
+            Some(shared) => DataDirs::new(&node.config().data_dir).with_work_root(&shared.join(node.org())),
+            None => DataDirs::new(&node.config().data_dir),
+        };
         let sandbox = match Sandbox::detect(node.org(), &cfg.limits) {
             Err(missing) if cfg.allow_unsandboxed => {
                 warn!("{missing}: jobs will run UNSANDBOXED, as workflow.allow_unsandboxed is set");
@@ -46,7 +51,7 @@ impl Runner {
             other => other,
         };
         match &sandbox {
-            Ok(s) => info!("workflow sandbox: {}; executor: {}", s.describe(), Local.describe()),
+            Ok(s) => info!("workflow sandbox: {}; executor: {}", s.describe(), executor.describe()),
             Err(missing) => warn!("{missing}: this node will refuse to run workflows"),
         }
         let runner = Arc::new(Self {
@@ -54,7 +59,7 @@ impl Runner {
             cfg,
             dirs,
             sandbox,
-            executor: Arc::new(Local),
+            executor,
             runs: Mutex::new(BTreeMap::new()),
             fetching: Mutex::new(HashMap::new()),
         });
@@ -71,7 +76,7 @@ impl Runner {
     /// host may reach it, or anything else under these.
     fn private_dirs(&self) -> Result<()> {
         use std::os::unix::fs::PermissionsExt;
-        for d in [self.dirs.runs_root(), self.node.config().data_dir.join("envs")] {
+        for d in [self.dirs.runs_root(), self.dirs.envs_root()] {
             leasehold_files::durable::create_dirs(&d).map_err(|e| NodeError::file(&d, e))?;
             std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).map_err(|e| NodeError::file(&d, e))?;
         }
@@ -94,7 +99,10 @@ impl Runner {
                         // It runs at its owner's node: follow it again.
                         tokio::spawn(self.clone().follow(run.clone(), owner));
                     } else if !r.status.is_final() {
-                        // The node stopped while it ran; its jobs died with it.
+                        // The node stopped while it ran; its jobs died with it
+                        // (a cluster's were cancelled as the executor started),
+                        // and what was staged for them goes.
+                        self.executor.end_run(&run);
                         run.stop(Stop::Cancelled("the node restarted during the run".into()));
                         let why = run.stopped().map(|s| s.reason().to_string());
                         tokio::spawn(self.clone().conclude(run.clone(), Status::Failed, why));
@@ -337,6 +345,7 @@ impl Runner {
             output_path: wf.outputs.clone().unwrap_or_else(|| DEFAULT_OUTPUT_PATH.into()),
             home: wf.workdir.clone(),
             python_env: None,
+            deadline_ms: None,
             log_job_bytes: self.cfg.limits.log_job_mib << 20,
             log_run_bytes: self.cfg.limits.log_run_mib << 20,
         };
@@ -399,12 +408,13 @@ impl Runner {
             start_tx: None,
             finish_tx: None,
             published_as: None,
-            protections: sandbox.protections(),
+            protections: self.executor.protections(sandbox),
             environment: None,
             reuse_key: None,
             reused_from: None,
             executor: None,
             release: None,
+            placements: Default::default(),
         }
     }
 }

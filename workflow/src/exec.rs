@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::live::{LiveRun, Status, Stop, Stream};
-use super::sandbox::{Mount, Sandbox};
+use super::sandbox::{JobCommand, Mount, Protection, Sandbox};
 use crate::now_ms;
 
 /// How often a running job's limits are checked.
@@ -57,6 +57,9 @@ pub struct Plan {
     pub home: String,
     /// The run's Python environment on the host, if it has one.
     pub python_env: Option<PathBuf>,
+    /// When the run's first lease ends (ms since the epoch, ledger time):
+    /// an executor that queues jobs starts none past it.
+    pub deadline_ms: Option<i64>,
     /// Output a job, and all of a run's jobs, may log; past either the job
     /// is killed and the rest of its output dropped.
     pub log_job_bytes: u64,
@@ -82,6 +85,26 @@ pub struct StepDirs {
     pub output: PathBuf,
     pub output_path: String,
     pub tmp: PathBuf,
+}
+
+impl StepDirs {
+    /// What the sandbox needs to start `job` in these directories, with
+    /// its volumes at `mounts` (the job's own, or copies an executor staged).
+    pub fn command<'a>(&'a self, id: &'a str, plan: &'a Plan, job: &'a JobSpec, mounts: &'a [Mount]) -> JobCommand<'a> {
+        JobCommand {
+            id,
+            argv: &job.argv,
+            env: &job.env,
+            mounts,
+            work_dir: &self.work,
+            home: &plan.home,
+            output_dir: &self.output,
+            output_path: &self.output_path,
+            tmp_dir: &self.tmp,
+            python_env: plan.python_env.as_deref().filter(|_| job.kind != StepKind::Environment),
+            network: job.kind == StepKind::Environment,
+        }
+    }
 }
 
 /// Runs `plan` to the end and returns the run's status and, unless it
@@ -194,6 +217,55 @@ pub trait Executor: Send + Sync + std::fmt::Debug {
         run: &'a Arc<LiveRun>,
         dirs: &'a StepDirs,
     ) -> StepFuture<'a>;
+
+    /// What a run's steps are held to, and by what, under `sandbox`.
+    fn protections(&self, sandbox: &Sandbox) -> Vec<Protection> {
+        sandbox.protections()
+    }
+
+    /// Where runs and environments must live for the steps to reach them:
+    /// `None` for the node's own data directory.
+    fn work_root(&self) -> Option<PathBuf> {
+        None
+    }
+
+    /// The run has ended: remove whatever the executor staged for it.
+    /// Blocking.
+    fn end_run(&self, _run: &LiveRun) {}
+}
+
+/// Where a node's steps run: `[executor]` in `node.toml`.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum ExecutorConfig {
+    /// Each step on the node's own host (the default).
+    #[default]
+    Local,
+    /// Each step a job on a Slurm cluster.
+    Slurm(SlurmConfig),
+}
+
+impl ExecutorConfig {
+    pub fn is_local(&self) -> bool {
+        *self == Self::Local
+    }
+
+    /// The executor; `org` names this node's jobs on a shared cluster.
+    pub fn build(&self, org: &str) -> Arc<dyn Executor> {
+        match self {
+            Self::Local => Arc::new(Local),
+            Self::Slurm(cfg) => {
+                let slurm = Slurm::new(cfg.clone(), org);
+                // Jobs a previous run of this node left: their runs ended with it.
+                match slurm.sweep() {
+                    Ok(0) => {}
+                    Ok(n) => tracing::warn!("cancelled {n} Slurm jobs this node left when it last stopped"),
+                    Err(e) => tracing::warn!("cannot list this node's Slurm jobs: {e}"),
+                }
+                Arc::new(slurm)
+            }
+        }
+    }
 }
 
 /// A step running; it resolves to how the step ended.
@@ -216,4 +288,7 @@ pub async fn stopped(rx: &mut watch::Receiver<Option<Stop>>) -> Stop {
 }
 
 mod local;
+mod slurm;
+mod step;
 pub use local::Local;
+pub use slurm::{Slurm, SlurmConfig};

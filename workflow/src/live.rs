@@ -164,6 +164,11 @@ pub struct RunRecord {
     /// node, and why; `None` while undecided.
     #[serde(default)]
     pub release: Option<(bool, String)>,
+    /// Where a cluster ran each job, by number: its job id there, the node
+    /// and the queue wait. Kept at the node that ran it: never sent to a
+    /// compute lessee, whose view is bounded (see `remote_status`).
+    #[serde(default)]
+    pub placements: std::collections::BTreeMap<usize, String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -17,11 +17,6 @@ use leasehold_workflow::exec::execute;
 use leasehold_workflow::live::{LiveRun, Status, Stream};
 use leasehold_workflow::sandbox::Mount;
 
-/// A directory on the host that is not under `/tmp`.
-fn host_dir() -> tempfile::TempDir {
-    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
-}
-
 /// A shared library whose constructor writes `marker` (a host path) and
 /// says on stderr which uid loaded it (a root without DAC override could
 /// write no file inside the sandbox, but its stderr is the job's log), and
@@ -46,6 +41,24 @@ fn plant_kit(dir: &Path, marker: &Path) {
     for f in ["evil.so", "evil.sh"] {
         std::fs::set_permissions(dir.join(f), std::fs::Permissions::from_mode(0o755)).unwrap();
     }
+}
+
+#[tokio::test]
+async fn a_job_has_no_network_no_unix_socket_and_no_dns() {
+    let Some(sb) = sandbox() else { return };
+    attacks::no_network(sb).await;
+}
+
+#[tokio::test]
+async fn a_job_is_an_unprivileged_uid_with_no_capabilities_and_no_inherited_files() {
+    let Some(sb) = sandbox() else { return };
+    attacks::unprivileged(sb).await;
+}
+
+#[tokio::test]
+async fn a_job_cannot_read_the_nodes_keys_by_any_path() {
+    let Some(sb) = sandbox() else { return };
+    attacks::no_keys(sb).await;
 }
 
 #[tokio::test]
@@ -94,67 +107,6 @@ async fn nothing_in_a_jobs_env_runs_on_the_host() {
     assert!(!log.iter().any(|l| l == "preloaded as uid 0"), "a job's env ran code as root: {log:?}");
 }
 
-/// Every way out a job might try, each reporting "reached N" or "blocked N:
-/// <error>". Anything else (no interpreter, a syntax error, an exception
-/// other than the OS refusing) prints neither, and the test fails.
-const PROBES: &str = r#"import socket, sys
-port, path, name, udp_port = sys.argv[1:5]
-def probe(n, f):
-    try:
-        f()
-        print(f"reached {n}")
-    except OSError as e:
-        print(f"blocked {n}: {type(e).__name__}: {e}")
-def unix(addr):
-    s = socket.socket(socket.AF_UNIX)
-    s.settimeout(2)
-    s.connect(addr)
-probe(0, lambda: socket.create_connection(("127.0.0.1", int(port)), timeout=2))
-probe(1, lambda: unix(path))
-probe(2, lambda: unix("\0" + name))
-probe(3, lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"x", ("127.0.0.1", int(udp_port))))
-if len(sys.argv) > 5:
-    probe(4, lambda: socket.getaddrinfo("example.com", 80))
-"#;
-
-#[tokio::test]
-async fn a_job_has_no_network_no_unix_socket_and_no_dns() {
-    use std::os::linux::net::SocketAddrExt;
-    let Some(sb) = sandbox() else { return };
-    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = tcp.local_addr().unwrap().port().to_string();
-    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    udp.set_nonblocking(true).unwrap();
-    let udp_port = udp.local_addr().unwrap().port().to_string();
-    let host = host_dir();
-    let sock = host.path().join("node.sock");
-    let _unix = std::os::unix::net::UnixListener::bind(&sock).unwrap();
-    let name = format!("leasehold-test-{}", std::process::id());
-    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
-    let _abstract = std::os::unix::net::UnixListener::bind_addr(&addr).unwrap();
-    let vol = volume_dir();
-    std::fs::write(vol.path().join("probes.py"), PROBES).unwrap();
-    let args = [port.as_str(), sock.to_str().unwrap(), &name, &udp_port];
-    // Each probe but DNS reaches its listener from the host...
-    let out = std::process::Command::new("python3").arg(vol.path().join("probes.py")).args(args).output().unwrap();
-    let host_lines: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect();
-    assert_eq!(host_lines, ["reached 0", "reached 1", "reached 2", "reached 3"], "{out:?}");
-    let mut got = [0u8; 16];
-    assert_eq!(udp.recv(&mut got).ok(), Some(1), "the host probe's datagram arrived");
-    // ...and none from a job. (The host does not try DNS: this machine may
-    // have no resolver, so "blocked 4" only proves something where it has.)
-    let script = format!("python3 /data/v/probes.py {} dns", args.join(" "));
-    let (j, lines, _) = sandboxed(sb, &script, vol.path()).await;
-    assert_eq!(j.status, Status::Succeeded, "{lines:?}");
-    // A datagram may leave the socket (the job's own namespace has a
-    // loopback), so for UDP what counts is that none arrives at the host.
-    assert!(lines.iter().any(|l| l == "reached 3" || l.starts_with("blocked 3:")), "the UDP probe ran: {lines:?}");
-    for n in [0, 1, 2, 4] {
-        assert!(lines.iter().any(|l| l.starts_with(&format!("blocked {n}:"))), "probe {n} was not blocked: {lines:?}");
-    }
-    assert!(udp.recv(&mut got).is_err(), "no UDP datagram reached the host");
-}
-
 #[tokio::test]
 async fn a_job_cannot_ptrace_make_namespaces_or_mount() {
     let Some(sb) = sandbox() else { return };
@@ -173,50 +125,6 @@ kill $pid"#;
     assert!(lines.contains(&"ptrace1 -1 1".to_string()), "ptrace of pid 1: EPERM: {lines:?}");
     assert!(!lines.iter().any(|l| l.contains("NAMESPACE-MADE") || l.contains("MOUNTED")), "{lines:?}");
     assert!(lines.iter().any(|l| l.starts_with("Seccomp:") && l.ends_with('2')), "a filter is on: {lines:?}");
-}
-
-#[tokio::test]
-async fn a_job_is_an_unprivileged_uid_with_no_capabilities_and_no_inherited_files() {
-    let Some(sb) = sandbox() else { return };
-    let script =
-        "id -u; id -g; grep -E '^(CapEff|CapPrm|NoNewPrivs):' /proc/self/status; ls /proc/self/fd | tr '\\n' ' '";
-    let (j, lines, _) = sandboxed(sb, script, volume_dir().path()).await;
-    assert_eq!(j.status, Status::Succeeded, "{lines:?}");
-    assert_eq!(lines[..2], ["65534", "65534"], "{lines:?}");
-    assert!(lines.iter().any(|l| l.starts_with("CapEff:") && l.ends_with("0000000000000000")), "{lines:?}");
-    assert!(lines.iter().any(|l| l.starts_with("CapPrm:") && l.ends_with("0000000000000000")), "{lines:?}");
-    assert!(lines.iter().any(|l| l.starts_with("NoNewPrivs:") && l.ends_with('1')), "{lines:?}");
-    // 0-2, and 3 for the directory ls itself reads.
-    let fds: Vec<&str> = lines.last().unwrap().split_whitespace().collect();
-    assert!(fds.iter().all(|fd| ["0", "1", "2", "3"].contains(fd)), "inherited descriptors: {fds:?}");
-}
-
-#[tokio::test]
-async fn a_job_cannot_read_the_nodes_keys_by_any_path() {
-    let Some(sb) = sandbox() else { return };
-    // A stand-in node directory outside /tmp, laid out like a real one, its
-    // key readable by anyone so that only the sandbox stands in the way.
-    let node = host_dir();
-    let keys = node.path().join("keys");
-    std::fs::create_dir_all(&keys).unwrap();
-    std::fs::write(keys.join("signing.key"), "5ec2e7-key-material").unwrap();
-    std::fs::set_permissions(keys.join("signing.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
-    let key = keys.join("signing.key").display().to_string();
-    assert_eq!(std::fs::read_to_string(&key).unwrap(), "5ec2e7-key-material");
-    let script = format!(
-        "cat {key}; cat /proc/1/root{key}; ls /proc/1/root/; cat ../../keys/signing.key; \
-         for src in $(awk '{{print $4}}' /proc/self/mountinfo); do cat $src/../../keys/signing.key; cat /proc/1/root$src/../../keys/signing.key; done; \
-         cat ~/../run.json; cat /proc/1/root/../run.json"
-    );
-    let mut j = sh(1, &script, &[]);
-    j.timeout_ms = 20_000;
-    let jobs = vec![j];
-    let live = live(node.path(), &jobs);
-    execute(&plan(sb, jobs, 1), &live).await;
-    let lines = all_output(&live, 1);
-    assert!(!lines.iter().any(|l| l.contains("5ec2e7")), "{lines:?}");
-    assert!(!lines.iter().any(|l| l.contains("run-test")), "the run's own record: {lines:?}");
-    assert!(lines.iter().any(|l| l.contains("No such file or directory")), "{lines:?}");
 }
 
 /// Every directory named `name` under the cgroup mounts: a job's group

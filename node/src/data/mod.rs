@@ -9,7 +9,9 @@
 //!   directory per distinct content, so versions with equal content share it;
 //! - `cache/{lease}/files/…`: a lessee's copy, verified, deleted when the
 //!   lease ends;
-//! - `runs/{run}/`: a run's record, logs, working and output directories.
+//! - `runs/{run}/`: a run's record, logs, working and output directories;
+//! - `envs/{key}/`: Python environments. Runs and environments are under
+//!   `executor.shared_dir/{org}/` instead when a cluster runs the jobs.
 
 pub mod plane;
 pub mod staging;
@@ -26,11 +28,19 @@ use crate::error::{NodeError, Result};
 #[derive(Debug, Clone)]
 pub struct DataDirs {
     root: PathBuf,
+    /// Where runs and environments live: the data directory, or a
+    /// directory shared with a cluster's compute nodes.
+    work: PathBuf,
 }
 
 impl DataDirs {
     pub fn new(data_dir: &Path) -> Self {
-        Self { root: data_dir.to_path_buf() }
+        Self { root: data_dir.to_path_buf(), work: data_dir.to_path_buf() }
+    }
+
+    /// Runs and environments under `work` instead of the data directory.
+    pub fn with_work_root(self, work: &Path) -> Self {
+        Self { work: work.to_path_buf(), ..self }
     }
 
     pub fn uploads(&self, dataset: &str) -> PathBuf {
@@ -50,7 +60,12 @@ impl DataDirs {
     }
 
     pub fn runs_root(&self) -> PathBuf {
-        self.root.join("runs")
+        self.work.join("runs")
+    }
+
+    /// Python environments built from runs' `requirements.txt`.
+    pub fn envs_root(&self) -> PathBuf {
+        self.work.join("envs")
     }
 
     pub fn run(&self, run: &str) -> PathBuf {

@@ -46,6 +46,8 @@ impl Runner {
         let leases = inputs.leases.keys().chain(&inputs.watch_only).cloned().collect();
         let monitor = tokio::spawn(monitor_leases(self.clone(), run.clone(), leases, interval));
         let mut stop = run.stop_signal();
+        // QC tests run on the executor too.
+        plan.deadline_ms = self.first_lease_end(&inputs);
         let ready = tokio::select! {
             r = self.before_jobs(&run, &wf, &mut plan, &inputs, env.as_ref()) => r,
             s = stopped(&mut stop) => Err(NotReady::Stopped(s.reason().into())),
@@ -71,6 +73,8 @@ impl Runner {
                 ended
             }
         };
+        let (executor, ended) = (plan.executor.clone(), run.clone());
+        let _ = tokio::task::spawn_blocking(move || executor.end_run(&ended)).await;
         let (status, reason) = self.pad_end(&run, status, reason, &mut stop).await;
         monitor.abort();
         self.conclude(run, status, reason).await;
@@ -102,6 +106,13 @@ impl Runner {
             () = tokio::time::sleep(wait) => (status, reason),
             s = stopped(stop) => (s.status(), Some(s.reason().into())),
         }
+    }
+
+    /// When the first of the run's leases ends, by the ledger.
+    fn first_lease_end(&self, inputs: &Inputs) -> Option<i64> {
+        let ids = inputs.leases.keys().chain(&inputs.watch_only);
+        let ends = ids.filter_map(|id| self.node.lease_status_now(id).ok().flatten()?.0.expires_at_ms);
+        ends.min()
     }
 
     /// The environment, then the QC tests, then the data: each only once

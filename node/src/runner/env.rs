@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 
 use super::Runner;
 use crate::error::{NodeError, Result};
-use leasehold_workflow::exec::{run_step, JobSpec, Plan, StepDirs, StepKind};
+use leasehold_workflow::exec::{Executor, JobSpec, Local, Plan, StepDirs, StepKind};
 use leasehold_workflow::live::{LiveRun, Status, Stream};
 use leasehold_workflow::sandbox::ENV_PATH;
 
@@ -106,7 +106,7 @@ pub fn env_key(requirements: &[u8]) -> Result<[u8; 32]> {
 
 impl Runner {
     fn envs_root(&self) -> PathBuf {
-        self.node.config().data_dir.join("envs")
+        self.dirs.envs_root()
     }
 
     /// The environment for `requirements`, built now unless it is cached.
@@ -169,7 +169,9 @@ impl Runner {
             timeout_ms: self.cfg.env_build_timeout_s * 1000,
         };
         let dirs = StepDirs { work, output: venv, output_path: ENV_PATH.into(), tmp: staging.join("tmp") };
-        let end = run_step(plan, &spec, run, &dirs).await;
+        // On the node's own host whatever the executor: the build needs the
+        // network, which compute nodes may lack, and its result is shared.
+        let end = Local.run_step(plan, &spec, run, &dirs).await;
         match end.status {
             Status::Succeeded => Ok(()),
             _ => Err(NodeError::Data(format!(

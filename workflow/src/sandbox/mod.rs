@@ -37,6 +37,7 @@
 
 pub mod cgroup;
 mod limits;
+mod remote;
 pub mod seccomp;
 mod watch;
 mod workdir;
@@ -54,6 +55,7 @@ use tokio::process::{Child, Command};
 
 use self::cgroup::Cgroups;
 pub use self::limits::JobLimits;
+pub use self::remote::RemoteStep;
 pub use self::watch::{dir_usage, Guard};
 pub use self::workdir::WorkdirError;
 
@@ -301,9 +303,9 @@ impl Jail {
         a
     }
 
-    /// Starts the job: its cgroup, its private `/tmp`, then the process.
-    /// The guard watches its limits and cleans up after it.
-    fn spawn(&self, job: &JobCommand) -> std::io::Result<(Child, Guard)> {
+    /// The job's private `/tmp`, and the directories it writes owned by
+    /// its uid when it drops to one.
+    fn prepare_dirs(&self, job: &JobCommand) -> std::io::Result<()> {
         let (uid, gid) = (self.limits.job_uid, self.limits.job_gid);
         std::fs::create_dir_all(job.tmp_dir)?;
         std::fs::set_permissions(job.tmp_dir, std::fs::Permissions::from_mode(0o700))?;
@@ -313,6 +315,13 @@ impl Jail {
                 std::os::unix::fs::chown(d, Some(uid), Some(gid))?;
             }
         }
+        Ok(())
+    }
+
+    /// Starts the job: its cgroup, its private `/tmp`, then the process.
+    /// The guard watches its limits and cleans up after it.
+    fn spawn(&self, job: &JobCommand) -> std::io::Result<(Child, Guard)> {
+        self.prepare_dirs(job)?;
         let cgroup = self.cgroups.create_job(job.id, &self.limits).inspect_err(|_| {
             let _ = std::fs::remove_dir_all(job.tmp_dir);
         })?;
@@ -324,6 +333,19 @@ impl Jail {
         let mut cmd = Command::new("/bin/bash");
         cmd.arg("-c").arg(LAUNCHER).arg("leasehold-job");
         cmd.args(guard.procs_files()).arg("--");
+        cmd.args(self.chain(job));
+        // The host side gets a fixed environment: nothing of the workflow's.
+        cmd.env_clear().env("PATH", "/usr/bin:/bin");
+        cmd.fd_mappings(vec![FdMapping { parent_fd: filter.into(), child_fd: SECCOMP_FD }])
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        Ok((start(cmd)?, guard))
+    }
+
+    /// What the launcher execs, from its file-size limit on: bwrap, then
+    /// setpriv, then `env -i` and the job's command.
+    fn chain(&self, job: &JobCommand) -> Vec<std::ffi::OsString> {
+        let (uid, gid) = (self.limits.job_uid, self.limits.job_gid);
+        let mut cmd = Args::default();
         // bash counts RLIMIT_FSIZE in KiB.
         cmd.arg((self.limits.disk_mib.max(self.limits.tmp_mib) * 1024).to_string());
         cmd.arg(&self.bwrap).args(self.namespace_args(job.network));
@@ -373,11 +395,23 @@ impl Jail {
             cmd.arg(kv);
         }
         cmd.args(job.argv);
-        // The host side gets a fixed environment: nothing of the workflow's.
-        cmd.env_clear().env("PATH", "/usr/bin:/bin");
-        cmd.fd_mappings(vec![FdMapping { parent_fd: filter.into(), child_fd: SECCOMP_FD }])
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
-        Ok((start(cmd)?, guard))
+        cmd.0
+    }
+}
+
+/// A command line being built, as `Command` builds one.
+#[derive(Default)]
+struct Args(Vec<std::ffi::OsString>);
+
+impl Args {
+    fn arg(&mut self, a: impl AsRef<std::ffi::OsStr>) -> &mut Self {
+        self.0.push(a.as_ref().to_owned());
+        self
+    }
+
+    fn args<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(&mut self, args: I) -> &mut Self {
+        self.0.extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self
     }
 }
 

@@ -2,15 +2,48 @@
 //! the real executor under the real sandbox, with no ledger.
 #![allow(dead_code)]
 
+pub mod attacks;
+
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
-use leasehold_workflow::exec::{execute, JobSpec, Plan};
+use leasehold_workflow::exec::{execute, Executor, JobSpec, Local, Plan};
 use leasehold_workflow::live::{JobRecord, LiveRun, RunRecord, Status, Stream};
 use leasehold_workflow::sandbox::JobLimits;
 use leasehold_workflow::sandbox::{Mount, Sandbox};
+
+/// The executor every job of this test binary runs through, and the
+/// directory it shares with the machines that run them; unset, `Local`.
+static EXECUTOR: OnceLock<(Arc<dyn Executor>, PathBuf)> = OnceLock::new();
+
+/// Runs this binary's jobs through `executor`, their runs under `shared`.
+pub fn use_executor(executor: Arc<dyn Executor>, shared: &Path) {
+    assert!(EXECUTOR.set((executor, shared.to_path_buf())).is_ok(), "one executor per test binary");
+}
+
+fn executor() -> Arc<dyn Executor> {
+    EXECUTOR.get().map_or_else(|| Arc::new(Local) as Arc<dyn Executor>, |(e, _)| e.clone())
+}
+
+/// A directory for a run: under the shared directory when a cluster runs
+/// the jobs, else in the system's temporary directory.
+fn run_parent() -> tempfile::TempDir {
+    match EXECUTOR.get() {
+        Some((_, shared)) => tempfile::tempdir_in(shared).unwrap(),
+        None => tempfile::tempdir().unwrap(),
+    }
+}
+
+/// A directory on the host that is not under `/tmp` (which a job never
+/// shares, so a marker there proves nothing), and that a run may live in.
+pub fn host_dir() -> tempfile::TempDir {
+    match EXECUTOR.get() {
+        Some((_, shared)) => tempfile::tempdir_in(shared).unwrap(),
+        None => tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap(),
+    }
+}
 
 /// Small limits, so that each can be reached quickly.
 pub fn small_limits() -> JobLimits {
@@ -75,6 +108,7 @@ pub fn live(dir: &Path, jobs: &[JobSpec]) -> Arc<LiveRun> {
         reused_from: None,
         executor: None,
         release: None,
+        placements: Default::default(),
     };
     LiveRun::create(&dir.join("run"), record).unwrap()
 }
@@ -85,10 +119,11 @@ pub fn plan(sandbox: Sandbox, jobs: Vec<JobSpec>, max_parallel: usize) -> Plan {
         jobs,
         max_parallel,
         sandbox,
-        executor: std::sync::Arc::new(leasehold_workflow::exec::Local),
+        executor: executor(),
         output_path: "/output".into(),
         home: leasehold_workflow::DEFAULT_WORKDIR.into(),
         python_env: None,
+        deadline_ms: None,
         log_job_bytes: l.log_job_mib << 20,
         log_run_bytes: l.log_run_mib << 20,
     }
@@ -107,7 +142,7 @@ pub async fn run(sandbox: Sandbox, jobs: Vec<JobSpec>, max_parallel: usize) -> R
 
 /// Like `run`, with the working directory at `home` in the sandbox.
 pub async fn run_in(home: &str, sandbox: Sandbox, jobs: Vec<JobSpec>, max_parallel: usize) -> Ran {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = run_parent();
     let live = live(dir.path(), &jobs);
     let mounts: Vec<&str> = jobs.iter().flat_map(|j| j.mounts.iter().map(|m| m.path.as_str())).collect();
     sandbox.prepare_workdir(&live.work_dir(), home, &mounts).expect("the working directory takes the mounts");
