@@ -427,7 +427,8 @@ async fn a_compute_run_signals_nothing_of_the_data_but_its_one_word() {
         names.push((id.clone(), "RUN2".into()));
         until(&net, 0, &id, 30, |r| r["status"] == "succeeded").await;
         ledger_run(&net, 1, &id, 2).await;
-        let waiting = run_on(&net, 1, &id).await;
+        // The lessee's node follows the owner's: wait on the node asked.
+        let waiting = until(&net, 1, &id, 30, |r| r["jobs"][0]["status"] == "succeeded").await;
         assert_eq!((waiting["status"].as_str(), &waiting["release"]), (Some("running"), &Value::Null), "{waiting}");
         view.push(waiting);
         let why = json!({"reason": "not this time"});

@@ -68,6 +68,7 @@ async fn jobs_run_on_a_real_slurm_cluster_in_the_same_sandbox() {
 
     a_diamond_runs_side_by_side_on_staged_volumes(&sb, &slurm, &cluster).await;
     a_stop_cancels_the_slurm_job_at_once(&sb, &cluster).await;
+    a_job_still_queued_in_slurm_at_the_stop_never_starts(&sb, &cluster).await;
     a_memory_bomb_is_stopped_by_slurms_cgroup(&sb).await;
     let left = cluster.queue();
     assert!(left.iter().all(|(_, s)| s != "RUNNING" && s != "PENDING"), "jobs left on the cluster: {left:?}");
@@ -163,6 +164,45 @@ async fn a_stop_cancels_the_slurm_job_at_once(sb: &Sandbox, cluster: &cluster::C
     }
     assert_eq!(job(&live, 2).status, Status::Expired, "the queued job never started");
     assert!(!live.record().placements.contains_key(&2), "nor reached Slurm");
+}
+
+async fn a_job_still_queued_in_slurm_at_the_stop_never_starts(sb: &Sandbox, cluster: &cluster::Cluster) {
+    // One job more than the cluster has CPUs: the last waits in Slurm's queue.
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let jobs: Vec<_> = (1..=cpus + 1).map(|n| sh(n, &format!("echo started {n}; sleep 2997"), &[])).collect();
+    let host = host_dir();
+    let live = live(host.path(), &jobs);
+    let plan = plan(sb.clone(), jobs, cpus + 1);
+    let running = {
+        let live = live.clone();
+        tokio::spawn(async move { execute(&plan, &live).await })
+    };
+    // Slurm's job id for each job submitted, by job number.
+    let submitted = |live: &LiveRun| -> std::collections::BTreeMap<usize, String> {
+        let parse = |t: &str| {
+            let (n, rest) = t.strip_prefix("job ")?.split_once(" submitted to Slurm as job ")?;
+            Some((n.parse().ok()?, rest.split_whitespace().next()?.to_string()))
+        };
+        live.lines_from(0).iter().filter_map(|l| parse(&l.text)).collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while live.record().placements.len() < cpus || submitted(&live).len() <= cpus {
+        assert!(Instant::now() < deadline, "{:?}\n{}", live.lines_from(0), cluster.logs());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let placed = live.record().placements;
+    let (last, queued) = submitted(&live).into_iter().find(|(n, _)| !placed.contains_key(n)).unwrap();
+    let state = cluster.job(&queued)["JobState"].clone();
+    assert_eq!(state, "PENDING", "{:?}\n{:?}", live.lines_from(0), cluster.queue());
+    live.stop(Stop::Revoked("lease L1 revoked".into()));
+    assert_eq!(running.await.unwrap().0, Status::Revoked);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while cluster.job(&queued)["JobState"] != "CANCELLED" {
+        assert!(Instant::now() < deadline, "Slurm job {queued}: {:?}", cluster.job(&queued));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!live.record().placements.contains_key(&last), "it never ran: {:?}", live.record());
+    assert!(output(&live, last, Stream::Stdout).is_empty(), "it never ran: {:?}", live.lines_from(0));
 }
 
 async fn a_memory_bomb_is_stopped_by_slurms_cgroup(sb: &Sandbox) {

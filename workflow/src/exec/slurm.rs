@@ -299,9 +299,9 @@ impl Follow<'_> {
                 } => state,
             };
             match state {
-                Ok(JobState::Running { node }) if timeout_at.is_none() => {
+                Ok(JobState::Running { node, partition }) if timeout_at.is_none() => {
                     timeout_at = Some(tokio::time::Instant::now() + Duration::from_millis(job.timeout_ms));
-                    self.started(job, run, &node);
+                    self.started(job, run, &format!("partition {partition}, node {node}"));
                 }
                 Ok(s @ JobState::Ended { .. }) => {
                     if timeout_at.is_none() {
@@ -320,22 +320,21 @@ impl Follow<'_> {
         }
     }
 
-    fn started(&self, job: &JobSpec, run: &LiveRun, node: &str) {
+    /// `on` names where: `partition p, node n`.
+    fn started(&self, job: &JobSpec, run: &LiveRun, on: &str) {
         let queued_ms = self.submitted.elapsed().as_millis();
         if job.kind == StepKind::Job {
             run.update_job(job.number, |j| {
                 j.status = Status::Running;
                 j.started_at_ms = Some(now_ms());
             });
-            let placement = format!("Slurm job {} on {node}, {queued_ms} ms queued", self.slurm_id);
+            let placement = format!("Slurm job {} on {on}, {queued_ms} ms queued", self.slurm_id);
             run.update(|r| {
                 r.placements.insert(job.number, placement);
             });
         }
-        let line = format!(
-            "{} running as Slurm job {} on {node} after {queued_ms} ms in the queue",
-            self.label, self.slurm_id
-        );
+        let line =
+            format!("{} running as Slurm job {} on {on} after {queued_ms} ms in the queue", self.label, self.slurm_id);
         run.log(self.log_as, Stream::Runner, &line);
     }
 }

@@ -105,3 +105,48 @@ impl Sandbox {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::HEADER;
+    use std::os::unix::fs::PermissionsExt;
+    use std::process::Command;
+
+    /// The batch script's checks as a compute node runs them: with
+    /// bubblewrap at the given path, or without it.
+    fn run_header(bwrap: &str) -> std::process::Output {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("step.sh");
+        let body = format!("{HEADER}printf '%s|' \"$@\"; echo; echo \"BASH_ENV=$BASH_ENV\"\n");
+        std::fs::write(&script, body).unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::fs::write(dir.path().join("chain"), b"--\0a b\0\0c\0").unwrap();
+        std::fs::write(dir.path().join("filter"), b"").unwrap();
+        let (chain, filter) = (dir.path().join("chain"), dir.path().join("filter"));
+        Command::new(&script)
+            .args([bwrap, "", "64"])
+            .arg(chain)
+            .arg(filter)
+            .env("BASH_ENV", "/nonexistent-rc")
+            .output()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_compute_node_without_bubblewrap_refuses_the_job() {
+        let out = run_header("/nonexistent/bwrap");
+        assert_eq!(out.status.code(), Some(126), "{out:?}");
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(said.contains("/nonexistent/bwrap is not installed on") && said.contains("refused"), "{said}");
+        assert!(out.stdout.is_empty(), "nothing ran: {out:?}");
+    }
+
+    #[test]
+    fn the_chain_reaches_the_launcher_word_for_word_in_an_empty_environment() {
+        let out = run_header("/bin/true");
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        // Empty words and spaces survive; nothing of the caller's environment does.
+        assert_eq!(stdout, "--|a b||c|\nBASH_ENV=\n", "{out:?}");
+    }
+}

@@ -27,6 +27,7 @@ pub(super) enum JobState {
     Queued,
     Running {
         node: String,
+        partition: String,
     },
     /// `state` as Slurm names it (`COMPLETED`, `FAILED`, `OUT_OF_MEMORY`…).
     Ended {
@@ -237,6 +238,7 @@ fn parse_state(out: &str) -> std::io::Result<JobState> {
     let field = |key: &str| out.split_whitespace().find_map(|w| w.strip_prefix(key));
     let state = field("JobState=").ok_or_else(|| std::io::Error::other(format!("no JobState in {out:?}")))?;
     let node = field("NodeList=").filter(|n| *n != "(null)").unwrap_or("a compute node").to_string();
+    let partition = field("Partition=").unwrap_or("its partition").to_string();
     let (exit_code, signal) = field("ExitCode=")
         .and_then(|c| c.split_once(':'))
         .map(|(c, s)| (c.parse().unwrap_or(-1), s.parse().unwrap_or(0)))
@@ -246,7 +248,9 @@ fn parse_state(out: &str) -> std::io::Result<JobState> {
             JobState::Queued
         }
         // Ending: its exit code is known once Slurm is done with it.
-        "RUNNING" | "COMPLETING" | "STAGE_OUT" | "SIGNALING" | "STOPPED" | "RESIZING" => JobState::Running { node },
+        "RUNNING" | "COMPLETING" | "STAGE_OUT" | "SIGNALING" | "STOPPED" | "RESIZING" => {
+            JobState::Running { node, partition }
+        }
         other => JobState::Ended { state: other.to_string(), exit_code, signal },
     })
 }
@@ -258,8 +262,9 @@ mod tests {
     #[test]
     fn states_are_read_from_scontrol() {
         let running = "JobId=7 JobName=lh-org1-r1-job1 UserId=root(0) JobState=RUNNING Reason=None \
-                       ExitCode=0:0 NodeList=lhnode BatchHost=lhnode";
-        assert_eq!(parse_state(running).unwrap(), JobState::Running { node: "lhnode".into() });
+                       Partition=leasehold ExitCode=0:0 NodeList=lhnode BatchHost=lhnode";
+        let want = JobState::Running { node: "lhnode".into(), partition: "leasehold".into() };
+        assert_eq!(parse_state(running).unwrap(), want);
         let pending = "JobId=8 JobState=PENDING Reason=Resources ExitCode=0:0 NodeList=(null)";
         assert_eq!(parse_state(pending).unwrap(), JobState::Queued);
         let failed = parse_state("JobId=9 JobState=FAILED Reason=NonZeroExitCode ExitCode=3:0").unwrap();
