@@ -174,14 +174,22 @@ impl Ledger {
         let members = writes.get(MEMBERS).cloned().flatten();
         if let Some(members) = &members {
             stage_roster(&self.store, &mut batch, head.height + 1, members);
+            // In effect before the block's state is visible: a reader that
+            // sees an org's leave (its leases revoked) never then checks a
+            // signature against the roster it left. Early is harmless: a
+            // tx admitted now is ordered after this block.
+            let mut state = MemState::default();
+            state.map.insert(MEMBERS.to_vec(), members.clone());
+            let roster = Arc::new(Roster::load(&state, &self.genesis)?);
+            self.rosters.lock().expect("rosters lock").insert(head.height + 1, roster.clone());
+            self.roster.send_if_modified(|r| {
+                let changed = **r != *roster;
+                *r = roster;
+                changed
+            });
         }
         self.store.db().write(batch)?;
         *self.commitment.lock().expect("commitment lock") = commitment;
-        if members.is_some() {
-            self.reload_roster()?;
-            let roster = self.roster();
-            self.rosters.lock().expect("rosters lock").insert(head.height + 1, roster);
-        }
         self.head.send_replace(head);
         for (tx, verdict) in block.txs.iter().zip(&block.verdicts) {
             if matches!(verdict, leasehold_chaincode::Verdict::Valid) {
