@@ -161,6 +161,9 @@ async fn the_whole_story_clicked_through_in_a_real_browser() {
     b.click("#private-pane", "Read it from org1's node").await;
     b.wait_text("#private-pane pre", "north wing").await;
     b.shot_at("dataset-lessee", "#private-pane").await;
+    // Its files and sizes, listed by org1's node under the lease.
+    b.wait_text("table.files", "visits.csv").await;
+    b.wait_text("table.files", "README.txt").await;
 
     // org2 uploads a workflow directory and follows it to the end.
     let wf = workflow_dir(dir.path(), &lease);

@@ -23,6 +23,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/datasets", get(list).post(create))
         .route("/v1/datasets/{id}", get(show).patch(update).delete(retire))
+        .route("/v1/datasets/{id}/files", get(files))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -97,6 +98,41 @@ pub async fn show(s: State<AppState>, caller: Caller, Path(id): Path<String>) ->
         .collect();
     let lineage = s.node.lineage(&id)?.into_iter().map(LineageView::from).collect();
     Ok(Json(DatasetDetail { dataset: (&ds).into(), versions, lineage }))
+}
+
+/// A dataset version's files, as its owner holds them.
+#[derive(Serialize, ToSchema)]
+pub struct FilesView {
+    pub dataset: String,
+    pub version: u32,
+    /// The manifest's hash: the version's `content_hash` on the ledger.
+    pub content_hash: String,
+    pub total_bytes: u64,
+    pub files: Vec<FileView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct FileView {
+    pub path: String,
+    pub size_bytes: u64,
+}
+
+/// The files of a dataset and their sizes: at the owner's node, of its
+/// latest version; at a lessee's, of the version its active lease covers,
+/// asked of the owner, which checks the lease as it answers. Any other org
+/// gets 403: the ledger holds only the files' hash.
+#[utoipa::path(get, path = "/v1/datasets/{id}/files", responses((status = 200, body = FilesView), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)), security(("bearer" = ["viewer"])))]
+pub async fn files(s: State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<FilesView>, ApiError> {
+    caller.require(Role::Viewer)?;
+    let listed = s.node.dataset_files(&id).await?;
+    let (ds, manifest) = (listed.dataset, listed.manifest);
+    Ok(Json(FilesView {
+        dataset: ds.id.clone(),
+        version: ds.version,
+        content_hash: hex::encode(manifest.hash()),
+        total_bytes: manifest.total_bytes(),
+        files: manifest.files.iter().map(|f| FileView { path: f.path.clone(), size_bytes: f.size_bytes }).collect(),
+    }))
 }
 
 #[derive(Deserialize, ToSchema)]

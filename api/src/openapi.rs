@@ -99,7 +99,7 @@ fn document_problems(op: &mut utoipa::openapi::path::Operation, writes: bool) {
     info(title = "leasehold", description = "Datasets and time-limited leases on a signed, replicated ledger."),
     paths(
         crate::ledger::status, crate::ledger::submit, crate::ledger::tx, crate::ledger::blocks, crate::ledger::block,
-        crate::datasets::list, crate::datasets::show, crate::datasets::create, crate::datasets::update, crate::datasets::retire,
+        crate::datasets::list, crate::datasets::show, crate::datasets::files, crate::datasets::create, crate::datasets::update, crate::datasets::retire,
         crate::leases::request, crate::leases::list, crate::leases::show, crate::leases::grant, crate::leases::deny,
         crate::leases::revoke, crate::leases::release, crate::leases::extend, crate::leases::metadata, crate::leases::access_log,
         crate::admin::add_user, crate::admin::list_users, crate::admin::revoke_user, crate::admin::history, crate::admin::backup, crate::admin::config, crate::files::upload, crate::membership::show, crate::membership::approve, crate::orgs::list, crate::orgs::propose, crate::orgs::approve, crate::orgs::deny, crate::orgs::withdraw,

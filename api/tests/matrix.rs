@@ -195,6 +195,15 @@ async fn every_operation_by_every_role() {
         assert_eq!(code, 403, "{who}: {p}");
         assert!(p["detail"].as_str().unwrap().contains(&format!("held by org2, not by {who}")), "{p}");
     }
+    // The files and their sizes: to the owner, and to the lessee through
+    // the owner's node; to nobody else.
+    let files = m.op(0, "GET", "/v1/datasets/{id}/files", "/v1/datasets/iris/files", None, 200).await;
+    assert_eq!(files["files"], json!([{"path": "a.csv", "size_bytes": 4}]), "{files}");
+    let (code, leased) = call(&o2.app, "GET", "/v1/datasets/iris/files", Some(&o2.viewer), None).await;
+    assert_eq!(code, 200, "{leased}");
+    assert_eq!(leased["files"], files["files"], "the lessee sees the owner's list");
+    let (code, p) = call(&o3.app, "GET", "/v1/datasets/iris/files", Some(&o3.admin), None).await;
+    assert!(code == 403 && p["detail"].as_str().unwrap().contains("active lease"), "{p}");
     // The owner committed the record; org2's node applies it a moment later.
     let log_path = format!("/v1/leases/{lease}/access-log");
     for _ in 0..500 {
@@ -210,6 +219,8 @@ async fn every_operation_by_every_role() {
     assert_eq!(rel["resource"]["status"], "released");
     let (code, p) = call(&o2.app, "GET", &meta_path, Some(&o2.member), None).await;
     assert!(code == 403 && p["detail"].as_str().unwrap().contains("was released at"), "{p}");
+    let (code, p) = call(&o2.app, "GET", "/v1/datasets/iris/files", Some(&o2.viewer), None).await;
+    assert_eq!(code, 403, "a released lease lists no file: {p}");
 
     // Deny and revoke, each on a lease of its own.
     let r2 = m.op(1, "POST", "/v1/datasets/{id}/leases", "/v1/datasets/iris/leases", Some(&lease_body), 201).await;

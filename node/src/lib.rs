@@ -44,5 +44,6 @@ pub use data::staging::{StageError, Staged, StagedFile, Upload, MAX_UPLOAD_BYTES
 pub use error::{NodeError, Result};
 pub use handle::NodeHandle;
 pub use node::{corrupt, start, Tasks};
+pub use reads::DatasetFiles;
 pub use status::Status;
 pub use write::{Submission, Written};

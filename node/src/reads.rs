@@ -4,12 +4,13 @@
 use std::path::PathBuf;
 
 use leasehold_chaincode::query::{self, DatasetFilter, LeaseFilter, LineageNode};
-use leasehold_chaincode::{AccessRecord, Dataset, HistoryEntry, Lease, Publication, TxId};
+use leasehold_chaincode::{AccessRecord, Dataset, HistoryEntry, Lease, LeaseStatus, Publication, TxId};
 
 use crate::block::Block;
+use crate::data::plane::Fetcher;
 use crate::data::staging::{DiskReserve, StageError, Staged, Upload};
 use crate::data::DataDirs;
-use crate::error::Result;
+use crate::error::{NodeError, Result};
 use crate::handle::NodeHandle;
 
 impl NodeHandle {
@@ -129,5 +130,56 @@ impl NodeHandle {
     /// Every org that ever joined, and the changes waiting for approval.
     pub fn orgs(&self) -> Result<crate::orgs::OrgsView> {
         crate::orgs::orgs(&self.inner.ledger)
+    }
+}
+
+/// A dataset version's files as its owner holds them.
+pub struct DatasetFiles {
+    pub dataset: Dataset,
+    pub manifest: leasehold_files::Manifest,
+}
+
+impl NodeHandle {
+    /// The files of a dataset, with their sizes: of its latest version from
+    /// this node's own store when this org owns it; else of the version an
+    /// active lease of this org covers, asked of the owner, whose node
+    /// checks the lease as it answers (a `compute` lease gets no names).
+    /// Nobody else learns them: the ledger holds only their hash.
+    pub async fn dataset_files(&self, id: &str) -> Result<DatasetFiles> {
+        let not_found = || NodeError::NotFound(format!("dataset {id:?} does not exist"));
+        let latest = self.dataset(id)?.ok_or_else(not_found)?;
+        if latest.owner == self.org() {
+            let held = self.dirs().dataset_manifest(id, &latest.spec.content_hash)?;
+            let manifest = held
+                .ok_or_else(|| NodeError::NotFound(format!("this node holds no files for {id}@{}", latest.version)))?;
+            return Ok(DatasetFiles { dataset: latest, manifest });
+        }
+        let filter = LeaseFilter {
+            dataset: Some(id.into()),
+            lessee: Some(self.org().into()),
+            owner: None,
+            status: Some(LeaseStatus::Active),
+            after: None,
+            limit: 1,
+        };
+        let Some(lease) = self.leases(&filter)?.items.into_iter().next() else {
+            return Err(NodeError::Forbidden(format!(
+                "the files of {id} are listed to its owner and to an org with an active lease on it"
+            )));
+        };
+        let version = lease.dataset_version.unwrap_or(latest.version);
+        let dataset = query::dataset_version(&self.inner.ledger.store, id, version)?.ok_or_else(not_found)?;
+        let (dirs, inner) = (self.dirs(), &self.inner);
+        let fetcher = Fetcher { consensus: &inner.consensus, ledger: &inner.ledger, dirs: &dirs };
+        // The owner's refusal (a compute lease, a lease it sees ended) is
+        // its word, for the asker; a manifest that fails its checks is the
+        // owner's node at fault.
+        let refused = format!("{} refused", lease.owner);
+        let manifest = fetcher.manifest(&lease).await.map_err(|e| match e {
+            NodeError::Data(d) if d.starts_with(&refused) => NodeError::Forbidden(d),
+            NodeError::Data(d) => NodeError::Peer(d),
+            other => other,
+        })?;
+        Ok(DatasetFiles { dataset, manifest })
     }
 }

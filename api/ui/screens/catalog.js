@@ -1,6 +1,7 @@
 // The catalog and a dataset's page: public metadata, versions by content
-// hash, the policy in plain words, lineage, this org's leases of it, a
-// lease request, and the private metadata pane for an active lessee.
+// hash, the policy in plain words, its files with their sizes (to the owner
+// and an active lessee), lineage, this org's leases of it, a lease request,
+// and the private metadata pane for an active lessee.
 
 import { html, useState } from '../vendor/htm-preact.js';
 import { get, post, query, enc, bytes, duration, short, when } from '../api.js';
@@ -107,6 +108,15 @@ export function PrivatePane({ lease }) {
   </div>`;
 }
 
+/** Its files and sizes: the owner's list, asked through the lease when this org is the lessee. */
+function Files({ id, lease }) {
+  const files = useLoad(() => get(`/v1/datasets/${enc(id)}/files`), [id, lease]);
+  return html`<${Loaded} state=${files}>${(f) => html`
+    <table class="files"><thead><tr><th>File</th><th>Size</th></tr></thead>
+      <tbody>${f.files.map((x) => html`<tr><td class="mono">${x.path}</td><td>${bytes(x.size_bytes)}</td></tr>`)}</tbody></table>
+    <p class="muted">Version ${f.version}: ${f.files.length} files, ${bytes(f.total_bytes)} in all.</p>`}<//>`;
+}
+
 function RequestLease({ ds, done }) {
   const [hours, setHours] = useState(Math.min(24, ds.policy.max_lease_ms / 3600000));
   const [purpose, setPurpose] = useState('');
@@ -141,6 +151,10 @@ export function DatasetPage({ me, id }) {
       <h2>Versions</h2>
       <table><thead><tr><th>Version</th><th>Title</th><th>Content hash</th><th>Updated</th></tr></thead>
         <tbody>${versions.map((v) => html`<tr><td>${v.version}</td><td>${v.title}</td><td class="mono">${short(v.content_hash)}</td><td>${v.updated_at}</td></tr>`)}</tbody></table>
+      <h2>Files</h2>
+      ${ds.owner === me.org || (active && ds.policy.access !== 'compute')
+        ? html`<${Files} id=${ds.id} lease=${active && active.id} />`
+        : html`<p class="muted">Listed to the owner and to an organisation with an active lease.</p>`}
       <h2>Lineage</h2><${Lineage} nodes=${lineage} />
       ${active && ds.policy.access !== 'compute' && html`<${PrivatePane} lease=${active} />`}
       ${canRequest && !active && html`<h2>Lease it</h2><${RequestLease} ds=${ds} done=${leases.reload} />`}

@@ -46,18 +46,9 @@ impl Fetcher<'_> {
         }
     }
 
-    /// Brings a lease's files into this node's cache and returns their
-    /// directory. Each file is checked against its manifest entry and the
-    /// manifest against the ledger's content hash; nothing unverified is
-    /// left where a job could mount it. `progress(done, total)` is called
-    /// after each chunk.
-    pub(crate) async fn fetch(&self, lease: &Lease, mut progress: impl FnMut(u64, u64)) -> Result<PathBuf> {
-        let dirs = &self.dirs;
-        let cache = dirs.cache(&lease.id);
-        let files = cache.join("files");
-        if files.exists() {
-            return Ok(files);
-        }
+    /// The leased version's manifest, from its owner, who checks the lease
+    /// as it answers; checked against the ledger's content hash.
+    pub(crate) async fn manifest(&self, lease: &Lease) -> Result<Manifest> {
         let version = lease.dataset_version.ok_or_else(|| NodeError::Data("lease has no dataset version".into()))?;
         let store = &self.ledger.store;
         let ds = query::dataset_version(store, &lease.dataset_id, version)?
@@ -73,6 +64,22 @@ impl Fetcher<'_> {
             )));
         }
         manifest.check().map_err(|e| NodeError::Data(format!("the manifest from {} is refused: {e}", lease.owner)))?;
+        Ok(manifest)
+    }
+
+    /// Brings a lease's files into this node's cache and returns their
+    /// directory. Each file is checked against its manifest entry and the
+    /// manifest against the ledger's content hash; nothing unverified is
+    /// left where a job could mount it. `progress(done, total)` is called
+    /// after each chunk.
+    pub(crate) async fn fetch(&self, lease: &Lease, mut progress: impl FnMut(u64, u64)) -> Result<PathBuf> {
+        let dirs = &self.dirs;
+        let cache = dirs.cache(&lease.id);
+        let files = cache.join("files");
+        if files.exists() {
+            return Ok(files);
+        }
+        let manifest = self.manifest(lease).await?;
         let partial = cache.join("partial");
         let _ = fs::remove_dir_all(&partial);
         let total = manifest.total_bytes();

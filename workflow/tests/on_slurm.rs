@@ -218,7 +218,7 @@ async fn a_memory_bomb_is_stopped_by_slurms_cgroup(sb: &Sandbox) {
 /// the end of a job that does nothing, on this host and on the cluster,
 /// alternated; and
 /// from a stop to the job's last process gone.
-/// `cargo test --release --test slurm -- --ignored --nocapture`
+/// `cargo test --release --test on_slurm -- --ignored --nocapture`
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore]
 async fn measure_time_to_the_first_job_and_to_the_kill() {
