@@ -33,19 +33,6 @@ async fn submit_yaml(net: &TestNet, node: usize, yaml: &str) -> Value {
     r
 }
 
-/// Polls `node`'s record of run `id` until `done` holds.
-async fn until(net: &TestNet, node: usize, id: &str, secs: u64, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let r = run_on(net, node, id).await;
-        if done(&r) {
-            return r;
-        }
-        assert!(Instant::now() < deadline, "run {id} on node {node}: {r}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// Whether `needle` is in any file under `dir`.
 fn found_under(dir: &Path, needle: &[u8]) -> Vec<String> {
     let mut hits = Vec::new();

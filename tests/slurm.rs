@@ -33,19 +33,6 @@ async fn submit_yaml(net: &TestNet, node: usize, yaml: &str) -> String {
     r["id"].as_str().unwrap().to_string()
 }
 
-/// Polls `node`'s record of run `id` until `done` holds.
-async fn until(net: &TestNet, node: usize, id: &str, secs: u64, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let r = run_on(net, node, id).await;
-        if done(&r) {
-            return r;
-        }
-        assert!(Instant::now() < deadline, "run {id} on node {node}: {r}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workflows_run_on_a_slurm_cluster_and_the_lease_rules_hold_there() {
     let Some(cluster) = Cluster::start(&Path::new(env!("CARGO_TARGET_TMPDIR")).join("slurm")) else { return };

@@ -73,3 +73,16 @@ pub async fn ended_on(net: &TestNet, node: usize, id: &str, secs: u64) -> Value 
     }
     panic!("run {id} did not end within {secs} s: {}", run_on(net, node, id).await);
 }
+
+/// Polls `node`'s record of run `id` until `done` holds.
+pub async fn until(net: &TestNet, node: usize, id: &str, secs: u64, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let r = run_on(net, node, id).await;
+        if done(&r) {
+            return r;
+        }
+        assert!(std::time::Instant::now() < deadline, "run {id} on node {node}: {r}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -45,12 +45,10 @@ fn slurm_id(live: &LiveRun, n: usize) -> String {
     id.split_whitespace().next().unwrap().to_string()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn jobs_run_on_a_real_slurm_cluster_in_the_same_sandbox() {
-    let Some(sb) = sandbox() else { return };
-    let Some(cluster) = cluster::Cluster::start(&Path::new(env!("CARGO_TARGET_TMPDIR")).join("slurm")) else {
-        return;
-    };
+/// The test's own cluster, and an executor's config for it; `None` where
+/// it cannot run (it says SKIPPED).
+fn start_cluster() -> Option<(cluster::Cluster, SlurmConfig)> {
+    let cluster = cluster::Cluster::start(&Path::new(env!("CARGO_TARGET_TMPDIR")).join("slurm"))?;
     let cfg = SlurmConfig {
         shared_dir: cluster.shared.clone(),
         partition: Some(cluster::PARTITION.into()),
@@ -58,6 +56,13 @@ async fn jobs_run_on_a_real_slurm_cluster_in_the_same_sandbox() {
         bin_dir: "/usr/bin".into(),
         poll_interval_ms: 50,
     };
+    Some((cluster, cfg))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_run_on_a_real_slurm_cluster_in_the_same_sandbox() {
+    let Some(sb) = sandbox() else { return };
+    let Some((cluster, cfg)) = start_cluster() else { return };
     let slurm = Arc::new(Slurm::new(cfg, "test"));
     use_executor(slurm.clone(), &cluster.shared);
 
@@ -223,16 +228,7 @@ async fn a_memory_bomb_is_stopped_by_slurms_cgroup(sb: &Sandbox) {
 #[ignore]
 async fn measure_time_to_the_first_job_and_to_the_kill() {
     let Some(sb) = sandbox() else { return };
-    let Some(cluster) = cluster::Cluster::start(&Path::new(env!("CARGO_TARGET_TMPDIR")).join("slurm")) else {
-        return;
-    };
-    let cfg = SlurmConfig {
-        shared_dir: cluster.shared.clone(),
-        partition: Some(cluster::PARTITION.into()),
-        slurm_conf: Some(cluster.conf.clone()),
-        bin_dir: "/usr/bin".into(),
-        poll_interval_ms: 50,
-    };
+    let Some((cluster, cfg)) = start_cluster() else { return };
     let slurm: Arc<dyn leasehold_workflow::exec::Executor> = Arc::new(Slurm::new(cfg, "bench"));
     let local: Arc<dyn leasehold_workflow::exec::Executor> = Arc::new(leasehold_workflow::exec::Local);
     let (mut on_local, mut on_slurm, mut kills) = (Vec::new(), Vec::new(), Vec::new());
