@@ -71,14 +71,14 @@ pub async fn submit(
     let content_type = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let mime = content_type.split(';').next().unwrap_or_default().trim();
     if mime.eq_ignore_ascii_case("application/x-tar") {
-        let record = s.node.runner().submit_bundle(body.to_vec(), &user.name, force).await?;
+        let record = s.node.submit_run_bundle(body.to_vec(), &user.name, force).await?;
         return Ok((StatusCode::CREATED, Json(RunView::from(&record))));
     }
     if body.len() > MAX_WORKFLOW_BYTES {
         return Err(ApiError::TooLarge(format!("a workflow.yaml is at most {MAX_WORKFLOW_BYTES} bytes")));
     }
     let yaml = std::str::from_utf8(&body).map_err(|_| ApiError::bad("body", "the workflow is not UTF-8 text"))?;
-    let record = s.node.runner().submit(yaml, &user.name, force).await?;
+    let record = s.node.submit_run(yaml, &user.name, force).await?;
     Ok((StatusCode::CREATED, Json(RunView::from(&record))))
 }
 
@@ -98,7 +98,7 @@ pub struct RunQuery {
 #[utoipa::path(get, path = "/v1/runs", params(RunQuery), responses((status = 200, body = Vec<RunView>)), security(("bearer" = ["viewer"])))]
 pub async fn list(s: State<AppState>, caller: Caller, q: Query<RunQuery>) -> Result<Json<Vec<RunView>>, ApiError> {
     caller.require(Role::Viewer)?;
-    let mut runs = s.node.runner().list();
+    let mut runs = s.node.runs();
     runs.sort_by(|a, b| b.created_at_ms.cmp(&a.created_at_ms).then_with(|| a.id.cmp(&b.id)));
     let from = match &q.after {
         Some(after) => runs
@@ -115,13 +115,13 @@ pub async fn list(s: State<AppState>, caller: Caller, q: Query<RunQuery>) -> Res
 #[utoipa::path(get, path = "/v1/runs/{id}", responses((status = 200, body = RunView), (status = 404, body = crate::error::Problem)), security(("bearer" = ["viewer"])))]
 pub async fn show(s: State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<RunView>, ApiError> {
     caller.require(Role::Viewer)?;
-    Ok(Json(RunView::from(&s.node.runner().get(&id)?.record())))
+    Ok(Json(RunView::from(&s.node.run(&id)?.record())))
 }
 
 #[utoipa::path(post, path = "/v1/runs/{id}/cancel", responses((status = 200, body = RunView), (status = 409, body = crate::error::Problem)), security(("bearer" = ["member"])))]
 pub async fn cancel(s: State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<RunView>, ApiError> {
     let user = caller.require(Role::Member)?;
-    Ok(Json(RunView::from(&s.node.runner().cancel(&id, &user.name)?)))
+    Ok(Json(RunView::from(&s.node.cancel_run(&id, &user.name)?)))
 }
 
 /// Releases a compute run's outputs to the org that asked for it (the
@@ -158,10 +158,8 @@ async fn decide(
     if !approve && d.reason.trim().is_empty() {
         return Err(ApiError::invalid("reason", "a refusal says why"));
     }
-    let runner = s.node.runner();
-    runner.check_decidable(&id)?;
     let reason = if d.reason.is_empty() { format!("approved by {}", user.name) } else { d.reason };
-    Ok(Json(RunView::from(&runner.decide(&id, approve, &reason).await?)))
+    Ok(Json(RunView::from(&s.node.decide_release(&id, approve, &reason).await?)))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -183,7 +181,7 @@ pub async fn logs(
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     caller.require(Role::Viewer)?;
-    let run = s.node.runner().get(&id)?;
+    let run = s.node.run(&id)?;
     let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok()?.parse::<u64>().ok()).map(|n| n + 1);
     let from = resume.or(q.from).unwrap_or(0);
     Ok(Sse::new(follow(run, from)).keep_alive(KeepAlive::default()))
@@ -237,7 +235,7 @@ pub async fn publish(
     JsonBody(req): JsonBody<NewDataset>,
 ) -> Result<(StatusCode, Json<WriteView>), ApiError> {
     caller.require(Role::Admin)?;
-    let (record, _): (RunRecord, _) = s.node.runner().publishable(&id)?;
+    let (record, _): (RunRecord, _) = s.node.publishable_run(&id)?;
     // Adopted into the store on success; dropped (and deleted) otherwise.
     let outputs = s.node.run_outputs(&id).await?;
     let (status, Json(view), dataset) =
@@ -247,6 +245,6 @@ pub async fn publish(
         let pending = WriteView { resource: serde_json::to_value(PublicationView::from(&p)).ok(), ..view };
         return Ok((StatusCode::ACCEPTED, Json(pending)));
     }
-    s.node.runner().mark_published(&id, &dataset)?;
+    s.node.mark_published(&id, &dataset)?;
     Ok((status, Json(view)))
 }

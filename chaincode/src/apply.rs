@@ -71,7 +71,7 @@ pub(crate) fn apply_verified(state: &mut impl State, tx: &SignedTx, tx_id: TxId,
     Ok(vec![event])
 }
 
-fn check_envelope(state: &impl StateRead, tx: &SignedTx, tx_id: &TxId, ctx: &BlockCtx) -> Result<()> {
+fn check_envelope(state: &(impl StateRead + ?Sized), tx: &SignedTx, tx_id: &TxId, ctx: &BlockCtx) -> Result<()> {
     let body = &tx.body;
     let g = ctx.genesis;
     if body.network_id != g.network_id {

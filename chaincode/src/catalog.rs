@@ -5,7 +5,7 @@
 use crate::ctx::{Event, TxCtx};
 use crate::{keys, ChaincodeError, Dataset, Result, State, StateRead};
 
-pub(crate) fn load_dataset(state: &impl StateRead, id: &str) -> Result<Dataset> {
+pub(crate) fn load_dataset(state: &(impl StateRead + ?Sized), id: &str) -> Result<Dataset> {
     keys::get(state, &keys::dataset(id))?.ok_or_else(|| ChaincodeError::NotFound { kind: "dataset", id: id.into() })
 }
 

@@ -99,7 +99,7 @@ pub(crate) fn start(
 }
 
 /// The dataset version an active `lease` on a live compute dataset reads.
-fn runnable(state: &impl StateRead, ctx: &TxCtx, lease: &Lease) -> Result<DatasetRef> {
+fn runnable(state: &(impl StateRead + ?Sized), ctx: &TxCtx, lease: &Lease) -> Result<DatasetRef> {
     if lease.status_at(ctx.now()) != LeaseStatus::Active {
         return Err(lease::wrong_state(lease, ctx.now(), "run on", "active"));
     }

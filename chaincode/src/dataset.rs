@@ -85,7 +85,12 @@ pub(crate) fn register(
     publish(state, ctx, &ds)
 }
 
-fn owned_live_dataset(state: &impl StateRead, ctx: &TxCtx, id: &str, action: &'static str) -> Result<Dataset> {
+fn owned_live_dataset(
+    state: &(impl StateRead + ?Sized),
+    ctx: &TxCtx,
+    id: &str,
+    action: &'static str,
+) -> Result<Dataset> {
     let ds = load_dataset(state, id)?;
     if ds.owner != ctx.org {
         return Err(ChaincodeError::NotOwner { owner: ds.owner, org: ctx.org.into(), action });

@@ -7,7 +7,7 @@ use crate::{
     keys, AccessRecord, Approval, ChaincodeError, Dataset, Lease, LeaseState, LeaseStatus, Result, State, StateRead,
 };
 
-pub(crate) fn load(state: &impl StateRead, id: &str) -> Result<Lease> {
+pub(crate) fn load(state: &(impl StateRead + ?Sized), id: &str) -> Result<Lease> {
     keys::get(state, &keys::lease(id))?.ok_or_else(|| ChaincodeError::NotFound { kind: "lease", id: id.into() })
 }
 
@@ -32,7 +32,7 @@ pub(crate) fn store(state: &mut impl State, ctx: &TxCtx, lease: &Lease) -> Resul
 
 /// The leases of `dataset` that may be active at `now_ms`: granted, not
 /// ended early, and expiring after it, soonest first, at most `limit`.
-pub(crate) fn live(state: &impl StateRead, dataset: &str, now_ms: i64, limit: usize) -> Result<Vec<Lease>> {
+pub(crate) fn live(state: &(impl StateRead + ?Sized), dataset: &str, now_ms: i64, limit: usize) -> Result<Vec<Lease>> {
     let (prefix, from) = (keys::idx_lease_live_prefix(dataset), keys::idx_lease_live_from(dataset, now_ms));
     let found = state.scan_after(&prefix, &from, limit)?;
     found.iter().map(|(k, _)| load(state, &keys::last_segment(k))).collect()
@@ -82,7 +82,7 @@ fn check_duration(ds: &Dataset, duration_ms: u64) -> Result<()> {
 }
 
 /// Under an exclusive policy, no other lease of the dataset may be active.
-fn check_exclusive(state: &impl StateRead, ctx: &TxCtx, ds: &Dataset, lease_id: &str) -> Result<()> {
+fn check_exclusive(state: &(impl StateRead + ?Sized), ctx: &TxCtx, ds: &Dataset, lease_id: &str) -> Result<()> {
     if !ds.spec.policy.exclusive {
         return Ok(());
     }
@@ -259,7 +259,7 @@ pub(crate) fn extend(state: &mut impl State, ctx: &TxCtx, lease_id: &str, extra_
 }
 
 /// Requires `lease_id` to be held by the tx's org and active now.
-pub(crate) fn require_active_for(state: &impl StateRead, ctx: &TxCtx, lease_id: &str) -> Result<Lease> {
+pub(crate) fn require_active_for(state: &(impl StateRead + ?Sized), ctx: &TxCtx, lease_id: &str) -> Result<Lease> {
     let lease = load(state, lease_id)?;
     require_lessee(&lease, ctx)?;
     if lease.status_at(ctx.now()) != LeaseStatus::Active {

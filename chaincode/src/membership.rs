@@ -24,7 +24,7 @@ pub struct MembershipView {
 }
 
 /// The voters in effect: the genesis orgs unless a majority approved others.
-pub fn voters(state: &impl StateRead, genesis: &Genesis) -> Result<Vec<OrgId>> {
+pub fn voters(state: &(impl StateRead + ?Sized), genesis: &Genesis) -> Result<Vec<OrgId>> {
     Ok(keys::get(state, VOTERS)?.unwrap_or_else(|| genesis.orgs.iter().map(|o| o.id.clone()).collect()))
 }
 
@@ -33,7 +33,7 @@ pub(crate) fn set_voters(state: &mut impl State, voters: &[OrgId]) {
     keys::put(state, VOTERS.to_vec(), &voters);
 }
 
-pub fn view(state: &impl StateRead, genesis: &Genesis) -> Result<MembershipView> {
+pub fn view(state: &(impl StateRead + ?Sized), genesis: &Genesis) -> Result<MembershipView> {
     let mut approvals = Vec::new();
     for org in &genesis.orgs {
         if let Some(set) = keys::get::<Vec<OrgId>>(state, &approval_key(&org.id))? {

@@ -19,7 +19,11 @@ const MAX_REASON_BYTES: usize = 1000;
 /// The orgs, other than `publisher`, that must approve publishing what is
 /// derived from `inputs`: owners of inputs whose policy (the version read
 /// or the current one) is `owner_approval`.
-pub(crate) fn approvers(state: &impl StateRead, publisher: &str, inputs: &[DatasetRef]) -> Result<Vec<String>> {
+pub(crate) fn approvers(
+    state: &(impl StateRead + ?Sized),
+    publisher: &str,
+    inputs: &[DatasetRef],
+) -> Result<Vec<String>> {
     let mut orgs = BTreeSet::new();
     for input in inputs {
         if input_policies(state, publisher, input)?.contains(&DerivedPolicy::OwnerApproval) {
@@ -145,7 +149,7 @@ pub(crate) fn decide(state: &mut impl State, ctx: &TxCtx, id: &str, approve: boo
 /// no longer what the run produced, so they drop it; and one whose inputs'
 /// owners approved it keeps the files and policy they approved.
 pub(crate) fn provenance_after_update(
-    state: &impl StateRead,
+    state: &(impl StateRead + ?Sized),
     ctx: &TxCtx,
     old: &Dataset,
     spec: &DatasetSpec,

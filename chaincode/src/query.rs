@@ -11,25 +11,25 @@ pub const MAX_PAGE: usize = 1000;
 /// Upper bound on the datasets a lineage walk visits.
 pub const MAX_LINEAGE: usize = 1000;
 
-pub fn dataset(state: &impl StateRead, id: &str) -> Result<Option<Dataset>> {
+pub fn dataset(state: &(impl StateRead + ?Sized), id: &str) -> Result<Option<Dataset>> {
     keys::get(state, &keys::dataset(id))
 }
 
-pub fn dataset_version(state: &impl StateRead, id: &str, version: u32) -> Result<Option<Dataset>> {
+pub fn dataset_version(state: &(impl StateRead + ?Sized), id: &str, version: u32) -> Result<Option<Dataset>> {
     keys::get(state, &keys::dataset_version(id, version))
 }
 
 /// Every version of a dataset, oldest first.
-pub fn dataset_versions(state: &impl StateRead, id: &str) -> Result<Vec<Dataset>> {
+pub fn dataset_versions(state: &(impl StateRead + ?Sized), id: &str) -> Result<Vec<Dataset>> {
     let prefix = format!("dsv/{id}/").into_bytes();
     state.scan_prefix(&prefix, MAX_PAGE)?.iter().map(|(k, v)| decode(k, v)).collect()
 }
 
-pub fn lease(state: &impl StateRead, id: &str) -> Result<Option<Lease>> {
+pub fn lease(state: &(impl StateRead + ?Sized), id: &str) -> Result<Option<Lease>> {
     keys::get(state, &keys::lease(id))
 }
 
-pub fn run(state: &impl StateRead, id: &str) -> Result<Option<Run>> {
+pub fn run(state: &(impl StateRead + ?Sized), id: &str) -> Result<Option<Run>> {
     keys::get(state, &keys::run(id))
 }
 
@@ -67,7 +67,7 @@ const SCAN_STEP: usize = 32;
 /// handing each key and value to `take` until it has `limit` items or
 /// [`MAX_SCAN`] entries were read. `take` answers with the item, if any.
 fn walk<T>(
-    state: &impl StateRead,
+    state: &(impl StateRead + ?Sized),
     prefix: &[u8],
     after: Option<&str>,
     limit: usize,
@@ -96,7 +96,7 @@ fn walk<T>(
 
 /// Datasets matching `f`, in id order, at most `f.limit` (capped at
 /// [`MAX_PAGE`]), reading at most [`MAX_SCAN`] entries.
-pub fn datasets(state: &impl StateRead, f: &DatasetFilter) -> Result<Page<Dataset>> {
+pub fn datasets(state: &(impl StateRead + ?Sized), f: &DatasetFilter) -> Result<Page<Dataset>> {
     let (prefix, indexed) = match (&f.owner, &f.tag) {
         (Some(o), _) => (keys::idx_owner(o, ""), true),
         (None, Some(t)) => (keys::idx_tag(t, ""), true),
@@ -131,7 +131,7 @@ pub struct LeaseFilter {
 
 /// Leases matching `f`, with status judged at block time `now_ms`, in id
 /// order, at most `f.limit`, reading at most [`MAX_SCAN`] entries.
-pub fn leases(state: &impl StateRead, f: &LeaseFilter, now_ms: i64) -> Result<Page<Lease>> {
+pub fn leases(state: &(impl StateRead + ?Sized), f: &LeaseFilter, now_ms: i64) -> Result<Page<Lease>> {
     let (prefix, indexed) = match (&f.dataset, &f.lessee, &f.owner) {
         (Some(d), _, _) => (keys::idx_lease_by_dataset(d, ""), true),
         (None, Some(o), _) => (keys::idx_lease_by_lessee(o, ""), true),
@@ -154,20 +154,25 @@ pub fn leases(state: &impl StateRead, f: &LeaseFilter, now_ms: i64) -> Result<Pa
 /// The lease through which `org` may use `dataset` at time `now_ms`, if any.
 /// Read from the index of live leases, so it costs the dataset's live
 /// leases (at most [`MAX_SCAN`] of them), never its ended ones.
-pub fn active_lease(state: &impl StateRead, org: &str, dataset: &str, now_ms: i64) -> Result<Option<Lease>> {
+pub fn active_lease(state: &(impl StateRead + ?Sized), org: &str, dataset: &str, now_ms: i64) -> Result<Option<Lease>> {
     let live = crate::lease::live(state, dataset, now_ms, MAX_SCAN)?;
     Ok(live.into_iter().find(|l| l.lessee == org && l.status_at(now_ms) == LeaseStatus::Active))
 }
 
 /// Every recorded version of `kind` (`dataset`, `lease`, `run` or `access`)
 /// `id`, oldest first, each with the transaction that wrote it.
-pub fn history(state: &impl StateRead, kind: &str, id: &str) -> Result<Vec<HistoryEntry>> {
+pub fn history(state: &(impl StateRead + ?Sized), kind: &str, id: &str) -> Result<Vec<HistoryEntry>> {
     state.scan_prefix(&keys::history_prefix(kind, id), MAX_PAGE)?.iter().map(|(k, v)| decode(k, v)).collect()
 }
 
 /// The audit trail of metadata reads under a lease, from its `from`th record
 /// (0-based), at most `limit` (capped at [`MAX_PAGE`]); each with its number.
-pub fn access_log(state: &impl StateRead, lease_id: &str, from: u32, limit: usize) -> Result<Vec<(u32, AccessRecord)>> {
+pub fn access_log(
+    state: &(impl StateRead + ?Sized),
+    lease_id: &str,
+    from: u32,
+    limit: usize,
+) -> Result<Vec<(u32, AccessRecord)>> {
     let count: u32 = keys::get(state, &keys::history_count("access", lease_id))?.unwrap_or(0);
     let end = from.saturating_add(limit.min(MAX_PAGE) as u32).min(count);
     (from..end)
@@ -197,7 +202,7 @@ pub struct LineageNode {
 
 /// Walks provenance from `id`'s current version back to its roots,
 /// breadth first, visiting each version once and at most [`MAX_LINEAGE`].
-pub fn lineage(state: &impl StateRead, id: &str) -> Result<Vec<LineageNode>> {
+pub fn lineage(state: &(impl StateRead + ?Sized), id: &str) -> Result<Vec<LineageNode>> {
     let Some(head) = dataset(state, id)? else {
         return Ok(Vec::new());
     };
@@ -230,7 +235,7 @@ pub fn lineage(state: &impl StateRead, id: &str) -> Result<Vec<LineageNode>> {
 /// (a lease's): never when that version or the current one is
 /// compute-only, so a later version read as files opens no earlier one.
 /// The owner's node asks at every request.
-pub fn files_served(state: &impl StateRead, dataset: &str, version: Option<u32>) -> Result<()> {
+pub fn files_served(state: &(impl StateRead + ?Sized), dataset: &str, version: Option<u32>) -> Result<()> {
     let current = crate::catalog::load_dataset(state, dataset)?;
     let leased: Option<Dataset> = match version {
         Some(v) => keys::get(state, &keys::dataset_version(dataset, v))?,
@@ -244,13 +249,13 @@ pub fn files_served(state: &impl StateRead, dataset: &str, version: Option<u32>)
 }
 
 /// A derived dataset waiting for its inputs' owners to approve its publication.
-pub fn publication(state: &impl StateRead, id: &str) -> Result<Option<crate::Publication>> {
+pub fn publication(state: &(impl StateRead + ?Sized), id: &str) -> Result<Option<crate::Publication>> {
     keys::get(state, &keys::publication(id))
 }
 
 /// Pending publications that `org` published or must still decide: each
 /// list read from its own index, so no org's requests hide another's.
-pub fn publications(state: &impl StateRead, org: &str) -> Result<Vec<crate::Publication>> {
+pub fn publications(state: &(impl StateRead + ?Sized), org: &str) -> Result<Vec<crate::Publication>> {
     let mut ids = BTreeSet::new();
     for prefix in [keys::idx_publication_awaiting(org, ""), keys::idx_publication_by(org, "")] {
         ids.extend(state.scan_prefix(&prefix, MAX_PAGE)?.iter().map(|(k, _)| keys::last_segment(k)));

@@ -108,7 +108,7 @@ pub struct Roster {
 
 impl Roster {
     /// The roster in `state`: the genesis orgs until a change took effect.
-    pub fn load(state: &impl StateRead, genesis: &Genesis) -> Result<Self> {
+    pub fn load(state: &(impl StateRead + ?Sized), genesis: &Genesis) -> Result<Self> {
         let stored: Option<Vec<Member>> = keys::get(state, MEMBERS)?;
         let changed = stored.is_some();
         let members = stored.unwrap_or_else(|| genesis_members(genesis));
@@ -157,7 +157,7 @@ impl Roster {
 
 /// The members in `state`. When none are stored, `genesis` is the genesis
 /// itself (no change has taken effect), so its orgs are the members.
-fn members(state: &impl StateRead, genesis: &Genesis) -> Result<Vec<Member>> {
+fn members(state: &(impl StateRead + ?Sized), genesis: &Genesis) -> Result<Vec<Member>> {
     Ok(keys::get(state, MEMBERS)?.unwrap_or_else(|| genesis_members(genesis)))
 }
 
@@ -168,7 +168,7 @@ fn genesis_members(genesis: &Genesis) -> Vec<Member> {
 /// The orgs of `genesis` (the roster a block started with) that have left
 /// or rotated their signing key in `state`: their txs later in the block
 /// were checked against a key that no longer speaks for them.
-pub(crate) fn departed(state: &impl StateRead, genesis: &Genesis) -> Result<Vec<OrgId>> {
+pub(crate) fn departed(state: &(impl StateRead + ?Sized), genesis: &Genesis) -> Result<Vec<OrgId>> {
     let members = members(state, genesis)?;
     let gone = |o: &OrgInfo| {
         members.iter().any(|m| m.info.id == o.id && (m.left.is_some() || m.info.signing_key != o.signing_key))
@@ -184,7 +184,7 @@ pub fn card_proof_bytes(network_id: &str, card: &OrgInfo) -> Vec<u8> {
 }
 
 /// The changes waiting for approval, oldest first.
-pub fn pending(state: &impl StateRead) -> Result<Vec<PendingChange>> {
+pub fn pending(state: &(impl StateRead + ?Sized)) -> Result<Vec<PendingChange>> {
     let mut out = Vec::new();
     for (key, value) in state.scan_prefix(CHANGE_PREFIX.as_bytes(), MAX_PENDING)? {
         out.push(canonical::from_bytes(&value, "org change").map_err(|e| ChaincodeError::Corrupt {
@@ -444,6 +444,6 @@ pub struct RosterView {
     pub pending: Vec<PendingChange>,
 }
 
-pub fn view(state: &impl StateRead, genesis: &Genesis) -> Result<RosterView> {
+pub fn view(state: &(impl StateRead + ?Sized), genesis: &Genesis) -> Result<RosterView> {
     Ok(RosterView { members: members(state, genesis)?, pending: pending(state)? })
 }

@@ -10,7 +10,7 @@ use crate::{
 const MAX_RUN_LEASES: usize = 64;
 const MAX_RUN_INPUTS: usize = 256;
 
-pub(crate) fn load(state: &impl StateRead, id: &str) -> Result<Run> {
+pub(crate) fn load(state: &(impl StateRead + ?Sized), id: &str) -> Result<Run> {
     keys::get(state, &keys::run(id))?.ok_or_else(|| ChaincodeError::NotFound { kind: "run", id: id.into() })
 }
 
@@ -127,7 +127,7 @@ pub(crate) fn finish(
 /// run must be the publisher's, have succeeded (and, run at an owner, been
 /// released), and have produced exactly `content_hash`; no input may deny it.
 pub(crate) fn provenance_for(
-    state: &impl StateRead,
+    state: &(impl StateRead + ?Sized),
     publisher: &str,
     run_id: &str,
     content_hash: &Hash32,
@@ -170,7 +170,7 @@ pub(crate) fn provenance_for(
 /// version the run read and of the current one, so that neither an old
 /// version nor a new one loosens it. None bind the dataset's own owner.
 pub(crate) fn input_policies(
-    state: &impl StateRead,
+    state: &(impl StateRead + ?Sized),
     publisher: &str,
     input: &DatasetRef,
 ) -> Result<Vec<DerivedPolicy>> {

@@ -10,6 +10,20 @@ mod manifest;
 
 pub use manifest::{check_rel_path, copy_tree, hash_file, open_plain, FileEntry, Manifest, MAX_FILES, MAX_PATH_BYTES};
 
+/// Bytes per chunk request between nodes: well under the network's message
+/// limit, and large enough that a round trip per chunk costs little.
+pub const CHUNK_BYTES: u64 = 4 << 20;
+
+/// Up to `len` bytes of a plain file from `offset`.
+pub fn read_chunk(file: &std::path::Path, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = open_plain(file)?;
+    f.seek(SeekFrom::Start(offset))?;
+    let mut buf = Vec::with_capacity(len as usize);
+    f.take(len).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
 /// A file or directory that could not be read or written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{path}: {reason}")]

@@ -36,7 +36,7 @@ pub(crate) struct Inner {
     /// adopted; written while a backup is taken, so it holds them all.
     pub(crate) adopting: Arc<tokio::sync::RwLock<()>>,
     /// Runs workflows; it reaches the node only through its own port.
-    pub(crate) runner: Arc<crate::runner::Runner>,
+    pub(crate) runner: Arc<leasehold_workflow::runner::Runner>,
 }
 
 impl Inner {
@@ -46,7 +46,7 @@ impl Inner {
         consensus: Arc<Consensus>,
         writer: Arc<Writer>,
         x25519_secret: [u8; 32],
-        runner: Arc<crate::runner::Runner>,
+        runner: Arc<leasehold_workflow::runner::Runner>,
     ) -> Self {
         Self {
             cfg,

@@ -6,8 +6,9 @@
 //! The subsystems, lowest first: `block` and `raft` (types), `ledger`
 //! (store, blocks, snapshots, certificates), `wire` (what nodes send each
 //! other), `consensus` (raft and the checks around it), `data`, `disclose`,
-//! `compute`, `runner`; `handle` wires them behind [`NodeHandle`] and
-//! `node` starts them.
+//! `compute`, and `runs`, the port through which the workflow runner
+//! (`leasehold_workflow::runner`) reaches the node; `handle` wires them
+//! behind [`NodeHandle`] and `node` starts them.
 
 pub mod backup;
 pub mod block;
@@ -33,7 +34,7 @@ pub mod orgs;
 pub mod raft;
 mod reads;
 mod rpc;
-mod runner;
+mod runs;
 mod status;
 pub mod users;
 pub mod wire;

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use leasehold_workflow::runner::Runner;
 use tokio::task::JoinHandle;
 use tracing::info;
 
@@ -65,9 +66,11 @@ pub async fn start(cfg: NodeConfig) -> Result<(NodeHandle, Tasks)> {
     let writer = Arc::new(Writer::new(&cfg.org, key, cfg.commit_wait_ms, ledger.clone(), consensus.clone()));
     // The node runs workflows, watches their leases and deletes ended
     // leases' caches whether or not an API is serving.
-    let port = crate::runner::port::Node::new(cfg.clone(), ledger.clone(), consensus.clone(), writer.clone());
-    let (runner, janitor) = crate::runner::Runner::start(port)?;
-    tasks.push(janitor);
+    let dirs = crate::data::DataDirs::new(&cfg.data_dir);
+    crate::data::cache::delete_from_before(&dirs);
+    let port = crate::runs::RunnerPort::new(cfg.clone(), ledger.clone(), consensus.clone(), writer.clone());
+    let runner = Runner::start(Arc::new(port), cfg.workflow.clone(), &cfg.executor, &cfg.data_dir)?;
+    tasks.push(tokio::spawn(crate::data::cache::janitor(dirs, ledger.clone())));
     let inner = Inner::new(cfg, ledger.clone(), consensus, writer, x25519_secret, runner);
     let node = NodeHandle { inner: Arc::new(inner) };
     tasks.push(tokio::spawn(crate::rpc::serve_inbound(node.clone(), inbound)));

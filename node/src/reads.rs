@@ -84,11 +84,6 @@ impl NodeHandle {
         Ok(query::history(&self.inner.ledger.store, kind, id)?)
     }
 
-    /// The node's workflow runner: runs, their records and logs.
-    pub fn runner(&self) -> &std::sync::Arc<crate::runner::Runner> {
-        &self.inner.runner
-    }
-
     /// Starts staging `path` of `dataset`'s next version (the API streams
     /// the body into it). The node alone opens its directories.
     pub async fn begin_upload(&self, dataset: &str, path: &str) -> std::result::Result<Upload, StageError> {

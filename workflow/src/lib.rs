@@ -1,4 +1,6 @@
-//! The workflow engine: parsing, bundles, QC tests and the sandbox.
+//! The workflow engine: parsing, bundles, QC tests, the sandbox, the
+//! executors that run jobs in it, and the [`runner`] that drives a run from
+//! submission to its end on the ledger, reaching its node through a port.
 //!
 //! `workflow.yaml`, compatible with jupyterflow: `name`, `jobs` (a command
 //! string, or `{command, volumes: [{id, name, path}]}`), `dags` such as
@@ -18,6 +20,7 @@ pub mod bundle;
 pub mod exec;
 pub mod live;
 pub mod qc;
+pub mod runner;
 pub mod sandbox;
 
 use std::collections::{BTreeMap, HashSet};

@@ -8,11 +8,11 @@
 //! - `datasets/{dataset}/{content_hash}/…`: the owner's files, one
 //!   directory per distinct content, so versions with equal content share it;
 //! - `cache/{lease}/files/…`: a lessee's copy, verified, deleted when the
-//!   lease ends;
-//! - `runs/{run}/`: a run's record, logs, working and output directories;
-//! - `envs/{key}/`: Python environments. Runs and environments are under
-//!   `executor.shared_dir/{org}/` instead when a cluster runs the jobs.
+//!   lease ends (see `cache`).
+//!
+//! Runs and environments are the workflow runner's (`RunDirs`).
 
+pub(crate) mod cache;
 pub mod plane;
 pub mod staging;
 
@@ -24,23 +24,15 @@ use leasehold_files::Manifest;
 
 use crate::error::{NodeError, Result};
 
-/// The places a node keeps dataset files and runs.
+/// The places a node keeps dataset files.
 #[derive(Debug, Clone)]
 pub struct DataDirs {
     root: PathBuf,
-    /// Where runs and environments live: the data directory, or a
-    /// directory shared with a cluster's compute nodes.
-    work: PathBuf,
 }
 
 impl DataDirs {
     pub fn new(data_dir: &Path) -> Self {
-        Self { root: data_dir.to_path_buf(), work: data_dir.to_path_buf() }
-    }
-
-    /// Runs and environments under `work` instead of the data directory.
-    pub fn with_work_root(self, work: &Path) -> Self {
-        Self { work: work.to_path_buf(), ..self }
+        Self { root: data_dir.to_path_buf() }
     }
 
     pub fn uploads(&self, dataset: &str) -> PathBuf {
@@ -57,19 +49,6 @@ impl DataDirs {
 
     pub fn cache(&self, lease: &str) -> PathBuf {
         self.cache_root().join(lease)
-    }
-
-    pub fn runs_root(&self) -> PathBuf {
-        self.work.join("runs")
-    }
-
-    /// Python environments built from runs' `requirements.txt`.
-    pub fn envs_root(&self) -> PathBuf {
-        self.work.join("envs")
-    }
-
-    pub fn run(&self, run: &str) -> PathBuf {
-        self.runs_root().join(run)
     }
 
     /// The manifest of the owner's files for `content_hash`, if it holds them.

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use leasehold_chaincode::{query, Hash32, Lease, StateRead};
@@ -21,9 +21,7 @@ use crate::ledger::Ledger;
 use crate::wire::data::{DataRefusal, DataReply, DataRequest};
 use crate::wire::{Rpc, RpcReply};
 
-/// Bytes per chunk request: well under the network's message limit, and
-/// large enough that a round trip per chunk costs little.
-pub const CHUNK_BYTES: u64 = 4 << 20;
+pub use leasehold_files::{read_chunk, CHUNK_BYTES};
 
 /// A lessee's node fetching leased files from their owner's.
 pub(crate) struct Fetcher<'a> {
@@ -211,14 +209,6 @@ impl<S: StateRead> Owner<'_, S> {
             }
         }
     }
-}
-
-pub(crate) fn read_chunk(file: &std::path::Path, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
-    let mut f = leasehold_files::open_plain(file)?;
-    f.seek(SeekFrom::Start(offset))?;
-    let mut buf = Vec::with_capacity(len as usize);
-    f.take(len).read_to_end(&mut buf)?;
-    Ok(buf)
 }
 
 /// Hashes and appends a chunk off the async threads: 4 MiB of SHA-256 and

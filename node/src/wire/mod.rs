@@ -2,7 +2,7 @@
 //! may send and every answer it may get. Each is decoded from a hostile
 //! peer's bytes; the subsystems that answer them check what they mean.
 
-pub mod compute;
+pub use leasehold_workflow::runner::wire as compute;
 pub mod data;
 pub mod disclose;
 

@@ -11,11 +11,11 @@ use std::sync::Arc;
 use leasehold_files::FileError;
 
 use super::Runner;
-use leasehold_workflow::exec::{run_step, JobSpec, Plan, StepDirs, StepKind};
-use leasehold_workflow::live::{LiveRun, Stream};
-use leasehold_workflow::qc::QcTest;
-use leasehold_workflow::sandbox::Mount;
-use leasehold_workflow::{Workflow, WorkflowError};
+use crate::exec::{run_step, JobSpec, Plan, StepDirs, StepKind};
+use crate::live::{LiveRun, Stream};
+use crate::qc::QcTest;
+use crate::sandbox::Mount;
+use crate::{Workflow, WorkflowError};
 
 /// Every fixture must be a directory of the workflow's (a volume is one).
 pub(super) fn check_fixtures(wf: &Workflow, work_dir: &Path) -> Result<(), WorkflowError> {
@@ -34,7 +34,7 @@ pub(super) fn check_fixtures(wf: &Workflow, work_dir: &Path) -> Result<(), Workf
 /// The name a job gives the volume mounted at `path`, so that a test finds
 /// its fixture as `$VOLUME_<NAME>` too; else the path's last component.
 fn volume_name(wf: &Workflow, path: &str) -> String {
-    let same = |v: &&leasehold_workflow::Volume| Path::new(&v.path) == Path::new(path);
+    let same = |v: &&crate::Volume| Path::new(&v.path) == Path::new(path);
     match wf.jobs.iter().flat_map(|j| &j.volumes).find(same) {
         Some(v) => v.name.clone(),
         None => Path::new(path).file_name().map_or("fixture".into(), |n| n.to_string_lossy().into_owned()),

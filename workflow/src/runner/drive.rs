@@ -1,5 +1,4 @@
-//! A run from start to end, the lease monitor beside it, and the janitor
-//! that deletes cached data once its lease has ended.
+//! A run from start to end, and the lease monitor beside it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -12,20 +11,20 @@ use tracing::{info, warn};
 use super::env::EnvSpec;
 use super::qc::QcFailure;
 use super::{Inputs, Runner};
-use crate::clock::now_ms;
-use crate::error::{NodeError, Result};
+use super::{Result, RunError};
+use crate::exec::{self, stopped, JobSpec, Plan, StepKind};
+use crate::live::{LiveRun, Status, Stop, Stream};
+use crate::now_ms;
+use crate::sandbox::Mount;
+use crate::Workflow;
 use leasehold_files::Manifest;
-use leasehold_workflow::exec::{self, stopped, JobSpec, Plan, StepKind};
-use leasehold_workflow::live::{LiveRun, Status, Stop, Stream};
-use leasehold_workflow::sandbox::Mount;
-use leasehold_workflow::Workflow;
 
 /// Why a run's jobs never started: the reason its record gives.
 #[derive(Debug, thiserror::Error)]
 enum NotReady {
     /// Its environment could not be built, or its data fetched.
     #[error(transparent)]
-    Node(#[from] NodeError),
+    Failed(#[from] RunError),
     #[error(transparent)]
     Qc(#[from] QcFailure),
     #[error("{0}")]
@@ -152,7 +151,7 @@ impl Runner {
             let what = format!("lease {} (dataset {})", lease.id, lease.dataset_id);
             let dir = self
                 .node
-                .fetch_lease_data(lease, |done, total| {
+                .fetch_lease_data(lease, &mut |done, total| {
                     let pct = (done * 100).checked_div(total).unwrap_or(100);
                     // One line per 10%, so that a large transfer shows progress
                     // without flooding the log.
@@ -218,34 +217,8 @@ impl Runner {
             self.release_by_policy(&run).await;
         }
         if matches!(status, Status::Expired | Status::Revoked) {
-            self.delete_ended_caches();
-        }
-    }
-
-    /// Deletes the cached data of every lease that is no longer active.
-    /// No run survives a restart, so no run uses a cache made before it;
-    /// and a cache cut short by a crash (before caches were synced to disk
-    /// whole) must not be mounted as verified. Deleted; a run fetches and
-    /// verifies the files again.
-    pub(super) fn delete_caches_from_before(&self) {
-        match std::fs::remove_dir_all(self.dirs.cache_root()) {
-            Ok(()) => info!("deleted the leased-data cache left from before this start"),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => warn!("cannot delete the leased-data cache left from before this start: {e}"),
-        }
-    }
-
-    pub(super) fn delete_ended_caches(&self) {
-        let Ok(entries) = std::fs::read_dir(self.dirs.cache_root()) else { return };
-        for entry in entries.flatten() {
-            let lease_id = entry.file_name().to_string_lossy().into_owned();
-            let active = matches!(self.node.lease_status_now(&lease_id), Ok(Some((_, LeaseStatus::Active))));
-            if !active {
-                match std::fs::remove_dir_all(entry.path()) {
-                    Ok(()) => info!(lease = %lease_id, "deleted the cached data of a lease that has ended"),
-                    Err(e) => warn!(lease = %lease_id, "cannot delete cached data: {e}"),
-                }
-            }
+            let node = self.node.clone();
+            let _ = tokio::task::spawn_blocking(move || node.delete_ended_caches()).await;
         }
     }
 }
@@ -264,7 +237,7 @@ fn mib(bytes: u64) -> String {
 
 fn job_specs(
     wf: &Workflow,
-    cfg: &crate::config::WorkflowConfig,
+    cfg: &super::config::WorkflowConfig,
     dirs: &HashMap<String, PathBuf>,
     source_of_volume: &HashMap<String, String>,
 ) -> Vec<JobSpec> {
@@ -305,25 +278,12 @@ async fn monitor_leases(runner: Arc<Runner>, run: Arc<LiveRun>, leases: Vec<Stri
             if status == LeaseStatus::Active {
                 continue;
             }
-            let why = lease.inactive_reason(runner.node.ledger_now()).unwrap_or_default();
+            let why = lease.inactive_reason(runner.node.ledger_now_ms()).unwrap_or_default();
             let stop = if status == LeaseStatus::Expired { Stop::Expired(why) } else { Stop::Revoked(why) };
             run.log(None, Stream::Runner, &format!("stopping: {}", stop.reason()));
             run.stop(stop);
             return;
         }
-    }
-}
-
-/// Every second, deletes cached data whose lease has ended, whether or not
-/// a run was using it.
-pub(super) async fn janitor(runner: Arc<Runner>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        tick.tick().await;
-        // Deleting a large cache is slow file I/O: off the runtime's threads,
-        // which also carry raft's heartbeats.
-        let r = runner.clone();
-        let _ = tokio::task::spawn_blocking(move || r.delete_ended_caches()).await;
     }
 }
 

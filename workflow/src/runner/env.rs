@@ -24,10 +24,11 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use super::Runner;
-use crate::error::{NodeError, Result};
-use leasehold_workflow::exec::{Executor, JobSpec, Local, Plan, StepDirs, StepKind};
-use leasehold_workflow::live::{LiveRun, Status, Stream};
-use leasehold_workflow::sandbox::ENV_PATH;
+use super::{Result, RunError};
+use crate::exec::{Executor, JobSpec, Local, Plan, StepDirs, StepKind};
+use crate::live::{LiveRun, Status, Stream};
+use crate::sandbox::ENV_PATH;
+use crate::{Workflow, WorkflowError};
 
 /// The interpreter environments are made from, inside the sandbox as on the host.
 const PYTHON: &str = "/usr/bin/python3";
@@ -94,7 +95,7 @@ pub fn check_requirements(requirements: &[u8]) -> std::result::Result<(), BadReq
 /// the sha256 of both.
 pub fn env_key(requirements: &[u8]) -> Result<[u8; 32]> {
     let python = std::fs::canonicalize(PYTHON).and_then(std::fs::read).map_err(|e| {
-        NodeError::Unavailable(format!("this node has no Python to build environments with: {PYTHON}: {e}"))
+        RunError::Unavailable(format!("this node has no Python to build environments with: {PYTHON}: {e}"))
     })?;
     Ok(Sha256::new()
         .chain_update(b"leasehold-python-env-v1\n")
@@ -125,7 +126,7 @@ impl Runner {
         let _staging = super::RemoveOnDrop(staging.clone());
         self.build(run, plan, requirements, &staging).await?;
         let venv = staging.join("venv");
-        let fail = |e: std::io::Error| NodeError::file(&venv, e);
+        let fail = |e: std::io::Error| RunError::file(&venv, e);
         // Read-only to the jobs, the node's on the host, no special bits.
         plain_modes(&venv).map_err(fail)?;
         leasehold_files::durable::sync_tree(&venv).map_err(fail)?;
@@ -146,10 +147,10 @@ impl Runner {
     async fn build(&self, run: &Arc<LiveRun>, plan: &Plan, requirements: &[u8], staging: &Path) -> Result<()> {
         let (work, venv) = (staging.join("work"), staging.join("venv"));
         for d in [&work, &venv] {
-            leasehold_files::durable::create_dirs(d).map_err(|e| NodeError::file(d, e))?;
+            leasehold_files::durable::create_dirs(d).map_err(|e| RunError::file(d, e))?;
         }
         let req = work.join("requirements.txt");
-        leasehold_files::durable::write_atomic(&req, requirements, 0o644).map_err(|e| NodeError::file(&req, e))?;
+        leasehold_files::durable::write_atomic(&req, requirements, 0o644).map_err(|e| RunError::file(&req, e))?;
         let script = format!(
             "{PYTHON} -m venv {ENV_PATH} && \
              {ENV_PATH}/bin/pip install --no-input --disable-pip-version-check --no-warn-script-location \
@@ -174,7 +175,7 @@ impl Runner {
         let end = Local.run_step(plan, &spec, run, &dirs).await;
         match end.status {
             Status::Succeeded => Ok(()),
-            _ => Err(NodeError::Data(format!(
+            _ => Err(RunError::Data(format!(
                 "building the environment from requirements.txt failed: {} (pip's output is in the run's log)",
                 end.error.unwrap_or_default()
             ))),
@@ -204,6 +205,39 @@ fn plain_modes(dir: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The requirements file: the one the workflow names, else the bundle's
+/// `requirements.txt` if it has one.
+pub(super) fn requirements(wf: &Workflow, files: Option<&Path>) -> Result<Option<Vec<u8>>> {
+    let named = wf.requirements.as_deref();
+    let path = match (named, files) {
+        (Some(_), None) => {
+            let why = "names a file of the workflow's directory: send it with leasehold run -f DIR/workflow.yaml";
+            return Err(WorkflowError::new(None, "requirements", why).into());
+        }
+        (_, None) => return Ok(None),
+        (Some(name), Some(dir)) => dir.join(name),
+        (None, Some(dir)) if dir.join("requirements.txt").is_file() => dir.join("requirements.txt"),
+        (None, Some(_)) => return Ok(None),
+    };
+    let field = if named.is_some() { "requirements" } else { "bundle" };
+    let bytes = leasehold_files::open_plain(&path)
+        .and_then(|f| {
+            let mut buf = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_REQUIREMENTS_BYTES as u64 + 1), &mut buf)?;
+            Ok(buf)
+        })
+        .map_err(|e| {
+            WorkflowError::new(None, field, format!("{}: {e}", path.file_name().unwrap_or_default().to_string_lossy()))
+        })?;
+    if bytes.len() > MAX_REQUIREMENTS_BYTES {
+        let why = format!("a requirements file holds at most {} bytes", MAX_REQUIREMENTS_BYTES);
+        return Err(WorkflowError::new(None, field, why).into());
+    }
+    let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+    check_requirements(&bytes).map_err(|why| WorkflowError::new(None, field, format!("{name}: {why}")))?;
+    Ok(Some(bytes))
 }
 
 #[cfg(test)]

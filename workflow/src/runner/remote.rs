@@ -12,13 +12,13 @@ use leasehold_chaincode::{query, Lease, Payload};
 use sha2::{Digest, Sha256};
 
 use super::inputs::Inputs;
+use super::wire::{ComputeReply, ComputeRequest, RemoteStatus};
 use super::{new_run_id, Runner};
-use crate::clock::now_ms;
-use crate::data::plane::CHUNK_BYTES;
-use crate::error::{NodeError, Result};
-use crate::wire::compute::{ComputeReply, ComputeRequest, RemoteStatus};
-use leasehold_workflow::live::{LiveRun, RunRecord, Status, Stream};
-use leasehold_workflow::{Workflow, WorkflowError};
+use super::{Result, RunError};
+use crate::live::{LiveRun, RunRecord, Status, Stream};
+use crate::now_ms;
+use crate::{Workflow, WorkflowError};
+use leasehold_files::CHUNK_BYTES;
 
 /// How often a remote run is asked about while it runs, and after.
 const FOLLOW_MS: u64 = 200;
@@ -37,7 +37,7 @@ pub(super) struct Submission<'a> {
 impl Runner {
     /// The lease of a run on a compute dataset: then it is the only input.
     pub(super) fn compute_lease<'a>(&self, inputs: &'a Inputs) -> Result<Option<&'a Lease>> {
-        let store = &self.node.ledger().store;
+        let store = self.node.state();
         let compute: Vec<&Lease> = inputs
             .leases
             .values()
@@ -65,7 +65,7 @@ impl Runner {
         self: &Arc<Self>,
         submission: Submission<'_>,
         wf: &Workflow,
-        sandbox: &leasehold_workflow::sandbox::Sandbox,
+        sandbox: &crate::sandbox::Sandbox,
         inputs: &Inputs,
         submitted_by: &str,
     ) -> Result<RunRecord> {
@@ -101,7 +101,7 @@ impl Runner {
         };
         if let Err(e) = handed {
             // A lost reply: the owner may have started it all the same.
-            let started = query::run(&self.node.ledger().store, &id).ok().flatten().is_some();
+            let started = query::run(self.node.state(), &id).ok().flatten().is_some();
             if !started {
                 let _ = std::fs::remove_dir_all(run.dir());
                 return Err(e);
@@ -187,7 +187,7 @@ impl Runner {
     }
 
     fn mirror(&self, run: &LiveRun, s: &RemoteStatus) {
-        let ledger = query::run(&self.node.ledger().store, &run.record().id).ok().flatten();
+        let ledger = query::run(self.node.state(), &run.record().id).ok().flatten();
         run.update(|r| {
             // Final only once the outputs are here or refused.
             r.status = if s.status.is_final() { Status::Running } else { s.status };
@@ -207,22 +207,22 @@ impl Runner {
         let ComputeReply::Manifest(manifest) =
             self.node.compute_request(owner, ComputeRequest::OutputManifest { run_id: id.clone() }).await?
         else {
-            return Err(NodeError::Data("expected a manifest".into()));
+            return Err(RunError::Data("expected a manifest".into()));
         };
         if manifest.hash() != want {
-            return Err(NodeError::Data("the manifest does not match the output hash on the ledger".into()));
+            return Err(RunError::Data("the manifest does not match the output hash on the ledger".into()));
         }
-        manifest.check().map_err(|e| NodeError::Data(e.to_string()))?;
+        manifest.check().map_err(|e| RunError::Data(e.to_string()))?;
         let stage = run.dir().join(".outputs");
         let _stage = super::RemoveOnDrop(stage.clone());
         for entry in &manifest.files {
             let path = stage.join(&entry.path);
-            std::fs::create_dir_all(path.parent().expect("has parent")).map_err(|e| NodeError::file(&path, e))?;
+            std::fs::create_dir_all(path.parent().expect("has parent")).map_err(|e| RunError::file(&path, e))?;
             let mut out = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .open(&path)
-                .map_err(|e| NodeError::file(&path, e))?;
+                .map_err(|e| RunError::file(&path, e))?;
             let (mut hasher, mut offset) = (Sha256::new(), 0u64);
             while offset < entry.size_bytes {
                 self.node.check_disk()?;
@@ -233,36 +233,36 @@ impl Runner {
                     len: CHUNK_BYTES,
                 };
                 let ComputeReply::Chunk(bytes) = self.node.compute_request(owner, req).await? else {
-                    return Err(NodeError::Data("expected a chunk".into()));
+                    return Err(RunError::Data("expected a chunk".into()));
                 };
                 if bytes.is_empty() {
-                    return Err(NodeError::Data(format!("{} ended early", entry.path)));
+                    return Err(RunError::Data(format!("{} ended early", entry.path)));
                 }
                 hasher.update(&bytes);
-                std::io::Write::write_all(&mut out, &bytes).map_err(|e| NodeError::file(&path, e))?;
+                std::io::Write::write_all(&mut out, &bytes).map_err(|e| RunError::file(&path, e))?;
                 offset += bytes.len() as u64;
             }
             let digest: [u8; 32] = hasher.finalize().into();
             if offset != entry.size_bytes || digest != entry.sha256 {
-                return Err(NodeError::Data(format!("{} does not match its hash in the manifest", entry.path)));
+                return Err(RunError::Data(format!("{} does not match its hash in the manifest", entry.path)));
             }
         }
         let dest = run.output_dir();
-        leasehold_files::durable::sync_tree(&stage).map_err(|e| NodeError::file(&stage, e))?;
-        std::fs::remove_dir(&dest).map_err(|e| NodeError::file(&dest, e))?;
-        leasehold_files::durable::rename(&stage, &dest).map_err(|e| NodeError::file(&dest, e))?;
+        leasehold_files::durable::sync_tree(&stage).map_err(|e| RunError::file(&stage, e))?;
+        std::fs::remove_dir(&dest).map_err(|e| RunError::file(&dest, e))?;
+        leasehold_files::durable::rename(&stage, &dest).map_err(|e| RunError::file(&dest, e))?;
         Ok(hex::encode(want))
     }
 
     /// The output hash of a released run, once this node's ledger has the release.
     async fn released_hash(&self, run_id: &str) -> Result<[u8; 32]> {
         for _ in 0..100 {
-            let on_ledger = query::run(&self.node.ledger().store, run_id)?;
+            let on_ledger = query::run(self.node.state(), run_id)?;
             if let Some(r) = on_ledger.filter(|r| r.release.as_ref().is_some_and(|rel| rel.approved)) {
-                return r.output_hash.ok_or_else(|| NodeError::Data("a released run without an output hash".into()));
+                return r.output_hash.ok_or_else(|| RunError::Data("a released run without an output hash".into()));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Err(NodeError::Data("this node's ledger has no release of the run".into()))
+        Err(RunError::Data("this node's ledger has no release of the run".into()))
     }
 }

@@ -1,6 +1,9 @@
 //! Runs workflows on this node: checks a workflow against the ledger,
 //! records its start, fetches and verifies the leased data, runs the jobs in
 //! the sandbox, watches the leases while they run, and records the end.
+//!
+//! It reaches its node only through a [`Port`], and runs jobs through an
+//! [`Executor`]: this host's sandbox, or a cluster's.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -9,19 +12,16 @@ use std::sync::{Arc, Mutex};
 use leasehold_chaincode::Payload;
 use tracing::{info, warn};
 
-use crate::clock::now_ms;
-use crate::config::WorkflowConfig;
-use crate::data::DataDirs;
-use crate::error::{NodeError, Result};
-use leasehold_workflow::exec::{Executor, Plan};
-use leasehold_workflow::live::{JobRecord, LiveRun, RunRecord, Status, Stop};
-use leasehold_workflow::sandbox::{Sandbox, Unavailable, WorkdirError, DEFAULT_OUTPUT_PATH};
-use leasehold_workflow::{bundle, Workflow, WorkflowError};
+use crate::exec::{Executor, ExecutorConfig, Plan};
+use crate::live::{JobRecord, LiveRun, RunRecord, Status, Stop};
+use crate::now_ms;
+use crate::sandbox::{Sandbox, Unavailable, WorkdirError, DEFAULT_OUTPUT_PATH};
+use crate::{bundle, Workflow, WorkflowError};
 
 pub struct Runner {
-    node: port::Node,
+    node: Arc<dyn Port>,
     cfg: WorkflowConfig,
-    dirs: DataDirs,
+    dirs: RunDirs,
     /// The sandbox, or the protection this machine lacks.
     sandbox: std::result::Result<Sandbox, Unavailable>,
     /// Where jobs run: this host, or a cluster (`[executor]`).
@@ -33,15 +33,20 @@ pub struct Runner {
 }
 
 impl Runner {
-    /// Finds the sandbox, loads the runs kept on disk, and starts the cache
-    /// janitor, whose task it returns. Must be called inside a tokio runtime.
-    pub(crate) fn start(node: port::Node) -> Result<(Arc<Self>, tokio::task::JoinHandle<()>)> {
-        let cfg = node.config().workflow.clone();
-        let executor = node.config().executor.build(node.org());
+    /// Finds the sandbox and loads the runs kept under `data_dir` (or the
+    /// executor's shared directory). Must be called inside a tokio runtime:
+    /// runs left unfinished are concluded, or followed again.
+    pub fn start(
+        node: Arc<dyn Port>,
+        cfg: WorkflowConfig,
+        executor: &ExecutorConfig,
+        data_dir: &Path,
+    ) -> Result<Arc<Self>> {
+        let executor = executor.build(node.org());
         // A cluster reaches a run's files only in the directory it shares.
         let dirs = match executor.work_root() {
-            Some(shared) => DataDirs::new(&node.config().data_dir).with_work_root(&shared.join(node.org())),
-            None => DataDirs::new(&node.config().data_dir),
+            Some(shared) => RunDirs::new(&shared.join(node.org())),
+            None => RunDirs::new(data_dir),
         };
         let sandbox = match Sandbox::detect(node.org(), &cfg.limits) {
             Err(missing) if cfg.allow_unsandboxed => {
@@ -65,10 +70,8 @@ impl Runner {
         });
         runner.private_dirs()?;
         runner.load_runs();
-        runner.delete_caches_from_before();
         runner.delete_unfinished_builds();
-        let janitor = tokio::spawn(janitor(runner.clone()));
-        Ok((runner, janitor))
+        Ok(runner)
     }
 
     /// Runs and environments are the node's alone: a run's home is
@@ -77,8 +80,8 @@ impl Runner {
     fn private_dirs(&self) -> Result<()> {
         use std::os::unix::fs::PermissionsExt;
         for d in [self.dirs.runs_root(), self.dirs.envs_root()] {
-            leasehold_files::durable::create_dirs(&d).map_err(|e| NodeError::file(&d, e))?;
-            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).map_err(|e| NodeError::file(&d, e))?;
+            leasehold_files::durable::create_dirs(&d).map_err(|e| RunError::file(&d, e))?;
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).map_err(|e| RunError::file(&d, e))?;
         }
         Ok(())
     }
@@ -120,14 +123,14 @@ impl Runner {
 
     pub fn get(&self, id: &str) -> Result<Arc<LiveRun>> {
         let runs = self.runs.lock().expect("runs lock");
-        runs.get(id).cloned().ok_or_else(|| NodeError::NotFound(format!("run {id:?} does not exist on this node")))
+        runs.get(id).cloned().ok_or_else(|| RunError::NotFound(format!("run {id:?} does not exist on this node")))
     }
 
     pub fn cancel(&self, id: &str, by: &str) -> Result<RunRecord> {
         let run = self.get(id)?;
         let status = run.record().status;
         if status.is_final() {
-            return Err(NodeError::Conflict(format!("run {id} has already ended: {}", status.as_str())));
+            return Err(RunError::Conflict(format!("run {id} has already ended: {}", status.as_str())));
         }
         run.stop(Stop::Cancelled(format!("cancelled by {by}")));
         Ok(run.record())
@@ -138,13 +141,13 @@ impl Runner {
         let run = self.get(id)?;
         let r = run.record();
         if r.status != Status::Succeeded {
-            return Err(NodeError::Conflict(format!(
+            return Err(RunError::Conflict(format!(
                 "run {id} is {}; only a succeeded run is published",
                 r.status.as_str()
             )));
         }
         if let Some(ds) = &r.published_as {
-            return Err(NodeError::Conflict(format!("run {id} was already published as dataset {ds}")));
+            return Err(RunError::Conflict(format!("run {id} was already published as dataset {ds}")));
         }
         Ok((r, run.output_dir()))
     }
@@ -158,7 +161,7 @@ impl Runner {
     /// jobs' uid when the node is root, as the directory itself is at each
     /// job's start, so a job may change them as it could in its own home.
     fn adopt_bundle(&self, files: &std::path::Path, work: &std::path::Path) -> Result<()> {
-        let fail = |e: std::io::Error| NodeError::file(work, e);
+        let fail = |e: std::io::Error| RunError::file(work, e);
         std::fs::remove_dir(work).map_err(fail)?;
         leasehold_files::durable::rename(files, work).map_err(fail)?;
         if nix::unistd::geteuid().is_root() {
@@ -169,7 +172,7 @@ impl Runner {
 
     fn usable_sandbox(&self) -> Result<Sandbox> {
         self.sandbox.clone().map_err(|missing| {
-            NodeError::Unavailable(format!(
+            RunError::Unavailable(format!(
                 "this node cannot sandbox jobs: {missing}; fix that, or set \
                  workflow.allow_unsandboxed = true in its config to run jobs with no protection"
             ))
@@ -179,7 +182,7 @@ impl Runner {
     fn check_room(&self) -> Result<()> {
         let active = self.list().iter().filter(|r| !r.status.is_final()).count();
         if active >= self.cfg.max_active_runs {
-            return Err(NodeError::Unavailable(format!("{active} runs are active, the most this node allows")));
+            return Err(RunError::Unavailable(format!("{active} runs are active, the most this node allows")));
         }
         Ok(())
     }
@@ -210,15 +213,15 @@ impl Runner {
         let tar = raw.clone();
         // Up to `max_bundle_mib` of files, written and synced: off the async threads.
         let unpacked = tokio::task::spawn_blocking(move || {
-            leasehold_files::durable::create_dirs(&to).map_err(|e| NodeError::file(&to, e))?;
+            leasehold_files::durable::create_dirs(&to).map_err(|e| RunError::file(&to, e))?;
             let unpacked = bundle::unpack(&tar, &to, max)?;
             // Files and directories synced once, before the rename that
             // makes them the run's working directory.
-            leasehold_files::durable::sync_tree(&to).map_err(|e| NodeError::file(&to, e))?;
-            Ok::<_, NodeError>(unpacked)
+            leasehold_files::durable::sync_tree(&to).map_err(|e| RunError::file(&to, e))?;
+            Ok::<_, RunError>(unpacked)
         })
         .await
-        .map_err(|e| NodeError::Unavailable(format!("unpacking the bundle: {e}")))
+        .map_err(|e| RunError::Unavailable(format!("unpacking the bundle: {e}")))
         .and_then(|r| r);
         let submitted = match unpacked {
             Ok(b) => {
@@ -267,7 +270,7 @@ impl Runner {
             return Err(WorkflowError::new(None, "tests", why).into());
         }
         let files = bundle.map(|(dir, _)| dir);
-        let requirements = requirements(&wf, files)?;
+        let requirements = env::requirements(&wf, files)?;
         match files {
             Some(dir) => qc::check_fixtures(&wf, dir)?,
             None if wf.tests.iter().any(|t| !t.fixtures.is_empty()) => {
@@ -280,7 +283,7 @@ impl Runner {
         let env = match requirements {
             Some(_) if matches!(sandbox, Sandbox::Unsandboxed) => {
                 let why = "this node runs jobs unsandboxed and builds no environments";
-                return Err(NodeError::Unavailable(why.into()));
+                return Err(RunError::Unavailable(why.into()));
             }
             Some(requirements) => Some(env::EnvSpec { key: env::env_key(&requirements)?, requirements }),
             None => None,
@@ -328,7 +331,7 @@ impl Runner {
             other => {
                 let _ = std::fs::remove_dir_all(run.dir());
                 return Err(other.err().unwrap_or_else(|| {
-                    NodeError::Unavailable("the ledger did not commit the run's start in time; try again".into())
+                    RunError::Unavailable("the ledger did not commit the run's start in time; try again".into())
                 }));
             }
         }
@@ -374,7 +377,7 @@ impl Runner {
         }
         let paths: Vec<&str> = wf.jobs.iter().flat_map(|j| j.volumes.iter().map(|v| v.path.as_str())).collect();
         sandbox.prepare_workdir(&run.work_dir(), &wf.workdir, &paths).map_err(|e| match e.io {
-            true => NodeError::File { path: e.path, reason: e.reason },
+            true => RunError::File { path: e.path, reason: e.reason },
             false => mount_error(wf, e).into(),
         })
     }
@@ -419,39 +422,6 @@ impl Runner {
     }
 }
 
-/// The requirements file: the one the workflow names, else the bundle's
-/// `requirements.txt` if it has one.
-fn requirements(wf: &Workflow, files: Option<&Path>) -> Result<Option<Vec<u8>>> {
-    let named = wf.requirements.as_deref();
-    let path = match (named, files) {
-        (Some(_), None) => {
-            let why = "names a file of the workflow's directory: send it with leasehold run -f DIR/workflow.yaml";
-            return Err(WorkflowError::new(None, "requirements", why).into());
-        }
-        (_, None) => return Ok(None),
-        (Some(name), Some(dir)) => dir.join(name),
-        (None, Some(dir)) if dir.join("requirements.txt").is_file() => dir.join("requirements.txt"),
-        (None, Some(_)) => return Ok(None),
-    };
-    let field = if named.is_some() { "requirements" } else { "bundle" };
-    let bytes = leasehold_files::open_plain(&path)
-        .and_then(|f| {
-            let mut buf = Vec::new();
-            std::io::Read::read_to_end(&mut std::io::Read::take(f, env::MAX_REQUIREMENTS_BYTES as u64 + 1), &mut buf)?;
-            Ok(buf)
-        })
-        .map_err(|e| {
-            WorkflowError::new(None, field, format!("{}: {e}", path.file_name().unwrap_or_default().to_string_lossy()))
-        })?;
-    if bytes.len() > env::MAX_REQUIREMENTS_BYTES {
-        let why = format!("a requirements file holds at most {} bytes", env::MAX_REQUIREMENTS_BYTES);
-        return Err(WorkflowError::new(None, field, why).into());
-    }
-    let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
-    env::check_requirements(&bytes).map_err(|why| WorkflowError::new(None, field, format!("{name}: {why}")))?;
-    Ok(Some(bytes))
-}
-
 /// A mount point the working directory cannot take, as the field of the
 /// first volume or fixture mounted there.
 fn mount_error(wf: &Workflow, e: WorkdirError) -> WorkflowError {
@@ -491,16 +461,24 @@ pub(super) fn new_run_id() -> String {
     format!("run-{}", hex::encode(rand::random::<[u8; 8]>()))
 }
 
+mod config;
+mod dirs;
 mod drive;
 mod env;
+mod error;
 mod executor;
 mod inputs;
-pub(crate) mod port;
+mod port;
 mod qc;
 mod remote;
 mod reuse;
-use drive::janitor;
+pub mod wire;
+
+pub use config::WorkflowConfig;
+pub use dirs::RunDirs;
+pub use error::{Result, RunError};
 use inputs::Inputs;
+pub use port::{Port, Progress, Written};
 
 /// Removes a directory when dropped: what a step leaves behind goes, even
 /// when a stop drops the step's future halfway.

@@ -9,14 +9,12 @@ use std::sync::Arc;
 use leasehold_chaincode::{query, DatasetRef, Lease, LogRelease, Payload, ReleasePolicy, Run, SignedTx};
 
 use super::inputs::{Inputs, VolumeError};
+use super::wire::{Refusal, RemoteStatus};
 use super::{Mode, Runner};
-use crate::data::plane::{read_chunk, CHUNK_BYTES};
-use crate::data::DataDirs;
-use crate::error::{NodeError, Result};
-use crate::wire::compute::{Refusal, RemoteStatus};
-use leasehold_files::Manifest;
-use leasehold_workflow::live::{JobRecord, LiveRun, RunRecord, Status, Stop, Stream};
-use leasehold_workflow::{Workflow, WorkflowError};
+use super::{Port, Result, RunError};
+use crate::live::{JobRecord, LiveRun, RunRecord, Status, Stop, Stream};
+use crate::{Workflow, WorkflowError};
+use leasehold_files::{read_chunk, Manifest, CHUNK_BYTES};
 
 /// Log text sent per status request, at most.
 const MAX_LOG_BYTES_PER_REPLY: usize = 1 << 20;
@@ -25,7 +23,7 @@ impl Runner {
     /// Runs `yaml` for `asker`, a lessee of this node's compute data, under
     /// `request`, its signed `RequestComputeRun`: committed here only once
     /// the workflow is accepted, just before the run's start.
-    pub(crate) async fn execute_for(
+    pub async fn execute_for(
         self: &Arc<Self>,
         asker: &str,
         run_id: &str,
@@ -36,20 +34,19 @@ impl Runner {
     ) -> Result<RunRecord> {
         leasehold_chaincode::keys::valid_id("run_id", run_id)?;
         // The lessee's code: never without the sandbox.
-        if !matches!(self.usable_sandbox()?, leasehold_workflow::sandbox::Sandbox::Jail(_)) {
+        if !matches!(self.usable_sandbox()?, crate::sandbox::Sandbox::Jail(_)) {
             let why = format!("{} runs no other org's code without its sandbox", self.node.org());
-            return Err(NodeError::Unavailable(why));
+            return Err(RunError::Unavailable(why));
         }
         // The id is the lessee's choice: it must name nothing here or on the
         // ledger, and its directory is claimed atomically, so no submission
         // reaches another run's.
-        let taken = || NodeError::Conflict(format!("run id {run_id} is taken"));
-        if self.runs.lock().expect("runs lock").contains_key(run_id)
-            || query::run(&self.node.ledger().store, run_id)?.is_some()
+        let taken = || RunError::Conflict(format!("run id {run_id} is taken"));
+        if self.runs.lock().expect("runs lock").contains_key(run_id) || query::run(self.node.state(), run_id)?.is_some()
         {
             return Err(taken());
         }
-        check_request(&self.node, asker, run_id, request)?;
+        check_request(self.node.as_ref(), asker, run_id, request)?;
         std::fs::create_dir(self.dirs.run(run_id)).map_err(|_| taken())?;
         let mode = Mode::For { asker, run_id, request };
         let submitted = match bundle {
@@ -66,7 +63,7 @@ impl Runner {
     /// Every volume must name one active lease `asker` holds on a compute
     /// dataset of this org's; it is mounted from this node's own store.
     pub(super) fn resolve_for(&self, asker: &str, wf: &Workflow) -> std::result::Result<Inputs, WorkflowError> {
-        let (store, me, now) = (&self.node.ledger().store, self.node.org(), self.node.ledger_now());
+        let (store, me, now) = (self.node.state(), self.node.org(), self.node.ledger_now_ms());
         let mut inputs = Inputs::default();
         let mut the_lease: Option<Lease> = None;
         wf.check_leases(|id| {
@@ -91,7 +88,7 @@ impl Runner {
             let ds =
                 query::dataset_version(store, &lease.dataset_id, version)?.ok_or(VolumeError::LeasedVersionMissing)?;
             let key = format!("own:{}", ds.id);
-            let dir = DataDirs::new(&self.node.config().data_dir).dataset(&ds.id, &ds.spec.content_hash);
+            let dir = self.node.own_dataset_dir(&ds.id, &ds.spec.content_hash);
             inputs.own_dirs.insert(key.clone(), dir);
             inputs.source_of_volume.insert(id.into(), key);
             inputs.versions.insert(DatasetRef { id: ds.id.clone(), version }, ds.spec.content_hash);
@@ -119,7 +116,7 @@ impl Runner {
 
     /// The run on the ledger and its dataset's release policy.
     pub(super) fn ledger_release(&self, run_id: &str) -> std::result::Result<(Run, ReleasePolicy), Refusal> {
-        let store = &self.node.ledger().store;
+        let store = self.node.state();
         let refuse = |why: &str| Refusal::Forbidden(why.into());
         let ledger = |e: leasehold_chaincode::ChaincodeError| Refusal::Forbidden(e.to_string());
         let run = query::run(store, run_id).map_err(ledger)?.ok_or_else(|| refuse("the run is not on the ledger"))?;
@@ -128,12 +125,7 @@ impl Runner {
         Ok((run, ds.spec.policy.release))
     }
 
-    pub(crate) fn remote_status(
-        &self,
-        asker: &str,
-        run_id: &str,
-        from: u64,
-    ) -> std::result::Result<RemoteStatus, Refusal> {
+    pub fn remote_status(&self, asker: &str, run_id: &str, from: u64) -> std::result::Result<RemoteStatus, Refusal> {
         let run = self.run_for(asker, run_id)?;
         let r = run.record();
         let (on_ledger, policy) = self.ledger_release(run_id)?;
@@ -166,7 +158,7 @@ impl Runner {
         Ok(RemoteStatus { status: r.status, reason: r.reason, jobs: r.jobs, output_hash, release, lines })
     }
 
-    pub(crate) fn cancel_for(&self, asker: &str, run_id: &str, by: &str) -> std::result::Result<(), Refusal> {
+    pub fn cancel_for(&self, asker: &str, run_id: &str, by: &str) -> std::result::Result<(), Refusal> {
         let run = self.run_for(asker, run_id)?;
         if !run.record().status.is_final() {
             run.stop(Stop::Cancelled(format!("cancelled by {by}")));
@@ -175,7 +167,7 @@ impl Runner {
     }
 
     /// The outputs' manifest, once the ledger says they are released to `asker`.
-    pub(crate) fn released_manifest(&self, asker: &str, run_id: &str) -> std::result::Result<Manifest, Refusal> {
+    pub fn released_manifest(&self, asker: &str, run_id: &str) -> std::result::Result<Manifest, Refusal> {
         let run = self.run_for(asker, run_id)?;
         let (on_ledger, _) = self.ledger_release(run_id)?;
         if !on_ledger.release.as_ref().is_some_and(|r| r.approved) || on_ledger.org != asker {
@@ -188,7 +180,7 @@ impl Runner {
         Ok(manifest)
     }
 
-    pub(crate) fn released_chunk(
+    pub fn released_chunk(
         &self,
         asker: &str,
         run_id: &str,
@@ -244,14 +236,14 @@ impl Runner {
     pub async fn decide(&self, run_id: &str, approve: bool, reason: &str) -> Result<RunRecord> {
         let run = self.get(run_id)?;
         if run.record().executor.as_deref() != Some(self.node.org()) {
-            return Err(NodeError::NotFound(format!("run {run_id} is not a compute run this node executed")));
+            return Err(RunError::NotFound(format!("run {run_id} is not a compute run this node executed")));
         }
         // A refusal records nothing of the outputs, not even their size.
         let (output_bytes, output_hash) = if approve {
             let out = run.output_dir();
             let manifest = tokio::task::spawn_blocking(move || Manifest::of_dir(&out))
                 .await
-                .map_err(|e| NodeError::Unavailable(e.to_string()))??;
+                .map_err(|e| RunError::Unavailable(e.to_string()))??;
             (manifest.total_bytes(), Some(manifest.hash()))
         } else {
             (0, None)
@@ -260,7 +252,7 @@ impl Runner {
             Payload::DecideRelease { run_id: run_id.into(), approve, output_bytes, output_hash, reason: reason.into() };
         let w = self.node.write(payload).await?;
         if w.height.is_none() {
-            return Err(NodeError::Unavailable("the ledger did not commit the decision in time; try again".into()));
+            return Err(RunError::Unavailable("the ledger did not commit the decision in time; try again".into()));
         }
         let verb = if approve { "released" } else { "refused" };
         run.log(None, Stream::Runner, &format!("outputs {verb} by {}: {reason}", self.node.org()));
@@ -273,10 +265,10 @@ impl Runner {
     pub fn check_decidable(&self, run_id: &str) -> Result<()> {
         let r = self.get(run_id)?.record();
         if r.executor.as_deref() != Some(self.node.org()) {
-            return Err(NodeError::NotFound(format!("run {run_id} is not a compute run this node executed")));
+            return Err(RunError::NotFound(format!("run {run_id} is not a compute run this node executed")));
         }
         if r.status != Status::Succeeded {
-            return Err(NodeError::Conflict(format!(
+            return Err(RunError::Conflict(format!(
                 "run {run_id} is {}; only a succeeded run's outputs are released",
                 r.status.as_str()
             )));
@@ -290,7 +282,7 @@ impl Runner {
     /// must name the lease the workflow reads and the submission's hash.
     pub(super) async fn commit_request(&self, request: &SignedTx, lease: &str, submission: &[u8; 32]) -> Result<()> {
         let Payload::RequestComputeRun { lease_id, submission_hash, .. } = &request.body.payload else {
-            return Err(NodeError::Forbidden("the run's request is not a request".into()));
+            return Err(RunError::Forbidden("the run's request is not a request".into()));
         };
         if lease_id != lease {
             let why = format!("the run's request names lease {lease_id}, but its workflow reads lease {lease}");
@@ -302,7 +294,7 @@ impl Runner {
         }
         match self.node.write_signed(request.clone()).await? {
             w if w.height.is_some() => Ok(()),
-            _ => Err(NodeError::Unavailable("the ledger did not commit the run's request in time; try again".into())),
+            _ => Err(RunError::Unavailable("the ledger did not commit the run's request in time; try again".into())),
         }
     }
 }
@@ -311,8 +303,8 @@ impl Runner {
 /// this run, and one the ledger would take now. What it names (the lease
 /// and the workflow's hash) is checked against the submission before it is
 /// committed (`submit_with`).
-fn check_request(node: &super::port::Node, asker: &str, run_id: &str, request: &SignedTx) -> Result<()> {
-    let refuse = |why: String| NodeError::Forbidden(format!("the request for run {run_id}: {why}"));
+fn check_request(node: &dyn Port, asker: &str, run_id: &str, request: &SignedTx) -> Result<()> {
+    let refuse = |why: String| RunError::Forbidden(format!("the request for run {run_id}: {why}"));
     if request.body.org != asker {
         return Err(refuse(format!("signed as {}, not by {asker}", request.body.org)));
     }
@@ -320,9 +312,6 @@ fn check_request(node: &super::port::Node, asker: &str, run_id: &str, request: &
         Payload::RequestComputeRun { run_id: id, .. } if id == run_id => {}
         _ => return Err(refuse("it is not a request for this run".into())),
     }
-    let roster = node.ledger().roster();
-    if let Some(Err(e)) = leasehold_chaincode::verify_signatures(&roster.orgs, std::slice::from_ref(request)).pop() {
-        return Err(refuse(e.to_string()));
-    }
+    node.verify_signature(request).map_err(|e| refuse(e.to_string()))?;
     node.check(request)
 }

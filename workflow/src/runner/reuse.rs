@@ -14,9 +14,9 @@ use leasehold_chaincode::{DatasetRef, Hash32};
 use sha2::{Digest, Sha256};
 
 use super::Runner;
-use crate::error::{NodeError, Result};
+use super::{Result, RunError};
+use crate::live::{LiveRun, RunRecord, Status, Stream};
 use leasehold_files::Manifest;
-use leasehold_workflow::live::{LiveRun, RunRecord, Status, Stream};
 
 pub(super) fn reuse_key(workflow_hash: &[u8; 32], versions: &BTreeMap<DatasetRef, Hash32>) -> String {
     let mut h = Sha256::new().chain_update(b"leasehold-reuse-v1\n").chain_update(workflow_hash);
@@ -60,14 +60,14 @@ impl Runner {
             leasehold_files::copy_tree(&source, &stage)?;
             let got = hex::encode(Manifest::of_dir(&stage)?.hash());
             if Some(&got) != want.as_ref() {
-                return Err(NodeError::Data("they no longer match the output hash that run recorded".into()));
+                return Err(RunError::Data("they no longer match the output hash that run recorded".into()));
             }
-            leasehold_files::durable::sync_tree(&stage).map_err(|e| NodeError::file(&stage, e))?;
-            fs::remove_dir(&dest).map_err(|e| NodeError::file(&dest, e))?;
-            leasehold_files::durable::rename(&stage, &dest).map_err(|e| NodeError::file(&dest, e))
+            leasehold_files::durable::sync_tree(&stage).map_err(|e| RunError::file(&stage, e))?;
+            fs::remove_dir(&dest).map_err(|e| RunError::file(&dest, e))?;
+            leasehold_files::durable::rename(&stage, &dest).map_err(|e| RunError::file(&dest, e))
         })
         .await
-        .map_err(|e| NodeError::Unavailable(e.to_string()))
+        .map_err(|e| RunError::Unavailable(e.to_string()))
         .and_then(|r| r);
         let (status, reason) = match copied {
             _ if run.stopped().is_some() => {

@@ -5,11 +5,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
+use crate::Workflow;
 use leasehold_chaincode::{query, ChaincodeError, DatasetRef, Hash32, Lease};
-use leasehold_workflow::Workflow;
 
 use super::Runner;
-use crate::data::DataDirs;
 
 /// Why a volume cannot be read: the reason its `volumes[i].id` is refused.
 #[derive(Debug, thiserror::Error)]
@@ -70,7 +69,7 @@ enum Source {
 
 impl Runner {
     /// Resolves every volume; an error names the volume and why.
-    pub(super) fn resolve_inputs(&self, wf: &Workflow) -> Result<Inputs, leasehold_workflow::WorkflowError> {
+    pub(super) fn resolve_inputs(&self, wf: &Workflow) -> Result<Inputs, crate::WorkflowError> {
         let mut inputs = Inputs::default();
         wf.check_leases(|id| {
             let (key, dataset) = match self.resolve_volume(id)? {
@@ -86,7 +85,7 @@ impl Runner {
                     (key, ds)
                 }
             };
-            let store = &self.node.ledger().store;
+            let store = self.node.state();
             let found = query::dataset_version(store, &dataset.id, dataset.version)?;
             let ds =
                 found.ok_or_else(|| VolumeError::NotOnLedger { id: dataset.id.clone(), version: dataset.version })?;
@@ -103,7 +102,7 @@ impl Runner {
     /// A volume id is a lease id, or a dataset this org owns or holds an
     /// active lease on.
     fn resolve_volume(&self, id: &str) -> Result<Source, VolumeError> {
-        let (store, me, now) = (&self.node.ledger().store, self.node.org(), self.node.ledger_now());
+        let (store, me, now) = (self.node.state(), self.node.org(), self.node.ledger_now_ms());
         if let Some(lease) = query::lease(store, id)? {
             if lease.lessee != me {
                 return Err(VolumeError::HeldByOther { id: id.into(), lessee: lease.lessee, me: me.into() });
@@ -117,12 +116,10 @@ impl Runner {
             if ds.retired {
                 return Err(VolumeError::Retired(id.into()));
             }
-            let dirs = DataDirs::new(&self.node.config().data_dir);
-            // The manifest is written last: with it, the files are whole.
-            if !matches!(dirs.dataset_manifest(id, &ds.spec.content_hash), Ok(Some(_))) {
+            if !self.node.holds_own_files(id, &ds.spec.content_hash) {
                 return Err(VolumeError::NoFiles { me: me.into(), id: id.into(), version: ds.version });
             }
-            let dir = dirs.dataset(id, &ds.spec.content_hash);
+            let dir = self.node.own_dataset_dir(id, &ds.spec.content_hash);
             return Ok(Source::Own(DatasetRef { id: ds.id, version: ds.version }, dir));
         }
         query::active_lease(store, me, id, now)?

@@ -2,11 +2,11 @@
 
 use leasehold_chaincode::SignedTx;
 use leasehold_files::Manifest;
-use leasehold_workflow::live::{JobRecord, LogLine};
-use leasehold_workflow::WorkflowError;
 use serde::{Deserialize, Serialize};
 
-use crate::error::NodeError;
+use super::RunError;
+use crate::live::{JobRecord, LogLine};
+use crate::WorkflowError;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ComputeRequest {
@@ -48,7 +48,7 @@ pub enum ComputeRequest {
 /// What the owner's node tells the lessee's about a run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RemoteStatus {
-    pub status: leasehold_workflow::live::Status,
+    pub status: crate::live::Status,
     pub reason: Option<String>,
     pub jobs: Vec<JobRecord>,
     pub output_hash: Option<String>,
@@ -73,14 +73,14 @@ pub enum Refusal {
     Unavailable(String),
 }
 
-impl From<NodeError> for Refusal {
-    fn from(e: NodeError) -> Self {
+impl From<RunError> for Refusal {
+    fn from(e: RunError) -> Self {
         match e {
-            NodeError::Workflow(w) => Self::Workflow(w),
-            NodeError::Forbidden(d) => Self::Forbidden(d),
-            NodeError::NotFound(d) => Self::NotFound(d),
-            NodeError::Conflict(d) => Self::Conflict(d),
-            NodeError::Chaincode(e) => Self::Conflict(e.to_string()),
+            RunError::Workflow(w) => Self::Workflow(w),
+            RunError::Forbidden(d) => Self::Forbidden(d),
+            RunError::NotFound(d) => Self::NotFound(d),
+            RunError::Conflict(d) => Self::Conflict(d),
+            RunError::Ledger(e) => Self::Conflict(e.to_string()),
             other => Self::Unavailable(other.to_string()),
         }
     }
@@ -88,14 +88,14 @@ impl From<NodeError> for Refusal {
 
 impl Refusal {
     /// The refusal as this node's error, saying whose it is.
-    pub(crate) fn into_node_error(self, owner: &str) -> NodeError {
+    pub fn into_run_error(self, owner: &str) -> RunError {
         let by = |d: String| format!("{owner} refused: {d}");
         match self {
-            Self::Workflow(w) => NodeError::Workflow(WorkflowError { reason: by(w.reason), ..w }),
-            Self::Forbidden(d) => NodeError::Forbidden(by(d)),
-            Self::NotFound(d) => NodeError::NotFound(by(d)),
-            Self::Conflict(d) => NodeError::Conflict(by(d)),
-            Self::Unavailable(d) => NodeError::Unavailable(by(d)),
+            Self::Workflow(w) => RunError::Workflow(WorkflowError { reason: by(w.reason), ..w }),
+            Self::Forbidden(d) => RunError::Forbidden(by(d)),
+            Self::NotFound(d) => RunError::NotFound(by(d)),
+            Self::Conflict(d) => RunError::Conflict(by(d)),
+            Self::Unavailable(d) => RunError::Unavailable(by(d)),
         }
     }
 }

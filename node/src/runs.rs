@@ -1,0 +1,198 @@
+//! The node's side of the workflow runner (`leasehold_workflow::runner`):
+//! the [`Port`] it gives the runner, built from the subsystems themselves
+//! so the runner never holds the [`NodeHandle`] that holds it, and the
+//! handle's run methods, which the API calls.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use leasehold_chaincode::{ChaincodeError, Hash32, Lease, LeaseStatus, Payload, SignedTx, StateRead};
+use leasehold_workflow::live::{LiveRun, RunRecord};
+use leasehold_workflow::runner::wire::{ComputeReply, ComputeRequest};
+use leasehold_workflow::runner::{Port, Progress, RunError, Runner, Written};
+
+use crate::config::NodeConfig;
+use crate::consensus::Consensus;
+use crate::data::plane::Fetcher;
+use crate::data::DataDirs;
+use crate::error::{NodeError, Result};
+use crate::handle::NodeHandle;
+use crate::ledger::Ledger;
+use crate::wire::{Rpc, RpcReply};
+use crate::write::Writer;
+
+pub(crate) struct RunnerPort {
+    cfg: NodeConfig,
+    ledger: Arc<Ledger>,
+    consensus: Arc<Consensus>,
+    writer: Arc<Writer>,
+}
+
+impl RunnerPort {
+    pub(crate) fn new(cfg: NodeConfig, ledger: Arc<Ledger>, consensus: Arc<Consensus>, writer: Arc<Writer>) -> Self {
+        Self { cfg, ledger, consensus, writer }
+    }
+
+    fn dirs(&self) -> DataDirs {
+        DataDirs::new(&self.cfg.data_dir)
+    }
+}
+
+fn written(w: crate::write::Written) -> Written {
+    Written { tx_id: w.tx_id, height: w.height }
+}
+
+#[async_trait::async_trait]
+impl Port for RunnerPort {
+    fn org(&self) -> &str {
+        &self.cfg.org
+    }
+
+    fn state(&self) -> &dyn StateRead {
+        &self.ledger.store
+    }
+
+    fn ledger_now_ms(&self) -> i64 {
+        self.ledger.now_ms()
+    }
+
+    fn lease_status_now(&self, lease_id: &str) -> Result<Option<(Lease, LeaseStatus)>, RunError> {
+        Ok(self.ledger.lease_status_now(lease_id)?)
+    }
+
+    fn sign(&self, payload: Payload) -> SignedTx {
+        self.writer.sign(payload)
+    }
+
+    fn verify_signature(&self, tx: &SignedTx) -> std::result::Result<(), ChaincodeError> {
+        let roster = self.ledger.roster();
+        leasehold_chaincode::verify_signatures(&roster.orgs, std::slice::from_ref(tx)).pop().unwrap_or(Ok(()))
+    }
+
+    fn check(&self, tx: &SignedTx) -> Result<(), RunError> {
+        Ok(self.writer.check(tx)?)
+    }
+
+    async fn write(&self, payload: Payload) -> Result<Written, RunError> {
+        Ok(written(self.writer.write(payload).await?))
+    }
+
+    async fn write_signed(&self, tx: SignedTx) -> Result<Written, RunError> {
+        Ok(written(self.writer.write_signed(tx).await?))
+    }
+
+    fn check_disk(&self) -> Result<(), RunError> {
+        Ok(self.consensus.check_disk()?)
+    }
+
+    async fn compute_request(&self, owner: &str, req: ComputeRequest) -> Result<ComputeReply, RunError> {
+        match self.consensus.ask_org(owner, Rpc::Compute(req)).await? {
+            RpcReply::Compute(Ok(reply)) => Ok(reply),
+            RpcReply::Compute(Err(refusal)) => Err(refusal.into_run_error(owner)),
+            _ => Err(NodeError::Peer(format!("{owner}'s node answered a different request")).into()),
+        }
+    }
+
+    async fn fetch_lease_data(&self, lease: &Lease, progress: Progress<'_>) -> Result<PathBuf, RunError> {
+        let dirs = self.dirs();
+        let fetcher = Fetcher { consensus: &self.consensus, ledger: &self.ledger, dirs: &dirs };
+        Ok(fetcher.fetch(lease, progress).await?)
+    }
+
+    fn own_dataset_dir(&self, dataset: &str, content_hash: &Hash32) -> PathBuf {
+        self.dirs().dataset(dataset, content_hash)
+    }
+
+    fn holds_own_files(&self, dataset: &str, content_hash: &Hash32) -> bool {
+        matches!(self.dirs().dataset_manifest(dataset, content_hash), Ok(Some(_)))
+    }
+
+    fn delete_ended_caches(&self) {
+        crate::data::cache::delete_ended(&self.dirs(), &self.ledger);
+    }
+}
+
+/// The node's errors pass through the runner unchanged: each kind the API
+/// sorts by has its own variant, and the rest ride boxed.
+impl From<NodeError> for RunError {
+    fn from(e: NodeError) -> Self {
+        match e {
+            NodeError::Workflow(w) => Self::Workflow(w),
+            NodeError::Chaincode(c) => Self::Ledger(c),
+            NodeError::NotFound(d) => Self::NotFound(d),
+            NodeError::Forbidden(d) => Self::Forbidden(d),
+            NodeError::Conflict(d) => Self::Conflict(d),
+            NodeError::Unavailable(d) => Self::Unavailable(d),
+            NodeError::File { path, reason } => Self::File { path, reason },
+            NodeError::Data(d) => Self::Data(d),
+            other => Self::Node(Box::new(other)),
+        }
+    }
+}
+
+impl From<RunError> for NodeError {
+    fn from(e: RunError) -> Self {
+        match e {
+            RunError::Workflow(w) => Self::Workflow(w),
+            RunError::Ledger(c) => Self::Chaincode(c),
+            RunError::NotFound(d) => Self::NotFound(d),
+            RunError::Forbidden(d) => Self::Forbidden(d),
+            RunError::Conflict(d) => Self::Conflict(d),
+            RunError::Unavailable(d) => Self::Unavailable(d),
+            RunError::File { path, reason } => Self::File { path, reason },
+            RunError::Data(d) => Self::Data(d),
+            RunError::Node(e) => match e.downcast::<NodeError>() {
+                Ok(e) => *e,
+                Err(e) => Self::Unavailable(e.to_string()),
+            },
+        }
+    }
+}
+
+/// Runs, as the API sees them.
+impl NodeHandle {
+    pub(crate) fn runner(&self) -> &Arc<Runner> {
+        &self.inner.runner
+    }
+
+    /// Submits a workflow's directory: a tar with `workflow.yaml` at its top.
+    pub async fn submit_run_bundle(&self, tar: Vec<u8>, submitted_by: &str, force: bool) -> Result<RunRecord> {
+        Ok(self.runner().submit_bundle(tar, submitted_by, force).await?)
+    }
+
+    /// Submits a `workflow.yaml` alone; `force` runs it even when an
+    /// earlier run's outputs could be reused.
+    pub async fn submit_run(&self, yaml: &str, submitted_by: &str, force: bool) -> Result<RunRecord> {
+        Ok(self.runner().submit(yaml, submitted_by, force).await?)
+    }
+
+    /// The runs this node knows: its own, and those it ran for others.
+    pub fn runs(&self) -> Vec<RunRecord> {
+        self.runner().list()
+    }
+
+    /// A run, with its log.
+    pub fn run(&self, id: &str) -> Result<Arc<LiveRun>> {
+        Ok(self.runner().get(id)?)
+    }
+
+    pub fn cancel_run(&self, id: &str, by: &str) -> Result<RunRecord> {
+        Ok(self.runner().cancel(id, by)?)
+    }
+
+    /// Records on the ledger whether a compute run's outputs, done here,
+    /// may leave for its lessee.
+    pub async fn decide_release(&self, id: &str, approve: bool, reason: &str) -> Result<RunRecord> {
+        self.runner().check_decidable(id)?;
+        Ok(self.runner().decide(id, approve, reason).await?)
+    }
+
+    /// A succeeded, unpublished run's record and output directory.
+    pub fn publishable_run(&self, id: &str) -> Result<(RunRecord, PathBuf)> {
+        Ok(self.runner().publishable(id)?)
+    }
+
+    pub fn mark_published(&self, id: &str, dataset: &str) -> Result<()> {
+        Ok(self.runner().mark_published(id, dataset)?)
+    }
+}
