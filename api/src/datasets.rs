@@ -156,6 +156,9 @@ pub struct NewDataset {
     /// Location, credentials, schema: stored on the ledger only encrypted.
     #[schema(value_type = Object)]
     pub private_metadata: serde_json::Value,
+    /// `s3://bucket/prefix` in this org's object store: the files stay
+    /// there, registered by reference (listed and hashed by the node).
+    pub from: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema, Default)]
@@ -171,6 +174,8 @@ pub struct DatasetPatch {
     pub public_metadata: Option<serde_json::Value>,
     #[schema(value_type = Option<Object>)]
     pub private_metadata: Option<serde_json::Value>,
+    /// A new version from `s3://bucket/prefix` in this org's object store.
+    pub from: Option<String>,
 }
 
 fn policy_from(p: &PolicyView) -> Result<AccessPolicy, ApiError> {
@@ -291,6 +296,16 @@ pub async fn create(
     Ok((status, view))
 }
 
+/// The files under `url` in this org's object store, listed and hashed
+/// where they are; never mixed with uploaded ones.
+async fn bucket_files(s: &AppState, id: &str, url: &str) -> Result<Staged, ApiError> {
+    if s.node.has_staged_files(id) {
+        let why = "files are staged for this dataset by upload: register those, or the bucket's, not both";
+        return Err(ApiError::invalid("from", why));
+    }
+    Ok(s.node.stage_from_bucket(url).await?)
+}
+
 /// A content hash the client sent must agree with the staged files.
 fn check_claim(files: &Option<Staged>, claimed: &Option<String>) -> Result<(), ApiError> {
     if let (Some(staged), Some(_)) = (files, claimed) {
@@ -311,9 +326,13 @@ pub(crate) async fn register(
     let id = req.id.clone().unwrap_or_else(|| slug(&req.title));
     keys::valid_id("id", &id)?;
     let policy = policy_from(&req.policy)?;
-    let (files, derived_from_run) = match source {
-        Source::Upload => (s.node.staged_files(&id).await?, None),
-        Source::RunOutput { run_id, outputs } => (Some(outputs), Some(run_id)),
+    let (files, derived_from_run) = match (source, &req.from) {
+        (Source::Upload, None) => (s.node.staged_files(&id).await?, None),
+        (Source::Upload, Some(url)) => (Some(bucket_files(s, &id, url).await?), None),
+        (Source::RunOutput { .. }, Some(_)) => {
+            return Err(ApiError::invalid("from", "a run's outputs are published from the run, not from a bucket"));
+        }
+        (Source::RunOutput { run_id, outputs }, None) => (Some(outputs), Some(run_id)),
     };
     check_claim(&files, &req.content_hash)?;
     let (hash, size_bytes) = match &files {
@@ -375,7 +394,10 @@ pub async fn update(
         Some(pv) => policy_from(pv)?,
         None => old.spec.policy.clone(),
     };
-    let files = s.node.staged_files(&id).await?;
+    let files = match &p.from {
+        Some(url) => Some(bucket_files(&s, &id, url).await?),
+        None => s.node.staged_files(&id).await?,
+    };
     check_claim(&files, &p.content_hash)?;
     let (hash, size_bytes) = match &files {
         Some(f) => (f.manifest().hash(), f.manifest().total_bytes()),

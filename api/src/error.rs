@@ -92,6 +92,18 @@ impl From<leasehold_node::StageError> for ApiError {
     }
 }
 
+/// A bucket that cannot be registered is the `from` field's fault; a
+/// store that cannot be reached, or answers wrongly, is nobody's here.
+impl From<leasehold_node::ObjectError> for ApiError {
+    fn from(e: leasehold_node::ObjectError) -> Self {
+        use leasehold_node::ObjectError as O;
+        match e {
+            O::Store { .. } => Self::BadGateway(e.to_string()),
+            _ => Self::invalid("from", e.to_string()),
+        }
+    }
+}
+
 impl From<leasehold_node::NodeError> for ApiError {
     fn from(e: leasehold_node::NodeError) -> Self {
         use leasehold_node::NodeError as N;

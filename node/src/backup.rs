@@ -202,6 +202,29 @@ fn dataset_versions(root: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// Every bucket-backed version's source file under `root`
+/// (`datasets/<id>/<hash>.source.json`).
+fn dataset_sources(root: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let Ok(datasets) = fs::read_dir(root) else { return Ok(out) };
+    for dataset in datasets {
+        let dataset = dataset.map_err(io(root))?.path();
+        for entry in fs::read_dir(&dataset).map_err(io(&dataset))? {
+            let path = entry.map_err(io(&dataset))?.path();
+            if path.to_string_lossy().ends_with(".source.json") {
+                out.push(path);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `<hash>.source.json` -> `<hash>.manifest.json`.
+fn source_name_to_manifest(source: &Path) -> String {
+    let name = source.file_name().unwrap_or_default().to_string_lossy();
+    format!("{}.manifest.json", name.trim_end_matches(".source.json"))
+}
+
 /// A version directory's files hash to the content hash it is filed under.
 fn check_version(version: &Path) -> Result<()> {
     let named = version.file_name().and_then(|n| n.to_str()).unwrap_or_default();
@@ -310,6 +333,20 @@ fn ready_copy(backup: &Path, data_dir: &Path, part: &Path, height: u64, unfenced
         if manifest.exists() {
             fs::copy(&manifest, part.join(rel).with_extension("manifest.json")).map_err(io(&manifest))?;
         }
+    }
+    // Versions whose files stay in a bucket: where they are, and their
+    // manifest (the source first, as when they were adopted).
+    for source in dataset_sources(&data_dir.join("datasets"))? {
+        let rel = source.strip_prefix(data_dir).expect("under the data directory");
+        let manifest = source.with_file_name(source_name_to_manifest(&source));
+        let manifest_rel = manifest.strip_prefix(data_dir).expect("under the data directory");
+        if part.join(manifest_rel).exists() || !manifest.exists() {
+            continue;
+        }
+        let to = part.join(rel);
+        fs::create_dir_all(to.parent().expect("under datasets/")).map_err(io(&to))?;
+        fs::copy(&source, &to).map_err(io(&source))?;
+        fs::copy(&manifest, part.join(manifest_rel)).map_err(io(&manifest))?;
     }
     prepare(&Store::open(&part.join("ledger"))?, height, unfenced)?;
     durable::sync_tree(part).map_err(io(part))

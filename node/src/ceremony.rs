@@ -114,6 +114,7 @@ pub fn new_org(dir: &Path, o: &NewOrg) -> Result<OrgCard> {
         block: BlockConfig::default(),
         raft: RaftConfig::default(),
         executor: Default::default(),
+        s3: None,
         commit_wait_ms: 5_000,
         min_free_disk_mib: 256,
         workflow: Default::default(),

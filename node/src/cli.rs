@@ -120,6 +120,48 @@ pub enum Command {
     },
     /// Measure committed tx/s and commit latency against a running network.
     Bench(BenchArgs),
+    /// Register this org's datasets (admin token).
+    Dataset {
+        #[command(subcommand)]
+        command: DatasetCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DatasetCommand {
+    /// Register a dataset whose files stay in this org's object store
+    /// (`[s3]` in the node's config): the node lists and hashes them, and
+    /// the ledger gets their content hash. Prints the dataset.
+    Add {
+        /// `s3://bucket/prefix`: every object under the prefix is a file.
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        title: String,
+        /// The id on the ledger; by default made from the title.
+        #[arg(long)]
+        id: Option<String>,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Orgs that may request a lease, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        allow: Vec<String>,
+        /// The longest lease, in hours.
+        #[arg(long, default_value_t = 24)]
+        max_lease_h: u64,
+        /// `files` (lessees fetch them) or `compute` (lessees' runs execute here).
+        #[arg(long, default_value = "files")]
+        access: String,
+        /// Grant each lease request without asking an admin.
+        #[arg(long)]
+        automatic: bool,
+        /// The node's API base URL.
+        #[arg(long, env = "LEASEHOLD_URL", default_value = "http://127.0.0.1:8081")]
+        url: String,
+        /// File holding an admin's bearer token.
+        #[arg(long, env = "LEASEHOLD_TOKEN_FILE")]
+        token_file: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, clap::Args)]

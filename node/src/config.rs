@@ -42,6 +42,10 @@ pub struct NodeConfig {
     /// Slurm cluster (`slurm`; see docs/OPERATIONS.md).
     #[serde(default, skip_serializing_if = "ExecutorConfig::is_local")]
     pub executor: ExecutorConfig,
+    /// The object store this org's datasets may live in (`s3://` URLs;
+    /// see docs/OPERATIONS.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<S3Config>,
     /// Where `POST /v1/backups` writes backups; by default `backups`
     /// beside the data directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -50,6 +54,29 @@ pub struct NodeConfig {
     /// network gave it, until its ledger holds its joining.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_id: Option<u64>,
+}
+
+/// `[s3]`: an S3 service, or a server that speaks its protocol. The node
+/// needs to list and read the buckets its datasets name, nothing more.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    /// The server's URL; unset, AWS's for `region`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    #[serde(default = "default_s3_region")]
+    pub region: String,
+    pub access_key_id: String,
+    /// A file holding the secret access key, readable by the node's user
+    /// alone (0600): the node refuses to start otherwise.
+    pub secret_access_key_file: PathBuf,
+    /// Plain HTTP to `endpoint`: for a server on loopback or a private network.
+    #[serde(default)]
+    pub allow_http: bool,
+}
+
+fn default_s3_region() -> String {
+    "us-east-1".into()
 }
 
 fn default_commit_wait_ms() -> u64 {
@@ -185,7 +212,8 @@ impl NodeConfig {
             ExecutorConfig::Local => vec![].into_iter().chain(None),
         };
         let paths = [&mut cfg.data_dir, &mut cfg.genesis, &mut cfg.keys_dir].into_iter().chain(cfg.backup_dir.as_mut());
-        for p in paths.chain(slurm) {
+        let s3 = cfg.s3.as_mut().map(|s| &mut s.secret_access_key_file);
+        for p in paths.chain(slurm).chain(s3) {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
@@ -236,6 +264,22 @@ impl NodeConfig {
 
     pub fn x25519_secret(&self) -> Result<[u8; 32]> {
         read_secret(&self.keys_dir.join(X25519_KEY_FILE))
+    }
+
+    /// `[s3]` with its secret key, read from its file (which others may
+    /// not read), if the config has one.
+    pub fn s3_with_secret(&self) -> Result<Option<(S3Config, String)>> {
+        let Some(s3) = &self.s3 else { return Ok(None) };
+        let path = &s3.secret_access_key_file;
+        let meta = fs::metadata(path).map_err(|e| NodeError::file(path, e))?;
+        if meta.permissions().mode() & 0o077 != 0 {
+            return Err(NodeError::file(path, "the secret key file is readable by group or others; chmod 600 it"));
+        }
+        let secret = fs::read_to_string(path).map_err(|e| NodeError::file(path, e))?.trim().to_string();
+        if secret.is_empty() {
+            return Err(NodeError::file(path, "the secret key file is empty"));
+        }
+        Ok(Some((s3.clone(), secret)))
     }
 
     pub fn p2p_keypair(&self) -> Result<libp2p::identity::Keypair> {

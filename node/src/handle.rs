@@ -35,6 +35,8 @@ pub(crate) struct Inner {
     /// Read while a write that names new files commits and the files are
     /// adopted; written while a backup is taken, so it holds them all.
     pub(crate) adopting: Arc<tokio::sync::RwLock<()>>,
+    /// The object store clients `[s3]` configures (none without it).
+    pub(crate) objects: Arc<crate::data::objects::ObjectStores>,
     /// Runs workflows; it reaches the node only through its own port.
     pub(crate) runner: Arc<leasehold_workflow::runner::Runner>,
 }
@@ -46,6 +48,7 @@ impl Inner {
         consensus: Arc<Consensus>,
         writer: Arc<Writer>,
         x25519_secret: [u8; 32],
+        objects: Arc<crate::data::objects::ObjectStores>,
         runner: Arc<leasehold_workflow::runner::Runner>,
     ) -> Self {
         Self {
@@ -58,6 +61,7 @@ impl Inner {
             limits: Default::default(),
             backing_up: Default::default(),
             adopting: Default::default(),
+            objects,
             runner,
         }
     }

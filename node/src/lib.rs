@@ -41,6 +41,7 @@ pub mod wire;
 mod write;
 
 pub use clock::now_ms;
+pub use data::objects::ObjectError;
 pub use data::staging::{StageError, Staged, StagedFile, Upload, MAX_UPLOAD_BYTES};
 pub use error::{NodeError, Result};
 pub use handle::NodeHandle;

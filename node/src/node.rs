@@ -60,6 +60,7 @@ pub async fn start(cfg: NodeConfig) -> Result<(NodeHandle, Tasks)> {
         info!(org = %cfg.org, "the ledger names this org's new keys: they replace the old ones");
     }
     let (key, x25519_secret) = (cfg.signing_key()?, cfg.x25519_secret()?);
+    let objects = Arc::new(crate::data::objects::ObjectStores::new(cfg.s3_with_secret()?));
     let crate::consensus::Started { consensus, inbound, mut tasks } =
         crate::consensus::Consensus::start(&cfg, ledger.clone(), &store).await?;
     let node_id = consensus.node_id();
@@ -68,10 +69,11 @@ pub async fn start(cfg: NodeConfig) -> Result<(NodeHandle, Tasks)> {
     // leases' caches whether or not an API is serving.
     let dirs = crate::data::DataDirs::new(&cfg.data_dir);
     crate::data::cache::delete_from_before(&dirs);
-    let port = crate::runs::RunnerPort::new(cfg.clone(), ledger.clone(), consensus.clone(), writer.clone());
+    let port =
+        crate::runs::RunnerPort::new(cfg.clone(), ledger.clone(), consensus.clone(), writer.clone(), objects.clone());
     let runner = Runner::start(Arc::new(port), cfg.workflow.clone(), &cfg.executor, &cfg.data_dir)?;
     tasks.push(tokio::spawn(crate::data::cache::janitor(dirs, ledger.clone())));
-    let inner = Inner::new(cfg, ledger.clone(), consensus, writer, x25519_secret, runner);
+    let inner = Inner::new(cfg, ledger.clone(), consensus, writer, x25519_secret, objects, runner);
     let node = NodeHandle { inner: Arc::new(inner) };
     tasks.push(tokio::spawn(crate::rpc::serve_inbound(node.clone(), inbound)));
     tasks.push(tokio::spawn(prune_waiters(ledger)));

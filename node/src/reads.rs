@@ -1,12 +1,11 @@
 //! What the node answers about its ledger and files: every read the API
 //! makes goes through these, so the API never touches the store.
 
-use std::path::PathBuf;
-
 use leasehold_chaincode::query::{self, DatasetFilter, LeaseFilter, LineageNode};
 use leasehold_chaincode::{AccessRecord, Dataset, HistoryEntry, Lease, LeaseStatus, Publication, TxId};
 
 use crate::block::Block;
+use crate::data::objects::{ObjectError, S3Url};
 use crate::data::plane::Fetcher;
 use crate::data::staging::{DiskReserve, StageError, Staged, Upload};
 use crate::data::DataDirs;
@@ -91,6 +90,11 @@ impl NodeHandle {
         Upload::begin(&self.dirs().uploads(dataset), path, disk).await
     }
 
+    /// Whether files are staged for `dataset`'s next version.
+    pub fn has_staged_files(&self, dataset: &str) -> bool {
+        self.dirs().uploads(dataset).exists()
+    }
+
     /// The files staged for `dataset`'s next version, if any.
     pub async fn staged_files(&self, dataset: &str) -> Result<Option<Staged>> {
         let dir = self.dirs().uploads(dataset);
@@ -116,10 +120,26 @@ impl NodeHandle {
         self.inner.adopting.clone().read_owned().await
     }
 
-    /// Moves verified files into this owner's store under their content hash.
-    pub fn adopt_files(&self, dataset: &str, staged: Staged) -> Result<PathBuf> {
+    /// Moves verified files into this owner's store under their content
+    /// hash; files in a bucket are adopted where they are.
+    pub fn adopt_files(&self, dataset: &str, staged: Staged) -> Result<()> {
         let manifest = staged.manifest().clone();
-        self.dirs().adopt(dataset, &staged.into_dir(), &manifest)
+        match staged.source() {
+            Some(source) => {
+                self.dirs().adopt_objects(dataset, &manifest, source)?;
+                self.inner.manifests.forget(dataset, &manifest.hash());
+                Ok(())
+            }
+            None => self.dirs().adopt(dataset, &staged.into_dir(), &manifest).map(drop),
+        }
+    }
+
+    /// Lists and hashes every object under `url` (`s3://bucket/prefix`) in
+    /// this org's object store: files to register by reference.
+    pub async fn stage_from_bucket(&self, url: &str) -> std::result::Result<Staged, ObjectError> {
+        let url = S3Url::parse(url)?;
+        let (manifest, source) = self.inner.objects.index(&url).await?;
+        Ok(Staged::of_objects(manifest, source))
     }
 
     /// Every org that ever joined, and the changes waiting for approval.

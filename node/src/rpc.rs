@@ -7,7 +7,8 @@ use leasehold_network::{Inbound, PeerId};
 use tokio::sync::mpsc;
 use tracing::warn;
 
-use crate::data::plane::Owner;
+use crate::data::objects::ObjectError;
+use crate::data::plane::{Owner, Served};
 use crate::handle::NodeHandle;
 use crate::ledger::store::{decode, encode};
 use crate::wire::data::{DataRefusal, DataReply, DataRequest};
@@ -45,7 +46,22 @@ async fn answer(node: &NodeHandle, peer: PeerId, rpc: Rpc) -> Option<RpcReply> {
             };
             let owner = node.clone();
             let served = tokio::task::spawn_blocking(move || owner.serve_data(peer, req)).await;
-            let served = served.unwrap_or_else(|e| Err(DataRefusal::Failed(e.to_string())));
+            let served = match served.unwrap_or_else(|e| Err(DataRefusal::Failed(e.to_string()))) {
+                Ok(Served::Reply(reply)) => Ok(reply),
+                // The lease was checked above; the chunk is checked against
+                // its hash before it goes.
+                Ok(Served::FromBucket(chunk)) => match node.inner.objects.read_chunk(&chunk).await {
+                    Ok(bytes) => Ok(DataReply::Chunk(bytes)),
+                    Err(e) => {
+                        // The lessee's own mistake is its to see, not the owner's log's.
+                        if !matches!(e, ObjectError::Unaligned { .. }) {
+                            warn!("refused a chunk of {}: {e}", chunk.registered);
+                        }
+                        Err(DataRefusal::Failed(e.for_lessee()))
+                    }
+                },
+                Err(refusal) => Err(refusal),
+            };
             if let Ok(DataReply::Chunk(bytes)) = &served {
                 node.ledger().metrics.data_plane("served", bytes.len() as u64);
             }
@@ -59,7 +75,7 @@ async fn answer(node: &NodeHandle, peer: PeerId, rpc: Rpc) -> Option<RpcReply> {
 
 impl NodeHandle {
     /// Answers a lessee's data request, or says why not (see `data::plane`).
-    pub(crate) fn serve_data(&self, from: PeerId, req: DataRequest) -> Result<DataReply, DataRefusal> {
+    pub(crate) fn serve_data(&self, from: PeerId, req: DataRequest) -> Result<Served, DataRefusal> {
         let inner = &self.inner;
         let peers = inner.consensus.peers();
         if let Some(org) = peers.org_of_peer.get(&from) {

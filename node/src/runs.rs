@@ -3,6 +3,7 @@
 //! so the runner never holds the [`NodeHandle`] that holds it, and the
 //! handle's run methods, which the API calls.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use leasehold_workflow::runner::{Port, Progress, RunError, Runner, Written};
 
 use crate::config::NodeConfig;
 use crate::consensus::Consensus;
+use crate::data::objects::{Materialize, ObjectStores};
 use crate::data::plane::Fetcher;
 use crate::data::DataDirs;
 use crate::error::{NodeError, Result};
@@ -26,11 +28,20 @@ pub(crate) struct RunnerPort {
     ledger: Arc<Ledger>,
     consensus: Arc<Consensus>,
     writer: Arc<Writer>,
+    objects: Arc<ObjectStores>,
+    /// An own version's files being copied in from its bucket, by directory.
+    materializing: std::sync::Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl RunnerPort {
-    pub(crate) fn new(cfg: NodeConfig, ledger: Arc<Ledger>, consensus: Arc<Consensus>, writer: Arc<Writer>) -> Self {
-        Self { cfg, ledger, consensus, writer }
+    pub(crate) fn new(
+        cfg: NodeConfig,
+        ledger: Arc<Ledger>,
+        consensus: Arc<Consensus>,
+        writer: Arc<Writer>,
+        objects: Arc<ObjectStores>,
+    ) -> Self {
+        Self { cfg, ledger, consensus, writer, objects, materializing: Default::default() }
     }
 
     fn dirs(&self) -> DataDirs {
@@ -99,12 +110,40 @@ impl Port for RunnerPort {
         Ok(fetcher.fetch(lease, progress).await?)
     }
 
-    fn own_dataset_dir(&self, dataset: &str, content_hash: &Hash32) -> PathBuf {
-        self.dirs().dataset(dataset, content_hash)
-    }
-
     fn holds_own_files(&self, dataset: &str, content_hash: &Hash32) -> bool {
         matches!(self.dirs().dataset_manifest(dataset, content_hash), Ok(Some(_)))
+    }
+
+    async fn own_dataset_files(
+        &self,
+        dataset: &str,
+        content_hash: &Hash32,
+        progress: Progress<'_>,
+    ) -> Result<PathBuf, RunError> {
+        let dirs = self.dirs();
+        let dir = dirs.dataset(dataset, content_hash);
+        let Some(source) = dirs.dataset_source(dataset, content_hash)? else { return Ok(dir) };
+        // One copy at a time per version; runs after it find it whole.
+        let lock = self.materializing.lock().expect("lock").entry(dir.clone()).or_default().clone();
+        let _guard = lock.lock().await;
+        if dir.exists() {
+            return Ok(dir);
+        }
+        let manifest = dirs
+            .dataset_manifest(dataset, content_hash)?
+            .ok_or_else(|| NodeError::Data(format!("dataset {dataset}'s manifest is gone")))?;
+        let registered = format!("the version of {dataset} with content {}", &hex::encode(content_hash)[..12]);
+        let partial = dirs.materializing(dataset, content_hash);
+        let job = Materialize {
+            manifest: &manifest,
+            source: Arc::new(source),
+            registered: &registered,
+            partial: &partial,
+            to: &dir,
+        };
+        let room = || self.consensus.check_disk();
+        self.objects.materialize(job, room, progress).await.map_err(|e| NodeError::Data(e.to_string()))?;
+        Ok(dir)
     }
 
     fn delete_ended_caches(&self) {
@@ -123,7 +162,7 @@ impl From<NodeError> for RunError {
             NodeError::Forbidden(d) => Self::Forbidden(d),
             NodeError::Conflict(d) => Self::Conflict(d),
             NodeError::Unavailable(d) => Self::Unavailable(d),
-            NodeError::File { path, reason } => Self::File { path, reason },
+            NodeError::File { path, reason } => Self::File(leasehold_files::FileError { path, reason }),
             NodeError::Data(d) => Self::Data(d),
             other => Self::Node(Box::new(other)),
         }
@@ -139,7 +178,7 @@ impl From<RunError> for NodeError {
             RunError::Forbidden(d) => Self::Forbidden(d),
             RunError::Conflict(d) => Self::Conflict(d),
             RunError::Unavailable(d) => Self::Unavailable(d),
-            RunError::File { path, reason } => Self::File { path, reason },
+            RunError::File(f) => Self::File { path: f.path, reason: f.reason },
             RunError::Data(d) => Self::Data(d),
             RunError::Node(e) => match e.downcast::<NodeError>() {
                 Ok(e) => *e,

@@ -19,6 +19,7 @@ pub mod load;
 pub mod ports;
 mod rogue;
 pub mod runs;
+pub mod s3;
 pub mod slurm;
 #[allow(unused_imports)]
 pub use rogue::Rogue;

@@ -377,7 +377,7 @@ impl Runner {
         }
         let paths: Vec<&str> = wf.jobs.iter().flat_map(|j| j.volumes.iter().map(|v| v.path.as_str())).collect();
         sandbox.prepare_workdir(&run.work_dir(), &wf.workdir, &paths).map_err(|e| match e.io {
-            true => RunError::File { path: e.path, reason: e.reason },
+            true => RunError::File(leasehold_files::FileError { path: e.path, reason: e.reason }),
             false => mount_error(wf, e).into(),
         })
     }

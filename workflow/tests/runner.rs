@@ -20,7 +20,6 @@ struct FakeNode {
     state: MemState,
     written: Mutex<Vec<Payload>>,
     refusal: Option<&'static str>,
-    data_dir: PathBuf,
 }
 
 #[async_trait::async_trait]
@@ -66,23 +65,18 @@ impl Port for FakeNode {
     async fn fetch_lease_data(&self, _: &Lease, _: Progress<'_>) -> Result<PathBuf, RunError> {
         unreachable!("these tests lease nothing")
     }
-    fn own_dataset_dir(&self, dataset: &str, _: &Hash32) -> PathBuf {
-        self.data_dir.join("datasets").join(dataset)
-    }
     fn holds_own_files(&self, _: &str, _: &Hash32) -> bool {
         false
+    }
+    async fn own_dataset_files(&self, _: &str, _: &Hash32, _: Progress<'_>) -> Result<PathBuf, RunError> {
+        unreachable!("these tests own no dataset")
     }
     fn delete_ended_caches(&self) {}
 }
 
 fn start(refusal: Option<&'static str>) -> (Arc<FakeNode>, Arc<Runner>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let node = Arc::new(FakeNode {
-        state: MemState::default(),
-        written: Mutex::new(Vec::new()),
-        refusal,
-        data_dir: dir.path().into(),
-    });
+    let node = Arc::new(FakeNode { state: MemState::default(), written: Mutex::new(Vec::new()), refusal });
     let cfg = WorkflowConfig { allow_unsandboxed: true, ..WorkflowConfig::default() };
     let runner = Runner::start(node.clone(), cfg, &ExecutorConfig::default(), dir.path()).unwrap();
     (node, runner, dir)

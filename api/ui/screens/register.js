@@ -1,6 +1,8 @@
 // Registering a dataset from the page: its files are staged one by one on
 // this node (PUT .../files/{path}), then the dataset is registered; the
-// node hashes the staged files into the version's content hash.
+// node hashes the staged files into the version's content hash. Or its
+// files stay in the org's object store (`from`: s3://bucket/prefix), where
+// the node lists and hashes them.
 
 import { html, useState } from '../vendor/htm-preact.js';
 import { post, send, enc } from '../api.js';
@@ -21,7 +23,7 @@ function parse(field, text) {
 
 export function Register({ me }) {
   const [f, setF] = useState({ title: '', id: null, description: '', tags: '', orgs: '', hours: 24, approval: 'owner',
-    access: 'files', pub: '{}', priv: '{}' });
+    access: 'files', pub: '{}', priv: '{}', from: '' });
   const [files, setFiles] = useState([]);
   const [progress, setProgress] = useState('');
   const [error, setError] = useState(null);
@@ -47,6 +49,10 @@ export function Register({ me }) {
         public_metadata: parse('public_metadata', f.pub),
         private_metadata: parse('private_metadata', f.priv),
       };
+      if (f.from.trim()) {
+        if (files.length) throw Object.assign(new Error('files come from the bucket or from this page, not both'), { field: 'from', title: 'Invalid' });
+        body.from = f.from.trim();
+      }
       let i = 0;
       for (const file of files) {
         i += 1;
@@ -54,7 +60,7 @@ export function Register({ me }) {
         setProgress(`staging ${i} of ${files.length}: ${rel}`);
         await send('PUT', `/v1/datasets/${enc(id)}/files/${rel.split('/').map(enc).join('/')}`, file, 'application/octet-stream');
       }
-      setProgress('registering');
+      setProgress(body.from ? `listing and hashing ${body.from}` : 'registering');
       await post('/v1/datasets', body);
       navigate(`/datasets/${enc(id)}`);
     } catch (err) {
@@ -77,6 +83,7 @@ export function Register({ me }) {
       <label>Public metadata (JSON) <textarea name="public" value=${f.pub} onInput=${set('pub')}></textarea></label>
       <label>Private metadata (JSON, sealed: only active lessees read it) <textarea name="private" value=${f.priv} onInput=${set('priv')}></textarea></label>
       <label>Files <input name="files" type="file" multiple onChange=${(e) => setFiles([...e.target.files])} /></label>
+      <label>Or from this org's object store <input name="from" value=${f.from} onInput=${set('from')} placeholder="s3://bucket/prefix" /></label>
       <button type="submit">Register</button> <span class="muted">${progress}</span>
       <${ErrorBox} error=${error} />
     </form>

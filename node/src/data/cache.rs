@@ -19,6 +19,8 @@ pub(crate) fn delete_from_before(dirs: &DataDirs) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => warn!("cannot delete the leased-data cache left from before this start: {e}"),
     }
+    // A copy from a bucket cut short by the stop: never renamed into the store.
+    let _ = std::fs::remove_dir_all(dirs.materializing_root());
 }
 
 /// Deletes the cached data of every lease that is no longer active.

@@ -7,6 +7,9 @@ use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use futures::StreamExt;
 
 use leasehold_chaincode::{query, Hash32, Lease, StateRead};
 use leasehold_network::PeerId;
@@ -14,6 +17,7 @@ use sha2::{Digest, Sha256};
 
 use leasehold_files::Manifest;
 
+use super::objects::{BucketChunk, ObjectSource};
 use super::DataDirs;
 use crate::consensus::Consensus;
 use crate::error::{NodeError, Result};
@@ -22,6 +26,10 @@ use crate::wire::data::{DataRefusal, DataReply, DataRequest};
 use crate::wire::{Rpc, RpcReply};
 
 pub use leasehold_files::{read_chunk, CHUNK_BYTES};
+
+/// Chunk requests a lessee's node has in flight per file: within the
+/// owner's per-org limit (`limits::DATA_IN_FLIGHT`), 4 MiB each.
+const PIPELINE: usize = 4;
 
 /// A lessee's node fetching leased files from their owner's.
 pub(crate) struct Fetcher<'a> {
@@ -32,7 +40,17 @@ pub(crate) struct Fetcher<'a> {
 
 impl Fetcher<'_> {
     async fn data_request(&self, owner: &str, req: DataRequest) -> Result<DataReply> {
-        match self.consensus.ask_org(owner, Rpc::Data(req)).await? {
+        // Over the owner's per-org limits (this org's other fetches, each
+        // with chunks in flight): wait and ask again, a few times.
+        let mut answer = self.consensus.ask_org(owner, Rpc::Data(req.clone())).await?;
+        for backoff_ms in [50, 100, 200, 400, 800, 1_600, 3_200] {
+            if !matches!(answer, RpcReply::Data(Err(DataRefusal::Busy { .. } | DataRefusal::InFlight { .. }))) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(backoff_ms)).await;
+            answer = self.consensus.ask_org(owner, Rpc::Data(req.clone())).await?;
+        }
+        match answer {
             RpcReply::Data(Ok(reply)) => {
                 if let DataReply::Chunk(b) = &reply {
                     self.ledger.metrics.data_plane("fetched", b.len() as u64);
@@ -42,6 +60,24 @@ impl Fetcher<'_> {
             RpcReply::Data(Err(reason)) => Err(NodeError::Data(format!("{owner} refused: {reason}"))),
             _ => Err(NodeError::Peer(format!("{owner}'s node answered a different request"))),
         }
+    }
+
+    /// One chunk of a leased file, of the length asked for, or an error.
+    async fn chunk(&self, lease: &Lease, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        // A dataset may be larger than the disk's reserve.
+        self.consensus.check_disk()?;
+        let req = DataRequest::Chunk { lease_id: lease.id.clone(), path: path.into(), offset, len: CHUNK_BYTES };
+        let DataReply::Chunk(bytes) = self.data_request(&lease.owner, req).await? else {
+            return Err(NodeError::Data("expected a chunk".into()));
+        };
+        if bytes.len() as u64 != len {
+            return Err(NodeError::Data(format!(
+                "{path}: {} sent {} bytes at {offset}, not {len}",
+                lease.owner,
+                bytes.len()
+            )));
+        }
+        Ok(bytes)
     }
 
     /// The leased version's manifest, from its owner, who checks the lease
@@ -94,21 +130,14 @@ impl Fetcher<'_> {
                 .map_err(|e| NodeError::file(&path, e))?;
             let mut hasher = Sha256::new();
             let mut offset = 0;
-            while offset < entry.size_bytes {
-                let req = DataRequest::Chunk {
-                    lease_id: lease.id.clone(),
-                    path: entry.path.clone(),
-                    offset,
-                    len: CHUNK_BYTES,
-                };
-                // A dataset may be larger than the disk's reserve.
-                self.consensus.check_disk()?;
-                let DataReply::Chunk(bytes) = self.data_request(&lease.owner, req).await? else {
-                    return Err(NodeError::Data("expected a chunk".into()));
-                };
-                if bytes.is_empty() {
-                    return Err(NodeError::Data(format!("{} ended early", entry.path)));
-                }
+            // Up to `PIPELINE` chunks asked for at once, taken in order:
+            // the round trips (and the owner's reads, from a bucket too)
+            // overlap, and at most that many chunks are held.
+            let mut chunks = futures::stream::iter((0..entry.size_bytes).step_by(CHUNK_BYTES as usize))
+                .map(|at| self.chunk(lease, &entry.path, at, CHUNK_BYTES.min(entry.size_bytes - at)))
+                .buffered(PIPELINE);
+            while let Some(bytes) = chunks.next().await {
+                let bytes = bytes?;
                 let n = bytes.len() as u64;
                 (out, hasher) = append_chunk(out, hasher, bytes, &path).await?;
                 offset += n;
@@ -137,29 +166,43 @@ impl Fetcher<'_> {
     }
 }
 
-/// Manifests the owner has read, by dataset and content hash. A transfer
-/// asks for a chunk every 4 MiB; each would otherwise read and parse the
-/// manifest again. A content hash names one manifest forever, so an entry
-/// never goes stale; the map is emptied when it reaches `MAX_MANIFESTS`.
+/// Manifests the owner has read, by dataset and content hash, with where
+/// the files are if they are in an object store. A transfer asks for a
+/// chunk every 4 MiB; each would otherwise read and parse the manifest
+/// again. A content hash names one manifest forever, so an entry never
+/// goes stale; the map is emptied when it reaches `MAX_MANIFESTS`.
 #[derive(Default)]
-pub(crate) struct Manifests(std::sync::Mutex<HashMap<(String, Hash32), std::sync::Arc<Manifest>>>);
+pub(crate) struct Manifests(std::sync::Mutex<HashMap<(String, Hash32), Arc<Held>>>);
+
+/// A version's files as the owner holds them: on its disk, or in a bucket.
+pub(crate) struct Held {
+    pub manifest: Manifest,
+    pub source: Option<Arc<ObjectSource>>,
+}
 
 const MAX_MANIFESTS: usize = 256;
 
 impl Manifests {
-    fn get(&self, dirs: &DataDirs, dataset: &str, hash: &Hash32) -> Result<Option<std::sync::Arc<Manifest>>> {
+    fn get(&self, dirs: &DataDirs, dataset: &str, hash: &Hash32) -> Result<Option<Arc<Held>>> {
         let key = (dataset.to_string(), *hash);
         if let Some(m) = self.0.lock().expect("manifests lock").get(&key) {
             return Ok(Some(m.clone()));
         }
-        let Some(m) = dirs.dataset_manifest(dataset, hash)? else { return Ok(None) };
-        let m = std::sync::Arc::new(m);
+        let Some(manifest) = dirs.dataset_manifest(dataset, hash)? else { return Ok(None) };
+        let source = dirs.dataset_source(dataset, hash)?.map(Arc::new);
+        let m = Arc::new(Held { manifest, source });
         let mut map = self.0.lock().expect("manifests lock");
         if map.len() >= MAX_MANIFESTS {
             map.clear();
         }
         map.insert(key, m.clone());
         Ok(Some(m))
+    }
+
+    /// Drops what is cached of a version whose files moved (registered
+    /// again from another prefix).
+    pub(crate) fn forget(&self, dataset: &str, hash: &Hash32) {
+        self.0.lock().expect("manifests lock").remove(&(dataset.to_string(), *hash));
     }
 }
 
@@ -173,11 +216,19 @@ pub(crate) struct Owner<'a, S> {
     pub manifests: &'a Manifests,
 }
 
+/// What the owner's node answers a data request with: a reply it has, or a
+/// chunk still to read from the bucket and check (`ObjectStores::read_chunk`).
+#[derive(Debug)]
+pub(crate) enum Served {
+    Reply(DataReply),
+    FromBucket(BucketChunk),
+}
+
 impl<S: StateRead> Owner<'_, S> {
     /// Every request, the manifest and each chunk alike, is checked against
     /// the lease as the ledger has it at `now_ms`: a transfer stops at the
     /// first chunk asked for after the lease ends.
-    pub fn serve(&self, now_ms: i64, from: PeerId, req: DataRequest) -> std::result::Result<DataReply, DataRefusal> {
+    pub fn serve(&self, now_ms: i64, from: PeerId, req: DataRequest) -> std::result::Result<Served, DataRefusal> {
         let requester = self.org_of_peer.get(&from).ok_or(DataRefusal::UnknownPeer)?;
         let lease_id = req.lease_id();
         let lease = query::lease(self.state, lease_id)?.ok_or(DataRefusal::NoSuchLease)?;
@@ -192,19 +243,29 @@ impl<S: StateRead> Owner<'_, S> {
         let version = lease.dataset_version.ok_or(DataRefusal::NoVersion)?;
         let ds = query::dataset_version(self.state, &lease.dataset_id, version)?.ok_or(DataRefusal::NoSuchVersion)?;
         let dirs = DataDirs::new(self.data_dir);
-        let manifest = self
+        let held = self
             .manifests
             .get(&dirs, &ds.id, &ds.spec.content_hash)
             .map_err(|e| DataRefusal::Failed(e.to_string()))?
             .ok_or_else(|| DataRefusal::NoFiles { owner: self.org.into(), dataset: ds.id.clone(), version })?;
         match req {
-            DataRequest::Manifest { .. } => Ok(DataReply::Manifest(Manifest::clone(&manifest))),
+            DataRequest::Manifest { .. } => Ok(Served::Reply(DataReply::Manifest(held.manifest.clone()))),
             DataRequest::Chunk { path, offset, len, .. } => {
-                let entry = manifest.files.iter().find(|f| f.path == path).ok_or(DataRefusal::NoSuchFile)?;
+                let entry = held.manifest.files.iter().find(|f| f.path == path).ok_or(DataRefusal::NoSuchFile)?;
                 let len = len.min(CHUNK_BYTES).min(entry.size_bytes.saturating_sub(offset));
-                let file = dirs.dataset(&ds.id, &ds.spec.content_hash).join(&entry.path);
+                let dir = dirs.dataset(&ds.id, &ds.spec.content_hash);
+                // Files in a bucket, unless the same content is on this
+                // node's disk (uploaded, or copied in for its own runs,
+                // checked as it came): then from the disk.
+                if let Some(source) = held.source.as_ref().filter(|_| !dir.exists()) {
+                    let (source, size_bytes) = (source.clone(), entry.size_bytes);
+                    let registered = format!("version {version} of {}", ds.id);
+                    let chunk = BucketChunk { source, path, offset, len, size_bytes, registered };
+                    return Ok(Served::FromBucket(chunk));
+                }
+                let file = dir.join(&entry.path);
                 read_chunk(&file, offset, len)
-                    .map(DataReply::Chunk)
+                    .map(|b| Served::Reply(DataReply::Chunk(b)))
                     .map_err(|e| DataRefusal::Failed(format!("{}: {e}", entry.path)))
             }
         }
@@ -231,7 +292,7 @@ async fn append_chunk(
 /// Jobs run as their own uid and mount the cache read-only: its files must
 /// be readable to them whatever the node's umask. Nothing here is a link:
 /// the node wrote every entry itself.
-fn readable_by_jobs(dir: &std::path::Path) -> std::io::Result<()> {
+pub(crate) fn readable_by_jobs(dir: &std::path::Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(dir, fs::Permissions::from_mode(0o755))?;
     for entry in fs::read_dir(dir)? {

@@ -59,7 +59,10 @@ impl Fixture {
             org_of_peer: &self.peers,
             manifests: &Default::default(),
         };
-        owner.serve(at_ms, from, req)
+        match owner.serve(at_ms, from, req)? {
+            super::Served::Reply(reply) => Ok(reply),
+            super::Served::FromBucket(c) => panic!("these datasets are on disk, not in a bucket: {c:?}"),
+        }
     }
 
     /// A chunk's bytes, or why it was refused.

@@ -9,6 +9,7 @@ use leasehold_files::{check_rel_path, Manifest, PathError};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
+use super::objects::ObjectSource;
 use crate::error::NodeError;
 
 /// Largest file accepted in one upload, in bytes.
@@ -41,6 +42,8 @@ pub struct Staged {
     dir: PathBuf,
     manifest: Manifest,
     temporary: bool,
+    /// Files left in an object store: where they are (then `dir` is empty).
+    source: Option<ObjectSource>,
 }
 
 impl Staged {
@@ -51,7 +54,7 @@ impl Staged {
             .await
             .map_err(|e| NodeError::Data(format!("hashing staged files: {e}")))?;
         match manifest {
-            Ok(manifest) => Ok(Self { dir, manifest, temporary }),
+            Ok(manifest) => Ok(Self { dir, manifest, temporary, source: None }),
             Err(e) => {
                 if temporary {
                     let _ = std::fs::remove_dir_all(&dir);
@@ -61,8 +64,18 @@ impl Staged {
         }
     }
 
+    /// Files a bucket holds, listed and hashed where they are.
+    pub(crate) fn of_objects(manifest: Manifest, source: ObjectSource) -> Self {
+        Self { dir: PathBuf::new(), manifest, temporary: false, source: Some(source) }
+    }
+
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
+    }
+
+    /// Where the files are in an object store, if they are there.
+    pub(crate) fn source(&self) -> Option<&ObjectSource> {
+        self.source.as_ref()
     }
 
     /// The directory, for the store to move; it is the store's from then on.

@@ -135,8 +135,17 @@ impl Runner {
         }
         self.run_tests(run, wf, plan).await?;
         let mut dirs = self.fetch_all(run, &inputs.leases).await?;
-        dirs.extend(inputs.own_dirs.iter().map(|(k, d)| (k.clone(), d.clone())));
-        if !inputs.own_dirs.is_empty() {
+        for (key, (dataset, content_hash)) in &inputs.own {
+            let mut last_pct = None;
+            let dir = self
+                .node
+                .own_dataset_files(dataset, content_hash, &mut |done, total| {
+                    log_progress(run, &format!("dataset {dataset}"), &mut last_pct, done, total)
+                })
+                .await?;
+            dirs.insert(key.clone(), dir);
+        }
+        if !inputs.own.is_empty() {
             run.log(None, Stream::Runner, "this org's own datasets mounted read-only from its store");
         }
         Ok(dirs)
@@ -151,16 +160,7 @@ impl Runner {
             let what = format!("lease {} (dataset {})", lease.id, lease.dataset_id);
             let dir = self
                 .node
-                .fetch_lease_data(lease, &mut |done, total| {
-                    let pct = (done * 100).checked_div(total).unwrap_or(100);
-                    // One line per 10%, so that a large transfer shows progress
-                    // without flooding the log.
-                    if last_pct.is_none_or(|p: u64| pct / 10 > p / 10) {
-                        last_pct = Some(pct);
-                        let line = format!("fetching {what}: {} of {} ({pct}%)", mib(done), mib(total));
-                        run.log(None, Stream::Runner, &line);
-                    }
-                })
+                .fetch_lease_data(lease, &mut |done, total| log_progress(run, &what, &mut last_pct, done, total))
                 .await?;
             run.log(None, Stream::Runner, &format!("{what} verified against the ledger; mounted read-only"));
             dirs.insert(lease.id.clone(), dir);
@@ -229,6 +229,17 @@ fn padded_end(started_ms: i64, now_ms: i64, granularity_ms: u64) -> Option<i64> 
     let g = i64::try_from(granularity_ms).ok().filter(|g| *g > 0)?;
     let periods = (now_ms.saturating_sub(started_ms) + g - 1).div_euclid(g).max(1);
     Some(started_ms.saturating_add(periods.saturating_mul(g)))
+}
+
+/// One line per 10% of a transfer, so that a large one shows progress
+/// without flooding the log.
+fn log_progress(run: &LiveRun, what: &str, last_pct: &mut Option<u64>, done: u64, total: u64) {
+    let pct = (done * 100).checked_div(total).unwrap_or(100);
+    if last_pct.is_none_or(|p| pct / 10 > p / 10) {
+        *last_pct = Some(pct);
+        let line = format!("fetching {what}: {} of {} ({pct}%)", mib(done), mib(total));
+        run.log(None, Stream::Runner, &line);
+    }
 }
 
 fn mib(bytes: u64) -> String {

@@ -23,8 +23,8 @@ pub enum RunError {
     /// This node cannot do it now or in its configuration.
     #[error("{0}")]
     Unavailable(String),
-    #[error("{path}: {reason}")]
-    File { path: String, reason: String },
+    #[error(transparent)]
+    File(#[from] leasehold_files::FileError),
     /// Data that came from elsewhere did not match what the ledger says.
     #[error("data plane: {0}")]
     Data(String),
@@ -35,13 +35,7 @@ pub enum RunError {
 
 impl RunError {
     pub(crate) fn file(path: &std::path::Path, e: impl std::fmt::Display) -> Self {
-        Self::File { path: path.display().to_string(), reason: e.to_string() }
-    }
-}
-
-impl From<leasehold_files::FileError> for RunError {
-    fn from(e: leasehold_files::FileError) -> Self {
-        Self::File { path: e.path, reason: e.reason }
+        Self::File(leasehold_files::FileError::new(path, e))
     }
 }
 

@@ -88,8 +88,7 @@ impl Runner {
             let ds =
                 query::dataset_version(store, &lease.dataset_id, version)?.ok_or(VolumeError::LeasedVersionMissing)?;
             let key = format!("own:{}", ds.id);
-            let dir = self.node.own_dataset_dir(&ds.id, &ds.spec.content_hash);
-            inputs.own_dirs.insert(key.clone(), dir);
+            inputs.own.insert(key.clone(), (ds.id.clone(), ds.spec.content_hash));
             inputs.source_of_volume.insert(id.into(), key);
             inputs.versions.insert(DatasetRef { id: ds.id.clone(), version }, ds.spec.content_hash);
             if ds.spec.policy.require_tests && !inputs.requiring_tests.contains(&ds.id) {

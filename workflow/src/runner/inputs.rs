@@ -3,7 +3,6 @@
 //! reads from its own store with no lease.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 
 use crate::Workflow;
 use leasehold_chaincode::{query, ChaincodeError, DatasetRef, Hash32, Lease};
@@ -52,8 +51,9 @@ pub(super) struct Inputs {
     pub leases: BTreeMap<String, Lease>,
     /// For each volume id: the lease id, or `own:<dataset>` for an own dataset.
     pub source_of_volume: HashMap<String, String>,
-    /// An own dataset's verified files, by source (`own:<dataset>`).
-    pub own_dirs: HashMap<String, PathBuf>,
+    /// An own dataset's version and content hash, by source
+    /// (`own:<dataset>`): its files are the org's, brought in as the run starts.
+    pub own: HashMap<String, (String, Hash32)>,
     /// Each dataset version read, and its content hash on the ledger.
     pub versions: BTreeMap<DatasetRef, Hash32>,
     /// Datasets whose policy requires QC tests.
@@ -64,7 +64,7 @@ pub(super) struct Inputs {
 
 enum Source {
     Lease(Lease),
-    Own(DatasetRef, PathBuf),
+    Own(DatasetRef, Hash32),
 }
 
 impl Runner {
@@ -79,9 +79,9 @@ impl Runner {
                     inputs.leases.insert(key.clone(), lease.clone());
                     (key, DatasetRef { id: lease.dataset_id, version })
                 }
-                Source::Own(ds, dir) => {
+                Source::Own(ds, content_hash) => {
                     let key = format!("own:{}", ds.id);
-                    inputs.own_dirs.insert(key.clone(), dir);
+                    inputs.own.insert(key.clone(), (ds.id.clone(), content_hash));
                     (key, ds)
                 }
             };
@@ -119,8 +119,7 @@ impl Runner {
             if !self.node.holds_own_files(id, &ds.spec.content_hash) {
                 return Err(VolumeError::NoFiles { me: me.into(), id: id.into(), version: ds.version });
             }
-            let dir = self.node.own_dataset_dir(id, &ds.spec.content_hash);
-            return Ok(Source::Own(DatasetRef { id: ds.id, version: ds.version }, dir));
+            return Ok(Source::Own(DatasetRef { id: ds.id, version: ds.version }, ds.spec.content_hash));
         }
         query::active_lease(store, me, id, now)?
             .map(Source::Lease)

@@ -62,11 +62,13 @@ pub trait Port: Send + Sync + 'static {
     /// ledger, and returns their directory.
     async fn fetch_lease_data(&self, lease: &Lease, progress: Progress<'_>) -> Result<PathBuf>;
 
-    /// Where this org's own files of a dataset version are in its store.
-    fn own_dataset_dir(&self, dataset: &str, content_hash: &Hash32) -> PathBuf;
-
-    /// Whether they are whole there (their manifest is written last).
+    /// Whether this org holds the files of its own dataset version, on its
+    /// disk or in its object store (their manifest is written last).
     fn holds_own_files(&self, dataset: &str, content_hash: &Hash32) -> bool;
+
+    /// The directory of this org's own files of a dataset version: in its
+    /// store, or brought in from its object store first, each chunk checked.
+    async fn own_dataset_files(&self, dataset: &str, content_hash: &Hash32, progress: Progress<'_>) -> Result<PathBuf>;
 
     /// Deletes the cached files of every lease that is no longer active.
     fn delete_ended_caches(&self);

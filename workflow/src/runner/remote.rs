@@ -45,7 +45,7 @@ impl Runner {
             .collect();
         match compute.as_slice() {
             [] => Ok(None),
-            [lease] if inputs.leases.len() == 1 && inputs.own_dirs.is_empty() => Ok(Some(lease)),
+            [lease] if inputs.leases.len() == 1 && inputs.own.is_empty() => Ok(Some(lease)),
             [lease, ..] => {
                 let why = format!(
                     "dataset {} is compute-only, so the run executes at {}'s node, which holds none of the \
