@@ -86,6 +86,23 @@ fn parent(path: &Path) -> &Path {
     }
 }
 
+/// Makes a tree the node wrote readable by every user (directories 0755,
+/// files 0644), whatever the umask: jobs run as their own uid and mount
+/// verified data read-only. Nothing in it may be a link.
+pub fn readable_by_all(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755))?;
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            readable_by_all(&entry.path())?;
+        } else {
+            fs::set_permissions(entry.path(), fs::Permissions::from_mode(0o644))?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

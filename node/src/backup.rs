@@ -188,30 +188,24 @@ fn link_tree(from: &Path, to: &Path) -> Result<u64> {
 
 /// Every dataset version directory under `root` (`datasets/<id>/<hash>`).
 fn dataset_versions(root: &Path) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    let Ok(datasets) = fs::read_dir(root) else { return Ok(out) };
-    for dataset in datasets {
-        let dataset = dataset.map_err(io(root))?.path();
-        for version in fs::read_dir(&dataset).map_err(io(&dataset))? {
-            let version = version.map_err(io(&dataset))?.path();
-            if version.is_dir() {
-                out.push(version);
-            }
-        }
-    }
-    Ok(out)
+    entries_of_datasets(root, |p| p.is_dir())
 }
 
 /// Every bucket-backed version's source file under `root`
 /// (`datasets/<id>/<hash>.source.json`).
 fn dataset_sources(root: &Path) -> Result<Vec<PathBuf>> {
+    entries_of_datasets(root, |p| p.to_string_lossy().ends_with(".source.json"))
+}
+
+/// The entries `datasets/<id>/*` under `root` that `keep` keeps.
+fn entries_of_datasets(root: &Path, keep: impl Fn(&Path) -> bool) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let Ok(datasets) = fs::read_dir(root) else { return Ok(out) };
     for dataset in datasets {
         let dataset = dataset.map_err(io(root))?.path();
         for entry in fs::read_dir(&dataset).map_err(io(&dataset))? {
             let path = entry.map_err(io(&dataset))?.path();
-            if path.to_string_lossy().ends_with(".source.json") {
+            if keep(&path) {
                 out.push(path);
             }
         }

@@ -333,7 +333,7 @@ impl ObjectStores {
         let (from, to) = (partial.to_path_buf(), job.to.to_path_buf());
         tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(&from)?;
-            super::plane::readable_by_jobs(&from)?;
+            leasehold_files::durable::readable_by_all(&from)?;
             leasehold_files::durable::sync_tree(&from)?;
             leasehold_files::durable::create_dirs(to.parent().expect("a version has a dataset directory"))?;
             leasehold_files::durable::rename(&from, &to)

@@ -151,7 +151,7 @@ impl Fetcher<'_> {
             }
         }
         fs::create_dir_all(&partial).map_err(|e| NodeError::file(&partial, e))?;
-        readable_by_jobs(&partial).map_err(|e| NodeError::file(&partial, e))?;
+        leasehold_files::durable::readable_by_all(&partial).map_err(|e| NodeError::file(&partial, e))?;
         // Every file is on disk before the cache counts as verified: after a
         // power loss it is whole under `files/`, or not there. Syncing
         // gigabytes is slow: off the async threads, which carry raft too.
@@ -287,23 +287,6 @@ async fn append_chunk(
     .await
     .map_err(|e| NodeError::Data(format!("writing a chunk: {e}")))?
     .map_err(|e| NodeError::file(path, e))
-}
-
-/// Jobs run as their own uid and mount the cache read-only: its files must
-/// be readable to them whatever the node's umask. Nothing here is a link:
-/// the node wrote every entry itself.
-pub(crate) fn readable_by_jobs(dir: &std::path::Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o755))?;
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        if entry.file_type()?.is_dir() {
-            readable_by_jobs(&entry.path())?;
-        } else {
-            fs::set_permissions(entry.path(), fs::Permissions::from_mode(0o644))?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
