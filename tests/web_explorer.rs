@@ -179,15 +179,26 @@ async fn the_whole_story_clicked_through_in_a_real_browser() {
     b.answer(None).await;
     let published = b.wait("main dl.facts a[href^='/datasets/']").await.text().await.unwrap();
 
-    // org3 walks the lineage back from the result to the dataset.
+    // org3 walks the lineage back from the result, by keyboard: to org1's
+    // grant of the lease the run read under, then to the dataset.
     net.wait_found(2, &format!("/v1/datasets/{published}")).await;
     let mut c = driver.open(&net.nodes[2].url).await;
     c.goto("/").await;
     c.sign_in(&net.nodes[2].token).await;
     c.goto(&format!("/datasets/{published}")).await;
-    c.wait_text("ol.lineage", &run).await;
-    c.shot_at("lineage", "ol.lineage").await;
-    c.click("ol.lineage", "visits").await;
+    let grant = grant_tx(&net, 2, &lease).await;
+    for shown in [format!("/runs/{run}"), format!("/txs/{grant}"), "/datasets/visits".into()] {
+        c.wait(&format!("svg.lineage a[href='{shown}']")).await;
+    }
+    c.shot_at("lineage", "svg.lineage").await;
+    c.tab_to(&format!("svg.lineage a[href='/txs/{grant}']")).await;
+    c.press('\u{E007}').await;
+    c.wait_text("main dl.facts", "grant_lease").await;
+    c.wait_text("#tx-body", &lease).await;
+    c.shot("tx").await;
+    c.client.back().await.expect("back to the lineage");
+    c.tab_to("svg.lineage a[href='/datasets/visits']").await;
+    c.press('\u{E007}').await;
     c.wait_text("main h1", "Clinic visits 2026").await;
 
     the_pages_of_every_screen(&a, &c).await;
@@ -221,6 +232,14 @@ async fn the_whole_story_clicked_through_in_a_real_browser() {
     for page in [a, b, c] {
         page.close().await;
     }
+}
+
+/// The transaction that granted `lease`, from node `i`'s ledger history.
+async fn grant_tx(net: &TestNet, i: usize, lease: &str) -> String {
+    let (code, history) = net.get(i, &format!("/v1/history/lease/{lease}")).await;
+    assert_eq!(code, 200, "{history}");
+    let granted = history.as_array().unwrap().iter().find(|e| e["record"]["status"] != "requested");
+    granted.and_then(|e| e["tx_id"].as_str()).unwrap_or_else(|| panic!("no grant in {history}")).to_string()
 }
 
 /// Screens not covered by the story, shot for docs/UI.md.

@@ -211,21 +211,66 @@ pub async fn blocks(
     Ok(Json(out))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct TxLookup {
     height: u64,
     index: u32,
     #[serde(flatten)]
     tx: TxView,
+    /// What the signer asked, as signed: the payload with every byte
+    /// string in hex, and a dataset's sealed private metadata shown only by
+    /// its size.
+    #[schema(value_type = Object)]
+    payload: serde_json::Value,
+    /// The ed25519 signature (hex) of the body's canonical bytes, whose
+    /// sha256 is `tx_id`.
+    signature: String,
+    network_id: String,
 }
 
-#[utoipa::path(get, path = "/v1/txs/{id}", responses((status = 200, body = TxView), (status = 404, body = crate::error::Problem)), security(("bearer" = ["viewer"])))]
+#[utoipa::path(get, path = "/v1/txs/{id}", responses((status = 200, body = TxLookup), (status = 404, body = crate::error::Problem)), security(("bearer" = ["viewer"])))]
 pub async fn tx(State(s): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<TxLookup>, ApiError> {
     caller.require(Role::Viewer)?;
     let tx_id = TxId::from_hex(&id).ok_or_else(|| ApiError::bad("id", "a tx id is 64 hex characters"))?;
     let not_found = || ApiError::NotFound(format!("no committed valid transaction {id}"));
     let (b, index) = s.node.tx_block(&tx_id)?.ok_or_else(not_found)?;
     let height = b.header.height;
-    let i = index as usize;
-    Ok(Json(TxLookup { height, index, tx: tx_view(&b.txs[i], &b.verdicts[i]) }))
+    let signed = &b.txs[index as usize];
+    Ok(Json(TxLookup {
+        height,
+        index,
+        tx: tx_view(signed, &b.verdicts[index as usize]),
+        payload: payload_json(&signed.body.payload),
+        signature: hex::encode(&signed.signature),
+        network_id: signed.body.network_id.clone(),
+    }))
+}
+
+/// The payload as JSON for people: byte strings (hashes, keys) as hex, and
+/// sealed metadata as its size, since ciphertexts never leave through the API.
+fn payload_json(payload: &leasehold_chaincode::Payload) -> serde_json::Value {
+    fn walk(v: serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        match v {
+            Value::Array(items) if !items.is_empty() && items.iter().all(|i| i.as_u64().is_some_and(|n| n <= 255)) => {
+                Value::String(items.iter().map(|i| format!("{:02x}", i.as_u64().unwrap_or_default())).collect())
+            }
+            Value::Array(items) => Value::Array(items.into_iter().map(walk).collect()),
+            Value::Object(fields) => Value::Object(
+                fields
+                    .into_iter()
+                    .map(|(k, v)| {
+                        let v = if k == "private_metadata" { sealed(&v) } else { walk(v) };
+                        (k, v)
+                    })
+                    .collect(),
+            ),
+            other => other,
+        }
+    }
+    fn sealed(v: &serde_json::Value) -> serde_json::Value {
+        let bytes = v["ciphertext"].as_array().map_or(0, Vec::len);
+        serde_json::json!({ "sealed_bytes": bytes })
+    }
+    walk(serde_json::to_value(payload).unwrap_or_default())
 }

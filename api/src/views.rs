@@ -1,7 +1,7 @@
 //! JSON shapes of ledger records. Ciphertexts and wrapped keys never leave
 //! through these views.
 
-use leasehold_chaincode::query::LineageNode;
+use leasehold_chaincode::query::{ApprovalKind, ApprovalLink, LineageNode};
 use leasehold_chaincode::time::rfc3339;
 use leasehold_chaincode::{
     AccessMode, AccessPolicy, Approval, Dataset, DerivedPolicy, Lease, LogRelease, Publication, ReleasePolicy,
@@ -172,10 +172,39 @@ pub struct LineageView {
     pub workflow_hash: Option<String>,
     /// `id@version` of each input; empty for a root.
     pub inputs: Vec<String>,
+    /// The leases the run read its inputs under.
+    pub leases: Vec<LineageLeaseView>,
+    /// Each org's recorded word that let this version exist, in ledger order.
+    pub approvals: Vec<ApprovalView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LineageLeaseView {
+    pub id: String,
+    /// `id@version` of the dataset the lease covers.
+    pub dataset: String,
+    pub owner: String,
+    pub lessee: String,
+}
+
+/// One org's word behind a derived dataset, and the transaction that recorded it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApprovalView {
+    /// `lease_grant`, `release` (of a compute run's outputs) or `publication`.
+    pub kind: &'static str,
+    /// The lease, run or dataset it was given on.
+    pub subject: String,
+    pub org: String,
+    pub approved: bool,
+    pub reason: String,
+    pub tx_id: String,
+    pub height: u64,
+    pub at: String,
 }
 
 impl From<LineageNode> for LineageView {
     fn from(n: LineageNode) -> Self {
+        let at = |r: &leasehold_chaincode::DatasetRef| format!("{}@{}", r.id, r.version);
         Self {
             dataset: n.dataset.id,
             version: n.dataset.version,
@@ -183,7 +212,32 @@ impl From<LineageNode> for LineageView {
             title: n.title,
             run_id: n.run_id,
             workflow_hash: n.workflow_hash,
-            inputs: n.inputs.iter().map(|r| format!("{}@{}", r.id, r.version)).collect(),
+            inputs: n.inputs.iter().map(at).collect(),
+            leases: n
+                .leases
+                .into_iter()
+                .map(|l| LineageLeaseView { dataset: at(&l.dataset), id: l.id, owner: l.owner, lessee: l.lessee })
+                .collect(),
+            approvals: n.approvals.into_iter().map(ApprovalView::from).collect(),
+        }
+    }
+}
+
+impl From<ApprovalLink> for ApprovalView {
+    fn from(a: ApprovalLink) -> Self {
+        Self {
+            kind: match a.kind {
+                ApprovalKind::LeaseGrant => "lease_grant",
+                ApprovalKind::Release => "release",
+                ApprovalKind::Publication => "publication",
+            },
+            subject: a.subject,
+            org: a.org,
+            approved: a.approved,
+            reason: a.reason,
+            tx_id: a.tx_id.to_hex(),
+            height: a.height,
+            at: rfc3339(a.time_ms),
         }
     }
 }

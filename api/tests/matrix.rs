@@ -153,6 +153,13 @@ async fn every_operation_by_every_role() {
     assert_eq!(f["size_bytes"], 4);
     let ds = m.op(0, "POST", "/v1/datasets", "/v1/datasets", Some(&dataset_body("iris")), 201).await;
     assert_eq!(ds["resource"]["size_bytes"], 4, "the staged file is in the dataset: {ds}");
+    // The registration as signed: hashes in hex, the sealed metadata by its size only.
+    let tx = m.op(0, "GET", "/v1/txs/{id}", &format!("/v1/txs/{}", ds["tx_id"].as_str().unwrap()), None, 200).await;
+    let spec = &tx["payload"]["RegisterDataset"]["spec"];
+    assert_eq!(spec["content_hash"], ds["resource"]["content_hash"], "{tx}");
+    assert!(spec["private_metadata"]["sealed_bytes"].as_u64().unwrap() > 0, "{tx}");
+    assert!(!tx.to_string().contains("ciphertext") && !tx.to_string().contains("s3://x"), "{tx}");
+    assert_eq!(tx["signature"].as_str().map(str::len), Some(128), "{tx}");
     let patch = json!({"title": "Iris v2"}).to_string();
     let v2 = m.op(0, "PATCH", "/v1/datasets/{id}", "/v1/datasets/iris", Some(&patch), 200).await;
     assert_eq!(v2["resource"]["version"], 2);
@@ -342,6 +349,9 @@ async fn every_operation_by_every_role() {
     let derived = dataset_body("derived");
     let p = m.op(1, "POST", "/v1/runs/{id}/publish", &format!("/v1/runs/{rid}/publish"), Some(&derived), 201).await;
     assert_eq!(p["resource"]["derived_from_run"], rid.as_str(), "{p}");
+    let shown = m.op(1, "GET", "/v1/datasets/{id}", "/v1/datasets/derived", None, 200).await;
+    let node = &shown["lineage"][0];
+    assert_eq!((&node["run_id"], &node["leases"], &node["approvals"]), (&json!(rid), &json!([]), &json!([])), "{node}");
     let sleeper = "jobs: [\"sleep 30\"]\ncmd_mode: shell\n".to_string();
     let run = m.op(1, "POST", "/v1/runs", "/v1/runs", Some(&sleeper), 201).await;
     let sid = run["id"].as_str().unwrap().to_string();

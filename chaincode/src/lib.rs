@@ -20,6 +20,7 @@ mod dataset;
 mod error;
 pub mod keys;
 mod lease;
+mod lineage;
 pub mod membership;
 mod publication;
 pub mod query;

@@ -1,15 +1,13 @@
 //! Read-only queries the API needs, over any [`State`].
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::BTreeSet;
 
-use serde::{Deserialize, Serialize};
-
-use crate::{keys, AccessRecord, Dataset, DatasetRef, HistoryEntry, Lease, LeaseStatus, Result, Run, StateRead};
+use crate::{keys, AccessRecord, Dataset, HistoryEntry, Lease, LeaseStatus, Result, Run, StateRead};
 
 /// Upper bound on any one listing, whatever the caller asks for.
 pub const MAX_PAGE: usize = 1000;
-/// Upper bound on the datasets a lineage walk visits.
-pub const MAX_LINEAGE: usize = 1000;
+
+pub use crate::lineage::{lineage, ApprovalKind, ApprovalLink, LeaseLink, LineageNode, MAX_LINEAGE};
 
 pub fn dataset(state: &(impl StateRead + ?Sized), id: &str) -> Result<Option<Dataset>> {
     keys::get(state, &keys::dataset(id))
@@ -186,49 +184,6 @@ pub fn access_log(
             Ok((seq, crate::canonical::from_bytes(&entry.record, "access record")?))
         })
         .collect()
-}
-
-/// One step of a lineage: a dataset version and what it was derived from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LineageNode {
-    pub dataset: DatasetRef,
-    pub owner: String,
-    pub title: String,
-    pub run_id: Option<String>,
-    pub workflow_hash: Option<String>,
-    /// Empty for a root.
-    pub inputs: Vec<DatasetRef>,
-}
-
-/// Walks provenance from `id`'s current version back to its roots,
-/// breadth first, visiting each version once and at most [`MAX_LINEAGE`].
-pub fn lineage(state: &(impl StateRead + ?Sized), id: &str) -> Result<Vec<LineageNode>> {
-    let Some(head) = dataset(state, id)? else {
-        return Ok(Vec::new());
-    };
-    let mut queue = VecDeque::from([DatasetRef { id: head.id, version: head.version }]);
-    let mut seen = BTreeSet::new();
-    let mut out = Vec::new();
-    while let Some(r) = queue.pop_front() {
-        if out.len() == MAX_LINEAGE || !seen.insert(r.clone()) {
-            continue;
-        }
-        let Some(ds) = dataset_version(state, &r.id, r.version)? else {
-            continue;
-        };
-        let prov = ds.provenance.clone();
-        let inputs = prov.as_ref().map(|p| p.inputs.clone()).unwrap_or_default();
-        queue.extend(inputs.iter().cloned());
-        out.push(LineageNode {
-            dataset: r,
-            owner: ds.owner,
-            title: ds.spec.title,
-            run_id: prov.as_ref().map(|p| p.run_id.clone()),
-            workflow_hash: prov.map(|p| hex::encode(p.workflow_hash)),
-            inputs,
-        });
-    }
-    Ok(out)
 }
 
 /// Whether a lessee's node may fetch the files of `dataset` in `version`

@@ -125,6 +125,17 @@ fn the_owner_runs_it_as_the_lessees_and_releases_within_the_cap_once() {
     net.run(1, T0 + 6000, publish("out", "r")).unwrap();
     let prov = net.dataset("out").provenance.unwrap();
     assert_eq!(prov.inputs, vec![DatasetRef { id: "records".into(), version: 1 }]);
+    // Its lineage names the lease and both of org1's words: the grant, the release.
+    let out = &query::lineage(&net.state, "out").unwrap()[0];
+    assert_eq!(out.leases.iter().map(|l| l.id.as_str()).collect::<Vec<_>>(), ["L1"]);
+    let words: Vec<_> = out.approvals.iter().map(|a| (a.kind, a.subject.as_str(), a.org.as_str(), a.time_ms)).collect();
+    assert_eq!(
+        words,
+        [
+            (query::ApprovalKind::LeaseGrant, "L1", "org1", T0 + 2000),
+            (query::ApprovalKind::Release, "r", "org1", T0 + 5000)
+        ]
+    );
 }
 
 #[test]

@@ -182,3 +182,43 @@ fn a_publication_awaiting_an_org_that_leaves_is_refused_with_the_reason() {
     let last: Publication = canonical::from_bytes(&history.last().unwrap().record, "publication").unwrap();
     assert_eq!(last.decisions.last().unwrap().reason, "org org1 left the network: contract ended");
 }
+
+/// The steps a lineage shows of an approval: what, on what, by whom, at
+/// which height.
+fn steps(node: &query::LineageNode) -> Vec<(query::ApprovalKind, &str, &str, bool, u64)> {
+    node.approvals.iter().map(|a| (a.kind, a.subject.as_str(), a.org.as_str(), a.approved, a.height)).collect()
+}
+
+#[test]
+fn the_lineage_names_the_leases_and_each_approval_with_its_transaction() {
+    use query::ApprovalKind::{LeaseGrant, Publication};
+    let mut net = with_finished_run();
+    // A first round refused, a second approved: only the second is why it exists.
+    net.run(1, T0 + 5000, publish("counts")).unwrap();
+    net.run(0, T0 + 6000, decide("counts", false, "small cells")).unwrap();
+    net.run(1, T0 + 7000, publish("counts")).unwrap();
+    let approve = net.tx(0, T0 + 8000, decide("counts", true, "aggregates only"));
+    net.submit(&approve, T0 + 8000).unwrap();
+    let lineage = query::lineage(&net.state, "counts").unwrap();
+    let ids: Vec<_> = lineage.iter().map(|n| n.dataset.id.as_str()).collect();
+    assert_eq!(ids, ["counts", "iris", "records"]);
+    let leases: Vec<_> = lineage[0]
+        .leases
+        .iter()
+        .map(|l| (l.id.as_str(), l.dataset.id.as_str(), l.owner.as_str(), l.lessee.as_str()))
+        .collect();
+    assert_eq!(leases, [("L1", "iris", "org1", "org2"), ("L2", "records", "org1", "org2")]);
+    // Blocks: iris 1, L1 asked 2, granted 3; records 4, L2 asked 5, granted 6;
+    // run 7 and 8; publication 9, refused 10, again 11, approved 12.
+    assert_eq!(
+        steps(&lineage[0]),
+        [
+            (LeaseGrant, "L1", "org1", true, 3),
+            (LeaseGrant, "L2", "org1", true, 6),
+            (Publication, "counts", "org1", true, 12)
+        ]
+    );
+    let last = &lineage[0].approvals[2];
+    assert_eq!((last.tx_id, last.reason.as_str(), last.time_ms), (approve.id(), "aggregates only", T0 + 8000));
+    assert!(lineage[1].approvals.is_empty() && lineage[1].leases.is_empty(), "a root has none");
+}

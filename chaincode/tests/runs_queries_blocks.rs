@@ -243,3 +243,20 @@ fn batch_verification_finds_the_one_bad_signature_among_many() {
     let bad: Vec<usize> = v.iter().enumerate().filter(|(_, r)| r.is_err()).map(|(i, _)| i).collect();
     assert_eq!(bad, [277]);
 }
+
+#[test]
+fn a_lease_granted_by_policy_shows_its_request_as_the_grant() {
+    let mut net = Net::new();
+    net.run(0, T0, register("auto", spec("A", &[], policy(&[1], HOUR, Approval::Automatic, false)))).unwrap();
+    let ask = net.tx(1, T0 + 1000, request("L9", "auto", HOUR / 2));
+    net.submit(&ask, T0 + 1000).unwrap();
+    net.run(1, T0 + 2000, start("r", &["L9"], &[("auto", 1)])).unwrap();
+    net.run(1, T0 + 3000, finish("r", RunStatus::Succeeded, Some([5; 32]))).unwrap();
+    let p = published(&mut net, "k", "r", [5; 32]);
+    net.run(1, T0 + 4000, p).unwrap();
+    let lineage = query::lineage(&net.state, "k").unwrap();
+    let grant = &lineage[0].approvals[..];
+    assert_eq!(grant.len(), 1, "{grant:?}");
+    assert_eq!((grant[0].org.as_str(), grant[0].tx_id), ("org1", ask.id()), "the request's tx granted it");
+    assert_eq!(grant[0].reason, "granted at the request, by the dataset's policy");
+}

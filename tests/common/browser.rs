@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use fantoccini::elements::Element;
 use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -200,6 +201,29 @@ impl Page {
         const BOX: &str = "header input[aria-label=Search]";
         self.fill(BOX, text).await;
         self.wait(BOX).await.send_keys("\u{E007}").await.expect("press Enter");
+    }
+
+    /// Presses and lets go of `key` (a character, or a WebDriver key code
+    /// such as Tab `\u{E004}`), sent to whatever has focus, as a person's is.
+    pub async fn press(&self, key: char) {
+        let keys =
+            KeyActions::new("keyboard".into()).then(KeyAction::Down { value: key }).then(KeyAction::Up { value: key });
+        self.client.perform_actions(keys).await.expect("press a key");
+    }
+
+    /// Presses Tab until the focused element matches `css`: the page is
+    /// walked as a keyboard user walks it, and `css` must be reachable so.
+    pub async fn tab_to(&self, css: &str) {
+        const MAX_TABS: usize = 200;
+        self.wait(css).await;
+        let focused = format!("return document.activeElement.matches({})", json!(css));
+        for _ in 0..MAX_TABS {
+            if self.js(&focused).await == json!(true) {
+                return;
+            }
+            self.press('\u{E004}').await;
+        }
+        panic!("{MAX_TABS} presses of Tab never reached `{css}` on {}", self.path().await);
     }
 
     /// Answers the dialog the last click opened: typing `text` into a

@@ -7,6 +7,7 @@ import { html, useState } from '../vendor/htm-preact.js';
 import { get, post, query, enc, bytes, duration, short, when } from '../api.js';
 import { Action, ErrorBox, Link, Loaded, Status, atLeast, useLoad, useNow } from '../ui.js';
 import { Register } from './register.js';
+import { LineageGraph } from './lineage.js';
 
 const PAGE = 50;
 
@@ -64,19 +65,6 @@ export function PolicyWords({ policy }) {
     ${policy.require_tests && html`<li>Workflows that read it must declare QC tests, which must pass first.</li>`}
     <li>${derived}</li>
   </ul>`;
-}
-
-function Lineage({ nodes }) {
-  if (!nodes.length) return html`<p class="muted">Not derived from any run.</p>`;
-  return html`<ol class="lineage">${nodes.map((n) => html`<li>
-    <${Link} to=${`/datasets/${enc(n.dataset)}`}>${n.title}<//> <span class="muted">v${n.version} by ${n.owner}</span>
-    ${n.run_id && html` ← run <${Link} to=${`/runs/${enc(n.run_id)}`}>${n.run_id}<//>
-      <span class="muted">workflow ${short(n.workflow_hash)}</span>`}
-    ${n.inputs.length > 0 && html` ← inputs: ${n.inputs.map((input, k) => {
-      const [id, version] = input.split('@');
-      return html`${k ? ', ' : ''}<${Link} to=${`/datasets/${enc(id)}`}>${id}<//> <span class="muted">v${version}</span>`;
-    })}`}
-  </li>`)}</ol>`;
 }
 
 /** The private metadata, asked of the owner's node at the moment of reading. */
@@ -155,7 +143,7 @@ export function DatasetPage({ me, id }) {
       ${ds.owner === me.org || (active && ds.policy.access !== 'compute')
         ? html`<${Files} id=${ds.id} lease=${active && active.id} />`
         : html`<p class="muted">Listed to the owner and to an organisation with an active lease.</p>`}
-      <h2>Lineage</h2><${Lineage} nodes=${lineage} />
+      <h2>Lineage</h2><${LineageGraph} lineage=${lineage} />
       ${active && ds.policy.access !== 'compute' && html`<${PrivatePane} lease=${active} />`}
       ${canRequest && !active && html`<h2>Lease it</h2><${RequestLease} ds=${ds} done=${leases.reload} />`}
       <h2>Leases ${ds.owner === me.org ? 'of it' : 'your organisation holds'}</h2>

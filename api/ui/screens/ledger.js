@@ -60,10 +60,15 @@ export function TxPage({ id }) {
   const tx = useLoad(() => get(`/v1/txs/${enc(id)}`), [id]);
   return html`<${Loaded} state=${tx}>${(t) => html`<section>
     <h1>Transaction ${short(t.tx_id)}</h1>
-    <dl class="facts"><dt>Signer</dt><dd>${t.org}</dd><dt>Kind</dt><dd>${t.kind}</dd>
+    <dl class="facts"><dt>Id</dt><dd class="mono sig">${t.tx_id}</dd><dt>Signer</dt><dd>${t.org}</dd><dt>Kind</dt><dd>${t.kind}</dd>
       <dt>Block</dt><dd><${Link} to=${`/ledger/${t.height}`}>#${t.height}<//>, position ${t.index}</dd>
       <dt>Created</dt><dd>${when(t.created_at_ms)}</dd></dl>
-    <h2>As the node shows it</h2><pre class="json">${JSON.stringify(t, null, 2)}</pre>
+    <h2>As signed</h2>
+    <p class="muted">The body ${t.org} signed; its canonical bytes hash to the tx id. Hashes and keys are in hex;
+      sealed metadata is shown by its size only.</p>
+    <pre class="json" id="tx-body">${JSON.stringify({ network_id: t.network_id, org: t.org, nonce: t.nonce,
+      created_at_ms: t.created_at_ms, payload: t.payload }, null, 2)}</pre>
+    <dl class="facts"><dt>Signature</dt><dd class="mono sig">${t.signature}</dd></dl>
   </section>`}<//>`;
 }
 
