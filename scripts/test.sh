@@ -14,6 +14,20 @@ if ! { [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; }; then
   apt_install chromium chromium-driver
 fi
 export LEASEHOLD_REQUIRE_BROWSER=1
+# And in Firefox (tests/explorer_firefox.rs): Debian's firefox-esr, through
+# geckodriver, which Debian does not package: built from crates.io, pinned.
+if ! [ -x /usr/bin/firefox-esr ]; then
+  command -v apt-get >/dev/null 2>&1 ||
+    { log "the Firefox test needs /usr/bin/firefox-esr (Debian: firefox-esr)"; exit 1; }
+  apt_install firefox-esr
+fi
+geckodriver_root="$HOME/.cache/leasehold-tools"
+if ! [ -x "$geckodriver_root/bin/geckodriver" ]; then
+  log "building geckodriver 0.37.1 from crates.io (about 2 minutes)"
+  # Its own target directory: the workspace's shares no artifact with it.
+  env -u CARGO_TARGET_DIR cargo install --quiet --locked geckodriver --version 0.37.1 --root "$geckodriver_root"
+fi
+export LEASEHOLD_GECKODRIVER="$geckodriver_root/bin/geckodriver" LEASEHOLD_REQUIRE_FIREFOX=1
 # The Slurm executor's tests start a one-node cluster of their own on
 # loopback (tests/common/slurm.rs) from Debian's packages; as root they
 # must run, never skip.

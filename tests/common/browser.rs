@@ -1,6 +1,7 @@
-//! A real Chromium driven over WebDriver: Debian's `chromium` and
-//! `chromium-driver` (chromedriver), headless, one profile per signed-in
-//! person. Included by path from the tests that use it.
+//! A real browser driven over WebDriver: Debian's `chromium` through its
+//! `chromium-driver` (chromedriver), or Debian's `firefox-esr` through
+//! geckodriver (built from crates.io by `scripts/test.sh`); headless, one
+//! profile per signed-in person. Included by path from the tests that use it.
 #![allow(dead_code)]
 
 use std::os::unix::process::CommandExt;
@@ -21,73 +22,139 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const FIREFOX: &str = "/usr/bin/firefox-esr";
 
-/// A chromedriver process on a loopback port held for this test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Browser {
+    Chromium,
+    Firefox,
+}
+
+impl Browser {
+    fn binary(self) -> &'static str {
+        match self {
+            Browser::Chromium => CHROMIUM,
+            Browser::Firefox => FIREFOX,
+        }
+    }
+
+    /// The driver's executable: chromedriver where Debian puts it;
+    /// geckodriver as `LEASEHOLD_GECKODRIVER` names it, or on `PATH`.
+    fn driver(self) -> Option<PathBuf> {
+        match self {
+            Browser::Chromium => Some(PathBuf::from(CHROMEDRIVER)),
+            Browser::Firefox => std::env::var_os("LEASEHOLD_GECKODRIVER").map(PathBuf::from).or_else(|| {
+                let path = std::env::var_os("PATH")?;
+                std::env::split_paths(&path).map(|d| d.join("geckodriver")).find(|p| p.exists())
+            }),
+        }
+    }
+
+    /// Set by `scripts/test.sh` once it installed the browser and its driver.
+    fn required(self) -> &'static str {
+        match self {
+            Browser::Chromium => "LEASEHOLD_REQUIRE_BROWSER",
+            Browser::Firefox => "LEASEHOLD_REQUIRE_FIREFOX",
+        }
+    }
+}
+
+/// A driver process on loopback ports held for this test.
 pub struct Driver {
+    pub browser: Browser,
     child: Child,
     url: String,
-    _port: ports::Port,
+    _ports: Vec<ports::Port>,
     /// Where screenshots go: under the test's own output directory.
     pub shots: PathBuf,
 }
 
 impl Driver {
-    /// Starts chromedriver; `None` (after printing SKIPPED) when Chromium is
-    /// not installed, unless `LEASEHOLD_REQUIRE_BROWSER` is set
-    /// (`scripts/test.sh` sets it after installing both), when it fails.
+    /// Starts chromedriver; see [`Driver::start_for`].
     pub async fn start() -> Option<Driver> {
-        if !Path::new(CHROMIUM).exists() || !Path::new(CHROMEDRIVER).exists() {
-            assert!(
-                std::env::var_os("LEASEHOLD_REQUIRE_BROWSER").is_none(),
-                "{CHROMIUM} or {CHROMEDRIVER} is missing, and LEASEHOLD_REQUIRE_BROWSER is set"
-            );
-            println!("SKIPPED: {CHROMIUM} and {CHROMEDRIVER} are needed (apt-get install chromium chromium-driver)");
+        Self::start_for(Browser::Chromium).await
+    }
+
+    /// Starts the browser's driver; `None` (after printing SKIPPED) when the
+    /// browser or driver is not installed, unless the browser's
+    /// `LEASEHOLD_REQUIRE_*` is set, when it fails.
+    pub async fn start_for(browser: Browser) -> Option<Driver> {
+        let driver = browser.driver().filter(|d| d.exists());
+        let Some(driver) = driver.filter(|_| Path::new(browser.binary()).exists()) else {
+            let why =
+                format!("{} and its WebDriver driver are needed (scripts/test.sh installs both)", browser.binary());
+            assert!(std::env::var_os(browser.required()).is_none(), "{why}, and {} is set", browser.required());
+            println!("SKIPPED: {why}");
             return None;
-        }
-        let port = ports::reserve(1).pop().expect("a port for chromedriver");
+        };
+        let ports = ports::reserve(2);
+        let mut cmd = Command::new(&driver);
         // Its own process group: dropping the driver kills the browsers it
         // started too, even after a failed step.
-        let child = Command::new(CHROMEDRIVER)
-            .process_group(0)
-            .arg(format!("--port={}", port.number))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start chromedriver");
-        let url = format!("http://127.0.0.1:{}/", port.number);
+        cmd.process_group(0).stdout(Stdio::null()).stderr(Stdio::null());
+        match browser {
+            Browser::Chromium => cmd.arg(format!("--port={}", ports[0].number)),
+            // geckodriver's BiDi socket would take 9222, shared by every test.
+            Browser::Firefox => cmd.args(["--host", "127.0.0.1", "--port", &ports[0].number.to_string()]).args([
+                "--websocket-port",
+                &ports[1].number.to_string(),
+                "--binary",
+                FIREFOX,
+            ]),
+        };
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("start {}: {e}", driver.display()));
+        let url = format!("http://127.0.0.1:{}/", ports[0].number);
         let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("explorer-screens");
         std::fs::create_dir_all(&shots).expect("the screenshot directory");
-        let driver = Driver { child, url, _port: port, shots };
+        let driver = Driver { browser, child, url, _ports: ports, shots };
         let deadline = Instant::now() + Duration::from_secs(20);
         while reqwest::get(format!("{}status", driver.url)).await.is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not answer within 20 s");
+            assert!(Instant::now() < deadline, "{browser:?}'s driver did not answer within 20 s");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         Some(driver)
     }
 
     /// A new browser, with a profile of its own, on the node at `base`.
+    /// geckodriver holds one at a time: close a Firefox page before the next.
     pub async fn open(&self, base: &str) -> Page {
-        let caps = json!({
-            "browserName": "chrome",
-            // Dialogs (confirm, prompt) are the test's to answer.
-            "unhandledPromptBehavior": "ignore",
-            "goog:loggingPrefs": {"performance": "ALL", "browser": "ALL"},
-            "goog:chromeOptions": {
-                "binary": CHROMIUM,
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--window-size=1280,900", "--no-first-run", "--no-default-browser-check",
-                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                    "--disable-default-apps", "--disable-extensions", "--password-store=basic"],
-            },
-        });
+        let caps = match self.browser {
+            Browser::Chromium => json!({
+                "browserName": "chrome",
+                // Dialogs (confirm, prompt) are the test's to answer.
+                "unhandledPromptBehavior": "ignore",
+                "goog:loggingPrefs": {"performance": "ALL", "browser": "ALL"},
+                "goog:chromeOptions": {
+                    "binary": CHROMIUM,
+                    "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                        "--window-size=1280,900", "--no-first-run", "--no-default-browser-check",
+                        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                        "--disable-default-apps", "--disable-extensions", "--password-store=basic"],
+                },
+            }),
+            Browser::Firefox => json!({
+                "browserName": "firefox",
+                "unhandledPromptBehavior": "ignore",
+                "moz:firefoxOptions": {
+                    "binary": FIREFOX,
+                    "args": ["-headless", "--width=1280", "--height=900"],
+                    // Nothing but the node: no updates, telemetry or portal checks.
+                    "prefs": {
+                        "app.update.enabled": false, "datareporting.policy.dataSubmissionEnabled": false,
+                        "network.captive-portal-service.enabled": false, "browser.safebrowsing.update.enabled": false,
+                        "toolkit.telemetry.enabled": false, "network.connectivity-service.enabled": false,
+                    },
+                },
+            }),
+        };
         let client = ClientBuilder::rustls()
             .expect("a WebDriver client")
             .capabilities(caps.as_object().unwrap().clone())
             .connect(&self.url)
             .await
-            .expect("a Chromium session");
-        Page { client, base: base.trim_end_matches('/').to_string(), shots: self.shots.clone(), network: Vec::new() }
+            .unwrap_or_else(|e| panic!("a {:?} session: {e}", self.browser));
+        let base = base.trim_end_matches('/').to_string();
+        Page { client, browser: self.browser, base, shots: self.shots.clone(), network: Vec::new() }
     }
 }
 
@@ -116,6 +183,7 @@ impl WebDriverCompatibleCommand for GetLog {
 /// One person's browser, signed in at one node.
 pub struct Page {
     pub client: Client,
+    pub browser: Browser,
     /// The node's origin, `http://127.0.0.1:PORT`.
     pub base: String,
     shots: PathBuf,
@@ -285,6 +353,7 @@ impl Page {
     /// Moves what the browser logged about the network since the last call
     /// into `network`; returns how many events came.
     pub async fn drain_network(&mut self) -> usize {
+        assert_eq!(self.browser, Browser::Chromium, "only chromedriver keeps a network log");
         let entries = self.client.issue_cmd(GetLog("performance")).await.expect("the performance log");
         let before = self.network.len();
         for e in entries.as_array().into_iter().flatten() {
@@ -297,6 +366,9 @@ impl Page {
 
     /// The browser's console messages since the last call.
     pub async fn console(&self) -> Vec<String> {
+        if self.browser != Browser::Chromium {
+            return vec!["(geckodriver keeps no console log)".into()];
+        }
         let entries = self.client.issue_cmd(GetLog("browser")).await.expect("the console log");
         entries.as_array().into_iter().flatten().filter_map(|e| e["message"].as_str().map(String::from)).collect()
     }
