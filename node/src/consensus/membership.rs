@@ -92,6 +92,14 @@ async fn reconcile(inner: &Consensus) {
     let metrics = inner.raft.metrics().borrow().clone();
     let m = metrics.membership_config.membership();
     if m.get_joint_config().len() > 1 {
+        // A change the last leader began and did not finish (it lost
+        // leadership between the joint and the final entry): openraft
+        // leaves finishing it to the new leader, which moves from the
+        // joint towards the voters in effect.
+        info!(voters = ?want, "finishing a membership change a previous leader began");
+        if let Err(e) = inner.raft.change_membership(want, false).await {
+            warn!("cannot finish the membership change yet: {e}");
+        }
         return;
     }
     let voters: BTreeSet<NodeId> = m.voter_ids().collect();
