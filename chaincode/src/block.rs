@@ -1,13 +1,10 @@
 //! Applying an ordered batch of transactions: the unit a node commits.
 
-use std::collections::HashMap;
-
-use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
 use crate::apply::apply_verified;
 use crate::ctx::{BlockCtx, Event};
-use crate::{ChaincodeError, Commitment, Genesis, Overlay, Result, SignedTx, StateRead, TxId, WriteSet};
+use crate::{ChaincodeError, Commitment, Overlay, Result, SignedTx, StateRead, TxId, WriteSet};
 
 /// One transaction's verdict, recorded in the block like Fabric's validity bitmap.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,52 +39,6 @@ pub struct BlockOutcome {
     pub commitment: Commitment,
 }
 
-/// Signatures are checked in fixed-size chunks so that every node, given the
-/// same block, makes exactly the same batch calls.
-const SIG_BATCH: usize = 256;
-
-/// Checks every signature of `txs`, batch-verifying where it can: a chunk
-/// that passes as a batch is valid as a whole; a chunk that fails is checked
-/// one by one to find the culprits.
-pub fn verify_signatures(genesis: &Genesis, txs: &[SignedTx]) -> Vec<Result<(), ChaincodeError>> {
-    // Decompressing a public key costs about as much as half a verification,
-    // so each org's key is decoded once per call, not once per tx.
-    let keys: HashMap<&str, VerifyingKey> = genesis
-        .orgs
-        .iter()
-        .filter_map(|o| Some((o.id.as_str(), VerifyingKey::from_bytes(&o.signing_key).ok()?)))
-        .collect();
-    let parse = |t: &SignedTx| -> Result<(VerifyingKey, Signature)> {
-        let bad = || ChaincodeError::BadSignature { org: t.body.org.clone() };
-        let key = match keys.get(t.body.org.as_str()) {
-            Some(k) => *k,
-            None if genesis.org(&t.body.org).is_some() => return Err(bad()),
-            None => return Err(ChaincodeError::UnknownOrg(t.body.org.clone())),
-        };
-        let sig: [u8; 64] = t.signature.as_slice().try_into().map_err(|_| bad())?;
-        Ok((key, Signature::from_bytes(&sig)))
-    };
-    let mut out = Vec::with_capacity(txs.len());
-    for chunk in txs.chunks(SIG_BATCH) {
-        let parsed: Vec<Result<(VerifyingKey, Signature)>> = chunk.iter().map(parse).collect();
-        let bodies: Vec<Vec<u8>> = chunk.iter().map(|t| t.body.canonical_bytes()).collect();
-        if parsed.iter().all(|p| p.is_ok()) {
-            let msgs: Vec<&[u8]> = bodies.iter().map(|b| b.as_slice()).collect();
-            let (keys, sigs): (Vec<_>, Vec<_>) = parsed.iter().map(|p| *p.as_ref().expect("checked")).unzip();
-            if ed25519_dalek::verify_batch(&msgs, &sigs, &keys).is_ok() {
-                out.extend(chunk.iter().map(|_| Ok(())));
-                continue;
-            }
-        }
-        for ((t, p), body) in chunk.iter().zip(parsed).zip(&bodies) {
-            out.push(p.and_then(|(key, sig)| {
-                key.verify(body, &sig).map_err(|_| ChaincodeError::BadSignature { org: t.body.org.clone() })
-            }));
-        }
-    }
-    out
-}
-
 /// Applies `txs` in order over `base`. Invalid transactions are recorded with
 /// their reason and leave no writes; an `Err` means the state backend failed
 /// and the block must not be committed.
@@ -97,7 +48,20 @@ pub fn apply_block<S: StateRead + ?Sized>(
     txs: &[SignedTx],
     prev: &Commitment,
 ) -> Result<BlockOutcome> {
-    let sigs = verify_signatures(ctx.genesis, txs);
+    apply_block_except(base, ctx, txs, prev, &|_| false)
+}
+
+/// As [`apply_block`], taking as valid the signatures `checked` vouches
+/// for (see [`crate::verify_signatures_except`]): the same verdicts, with
+/// the signatures this node checked on admission not checked again.
+pub fn apply_block_except<S: StateRead + ?Sized>(
+    base: &S,
+    ctx: &BlockCtx,
+    txs: &[SignedTx],
+    prev: &Commitment,
+    checked: &dyn Fn(&[u8; 32]) -> bool,
+) -> Result<BlockOutcome> {
+    let sigs = crate::signatures::verify_signatures_except(ctx.genesis, txs, checked);
     let mut block = Overlay::new(base);
     let mut outcomes = Vec::with_capacity(txs.len());
     // Orgs that left earlier in this block: the roster is the block's

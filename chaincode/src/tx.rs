@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signer, SigningKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -232,19 +232,9 @@ impl SignedTx {
         canonical::from_bytes(bytes, "signed transaction")
     }
 
-    /// The signer's key and the parsed signature, or why they are unusable.
-    pub(crate) fn key_and_signature(&self, genesis: &Genesis) -> Result<(VerifyingKey, Signature), ChaincodeError> {
-        let org = genesis.org(&self.body.org).ok_or_else(|| ChaincodeError::UnknownOrg(self.body.org.clone()))?;
-        let bad = || ChaincodeError::BadSignature { org: self.body.org.clone() };
-        let key = VerifyingKey::from_bytes(&org.signing_key).map_err(|_| bad())?;
-        let sig: [u8; 64] = self.signature.as_slice().try_into().map_err(|_| bad())?;
-        Ok((key, Signature::from_bytes(&sig)))
-    }
-
-    /// Checks the signature against the genesis key of `body.org`.
+    /// Checks the signature against the genesis key of `body.org`, under
+    /// the rule every block's signatures are checked by.
     pub fn verify(&self, genesis: &Genesis) -> Result<(), ChaincodeError> {
-        let (key, sig) = self.key_and_signature(genesis)?;
-        key.verify(&self.body.canonical_bytes(), &sig)
-            .map_err(|_| ChaincodeError::BadSignature { org: self.body.org.clone() })
+        crate::signatures::verify_one(genesis, self)
     }
 }

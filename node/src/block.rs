@@ -8,7 +8,8 @@
 
 use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
 use leasehold_chaincode::{
-    apply_block, canonical, BlockCtx, Commitment, Genesis, Hash32, SignedTx, StateRead, StateRoot, Verdict, WriteSet,
+    apply_block_except, canonical, BlockCtx, Commitment, Genesis, Hash32, SignedTx, StateRead, StateRoot, Verdict,
+    WriteSet,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -159,19 +160,21 @@ pub type Built = (Block, WriteSet, Commitment);
 /// Derives the next block from a proposal over `state`, whose commitment is
 /// `commitment`. Deterministic: every node gets the same block and writes. A
 /// proposal whose signature fails yields a block in which every tx is
-/// invalid with that reason.
+/// invalid with that reason. `checked` names the tx signatures this node
+/// verified already (`chaincode::verify_signatures_except`).
 pub fn build(
     state: &impl StateRead,
     genesis: &Genesis,
     head: &Head,
     commitment: &Commitment,
     p: &Proposal,
+    checked: &dyn Fn(&[u8; 32]) -> bool,
 ) -> Result<Built> {
     let time_ms = p.time_ms.max(head.time_ms);
     let ctx = BlockCtx { genesis, height: head.height + 1, time_ms, proposer: p.proposer.clone() };
     let (verdicts, writes, commitment) = match p.verify(genesis) {
         Ok(()) => {
-            let out = apply_block(state, &ctx, &p.txs, commitment)?;
+            let out = apply_block_except(state, &ctx, &p.txs, commitment, checked)?;
             (out.outcomes.iter().map(|o| o.verdict()).collect(), out.writes, out.commitment)
         }
         Err(reason) => (vec![Verdict::Invalid(reason.to_string()); p.txs.len()], WriteSet::new(), commitment.clone()),

@@ -175,7 +175,14 @@ pub fn validate(g: &Genesis) -> Result<()> {
     let mut seen = BTreeSet::new();
     for o in &g.orgs {
         valid_id("org", &o.id)?;
-        VerifyingKey::from_bytes(&o.signing_key).map_err(|e| bad(format!("org {}: signing_key: {e}", o.id)))?;
+        let key =
+            VerifyingKey::from_bytes(&o.signing_key).map_err(|e| bad(format!("org {}: signing_key: {e}", o.id)))?;
+        if key.is_weak() {
+            return Err(bad(format!(
+                "org {}: signing_key is of small order: one signature would stand for any tx",
+                o.id
+            )));
+        }
         o.peer_id.parse::<libp2p::PeerId>().map_err(|e| bad(format!("org {}: peer_id: {e}", o.id)))?;
         if !o.p2p_addr.is_empty() {
             o.p2p_addr.parse::<libp2p::Multiaddr>().map_err(|e| bad(format!("org {}: p2p_addr: {e}", o.id)))?;

@@ -96,7 +96,8 @@ impl Writer {
                 .map(|t| Submission::Rejected { tx_id: t.id().to_hex(), reason: reason.clone() })
                 .collect();
         }
-        let sigs = verify_signatures(&ledger.roster().orgs, &txs);
+        let roster = ledger.roster();
+        let sigs = verify_signatures(&roster.orgs, &txs);
         let mut waiting = Vec::with_capacity(txs.len());
         let mut out: Vec<Option<Submission>> = vec![None; txs.len()];
         for (i, (tx, sig)) in txs.into_iter().zip(sigs).enumerate() {
@@ -114,6 +115,7 @@ impl Writer {
                     continue;
                 };
                 let rx = ledger.wait_for(id);
+                ledger.checked.remember(&roster.orgs, std::iter::once(&pending.tx));
                 if self.consensus.enqueue_own(pending) {
                     waiting.push((i, id, rx));
                 } else {

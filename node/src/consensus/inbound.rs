@@ -111,6 +111,7 @@ fn admit(inner: &Consensus, peer: PeerId, txs: Vec<SignedTx>) -> Result<Vec<Pend
         }
         *n += admitted.len();
     }
+    inner.ledger.checked.remember(genesis, admitted.iter().map(|p| &p.tx));
     if refused > 0 {
         let org = inner.peers().org_name(&peer);
         warn!(%peer, "dropped {refused} forwarded txs from {org}: forged, for another network, committed or too large");

@@ -39,7 +39,9 @@ pub(crate) fn sized(tx: SignedTx, from: Option<PeerId>) -> Option<Pending> {
 }
 
 /// Gathers pending txs into batches: a batch closes at `max_txs` or
-/// `timeout_ms` after its first tx, whichever comes first.
+/// `timeout_ms` after its first tx, whichever comes first; one that starts
+/// with a forwarded tx closes when the queue is empty; and none closes
+/// while the pipeline has no free slot for it.
 pub(super) async fn cut_blocks(inner: Arc<Consensus>, mut pending: mpsc::Receiver<Pending>) {
     let inflight = Arc::new(Semaphore::new(inner.cfg.block.max_inflight));
     let max = inner.cfg.block.max_txs;
@@ -51,9 +53,12 @@ pub(super) async fn cut_blocks(inner: Arc<Consensus>, mut pending: mpsc::Receive
         None => pending.recv().await,
     } {
         inner.release_forwarded(&first.from);
+        // A batch another node forwarded already waited its `timeout_ms`
+        // there: it goes out with whatever else is queued now, not after a
+        // second wait (which was most of a forwarded tx's commit latency).
+        let deadline = tokio::time::Instant::now() + if first.from.is_some() { Duration::ZERO } else { wait };
         let mut bytes = first.bytes;
         let mut batch = vec![first.tx];
-        let deadline = tokio::time::Instant::now() + wait;
         while batch.len() < max {
             match tokio::time::timeout_at(deadline, pending.recv()).await {
                 Ok(Some(p)) => {
@@ -70,8 +75,38 @@ pub(super) async fn cut_blocks(inner: Arc<Consensus>, mut pending: mpsc::Receive
                 _ => break,
             }
         }
-        let Ok(permit) = inflight.clone().acquire_owned().await else {
-            return;
+        // While every slot of the pipeline is busy, a batch closed by its
+        // deadline keeps gathering: waiting costs it nothing then, and a
+        // fuller block carries more for the same round and fsync. (A
+        // forwarded batch's zero wait would otherwise cut blocks small.)
+        let permit = loop {
+            if let Ok(permit) = inflight.clone().try_acquire_owned() {
+                break permit;
+            }
+            if batch.len() >= max || carry.is_some() {
+                match inflight.clone().acquire_owned().await {
+                    Ok(permit) => break permit,
+                    Err(_) => return,
+                }
+            }
+            tokio::select! {
+                permit = inflight.clone().acquire_owned() => match permit {
+                    Ok(permit) => break permit,
+                    Err(_) => return,
+                },
+                next = pending.recv() => match next {
+                    Some(p) if bytes + p.bytes > max_bytes => carry = Some(p),
+                    Some(p) => {
+                        inner.release_forwarded(&p.from);
+                        bytes += p.bytes;
+                        batch.push(p.tx);
+                    }
+                    None => match inflight.clone().acquire_owned().await {
+                        Ok(permit) => break permit,
+                        Err(_) => return,
+                    },
+                },
+            }
         };
         let inner = inner.clone();
         tokio::spawn(async move {

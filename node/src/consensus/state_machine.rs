@@ -63,7 +63,8 @@ impl StateMachine {
             EntryPayload::Normal(proposal) => {
                 let (head, commitment) = (l.head(), l.commitment());
                 let (blk, writes, commitment) =
-                    block::build(&l.store, &l.roster().orgs, &head, &commitment, &proposal).map_err(write_err)?;
+                    block::build(&l.store, &l.roster().orgs, &head, &commitment, &proposal, &|d| l.checked.take(d))
+                        .map_err(write_err)?;
                 l.commit_block(&blk, &writes, commitment, &entry.log_id).map_err(write_err)?;
                 return Ok(Applied { height: Some(blk.header.height) });
             }

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{oneshot, watch};
 
 pub mod certs;
+pub(crate) mod checked;
 pub(crate) mod followed;
 pub mod snapshot;
 pub mod store;
@@ -45,6 +46,8 @@ pub struct Ledger {
     waiters: Mutex<HashMap<TxId, Vec<oneshot::Sender<Receipt>>>>,
     /// Txs this node handed to leaders, followed until they are ordered.
     pub(crate) watch: followed::Watch,
+    /// Signatures verified on admission, not verified again at apply.
+    pub(crate) checked: checked::Checked,
     pub metrics: crate::metrics::Metrics,
 }
 
@@ -68,7 +71,8 @@ impl Ledger {
         let waiters = Mutex::new(HashMap::new());
         let metrics = Default::default();
         let watch = Default::default();
-        Ok(Self { store, genesis, genesis_bytes, head, roster, rosters, commitment, waiters, watch, metrics })
+        let checked = checked::Checked::default();
+        Ok(Self { store, genesis, genesis_bytes, head, roster, rosters, commitment, waiters, watch, checked, metrics })
     }
 
     /// The roster blocks at `height` were built with: the one after block

@@ -98,8 +98,8 @@ pub fn verify(data_dir: &Path) -> Result<Verified> {
             rosters.push((height, roster.clone()));
         }
         let proposal = block::proposal_of(&stored);
-        let (rebuilt, writes, next) =
-            block::build(&state, &roster.orgs, &head, &commitment, &proposal).map_err(|e| bad(e.to_string()))?;
+        let (rebuilt, writes, next) = block::build(&state, &roster.orgs, &head, &commitment, &proposal, &|_| false)
+            .map_err(|e| bad(e.to_string()))?;
         if rebuilt != stored {
             return Err(bad(describe_mismatch(&stored, &rebuilt)));
         }
