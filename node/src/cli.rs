@@ -125,6 +125,31 @@ pub enum Command {
         #[command(subcommand)]
         command: DatasetCommand,
     },
+    /// Start working on a leased dataset (member token).
+    Workspace {
+        #[command(subcommand)]
+        command: WorkspaceCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkspaceCommand {
+    /// Write a workflow directory that runs at once on the lease's dataset
+    /// and passes its own QC test: `workflow.yaml`, a script that reads the
+    /// dataset, `requirements.txt`, a test fixture and a README.
+    New {
+        /// A directory that does not exist yet, or is empty.
+        dir: PathBuf,
+        /// An active lease this org holds.
+        #[arg(long)]
+        lease: String,
+        /// The node's API base URL.
+        #[arg(long, env = "LEASEHOLD_URL", default_value = "http://127.0.0.1:8081")]
+        url: String,
+        /// File holding a member's or admin's bearer token.
+        #[arg(long, env = "LEASEHOLD_TOKEN_FILE")]
+        token_file: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

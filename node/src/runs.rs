@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use leasehold_chaincode::{ChaincodeError, Hash32, Lease, LeaseStatus, Payload, SignedTx, StateRead};
+use leasehold_files::Manifest;
 use leasehold_workflow::live::{LiveRun, RunRecord};
 use leasehold_workflow::runner::wire::{ComputeReply, ComputeRequest};
 use leasehold_workflow::runner::{Port, Progress, RunError, Runner, Written};
@@ -229,6 +230,33 @@ impl NodeHandle {
     /// A succeeded, unpublished run's record and output directory.
     pub fn publishable_run(&self, id: &str) -> Result<(RunRecord, PathBuf)> {
         Ok(self.runner().publishable(id)?)
+    }
+
+    /// A succeeded run's output files, each hashed as it is now.
+    pub async fn run_outputs_manifest(&self, id: &str) -> Result<Manifest> {
+        let dir = self.runner().succeeded_outputs(id)?;
+        tokio::task::spawn_blocking(move || Manifest::of_dir(&dir))
+            .await
+            .map_err(|e| NodeError::Data(format!("listing a run's outputs: {e}")))?
+            .map_err(Into::into)
+    }
+
+    /// One file of a succeeded run's outputs. A job could have left links
+    /// there: none on the path is followed, and only a regular file opens.
+    pub fn open_run_output(&self, id: &str, path: &str) -> Result<std::fs::File> {
+        let missing = || NodeError::NotFound(format!("run {id} has no output file {path:?}"));
+        leasehold_files::check_rel_path(path).map_err(|_| missing())?;
+        let mut at = self.runner().succeeded_outputs(id)?;
+        let parts: Vec<&str> = path.split('/').collect();
+        for dir in &parts[..parts.len() - 1] {
+            at.push(dir);
+            let plain_dir = std::fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_dir());
+            if !plain_dir {
+                return Err(missing());
+            }
+        }
+        at.push(parts[parts.len() - 1]);
+        leasehold_files::open_plain(&at).map_err(|_| missing())
     }
 
     pub fn mark_published(&self, id: &str, dataset: &str) -> Result<()> {

@@ -22,6 +22,7 @@ pub mod live;
 pub mod qc;
 pub mod runner;
 pub mod sandbox;
+pub mod workspace;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Component, Path};

@@ -152,6 +152,20 @@ impl Runner {
         Ok((r, run.output_dir()))
     }
 
+    /// A succeeded run's output directory, to read its files: no job of
+    /// the run is left to change them.
+    pub fn succeeded_outputs(&self, id: &str) -> Result<PathBuf> {
+        let run = self.get(id)?;
+        let status = run.record().status;
+        if status != Status::Succeeded {
+            return Err(RunError::Conflict(format!(
+                "run {id} is {}; only a succeeded run has outputs",
+                status.as_str()
+            )));
+        }
+        Ok(run.output_dir())
+    }
+
     pub fn mark_published(&self, id: &str, dataset: &str) -> Result<()> {
         self.get(id)?.update(|r| r.published_as = Some(dataset.into()));
         Ok(())

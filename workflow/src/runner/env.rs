@@ -237,7 +237,13 @@ pub(super) fn requirements(wf: &Workflow, files: Option<&Path>) -> Result<Option
     }
     let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
     check_requirements(&bytes).map_err(|why| WorkflowError::new(None, field, format!("{name}: {why}")))?;
-    Ok(Some(bytes))
+    // A file of comments only (a workspace's starting point) asks for
+    // nothing: the jobs run on the host's Python, with no build.
+    let names_a_package = String::from_utf8_lossy(&bytes).lines().any(|l| {
+        let line = l.split(" #").next().unwrap_or_default().trim();
+        !line.is_empty() && !line.starts_with('#')
+    });
+    Ok(names_a_package.then_some(bytes))
 }
 
 #[cfg(test)]
