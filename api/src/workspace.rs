@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use leasehold_chaincode::{AccessMode, LeaseStatus};
+use leasehold_chaincode::LeaseStatus;
 use leasehold_node::users::Role;
 use leasehold_workflow::workspace::{starter, Starter};
 use serde::Serialize;
@@ -31,8 +31,9 @@ pub struct WorkspaceView {
 
 /// A starter workflow directory on the lease's dataset: `workflow.yaml`
 /// mounting it at `/home/jovyan/<dataset>`, a script that reads it, an
-/// empty `requirements.txt`, a QC test on a fixture (the owner's public
-/// `sample`, else empty files of the dataset's names), and a README.
+/// empty `requirements.txt`, a QC test on the owner's public `sample` (an
+/// object of file path to text in the public metadata) if there is one,
+/// and a README. Nothing leased, not even a file's name, is in it.
 #[utoipa::path(get, path = "/v1/leases/{id}/workspace", responses((status = 200, body = WorkspaceView), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)), security(("bearer" = ["member"])))]
 pub async fn workspace(
     s: State<AppState>,
@@ -52,16 +53,7 @@ pub async fn workspace(
         .node
         .dataset(&lease.dataset_id)?
         .ok_or_else(|| ApiError::NotFound(format!("dataset {:?} does not exist", lease.dataset_id)))?;
-    // A compute lessee is never shown the files; its runs see them at the
-    // owner's node.
-    let files: Vec<String> = match dataset.spec.policy.access {
-        AccessMode::Compute => Vec::new(),
-        AccessMode::Files => {
-            s.node.dataset_files(&dataset.id).await?.manifest.files.into_iter().map(|f| f.path).collect()
-        }
-    };
     let public: serde_json::Value = serde_json::from_str(&dataset.spec.public_metadata).unwrap_or_default();
-    let files =
-        starter(&Starter { lease_id: &id, dataset_id: &dataset.id, files: &files, sample: public.get("sample") });
+    let files = starter(&Starter { lease_id: &id, dataset_id: &dataset.id, sample: public.get("sample") });
     Ok(Json(WorkspaceView { lease: id, dataset: dataset.id, files }))
 }

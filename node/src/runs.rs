@@ -232,9 +232,13 @@ impl NodeHandle {
         Ok(self.runner().publishable(id)?)
     }
 
-    /// A succeeded run's output files, each hashed as it is now.
+    /// A succeeded run's output files, each hashed as it is now. Listings
+    /// read whole trees: two at a time, so that repeated requests queue
+    /// rather than take every blocking thread and the disk.
     pub async fn run_outputs_manifest(&self, id: &str) -> Result<Manifest> {
+        static LISTING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
         let dir = self.runner().succeeded_outputs(id)?;
+        let _turn = LISTING.acquire().await.map_err(|e| NodeError::Unavailable(e.to_string()))?;
         tokio::task::spawn_blocking(move || Manifest::of_dir(&dir))
             .await
             .map_err(|e| NodeError::Data(format!("listing a run's outputs: {e}")))?

@@ -1,17 +1,18 @@
 //! A workspace to start from: the files of a workflow directory that runs
 //! at once on a leased dataset, and passes its own QC test.
 //!
-//! Pure: it takes what the ledger and the owner say of the dataset (its
-//! id, its files' paths, and the sample its owner made public) and returns
-//! file contents by path. Nothing leased goes into it: the test's fixture
-//! is the owner's public sample, or empty files of the same names, so the
-//! directory holds nothing that stops being the user's when the lease ends.
+//! Pure: it takes the lease, the dataset's id and the sample its owner made
+//! public, and returns file contents by path. Nothing leased goes into it,
+//! not even the files' names (they are listed only under a lease): the
+//! test's fixture is the owner's public sample, and without one there is
+//! no test, so the directory holds nothing that stops being the user's
+//! when the lease ends.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Where jupyterflow's users find their volumes.
 const HOME: &str = "/home/jovyan";
-/// The fixture gets at most this many files (a dataset may hold 100,000).
+/// The fixture takes at most this many files of the sample.
 pub const MAX_FIXTURE_FILES: usize = 50;
 /// The most sample text the fixture takes from the public metadata.
 pub const MAX_SAMPLE_BYTES: usize = 64 * 1024;
@@ -20,8 +21,6 @@ pub const MAX_SAMPLE_BYTES: usize = 64 * 1024;
 pub struct Starter<'a> {
     pub lease_id: &'a str,
     pub dataset_id: &'a str,
-    /// The dataset's file paths, as its owner lists them under the lease.
-    pub files: &'a [String],
     /// `public_metadata.sample`, when the owner published one: an object of
     /// file path to text, mounted in place of the dataset in the QC test.
     pub sample: Option<&'a serde_json::Value>,
@@ -29,7 +28,7 @@ pub struct Starter<'a> {
 
 /// The workspace's files, by path relative to its directory.
 pub fn starter(s: &Starter) -> BTreeMap<String, String> {
-    let fixture = fixture(s);
+    let fixture = fixture(s.sample);
     let mut out = BTreeMap::new();
     out.insert("workflow.yaml".into(), workflow_yaml(s, fixture.len()));
     out.insert("analyse.py".into(), script(s.dataset_id));
@@ -46,25 +45,25 @@ pub fn starter(s: &Starter) -> BTreeMap<String, String> {
     out
 }
 
-/// The QC test's files: the owner's public sample if it is usable, else
-/// the dataset's first files, empty.
-fn fixture(s: &Starter) -> Vec<(String, String)> {
-    let from_sample: Option<Vec<(String, String)>> = s.sample.and_then(|v| v.as_object()).map(|m| {
-        let mut total = 0usize;
-        m.iter()
-            .filter_map(|(path, text)| Some((path.clone(), text.as_str()?.to_string())))
-            .filter(|(path, _)| leasehold_files::check_rel_path(path).is_ok())
-            .take_while(|(_, text)| {
-                total += text.len();
-                total <= MAX_SAMPLE_BYTES
-            })
-            .take(MAX_FIXTURE_FILES)
-            .collect()
-    });
-    match from_sample {
-        Some(files) if !files.is_empty() => files,
-        _ => s.files.iter().take(MAX_FIXTURE_FILES).map(|p| (p.clone(), String::new())).collect(),
-    }
+/// The QC test's files, from the owner's public sample: text entries whose
+/// paths stay inside, within the limits, none where another needs a
+/// directory.
+fn fixture(sample: Option<&serde_json::Value>) -> Vec<(String, String)> {
+    let Some(entries) = sample.and_then(|v| v.as_object()) else { return Vec::new() };
+    let mut total = 0usize;
+    let files: Vec<(String, String)> = entries
+        .iter()
+        .filter_map(|(path, text)| Some((path.clone(), text.as_str()?.to_string())))
+        .filter(|(path, _)| leasehold_files::check_rel_path(path).is_ok())
+        .take_while(|(_, text)| {
+            total += text.len();
+            total <= MAX_SAMPLE_BYTES
+        })
+        .take(MAX_FIXTURE_FILES)
+        .collect();
+    let dirs: BTreeSet<&str> =
+        files.iter().flat_map(|(p, _)| p.match_indices('/').map(move |(i, _)| &p[..i])).collect();
+    files.iter().filter(|(p, _)| !dirs.contains(p.as_str())).cloned().collect()
 }
 
 fn workflow_yaml(s: &Starter, fixture_files: usize) -> String {
@@ -77,7 +76,7 @@ fn workflow_yaml(s: &Starter, fixture_files: usize) -> String {
             "# Run first, on tests/sample mounted where the dataset will be: if it\n\
              # fails, no leased byte is fetched.\n\
              tests:\n  - name: analyse.py on the sample\n    command: python3 analyse.py\n    \
-             fixtures:\n      - from: tests/sample\n        path: {HOME}/{ds}\n    \
+             fixtures:\n      - from: tests/sample\n        path: '{HOME}/{ds}'\n    \
              output: \"read {fixture_files} files\"\n    timeout: 60\n"
         )
     };
@@ -86,9 +85,9 @@ fn workflow_yaml(s: &Starter, fixture_files: usize) -> String {
          # The dataset is mounted read-only at {HOME}/{ds}; the jobs share their\n\
          # working directory ($HOME, {HOME}) and write what they publish to\n\
          # $OUTPUT_DIR. Run with: leasehold run -f workflow.yaml\n\
-         name: {ds}-analysis\n\
-         jobs:\n  - command: python3 analyse.py\n    volumes:\n      - id: {ds}\n        name: {ds}\n        \
-         path: {HOME}/{ds}\n    timeout: 600\n\
+         name: '{ds}-analysis'\n\
+         jobs:\n  - command: python3 analyse.py\n    volumes:\n      - id: '{ds}'\n        name: '{ds}'\n        \
+         path: '{HOME}/{ds}'\n    timeout: 600\n\
          {test}"
     )
 }
@@ -122,9 +121,9 @@ print(f"read {{len(summary)}} files")
 
 fn readme(s: &Starter, no_fixture: bool) -> String {
     let sample = if no_fixture {
-        "Add a few rows of your own under `tests/sample/` and a `tests:` entry to test before each run."
+        "The owner published no sample: put a few rows of your own under `tests/sample/`, and a `tests:` entry, to test before each run."
     } else {
-        "`tests/sample/` holds the fixture the QC test runs on first: the owner's public sample, or empty files of the dataset's names; put a few rows of your own there."
+        "`tests/sample/` holds the owner's public sample, which the QC test runs on first; add rows of your own there."
     };
     format!(
         "# Working on {ds}\n\n\
@@ -143,23 +142,21 @@ mod tests {
 
     #[test]
     fn the_workspace_parses_and_tests_on_the_public_sample() {
-        let files = vec!["iris.csv".to_string(), "notes/readme.txt".to_string()];
-        let sample = serde_json::json!({"iris.csv": "5.1,3.5,1.4,0.2,setosa\n", "../escape": "x"});
-        let s = Starter { lease_id: "lease-1", dataset_id: "iris", files: &files, sample: Some(&sample) };
-        let out = starter(&s);
+        let sample = serde_json::json!({"iris.csv": "5.1,setosa\n", "../escape": "x", "d": "file", "d/e": "dir"});
+        let out = starter(&Starter { lease_id: "lease-1", dataset_id: "iris", sample: Some(&sample) });
         let wf = Workflow::parse(&out["workflow.yaml"]).unwrap();
         assert_eq!(wf.jobs[0].volumes[0].path, "/home/jovyan/iris");
-        assert_eq!(wf.tests[0].output.as_deref(), Some("read 1 files"));
-        assert_eq!(out["tests/sample/iris.csv"], "5.1,3.5,1.4,0.2,setosa\n");
-        assert!(!out.keys().any(|k| k.contains("..")), "{:?}", out.keys());
+        assert_eq!(wf.tests[0].output.as_deref(), Some("read 2 files"));
+        assert_eq!(out["tests/sample/iris.csv"], "5.1,setosa\n");
+        let fixture: Vec<_> = out.keys().filter(|k| k.starts_with("tests/")).collect();
+        assert_eq!(fixture, ["tests/sample/d/e", "tests/sample/iris.csv"], "no escape, no file where a directory is");
     }
 
     #[test]
-    fn without_a_sample_the_fixture_is_empty_files_of_the_datasets_names() {
-        let files: Vec<String> = (0..80).map(|i| format!("part-{i:03}.csv")).collect();
-        let out = starter(&Starter { lease_id: "l", dataset_id: "sales", files: &files, sample: None });
-        let fixtures: Vec<_> = out.keys().filter(|k| k.starts_with("tests/sample/")).collect();
-        assert_eq!(fixtures.len(), MAX_FIXTURE_FILES);
-        assert!(out["workflow.yaml"].contains(&format!("read {MAX_FIXTURE_FILES} files")));
+    fn without_a_sample_there_is_no_test_and_nothing_of_the_dataset() {
+        let out = starter(&Starter { lease_id: "l", dataset_id: "true", sample: None });
+        let wf = Workflow::parse(&out["workflow.yaml"]).unwrap();
+        assert!(wf.tests.is_empty() && !out.keys().any(|k| k.starts_with("tests/")), "{:?}", out.keys());
+        assert_eq!(wf.jobs[0].volumes[0].id, "true", "an id YAML would read as a boolean stays a string");
     }
 }

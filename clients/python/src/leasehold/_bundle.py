@@ -33,11 +33,17 @@ def tar_directory(directory: Path) -> bytes:
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for root, dirs, files in os.walk(directory):
             dirs[:] = sorted(d for d in dirs if d not in SKIPPED)
+            for name in dirs:
+                if (Path(root) / name).is_symlink():
+                    relative = (Path(root) / name).relative_to(directory).as_posix()
+                    raise LeaseholdError(f"{relative} is a symbolic link; a bundle holds files only", field="directory")
             for name in sorted(files):
                 path = Path(root) / name
                 relative = path.relative_to(directory).as_posix()
-                if path.is_symlink():
-                    raise LeaseholdError(f"{relative} is a symbolic link; a bundle holds files only", field="directory")
+                if path.is_symlink() or not path.is_file():
+                    raise LeaseholdError(
+                        f"{relative} is not a regular file; a bundle holds files only", field="directory"
+                    )
                 total += path.stat().st_size
                 if total > MAX_BUNDLE_BYTES:
                     raise LeaseholdError(

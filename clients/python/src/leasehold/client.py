@@ -16,7 +16,7 @@ import httpx
 
 from ._paths import seg
 from .datasets import Datasets
-from .errors import LeaseholdError, from_response
+from .errors import LeaseholdError, Unavailable, from_response
 from .leases import Leases
 from .runs import Publications, Releases, Runs
 
@@ -112,7 +112,10 @@ class Client:
         headers: Optional[Mapping[str, str]] = None,
     ) -> Any:
         query = {k: _param(v) for k, v in (params or {}).items() if v is not None}
-        response = self._http.request(method, path, json=json, params=query, content=content, headers=headers)
+        try:
+            response = self._http.request(method, path, json=json, params=query, content=content, headers=headers)
+        except httpx.TransportError as e:
+            raise Unavailable(f"{self.url} did not answer: {e}") from e
         if response.is_error:
             raise from_response(response)
         if not response.content:

@@ -3,7 +3,8 @@
 The node answers each error with ``application/problem+json``: a ``status``,
 a ``title``, a ``detail`` written for people, and for a bad input the
 ``field`` it is about. Nothing is swallowed: each failed call raises one of
-these, with the node's own words in ``detail``.
+these, with the node's own words in ``detail``; a node that does not answer
+at all raises ``Unavailable``.
 """
 
 from __future__ import annotations

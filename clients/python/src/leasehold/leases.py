@@ -125,28 +125,31 @@ class Leases:
         return self._resource(self._c.post(f"/v1/leases/{seg(lease_id)}/release"), lease_id)
 
     def _resource(self, write: Write, lease_id: Optional[str] = None) -> Lease:
-        """The lease a write committed; read back when the write answered
-        before its block (``pending``)."""
+        """The lease a write committed. A write the node answered before its
+        block (``pending``) is waited for, then the lease read back."""
         if write.get("resource"):
             return cast(Lease, write["resource"])
-        return self.get(lease_id or self._lease_id_of(write["tx_id"]))
+        payload = self._committed_payload(write["tx_id"])
+        return self.get(lease_id or _lease_named(payload, write["tx_id"]))
 
-    def _lease_id_of(self, tx_id: str, timeout_s: float = 60.0) -> str:
-        """The lease a pending request names, once its tx is on the ledger."""
+    def _committed_payload(self, tx_id: str, timeout_s: float = 60.0) -> Dict[str, Any]:
+        """What the tx signed, once it is on this node's ledger."""
         deadline = time.monotonic() + timeout_s
         while True:
             try:
-                payload = self._c.tx(tx_id).get("payload") or {}
-                break
+                return cast(Dict[str, Any], self._c.tx(tx_id).get("payload") or {})
             except NotFound:
                 if time.monotonic() >= deadline:
                     raise Timeout(f"tx {tx_id} is not on the ledger after {timeout_s:g} s", field="tx_id") from None
                 time.sleep(0.2)
-        inner = [v for v in payload.values() if isinstance(v, dict)] if isinstance(payload, dict) else []
-        for value in [payload, *inner]:
-            if isinstance(value, dict) and "lease_id" in value:
-                return str(value["lease_id"])
-        raise LeaseholdError(f"tx {tx_id} names no lease", field="tx_id")
+
+
+def _lease_named(payload: Dict[str, Any], tx_id: str) -> str:
+    inner = [v for v in payload.values() if isinstance(v, dict)]
+    for value in [payload, *inner]:
+        if "lease_id" in value:
+            return str(value["lease_id"])
+    raise LeaseholdError(f"tx {tx_id} names no lease", field="tx_id")
 
 
 def _write_durably(target: Path, data: bytes) -> None:
@@ -159,7 +162,17 @@ def _write_durably(target: Path, data: bytes) -> None:
             os.fsync(f.fileno())
         os.chmod(temp, 0o644)
         os.replace(temp, target)
+        sync_directory(target.parent)
     except BaseException:
         if os.path.exists(temp):
             os.unlink(temp)
         raise
+
+
+def sync_directory(directory: Path) -> None:
+    """Makes a rename in ``directory`` durable."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -17,7 +17,8 @@ from httpx_sse import connect_sse
 from ._bundle import tar_directory
 from ._paths import file_path, seg
 from ._progress import Progress
-from .errors import LeaseholdError, RunFailed, Timeout, from_response
+from .errors import LeaseholdError, RunFailed, Timeout, Unavailable, from_response
+from .leases import sync_directory
 from .types import LogLine, Policy, Run, Write
 
 if TYPE_CHECKING:
@@ -106,9 +107,16 @@ class Runs:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         next_seq, drops = 0, 0
         while True:
+            # The node sends a keep-alive every 15 s: a read that waits
+            # longer than the time left ends the wait at the deadline.
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise Timeout(f"run {run_id} has not ended after {timeout_s:g} s", field="timeout_s")
+            read_s = 60.0 if left is None else min(60.0, left)
+            url = f"/v1/runs/{seg(run_id)}/logs"
             try:
                 with connect_sse(
-                    self._c._http, "GET", f"/v1/runs/{seg(run_id)}/logs", params={"from": next_seq}
+                    self._c._http, "GET", url, params={"from": next_seq}, timeout=httpx.Timeout(60.0, read=read_s)
                 ) as source:
                     if source.response.is_error:
                         source.response.read()
@@ -116,7 +124,7 @@ class Runs:
                     for event in source.iter_sse():
                         if event.event == "log":
                             line = cast(LogLine, event.json())
-                            next_seq = line["seq"] + 1
+                            next_seq, drops = line["seq"] + 1, 0
                             yield line
                         elif event.event == "end":
                             if watcher is not None:
@@ -124,16 +132,17 @@ class Runs:
                             return
                         if deadline is not None and time.monotonic() > deadline:
                             raise Timeout(f"run {run_id} has not ended after {timeout_s:g} s", field="timeout_s")
-            except (httpx.ReadError, httpx.RemoteProtocolError, httpx.ReadTimeout):
+            except httpx.TransportError as e:
+                # A dropped or silent connection: resumed after the last
+                # line seen, a few times, each after a longer pause.
                 drops += 1
                 if drops > MAX_RECONNECTS:
-                    raise
+                    raise Unavailable(f"the log of run {run_id} could not be followed: {e}") from e
             else:
-                # The stream closed without its `end` event: resume after
-                # the last line seen.
                 drops += 1
                 if drops > MAX_RECONNECTS:
                     raise LeaseholdError(f"the log of run {run_id} keeps closing before its end", field="run")
+            time.sleep(min(0.2 * 2**drops, 5.0))
 
     def get(self, run_id: str) -> Run:
         return cast(Run, self._c.get(f"/v1/runs/{seg(run_id)}"))
@@ -231,6 +240,7 @@ def _download(client: "Client", url: str, root: Path, entry: Dict[str, Any], bar
         if digest.hexdigest() != entry["sha256"]:
             raise LeaseholdError(f"{entry['path']} does not match the sha256 the node listed", field="sha256")
         os.replace(temp, target)
+        sync_directory(target.parent)
     finally:
         if os.path.exists(temp):
             os.unlink(temp)
