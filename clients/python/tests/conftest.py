@@ -12,7 +12,7 @@ import os
 import time
 import uuid
 from pathlib import Path
-from typing import Callable, List, Optional, TypeVar
+from typing import Any, Callable, List, Optional, TypeVar
 
 import pytest
 
@@ -96,6 +96,12 @@ def register(
         private_metadata=PRIVATE,
     )
     assert write["status"] == "committed", write
+
+
+def shared(owner: leasehold.Client, lessee: leasehold.Client, dataset_id: str, tmp: Path, **kwargs: Any) -> None:
+    """``register``, then wait until the lessee's node has the dataset."""
+    register(owner, dataset_id, tmp, **kwargs)
+    until(f"{dataset_id} reaches the lessee", lambda: lessee.datasets.search(dataset_id))
 
 
 def leased(owner: leasehold.Client, lessee: leasehold.Client, dataset_id: str, duration_ms: int = 600_000) -> str:

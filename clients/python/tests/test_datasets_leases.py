@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import PRIVATE, ROWS, leased, register, until
+from conftest import PRIVATE, ROWS, leased, register, shared, until
 
 import leasehold
 
@@ -67,8 +67,7 @@ def test_a_refused_registration_names_the_field_and_changes_nothing(
 def test_a_lease_from_request_to_release(
     org1: leasehold.Client, org2: leasehold.Client, name: str, tmp_path: Path
 ) -> None:
-    register(org1, name, tmp_path)
-    until("org2 sees the dataset", lambda: org2.datasets.search(name))
+    shared(org1, org2, name, tmp_path)
     lease_id = leased(org1, org2, name, duration_ms=300_000)
     assert org2.leases.metadata(lease_id) == PRIVATE
     assert org2.leases.disclosure(lease_id)["dataset_id"] == name
@@ -94,8 +93,7 @@ def test_a_lease_from_request_to_release(
 def test_a_denied_lease_raises_with_the_owners_reason(
     org1: leasehold.Client, org2: leasehold.Client, name: str, tmp_path: Path
 ) -> None:
-    register(org1, name, tmp_path)
-    until("org2 sees the dataset", lambda: org2.datasets.search(name))
+    shared(org1, org2, name, tmp_path)
     lease = org2.leases.request(name, 60_000)
     until("org1 sees the request", lambda: org1.leases.list(role="owner", dataset=name))
     org1.leases.deny(lease["id"], "not for this study")
@@ -107,8 +105,7 @@ def test_a_denied_lease_raises_with_the_owners_reason(
 def test_an_expired_leases_metadata_raises_with_the_reason(
     org1: leasehold.Client, org2: leasehold.Client, name: str, tmp_path: Path
 ) -> None:
-    register(org1, name, tmp_path)
-    until("org2 sees the dataset", lambda: org2.datasets.search(name))
+    shared(org1, org2, name, tmp_path)
     lease_id = leased(org1, org2, name, duration_ms=3_000)
     assert org2.leases.metadata(lease_id) == PRIVATE
     until("the lease expires on org2's node", lambda: org2.leases.get(lease_id)["status"] == "expired")
@@ -120,8 +117,7 @@ def test_an_expired_leases_metadata_raises_with_the_reason(
 def test_a_revoked_lease_discloses_nothing(
     org1: leasehold.Client, org2: leasehold.Client, name: str, tmp_path: Path
 ) -> None:
-    register(org1, name, tmp_path)
-    until("org2 sees the dataset", lambda: org2.datasets.search(name))
+    shared(org1, org2, name, tmp_path)
     lease_id = leased(org1, org2, name)
     assert org1.leases.revoke(lease_id, "study closed")["status"] == "revoked"
     until("org2 sees the revocation", lambda: org2.leases.get(lease_id)["status"] == "revoked")

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import List
 
 import pytest
-from conftest import ROWS, leased, register, until
+from conftest import ROWS, leased, shared, until
 
 import leasehold
 
@@ -18,8 +18,7 @@ import leasehold
 def test_a_workspace_runs_unchanged_and_its_outputs_come_back(
     org1: leasehold.Client, org2: leasehold.Client, name: str, tmp_path: Path
 ) -> None:
-    register(org1, name, tmp_path, public={"sample": {"iris.csv": "5.1,setosa\n"}})
-    until("org2 sees the dataset", lambda: org2.datasets.search(name))
+    shared(org1, org2, name, tmp_path, public={"sample": {"iris.csv": "5.1,setosa\n"}})
     lease_id = leased(org1, org2, name)
     work = org2.leases.workspace(lease_id, tmp_path / "work")
     assert sorted(p.name for p in work.iterdir()) == [
@@ -52,8 +51,7 @@ def test_a_workspace_runs_unchanged_and_its_outputs_come_back(
 def test_the_cli_workspace_runs_unchanged(
     org1: leasehold.Client, org2: leasehold.Client, name: str, tmp_path: Path
 ) -> None:
-    register(org1, name, tmp_path)
-    until("org2 sees the dataset", lambda: org2.datasets.search(name))
+    shared(org1, org2, name, tmp_path)
     lease_id = leased(org1, org2, name)
     binary = os.environ["LEASEHOLD_TEST_BIN"]
     token = os.environ["LEASEHOLD_TEST_TOKEN_FILES"].split(",")[1]
@@ -99,8 +97,7 @@ def test_a_run_is_cancelled(org2: leasehold.Client, tmp_path: Path) -> None:
 def test_compute_to_data_waits_for_the_owners_release(
     org1: leasehold.Client, org2: leasehold.Client, name: str, tmp_path: Path
 ) -> None:
-    register(org1, name, tmp_path, access="compute", release={"approval": True, "logs": "after_release"})
-    until("org2 sees the dataset", lambda: org2.datasets.search(name))
+    shared(org1, org2, name, tmp_path, access="compute", release={"approval": True, "logs": "after_release"})
     lease_id = leased(org1, org2, name)
     with pytest.raises(leasehold.Forbidden):
         org2.leases.metadata(lease_id)

@@ -80,15 +80,7 @@ class Datasets:
         and shown only to an active lessee. Needs the admin role."""
         if files is not None:
             self.upload(dataset_id, files)
-        body = {
-            "id": dataset_id,
-            "title": title,
-            "description": description,
-            "tags": list(tags),
-            "policy": policy,
-            "public_metadata": public_metadata or {},
-            "private_metadata": private_metadata or {},
-        }
+        body = new_dataset(dataset_id, title, policy, description, tags, public_metadata, private_metadata)
         return cast(Write, self._c.post("/v1/datasets", body))
 
     def update(self, dataset_id: str, *, files: Union[str, Path, None] = None, **patch: Any) -> Write:
@@ -121,6 +113,27 @@ class Datasets:
                 headers = {"content-type": "application/octet-stream"}
                 staged.append(self._c.call("PUT", url, content=_chunks(path, bar), headers=headers))
         return staged
+
+
+def new_dataset(
+    dataset_id: Optional[str],
+    title: str,
+    policy: Policy,
+    description: str,
+    tags: Sequence[str],
+    public_metadata: Optional[Dict[str, Any]],
+    private_metadata: Optional[Dict[str, Any]],
+) -> Dict[str, Any]:
+    """The body of a registration, and of a run's publication."""
+    return {
+        "id": dataset_id,
+        "title": title,
+        "description": description,
+        "tags": list(tags),
+        "policy": policy,
+        "public_metadata": public_metadata or {},
+        "private_metadata": private_metadata or {},
+    }
 
 
 def _plain_files(root: Path) -> List[Path]:

@@ -17,6 +17,7 @@ from httpx_sse import connect_sse
 from ._bundle import tar_directory
 from ._paths import file_path, seg
 from ._progress import Progress
+from .datasets import new_dataset
 from .errors import LeaseholdError, RunFailed, Timeout, Unavailable, from_response
 from .leases import sync_directory
 from .types import LogLine, Policy, Run, Write
@@ -190,15 +191,7 @@ class Runs:
         """Publishes a succeeded run's outputs as a dataset derived from its
         inputs (admin role). ``status`` is ``pending`` with the publication
         in ``resource`` when an input's owner must approve it first."""
-        body = {
-            "id": dataset_id,
-            "title": title,
-            "description": description,
-            "tags": list(tags),
-            "policy": policy,
-            "public_metadata": public_metadata or {},
-            "private_metadata": private_metadata or {},
-        }
+        body = new_dataset(dataset_id, title, policy, description, tags, public_metadata, private_metadata)
         return cast(Write, self._c.post(f"/v1/runs/{seg(run_id)}/publish", body))
 
 
