@@ -76,6 +76,11 @@ class Client:
             raise LeaseholdError("set LEASEHOLD_TOKEN or LEASEHOLD_TOKEN_FILE", field="LEASEHOLD_TOKEN")
         return cls(url, token, **kwargs)
 
+    @property
+    def http(self) -> httpx.Client:
+        """The underlying httpx client, with the token set."""
+        return self._http
+
     def status(self) -> Dict[str, Any]:
         """This node: its org, the ledger's height, the leader and the peers."""
         return cast(Dict[str, Any], self.get("/v1/status"))

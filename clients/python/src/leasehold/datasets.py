@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence, Union, cast
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Union, cast
 
 from ._paths import file_path, seg
 from ._progress import Progress
+from ._transport import Transport
 from .errors import LeaseholdError
 from .types import Dataset, Files, Policy, Version, Write
-
-if TYPE_CHECKING:
-    from .client import Client
 
 #: Read from a file and sent per request body chunk while uploading.
 UPLOAD_CHUNK_BYTES = 1 << 20
 
 
 class Datasets:
-    def __init__(self, client: "Client") -> None:
+    def __init__(self, client: Transport) -> None:
         self._c = client
 
     def iter(

@@ -6,25 +6,22 @@ grants or denies it; it ends by itself at ``expires_at``, by block time.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Union, cast
+from typing import Any, Dict, List, Optional, Union, cast
 
+from ._files import write_durably
 from ._paths import seg
+from ._transport import Transport
 from .errors import LeaseholdError, LeaseNotGranted, NotFound, Timeout
 from .types import Lease, Write
-
-if TYPE_CHECKING:
-    from .client import Client
 
 #: A lease in one of these states will never become active.
 ENDED = {"denied", "expired", "released", "revoked"}
 
 
 class Leases:
-    def __init__(self, client: "Client") -> None:
+    def __init__(self, client: Transport) -> None:
         self._c = client
 
     def request(self, dataset_id: str, duration_ms: int, purpose: str = "") -> Lease:
@@ -98,7 +95,7 @@ class Leases:
             if ".." in path.split("/") or path.startswith("/"):
                 raise LeaseholdError(f"the node named a file {path!r} outside the workspace", field="files")
             target.parent.mkdir(parents=True, exist_ok=True)
-            _write_durably(target, text.encode())
+            write_durably(target, text.encode())
         return root
 
     # The owner's side (admin role).
@@ -150,29 +147,3 @@ def _lease_named(payload: Dict[str, Any], tx_id: str) -> str:
         if "lease_id" in value:
             return str(value["lease_id"])
     raise LeaseholdError(f"tx {tx_id} names no lease", field="tx_id")
-
-
-def _write_durably(target: Path, data: bytes) -> None:
-    """Temp file, fsync, rename: a crash leaves the old file or the new one."""
-    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".write-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(temp, 0o644)
-        os.replace(temp, target)
-        sync_directory(target.parent)
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise
-
-
-def sync_directory(directory: Path) -> None:
-    """Makes a rename in ``directory`` durable."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -9,21 +9,19 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Sequence, Union, cast
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Union, cast
 
 import httpx
 from httpx_sse import connect_sse
 
 from ._bundle import tar_directory
+from ._files import sync_directory
 from ._paths import file_path, seg
 from ._progress import Progress
+from ._transport import Transport
 from .datasets import new_dataset
 from .errors import LeaseholdError, RunFailed, Timeout, Unavailable, from_response
-from .leases import sync_directory
 from .types import LogLine, Policy, Run, Write
-
-if TYPE_CHECKING:
-    from .client import Client
 
 #: Statuses a run does not leave.
 FINAL = {"succeeded", "failed", "cancelled"}
@@ -40,7 +38,7 @@ def print_line(line: LogLine) -> None:
 
 
 class Runs:
-    def __init__(self, client: "Client") -> None:
+    def __init__(self, client: Transport) -> None:
         self._c = client
 
     def submit(self, directory: Union[str, Path], *, force: bool = False) -> Run:
@@ -117,7 +115,7 @@ class Runs:
             url = f"/v1/runs/{seg(run_id)}/logs"
             try:
                 with connect_sse(
-                    self._c._http, "GET", url, params={"from": next_seq}, timeout=httpx.Timeout(60.0, read=read_s)
+                    self._c.http, "GET", url, params={"from": next_seq}, timeout=httpx.Timeout(60.0, read=read_s)
                 ) as source:
                     if source.response.is_error:
                         source.response.read()
@@ -212,7 +210,7 @@ class _JobWatcher:
         self._done = done
 
 
-def _download(client: "Client", url: str, root: Path, entry: Dict[str, Any], bar: Progress) -> None:
+def _download(client: Transport, url: str, root: Path, entry: Dict[str, Any], bar: Progress) -> None:
     target = root.joinpath(*entry["path"].split("/"))
     if root.resolve() not in target.resolve().parents:
         raise LeaseholdError(f"output path {entry['path']!r} leaves the directory", field="path")
@@ -242,7 +240,7 @@ def _download(client: "Client", url: str, root: Path, entry: Dict[str, Any], bar
 class Releases:
     """Compute-to-data, the owner's side: release or refuse a run's outputs."""
 
-    def __init__(self, client: "Client") -> None:
+    def __init__(self, client: Transport) -> None:
         self._c = client
 
     def approve(self, run_id: str, reason: str = "") -> Run:
@@ -256,7 +254,7 @@ class Releases:
 class Publications:
     """Publications of derived data waiting on their inputs' owners."""
 
-    def __init__(self, client: "Client") -> None:
+    def __init__(self, client: Transport) -> None:
         self._c = client
 
     def list(self) -> List[Dict[str, Any]]:
