@@ -4,6 +4,7 @@
 mod bench;
 mod dataset;
 mod run;
+mod secret;
 mod workspace;
 
 use std::path::Path;
@@ -143,6 +144,7 @@ fn run() -> anyhow::Result<()> {
         Command::Run { file, url, token_file, force } => rt.block_on(run::run(&file, &url, &token_file, force)),
         Command::Dataset { command } => rt.block_on(dataset::run(command)),
         Command::Workspace { command } => rt.block_on(workspace::run(command)),
+        Command::Secret { command } => rt.block_on(secret::run(command)),
         Command::Workflow { command: WorkflowCommand::Argo { file, image, url, token_file } } => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
             let wf = leasehold_workflow::Workflow::parse(&text)?;

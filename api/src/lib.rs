@@ -20,6 +20,7 @@ mod orgs;
 mod outputs;
 mod publications;
 mod runs;
+mod secrets;
 pub mod session;
 pub mod signin;
 pub mod ui;
@@ -76,6 +77,7 @@ pub fn app(state: AppState) -> Router {
         .merge(publications::routes())
         .merge(outputs::routes())
         .merge(workspace::routes())
+        .merge(secrets::routes())
         .merge(runs::routes((state.node.config().workflow.max_bundle_mib as usize) << 20))
         .merge(openapi::routes())
         .merge(signin::routes())

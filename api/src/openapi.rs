@@ -103,7 +103,7 @@ fn document_problems(op: &mut utoipa::openapi::path::Operation, writes: bool) {
         crate::leases::request, crate::leases::list, crate::leases::show, crate::leases::grant, crate::leases::deny,
         crate::leases::revoke, crate::leases::release, crate::leases::extend, crate::leases::metadata, crate::leases::access_log,
         crate::admin::add_user, crate::admin::list_users, crate::admin::revoke_user, crate::admin::history, crate::admin::backup, crate::admin::config, crate::files::upload, crate::membership::show, crate::membership::approve, crate::orgs::list, crate::orgs::propose, crate::orgs::approve, crate::orgs::deny, crate::orgs::withdraw,
-        crate::runs::submit, crate::runs::list, crate::runs::show, crate::runs::cancel, crate::runs::logs, crate::runs::publish, crate::runs::approve_release, crate::runs::deny_release, crate::outputs::list, crate::outputs::file, crate::workspace::workspace,
+        crate::runs::submit, crate::runs::list, crate::runs::show, crate::runs::cancel, crate::runs::logs, crate::runs::publish, crate::runs::approve_release, crate::runs::deny_release, crate::outputs::list, crate::outputs::file, crate::workspace::workspace, crate::secrets::set, crate::secrets::list, crate::secrets::remove,
         crate::publications::list, crate::publications::approve, crate::publications::deny,
         crate::signin::sign_in, crate::signin::show, crate::signin::sign_out, crate::ledger::status_events,
     ),

@@ -374,6 +374,29 @@ async fn every_operation_by_every_role() {
     m.op(1, "POST", "/v1/runs/{id}/cancel", &format!("/v1/runs/{sid}/cancel"), None, 200).await;
     wait_run(o2, &sid, "cancelled").await;
 
+    // Secrets: set, listed by name (the value never comes back), deleted.
+    let value = "matrix-secret-value";
+    let body = json!({"value": value}).to_string();
+    let set = m.op(1, "PUT", "/v1/secrets/{name}", "/v1/secrets/MATRIX_KEY", Some(&body), 201).await;
+    assert_eq!(set, json!({"name": "MATRIX_KEY"}));
+    let (code, again) = call(&o2.app, "PUT", "/v1/secrets/MATRIX_KEY", Some(&o2.member), Some(body.clone())).await;
+    assert_eq!((code.as_u16(), again), (200, json!({"name": "MATRIX_KEY"})), "replaced");
+    let list = m.op(1, "GET", "/v1/secrets", "/v1/secrets", None, 200).await;
+    assert_eq!(list, json!({"secrets": [{"name": "MATRIX_KEY"}]}));
+    for (path, field) in [("/v1/secrets/lower_case", "name"), ("/v1/secrets/LD_PRELOAD", "name")] {
+        let (code, p) = call(&o2.app, "PUT", path, Some(&o2.member), Some(body.clone())).await;
+        assert_eq!((code.as_u16(), p["field"].as_str()), (422, Some(field)), "{path}: {p}");
+    }
+    let two_lines = json!({"value": "a\nb"}).to_string();
+    let (code, p) = call(&o2.app, "PUT", "/v1/secrets/OTHER", Some(&o2.member), Some(two_lines)).await;
+    assert_eq!((code.as_u16(), p["field"].as_str()), (422, Some("value")), "{p}");
+    let gone = m.op(1, "DELETE", "/v1/secrets/{name}", "/v1/secrets/MATRIX_KEY", None, 200).await;
+    assert_eq!(gone, json!({"name": "MATRIX_KEY"}));
+    let (code, p) = call(&o2.app, "DELETE", "/v1/secrets/MATRIX_KEY", Some(&o2.member), None).await;
+    assert_eq!(code.as_u16(), 404, "{p}");
+    let (_, list) = call(&o2.app, "GET", "/v1/secrets", Some(&o2.member), None).await;
+    assert_eq!(list, json!({"secrets": []}));
+
     // A release is for a compute run this node executed: a local run has none.
     let why = r#"{"reason":"checked"}"#;
     for verb in ["approve", "deny"] {

@@ -130,6 +130,35 @@ pub enum Command {
         #[command(subcommand)]
         command: WorkspaceCommand,
     },
+    /// This org's job secrets at its node, which a workflow names under
+    /// `secrets:` (member token).
+    Secret {
+        #[command(subcommand)]
+        command: SecretCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Store a secret, its value read from standard input (one line), never
+    /// from the command line, where other users of the machine could read it.
+    Set {
+        /// Upper-case letters, digits and `_`: the job's variable.
+        name: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// List the secrets' names (their values are never shown).
+    List {
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Delete a secret.
+    Rm {
+        name: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -288,7 +317,7 @@ pub enum OrgCommand {
     },
 }
 
-/// A node's API and an admin's token.
+/// A node's API and a user's token.
 #[derive(Debug, clap::Args)]
 pub struct ApiArgs {
     /// The node's API base URL.

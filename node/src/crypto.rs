@@ -51,6 +51,38 @@ pub fn open(key: &[u8; 32], dataset_id: &str, version: u32, sealed: &SealedMetad
         .ok()
 }
 
+/// The key that seals this org's job secrets at rest on its own node
+/// (`secrets.rs`): derived from its X25519 secret, with its own salt, so it
+/// is no dataset's key.
+pub fn secrets_key(org_secret: &[u8; 32]) -> [u8; 32] {
+    let mut key = [0u8; 32];
+    Hkdf::<Sha256>::new(Some(b"leasehold/secrets-key/v1"), org_secret)
+        .expand(b"job secrets at rest", &mut key)
+        .expect("32 bytes is a valid HKDF length");
+    key
+}
+
+fn secret_aad(name: &str) -> Vec<u8> {
+    format!("leasehold/secret/v1|{name}").into_bytes()
+}
+
+/// A secret's value sealed under `key`, bound to its name: the nonce, then
+/// the ciphertext.
+pub fn seal_secret(key: &[u8; 32], name: &str, value: &[u8]) -> Vec<u8> {
+    let mut nonce = [0u8; 12];
+    OsRng.fill_bytes(&mut nonce);
+    let ciphertext = cipher(key)
+        .encrypt(Nonce::from_slice(&nonce), Payload { msg: value, aad: &secret_aad(name) })
+        .expect("AES-GCM encryption of a bounded message");
+    [nonce.as_slice(), &ciphertext].concat()
+}
+
+/// `None` unless `sealed` is `name`'s value sealed under `key`.
+pub fn open_secret(key: &[u8; 32], name: &str, sealed: &[u8]) -> Option<Vec<u8>> {
+    let (nonce, ciphertext) = sealed.split_at_checked(12)?;
+    cipher(key).decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad: &secret_aad(name) }).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -39,30 +39,37 @@ pub(crate) struct Inner {
     pub(crate) objects: Arc<crate::data::objects::ObjectStores>,
     /// Runs workflows; it reaches the node only through its own port.
     pub(crate) runner: Arc<leasehold_workflow::runner::Runner>,
+    /// This org's job secrets, sealed at rest (see `secrets`).
+    pub(crate) secrets: Arc<crate::secrets::SecretStore>,
+}
+
+/// What `start` made, for `Inner::new`: the subsystems with state of their own.
+pub(crate) struct Parts {
+    pub(crate) cfg: NodeConfig,
+    pub(crate) ledger: Arc<Ledger>,
+    pub(crate) consensus: Arc<Consensus>,
+    pub(crate) writer: Arc<Writer>,
+    pub(crate) x25519_secret: [u8; 32],
+    pub(crate) objects: Arc<crate::data::objects::ObjectStores>,
+    pub(crate) runner: Arc<leasehold_workflow::runner::Runner>,
+    pub(crate) secrets: Arc<crate::secrets::SecretStore>,
 }
 
 impl Inner {
-    pub(crate) fn new(
-        cfg: NodeConfig,
-        ledger: Arc<Ledger>,
-        consensus: Arc<Consensus>,
-        writer: Arc<Writer>,
-        x25519_secret: [u8; 32],
-        objects: Arc<crate::data::objects::ObjectStores>,
-        runner: Arc<leasehold_workflow::runner::Runner>,
-    ) -> Self {
+    pub(crate) fn new(p: Parts) -> Self {
         Self {
-            cfg,
-            ledger,
-            consensus,
-            writer,
-            x25519_secret,
+            cfg: p.cfg,
+            ledger: p.ledger,
+            consensus: p.consensus,
+            writer: p.writer,
+            x25519_secret: p.x25519_secret,
             manifests: Default::default(),
             limits: Default::default(),
             backing_up: Default::default(),
             adopting: Default::default(),
-            objects,
-            runner,
+            objects: p.objects,
+            runner: p.runner,
+            secrets: p.secrets,
         }
     }
 }

@@ -35,6 +35,7 @@ pub mod raft;
 mod reads;
 mod rpc;
 mod runs;
+mod secrets;
 mod status;
 pub mod users;
 pub mod wire;

@@ -11,8 +11,8 @@ use tracing::info;
 
 use crate::config::NodeConfig;
 use crate::error::{NodeError, Result};
-use crate::handle::Inner;
 use crate::handle::NodeHandle;
+use crate::handle::{Inner, Parts};
 use crate::ledger::store::Store;
 use crate::ledger::Ledger;
 use crate::write::Writer;
@@ -69,11 +69,19 @@ pub async fn start(cfg: NodeConfig) -> Result<(NodeHandle, Tasks)> {
     // leases' caches whether or not an API is serving.
     let dirs = crate::data::DataDirs::new(&cfg.data_dir);
     crate::data::cache::delete_from_before(&dirs);
-    let port =
-        crate::runs::RunnerPort::new(cfg.clone(), ledger.clone(), consensus.clone(), writer.clone(), objects.clone());
+    let secrets = Arc::new(crate::secrets::SecretStore::open(&cfg.data_dir, &x25519_secret)?);
+    let port = crate::runs::RunnerPort::new(
+        cfg.clone(),
+        ledger.clone(),
+        consensus.clone(),
+        writer.clone(),
+        objects.clone(),
+        secrets.clone(),
+    );
     let runner = Runner::start(Arc::new(port), cfg.workflow.clone(), &cfg.executor, &cfg.data_dir)?;
     tasks.push(tokio::spawn(crate::data::cache::janitor(dirs, ledger.clone())));
-    let inner = Inner::new(cfg, ledger.clone(), consensus, writer, x25519_secret, objects, runner);
+    let parts = Parts { cfg, ledger: ledger.clone(), consensus, writer, x25519_secret, objects, runner, secrets };
+    let inner = Inner::new(parts);
     let node = NodeHandle { inner: Arc::new(inner) };
     tasks.push(tokio::spawn(crate::rpc::serve_inbound(node.clone(), inbound)));
     tasks.push(tokio::spawn(prune_waiters(ledger)));

@@ -12,6 +12,7 @@ use leasehold_files::Manifest;
 use leasehold_workflow::live::{LiveRun, RunRecord};
 use leasehold_workflow::runner::wire::{ComputeReply, ComputeRequest};
 use leasehold_workflow::runner::{Port, Progress, RunError, Runner, Written};
+use leasehold_workflow::secrets::SecretEnv;
 
 use crate::config::NodeConfig;
 use crate::consensus::Consensus;
@@ -21,6 +22,7 @@ use crate::data::DataDirs;
 use crate::error::{NodeError, Result};
 use crate::handle::NodeHandle;
 use crate::ledger::Ledger;
+use crate::secrets::SecretStore;
 use crate::wire::{Rpc, RpcReply};
 use crate::write::Writer;
 
@@ -30,6 +32,8 @@ pub(crate) struct RunnerPort {
     consensus: Arc<Consensus>,
     writer: Arc<Writer>,
     objects: Arc<ObjectStores>,
+    /// Opened for this org's own runs only: the runner refuses the rest.
+    secrets: Arc<SecretStore>,
     /// An own version's files being copied in from its bucket, by directory.
     materializing: std::sync::Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -41,8 +45,9 @@ impl RunnerPort {
         consensus: Arc<Consensus>,
         writer: Arc<Writer>,
         objects: Arc<ObjectStores>,
+        secrets: Arc<SecretStore>,
     ) -> Self {
-        Self { cfg, ledger, consensus, writer, objects, materializing: Default::default() }
+        Self { cfg, ledger, consensus, writer, objects, secrets, materializing: Default::default() }
     }
 
     fn dirs(&self) -> DataDirs {
@@ -149,6 +154,10 @@ impl Port for RunnerPort {
 
     fn delete_ended_caches(&self) {
         crate::data::cache::delete_ended(&self.dirs(), &self.ledger);
+    }
+
+    fn secrets(&self, names: &[String]) -> Result<SecretEnv, RunError> {
+        Ok(self.secrets.values(names)?)
     }
 }
 

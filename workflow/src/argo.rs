@@ -1,10 +1,16 @@
 //! The equivalent Argo Workflow manifest, for organisations that run on
 //! Kubernetes: one DAG template, one container template per job, leased
 //! volumes mounted read-only, and a deadline no later than the leases allow.
+//! A workflow's `secrets:` become variables from the Kubernetes Secret
+//! `leasehold-secrets`, which the org creates in its own cluster: the
+//! manifest names keys, never values.
 
 use serde_json::{json, Value};
 
 use super::{CmdMode, Workflow};
+
+/// The Kubernetes Secret a workflow's `secrets:` are read from.
+pub const ARGO_SECRET: &str = "leasehold-secrets";
 
 fn task(n: usize) -> String {
     format!("job-{n}")
@@ -45,7 +51,12 @@ pub fn manifest(wf: &Workflow, default_image: &str, deadline_s: Option<u64>) -> 
             .iter()
             .map(|v| json!({"name": volume_name(&v.id), "mountPath": v.path, "readOnly": true}))
             .collect();
-        let env: Vec<Value> = j.env.iter().map(|(k, v)| json!({"name": k, "value": v})).collect();
+        let mut env: Vec<Value> = j.env.iter().map(|(k, v)| json!({"name": k, "value": v})).collect();
+        env.extend(
+            wf.secrets
+                .iter()
+                .map(|k| json!({"name": k, "valueFrom": {"secretKeyRef": {"name": ARGO_SECRET, "key": k}}})),
+        );
         let mut t = json!({
             "name": task(j.number),
             "container": {
@@ -94,5 +105,15 @@ mod tests {
         assert_eq!(m["spec"]["volumes"][0]["persistentVolumeClaim"]["readOnly"], true);
         assert_eq!(templates[1]["activeDeadlineSeconds"], 30);
         assert_eq!(templates[2]["container"]["command"], json!(["python3", "summary.py"]));
+    }
+
+    #[test]
+    fn secrets_are_read_from_the_clusters_secret_by_name() {
+        let wf = Workflow::parse("secrets: [API_KEY]\njobs: [a, b]\n").unwrap();
+        let m = manifest(&wf, "python:3.11-slim", None);
+        let want = json!([{"name": "API_KEY", "valueFrom": {"secretKeyRef": {"name": ARGO_SECRET, "key": "API_KEY"}}}]);
+        for t in 1..=2 {
+            assert_eq!(m["spec"]["templates"][t]["container"]["env"], want);
+        }
     }
 }

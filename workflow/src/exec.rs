@@ -16,6 +16,10 @@ use tokio::task::JoinSet;
 use super::live::{LiveRun, Status, Stop, Stream};
 use super::sandbox::{JobCommand, Mount, Protection, Sandbox};
 use crate::now_ms;
+use crate::secrets::SecretEnv;
+
+/// What a test or a build receives of the run's secrets.
+static NO_SECRETS: std::sync::LazyLock<SecretEnv> = std::sync::LazyLock::new(SecretEnv::default);
 
 /// How often a running job's limits are checked.
 pub const WATCH_INTERVAL_MS: u64 = 100;
@@ -64,6 +68,8 @@ pub struct Plan {
     /// is killed and the rest of its output dropped.
     pub log_job_bytes: u64,
     pub log_run_bytes: u64,
+    /// Handed to each job (not to a test or a build), masked in the log.
+    pub secrets: SecretEnv,
 }
 
 /// How a step ended; `stdout` is kept for tests only, up to a limit.
@@ -103,6 +109,7 @@ impl StepDirs {
             tmp_dir: &self.tmp,
             python_env: plan.python_env.as_deref().filter(|_| job.kind != StepKind::Environment),
             network: job.kind == StepKind::Environment,
+            secrets: if job.kind == StepKind::Job { &plan.secrets } else { &NO_SECRETS },
         }
     }
 }

@@ -8,8 +8,9 @@
 //! `env`, `timeout` (seconds) and `image`; top-level `outputs`, `workdir`
 //! (the jobs' shared working directory and `$HOME`, by default jupyterflow's
 //! `/home/jovyan`), `cmd_mode` (`exec` or `shell`), `requirements` (a
-//! pip requirements file in the workflow's directory) and `tests` (QC
-//! tests on fixtures, run before any job; see [`qc`]).
+//! pip requirements file in the workflow's directory), `tests` (QC
+//! tests on fixtures, run before any job; see [`qc`]) and `secrets` (names
+//! of secrets stored at the node, handed to every job; see [`secrets`]).
 //!
 //! Parsing and validation are pure. Whether a volume's lease is active is a
 //! question for the ledger, so [`Workflow::check_leases`] takes it as a
@@ -22,6 +23,7 @@ pub mod live;
 pub mod qc;
 pub mod runner;
 pub mod sandbox;
+pub mod secrets;
 pub mod workspace;
 
 use std::collections::{BTreeMap, HashSet};
@@ -117,6 +119,9 @@ pub struct Workflow {
     /// A pip requirements file in the workflow's directory, if named.
     pub requirements: Option<String>,
     pub tests: Vec<qc::QcTest>,
+    /// Names of secrets stored at the node, handed to every job (not to
+    /// tests or the environment's build) as environment variables.
+    pub secrets: Vec<String>,
 }
 
 /// Where jobs start unless the workflow names a `workdir`: jupyterflow's
@@ -158,6 +163,8 @@ struct RawWorkflow {
     requirements: Option<String>,
     #[serde(default)]
     tests: Vec<qc::RawTest>,
+    #[serde(default)]
+    secrets: Vec<String>,
 }
 
 /// Where the sandbox puts the system and the job's own directories; a
@@ -307,6 +314,7 @@ impl Workflow {
             leasehold_files::check_rel_path(r).map_err(|why| err(None, "requirements", why.to_string()))?;
         }
         let tests = qc::parse_tests(raw.tests)?;
+        secrets::check_workflow(&raw.secrets, &jobs)?;
         let wf = Self {
             name: raw.name.unwrap_or_else(|| "workflow".into()),
             jobs,
@@ -316,6 +324,7 @@ impl Workflow {
             cmd_mode: raw.cmd_mode,
             requirements: raw.requirements,
             tests,
+            secrets: raw.secrets,
         };
         check_mounts(&wf)?;
         for j in &wf.jobs {

@@ -16,6 +16,7 @@ use crate::exec::{Executor, ExecutorConfig, Plan};
 use crate::live::{JobRecord, LiveRun, RunRecord, Status, Stop};
 use crate::now_ms;
 use crate::sandbox::{Sandbox, Unavailable, WorkdirError, DEFAULT_OUTPUT_PATH};
+use crate::secrets::SecretEnv;
 use crate::{bundle, Workflow, WorkflowError};
 
 pub struct Runner {
@@ -270,6 +271,7 @@ impl Runner {
             Mode::Local { .. } => self.resolve_inputs(&wf)?,
             Mode::For { asker, .. } => self.resolve_for(asker, &wf)?,
         };
+        let secrets = self.secrets_for(&wf, mode, &inputs)?;
         let bundle = bundled.as_ref().map(|b| (b.dir, b.hash));
         // What the lessee signs, and the owner must run: the workflow and
         // its files, not the environment, which is the owner's to build.
@@ -305,8 +307,10 @@ impl Runner {
         let env_key = env.as_ref().map(|e| e.key);
         let workflow_hash = bundle::workflow_hash(yaml, bundle.as_ref().map(|(_, h)| h), env_key.as_ref());
         let reuse_key = reuse::reuse_key(&workflow_hash, &inputs.versions);
+        // Outputs made with secrets are not taken for another run's: the
+        // values may have changed, and no hash of them is kept to compare.
         let reuse_from = match mode {
-            Mode::Local { force: false } => self.reusable(&reuse_key),
+            Mode::Local { force: false } if secrets.is_empty() => self.reusable(&reuse_key),
             _ => None,
         };
         let id = match mode {
@@ -365,9 +369,32 @@ impl Runner {
             deadline_ms: None,
             log_job_bytes: self.cfg.limits.log_job_mib << 20,
             log_run_bytes: self.cfg.limits.log_run_mib << 20,
+            secrets,
         };
         tokio::spawn(self.clone().drive(run.clone(), wf, plan, inputs, env));
         Ok(run.record())
+    }
+
+    /// The values of the secrets `wf` names, opened by the node: only for
+    /// this org's own run on this node. A run for another org, at another
+    /// org's node, or on a cluster receives none, and is refused if it
+    /// names any.
+    fn secrets_for(&self, wf: &Workflow, mode: Mode<'_>, inputs: &Inputs) -> Result<SecretEnv> {
+        if wf.secrets.is_empty() {
+            return Ok(SecretEnv::default());
+        }
+        let refuse = |why: String| Err(WorkflowError::new(None, "secrets", why).into());
+        if let Mode::For { asker, .. } = mode {
+            return refuse(format!("a run for {asker} receives none of {}'s secrets", self.node.org()));
+        }
+        if let Some(lease) = self.compute_lease(inputs)? {
+            let owner = &lease.owner;
+            return refuse(format!("a compute run at {owner}'s node receives no secrets: remove secrets:"));
+        }
+        if self.executor.work_root().is_some() {
+            return refuse("this node's jobs run on a cluster, which receives no secrets from it".into());
+        }
+        self.node.secrets(&wf.secrets)
     }
 
     fn check_timeouts(&self, wf: &Workflow) -> Result<()> {

@@ -156,3 +156,20 @@ fn volumes_without_an_active_lease_are_named() {
     assert!(e.reason.starts_with("lease 6de22e83"));
     wf.check_leases(|_| Ok::<(), String>(())).unwrap();
 }
+
+#[test]
+fn secrets_are_named_by_valid_unique_names_no_job_sets() {
+    let wf = Workflow::parse("jobs: [a]\nsecrets: [API_KEY, DB_PASSWORD]\n").unwrap();
+    assert_eq!(wf.secrets, vec!["API_KEY", "DB_PASSWORD"]);
+    assert!(Workflow::parse("jobs: [a]\n").unwrap().secrets.is_empty());
+    let e = parse_err("jobs: [a]\nsecrets: [API_KEY, api_key]\n");
+    assert_eq!(e.field_path(), "secrets[1]", "{e}");
+    let e = parse_err("jobs: [a]\nsecrets: [API_KEY, API_KEY]\n");
+    assert_eq!((e.field_path().as_str(), e.reason.as_str()), ("secrets[1]", "API_KEY is named twice"));
+    let e = parse_err("jobs: [a, {command: b, env: {API_KEY: x}}]\nsecrets: [API_KEY]\n");
+    assert_eq!(e.field_path(), "secrets[0]");
+    assert!(e.reason.contains("job 2 sets API_KEY"), "{e}");
+    assert_eq!(parse_err("jobs: [a]\nsecrets: [LD_PRELOAD]\n").field_path(), "secrets[0]");
+    let many: Vec<String> = (0..33).map(|i| format!("S{i}")).collect();
+    assert_eq!(parse_err(&format!("jobs: [a]\nsecrets: [{}]\n", many.join(", "))).field, "secrets");
+}

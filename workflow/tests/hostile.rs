@@ -276,3 +276,54 @@ async fn a_job_cannot_swap_a_mount_point_in_the_home_for_a_link() {
     }
     assert!(!work.join("moved").exists() && !work.join("moved-data").exists() && !work.join("uis/planted").exists());
 }
+
+/// Every process's command line, and the environment of every process
+/// that is not the job's uid, as the host's root reads them.
+fn host_process_texts() -> Vec<(String, Vec<u8>)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let p = e.path();
+        if !e.file_name().to_string_lossy().chars().all(|c| c.is_ascii_digit()) {
+            continue;
+        }
+        out.push((format!("{}/cmdline", p.display()), std::fs::read(p.join("cmdline")).unwrap_or_default()));
+        if std::fs::metadata(&p).is_ok_and(|m| m.uid() != small_limits().job_uid) {
+            out.push((format!("{}/environ", p.display()), std::fs::read(p.join("environ")).unwrap_or_default()));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_jobs_secret_is_on_no_command_line_and_in_no_root_process_and_never_logged() {
+    let Some(sb) = sandbox() else { return };
+    let value = format!("s3cr3t-{}", std::process::id());
+    let secrets = leasehold_workflow::secrets::SecretEnv::new(vec![("API_KEY".into(), value.clone().into())]);
+    // The job holds the value while the host looks (its own command line
+    // names only the value's hash), then prints it.
+    use sha2::Digest;
+    let hash = hex::encode(sha2::Sha256::digest(value.as_bytes()));
+    let check = format!("printf %s \"$API_KEY\" | sha256sum | grep -q {hash}");
+    let job = sh(1, &format!("sleep 3; {check} && echo \"key: $API_KEY\""), &[]);
+    let host = host_dir();
+    let live = live(host.path(), std::slice::from_ref(&job));
+    sb.prepare_workdir(&live.work_dir(), leasehold_workflow::DEFAULT_WORKDIR, &[]).unwrap();
+    let plan = leasehold_workflow::exec::Plan { secrets, ..plan(sb, vec![job], 1) };
+    let running = {
+        let live = live.clone();
+        tokio::spawn(async move { execute(&plan, &live).await })
+    };
+    let mut looked = 0;
+    while !running.is_finished() {
+        for (what, text) in host_process_texts() {
+            assert!(!text.windows(value.len()).any(|w| w == value.as_bytes()), "{what} holds the secret");
+        }
+        looked += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(looked > 10, "the host looked while the job ran");
+    let (status, reason) = running.await.unwrap();
+    assert_eq!(status, Status::Succeeded, "the job had the value: {reason:?} {:?}", all_output(&live, 1));
+    assert_eq!(all_output(&live, 1), ["key: ***"], "the log masks it");
+}

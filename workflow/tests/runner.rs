@@ -13,6 +13,9 @@ use leasehold_workflow::exec::ExecutorConfig;
 use leasehold_workflow::live::{RunRecord, Status};
 use leasehold_workflow::runner::wire::{ComputeReply, ComputeRequest};
 use leasehold_workflow::runner::{Port, Progress, RunError, Runner, WorkflowConfig, Written};
+use leasehold_workflow::secrets::SecretEnv;
+use leasehold_workflow::WorkflowError;
+use zeroize::Zeroizing;
 
 /// A node whose ledger is empty and whose writes are kept in a list, or
 /// refused with `refusal`.
@@ -72,7 +75,20 @@ impl Port for FakeNode {
         unreachable!("these tests own no dataset")
     }
     fn delete_ended_caches(&self) {}
+    fn secrets(&self, names: &[String]) -> Result<SecretEnv, RunError> {
+        let mut pairs = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            if name != "API_KEY" {
+                return Err(WorkflowError::new(None, &format!("secrets[{i}]"), format!("no secret {name}")).into());
+            }
+            pairs.push((name.clone(), Zeroizing::new(SECRET.to_string())));
+        }
+        Ok(SecretEnv::new(pairs))
+    }
 }
+
+/// The one secret the fake node holds, as `API_KEY`.
+const SECRET: &str = "s3cr3t-0f-the-fake-node";
 
 fn start(refusal: Option<&'static str>) -> (Arc<FakeNode>, Arc<Runner>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
@@ -154,4 +170,53 @@ async fn a_cancelled_run_stops_and_its_end_is_recorded_as_cancelled() {
     );
     let again = runner.cancel(&r.id, "alice").unwrap_err();
     assert!(matches!(again, RunError::Conflict(_)), "a run that ended is not cancelled twice: {again:?}");
+}
+
+#[tokio::test]
+async fn a_jobs_secret_reaches_it_as_a_variable_and_never_the_log() {
+    let (node, runner, dir) = start(None);
+    // The job proves it holds the value (its command names only the
+    // value's hash), then prints it: the log shows the mask.
+    use sha2::Digest;
+    let hash = hex::encode(sha2::Sha256::digest(SECRET.as_bytes()));
+    let yaml = format!(
+        "cmd_mode: shell\nsecrets: [API_KEY]\njobs:\n- 'printf %s \"$API_KEY\" | sha256sum | grep -q {hash} && echo \"got it: $API_KEY.\"'\n"
+    );
+    let r = runner.submit(&yaml, "alice", false).await.unwrap();
+    let end = until_final(&runner, &r.id).await;
+    assert_eq!(end.status, Status::Succeeded, "the job saw the value: {:?}", end.reason);
+    let text: Vec<String> = runner.get(&r.id).unwrap().read_lines(0, 1 << 20).into_iter().map(|l| l.text).collect();
+    assert!(text.iter().any(|t| t == "got it: ***."), "{text:?}");
+    assert!(!text.iter().any(|t| t.contains(SECRET)), "{text:?}");
+    // Nowhere in the run's files, its record or the ledger.
+    let record = serde_json::to_string(&runner.get(&r.id).unwrap().record()).unwrap();
+    assert!(!record.contains(SECRET));
+    assert!(!format!("{:?}", node.written.lock().unwrap()).contains(SECRET));
+    for f in walk(dir.path()) {
+        let bytes = std::fs::read(&f).unwrap_or_default();
+        assert!(!bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()), "{} holds the secret", f.display());
+    }
+    // A second run is not handed the first's outputs: the value may differ.
+    let again = runner.submit(&yaml, "alice", false).await.unwrap();
+    assert_eq!(again.reused_from, None);
+    // A name the node does not hold is the field's fault, and nothing starts.
+    let before = node.written.lock().unwrap().len();
+    let Err(RunError::Workflow(e)) = runner.submit("secrets: [API_KEY, OTHER]\njobs: ['true']\n", "alice", false).await
+    else {
+        panic!("a missing secret is the workflow's fault");
+    };
+    assert_eq!(e.field_path(), "secrets[1]");
+    assert_eq!(node.written.lock().unwrap().len(), before, "nothing reached the ledger");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        match e.file_type() {
+            Ok(t) if t.is_dir() => out.extend(walk(&e.path())),
+            Ok(t) if t.is_file() => out.push(e.path()),
+            _ => {}
+        }
+    }
+    out
 }

@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use super::{failed, JobEnd, JobSpec, Plan, StepKind, WATCH_INTERVAL_MS};
 use crate::live::{LiveRun, Status, Stream, MAX_LINE_BYTES};
 use crate::sandbox::Guard;
+use crate::secrets::{Masker, SecretEnv};
 
 /// A step's names: for the log (`job 2`), the job its lines belong to
 /// (none for a test or a build), and an id unique on this node.
@@ -54,6 +55,7 @@ pub(super) struct Pumps {
     job_bytes: Arc<AtomicU64>,
     limits: (u64, u64),
     limit: mpsc::Sender<String>,
+    secrets: SecretEnv,
 }
 
 impl Pumps {
@@ -66,6 +68,7 @@ impl Pumps {
             job_bytes: Arc::new(AtomicU64::new(0)),
             limits: (plan.log_job_bytes, plan.log_run_bytes),
             limit,
+            secrets: plan.secrets.clone(),
         }
     }
 
@@ -83,6 +86,7 @@ impl Pumps {
             job_bytes: self.job_bytes.clone(),
             limits: self.limits,
             limit: self.limit.clone(),
+            masker: self.secrets.masker(),
         };
         tokio::spawn(pump(out, p))
     }
@@ -105,19 +109,27 @@ struct Pump {
     /// (per job, per run)
     limits: (u64, u64),
     limit: mpsc::Sender<String>,
+    /// The run's secrets, which no line of the log shows.
+    masker: Masker,
 }
 
 /// Copies a stream into the run's log a line at a time, splitting lines
 /// longer than the limit rather than holding them whole. Past the job's or
 /// the run's log limit it says so once, reports the limit and stops.
-async fn pump(out: impl AsyncRead + Unpin, p: Pump) {
+async fn pump(out: impl AsyncRead + Unpin, mut p: Pump) {
     let mut reader = BufReader::new(out);
     let mut buf = Vec::new();
     let mib = |b: u64| b >> 20;
     loop {
         buf.clear();
         match (&mut reader).take(MAX_LINE_BYTES as u64).read_until(b'\n', &mut buf).await {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => {
+                let rest = p.masker.finish();
+                if !rest.is_empty() {
+                    p.run.log(p.job, p.stream, &String::from_utf8_lossy(&rest));
+                }
+                return;
+            }
             Ok(n) => {
                 let job_total = p.job_bytes.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
                 let run_total = p.run.add_output_bytes(n as u64);
@@ -139,7 +151,10 @@ async fn pump(out: impl AsyncRead + Unpin, p: Pump) {
                     let room = crate::qc::MAX_TEST_STDOUT_BYTES.saturating_sub(kept.len());
                     kept.extend_from_slice(&buf[..buf.len().min(room)]);
                 }
-                p.run.log(p.job, p.stream, &String::from_utf8_lossy(&buf));
+                let shown = p.masker.feed(&buf, buf.ends_with(b"\n"));
+                if !shown.is_empty() {
+                    p.run.log(p.job, p.stream, &String::from_utf8_lossy(&shown));
+                }
             }
         }
     }

@@ -10,6 +10,7 @@ use leasehold_chaincode::{ChaincodeError, Hash32, Lease, LeaseStatus, Payload, S
 
 use super::wire::{ComputeReply, ComputeRequest};
 use super::Result;
+use crate::secrets::SecretEnv;
 
 /// A transaction the node accepted.
 #[derive(Debug, Clone)]
@@ -72,4 +73,9 @@ pub trait Port: Send + Sync + 'static {
 
     /// Deletes the cached files of every lease that is no longer active.
     fn delete_ended_caches(&self);
+
+    /// The values of this org's secrets named `names`, opened from the
+    /// node's sealed store; a name not stored is the fault of the field
+    /// `secrets[i]` that names it.
+    fn secrets(&self, names: &[String]) -> Result<SecretEnv>;
 }

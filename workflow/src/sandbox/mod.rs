@@ -26,6 +26,13 @@
 //!    workflow's environment is seen by a process that still has root:
 //!    `LD_PRELOAD` and friends only ever reach the job's own uid.
 //!
+//! A job's secrets never appear on a command line, where any user of the
+//! host could read them (`/proc/PID/cmdline`): the node writes them to a
+//! memfd that bwrap copies to `/run/leasehold/secrets` inside the sandbox,
+//! and step 4 starts a shell, as the job's uid and with an empty
+//! environment, that exports them from there before it execs `env` with the
+//! job's other variables and its command.
+//!
 //! So the job runs as an unprivileged host uid with no capabilities, no
 //! network, no way to create namespaces (the filter refuses `unshare`,
 //! `setns` and namespace flags to `clone`), no ptrace, mount, bpf, keyctl
@@ -58,6 +65,7 @@ pub use self::limits::JobLimits;
 pub use self::remote::RemoteStep;
 pub use self::watch::{dir_usage, Guard};
 pub use self::workdir::WorkdirError;
+use crate::secrets::SecretEnv;
 
 /// Where the sandbox's own additions live: no volume may cover it.
 pub const ALIAS_PARENT: &str = "/run/leasehold";
@@ -78,6 +86,17 @@ const NETWORK_FILES: &[&str] =
     &["/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf", "/etc/ssl", "/etc/ca-certificates", "/etc/pip.conf"];
 /// The fd the seccomp filter reaches bwrap on.
 const SECCOMP_FD: i32 = 3;
+/// The fd a job's secrets reach bwrap on, when it has any.
+const SECRETS_FD: i32 = 4;
+/// Where bwrap puts them inside the sandbox: `NAME=value`, NUL-separated.
+const SECRETS_PATH: &str = "/run/leasehold/secrets";
+/// Run as the job's uid, in an empty environment: exports each secret from
+/// the file named first, then execs `env` with the rest (the job's other
+/// variables, then its command). The values never reach an argument list.
+const SECRETS_READER: &str = r#"f=$1; shift
+while IFS= read -r -d '' kv; do export "$kv" || exit 125; done < "$f"
+unset f kv PWD OLDPWD SHLVL
+exec /usr/bin/env -- "$@""#;
 
 /// One protection a run had, for its record: what, how much, and by what.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -238,6 +257,8 @@ pub struct JobCommand<'a> {
     /// Only for building an environment: the host's network, and the files
     /// in `NETWORK_FILES`. A job never has it.
     pub network: bool,
+    /// Handed to the job as environment variables, off its command line.
+    pub secrets: &'a SecretEnv,
 }
 
 /// `/bin`, `/lib` and friends: bound if they are directories, recreated if
@@ -269,11 +290,13 @@ fn volume_var(name: &str) -> String {
 }
 
 /// Joins the cgroups named before `--`, sets the core and file-size limits,
-/// closes every inherited descriptor above the seccomp filter's, and execs
-/// the rest. Arguments arrive as positional parameters: nothing is parsed.
+/// closes every inherited descriptor above the one named next (the seccomp
+/// filter's, or the secrets'), and execs the rest. Arguments arrive as
+/// positional parameters: nothing is parsed.
 const LAUNCHER: &str = r#"while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift
+keep=$1; shift
 ulimit -c 0 && ulimit -f "$1" || exit 125; shift
-for f in /proc/$$/fd/*; do n=${f##*/}; [ "$n" -gt 3 ] && eval "exec $n>&-" 2>/dev/null; done
+for f in /proc/$$/fd/*; do n=${f##*/}; [ "$n" -gt "$keep" ] && eval "exec $n>&-" 2>/dev/null; done
 exec "$@""#;
 
 impl Jail {
@@ -336,8 +359,11 @@ impl Jail {
         cmd.args(self.chain(job));
         // The host side gets a fixed environment: nothing of the workflow's.
         cmd.env_clear().env("PATH", "/usr/bin:/bin");
-        cmd.fd_mappings(vec![FdMapping { parent_fd: filter.into(), child_fd: SECCOMP_FD }])
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let mut fds = vec![FdMapping { parent_fd: filter.into(), child_fd: SECCOMP_FD }];
+        if !job.secrets.is_empty() {
+            fds.push(FdMapping { parent_fd: secrets_memfd(job.secrets)?, child_fd: SECRETS_FD });
+        }
+        cmd.fd_mappings(fds).map_err(|e| std::io::Error::other(e.to_string()))?;
         Ok((start(cmd)?, guard))
     }
 
@@ -346,6 +372,8 @@ impl Jail {
     fn chain(&self, job: &JobCommand) -> Vec<std::ffi::OsString> {
         let (uid, gid) = (self.limits.job_uid, self.limits.job_gid);
         let mut cmd = Args::default();
+        let secrets = !job.secrets.is_empty();
+        cmd.arg(if secrets { SECRETS_FD } else { SECCOMP_FD }.to_string());
         // bash counts RLIMIT_FSIZE in KiB.
         cmd.arg((self.limits.disk_mib.max(self.limits.tmp_mib) * 1024).to_string());
         cmd.arg(&self.bwrap).args(self.namespace_args(job.network));
@@ -374,6 +402,10 @@ impl Jail {
         for dir in ["/run", ALIAS_PARENT, ALIAS_DIR] {
             cmd.args(["--perms", "0755", "--dir", dir]);
         }
+        if secrets {
+            // Readable by the job's uid, which step 4 runs as.
+            cmd.args(["--perms", "0444", "--ro-bind-data", &SECRETS_FD.to_string(), SECRETS_PATH]);
+        }
         if let Some(env) = job.python_env {
             cmd.arg("--ro-bind").arg(env).arg(ENV_PATH);
         }
@@ -389,6 +421,9 @@ impl Jail {
         // NAME=VALUE words until the first without `=`; names are checked
         // identifiers, and a command's first word may not hold `=`.
         cmd.args(["/usr/bin/env", "-i", "--"]);
+        if secrets {
+            cmd.args(["/bin/bash", "--noprofile", "--norc", "-c", SECRETS_READER, "leasehold-secrets", SECRETS_PATH]);
+        }
         for (k, v) in job_env(job, job.home, Path::new(job.output_path), |m| Path::new(&m.path)) {
             let mut kv = std::ffi::OsString::from(format!("{k}="));
             kv.push(v);
@@ -450,6 +485,16 @@ fn job_env<'a>(
     env
 }
 
+/// The job's secrets in a memfd: in memory only, never in a file on disk.
+fn secrets_memfd(secrets: &SecretEnv) -> std::io::Result<std::os::fd::OwnedFd> {
+    use nix::sys::memfd::{memfd_create, MFdFlags};
+    let fd = memfd_create(c"leasehold-secrets", MFdFlags::MFD_CLOEXEC).map_err(std::io::Error::from)?;
+    let mut file = std::fs::File::from(fd);
+    file.write_all(&secrets.nul_separated())?;
+    file.rewind()?;
+    Ok(file.into())
+}
+
 /// Its own process group, so that a kill reaches everything it started.
 fn start(mut cmd: Command) -> std::io::Result<Child> {
     cmd.process_group(0).kill_on_drop(true).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -468,6 +513,7 @@ impl Sandbox {
                 for (k, v) in job_env(job, job.work_dir, job.output_dir, |m| &m.host) {
                     c.env(k, v);
                 }
+                c.envs(job.secrets.pairs());
                 if !job.env.contains_key("PATH") {
                     c.env("PATH", std::env::var_os("PATH").unwrap_or_else(|| SANDBOX_PATH.into()));
                 }

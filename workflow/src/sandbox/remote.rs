@@ -57,6 +57,10 @@ impl Sandbox {
                 "a cluster runs only sandboxed jobs, and this node has no sandbox (workflow.allow_unsandboxed)",
             ));
         };
+        if !job.secrets.is_empty() {
+            // They would pass through the cluster's shared directory.
+            return Err(std::io::Error::other("a cluster's jobs receive no secrets from this node"));
+        }
         jail.prepare_dirs(job)?;
         let guard = Guard::new(None, Some(jail.limits.clone()), job);
         let mut chain = b"--\0".to_vec();

@@ -126,6 +126,7 @@ pub fn plan(sandbox: Sandbox, jobs: Vec<JobSpec>, max_parallel: usize) -> Plan {
         deadline_ms: None,
         log_job_bytes: l.log_job_mib << 20,
         log_run_bytes: l.log_run_mib << 20,
+        secrets: Default::default(),
     }
 }
 

@@ -19,6 +19,7 @@ from .datasets import Datasets
 from .errors import LeaseholdError, Unavailable, from_response
 from .leases import Leases
 from .runs import Publications, Releases, Runs
+from .secrets import Secrets
 
 #: How long one request may take, in seconds: a write waits for its block
 #: (the node's ``commit_wait_ms``, 10 s by default) and a little more.
@@ -29,7 +30,8 @@ class Client:
     """``Client("http://127.0.0.1:8082", token)``, or ``Client.from_env()``.
 
     Its parts: ``datasets``, ``leases``, ``runs``, ``releases`` (compute
-    runs' outputs, for an owner) and ``publications``. Every call returns
+    runs' outputs, for an owner), ``publications`` and ``secrets`` (this
+    org's job secrets at the node). Every call returns
     what the node answered (see ``leasehold.types``) or raises a
     ``leasehold.LeaseholdError`` carrying the node's problem+json.
     """
@@ -60,6 +62,7 @@ class Client:
         self.runs = Runs(self)
         self.releases = Releases(self)
         self.publications = Publications(self)
+        self.secrets = Secrets(self)
 
     @classmethod
     def from_env(cls, environ: Optional[Mapping[str, str]] = None, **kwargs: Any) -> "Client":
