@@ -6,6 +6,7 @@ use std::io::{BufRead, Read};
 
 use anyhow::{bail, Context};
 use leasehold_node::cli::{ApiArgs, SecretCommand};
+use leasehold_workflow::secrets::check_name;
 use zeroize::Zeroizing;
 
 /// More than any value the node takes: the node names the limit.
@@ -13,6 +14,10 @@ const MAX_STDIN_BYTES: u64 = 64 * 1024;
 
 pub async fn run(command: SecretCommand) -> anyhow::Result<()> {
     let http = reqwest::Client::new();
+    // Checked here too: the name becomes a segment of the URL.
+    if let SecretCommand::Set { name, .. } | SecretCommand::Rm { name, .. } = &command {
+        check_name(name).map_err(|why| anyhow::anyhow!("[name] {why}"))?;
+    }
     match command {
         SecretCommand::Set { name, api } => {
             let value = read_value()?;

@@ -101,7 +101,9 @@ impl SecretStore {
                 Err(e) => return Err(NodeError::file(&path, e)),
             };
             let value = crypto::open_secret(&self.key, name, &sealed)
-                .and_then(|v| String::from_utf8(v).ok())
+                .map(Zeroizing::new)
+                .and_then(|v| String::from_utf8(v.to_vec()).ok())
+                .filter(|v| check_value(v).is_ok())
                 .ok_or_else(|| NodeError::file(&path, "does not open under this org's key: set the secret again"))?;
             pairs.push((name.clone(), Zeroizing::new(value)));
         }

@@ -25,11 +25,43 @@ pub const MAX_SECRET_NAME_BYTES: usize = 64;
 /// What a masked value becomes in the log.
 pub const MASK: &str = "***";
 
-/// Names the sandbox sets itself or the shell that hands the values over
-/// treats as its own; and prefixes that change how programs load.
-const RESERVED: &[&str] =
-    &["PATH", "HOME", "TMPDIR", "LANG", "OUTPUT_DIR", "VIRTUAL_ENV", "PWD", "OLDPWD", "SHLVL", "IFS", "ENV"];
-const RESERVED_PREFIXES: &[&str] = &["BASH", "VOLUME_", "LD_", "LEASEHOLD_", "SHELLOPTS", "UID", "EUID", "PPID"];
+/// Names the sandbox sets itself, or the shell that hands the values over
+/// treats as its own (its `export` would not set `RANDOM`, `SECONDS`, ...
+/// or would reset them); and prefixes that change how programs load or
+/// speak.
+const RESERVED: &[&str] = &[
+    "PATH",
+    "HOME",
+    "TMPDIR",
+    "LANG",
+    "OUTPUT_DIR",
+    "VIRTUAL_ENV",
+    "PWD",
+    "OLDPWD",
+    "SHLVL",
+    "IFS",
+    "ENV",
+    "UID",
+    "EUID",
+    "PPID",
+    "SHELLOPTS",
+    "RANDOM",
+    "SRANDOM",
+    "SECONDS",
+    "LINENO",
+    "HISTCMD",
+    "EPOCHSECONDS",
+    "EPOCHREALTIME",
+    "OPTIND",
+    "OPTARG",
+    "OPTERR",
+    "GROUPS",
+    "FUNCNAME",
+    "DIRSTACK",
+    "PIPESTATUS",
+    "HOSTNAME",
+];
+const RESERVED_PREFIXES: &[&str] = &["BASH", "COMP_", "LC_", "VOLUME_", "LD_", "LEASEHOLD_"];
 
 /// Why `name` cannot name a secret, if it cannot: upper-case letters,
 /// digits and `_`, starting with a letter, at most 64 bytes, and none of the
@@ -124,6 +156,7 @@ impl SecretEnv {
         let mut values: Vec<Zeroizing<Vec<u8>>> =
             self.0.iter().map(|(_, v)| Zeroizing::new(v.as_bytes().to_vec())).collect();
         // The longest first: a value that holds another is masked whole.
+        values.retain(|v| !v.is_empty());
         values.sort_by_key(|v| std::cmp::Reverse(v.len()));
         values.dedup();
         let longest = values.first().map_or(0, |v| v.len());
@@ -137,15 +170,23 @@ impl std::fmt::Debug for SecretEnv {
     }
 }
 
-/// Replaces every secret value in a stream of output with `***`. Output
-/// comes in pieces (a line, or part of a long one); a value split between
-/// two pieces is caught by holding back the tail of a piece that did not
-/// end its line, at most the longest value's length less one byte.
+/// Replaces every secret value in a stream of output with `***`: each
+/// stretch of bytes that occurrences cover, overlapping ones included, is
+/// one mask. Output comes in pieces (a line, or part of a long one); a
+/// value split between two pieces is caught by holding back the tail of a
+/// piece that did not end its line: the longest value's length less one
+/// byte, or back to the start of a masked stretch that runs on past it.
 pub struct Masker {
     values: Vec<Zeroizing<Vec<u8>>>,
     longest: usize,
     carry: Zeroizing<Vec<u8>>,
 }
+
+/// Held back at most, however long a masked stretch runs on: past it the
+/// stretch is logged masked as it stands, and the next piece is judged
+/// alone (so at most the longest value less a byte of a value that
+/// overlaps such a stretch may show).
+const MAX_CARRY_BYTES: usize = 64 * 1024;
 
 impl Masker {
     /// What may be logged of `piece` now; `line_ended` when it ends a line,
@@ -156,25 +197,38 @@ impl Masker {
         }
         let mut buf = Zeroizing::new(std::mem::take(&mut *self.carry));
         buf.extend_from_slice(piece);
-        let hold = if line_ended { 0 } else { self.longest - 1 };
-        // From here on a value might run on into the next piece.
-        let limit = buf.len().saturating_sub(hold);
-        let mut out = Vec::with_capacity(buf.len());
-        let mut i = 0;
-        while i < limit {
-            match self.values.iter().find(|v| buf[i..].starts_with(v)) {
-                Some(v) => {
-                    out.extend_from_slice(MASK.as_bytes());
-                    i += v.len();
-                }
-                None => {
-                    out.push(buf[i]);
-                    i += 1;
-                }
+        let covered = self.covered(&buf);
+        // From `cut` on, a value might run on into the next piece; a
+        // masked stretch across it is held back whole, to be judged with
+        // what follows.
+        let mut cut = if line_ended { buf.len() } else { buf.len().saturating_sub(self.longest - 1) };
+        if cut < buf.len() && cut > 0 && covered[cut] && covered[cut - 1] {
+            let start = covered[..cut].iter().rposition(|c| !c).map_or(0, |p| p + 1);
+            if buf.len() - start <= MAX_CARRY_BYTES {
+                cut = start;
             }
         }
-        self.carry.extend_from_slice(&buf[i.min(buf.len())..]);
+        let mut out = Vec::with_capacity(cut);
+        for (i, byte) in buf[..cut].iter().enumerate() {
+            match covered[i] {
+                true if i > 0 && covered[i - 1] => {}
+                true => out.extend_from_slice(MASK.as_bytes()),
+                false => out.push(*byte),
+            }
+        }
+        self.carry.extend_from_slice(&buf[cut..]);
         out
+    }
+
+    /// Which bytes of `buf` some occurrence of a value covers.
+    fn covered(&self, buf: &[u8]) -> Vec<bool> {
+        let mut covered = vec![false; buf.len()];
+        for i in 0..buf.len() {
+            if let Some(v) = self.values.iter().find(|v| buf[i..].starts_with(v)) {
+                covered[i..i + v.len()].iter_mut().for_each(|c| *c = true);
+            }
+        }
+        covered
     }
 
     /// What is held back, masked: the end of the stream.
@@ -207,8 +261,23 @@ mod tests {
     fn every_occurrence_is_masked_the_longest_value_first() {
         let e = env(&["hunter2", "hunter2-long"]);
         assert_eq!(masked(&e, &[("a hunter2 b hunter2-long c\n", true)]), "a *** b *** c\n");
-        assert_eq!(masked(&e, &[("hunter2hunter2\n", true)]), "******\n");
+        assert_eq!(masked(&e, &[("hunter2 hunter2\n", true)]), "*** ***\n");
+        assert_eq!(masked(&e, &[("hunter2hunter2\n", true)]), "***\n", "one stretch, one mask");
         assert_eq!(masked(&env(&[]), &[("hunter2\n", true)]), "hunter2\n", "nothing to mask");
+    }
+
+    #[test]
+    fn overlapping_values_are_masked_whole_even_across_pieces() {
+        let e = env(&["tok-1234", "1234-pass"]);
+        assert_eq!(masked(&e, &[("a tok-1234-pass b\n", true)]), "a *** b\n");
+        assert_eq!(masked(&e, &[("a tok-12", false), ("34-pa", false), ("ss b\n", true)]), "a *** b\n");
+        assert_eq!(masked(&e, &[("a tok-1234-pa", false), ("ss b\n", true)]), "a *** b\n");
+        // The bound: a stretch of overlapping occurrences longer than the
+        // carry is logged masked as it stands, and at most the longest
+        // value less a byte of its end may show.
+        let long = env(&["aa"]);
+        let text = "a".repeat(MAX_CARRY_BYTES + 10);
+        assert_eq!(masked(&long, &[(&text, false), ("\n", true)]), "***a\n");
     }
 
     #[test]
@@ -223,7 +292,20 @@ mod tests {
     #[test]
     fn names_and_values_are_checked() {
         assert!(check_name("WANDB_API_KEY").is_ok());
-        for bad in ["", "lower", "1ABC", "A-B", "PATH", "LD_PRELOAD", "BASH_ENV", "VOLUME_X", &"A".repeat(65)] {
+        assert!(check_name("UIDAI_KEY").is_ok(), "a reserved name is no prefix");
+        for bad in [
+            "",
+            "lower",
+            "1ABC",
+            "A-B",
+            "PATH",
+            "LD_PRELOAD",
+            "BASH_ENV",
+            "VOLUME_X",
+            "RANDOM",
+            "LC_ALL",
+            &"A".repeat(65),
+        ] {
             assert!(check_name(bad).is_err(), "{bad:?}");
         }
         assert!(check_value("x").is_ok());

@@ -124,9 +124,8 @@ async fn pump(out: impl AsyncRead + Unpin, mut p: Pump) {
         buf.clear();
         match (&mut reader).take(MAX_LINE_BYTES as u64).read_until(b'\n', &mut buf).await {
             Ok(0) | Err(_) => {
-                let rest = p.masker.finish();
-                if !rest.is_empty() {
-                    p.run.log(p.job, p.stream, &String::from_utf8_lossy(&rest));
+                for part in p.masker.finish().chunks(MAX_LINE_BYTES) {
+                    p.run.log(p.job, p.stream, &String::from_utf8_lossy(part));
                 }
                 return;
             }
@@ -151,9 +150,10 @@ async fn pump(out: impl AsyncRead + Unpin, mut p: Pump) {
                     let room = crate::qc::MAX_TEST_STDOUT_BYTES.saturating_sub(kept.len());
                     kept.extend_from_slice(&buf[..buf.len().min(room)]);
                 }
-                let shown = p.masker.feed(&buf, buf.ends_with(b"\n"));
-                if !shown.is_empty() {
-                    p.run.log(p.job, p.stream, &String::from_utf8_lossy(&shown));
+                // What was held back comes out with this piece: the log
+                // takes lines of at most `MAX_LINE_BYTES`.
+                for part in p.masker.feed(&buf, buf.ends_with(b"\n")).chunks(MAX_LINE_BYTES) {
+                    p.run.log(p.job, p.stream, &String::from_utf8_lossy(part));
                 }
             }
         }

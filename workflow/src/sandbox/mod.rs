@@ -95,8 +95,8 @@ const SECRETS_PATH: &str = "/run/leasehold/secrets";
 /// variables, then its command). The values never reach an argument list.
 const SECRETS_READER: &str = r#"f=$1; shift
 while IFS= read -r -d '' kv; do export "$kv" || exit 125; done < "$f"
-unset f kv PWD OLDPWD SHLVL
-exec /usr/bin/env -- "$@""#;
+unset f kv PWD OLDPWD
+exec /usr/bin/env -u SHLVL -- "$@""#;
 
 /// One protection a run had, for its record: what, how much, and by what.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
