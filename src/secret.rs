@@ -16,7 +16,7 @@ pub async fn run(command: SecretCommand) -> anyhow::Result<()> {
     let http = reqwest::Client::new();
     // Checked here too: the name becomes a segment of the URL.
     if let SecretCommand::Set { name, .. } | SecretCommand::Rm { name, .. } = &command {
-        check_name(name).map_err(|why| anyhow::anyhow!("[name] {why}"))?;
+        check_name("name", name).map_err(|e| anyhow::anyhow!("[name] {}", e.reason))?;
     }
     match command {
         SecretCommand::Set { name, api } => {

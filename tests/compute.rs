@@ -256,13 +256,7 @@ async fn a_rogue_org_gets_no_files_and_nothing_of_another_orgs_run() {
     let release = json!({"approval": false});
     let policy = json!({"access": "compute", "release": release, "allowed_orgs": ["org2", "org3"]});
     let lease = leased_dataset_with(&net, "guarded", 600_000, policy).await["id"].as_str().unwrap().to_string();
-    let (code, r) =
-        net.call(2, "POST", "/v1/datasets/guarded/leases", None, Some(json!({"duration_ms": 600_000}))).await;
-    assert_eq!(code, 201, "{r}");
-    let org3_lease = r["resource"]["id"].as_str().unwrap().to_string();
-    net.wait_lease(0, &org3_lease, "requested").await;
-    assert_eq!(net.call(0, "POST", &format!("/v1/leases/{org3_lease}/grant"), None, Some(json!({}))).await.0, 200);
-    net.wait_lease(2, &org3_lease, "active").await;
+    let org3_lease = lease_to_org3(&net, "guarded").await;
     let victim = submit_yaml(&net, 1, &counting(&lease)).await["id"].as_str().unwrap().to_string();
     assert_eq!(ended_on(&net, 1, &victim, 30).await["status"], "succeeded");
 

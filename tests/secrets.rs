@@ -124,13 +124,7 @@ async fn a_compute_run_receives_no_secrets_asked_for_or_forged() {
 
     // A rogue lessee (org3, its node patched) asks the owner directly, its
     // request signed for exactly this workflow: refused, nothing runs.
-    let (code, r) =
-        net.call(2, "POST", "/v1/datasets/guarded/leases", None, Some(json!({"duration_ms": 600_000}))).await;
-    assert_eq!(code, 201, "{r}");
-    let org3_lease = r["resource"]["id"].as_str().unwrap().to_string();
-    net.wait_lease(0, &org3_lease, "requested").await;
-    assert_eq!(net.call(0, "POST", &format!("/v1/leases/{org3_lease}/grant"), None, Some(json!({}))).await.0, 200);
-    net.wait_lease(0, &org3_lease, "active").await;
+    let org3_lease = lease_to_org3(&net, "guarded").await;
     let rogue = Rogue::as_org3(&mut net).await;
     let yaml = job(&org3_lease);
     let hash = leasehold_workflow::bundle::workflow_hash(&yaml, None, None);

@@ -43,8 +43,8 @@ impl SecretStore {
     /// Stores `value` as `name`, replacing any value it had; `true` when
     /// the name is new.
     pub(crate) fn set(&self, name: &str, value: &str) -> Result<bool> {
-        check_name(name).map_err(|why| invalid("name", why))?;
-        check_value(value).map_err(|why| invalid("value", why))?;
+        check_name("name", name)?;
+        check_value(value)?;
         let _writing = self.writing.lock().expect("secrets lock");
         let path = self.dir.join(name);
         let new = !path.exists();
@@ -59,7 +59,7 @@ impl SecretStore {
     }
 
     pub(crate) fn delete(&self, name: &str) -> Result<()> {
-        check_name(name).map_err(|why| invalid("name", why))?;
+        check_name("name", name)?;
         let _writing = self.writing.lock().expect("secrets lock");
         let path = self.dir.join(name);
         match std::fs::remove_file(&path) {
@@ -78,7 +78,7 @@ impl SecretStore {
         let mut names: Vec<String> = entries
             .flatten()
             .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|n| check_name(n).is_ok())
+            .filter(|n| check_name("name", n).is_ok())
             .collect();
         names.sort();
         Ok(names)
@@ -89,7 +89,7 @@ impl SecretStore {
     pub(crate) fn values(&self, names: &[String]) -> Result<SecretEnv> {
         let mut pairs = Vec::with_capacity(names.len());
         for (i, name) in names.iter().enumerate() {
-            check_name(name).map_err(|why| invalid(&format!("secrets[{i}]"), why))?;
+            check_name(&format!("secrets[{i}]"), name)?;
             let path = self.dir.join(name);
             let sealed = match std::fs::read(&path) {
                 Ok(s) => s,

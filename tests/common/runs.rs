@@ -40,6 +40,22 @@ pub async fn leased_dataset_of(net: &TestNet, id: &str, lease_ms: u64, policy: V
     net.wait_lease(1, &lease, "active").await
 }
 
+/// org3 (node 2) asks for a lease of 10 minutes on `id`, whose policy
+/// allows it, and org1 (node 0) grants it; returns its id once both nodes
+/// hold it active.
+pub async fn lease_to_org3(net: &TestNet, id: &str) -> String {
+    let body = json!({"duration_ms": 600_000});
+    let (code, r) = net.call(2, "POST", &format!("/v1/datasets/{id}/leases"), None, Some(body)).await;
+    assert_eq!(code, 201, "{r}");
+    let lease = r["resource"]["id"].as_str().unwrap().to_string();
+    net.wait_lease(0, &lease, "requested").await;
+    assert_eq!(net.call(0, "POST", &format!("/v1/leases/{lease}/grant"), None, Some(json!({}))).await.0, 200);
+    for node in [0, 2] {
+        net.wait_lease(node, &lease, "active").await;
+    }
+    lease
+}
+
 pub async fn leased_dataset(net: &TestNet, id: &str, lease_ms: u64) -> Value {
     leased_dataset_with(net, id, lease_ms, json!({})).await
 }

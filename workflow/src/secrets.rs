@@ -63,34 +63,37 @@ const RESERVED: &[&str] = &[
 ];
 const RESERVED_PREFIXES: &[&str] = &["BASH", "COMP_", "LC_", "VOLUME_", "LD_", "LEASEHOLD_"];
 
-/// Why `name` cannot name a secret, if it cannot: upper-case letters,
-/// digits and `_`, starting with a letter, at most 64 bytes, and none of the
-/// names the sandbox sets.
-pub fn check_name(name: &str) -> Result<(), String> {
+/// Why `name` cannot name a secret, as the fault of `field`, if it
+/// cannot: upper-case letters, digits and `_`, starting with a letter, at
+/// most 64 bytes, and none of the names the sandbox sets.
+pub fn check_name(field: &str, name: &str) -> Result<(), WorkflowError> {
     let shape = !name.is_empty()
         && name.len() <= MAX_SECRET_NAME_BYTES
         && name.starts_with(|c: char| c.is_ascii_uppercase())
         && name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
     if !shape {
-        return Err(format!(
+        let why = format!(
             "a secret's name is 1 to {MAX_SECRET_NAME_BYTES} upper-case letters, digits and '_', starting with a letter"
-        ));
+        );
+        return Err(WorkflowError::new(None, field, why));
     }
     if RESERVED.contains(&name) || RESERVED_PREFIXES.iter().any(|p| name.starts_with(p)) {
-        return Err(format!("{name} is a variable the sandbox sets or its shell keeps: choose another name"));
+        let why = format!("{name} is a variable the sandbox sets or its shell keeps: choose another name");
+        return Err(WorkflowError::new(None, field, why));
     }
     Ok(())
 }
 
-/// Why `value` cannot be a secret's value, if it cannot: 1 to 4096 bytes
-/// on one line (a log masks it line by line), no NUL (an environment
-/// variable cannot hold one).
-pub fn check_value(value: &str) -> Result<(), String> {
+/// Why `value` cannot be a secret's value, as the fault of the field
+/// `value`, if it cannot: 1 to 4096 bytes on one line (a log masks it line
+/// by line), no NUL (an environment variable cannot hold one).
+pub fn check_value(value: &str) -> Result<(), WorkflowError> {
+    let invalid = |why: String| Err(WorkflowError::new(None, "value", why));
     if value.is_empty() || value.len() > MAX_SECRET_BYTES {
-        return Err(format!("a secret's value is 1 to {MAX_SECRET_BYTES} bytes"));
+        return invalid(format!("a secret's value is 1 to {MAX_SECRET_BYTES} bytes"));
     }
     if value.contains(['\0', '\n', '\r']) {
-        return Err("a secret's value is one line with no NUL: encode a multi-line one (base64, say)".into());
+        return invalid("a secret's value is one line with no NUL: encode a multi-line one (base64, say)".into());
     }
     Ok(())
 }
@@ -103,7 +106,7 @@ pub(crate) fn check_workflow(names: &[String], jobs: &[crate::Job]) -> Result<()
     }
     for (i, name) in names.iter().enumerate() {
         let field = format!("secrets[{i}]");
-        check_name(name).map_err(|why| WorkflowError::new(None, &field, why))?;
+        check_name(&field, name)?;
         if names[..i].contains(name) {
             return Err(WorkflowError::new(None, &field, format!("{name} is named twice")));
         }
@@ -291,8 +294,8 @@ mod tests {
 
     #[test]
     fn names_and_values_are_checked() {
-        assert!(check_name("WANDB_API_KEY").is_ok());
-        assert!(check_name("UIDAI_KEY").is_ok(), "a reserved name is no prefix");
+        assert!(check_name("name", "WANDB_API_KEY").is_ok());
+        assert!(check_name("name", "UIDAI_KEY").is_ok(), "a reserved name is no prefix");
         for bad in [
             "",
             "lower",
@@ -306,7 +309,7 @@ mod tests {
             "LC_ALL",
             &"A".repeat(65),
         ] {
-            assert!(check_name(bad).is_err(), "{bad:?}");
+            assert_eq!(check_name("name", bad).map_err(|e| e.field), Err("name".into()), "{bad:?}");
         }
         assert!(check_value("x").is_ok());
         for bad in ["", "a\nb", "a\0b", &"x".repeat(MAX_SECRET_BYTES + 1)] {
