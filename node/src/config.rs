@@ -96,7 +96,10 @@ pub struct PeerConfig {
 pub struct BlockConfig {
     /// A block is cut when it holds this many transactions...
     pub max_txs: usize,
-    /// ...or when this long has passed since its first transaction arrived.
+    /// ...or when this long has passed since its first transaction arrived
+    /// and the pipeline has room for it. 0 (the default): at once, with
+    /// whatever is queued; blocks then grow by themselves under load, while
+    /// every one of the `max_inflight` slots is busy.
     pub timeout_ms: u64,
     /// Proposals in flight through raft at once.
     pub max_inflight: usize,
@@ -116,7 +119,7 @@ impl Default for BlockConfig {
     fn default() -> Self {
         Self {
             max_txs: 2_000,
-            timeout_ms: 10,
+            timeout_ms: 0,
             max_inflight: 4,
             mempool_capacity: 100_000,
             max_bytes: default_block_bytes(),

@@ -98,6 +98,7 @@ impl Writer {
         }
         let roster = ledger.roster();
         let sigs = verify_signatures(&roster.orgs, &txs);
+        let mut admitted = Vec::with_capacity(txs.len());
         let mut waiting = Vec::with_capacity(txs.len());
         let mut out: Vec<Option<Submission>> = vec![None; txs.len()];
         for (i, (tx, sig)) in txs.into_iter().zip(sigs).enumerate() {
@@ -114,13 +115,22 @@ impl Writer {
                     out[i] = reject(format!("transaction is larger than {} bytes", mempool::MAX_TX_BYTES));
                     continue;
                 };
-                let rx = ledger.wait_for(id);
                 ledger.checked.remember(&roster.orgs, std::iter::once(&pending.tx));
-                if self.consensus.enqueue_own(pending) {
-                    waiting.push((i, id, rx));
-                } else {
-                    out[i] = reject("the node is overloaded; retry later".into());
-                }
+                admitted.push((i, id, pending));
+            }
+        }
+        // Queued together, after every check: a block is cut as soon as the
+        // pipeline has room, and one request's txs then ride in one block
+        // rather than the first few alone and the rest in the next.
+        let admitted: Vec<_> = admitted.into_iter().map(|(i, id, p)| (i, id, p, ledger.wait_for(id))).collect();
+        for (i, id, pending, rx) in admitted {
+            if self.consensus.enqueue_own(pending) {
+                waiting.push((i, id, rx));
+            } else {
+                out[i] = Some(Submission::Rejected {
+                    tx_id: id.to_hex(),
+                    reason: "the node is overloaded; retry later".into(),
+                });
             }
         }
         let deadline = tokio::time::Instant::now() + wait;

@@ -39,9 +39,10 @@ pub(crate) fn sized(tx: SignedTx, from: Option<PeerId>) -> Option<Pending> {
 }
 
 /// Gathers pending txs into batches: a batch closes at `max_txs` or
-/// `timeout_ms` after its first tx, whichever comes first; one that starts
-/// with a forwarded tx closes when the queue is empty; and none closes
-/// while the pipeline has no free slot for it.
+/// `timeout_ms` after its first tx (0 by default: when the queue is empty),
+/// whichever comes first; one that starts with a forwarded tx closes when
+/// the queue is empty; and none closes while the pipeline has no free slot
+/// for it, so that under load blocks fill while they wait for one.
 pub(super) async fn cut_blocks(inner: Arc<Consensus>, mut pending: mpsc::Receiver<Pending>) {
     let inflight = Arc::new(Semaphore::new(inner.cfg.block.max_inflight));
     let max = inner.cfg.block.max_txs;
@@ -54,8 +55,8 @@ pub(super) async fn cut_blocks(inner: Arc<Consensus>, mut pending: mpsc::Receive
     } {
         inner.release_forwarded(&first.from);
         // A batch another node forwarded already waited its `timeout_ms`
-        // there: it goes out with whatever else is queued now, not after a
-        // second wait (which was most of a forwarded tx's commit latency).
+        // there, if it has one: it goes out with whatever else is queued
+        // now, not after a second wait.
         let deadline = tokio::time::Instant::now() + if first.from.is_some() { Duration::ZERO } else { wait };
         let mut bytes = first.bytes;
         let mut batch = vec![first.tx];
