@@ -120,8 +120,8 @@ impl Writer {
             }
         }
         // Queued together, after every check: a block is cut as soon as the
-        // pipeline has room, and one request's txs then ride in one block
-        // rather than the first few alone and the rest in the next.
+        // pipeline has room, so one request's txs then usually ride in one
+        // block rather than the first few alone and the rest in the next.
         let admitted: Vec<_> = admitted.into_iter().map(|(i, id, p)| (i, id, p, ledger.wait_for(id))).collect();
         for (i, id, pending, rx) in admitted {
             if self.consensus.enqueue_own(pending) {

@@ -1,14 +1,12 @@
 //! openraft's log storage on the `raft_log` and `raft_meta` column families.
 //!
-//! Appends are written at once (so raft can read and replicate them) and
-//! made durable by one flusher thread, which syncs the WAL once for every
-//! append queued behind the last sync and only then tells raft. The leader
-//! thus sends a block to its followers while its own fsync runs, instead of
-//! after it.
+//! An append is written at once (raft can then read it) and synced on a
+//! blocking thread, which tells raft when it is durable: openraft 0.9 waits
+//! for that before it replicates, but no longer holds one of the runtime's
+//! few worker threads in `fsync` while it waits.
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
-use std::sync::mpsc;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader, StorageError, Vote};
@@ -20,20 +18,11 @@ use crate::raft::{read_err, write_err, Entry, LogId, NodeId, TypeConfig};
 #[derive(Clone)]
 pub struct LogStore {
     store: Store,
-    /// Appends written but not yet synced, in order; the flusher thread ends
-    /// when the last clone of this sender is dropped.
-    unsynced: mpsc::Sender<LogFlushed<TypeConfig>>,
 }
 
 impl LogStore {
     pub fn new(store: Store) -> Self {
-        let (unsynced, waiting) = mpsc::channel();
-        let flushed = store.clone();
-        std::thread::Builder::new()
-            .name("raft-log-sync".into())
-            .spawn(move || sync_appends(&flushed, &waiting))
-            .expect("spawning the raft log's sync thread");
-        Self { store, unsynced }
+        Self { store }
     }
 
     fn meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError<NodeId>> {
@@ -122,18 +111,18 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         for e in entries {
             batch.put_cf(cf, e.log_id.index.to_be_bytes(), encode(&e));
         }
-        // Readable once written; durable once `sync_appends` has synced the
-        // WAL behind it (RocksDB keeps WAL records in write order, so a sync
-        // covers every earlier write).
+        // Readable once written; durable once a WAL sync that began after
+        // this write has returned (RocksDB keeps WAL records in write order,
+        // and a sync covers every earlier write), so the callback is true
+        // whenever it fires.
         if let Err(e) = self.store.db().write(batch) {
             callback.log_io_completed(Err(std::io::Error::other(e.to_string())));
             return Err(write_err(e));
         }
-        if let Err(mpsc::SendError(callback)) = self.unsynced.send(callback) {
-            // The sync thread is gone (it never exits while a sender lives),
-            // so sync here rather than leave raft waiting.
-            callback.log_io_completed(self.store.db().flush_wal(true).map_err(std::io::Error::other));
-        }
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            callback.log_io_completed(store.db().flush_wal(true).map_err(std::io::Error::other));
+        });
         Ok(())
     }
 
@@ -150,18 +139,5 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         batch.put_cf(self.store.cf(CF_RAFT_META), b"purged", encode(&log_id));
         batch.delete_range_cf(self.store.cf(CF_RAFT_LOG), 0u64.to_be_bytes(), (log_id.index + 1).to_be_bytes());
         self.store.write_sync(batch).map_err(write_err)
-    }
-}
-
-/// The flusher: waits for an append, takes every other append queued behind
-/// it, syncs the WAL once for all of them and completes them in order.
-fn sync_appends(store: &Store, waiting: &mpsc::Receiver<LogFlushed<TypeConfig>>) {
-    while let Ok(first) = waiting.recv() {
-        let appended: Vec<_> = std::iter::once(first).chain(waiting.try_iter()).collect();
-        let synced = store.db().flush_wal(true);
-        for callback in appended {
-            let io = synced.as_ref().map(|_| ()).map_err(|e| std::io::Error::other(e.to_string()));
-            callback.log_io_completed(io);
-        }
     }
 }

@@ -78,8 +78,8 @@ pub(super) async fn cut_blocks(inner: Arc<Consensus>, mut pending: mpsc::Receive
         }
         // While every slot of the pipeline is busy, a batch closed by its
         // deadline keeps gathering: waiting costs it nothing then, and a
-        // fuller block carries more for the same round and fsync. (A
-        // forwarded batch's zero wait would otherwise cut blocks small.)
+        // fuller block carries more for the same round and fsync. (With no
+        // wait for more, the default, blocks would otherwise stay small.)
         let permit = loop {
             if let Ok(permit) = inflight.clone().try_acquire_owned() {
                 break permit;
