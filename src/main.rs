@@ -17,7 +17,7 @@ use leasehold_node::config::NodeConfig;
 
 /// jemalloc: the node allocates and frees many small buffers per tx (decoded
 /// values, encodings, receipts) on several threads, where glibc's malloc
-/// spent about a tenth of the CPU at saturation and let RSS creep up.
+/// spent about a tenth of the CPU at saturation (docs/BENCHMARKS.md).
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

@@ -6,10 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
-use leasehold_chaincode::{verify_signatures, BlockCtx, Overlay, Payload, SignedTx, TxBody, Verdict};
+use leasehold_chaincode::{verify_signatures, BlockCtx, Overlay, Payload, SignedTx, TxBody, TxId, Verdict};
+use tokio::sync::oneshot;
 
 use crate::clock::now_ms;
-use crate::consensus::{mempool, Consensus};
+use crate::consensus::mempool::{self, Pending};
+use crate::consensus::Consensus;
 use crate::error::{NodeError, Result};
 use crate::ledger::{Ledger, Receipt};
 
@@ -99,7 +101,6 @@ impl Writer {
         let roster = ledger.roster();
         let sigs = verify_signatures(&roster.orgs, &txs);
         let mut admitted = Vec::with_capacity(txs.len());
-        let mut waiting = Vec::with_capacity(txs.len());
         let mut out: Vec<Option<Submission>> = vec![None; txs.len()];
         for (i, (tx, sig)) in txs.into_iter().zip(sigs).enumerate() {
             let id = tx.id();
@@ -119,20 +120,7 @@ impl Writer {
                 admitted.push((i, id, pending));
             }
         }
-        // Queued together, after every check: a block is cut as soon as the
-        // pipeline has room, so one request's txs then usually ride in one
-        // block rather than the first few alone and the rest in the next.
-        let admitted: Vec<_> = admitted.into_iter().map(|(i, id, p)| (i, id, p, ledger.wait_for(id))).collect();
-        for (i, id, pending, rx) in admitted {
-            if self.consensus.enqueue_own(pending) {
-                waiting.push((i, id, rx));
-            } else {
-                out[i] = Some(Submission::Rejected {
-                    tx_id: id.to_hex(),
-                    reason: "the node is overloaded; retry later".into(),
-                });
-            }
-        }
+        let waiting = self.enqueue_together(admitted, &mut out);
         let deadline = tokio::time::Instant::now() + wait;
         for (i, id, rx) in waiting {
             out[i] = Some(match tokio::time::timeout_at(deadline, rx).await {
@@ -141,6 +129,29 @@ impl Writer {
             });
         }
         out.into_iter().map(|s| s.expect("every tx has an outcome")).collect()
+    }
+
+    /// Queues checked txs together, after every check of their request: a
+    /// block is cut as soon as the pipeline has room, so one request's txs
+    /// then usually ride in one block rather than the first few alone and
+    /// the rest in the next. Returns each queued tx's receipt to wait for;
+    /// a tx the full mempool refuses gets its outcome in `out`.
+    fn enqueue_together(
+        &self,
+        admitted: Vec<(usize, TxId, Pending)>,
+        out: &mut [Option<Submission>],
+    ) -> Vec<(usize, TxId, oneshot::Receiver<Receipt>)> {
+        let admitted: Vec<_> = admitted.into_iter().map(|(i, id, p)| (i, id, p, self.ledger.wait_for(id))).collect();
+        let mut waiting = Vec::with_capacity(admitted.len());
+        for (i, id, pending, rx) in admitted {
+            if self.consensus.enqueue_own(pending) {
+                waiting.push((i, id, rx));
+            } else {
+                let reason = "the node is overloaded; retry later".into();
+                out[i] = Some(Submission::Rejected { tx_id: id.to_hex(), reason });
+            }
+        }
+        waiting
     }
 
     /// Signs `payload` as this org, checks it against the committed state
