@@ -21,7 +21,8 @@ ID="bench-$(date +%s)"
 blob=$(mktemp)
 trap 'rm -f "$blob"' EXIT
 head -c "$((SIZE_MIB << 20))" /dev/urandom >"$blob"
-curl -fsS -X PUT -H "Authorization: Bearer $T1" --data-binary @"$blob" "$U1/v1/datasets/$ID/files/blob.bin" >/dev/null
+# -T streams the file (--data-binary reads all of it into memory first).
+curl -fsS -H "Authorization: Bearer $T1" -T "$blob" "$U1/v1/datasets/$ID/files/blob.bin" >/dev/null
 curl -fsS -H "Authorization: Bearer $T1" -H 'content-type: application/json' "$U1/v1/datasets" \
   -d "{\"id\":\"$ID\",\"title\":\"bench\",\"policy\":{\"allowed_orgs\":[\"org2\"],\"max_lease_ms\":3600000},\"private_metadata\":{}}" >/dev/null
 until curl -fsS -H "Authorization: Bearer $T2" "$U2/v1/datasets/$ID" >/dev/null 2>&1; do sleep 0.2; done
@@ -53,6 +54,8 @@ done = next(l["time_ms"] for l in lines if "verified against the ledger" in l["t
 mib = int(sys.argv[3])
 print(f"run {run['id']}: {run['status']}")
 print(f"data plane: {mib} MiB fetched and verified in {(done - start) / 1000:.2f} s = {mib * 1000 / max(1, done - start):.0f} MiB/s")
+# The wall-clock window, to cut a profile to (perf record -k realtime; perf report --time).
+print(f"data plane window: {start / 1000:.3f},{done / 1000:.3f}")
 print(f"job 1 (sha256sum of the mounted copy): {run['jobs'][0]['duration_ms']} ms")
 trivial = [j["duration_ms"] for j in run["jobs"][1:]]
 print(f"sandboxed 'true' x{len(trivial)} (2 at a time): median {statistics.median(trivial)} ms, max {max(trivial)} ms per job")

@@ -111,4 +111,11 @@ async fn metrics_parse_and_move_under_load() {
     assert_eq!(value(&owner, r#"leasehold_data_plane_bytes_total{kind="served"}"#), bytes);
     assert_eq!(value(&lessee, r#"leasehold_data_plane_bytes_total{kind="fetched"}"#), bytes);
     assert_eq!(value(&lessee, r#"leasehold_runs{status="succeeded"}"#), 1.0);
+    // RocksDB's memory as it counts it: the memtables hold the blocks just
+    // written, within their budget.
+    let memtables = value(&owner, r#"leasehold_storage_memory_bytes{kind="memtables"}"#);
+    assert!(memtables > 0.0 && memtables <= (64 << 20) as f64, "{owner:?}");
+    for kind in ["table_readers", "block_cache"] {
+        assert!(owner.contains_key(&format!(r#"leasehold_storage_memory_bytes{{kind="{kind}"}}"#)), "{owner:?}");
+    }
 }

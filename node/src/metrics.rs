@@ -48,6 +48,7 @@ pub struct Metrics {
     pub api_requests: Family<RouteLabels, Counter>,
     pub api_latency_s: HistogramFamily<RouteLabels>,
     pub data_plane_bytes: Family<KindLabels, Counter>,
+    pub storage_memory_bytes: Family<KindLabels, Gauge>,
     /// When the lease gauges were last counted: they scan this org's
     /// leases, so an unauthenticated scraper may not make that happen
     /// more often than every [`LEASE_COUNT_INTERVAL`].
@@ -71,6 +72,7 @@ impl Default for Metrics {
             api_requests: Family::default(),
             api_latency_s: Family::new_with_constructor(latency_s),
             data_plane_bytes: Family::default(),
+            storage_memory_bytes: Family::default(),
             leases_counted_at: std::sync::Mutex::new(None),
             registry: Registry::default(),
         };
@@ -93,6 +95,11 @@ impl Default for Metrics {
         registry.register("api_requests", "API requests, by route, method and status", m.api_requests.clone());
         registry.register("api_latency_seconds", "API request latency, by route", m.api_latency_s.clone());
         registry.register("data_plane_bytes", "Leased file bytes, served or fetched", m.data_plane_bytes.clone());
+        registry.register(
+            "storage_memory_bytes",
+            "RocksDB's memory: memtables, table readers (index and filter blocks outside the cache), block cache",
+            m.storage_memory_bytes.clone(),
+        );
         Self { registry, ..m }
     }
 }

@@ -59,6 +59,14 @@ impl NodeHandle {
         m.raft_term.set(raft.current_term as i64);
         m.raft_leader.set(i64::from(raft.current_leader == Some(raft.id)));
         m.mempool_depth.set(self.inner.consensus.mempool_len() as i64);
+        let memory = ledger.store.memory();
+        for (kind, bytes) in [
+            ("memtables", memory.memtables_bytes),
+            ("table_readers", memory.table_readers_bytes),
+            ("block_cache", memory.block_cache_bytes),
+        ] {
+            m.storage_memory_bytes.get_or_create(&crate::metrics::KindLabels { kind: kind.into() }).set(bytes as i64);
+        }
         let now = self.ledger_now();
         let mut counted_at = m.leases_counted_at.lock().expect("metrics lock");
         let stale = counted_at.is_none_or(|t| t.elapsed() >= crate::metrics::LEASE_COUNT_INTERVAL);

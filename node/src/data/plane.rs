@@ -122,30 +122,22 @@ impl Fetcher<'_> {
         for entry in &manifest.files {
             let path = partial.join(&entry.path);
             fs::create_dir_all(path.parent().expect("has parent")).map_err(|e| NodeError::file(&path, e))?;
-            // A new file, never one that is there already (or a link to one).
-            let mut out = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-                .map_err(|e| NodeError::file(&path, e))?;
-            let mut hasher = Sha256::new();
-            let mut offset = 0;
+            let mut writer = FileWriter::create(&path)?;
             // Up to `PIPELINE` chunks asked for at once, taken in order:
             // the round trips (and the owner's reads, from a bucket too)
-            // overlap, and at most that many chunks are held.
+            // overlap, and at most that many chunks are held, besides the
+            // writer's queue.
             let mut chunks = futures::stream::iter((0..entry.size_bytes).step_by(CHUNK_BYTES as usize))
                 .map(|at| self.chunk(lease, &entry.path, at, CHUNK_BYTES.min(entry.size_bytes - at)))
                 .buffered(PIPELINE);
             while let Some(bytes) = chunks.next().await {
                 let bytes = bytes?;
-                let n = bytes.len() as u64;
-                (out, hasher) = append_chunk(out, hasher, bytes, &path).await?;
-                offset += n;
-                done += n;
+                done += bytes.len() as u64;
+                writer.append(bytes).await?;
                 progress(done, total);
             }
-            let digest: [u8; 32] = hasher.finalize().into();
-            if offset != entry.size_bytes || digest != entry.sha256 {
+            let (size_bytes, digest) = writer.finish().await?;
+            if size_bytes != entry.size_bytes || digest != entry.sha256 {
                 let _ = fs::remove_dir_all(&partial);
                 return Err(NodeError::Data(format!("{} does not match its hash in the manifest", entry.path)));
             }
@@ -272,21 +264,70 @@ impl<S: StateRead> Owner<'_, S> {
     }
 }
 
-/// Hashes and appends a chunk off the async threads: 4 MiB of SHA-256 and
-/// a write take milliseconds that raft's heartbeats share on a small host.
-async fn append_chunk(
-    mut out: fs::File,
-    mut hasher: Sha256,
-    bytes: Vec<u8>,
-    path: &Path,
-) -> Result<(fs::File, Sha256)> {
-    tokio::task::spawn_blocking(move || {
-        hasher.update(&bytes);
-        out.write_all(&bytes).map(|()| (out, hasher))
-    })
-    .await
-    .map_err(|e| NodeError::Data(format!("writing a chunk: {e}")))?
-    .map_err(|e| NodeError::file(path, e))
+/// Chunks a writer holds before the transfer waits for it.
+const WRITER_QUEUE: usize = 4;
+/// Bytes a writer appends between syncs: the disk writes while the network
+/// brings the next, rather than all of a dataset at the end (the kernel
+/// would otherwise hold gigabytes dirty until the final fsync).
+const SYNC_EVERY_BYTES: u64 = 64 << 20;
+
+/// One file of a transfer, hashed, appended and synced as it comes on a
+/// blocking thread of its own: 4 MiB of SHA-256 and a write take
+/// milliseconds that raft's heartbeats share on a small host, and a sync
+/// takes longer.
+struct FileWriter {
+    path: PathBuf,
+    chunks: tokio::sync::mpsc::Sender<Vec<u8>>,
+    done: tokio::task::JoinHandle<std::io::Result<(u64, [u8; 32])>>,
+}
+
+impl FileWriter {
+    fn create(path: &Path) -> Result<Self> {
+        // A new file, never one that is there already (or a link to one).
+        let mut out =
+            fs::OpenOptions::new().write(true).create_new(true).open(path).map_err(|e| NodeError::file(path, e))?;
+        let (chunks, mut queued) = tokio::sync::mpsc::channel::<Vec<u8>>(WRITER_QUEUE);
+        let done = tokio::task::spawn_blocking(move || {
+            let (mut hasher, mut size_bytes, mut unsynced_bytes) = (Sha256::new(), 0u64, 0u64);
+            while let Some(bytes) = queued.blocking_recv() {
+                hasher.update(&bytes);
+                out.write_all(&bytes)?;
+                size_bytes += bytes.len() as u64;
+                unsynced_bytes += bytes.len() as u64;
+                if unsynced_bytes >= SYNC_EVERY_BYTES {
+                    out.sync_data()?;
+                    unsynced_bytes = 0;
+                }
+            }
+            out.sync_all()?;
+            Ok((size_bytes, hasher.finalize().into()))
+        });
+        Ok(Self { path: path.to_path_buf(), chunks, done })
+    }
+
+    /// Queues a chunk; waits while the writer's queue is full.
+    async fn append(&mut self, bytes: Vec<u8>) -> Result<()> {
+        if self.chunks.send(bytes).await.is_ok() {
+            return Ok(());
+        }
+        // The writer stopped on an error: the error is its result.
+        let stopped = (&mut self.done).await;
+        let reason = match stopped {
+            Ok(Err(e)) => e.to_string(),
+            Ok(Ok(_)) => "the writer stopped".into(),
+            Err(e) => e.to_string(),
+        };
+        Err(NodeError::file(&self.path, reason))
+    }
+
+    /// The file's size and SHA-256 once all of it is written and synced.
+    async fn finish(self) -> Result<(u64, [u8; 32])> {
+        drop(self.chunks);
+        self.done
+            .await
+            .map_err(|e| NodeError::Data(format!("writing {}: {e}", self.path.display())))?
+            .map_err(|e| NodeError::file(&self.path, e))
+    }
 }
 
 #[cfg(test)]

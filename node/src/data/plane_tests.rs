@@ -145,3 +145,28 @@ fn a_transfer_stops_at_the_first_chunk_asked_for_after_a_revocation() {
     let err = f.refusal(T0 + 4_001, org2, CHUNK_BYTES);
     assert!(err.starts_with("lease L1 was revoked at") && err.ends_with("audit"), "{err}");
 }
+
+/// The lessee's writer: chunks in order, over a sync boundary, give the
+/// file and the size and SHA-256 of all of them; a file already there is
+/// never written through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_writer_hashes_and_keeps_every_chunk_in_order() {
+    use sha2::{Digest, Sha256};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f.bin");
+    let mut writer = super::FileWriter::create(&path).unwrap();
+    // Past `SYNC_EVERY_BYTES`, in uneven chunks.
+    let all: Vec<u8> = (0..(super::SYNC_EVERY_BYTES + 3 * CHUNK_BYTES / 2)).map(|i| (i % 253) as u8).collect();
+    for chunk in all.chunks(CHUNK_BYTES as usize - 7) {
+        writer.append(chunk.to_vec()).await.unwrap();
+    }
+    let (size_bytes, digest) = writer.finish().await.unwrap();
+    assert_eq!(size_bytes, all.len() as u64);
+    assert_eq!(digest, <[u8; 32]>::from(Sha256::digest(&all)));
+    assert!(std::fs::read(&path).unwrap() == all, "the file holds every chunk in order");
+    // A name taken already (here by a link an attacker left) is refused.
+    let link = dir.path().join("link.bin");
+    std::os::unix::fs::symlink(&path, &link).unwrap();
+    assert!(super::FileWriter::create(&link).is_err());
+    assert_eq!(std::fs::read(&path).unwrap().len(), all.len(), "the link's target is untouched");
+}

@@ -45,6 +45,15 @@ const ALL_MEMTABLES_BYTES: usize = 64 << 20;
 const BLOOM_BITS_PER_KEY: f64 = 10.0;
 const MEMTABLE_BLOOM_RATIO: f64 = 0.1;
 
+/// RocksDB's memory, by where it is (see `Store::memory`).
+#[derive(Debug, Clone, Copy)]
+pub struct StorageMemory {
+    pub memtables_bytes: u64,
+    /// Index and filter blocks, held outside the block cache.
+    pub table_readers_bytes: u64,
+    pub block_cache_bytes: u64,
+}
+
 /// A raw RocksDB entry.
 pub type KeyValue = (Box<[u8]>, Box<[u8]>);
 
@@ -93,6 +102,23 @@ impl Store {
         let cfs = ALL_CFS.map(|name| ColumnFamilyDescriptor::new(name, opts.clone()));
         let db = DB::open_cf_descriptors(&opts, dir, cfs)?;
         Ok(Self { db: Arc::new(db) })
+    }
+
+    /// What RocksDB holds in memory now, as it counts it.
+    pub fn memory(&self) -> StorageMemory {
+        let sum = |property: &str| {
+            ALL_CFS.iter().filter_map(|cf| self.db.property_int_value_cf(self.cf(cf), property).ok().flatten()).sum()
+        };
+        StorageMemory {
+            memtables_bytes: sum("rocksdb.cur-size-all-mem-tables"),
+            table_readers_bytes: sum("rocksdb.estimate-table-readers-mem"),
+            // RocksDB's default cache (32 MiB), shared by every column
+            // family: asked once.
+            block_cache_bytes: (self.db.property_int_value_cf(self.cf(CF_STATE), "rocksdb.block-cache-usage"))
+                .ok()
+                .flatten()
+                .unwrap_or(0),
+        }
     }
 
     /// Opens without taking the write lock, for offline checks.

@@ -12,7 +12,10 @@ pub enum DataRequest {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum DataReply {
     Manifest(Manifest),
-    Chunk(Vec<u8>),
+    /// As bytes, not a sequence of u8s: bincode writes both alike (a
+    /// length, then the bytes), but a sequence is encoded and decoded a
+    /// byte at a time: a sixth of both nodes' CPU in a transfer.
+    Chunk(#[serde(with = "serde_bytes")] Vec<u8>),
 }
 
 impl DataRequest {
