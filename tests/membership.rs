@@ -81,3 +81,75 @@ async fn voters_change_when_a_majority_approves_and_not_before() {
     let (_, r) = net.submit(0, &[tx], 15_000).await.unwrap();
     assert!(is_committed_valid(&r[0]), "{r:?}\norg1:\n{}\norg2:\n{}", net.log(0), net.log(1));
 }
+
+/// A follower a block behind receives, in one AppendEntries, the block
+/// whose approval makes a majority for new voters and the change the
+/// leader proposed on applying it (an honest leader does this whenever the
+/// follower lagged by that block). The follower takes the block and
+/// answers a partial success, then takes the change sent again: it once
+/// refused the whole, judging the change before the block that allows it,
+/// and stayed behind for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_takes_the_approving_block_and_then_the_change_it_allows() {
+    use leasehold_node::block::Proposal;
+    use leasehold_node::raft::{Entry, TypeConfig};
+    use leasehold_node::wire::{Rpc, RpcReply};
+    use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse};
+    use openraft::{BasicNode, CommittedLeaderId, EntryPayload, LogId, Membership, Vote};
+
+    let mut net = TestNet::start(3).await;
+    let rogue = Rogue::as_org3(&mut net).await;
+    let (leader, f) = settled_pair(&net).await;
+    let f_org = format!("org{}", f + 1);
+    let s = net.status(f).await.unwrap();
+    let (term, applied) = (s["raft_term"].as_u64().unwrap(), s["raft_applied_index"].as_u64().unwrap());
+    let last = LogId::new(CommittedLeaderId::new(term, leader as u64 + 1), applied);
+    net.stop(leader);
+    let (term, grants) = rogue.win_election(&f_org, term).await;
+
+    // The follower's org and org3 approve {follower, org3}: a majority.
+    let voters = json!([f_org.clone(), "org3"]);
+    let approve = leasehold_chaincode::Payload::ApproveMembership { voters: vec![f_org.clone(), "org3".into()] };
+    let txs = vec![net.sign(f, approve.clone()), rogue.sign(approve)];
+    let block = Proposal::new(&rogue.genesis, "org3", &rogue.key, leasehold_node::now_ms(), txs);
+    let at = |index: u64| LogId::new(CommittedLeaderId::new(term, 3), index);
+    let ids = std::collections::BTreeSet::from([f as u64 + 1, 3]);
+    let nodes = (1..=3).map(|n| (n, BasicNode::default())).collect::<std::collections::BTreeMap<u64, _>>();
+    let joint = Membership::new(vec![std::collections::BTreeSet::from([1, 2, 3]), ids], nodes);
+    let change = Entry { log_id: at(applied + 2), payload: EntryPayload::Membership(joint) };
+    let append = |prev, entries: Vec<Entry>| {
+        let r = AppendEntriesRequest::<TypeConfig> {
+            vote: Vote::new_committed(term, 3),
+            prev_log_id: Some(prev),
+            entries,
+            leader_commit: Some(at(applied + 1)),
+        };
+        Rpc::Append(r, grants.clone())
+    };
+    let both = vec![Entry { log_id: at(applied + 1), payload: EntryPayload::Normal(block) }, change.clone()];
+
+    let reply = rogue.send(&f_org, &append(last, both)).await;
+    let Some(RpcReply::Append(Ok(AppendEntriesResponse::PartialSuccess(Some(taken))))) = reply else {
+        panic!("the block was not taken alone: {reply:?}\n{}", net.log(f));
+    };
+    assert_eq!(taken, at(applied + 1));
+    assert_eq!(membership(&net, f).await["voters"], voters);
+    let reply = rogue.send(&f_org, &append(at(applied + 1), vec![change])).await;
+    assert!(matches!(reply, Some(RpcReply::Append(Ok(AppendEntriesResponse::Success)))), "{reply:?}");
+}
+
+/// A leader among org1 and org2 and its follower, once the follower has
+/// applied all the leader has: (leader, follower).
+async fn settled_pair(net: &TestNet) -> (usize, usize) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (a, b) = (net.status(0).await.unwrap(), net.status(1).await.unwrap());
+        let leader = a["leader"].as_str().filter(|l| *l == "org1" || *l == "org2");
+        let same = |k: &str| a[k] == b[k];
+        if let Some(l) = leader.filter(|_| same("leader") && same("raft_term") && same("raft_applied_index")) {
+            return if l == "org1" { (0, 1) } else { (1, 0) };
+        }
+        assert!(Instant::now() < deadline, "org1 and org2 never settled: {a} {b}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

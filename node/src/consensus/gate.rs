@@ -157,11 +157,17 @@ fn already_held(inner: &Consensus, id: &crate::raft::LogId) -> bool {
     }
 }
 
-/// Whether to let openraft see this AppendEntries.
+/// Whether to let openraft see this AppendEntries, and how much of it: a
+/// membership change this node's ledger does not allow is cut off with
+/// every entry after it, and the entries before it are let through. Its
+/// approval may be one of them: a follower a block behind receives the
+/// approving block and the change the leader proposed on applying it in
+/// one message, and refusing the whole would keep it behind for good. The
+/// leader hears a partial success and sends the rest again (`inbound`).
 pub(crate) fn admit_append(
     inner: &Consensus,
     peer: &PeerId,
-    r: &AppendEntriesRequest<TypeConfig>,
+    r: &mut AppendEntriesRequest<TypeConfig>,
     grants: &[Grant],
 ) -> bool {
     if !speaks_for(inner, peer, &r.vote, "AppendEntries")
@@ -170,14 +176,13 @@ pub(crate) fn admit_append(
     {
         return false;
     }
-    for e in &r.entries {
-        if let EntryPayload::Membership(m) = &e.payload {
-            // A new leader resends entries this node already took: a past
-            // change is no longer a voter set in effect, and is no change.
-            if !already_held(inner, &e.log_id) && !super::membership::allowed(inner, m) {
-                return refuse_membership(inner, peer, "AppendEntries", m);
-            }
+    if let Some(cut) = r.entries.iter().position(|e| !membership_allowed(inner, e)) {
+        let EntryPayload::Membership(m) = &r.entries[cut].payload else { unreachable!("only a membership is cut") };
+        if cut == 0 {
+            return refuse_membership(inner, peer, "AppendEntries", m);
         }
+        debug!(%peer, "taking the {cut} entries before a membership change this node's ledger does not allow yet");
+        r.entries.truncate(cut);
     }
     // Heartbeats carry no entries and keep this node from standing for
     // election; only what would fill the disk is refused.
@@ -213,6 +218,16 @@ pub(crate) fn admit_append(
         }
     }
     true
+}
+
+/// Whether `e` is no membership change, or one this node may take. A new
+/// leader resends entries this node already took: a past change is no
+/// longer a voter set in effect, and is no change.
+fn membership_allowed(inner: &Consensus, e: &crate::raft::Entry) -> bool {
+    match &e.payload {
+        EntryPayload::Membership(m) => already_held(inner, &e.log_id) || super::membership::allowed(inner, m),
+        _ => true,
+    }
 }
 
 /// Whether to let openraft see this vote request: from a voter in this

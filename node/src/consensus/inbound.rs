@@ -2,14 +2,17 @@
 //! forwarded and relayed txs, block certificates and a restored node's
 //! question for the term. Every one is a hostile peer's until checked.
 
+use std::time::Duration;
+
 use leasehold_chaincode::{verify_signatures, SignedTx};
 use leasehold_network::PeerId;
-use openraft::raft::{AppendEntriesResponse, InstallSnapshotResponse};
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotResponse};
 use tracing::warn;
 
 use super::mempool::{sized, Pending};
 use super::{gate, Consensus};
-use crate::wire::{Rpc, RpcReply, TxRefusal};
+use crate::raft::TypeConfig;
+use crate::wire::{Grant, Rpc, RpcReply, TxRefusal};
 
 impl Consensus {
     /// The answer to `rpc` from `peer`, or `None` to refuse it unanswered.
@@ -17,18 +20,7 @@ impl Consensus {
     pub(crate) async fn answer(&self, peer: PeerId, rpc: Rpc) -> Option<RpcReply> {
         let inner = self;
         Some(match rpc {
-            Rpc::Append(r, grants) if gate::admit_append(inner, &peer, &r, &grants) => {
-                let (term, commit) = (r.vote.leader_id().term, r.leader_commit.map(|c| (c.leader_id.term, c.index)));
-                let leader = r.vote.leader_id().voted_for();
-                let resp = inner.raft.append_entries(r).await;
-                if matches!(resp, Ok(AppendEntriesResponse::Success)) {
-                    inner.fence.leader_heard(term, commit);
-                    if let Some(leader) = leader {
-                        inner.ledger.watch.heard(leader);
-                    }
-                }
-                RpcReply::Append(resp)
-            }
+            Rpc::Append(r, grants) => return self.answer_append(peer, r, &grants).await,
             Rpc::Vote(r) if gate::admit_vote(inner, &peer, &r.vote) => {
                 let vote = r.vote;
                 let resp = inner.raft.vote(r).await;
@@ -38,12 +30,7 @@ impl Consensus {
             Rpc::Snapshot(r, grants) if gate::admit_snapshot(inner, &peer, &r, &grants) => {
                 RpcReply::Snapshot(super::receive_snapshot::receive(inner, &peer, r).await?)
             }
-            // Refused: a sender in a lower term than this node's is told so, as
-            // openraft would, so a stale leader steps down; others get nothing.
-            Rpc::Append(r, _) => {
-                let mine = inner.raft.metrics().borrow().vote;
-                (mine > r.vote).then_some(RpcReply::Append(Ok(AppendEntriesResponse::HigherVote(mine))))?
-            }
+            // Refused: as for an AppendEntries (see `answer_append`).
             Rpc::Snapshot(r, _) => {
                 let mine = inner.raft.metrics().borrow().vote;
                 (mine > r.vote).then_some(RpcReply::Snapshot(Ok(InstallSnapshotResponse { vote: mine })))?
@@ -55,6 +42,47 @@ impl Consensus {
             Rpc::Term => RpcReply::Term(super::fence::term_reply(inner)?),
             Rpc::Data(_) | Rpc::Metadata(_) | Rpc::Compute(_) => return None,
         })
+    }
+}
+
+/// How long a follower that took only the entries before a membership
+/// change waits for them to apply before it answers: the change, sent again
+/// at once, is then usually allowed rather than refused into the leader's
+/// half-second backoff.
+const CUT_APPLY_WAIT: Duration = Duration::from_millis(200);
+
+impl Consensus {
+    /// An AppendEntries, as far as the `gate` lets it through. Refused, a
+    /// sender in a lower term than this node's is told so, as openraft
+    /// would, so a stale leader steps down; others get nothing.
+    async fn answer_append(
+        &self,
+        peer: PeerId,
+        mut r: AppendEntriesRequest<TypeConfig>,
+        grants: &[Grant],
+    ) -> Option<RpcReply> {
+        let sent = r.entries.len();
+        if !gate::admit_append(self, &peer, &mut r, grants) {
+            let mine = self.raft.metrics().borrow().vote;
+            return (mine > r.vote).then_some(RpcReply::Append(Ok(AppendEntriesResponse::HigherVote(mine))));
+        }
+        let (term, commit) = (r.vote.leader_id().term, r.leader_commit.map(|c| (c.leader_id.term, c.index)));
+        let leader = r.vote.leader_id().voted_for();
+        // Cut by the gate: the last entry taken.
+        let cut = (r.entries.len() < sent).then(|| r.entries.last().map(|e| e.log_id)).flatten();
+        let resp = self.raft.append_entries(r).await;
+        if !matches!(resp, Ok(AppendEntriesResponse::Success)) {
+            return Some(RpcReply::Append(resp));
+        }
+        self.fence.leader_heard(term, commit);
+        if let Some(leader) = leader {
+            self.ledger.watch.heard(leader);
+        }
+        let Some(taken) = cut else { return Some(RpcReply::Append(resp)) };
+        // What of it the leader says is committed, which this node applies.
+        let applies = commit.map_or(0, |(_, index)| index).min(taken.index);
+        let _ = self.raft.wait(Some(CUT_APPLY_WAIT)).applied_index_at_least(Some(applies), "cut append").await;
+        Some(RpcReply::Append(Ok(AppendEntriesResponse::PartialSuccess(Some(taken)))))
     }
 }
 
