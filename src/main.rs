@@ -21,7 +21,8 @@ use leasehold_node::config::NodeConfig;
 /// also takes RocksDB's C++ allocations (the `malloc` it exports overrides
 /// glibc's), which glibc's arenas held on to once freed: after a million
 /// leases, 210-240 MB from the system for 100 MB in use. Its background
-/// threads hand freed pages back within seconds (docs/BENCHMARKS.md).
+/// threads hand freed pages back once its decay (10 s) has passed, idle or
+/// not (docs/BENCHMARKS.md). Tuned, if ever, with `MALLOC_CONF`.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

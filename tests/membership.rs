@@ -133,7 +133,11 @@ async fn a_follower_takes_the_approving_block_and_then_the_change_it_allows() {
         panic!("the block was not taken alone: {reply:?}\n{}", net.log(f));
     };
     assert_eq!(taken, at(applied + 1));
-    assert_eq!(membership(&net, f).await["voters"], voters);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while membership(&net, f).await["voters"] != voters {
+        assert!(Instant::now() < deadline, "the approving block never applied: {}", membership(&net, f).await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let reply = rogue.send(&f_org, &append(at(applied + 1), vec![change])).await;
     assert!(matches!(reply, Some(RpcReply::Append(Ok(AppendEntriesResponse::Success)))), "{reply:?}");
 }

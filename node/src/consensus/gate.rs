@@ -176,8 +176,9 @@ pub(crate) fn admit_append(
     {
         return false;
     }
-    if let Some(cut) = r.entries.iter().position(|e| !membership_allowed(inner, e)) {
-        let EntryPayload::Membership(m) = &r.entries[cut].payload else { unreachable!("only a membership is cut") };
+    if let Some((cut, m)) =
+        r.entries.iter().enumerate().find_map(|(i, e)| disallowed_membership(inner, e).map(|m| (i, m)))
+    {
         if cut == 0 {
             return refuse_membership(inner, peer, "AppendEntries", m);
         }
@@ -220,13 +221,18 @@ pub(crate) fn admit_append(
     true
 }
 
-/// Whether `e` is no membership change, or one this node may take. A new
+/// The membership `e` changes to, if this node may not take it. A new
 /// leader resends entries this node already took: a past change is no
 /// longer a voter set in effect, and is no change.
-fn membership_allowed(inner: &Consensus, e: &crate::raft::Entry) -> bool {
+fn disallowed_membership<'a>(
+    inner: &Consensus,
+    e: &'a crate::raft::Entry,
+) -> Option<&'a Membership<NodeId, BasicNode>> {
     match &e.payload {
-        EntryPayload::Membership(m) => already_held(inner, &e.log_id) || super::membership::allowed(inner, m),
-        _ => true,
+        EntryPayload::Membership(m) if !already_held(inner, &e.log_id) && !super::membership::allowed(inner, m) => {
+            Some(m)
+        }
+        _ => None,
     }
 }
 

@@ -45,12 +45,6 @@ impl Consensus {
     }
 }
 
-/// How long a follower that took only the entries before a membership
-/// change waits for them to apply before it answers: the change, sent again
-/// at once, is then usually allowed rather than refused into the leader's
-/// half-second backoff.
-const CUT_APPLY_WAIT: Duration = Duration::from_millis(200);
-
 impl Consensus {
     /// An AppendEntries, as far as the `gate` lets it through. Refused, a
     /// sender in a lower term than this node's is told so, as openraft
@@ -80,8 +74,14 @@ impl Consensus {
         }
         let Some(taken) = cut else { return Some(RpcReply::Append(resp)) };
         // What of it the leader says is committed, which this node applies.
+        // A follower that took only the entries before a membership change
+        // waits a little for them to apply: the change, sent again at once,
+        // is then usually allowed rather than refused into the leader's
+        // half-second backoff. Half a heartbeat, as the leader waits one
+        // for this answer (openraft's replication timeout).
         let applies = commit.map_or(0, |(_, index)| index).min(taken.index);
-        let _ = self.raft.wait(Some(CUT_APPLY_WAIT)).applied_index_at_least(Some(applies), "cut append").await;
+        let wait = Duration::from_millis(self.cfg.raft.heartbeat_ms / 2);
+        let _ = self.raft.wait(Some(wait)).applied_index_at_least(Some(applies), "cut append").await;
         Some(RpcReply::Append(Ok(AppendEntriesResponse::PartialSuccess(Some(taken)))))
     }
 }
