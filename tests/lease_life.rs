@@ -137,3 +137,45 @@ async fn a_lease_gates_private_metadata_from_grant_to_expiry_and_revocation() {
         assert!(!bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()), "plaintext found in {}", f.display());
     }
 }
+
+/// A notebook that reads its lease's metadata from 64 tasks at once gets 64
+/// answers: reads of one lease by one user that wait together share one
+/// audit record, which counts them. Every read is still on the ledger
+/// before its answer (the records' `reads` add up to 64), in a few records
+/// rather than 64 transactions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_reads_of_a_lease_share_their_audit_records() {
+    const READS: u64 = 64;
+    let net = TestNet::start(3).await;
+    let body = json!({
+        "id": "iris", "title": "Iris",
+        "policy": {"allowed_orgs": ["org2"], "max_lease_ms": 3_600_000},
+        "private_metadata": {"password": SECRET},
+    });
+    let (code, created) = net.call(0, "POST", "/v1/datasets", None, Some(body)).await;
+    assert_eq!(code, 201, "{created}");
+    net.wait_found(1, "/v1/datasets/iris").await;
+    let (code, req) =
+        net.call(1, "POST", "/v1/datasets/iris/leases", None, Some(json!({"duration_ms": 600_000}))).await;
+    assert_eq!(code, 201, "{req}");
+    let lease = req["resource"]["id"].as_str().unwrap().to_string();
+    wait_status(&net, 0, &lease, "requested").await;
+    assert_eq!(net.call(0, "POST", &format!("/v1/leases/{lease}/grant"), None, None).await.0, 200);
+    wait_status(&net, 1, &lease, "active").await;
+
+    let path = format!("/v1/leases/{lease}/metadata");
+    let reads = futures::future::join_all((0..READS).map(|_| net.call(1, "GET", &path, None, None))).await;
+    for (code, m) in &reads {
+        assert_eq!(*code, 200, "{m}");
+        assert_eq!(m["private_metadata"]["password"], SECRET, "{m}");
+    }
+    // Each answer came after its record committed on the owner's node.
+    let (code, log) = net.call(0, "GET", &format!("/v1/leases/{lease}/access-log"), None, None).await;
+    assert_eq!(code, 200, "{log}");
+    let records = log.as_array().unwrap();
+    let counted: u64 = records.iter().map(|r| r["reads"].as_u64().expect("a record counts its reads")).sum();
+    assert_eq!(counted, READS, "{log}");
+    assert!(records.len() < 16, "{} records for {READS} reads that waited together: {log}", records.len());
+    let txs: std::collections::HashSet<_> = reads.iter().map(|(_, m)| m["audit_tx_id"].clone()).collect();
+    assert_eq!(txs.len(), records.len(), "each answer names the tx of its record: {log}");
+}

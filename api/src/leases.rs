@@ -249,6 +249,9 @@ pub struct AccessView {
     /// Block time of the owner's audit record, before the disclosure.
     pub at: String,
     pub tx_id: String,
+    /// The reads this record stands for: those of `reader` that waited for
+    /// it together.
+    pub reads: u32,
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -279,6 +282,7 @@ pub async fn access_log(
                 version: a.version,
                 at: leasehold_chaincode::time::rfc3339(a.time_ms),
                 tx_id: a.tx_id.to_hex(),
+                reads: a.reads,
             })
             .collect(),
     ))

@@ -270,7 +270,17 @@ pub(crate) fn require_active_for(state: &(impl StateRead + ?Sized), ctx: &TxCtx,
 
 /// The owner records a disclosure to the lessee; the lease must be active
 /// at this block's time, so no disclosure is recorded at or after expiry.
-pub(crate) fn record_access(state: &mut impl State, ctx: &TxCtx, lease_id: &str, reader: &str) -> Result<Event> {
+/// Reads one access record may stand for: what one user of the lessee's
+/// asked for while the owner's previous record of them was committing.
+pub const MAX_READS_PER_RECORD: u32 = 1024;
+
+pub(crate) fn record_access(
+    state: &mut impl State,
+    ctx: &TxCtx,
+    lease_id: &str,
+    reader: &str,
+    reads: u32,
+) -> Result<Event> {
     let lease = load(state, lease_id)?;
     require_owner(&lease, ctx, "record a disclosure of its metadata")?;
     if lease.status_at(ctx.now()) != LeaseStatus::Active {
@@ -278,6 +288,9 @@ pub(crate) fn record_access(state: &mut impl State, ctx: &TxCtx, lease_id: &str,
     }
     if reader.is_empty() || reader.len() > 200 {
         return Err(ChaincodeError::invalid("reader", "must be 1 to 200 bytes"));
+    }
+    if !(1..=MAX_READS_PER_RECORD).contains(&reads) {
+        return Err(ChaincodeError::invalid("reads", format!("must be 1 to {MAX_READS_PER_RECORD}")));
     }
     let record = AccessRecord {
         lease_id: lease.id.clone(),
@@ -287,6 +300,7 @@ pub(crate) fn record_access(state: &mut impl State, ctx: &TxCtx, lease_id: &str,
         reader: reader.into(),
         time_ms: ctx.now(),
         tx_id: ctx.tx_id,
+        reads,
     };
     ctx.record_history(state, "access", lease_id, &record)?;
     Ok(Event::AccessRecorded { lease_id: lease_id.into() })

@@ -92,10 +92,13 @@ pub enum Payload {
         output_hash: Option<Hash32>,
     },
     /// Audit: the owner's node is about to disclose the lease's metadata to
-    /// `reader`, a user of the lessee. Only the owner signs it.
+    /// `reader`, a user of the lessee, `reads` times. Only the owner signs it.
     RecordAccess {
         lease_id: String,
         reader: String,
+        /// The reads this record stands for: those of `reader` that waited
+        /// for it together, 1 to [`crate::MAX_READS_PER_RECORD`].
+        reads: u32,
     },
     /// This org approves `voters` as the raft voters; the set takes effect
     /// once a majority of the orgs approve it (see `membership`).

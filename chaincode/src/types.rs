@@ -423,4 +423,6 @@ pub struct AccessRecord {
     pub reader: String,
     pub time_ms: TimeMs,
     pub tx_id: crate::TxId,
+    /// How many reads by `reader` were disclosed under this one record.
+    pub reads: u32,
 }

@@ -97,7 +97,7 @@ fn payload(op: &Op) -> Payload {
             lease_ids: vec![l(lease)],
             inputs: vec![],
         },
-        Op::Access { lease } => Payload::RecordAccess { lease_id: l(lease), reader: "u".into() },
+        Op::Access { lease } => Payload::RecordAccess { lease_id: l(lease), reader: "u".into(), reads: 1 },
     }
 }
 

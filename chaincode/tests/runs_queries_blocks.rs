@@ -128,7 +128,7 @@ fn a_failed_run_cannot_be_published() {
 #[test]
 fn disclosures_are_recorded_by_the_owner_only_under_an_active_lease() {
     let mut net = with_active_lease();
-    let access = |r: &str| Payload::RecordAccess { lease_id: "L1".into(), reader: r.into() };
+    let access = |r: &str| Payload::RecordAccess { lease_id: "L1".into(), reader: r.into(), reads: 1 };
     assert!(matches!(net.reject(2, T0 + 3000, access("eve")), ChaincodeError::NotOwner { .. }));
     assert!(
         matches!(net.reject(1, T0 + 3000, access("eve")), ChaincodeError::NotOwner { .. }),
@@ -142,6 +142,24 @@ fn disclosures_are_recorded_by_the_owner_only_under_an_active_lease() {
     let (seq, r) = &log[0];
     assert_eq!(*seq, 0);
     assert_eq!((r.reader.as_str(), r.org.as_str(), r.version, r.time_ms), ("alice", "org2", 1, T0 + 3000));
+    assert_eq!(r.reads, 1);
+}
+
+#[test]
+fn one_access_record_counts_the_reads_that_waited_for_it() {
+    let mut net = with_active_lease();
+    let access = |reads: u32| Payload::RecordAccess { lease_id: "L1".into(), reader: "alice".into(), reads };
+    net.run(0, T0 + 3000, access(MAX_READS_PER_RECORD)).unwrap();
+    for reads in [0, MAX_READS_PER_RECORD + 1] {
+        let e = net.reject(0, T0 + 3000, access(reads));
+        assert_eq!(
+            e.to_string(),
+            format!("field \"reads\" is invalid: must be 1 to {MAX_READS_PER_RECORD}"),
+            "{reads} reads"
+        );
+    }
+    let log = query::access_log(&net.state, "L1", 0, 10).unwrap();
+    assert_eq!(log.iter().map(|(_, r)| r.reads).collect::<Vec<_>>(), [MAX_READS_PER_RECORD]);
 }
 
 #[test]

@@ -8,15 +8,16 @@
 //!    peer's org, and that the dataset is read as files (a compute
 //!    dataset's metadata is never disclosed);
 //! 3. it commits the audit record (`RecordAccess`: org, user, lease,
-//!    version, block time), which the chaincode accepts only while the
-//!    lease is active at that block's time;
+//!    version, block time, and how many reads it stands for: those of one
+//!    user that waited together, see [`crate::audit`]), which the chaincode
+//!    accepts only while the lease is active at that block's time;
 //! 4. it checks the lease again after the commit, at the later of its clock
 //!    and the last block time, and only then decrypts and answers.
 //!
 //! The lessee's node relays the answer and keeps no copy. A refusal carries
 //! the owner's reason; an owner that cannot be reached discloses nothing.
 
-use leasehold_chaincode::{query, Payload, SealedMetadata};
+use leasehold_chaincode::{query, SealedMetadata};
 use leasehold_network::PeerId;
 
 use crate::crypto;
@@ -128,36 +129,16 @@ pub(crate) async fn serve(
         }
         Err(e) => return Err(internal(e.into())),
     }
-    // Each read commits an audit record: a flood of them must not fill
-    // this node's mempool, or its own revocation of the lease would wait.
-    let limits = &node.inner.limits;
-    if !limits.disclosures.take(&asker, id, std::time::Instant::now()) {
+    // Each read is on the ledger before its answer; reads that wait
+    // together share one audit record (`audit`), whose limits keep a flood
+    // of them from filling this node's mempool and its ledger.
+    if !node.inner.limits.disclosures.take(&asker, id, std::time::Instant::now()) {
         let (burst, rate) = (crate::limits::DISCLOSURE_BURST, crate::limits::DISCLOSURES_PER_S);
         return Err(Refusal::Busy(format!(
             "{asker} reads lease {id}'s metadata at most {burst} times at once and {rate} a second; retry later"
         )));
     }
-    let Some(_slot) = limits.disclosing.enter(&asker) else {
-        let max = crate::limits::DISCLOSURES_IN_FLIGHT;
-        return Err(Refusal::Busy(format!("at most {max} of {asker}'s reads are disclosed at once; retry later")));
-    };
-    let audit = node.write(Payload::RecordAccess { lease_id: id.clone(), reader: req.reader.clone() }).await;
-    let audit_tx_id = match audit {
-        Ok(w) if w.height.is_some() => w.tx_id,
-        Ok(_) => {
-            return Err(Refusal::Unavailable(
-                "the audit record was not committed in time; nothing was disclosed".into(),
-            ))
-        }
-        // Expired or revoked between the check and the block: the chaincode's reason.
-        Err(NodeError::Chaincode(e)) => return Err(Refusal::Forbidden(e.to_string())),
-        Err(NodeError::Conflict(reason)) => return Err(Refusal::Forbidden(reason)),
-        Err(e) => {
-            return Err(Refusal::Unavailable(format!(
-                "the audit record could not be written ({e}); nothing was disclosed"
-            )))
-        }
-    };
+    let audit_tx_id = node.inner.audits.record(node, &asker, id, &req.reader).await?;
     // Decided now, after the commit, and never at or after expiry.
     let decided_at_ms = node.ledger_now();
     let lease =

@@ -30,6 +30,8 @@ pub(crate) struct Inner {
     pub(crate) manifests: crate::data::plane::Manifests,
     /// What other orgs may ask of this node at once, and how often.
     pub(crate) limits: crate::limits::PeerLimits,
+    /// Reads of leased metadata waiting for their audit record.
+    pub(crate) audits: crate::audit::Audits,
     /// Held while a backup is taken: one at a time.
     pub(crate) backing_up: Arc<tokio::sync::Mutex<()>>,
     /// Read while a write that names new files commits and the files are
@@ -65,6 +67,7 @@ impl Inner {
             x25519_secret: p.x25519_secret,
             manifests: Default::default(),
             limits: Default::default(),
+            audits: Default::default(),
             backing_up: Default::default(),
             adopting: Default::default(),
             objects: p.objects,

@@ -10,6 +10,7 @@
 //! (`leasehold_workflow::runner`) reaches the node; `handle` wires them
 //! behind [`NodeHandle`] and `node` starts them.
 
+mod audit;
 pub mod backup;
 pub mod block;
 pub mod ceremony;
@@ -27,7 +28,7 @@ pub mod fuzzing;
 mod handle;
 pub mod init;
 pub mod ledger;
-mod limits;
+pub mod limits;
 pub mod metrics;
 mod node;
 pub mod orgs;

@@ -9,15 +9,21 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Metadata disclosures per lessee org and lease: a burst, then a steady
-/// rate. Each commits an audit record, a tx of the owner's.
-pub const DISCLOSURE_BURST: u32 = 8;
-pub const DISCLOSURES_PER_S: u32 = 2;
-/// Disclosures of one org's whose audit records are in flight at once: what
-/// a flood may take of the owner's mempool, at most.
-pub const DISCLOSURES_IN_FLIGHT: usize = 4;
+/// rate. Reads waiting together share an audit record (`audit`), so this
+/// bounds the owner's work per read, not its ledger.
+pub const DISCLOSURE_BURST: u32 = 1024;
+pub const DISCLOSURES_PER_S: u32 = 4096;
+/// Audit records per lessee org and lease: each is a tx of the owner's and
+/// a record on every node's ledger, whatever the reads it counts. A writer
+/// waits for its token while more reads join its record.
+pub const AUDIT_BURST: u32 = 8;
+pub const AUDITS_PER_S: u32 = 50;
+/// Audit records of one org's reads in flight at once: what a flood may
+/// take of the owner's mempool, at most.
+pub const AUDITS_IN_FLIGHT: usize = 4;
 /// Data-plane requests (a manifest, a chunk of up to 4 MiB) per lessee org
 /// and lease, and at once per org.
 pub const DATA_BURST: u32 = 256;
@@ -40,20 +46,25 @@ impl Buckets {
 
     /// Takes one token for `(org, lease)` at `now`, if it has one.
     pub(crate) fn take(&self, org: &str, lease: &str, now: Instant) -> bool {
-        let burst = f64::from(self.burst);
+        self.take_or_wait(org, lease, now).is_ok()
+    }
+
+    /// Takes one token for `(org, lease)` at `now`, or says how long until
+    /// it will have one.
+    pub(crate) fn take_or_wait(&self, org: &str, lease: &str, now: Instant) -> Result<(), Duration> {
+        let (burst, per_s) = (f64::from(self.burst), f64::from(self.per_s));
         let mut held = self.held.lock().expect("buckets lock");
         if held.len() >= PRUNE_AT {
-            let per_s = f64::from(self.per_s);
             held.retain(|_, (tokens, at)| *tokens + now.duration_since(*at).as_secs_f64() * per_s < burst);
         }
         let (tokens, at) = held.entry((org.to_string(), lease.to_string())).or_insert((burst, now));
-        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * f64::from(self.per_s)).min(burst);
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * per_s).min(burst);
         *at = now;
         if *tokens < 1.0 {
-            return false;
+            return Err(Duration::from_secs_f64((1.0 - *tokens) / per_s));
         }
         *tokens -= 1.0;
-        true
+        Ok(())
     }
 }
 
@@ -101,7 +112,8 @@ impl InFlight {
 /// Every limit this node holds other orgs to.
 pub(crate) struct PeerLimits {
     pub disclosures: Buckets,
-    pub disclosing: InFlight,
+    pub audits: Buckets,
+    pub auditing: InFlight,
     pub data: Buckets,
     pub serving: InFlight,
 }
@@ -110,7 +122,8 @@ impl Default for PeerLimits {
     fn default() -> Self {
         Self {
             disclosures: Buckets::new(DISCLOSURE_BURST, DISCLOSURES_PER_S),
-            disclosing: InFlight::new(DISCLOSURES_IN_FLIGHT),
+            audits: Buckets::new(AUDIT_BURST, AUDITS_PER_S),
+            auditing: InFlight::new(AUDITS_IN_FLIGHT),
             data: Buckets::new(DATA_BURST, DATA_PER_S),
             serving: InFlight::new(DATA_IN_FLIGHT),
         }
@@ -119,8 +132,6 @@ impl Default for PeerLimits {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     #[test]
@@ -132,6 +143,8 @@ mod tests {
         assert!(b.take("org2", "L", t), "another org has its own");
         assert!(!b.take("org3", "L", t + Duration::from_millis(400)));
         assert!(b.take("org3", "L", t + Duration::from_millis(600)), "2 a second");
+        let wait = b.take_or_wait("org3", "L", t + Duration::from_millis(700)).unwrap_err();
+        assert!((wait.as_secs_f64() - 0.3).abs() < 1e-6, "the next token in 300 ms, not {wait:?}");
     }
 
     #[test]

@@ -1,0 +1,137 @@
+//! The owner's audit records of disclosures. Every read of a lease's
+//! private metadata is on the ledger before its answer; reads of one lease
+//! by one user that wait at the same moment share one record, which counts
+//! them (`RecordAccess { reads }`), the way a database's group commit
+//! shares one fsync. Such reads carry the same lease, user, block time and
+//! tx, so one record says all that separate ones would.
+//!
+//! One writer per (lease, user) at a time: while its record commits, new
+//! reads join the next one. What a lessee org can make the owner write is
+//! bounded whatever it reads: [`AUDITS_IN_FLIGHT`] records of its reads in
+//! the owner's mempool at once, [`crate::limits::AUDIT_BURST`] and then
+//! [`crate::limits::AUDITS_PER_S`] records per lease, and [`MAX_READS_PER_RECORD`] reads waiting for each.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use leasehold_chaincode::{Payload, MAX_READS_PER_RECORD};
+use tokio::sync::oneshot;
+
+use crate::error::NodeError;
+use crate::handle::NodeHandle;
+use crate::limits::{Slot, AUDITS_IN_FLIGHT};
+use crate::wire::disclose::Refusal;
+
+/// The audit tx's id, or why the reads it would have recorded are refused.
+type Recorded = Result<String, Refusal>;
+/// Whose reads a record is of: a lease and the lessee's user.
+type Key = (String, String);
+/// A read waiting for its record.
+type Waiter = oneshot::Sender<Recorded>;
+
+/// Reads waiting for a record, by (lease, reader). An entry lives while its
+/// writer does: an empty list means a record is committing and none waits.
+#[derive(Default)]
+pub(crate) struct Audits {
+    waiting: Mutex<HashMap<Key, Vec<Waiter>>>,
+}
+
+impl Audits {
+    /// Records one read of `lease_id` by `reader`, a user of `org`, and waits
+    /// until its record commits on this node.
+    pub(crate) async fn record(&self, node: &NodeHandle, org: &str, lease_id: &str, reader: &str) -> Recorded {
+        let (answer, recorded) = oneshot::channel();
+        let key = (lease_id.to_string(), reader.to_string());
+        let writer_slot = {
+            let mut waiting = self.waiting.lock().expect("audits lock");
+            match waiting.get_mut(&key) {
+                Some(reads) if reads.len() >= MAX_READS_PER_RECORD as usize => {
+                    return Err(Refusal::Busy(format!(
+                        "at most {MAX_READS_PER_RECORD} reads of lease {lease_id} by {reader} wait for one audit \
+                         record; retry later"
+                    )))
+                }
+                Some(reads) => {
+                    reads.push(answer);
+                    None
+                }
+                None => {
+                    let Some(slot) = node.inner.limits.auditing.enter(org) else {
+                        return Err(Refusal::Busy(format!(
+                            "at most {AUDITS_IN_FLIGHT} audit records of {org}'s reads are written at once; retry \
+                             later"
+                        )));
+                    };
+                    waiting.insert(key.clone(), vec![answer]);
+                    Some(slot)
+                }
+            }
+        };
+        if let Some(slot) = writer_slot {
+            // Its own task: the writer serves every read that joins, so it
+            // must not end with the request that started it.
+            tokio::spawn(write_records(node.clone(), org.to_string(), key, slot));
+        }
+        recorded.await.unwrap_or_else(|_| {
+            Err(Refusal::Unavailable("the audit record was not written; nothing was disclosed".into()))
+        })
+    }
+
+    /// Whether no read waits for `key`'s next record; the entry goes with
+    /// the answer, under the same lock, so a read that comes later starts
+    /// a writer of its own.
+    fn done(&self, key: &Key) -> bool {
+        let mut waiting = self.waiting.lock().expect("audits lock");
+        let idle = waiting.get(key).is_none_or(Vec::is_empty);
+        if idle {
+            waiting.remove(key);
+        }
+        idle
+    }
+
+    /// The reads waiting for `key`'s next record, all of them.
+    fn take(&self, key: &Key) -> Vec<Waiter> {
+        self.waiting.lock().expect("audits lock").get_mut(key).map(std::mem::take).unwrap_or_default()
+    }
+}
+
+/// Writes records for `key` until no read waits: each takes every read that
+/// joined while the one before committed.
+async fn write_records(node: NodeHandle, org: String, key: Key, _slot: Slot) {
+    let audits = &node.inner.audits;
+    let (lease_id, reader) = &key;
+    while !audits.done(&key) {
+        // Reads keep joining while the writer waits for its org's token.
+        while let Err(wait) = node.inner.limits.audits.take_or_wait(&org, lease_id, Instant::now()) {
+            tokio::time::sleep(wait).await;
+        }
+        let mut reads = audits.take(&key);
+        // A read whose request ended is not disclosed, so not counted.
+        reads.retain(|read| !read.is_closed());
+        if reads.is_empty() {
+            continue;
+        }
+        let count = u32::try_from(reads.len()).expect("at most MAX_READS_PER_RECORD wait");
+        let payload = Payload::RecordAccess { lease_id: lease_id.clone(), reader: reader.clone(), reads: count };
+        let recorded = refusal_of(node.write(payload).await);
+        for read in reads {
+            // One that ended since was counted: the record errs on the side of a read.
+            let _ = read.send(recorded.clone());
+        }
+    }
+}
+
+/// The audit tx's id once committed, or why nothing may be disclosed.
+fn refusal_of(written: crate::error::Result<crate::write::Written>) -> Recorded {
+    match written {
+        Ok(w) if w.height.is_some() => Ok(w.tx_id),
+        Ok(_) => Err(Refusal::Unavailable("the audit record was not committed in time; nothing was disclosed".into())),
+        // Expired or revoked between the check and the block: the chaincode's reason.
+        Err(NodeError::Chaincode(e)) => Err(Refusal::Forbidden(e.to_string())),
+        Err(NodeError::Conflict(reason)) => Err(Refusal::Forbidden(reason)),
+        Err(e) => {
+            Err(Refusal::Unavailable(format!("the audit record could not be written ({e}); nothing was disclosed")))
+        }
+    }
+}
