@@ -206,7 +206,8 @@ pub struct MetadataView {
     pub expires_at: String,
     /// When the owner's node decided to disclose: always before `expires_at`.
     pub decided_at: String,
-    /// The owner's tx that recorded this read in the ledger's audit trail.
+    /// The owner's tx that recorded this read in the ledger's audit trail
+    /// (with the reads of the same user that waited for it together).
     pub audit_tx_id: String,
     #[schema(value_type = Object)]
     pub private_metadata: serde_json::Value,
@@ -216,7 +217,9 @@ pub struct MetadataView {
 /// ledger confirms the lease is active: the read is itself a transaction
 /// (`RecordAccess`) that the chaincode rejects once the lease has expired or
 /// been revoked, so the check is made at the block's time, not the node's.
-#[utoipa::path(get, path = "/v1/leases/{id}/metadata", responses((status = 200, body = MetadataView), (status = 403, body = crate::error::Problem), (status = 503, body = crate::error::Problem)), security(("bearer" = ["member"])))]
+/// A user's reads that wait together share one record, which counts them;
+/// over the owner's limits the answer is 429, naming the limit.
+#[utoipa::path(get, path = "/v1/leases/{id}/metadata", responses((status = 200, body = MetadataView), (status = 403, body = crate::error::Problem), (status = 429, body = crate::error::Problem), (status = 503, body = crate::error::Problem)), security(("bearer" = ["member"])))]
 pub async fn metadata(
     s: State<AppState>,
     caller: Caller,
