@@ -73,7 +73,7 @@ while nxt <= height_after:
         nxt = b["height"] + 1
 # The node writes these itself, in no request's answer: a run's start and
 # end, and the access record of a metadata read (a GET).
-own = {"start_run", "finish_run", "record_access"}
+own = {"start_run", "finish_run", "record_access", "record_reads"}
 stray = [t for t in committed if t[0] not in accepted and t[1] not in own]
 print(f"height {height_before} -> {height_after}: {len(committed)} txs committed, "
       f"{len(stray)} not from an accepted request; {rejected_writes} writes rejected")

@@ -175,7 +175,11 @@ async fn concurrent_reads_of_a_lease_share_their_audit_records() {
     let records = log.as_array().unwrap();
     let counted: u64 = records.iter().map(|r| r["reads"].as_u64().expect("a record counts its reads")).sum();
     assert_eq!(counted, READS, "{log}");
-    assert!(records.len() < 16, "{} records for {READS} reads that waited together: {log}", records.len());
+    assert!(
+        records.len() < READS as usize / 2,
+        "{} records for {READS} reads that waited together: {log}",
+        records.len()
+    );
     let txs: std::collections::HashSet<_> = reads.iter().map(|(_, m)| m["audit_tx_id"].clone()).collect();
     assert_eq!(txs.len(), records.len(), "each answer names the tx of its record: {log}");
 }

@@ -79,6 +79,7 @@ async fn a_metadata_flood_stops_no_revocation() {
     let (_, log) = net.get(0, "/v1/leases/L3/access-log").await;
     let records = log.as_array().unwrap().len();
     assert!(records <= bound, "{records} access records; the limits allow {bound} until {until_revoked:?}");
+    assert!(records >= AUDIT_BURST as usize, "the flood reached the ledger: {records} access records");
 }
 
 /// An owner's node that answers a metadata read with something else, or

@@ -44,7 +44,8 @@ pub(crate) fn apply_verified(state: &mut impl State, tx: &SignedTx, tx_id: TxId,
             run::start(state, &tcx, run_id, workflow_hash, lease_ids, inputs)?
         }
         Payload::FinishRun { run_id, status, output_hash } => run::finish(state, &tcx, run_id, *status, output_hash)?,
-        Payload::RecordAccess { lease_id, reader, reads } => {
+        Payload::RecordAccess { lease_id, reader } => lease::record_access(state, &tcx, lease_id, reader, 1)?,
+        Payload::RecordReads { lease_id, reader, reads } => {
             lease::record_access(state, &tcx, lease_id, reader, *reads)?
         }
         Payload::ApproveMembership { voters } => crate::membership::approve(state, &tcx, voters)?,

@@ -54,6 +54,40 @@ mod tests {
         assert_eq!(bytes, expected);
     }
 
+    /// Chains written before access records counted their reads still
+    /// decode: `RecordAccess` keeps its index, `RecordReads` comes last, and
+    /// a stored record's bytes have no count.
+    #[test]
+    fn audit_records_keep_the_bytes_of_older_chains() {
+        let old = Payload::RecordAccess { lease_id: "L".into(), reader: "u".into() };
+        let new = Payload::RecordReads { lease_id: "L".into(), reader: "u".into(), reads: 2 };
+        assert_eq!(super::to_bytes(&old)[..4], [11, 0, 0, 0]);
+        assert_eq!(super::to_bytes(&new)[..4], [21, 0, 0, 0]);
+        let record = crate::AccessRecord {
+            lease_id: "L".into(),
+            dataset_id: "d".into(),
+            version: 1,
+            org: "o".into(),
+            reader: "u".into(),
+            time_ms: 9,
+            tx_id: crate::TxId([3; 32]),
+            reads: 5,
+        };
+        let expected: Vec<u8> = [
+            &[1, 0, 0, 0, 0, 0, 0, 0, b'L'][..],
+            &[1, 0, 0, 0, 0, 0, 0, 0, b'd'],
+            &[1, 0, 0, 0],
+            &[1, 0, 0, 0, 0, 0, 0, 0, b'o'],
+            &[1, 0, 0, 0, 0, 0, 0, 0, b'u'],
+            &[9, 0, 0, 0, 0, 0, 0, 0],
+            &[3; 32],
+        ]
+        .concat();
+        assert_eq!(super::to_bytes(&record), expected);
+        let decoded: crate::AccessRecord = super::from_bytes(&expected, "record").unwrap();
+        assert_eq!(decoded.reads, 1, "a stored record alone stands for one read");
+    }
+
     #[test]
     fn round_trips_and_rejects_trailing_bytes() {
         let r = DatasetRef { id: "d".into(), version: 3 };

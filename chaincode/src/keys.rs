@@ -67,6 +67,10 @@ pub fn history_entry(kind: &str, id: &str, seq: u32) -> Vec<u8> {
 pub fn history_count(kind: &str, id: &str) -> Vec<u8> {
     format!("histn/{kind}/{id}").into_bytes()
 }
+/// The reads the `seq`th access record of `lease` counts, when more than one.
+pub fn access_reads(lease: &str, seq: u32) -> Vec<u8> {
+    format!("accr/{lease}/{seq:010}").into_bytes()
+}
 pub fn idx_owner(org: &str, ds: &str) -> Vec<u8> {
     format!("idx/owner/{org}/{ds}").into_bytes()
 }

@@ -268,12 +268,13 @@ pub(crate) fn require_active_for(state: &(impl StateRead + ?Sized), ctx: &TxCtx,
     Ok(lease)
 }
 
-/// The owner records a disclosure to the lessee; the lease must be active
-/// at this block's time, so no disclosure is recorded at or after expiry.
 /// Reads one access record may stand for: what one user of the lessee's
 /// asked for while the owner's previous record of them was committing.
 pub const MAX_READS_PER_RECORD: u32 = 1024;
 
+/// The owner records `reads` disclosures to the lessee's `reader`; the
+/// lease must be active at this block's time, so no disclosure is recorded
+/// at or after expiry.
 pub(crate) fn record_access(
     state: &mut impl State,
     ctx: &TxCtx,
@@ -302,6 +303,12 @@ pub(crate) fn record_access(
         tx_id: ctx.tx_id,
         reads,
     };
+    let seq: u32 = keys::get(state, &keys::history_count("access", lease_id))?.unwrap_or(0);
     ctx.record_history(state, "access", lease_id, &record)?;
+    // Beside the record, whose stored bytes are those of the records
+    // written before counts were; none means one read.
+    if reads > 1 {
+        keys::put(state, keys::access_reads(lease_id, seq), &reads);
+    }
     Ok(Event::AccessRecorded { lease_id: lease_id.into() })
 }

@@ -181,7 +181,9 @@ pub fn access_log(
                 reason: "an access record the count promises is missing".into(),
             };
             let entry: HistoryEntry = keys::get(state, &key)?.ok_or_else(missing)?;
-            Ok((seq, crate::canonical::from_bytes(&entry.record, "access record")?))
+            let mut record: AccessRecord = crate::canonical::from_bytes(&entry.record, "access record")?;
+            record.reads = keys::get(state, &keys::access_reads(lease_id, seq))?.unwrap_or(1);
+            Ok((seq, record))
         })
         .collect()
 }

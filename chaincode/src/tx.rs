@@ -92,13 +92,12 @@ pub enum Payload {
         output_hash: Option<Hash32>,
     },
     /// Audit: the owner's node is about to disclose the lease's metadata to
-    /// `reader`, a user of the lessee, `reads` times. Only the owner signs it.
+    /// `reader`, a user of the lessee, once. Only the owner signs it. Nodes
+    /// now write [`Payload::RecordReads`]; this stays for the chains that
+    /// hold it.
     RecordAccess {
         lease_id: String,
         reader: String,
-        /// The reads this record stands for: those of `reader` that waited
-        /// for it together, 1 to [`crate::MAX_READS_PER_RECORD`].
-        reads: u32,
     },
     /// This org approves `voters` as the raft voters; the set takes effect
     /// once a majority of the orgs approve it (see `membership`).
@@ -157,6 +156,16 @@ pub enum Payload {
     DenyOrgChange {
         change_id: String,
     },
+    /// Audit: the owner's node is about to disclose the lease's metadata to
+    /// `reader`, a user of the lessee, `reads` times: the reads of that user
+    /// that waited for this record together, 1 to
+    /// [`crate::MAX_READS_PER_RECORD`]. Only the owner signs it. Last, so
+    /// that the variants before keep their index in the canonical bytes.
+    RecordReads {
+        lease_id: String,
+        reader: String,
+        reads: u32,
+    },
 }
 
 impl Payload {
@@ -184,6 +193,7 @@ impl Payload {
             Self::ApproveOrgChange { .. } => "approve_org_change",
             Self::WithdrawOrgChange { .. } => "withdraw_org_change",
             Self::DenyOrgChange { .. } => "deny_org_change",
+            Self::RecordReads { .. } => "record_reads",
         }
     }
 }

@@ -423,6 +423,14 @@ pub struct AccessRecord {
     pub reader: String,
     pub time_ms: TimeMs,
     pub tx_id: crate::TxId,
-    /// How many reads by `reader` were disclosed under this one record.
+    /// How many reads by `reader` this one record counts. Not in the stored
+    /// bytes, which are those of the records written before counts were:
+    /// kept beside them (`keys::access_reads`) and filled in by
+    /// `query::access_log`.
+    #[serde(skip, default = "one_read")]
     pub reads: u32,
+}
+
+fn one_read() -> u32 {
+    1
 }

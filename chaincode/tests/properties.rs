@@ -9,17 +9,49 @@ use std::collections::BTreeMap;
 
 #[derive(Debug, Clone)]
 enum Op {
-    Register { ds: u8, auto: bool, exclusive: bool, max_min: u64 },
-    Update { ds: u8 },
-    Retire { ds: u8 },
-    Request { lease: u8, ds: u8, dur_min: u64 },
-    Grant { lease: u8, dur_min: u64 },
-    Deny { lease: u8 },
-    Release { lease: u8 },
-    Revoke { lease: u8 },
-    Extend { lease: u8, extra_min: u64 },
-    StartRun { run: u8, lease: u8 },
-    Access { lease: u8 },
+    Register {
+        ds: u8,
+        auto: bool,
+        exclusive: bool,
+        max_min: u64,
+    },
+    Update {
+        ds: u8,
+    },
+    Retire {
+        ds: u8,
+    },
+    Request {
+        lease: u8,
+        ds: u8,
+        dur_min: u64,
+    },
+    Grant {
+        lease: u8,
+        dur_min: u64,
+    },
+    Deny {
+        lease: u8,
+    },
+    Release {
+        lease: u8,
+    },
+    Revoke {
+        lease: u8,
+    },
+    Extend {
+        lease: u8,
+        extra_min: u64,
+    },
+    StartRun {
+        run: u8,
+        lease: u8,
+    },
+    /// `reads` 0 is the one-read `RecordAccess` of older chains.
+    Access {
+        lease: u8,
+        reads: u32,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -56,7 +88,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => lease.clone().prop_map(|lease| Op::Revoke { lease }),
         4 => (lease.clone(), 1u64..40).prop_map(|(lease, extra_min)| Op::Extend { lease, extra_min }),
         4 => (0u8..8, lease.clone()).prop_map(|(run, lease)| Op::StartRun { run, lease }),
-        4 => lease.prop_map(|lease| Op::Access { lease }),
+        4 => (lease, 0u32..4).prop_map(|(lease, reads)| Op::Access { lease, reads }),
     ]
 }
 
@@ -97,7 +129,8 @@ fn payload(op: &Op) -> Payload {
             lease_ids: vec![l(lease)],
             inputs: vec![],
         },
-        Op::Access { lease } => Payload::RecordAccess { lease_id: l(lease), reader: "u".into(), reads: 1 },
+        Op::Access { lease, reads: 0 } => Payload::RecordAccess { lease_id: l(lease), reader: "u".into() },
+        Op::Access { lease, reads } => Payload::RecordReads { lease_id: l(lease), reader: "u".into(), reads },
     }
 }
 
@@ -186,7 +219,7 @@ fn natural_signer(state: &MemState, op: &Op) -> usize {
         | Op::Deny { lease: l }
         | Op::Revoke { lease: l }
         | Op::Extend { lease: l, .. }
-        | Op::Access { lease: l } => lease(*l).map_or(0, |l| index(&l.owner)),
+        | Op::Access { lease: l, .. } => lease(*l).map_or(0, |l| index(&l.owner)),
         Op::Release { lease: l } | Op::StartRun { lease: l, .. } => lease(*l).map_or(0, |l| index(&l.lessee)),
     }
 }
@@ -223,7 +256,7 @@ fn check_authority(pre: &MemState, signer: &str, op: &Op, now: i64) {
             assert_eq!(l.lessee, signer);
             assert_eq!(l.status_at(now), LeaseStatus::Active, "{op:?} used an inactive lease");
         }
-        Op::Access { lease: i } => {
+        Op::Access { lease: i, .. } => {
             let l = lease(*i);
             assert_eq!(l.owner, signer, "only the owner records a disclosure");
             assert_eq!(l.status_at(now), LeaseStatus::Active, "{op:?} disclosed under an inactive lease");

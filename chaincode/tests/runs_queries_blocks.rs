@@ -128,7 +128,7 @@ fn a_failed_run_cannot_be_published() {
 #[test]
 fn disclosures_are_recorded_by_the_owner_only_under_an_active_lease() {
     let mut net = with_active_lease();
-    let access = |r: &str| Payload::RecordAccess { lease_id: "L1".into(), reader: r.into(), reads: 1 };
+    let access = |r: &str| Payload::RecordAccess { lease_id: "L1".into(), reader: r.into() };
     assert!(matches!(net.reject(2, T0 + 3000, access("eve")), ChaincodeError::NotOwner { .. }));
     assert!(
         matches!(net.reject(1, T0 + 3000, access("eve")), ChaincodeError::NotOwner { .. }),
@@ -148,8 +148,10 @@ fn disclosures_are_recorded_by_the_owner_only_under_an_active_lease() {
 #[test]
 fn one_access_record_counts_the_reads_that_waited_for_it() {
     let mut net = with_active_lease();
-    let access = |reads: u32| Payload::RecordAccess { lease_id: "L1".into(), reader: "alice".into(), reads };
+    let access = |reads: u32| Payload::RecordReads { lease_id: "L1".into(), reader: "alice".into(), reads };
+    net.run(0, T0 + 3000, Payload::RecordAccess { lease_id: "L1".into(), reader: "bob".into() }).unwrap();
     net.run(0, T0 + 3000, access(MAX_READS_PER_RECORD)).unwrap();
+    net.run(0, T0 + 3000, access(1)).unwrap();
     for reads in [0, MAX_READS_PER_RECORD + 1] {
         let e = net.reject(0, T0 + 3000, access(reads));
         assert_eq!(
@@ -159,7 +161,12 @@ fn one_access_record_counts_the_reads_that_waited_for_it() {
         );
     }
     let log = query::access_log(&net.state, "L1", 0, 10).unwrap();
-    assert_eq!(log.iter().map(|(_, r)| r.reads).collect::<Vec<_>>(), [MAX_READS_PER_RECORD]);
+    let counts: Vec<_> = log.iter().map(|(_, r)| (r.reader.as_str(), r.reads)).collect();
+    assert_eq!(
+        counts,
+        [("bob", 1), ("alice", MAX_READS_PER_RECORD), ("alice", 1)],
+        "a record without a count is one read"
+    );
 }
 
 #[test]

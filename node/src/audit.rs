@@ -1,15 +1,16 @@
 //! The owner's audit records of disclosures. Every read of a lease's
 //! private metadata is on the ledger before its answer; reads of one lease
 //! by one user that wait at the same moment share one record, which counts
-//! them (`RecordAccess { reads }`), the way a database's group commit
+//! them (`RecordReads { reads }`), the way a database's group commit
 //! shares one fsync. Such reads carry the same lease, user, block time and
 //! tx, so one record says all that separate ones would.
 //!
 //! One writer per (lease, user) at a time: while its record commits, new
 //! reads join the next one. What a lessee org can make the owner write is
-//! bounded whatever it reads: [`AUDITS_IN_FLIGHT`] records of its reads in
-//! the owner's mempool at once, [`crate::limits::AUDIT_BURST`] and then
-//! [`crate::limits::AUDITS_PER_S`] records per lease, and [`MAX_READS_PER_RECORD`] reads waiting for each.
+//! bounded whatever it reads, and whatever user names it sends:
+//! [`AUDITS_IN_FLIGHT`] records of its reads in the owner's mempool at
+//! once, a rate of records per lease and one per org (`limits`), and
+//! [`MAX_READS_PER_RECORD`] reads waiting for each.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -100,24 +101,45 @@ impl Audits {
 /// joined while the one before committed.
 async fn write_records(node: NodeHandle, org: String, key: Key, _slot: Slot) {
     let audits = &node.inner.audits;
+    let mut entry = Entry { audits, key: &key, finished: false };
     let (lease_id, reader) = &key;
     while !audits.done(&key) {
-        // Reads keep joining while the writer waits for its org's token.
-        while let Err(wait) = node.inner.limits.audits.take_or_wait(&org, lease_id, Instant::now()) {
+        // Reads keep joining while the writer waits for its tokens.
+        let limits = &node.inner.limits;
+        while let Err(wait) = limits.audits.take_or_wait(&org, lease_id, Instant::now()) {
             tokio::time::sleep(wait).await;
         }
-        let mut reads = audits.take(&key);
-        // A read whose request ended is not disclosed, so not counted.
-        reads.retain(|read| !read.is_closed());
-        if reads.is_empty() {
-            continue;
+        while let Err(wait) = limits.org_audits.take_or_wait(&org, "", Instant::now()) {
+            tokio::time::sleep(wait).await;
         }
+        let reads = audits.take(&key);
         let count = u32::try_from(reads.len()).expect("at most MAX_READS_PER_RECORD wait");
-        let payload = Payload::RecordAccess { lease_id: lease_id.clone(), reader: reader.clone(), reads: count };
+        let payload = Payload::RecordReads { lease_id: lease_id.clone(), reader: reader.clone(), reads: count };
         let recorded = refusal_of(node.write(payload).await);
         for read in reads {
-            // One that ended since was counted: the record errs on the side of a read.
+            // A read whose request ended since was counted all the same:
+            // the record errs on the side of a read.
             let _ = read.send(recorded.clone());
+        }
+    }
+    entry.finished = true;
+}
+
+/// A writer's entry, removed if the writer ends before `done` removed it
+/// (a panic, the runtime's shutdown): its waiting reads are then answered
+/// that nothing was written, and the next read starts a writer of its own.
+struct Entry<'a> {
+    audits: &'a Audits,
+    key: &'a Key,
+    finished: bool,
+}
+
+impl Drop for Entry<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            if let Ok(mut waiting) = self.audits.waiting.lock() {
+                waiting.remove(self.key);
+            }
         }
     }
 }

@@ -7,7 +7,7 @@
 //! 2. the owner checks that the lease is active and held by the asking
 //!    peer's org, and that the dataset is read as files (a compute
 //!    dataset's metadata is never disclosed);
-//! 3. it commits the audit record (`RecordAccess`: org, user, lease,
+//! 3. it commits the audit record (`RecordReads`: org, user, lease,
 //!    version, block time, and how many reads it stands for: those of one
 //!    user that waited together, see [`crate::audit`]), which the chaincode
 //!    accepts only while the lease is active at that block's time;
@@ -128,6 +128,11 @@ pub(crate) async fn serve(
             )))
         }
         Err(e) => return Err(internal(e.into())),
+    }
+    // Refused here, before it takes a place among the audits, not by the
+    // chaincode after: the whole record would fail.
+    if req.reader.is_empty() || req.reader.len() > 200 {
+        return Err(Refusal::Forbidden("the reader's name must be 1 to 200 bytes".into()));
     }
     // Each read is on the ledger before its answer; reads that wait
     // together share one audit record (`audit`), whose limits keep a flood

@@ -2,7 +2,8 @@
 //! side of disclosure and of the data plane serves other orgs, and a
 //! lessee that floods it must not crowd out the owner's own work (its
 //! revocation of that very lease above all). Each request over a limit is
-//! refused at once, saying which limit; nothing is queued.
+//! refused at once, saying which limit. Only reads that joined an audit
+//! record wait, while its writer waits for its token (`audit`).
 //!
 //! Both maps hold an entry per (org, lease) that passed the lease check, or
 //! per org: bounded by the leases on the ledger, and pruned of idle entries.
@@ -16,11 +17,15 @@ use std::time::{Duration, Instant};
 /// bounds the owner's work per read, not its ledger.
 pub const DISCLOSURE_BURST: u32 = 1024;
 pub const DISCLOSURES_PER_S: u32 = 4096;
-/// Audit records per lessee org and lease: each is a tx of the owner's and
-/// a record on every node's ledger, whatever the reads it counts. A writer
-/// waits for its token while more reads join its record.
+/// Audit records per lessee org and lease, and per lessee org over all its
+/// leases: each is a tx of the owner's and a record on every node's ledger,
+/// whatever the reads it counts, so neither user names nor leases multiply
+/// what one org can make the owner write. A writer waits for its tokens
+/// while more reads join its record.
 pub const AUDIT_BURST: u32 = 8;
 pub const AUDITS_PER_S: u32 = 50;
+pub const ORG_AUDIT_BURST: u32 = 16;
+pub const ORG_AUDITS_PER_S: u32 = 100;
 /// Audit records of one org's reads in flight at once: what a flood may
 /// take of the owner's mempool, at most.
 pub const AUDITS_IN_FLIGHT: usize = 4;
@@ -113,6 +118,8 @@ impl InFlight {
 pub(crate) struct PeerLimits {
     pub disclosures: Buckets,
     pub audits: Buckets,
+    /// Keyed by org alone (the lease is "").
+    pub org_audits: Buckets,
     pub auditing: InFlight,
     pub data: Buckets,
     pub serving: InFlight,
@@ -123,6 +130,7 @@ impl Default for PeerLimits {
         Self {
             disclosures: Buckets::new(DISCLOSURE_BURST, DISCLOSURES_PER_S),
             audits: Buckets::new(AUDIT_BURST, AUDITS_PER_S),
+            org_audits: Buckets::new(ORG_AUDIT_BURST, ORG_AUDITS_PER_S),
             auditing: InFlight::new(AUDITS_IN_FLIGHT),
             data: Buckets::new(DATA_BURST, DATA_PER_S),
             serving: InFlight::new(DATA_IN_FLIGHT),
