@@ -103,3 +103,49 @@ async fn an_owners_wrong_answer_is_a_502_naming_it() {
     assert!(p["detail"].as_str().unwrap().contains("org3's node answered a different request"), "{p}");
     drop(rogue);
 }
+
+/// The same kind of flood spread over four leases: what one org can make
+/// the owner write is bounded over all its leases and user names (the
+/// per-org rate of records), not four times the per-lease one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_over_many_leases_is_bounded_per_org() {
+    use futures::StreamExt;
+    use leasehold_node::limits::{ORG_AUDITS_PER_S, ORG_AUDIT_BURST};
+    use leasehold_node::wire::disclose::MetadataRequest;
+    const LEASES: [&str; 4] = ["La", "Lb", "Lc", "Ld"];
+    let mut net = TestNet::start(3).await;
+    let mut setup = vec![net.sign(0, auto_dataset("ds"))];
+    for lease in LEASES {
+        setup.push(net.sign(2, lease_request(lease, "ds")));
+    }
+    for tx in setup {
+        let (_, r) = net.submit(0, &[tx], 10_000).await.unwrap();
+        assert!(is_committed_valid(&r[0]), "{r:?}");
+    }
+    for lease in LEASES {
+        net.wait_lease(0, lease, "active").await;
+    }
+    let rogue = Rogue::as_org3(&mut net).await;
+    let rogue = &rogue;
+    // Before the first read, so before the first token.
+    let started = Instant::now();
+    let read = |i: usize| {
+        let req = MetadataRequest { lease_id: LEASES[i % LEASES.len()].into(), reader: format!("mallory{i}") };
+        async move { rogue.send("org1", &Rpc::Metadata(req)).await }
+    };
+    let mut replies = futures::stream::iter(0..100_000).map(read).buffer_unordered(256);
+    let deadline = Instant::now() + Duration::from_secs(4);
+    while replies.next().await.is_some() && Instant::now() < deadline {}
+    drop(replies);
+    let mut records = 0;
+    for lease in LEASES {
+        let (code, log) = net.get(0, &format!("/v1/leases/{lease}/access-log")).await;
+        assert_eq!(code, 200, "{log}");
+        records += log.as_array().unwrap().len();
+    }
+    // Counted after the last record read: a bound for every record counted.
+    let bound = (ORG_AUDIT_BURST as f64 + ORG_AUDITS_PER_S as f64 * started.elapsed().as_secs_f64()) as usize;
+    println!("FIGURE flood over {} leases: {records} access records, the org's bound {bound}", LEASES.len());
+    assert!(records <= bound, "{records} access records over {} leases; the org's rate allows {bound}", LEASES.len());
+    assert!(records >= ORG_AUDIT_BURST as usize, "the flood reached the ledger: {records} access records");
+}

@@ -215,7 +215,7 @@ pub struct MetadataView {
 
 /// Decrypts a leased dataset's private metadata for the lessee org, after the
 /// ledger confirms the lease is active: the read is itself a transaction
-/// (`RecordAccess`) that the chaincode rejects once the lease has expired or
+/// (`RecordReads`) that the chaincode rejects once the lease has expired or
 /// been revoked, so the check is made at the block's time, not the node's.
 /// A user's reads that wait together share one record, which counts them;
 /// over the owner's limits the answer is 429, naming the limit.

@@ -5,7 +5,7 @@
 //! refused at once, saying which limit. Only reads that joined an audit
 //! record wait, while its writer waits for its token (`audit`).
 //!
-//! Both maps hold an entry per (org, lease) that passed the lease check, or
+//! Each map holds an entry per (org, lease) that passed the lease check, or
 //! per org: bounded by the leases on the ledger, and pruned of idle entries.
 
 use std::collections::HashMap;
