@@ -13,16 +13,17 @@
 //! [`MAX_READS_PER_RECORD`] reads waiting for each.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use leasehold_chaincode::{Payload, MAX_READS_PER_RECORD};
 use tokio::sync::oneshot;
 
 use crate::error::NodeError;
-use crate::handle::NodeHandle;
-use crate::limits::{Slot, AUDITS_IN_FLIGHT};
+use crate::limits::{Buckets, InFlight, Slot, AUDITS_IN_FLIGHT, AUDITS_PER_S, AUDIT_BURST};
+use crate::limits::{ORG_AUDITS_PER_S, ORG_AUDIT_BURST};
 use crate::wire::disclose::Refusal;
+use crate::write::{Writer, Written};
 
 /// The audit tx's id, or why the reads it would have recorded are refused.
 type Recorded = Result<String, Refusal>;
@@ -31,21 +32,45 @@ type Key = (String, String);
 /// A read waiting for its record.
 type Waiter = oneshot::Sender<Recorded>;
 
-/// Reads waiting for a record, by (lease, reader). An entry lives while its
-/// writer does: an empty list means a record is committing and none waits.
-#[derive(Default)]
+/// The audit records this node writes for other orgs' reads, and their
+/// limits; shared with the writer tasks.
 pub(crate) struct Audits {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    /// Signs and commits the records as this org.
+    writer: Arc<Writer>,
+    /// Reads waiting for a record, by (lease, reader). An entry lives while
+    /// its writer does: an empty list means a record is committing and
+    /// none waits.
     waiting: Mutex<HashMap<Key, Vec<Waiter>>>,
+    /// Records per (org, lease), per org (the lease is ""), and writers at
+    /// once per org.
+    per_lease: Buckets,
+    per_org: Buckets,
+    writing: InFlight,
 }
 
 impl Audits {
+    pub(crate) fn new(writer: Arc<Writer>) -> Self {
+        let shared = Shared {
+            writer,
+            waiting: Mutex::default(),
+            per_lease: Buckets::new(AUDIT_BURST, AUDITS_PER_S),
+            per_org: Buckets::new(ORG_AUDIT_BURST, ORG_AUDITS_PER_S),
+            writing: InFlight::new(AUDITS_IN_FLIGHT),
+        };
+        Self { shared: Arc::new(shared) }
+    }
+
     /// Records one read of `lease_id` by `reader`, a user of `org`, and waits
     /// until its record commits on this node.
-    pub(crate) async fn record(&self, node: &NodeHandle, org: &str, lease_id: &str, reader: &str) -> Recorded {
+    pub(crate) async fn record(&self, org: &str, lease_id: &str, reader: &str) -> Recorded {
         let (answer, recorded) = oneshot::channel();
         let key = (lease_id.to_string(), reader.to_string());
         let writer_slot = {
-            let mut waiting = self.waiting.lock().expect("audits lock");
+            let mut waiting = self.shared.waiting.lock().expect("audits lock");
             match waiting.get_mut(&key) {
                 Some(reads) if reads.len() >= MAX_READS_PER_RECORD as usize => {
                     return Err(Refusal::Busy(format!(
@@ -58,7 +83,7 @@ impl Audits {
                     None
                 }
                 None => {
-                    let Some(slot) = node.inner.limits.auditing.enter(org) else {
+                    let Some(slot) = self.shared.writing.enter(org) else {
                         return Err(Refusal::Busy(format!(
                             "at most {AUDITS_IN_FLIGHT} audit records of {org}'s reads are written at once; retry \
                              later"
@@ -72,13 +97,15 @@ impl Audits {
         if let Some(slot) = writer_slot {
             // Its own task: the writer serves every read that joins, so it
             // must not end with the request that started it.
-            tokio::spawn(write_records(node.clone(), org.to_string(), key, slot));
+            tokio::spawn(write_records(self.shared.clone(), org.to_string(), key, slot));
         }
         recorded.await.unwrap_or_else(|_| {
             Err(Refusal::Unavailable("the audit record was not written; nothing was disclosed".into()))
         })
     }
+}
 
+impl Shared {
     /// Whether no read waits for `key`'s next record; the entry goes with
     /// the answer, under the same lock, so a read that comes later starts
     /// a writer of its own.
@@ -99,23 +126,21 @@ impl Audits {
 
 /// Writes records for `key` until no read waits: each takes every read that
 /// joined while the one before committed.
-async fn write_records(node: NodeHandle, org: String, key: Key, _slot: Slot) {
-    let audits = &node.inner.audits;
-    let mut entry = Entry { audits, key: &key, finished: false };
+async fn write_records(audits: Arc<Shared>, org: String, key: Key, _slot: Slot) {
+    let mut entry = Entry { audits: &audits, key: &key, finished: false };
     let (lease_id, reader) = &key;
     while !audits.done(&key) {
         // Reads keep joining while the writer waits for its tokens.
-        let limits = &node.inner.limits;
-        while let Err(wait) = limits.audits.take_or_wait(&org, lease_id, Instant::now()) {
+        while let Err(wait) = audits.per_lease.take_or_wait(&org, lease_id, Instant::now()) {
             tokio::time::sleep(wait).await;
         }
-        while let Err(wait) = limits.org_audits.take_or_wait(&org, "", Instant::now()) {
+        while let Err(wait) = audits.per_org.take_or_wait(&org, "", Instant::now()) {
             tokio::time::sleep(wait).await;
         }
         let reads = audits.take(&key);
         let count = u32::try_from(reads.len()).expect("at most MAX_READS_PER_RECORD wait");
         let payload = Payload::RecordReads { lease_id: lease_id.clone(), reader: reader.clone(), reads: count };
-        let recorded = refusal_of(node.write(payload).await);
+        let recorded = refusal_of(audits.writer.write(payload).await);
         for read in reads {
             // A read whose request ended since was counted all the same:
             // the record errs on the side of a read.
@@ -129,7 +154,7 @@ async fn write_records(node: NodeHandle, org: String, key: Key, _slot: Slot) {
 /// (a panic, the runtime's shutdown): its waiting reads are then answered
 /// that nothing was written, and the next read starts a writer of its own.
 struct Entry<'a> {
-    audits: &'a Audits,
+    audits: &'a Shared,
     key: &'a Key,
     finished: bool,
 }
@@ -145,7 +170,7 @@ impl Drop for Entry<'_> {
 }
 
 /// The audit tx's id once committed, or why nothing may be disclosed.
-fn refusal_of(written: crate::error::Result<crate::write::Written>) -> Recorded {
+fn refusal_of(written: crate::error::Result<Written>) -> Recorded {
     match written {
         Ok(w) if w.height.is_some() => Ok(w.tx_id),
         Ok(_) => Err(Refusal::Unavailable("the audit record was not committed in time; nothing was disclosed".into())),

@@ -143,7 +143,7 @@ pub(crate) async fn serve(
             "{asker} reads lease {id}'s metadata at most {burst} times at once and {rate} a second; retry later"
         )));
     }
-    let audit_tx_id = node.inner.audits.record(node, &asker, id, &req.reader).await?;
+    let audit_tx_id = node.inner.audits.record(&asker, id, &req.reader).await?;
     // Decided now, after the commit, and never at or after expiry.
     let decided_at_ms = node.ledger_now();
     let lease =

@@ -59,6 +59,7 @@ pub(crate) struct Parts {
 
 impl Inner {
     pub(crate) fn new(p: Parts) -> Self {
+        let audits = crate::audit::Audits::new(p.writer.clone());
         Self {
             cfg: p.cfg,
             ledger: p.ledger,
@@ -67,7 +68,7 @@ impl Inner {
             x25519_secret: p.x25519_secret,
             manifests: Default::default(),
             limits: Default::default(),
-            audits: Default::default(),
+            audits,
             backing_up: Default::default(),
             adopting: Default::default(),
             objects: p.objects,

@@ -114,13 +114,10 @@ impl InFlight {
     }
 }
 
-/// Every limit this node holds other orgs to.
+/// The limits this node holds other orgs to, but for the audit records of
+/// their reads, which `audit` holds with the records.
 pub(crate) struct PeerLimits {
     pub disclosures: Buckets,
-    pub audits: Buckets,
-    /// Keyed by org alone (the lease is "").
-    pub org_audits: Buckets,
-    pub auditing: InFlight,
     pub data: Buckets,
     pub serving: InFlight,
 }
@@ -129,9 +126,6 @@ impl Default for PeerLimits {
     fn default() -> Self {
         Self {
             disclosures: Buckets::new(DISCLOSURE_BURST, DISCLOSURES_PER_S),
-            audits: Buckets::new(AUDIT_BURST, AUDITS_PER_S),
-            org_audits: Buckets::new(ORG_AUDIT_BURST, ORG_AUDITS_PER_S),
-            auditing: InFlight::new(AUDITS_IN_FLIGHT),
             data: Buckets::new(DATA_BURST, DATA_PER_S),
             serving: InFlight::new(DATA_IN_FLIGHT),
         }
