@@ -67,9 +67,10 @@ pub fn history_entry(kind: &str, id: &str, seq: u32) -> Vec<u8> {
 pub fn history_count(kind: &str, id: &str) -> Vec<u8> {
     format!("histn/{kind}/{id}").into_bytes()
 }
-/// The reads the `seq`th access record of `lease` counts, when more than one.
-pub fn access_reads(lease: &str, seq: u32) -> Vec<u8> {
-    format!("accr/{lease}/{seq:010}").into_bytes()
+/// The reads the access record that `tx` wrote under `lease` counts, when
+/// more than one (a tx writes one record).
+pub fn access_reads(lease: &str, tx: &crate::TxId) -> Vec<u8> {
+    format!("accr/{lease}/{}", tx.to_hex()).into_bytes()
 }
 pub fn idx_owner(org: &str, ds: &str) -> Vec<u8> {
     format!("idx/owner/{org}/{ds}").into_bytes()

@@ -271,6 +271,8 @@ pub(crate) fn require_active_for(state: &(impl StateRead + ?Sized), ctx: &TxCtx,
 /// Reads one access record may stand for: what one user of the lessee's
 /// asked for while the owner's previous record of them was committing.
 pub const MAX_READS_PER_RECORD: u32 = 1024;
+/// The longest name of a lessee's user an access record holds.
+pub const MAX_READER_BYTES: usize = 200;
 
 /// The owner records `reads` disclosures to the lessee's `reader`; the
 /// lease must be active at this block's time, so no disclosure is recorded
@@ -287,8 +289,8 @@ pub(crate) fn record_access(
     if lease.status_at(ctx.now()) != LeaseStatus::Active {
         return Err(wrong_state(&lease, ctx.now(), "disclose", "active"));
     }
-    if reader.is_empty() || reader.len() > 200 {
-        return Err(ChaincodeError::invalid("reader", "must be 1 to 200 bytes"));
+    if reader.is_empty() || reader.len() > MAX_READER_BYTES {
+        return Err(ChaincodeError::invalid("reader", format!("must be 1 to {MAX_READER_BYTES} bytes")));
     }
     if !(1..=MAX_READS_PER_RECORD).contains(&reads) {
         return Err(ChaincodeError::invalid("reads", format!("must be 1 to {MAX_READS_PER_RECORD}")));
@@ -303,12 +305,11 @@ pub(crate) fn record_access(
         tx_id: ctx.tx_id,
         reads,
     };
-    let seq: u32 = keys::get(state, &keys::history_count("access", lease_id))?.unwrap_or(0);
     ctx.record_history(state, "access", lease_id, &record)?;
     // Beside the record, whose stored bytes are those of the records
     // written before counts were; none means one read.
     if reads > 1 {
-        keys::put(state, keys::access_reads(lease_id, seq), &reads);
+        keys::put(state, keys::access_reads(lease_id, &ctx.tx_id), &reads);
     }
     Ok(Event::AccessRecorded { lease_id: lease_id.into() })
 }

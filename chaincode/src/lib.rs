@@ -37,7 +37,7 @@ pub use block::{apply_block, apply_block_except, BlockOutcome, TxOutcome, Verdic
 pub use commitment::{Commitment, StateRoot, COMMITMENT_BYTES};
 pub use ctx::{BlockCtx, Event};
 pub use error::ChaincodeError;
-pub use lease::MAX_READS_PER_RECORD;
+pub use lease::{MAX_READER_BYTES, MAX_READS_PER_RECORD};
 pub use signatures::{signed_digest, verify_signatures, verify_signatures_except};
 pub use state::{MemState, Overlay, State, StateRead, WriteSet};
 pub use tx::{Payload, SignedTx, TxBody, TxId};

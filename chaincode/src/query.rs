@@ -182,7 +182,7 @@ pub fn access_log(
             };
             let entry: HistoryEntry = keys::get(state, &key)?.ok_or_else(missing)?;
             let mut record: AccessRecord = crate::canonical::from_bytes(&entry.record, "access record")?;
-            record.reads = keys::get(state, &keys::access_reads(lease_id, seq))?.unwrap_or(1);
+            record.reads = keys::get(state, &keys::access_reads(lease_id, &record.tx_id))?.unwrap_or(1);
             Ok((seq, record))
         })
         .collect()

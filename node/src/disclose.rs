@@ -17,7 +17,7 @@
 //! The lessee's node relays the answer and keeps no copy. A refusal carries
 //! the owner's reason; an owner that cannot be reached discloses nothing.
 
-use leasehold_chaincode::{query, SealedMetadata};
+use leasehold_chaincode::{query, SealedMetadata, MAX_READER_BYTES};
 use leasehold_network::PeerId;
 
 use crate::crypto;
@@ -131,8 +131,8 @@ pub(crate) async fn serve(
     }
     // Refused here, before it takes a place among the audits, not by the
     // chaincode after: the whole record would fail.
-    if req.reader.is_empty() || req.reader.len() > 200 {
-        return Err(Refusal::Forbidden("the reader's name must be 1 to 200 bytes".into()));
+    if req.reader.is_empty() || req.reader.len() > MAX_READER_BYTES {
+        return Err(Refusal::Forbidden(format!("the reader's name must be 1 to {MAX_READER_BYTES} bytes")));
     }
     // Each read is on the ledger before its answer; reads that wait
     // together share one audit record (`audit`), whose limits keep a flood
